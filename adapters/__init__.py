@@ -1,0 +1,1 @@
+"""Engine adapters: every engine serves the same `EngineAdapter` contract (see `adapters.base`)."""

@@ -1,0 +1,188 @@
+"""The audit log (hash-chained, append-only) and the event outbox: every query on both tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db import Database, utcnow
+from gateway.tables import audit_log, outbox
+from gateway.uow import AuditDraft, UnitOfWork
+
+GENESIS_HASH = "0" * 64
+JOURNAL_LOCK_ID = 7_301_002  # PostgreSQL advisory lock that serialises journal appends
+
+
+def _chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    material = {key: row[key] for key in sorted(row) if key not in {"id", "hash", "prev_hash"}}
+    material["occurred_at"] = row["occurred_at"].isoformat()
+    payload = prev_hash + json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+async def _lock(session: AsyncSession) -> None:
+    # Taking the lock before inserting makes outbox and audit ids follow commit order, so a reader
+    # paging by id never skips a row that commits later, and the hash chain has one linear order.
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": JOURNAL_LOCK_ID})
+
+
+async def write(uow: UnitOfWork) -> None:
+    """Append the unit of work's events and audit row, inside its transaction."""
+    if not uow.events and uow.audit_entry is None:
+        return
+    await _lock(uow.session)
+    if uow.events:
+        await uow.session.execute(
+            outbox.insert(),
+            [
+                {
+                    "event_id": event.id,
+                    "type": event.type,
+                    "occurred_at": event.occurred_at,
+                    "engine": event.engine,
+                    "tenant_id": event.tenant_id,
+                    "actor": event.actor,
+                    "instance_id": event.instance_id,
+                    "data": event.data,
+                }
+                for event in uow.events
+            ],
+        )
+    if uow.audit_entry is not None:
+        await _append_audit(uow.session, uow.actor, uow.audit_entry)
+
+
+async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft) -> None:
+    prev_hash = await session.scalar(sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1))
+    row = {
+        "occurred_at": utcnow(),
+        "actor": actor,
+        "operation": entry.operation,
+        "resource_type": entry.resource_type,
+        "resource_id": entry.resource_id,
+        "engine": entry.engine,
+        "request": entry.request,
+        "status": entry.status,
+        "outcome": entry.outcome,
+        "detail": entry.detail,
+    }
+    prev_hash = prev_hash or GENESIS_HASH
+    row["prev_hash"] = prev_hash
+    row["hash"] = _chain_hash(prev_hash, row)
+    await session.execute(audit_log.insert().values(**row))
+
+
+async def record_failure(db: Database, actor: str, entry: AuditDraft) -> None:
+    """Audit a mutating call that failed; its own transaction, since the change itself rolled back."""
+    async with db.writer(), db.sessionmaker() as session, session.begin():
+        await _lock(session)
+        await _append_audit(session, actor, entry)
+
+
+@dataclass
+class ChainCheck:
+    rows: int
+    ok: bool
+    first_bad_id: int | None = None
+
+
+async def verify_chain(db: Database, batch: int = 5000) -> ChainCheck:
+    """Recompute every hash in id order; the first row whose hash or link is wrong is reported."""
+    prev_hash, rows, last_id = GENESIS_HASH, 0, 0
+    async with db.sessionmaker() as session:
+        while True:
+            result = await session.execute(
+                sa.select(audit_log).where(audit_log.c.id > last_id).order_by(audit_log.c.id).limit(batch)
+            )
+            chunk = [dict(r._mapping) for r in result]
+            if not chunk:
+                return ChainCheck(rows=rows, ok=True)
+            for row in chunk:
+                if row["prev_hash"] != prev_hash or _chain_hash(prev_hash, row) != row["hash"]:
+                    return ChainCheck(rows=rows, ok=False, first_bad_id=row["id"])
+                prev_hash, last_id, rows = row["hash"], row["id"], rows + 1
+
+
+def _audit_public(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "timestamp": row["occurred_at"],
+        "actor": row["actor"],
+        "operation": row["operation"],
+        "resource_type": row["resource_type"],
+        "resource_id": row["resource_id"],
+        "engine": row["engine"],
+        "request": row["request"],
+        "status": row["status"],
+        "outcome": row["outcome"],
+        "detail": row["detail"],
+        "hash": row["hash"],
+    }
+
+
+async def list_audit(
+    session: AsyncSession,
+    *,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    actor: str | None = None,
+    operation: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    newest_first: bool = True,
+) -> tuple[list[dict[str, Any]], int]:
+    conditions = [
+        column == value
+        for column, value in (
+            (audit_log.c.resource_type, resource_type),
+            (audit_log.c.resource_id, resource_id),
+            (audit_log.c.actor, actor),
+            (audit_log.c.operation, operation),
+        )
+        if value is not None
+    ]
+    if since is not None:
+        conditions.append(audit_log.c.occurred_at >= since)
+    if until is not None:
+        conditions.append(audit_log.c.occurred_at <= until)
+    order = audit_log.c.id.desc() if newest_first else audit_log.c.id.asc()
+    rows = await session.execute(sa.select(audit_log).where(*conditions).order_by(order).offset(offset).limit(limit))
+    total = await session.scalar(sa.select(sa.func.count()).select_from(audit_log).where(*conditions))
+    return [_audit_public(dict(r._mapping)) for r in rows], int(total or 0)
+
+
+def _event_public(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["event_id"],
+        "cursor": str(row["id"]),
+        "type": row["type"],
+        "occurred_at": row["occurred_at"],
+        "engine": row["engine"],
+        "tenant_id": row["tenant_id"],
+        "actor": row["actor"],
+        "instance_id": row["instance_id"],
+        "data": row["data"],
+    }
+
+
+async def list_events(
+    session: AsyncSession, *, after: int, types: list[str] | None, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Events with a cursor above `after`, oldest first; returns them and the cursor to continue from."""
+    conditions = [outbox.c.id > after]
+    if types:
+        conditions.append(outbox.c.type.in_(types))
+    rows = [dict(r._mapping) for r in await session.execute(
+        sa.select(outbox).where(*conditions).order_by(outbox.c.id).limit(limit)
+    )]
+    next_cursor = rows[-1]["id"] if rows else after
+    return [_event_public(row) for row in rows], next_cursor

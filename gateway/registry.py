@@ -1,0 +1,129 @@
+"""The engine registry: named engines from configuration, each with its adapter and resilience."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+import httpx
+
+from adapters.base import CAPABILITY_DESCRIPTIONS, AdapterContext, Capability, EngineAdapter
+from gateway.db import Database
+from gateway.engine_auth import build_auth
+from gateway.errors import GatewayError, NotFound, NotSupported
+from gateway.metadata import MetadataStore
+from gateway.resilience import EngineBreaker, EngineHttp, RedisBreakerSync
+from gateway.settings import ConfigError, EngineConfig, Settings
+
+ENTRY_POINT_GROUP = "pm_gateway.adapters"
+
+
+def adapter_class(engine_type: str) -> type[EngineAdapter]:
+    """Load only the adapter an engine needs: a broken or absent optional adapter harms no other engine."""
+    entries = {entry.name: entry for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    if engine_type not in entries:
+        known = ", ".join(sorted(entries))
+        raise ConfigError(f"invalid configuration: no adapter is installed for engine type {engine_type!r} (installed: {known})")
+    return entries[engine_type].load()
+
+
+@dataclass
+class EngineHandle:
+    config: EngineConfig
+    adapter: EngineAdapter
+    breaker: EngineBreaker | None = None
+    http: EngineHttp | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def type(self) -> str:
+        return self.config.type
+
+    def require(self, capability: Capability) -> None:
+        if capability not in self.adapter.capabilities:
+            raise NotSupported(
+                f"Engine '{self.name}' ({self.type}) does not support {CAPABILITY_DESCRIPTIONS[capability]}",
+                engine=self.name,
+            )
+
+
+class EngineRegistry:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+        redis: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.default = settings.default_engine
+        self.redis = redis
+        self.engines: dict[str, EngineHandle] = {}
+        transports = transports or {}
+        for config in settings.engine_configs:
+            cls = adapter_class(config.type)
+            breaker = http = None
+            if cls.uses_http:
+                transport = transports.get(config.name)
+                breaker = EngineBreaker(config.name, config.breaker_fail_max, config.breaker_reset_timeout)
+                auth = build_auth(config.auth, engine=config.name, transport=transport)
+                http = EngineHttp(config, breaker=breaker, auth=auth, transport=transport)
+            context = AdapterContext(
+                config=config, settings=settings, db=db, store=MetadataStore(db, config.name), http=http
+            )
+            adapter = cls(context)
+            if http is not None:
+                http.engine_message = adapter.engine_message
+                http.classify = adapter.classify_error
+            self.engines[config.name] = EngineHandle(config=config, adapter=adapter, breaker=breaker, http=http)
+        self._breaker_sync: RedisBreakerSync | None = None
+
+    def get(self, name: str | None = None) -> EngineHandle:
+        handle = self.engines.get(name or self.default)
+        if handle is None:
+            known = ", ".join(sorted(self.engines))
+            raise NotFound(f"Unknown engine '{name}'. Known engines: {known}")
+        return handle
+
+    async def start(self) -> None:
+        breakers = {name: h.breaker for name, h in self.engines.items() if h.breaker is not None}
+        if self.redis is not None and breakers:
+            self._breaker_sync = RedisBreakerSync(self.redis, breakers)
+            await self._breaker_sync.start()
+        for handle in self.engines.values():
+            await handle.adapter.start()
+
+    async def close(self) -> None:
+        for handle in self.engines.values():
+            await handle.adapter.close()
+            if handle.http is not None:
+                await handle.http.aclose()
+        if self._breaker_sync is not None:
+            await self._breaker_sync.close()
+
+    async def describe(self, name: str) -> dict[str, Any]:
+        handle = self.engines[name]
+        try:
+            health = await asyncio.wait_for(handle.adapter.health(), timeout=handle.config.connect_timeout + 1)
+            status, version, detail = health.status, health.version, health.detail
+        except (GatewayError, TimeoutError) as exc:
+            status, version, detail = "down", None, str(exc)
+        return {
+            "name": name,
+            "type": handle.type,
+            "url": handle.config.public_url(),
+            "default": name == self.default,
+            "status": status,
+            "version": version,
+            "detail": detail,
+            "tenant_id": handle.config.tenant_id,
+            "capabilities": sorted(c.value for c in handle.adapter.capabilities),
+            "emulated": handle.adapter.emulated,
+            "circuit": handle.breaker.snapshot() if handle.breaker else None,
+        }

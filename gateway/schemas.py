@@ -1,0 +1,272 @@
+"""Unified domain models: what adapters return and what the API serves (API.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.variables import TypedValue
+
+T = TypeVar("T")
+
+TaskType = Literal[
+    "userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask"
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Page(Model, Generic[T]):
+    items: list[T]
+    total: int
+    page: int = 1
+    size: int = 50
+
+
+class SortOrder(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+class ListQuery(Model):
+    """Paging and sorting shared by every list query; `sort` is a field name of the listed model."""
+
+    page: int = 1
+    size: int = 50
+    sort: str | None = None
+    order: SortOrder = SortOrder.DESC
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+
+# ---------------------------------------------------------------- definitions
+class ProcessTask(Model):
+    id: str
+    name: str | None = None
+    type: TaskType
+    assignee: str | None = None
+    candidate_groups: list[str] = Field(default_factory=list)
+    candidate_users: list[str] = Field(default_factory=list)
+    form_key: str | None = None
+    documentation: str | None = None
+
+
+class ProcessDefinition(Model):
+    id: str
+    key: str
+    name: str | None = None
+    version: int
+    category: str | None = None
+    description: str | None = None
+    deployment_id: str | None = None
+    deployed_at: datetime | None = None
+    deployed_by: str | None = None
+    active: bool = True
+    suspended: bool = False
+    tenant_id: str | None = None
+    engine: str = ""
+    instances: int | None = None
+
+
+class StartForm(Model):
+    key: str | None = None
+    fields: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ProcessDefinitionDetails(ProcessDefinition):
+    tasks: list[ProcessTask] = Field(default_factory=list)
+    start_form: StartForm | None = None
+
+
+class Deployment(Model):
+    deployment_id: str
+    name: str | None = None
+    deployed_at: datetime | None = None
+    definitions: list[ProcessDefinition]
+
+
+class DefinitionQuery(ListQuery):
+    key: str | None = None
+    name: str | None = None
+    latest_only: bool = True
+    suspended: bool | None = None
+    tenant_id: str | None = None
+
+
+# ---------------------------------------------------------------- instances
+InstanceStatus = Literal["active", "suspended", "completed", "terminated", "externally_terminated"]
+ActivityStatus = Literal["active", "waiting", "completed", "failed", "cancelled"]
+
+
+class CurrentActivity(Model):
+    id: str
+    name: str | None = None
+    type: str
+    assignee: str | None = None
+    status: ActivityStatus = "active"
+    started_at: datetime | None = None
+
+
+class Activity(Model):
+    id: str
+    instance_id: str
+    name: str | None = None
+    type: str
+    status: ActivityStatus
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    assignee: str | None = None
+
+
+class ExecutionStep(Model):
+    activity_id: str
+    activity_name: str | None = None
+    timestamp: datetime | None = None
+
+
+class ProcessInstance(Model):
+    id: str
+    definition_id: str
+    definition_key: str
+    definition_name: str | None = None
+    business_key: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    duration_ms: int | None = None
+    status: InstanceStatus
+    started_by: str | None = None
+    tenant_id: str | None = None
+    super_instance_id: str | None = None
+    variables: dict[str, TypedValue] = Field(default_factory=dict)
+    current_activities: list[CurrentActivity] = Field(default_factory=list)
+    engine: str = ""
+
+
+class EngineIncident(Model):
+    """A failure as the engine itself records it (failed job, failed external task, ...)."""
+
+    id: str
+    incident_type: str
+    message: str | None = None
+    instance_id: str | None = None
+    definition_id: str | None = None
+    definition_key: str | None = None
+    activity_id: str | None = None
+    activity_name: str | None = None
+    created: datetime | None = None
+    job_id: str | None = None
+    annotation: str | None = None
+    detail: str | None = None
+    tenant_id: str | None = None
+    engine: str = ""
+
+
+class ProcessInstanceDetails(ProcessInstance):
+    activities: list[Activity] = Field(default_factory=list)
+    incidents: list[EngineIncident] = Field(default_factory=list)
+    execution_path: list[ExecutionStep] = Field(default_factory=list)
+    audit_trail: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class InstanceQuery(ListQuery):
+    definition_key: str | None = None
+    definition_id: str | None = None
+    business_key: str | None = None
+    status: InstanceStatus | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    has_incident: bool | None = None
+    tenant_id: str | None = None
+
+
+class StartInstance(Model):
+    definition_key: str | None = None
+    definition_id: str | None = None
+    business_key: str | None = None
+    variables: dict[str, TypedValue] = Field(default_factory=dict)
+    tenant_id: str | None = None
+
+
+# ---------------------------------------------------------------- tasks
+TaskStatus = Literal["created", "assigned", "delegated", "completed", "cancelled"]
+
+
+class Task(Model):
+    id: str
+    name: str | None = None
+    description: str | None = None
+    instance_id: str | None = None
+    definition_id: str | None = None
+    definition_key: str | None = None
+    task_definition_key: str | None = None
+    assignee: str | None = None
+    owner: str | None = None
+    created: datetime | None = None
+    due: datetime | None = None
+    follow_up: datetime | None = None
+    priority: int = 50
+    status: TaskStatus = "created"
+    form_key: str | None = None
+    tenant_id: str | None = None
+    candidate_users: list[str] = Field(default_factory=list)
+    candidate_groups: list[str] = Field(default_factory=list)
+    engine: str = ""
+
+
+class TaskDetails(Task):
+    variables: dict[str, TypedValue] = Field(default_factory=dict)
+    delegation_state: Literal["pending", "resolved"] | None = None
+    suspension_state: Literal["active", "suspended"] = "active"
+
+
+class TaskQuery(ListQuery):
+    assignee: str | None = None
+    candidate_group: str | None = None
+    candidate_user: str | None = None
+    unassigned: bool | None = None
+    instance_id: str | None = None
+    definition_key: str | None = None
+    status: TaskStatus | None = None
+    due_before: datetime | None = None
+    tenant_id: str | None = None
+
+
+# ---------------------------------------------------------------- engine incidents and history
+class EngineIncidentQuery(ListQuery):
+    instance_id: str | None = None
+    definition_key: str | None = None
+    incident_type: str | None = None
+
+
+class HistoryQuery(ListQuery):
+    definition_key: str | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    finished: bool | None = None
+
+
+class ActivityRecord(Model):
+    """One finished or running activity instance, for statistics and bottlenecks."""
+
+    activity_id: str
+    activity_name: str | None = None
+    activity_type: str
+    instance_id: str
+    definition_key: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    duration_ms: int | None = None
+    assignee: str | None = None
+
+
+class EngineHealth(Model):
+    status: Literal["up", "down"]
+    version: str | None = None
+    detail: str | None = None

@@ -1,0 +1,152 @@
+"""All configuration, in one place: environment variables with the prefix `PM_` (see README)."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineType = Literal["embedded", "camunda7", "flowable", "zeebe"]
+
+
+class AuthConfig(BaseModel):
+    type: Literal["none", "basic", "bearer", "oauth2"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    audience: str | None = None
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AuthConfig:
+        needed = {
+            "basic": ("username", "password"),
+            "bearer": ("token",),
+            "oauth2": ("token_url", "client_id", "client_secret"),
+        }.get(self.type, ())
+        missing = [field for field in needed if getattr(self, field) is None]
+        if missing:
+            raise ValueError(f"auth type {self.type!r} needs {', '.join(missing)}")
+        return self
+
+
+class EngineConfig(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    type: EngineType
+    url: str | None = None
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    connect_timeout: float = Field(2.0, gt=0)
+    read_timeout: float = Field(10.0, gt=0)
+    pool_size: int = Field(20, ge=1)
+    tenant_id: str | None = None
+    default: bool = False
+    breaker_fail_max: int = Field(5, ge=1)
+    breaker_reset_timeout: float = Field(30.0, gt=0)
+    retry_attempts: int = Field(3, ge=1, le=10)
+    retry_budget_ratio: float = Field(0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _url_for_remote_engines(self) -> EngineConfig:
+        if self.type != "embedded" and not self.url:
+            raise ValueError(f"engine {self.name!r} of type {self.type} needs a url")
+        return self
+
+    def public_url(self) -> str | None:
+        """The URL without any user:password part."""
+        if not self.url or "@" not in self.url:
+            return self.url
+        scheme, _, rest = self.url.partition("://")
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PM_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./pm-gateway.db"
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 3007
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_upload_bytes: int = 5 * 1024 * 1024
+    auto_migrate: bool = True
+
+    # Engines: either the single-engine shorthand or PM_ENGINES (JSON list) / PM_CONFIG (a JSON file).
+    engine_type: EngineType = "embedded"
+    engine_name: str = "default"
+    engine_url: str | None = None
+    engine_username: str | None = None
+    engine_password: SecretStr | None = None
+    engine_token: SecretStr | None = None
+    engines: list[EngineConfig] | None = None
+    config: Path | None = None
+
+    embedded_allow_scripts: bool = False
+    embedded_timer_interval: float = Field(1.0, gt=0)
+
+    idempotency_ttl_hours: float = Field(24.0, gt=0)
+
+    @field_validator("engines", mode="before")
+    @classmethod
+    def _engines_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else None
+        return value
+
+    @model_validator(mode="after")
+    def _one_default_engine(self) -> Settings:
+        configs = self.engine_configs
+        names = [engine.name for engine in configs]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"engine names must be unique; repeated: {', '.join(duplicates)}")
+        defaults = [engine.name for engine in configs if engine.default]
+        if len(defaults) > 1:
+            raise ValueError(f"only one engine may be the default; marked default: {', '.join(defaults)}")
+        return self
+
+    @cached_property
+    def engine_configs(self) -> list[EngineConfig]:
+        if self.engines:
+            return self.engines
+        if self.config is not None:
+            data = json.loads(Path(self.config).read_text())
+            return [EngineConfig.model_validate(item) for item in data.get("engines", [])]
+        auth: dict[str, Any] = {"type": "none"}
+        if self.engine_token is not None:
+            auth = {"type": "bearer", "token": self.engine_token}
+        elif self.engine_username is not None:
+            auth = {"type": "basic", "username": self.engine_username, "password": self.engine_password}
+        return [
+            EngineConfig(name=self.engine_name, type=self.engine_type, url=self.engine_url, auth=auth, default=True)
+        ]
+
+    @property
+    def default_engine(self) -> str:
+        configs = self.engine_configs
+        return next((engine.name for engine in configs if engine.default), configs[0].name)
+
+
+class ConfigError(Exception):
+    """Raised at start when the configuration is invalid; the message names the bad field."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings(**overrides)
+        settings.engine_configs  # noqa: B018 - validate PM_CONFIG at start, not at the first request
+        return settings
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PM_{'.'.join(str(part) for part in error['loc']).upper() or 'SETTINGS'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"invalid configuration: PM_CONFIG: {exc}") from None

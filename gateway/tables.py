@@ -1,0 +1,67 @@
+"""The gateway-owned tables (engine-independent). Schema changes go through Alembic migrations."""
+
+import sqlalchemy as sa
+
+from gateway.db import BigId, JsonColumn, UTCDateTime, metadata
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("operation", sa.String(100), nullable=False),
+    sa.Column("resource_type", sa.String(50), nullable=False),
+    sa.Column("resource_id", sa.String(255)),
+    sa.Column("engine", sa.String(100)),
+    sa.Column("request", JsonColumn, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_resource", "resource_type", "resource_id"),
+    sa.Index("ix_audit_actor", "actor"),
+    sa.Index("ix_audit_occurred_at", "occurred_at"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("engine", sa.String(100)),
+    sa.Column("tenant_id", sa.String(100)),
+    sa.Column("actor", sa.String(255)),
+    sa.Column("instance_id", sa.String(255)),
+    sa.Column("data", JsonColumn, nullable=False),
+    sa.Index("ix_outbox_type", "type"),
+    sa.Index("ix_outbox_instance", "instance_id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.String(400), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response_headers", JsonColumn),
+    sa.Column("response_body", sa.LargeBinary),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_idempotency_created_at", "created_at"),
+)
+
+engine_object_meta = sa.Table(
+    "engine_object_meta",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("object_type", sa.String(50), primary_key=True),
+    sa.Column("object_id", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text),
+    sa.Index("ix_engine_object_meta_value", "engine", "object_type", "name", "value"),
+)
