@@ -65,6 +65,12 @@ class Conflict(GatewayError):
     status, title, slug = 409, "Conflict", "conflict"
 
 
+class ConcurrentModification(Conflict):
+    """Someone else changed the same object first; the whole unit of work may be retried."""
+
+    title, slug = "Concurrent modification", "concurrent-modification"
+
+
 class PayloadTooLarge(GatewayError):
     status, title, slug = 413, "Payload too large", "payload-too-large"
 

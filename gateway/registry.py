@@ -62,7 +62,7 @@ class EngineRegistry:
         redis: Any = None,
     ) -> None:
         self.settings = settings
-        self.default = settings.default_engine
+        self.default = settings.default_engine_name()
         self.redis = redis
         self.engines: dict[str, EngineHandle] = {}
         transports = transports or {}

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 STATE_VALUES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BACKOFF = wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05)
 
 
 class _EngineFault(Exception):
@@ -277,7 +278,7 @@ class EngineHttp:
             fault = state.outcome.exception() if state.outcome else None
             if isinstance(fault, _EngineFault) and fault.retry_after is not None:
                 return min(fault.retry_after, self.config.read_timeout)
-            return wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.05)(state)
+            return BACKOFF(state)
 
         def before_sleep(_: RetryCallState) -> None:
             metrics.engine_retries.labels(self.engine, operation).inc()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.variables import TypedValue
 
@@ -36,10 +36,18 @@ class SortOrder(StrEnum):
 class ListQuery(Model):
     """Paging and sorting shared by every list query; `sort` is a field name of the listed model."""
 
-    page: int = 1
-    size: int = 50
+    sortable: ClassVar[frozenset[str]] = frozenset()
+
+    page: int = Field(1, ge=1)
+    size: int = Field(50, ge=1, le=500)
     sort: str | None = None
     order: SortOrder = SortOrder.DESC
+
+    @model_validator(mode="after")
+    def _known_sort_field(self) -> ListQuery:
+        if self.sort is not None and self.sort not in self.sortable:
+            raise ValueError(f"cannot sort by {self.sort!r}; sortable fields: {', '.join(sorted(self.sortable))}")
+        return self
 
     @property
     def offset(self) -> int:
@@ -93,6 +101,7 @@ class Deployment(Model):
 
 
 class DefinitionQuery(ListQuery):
+    sortable = frozenset({"key", "name", "version", "deployed_at"})
     key: str | None = None
     name: str | None = None
     latest_only: bool = True
@@ -176,6 +185,7 @@ class ProcessInstanceDetails(ProcessInstance):
 
 
 class InstanceQuery(ListQuery):
+    sortable = frozenset({"start_time", "end_time", "business_key", "definition_key"})
     definition_key: str | None = None
     definition_id: str | None = None
     business_key: str | None = None
@@ -227,6 +237,7 @@ class TaskDetails(Task):
 
 
 class TaskQuery(ListQuery):
+    sortable = frozenset({"created", "due", "priority", "name", "assignee"})
     assignee: str | None = None
     candidate_group: str | None = None
     candidate_user: str | None = None
@@ -240,12 +251,14 @@ class TaskQuery(ListQuery):
 
 # ---------------------------------------------------------------- engine incidents and history
 class EngineIncidentQuery(ListQuery):
+    sortable = frozenset({"created"})
     instance_id: str | None = None
     definition_key: str | None = None
     incident_type: str | None = None
 
 
 class HistoryQuery(ListQuery):
+    sortable = frozenset({"start_time", "end_time"})
     definition_key: str | None = None
     started_after: datetime | None = None
     started_before: datetime | None = None

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EngineType = Literal["embedded", "camunda7", "flowable", "zeebe"]
+ADAPTER_ENTRY_POINTS = "pm_gateway.adapters"
 
 
 class AuthConfig(BaseModel):
@@ -39,7 +39,7 @@ class AuthConfig(BaseModel):
 
 class EngineConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    type: EngineType
+    type: str = Field(description="An installed adapter: embedded, camunda7, flowable, zeebe, or a plugin's name")
     url: str | None = None
     auth: AuthConfig = Field(default_factory=AuthConfig)
     connect_timeout: float = Field(2.0, gt=0)
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
 
     # Engines: either the single-engine shorthand or PM_ENGINES (JSON list) / PM_CONFIG (a JSON file).
-    engine_type: EngineType = "embedded"
+    engine_type: str = "embedded"
     engine_name: str = "default"
     engine_url: str | None = None
     engine_username: str | None = None
@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     engine_token: SecretStr | None = None
     engines: list[EngineConfig] | None = None
     config: Path | None = None
+    default_engine: str | None = None  # overrides the engine marked default
 
     embedded_allow_scripts: bool = False
     embedded_timer_interval: float = Field(1.0, gt=0)
@@ -109,6 +110,8 @@ class Settings(BaseSettings):
         defaults = [engine.name for engine in configs if engine.default]
         if len(defaults) > 1:
             raise ValueError(f"only one engine may be the default; marked default: {', '.join(defaults)}")
+        if self.default_engine is not None and self.default_engine not in names:
+            raise ValueError(f"default_engine {self.default_engine!r} is not a configured engine ({', '.join(names)})")
         return self
 
     @cached_property
@@ -127,8 +130,9 @@ class Settings(BaseSettings):
             EngineConfig(name=self.engine_name, type=self.engine_type, url=self.engine_url, auth=auth, default=True)
         ]
 
-    @property
-    def default_engine(self) -> str:
+    def default_engine_name(self) -> str:
+        if self.default_engine is not None:
+            return self.default_engine
         configs = self.engine_configs
         return next((engine.name for engine in configs if engine.default), configs[0].name)
 
@@ -137,16 +141,31 @@ class ConfigError(Exception):
     """Raised at start when the configuration is invalid; the message names the bad field."""
 
 
+def _field_name(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return "settings"
+    name = f"PM_{str(loc[0]).upper()}"
+    for part in loc[1:]:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return name
+
+
 def load_settings(**overrides: Any) -> Settings:
+    """Read and check the whole configuration now, so a mistake stops the start, not the first request."""
+    from importlib.metadata import entry_points
+
     try:
         settings = Settings(**overrides)
-        settings.engine_configs  # noqa: B018 - validate PM_CONFIG at start, not at the first request
+        installed = {entry.name for entry in entry_points(group=ADAPTER_ENTRY_POINTS)}
+        for index, engine in enumerate(settings.engine_configs):
+            if engine.type not in installed:
+                raise ConfigError(
+                    f"invalid configuration: engine {engine.name!r} (#{index}): type {engine.type!r} has no installed "
+                    f"adapter; installed: {', '.join(sorted(installed))}"
+                )
         return settings
     except ValidationError as exc:
-        problems = "; ".join(
-            f"PM_{'.'.join(str(part) for part in error['loc']).upper() or 'SETTINGS'}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = "; ".join(f"{_field_name(tuple(error['loc']))}: {error['msg']}" for error in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"invalid configuration: PM_CONFIG: {exc}") from None

@@ -1,0 +1,152 @@
+"""Operations: engines, audit log, event log, liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from gateway import __version__, journal
+from gateway.registry import EngineRegistry
+from gateway.schemas import Page
+from gateway.uow import EVENT_PREFIX, reading
+
+router = APIRouter(tags=["operations"])
+
+
+class EngineCircuit(BaseModel):
+    state: str
+    failure_count: int
+    opened_at: datetime | None = None
+
+
+class EngineStatus(BaseModel):
+    name: str
+    type: str
+    url: str | None = None
+    default: bool
+    status: str
+    version: str | None = None
+    detail: str | None = None
+    tenant_id: str | None = None
+    capabilities: list[str]
+    emulated: dict[str, str] = Field(default_factory=dict)
+    circuit: EngineCircuit | None = None
+
+
+class AuditEntry(BaseModel):
+    id: str
+    timestamp: datetime
+    actor: str
+    operation: str
+    resource_type: str
+    resource_id: str | None = None
+    engine: str | None = None
+    request: dict[str, Any]
+    status: int
+    outcome: str
+    detail: str | None = None
+    hash: str
+
+
+class Event(BaseModel):
+    id: str
+    cursor: str
+    type: str
+    occurred_at: datetime
+    engine: str | None = None
+    tenant_id: str | None = None
+    actor: str | None = None
+    instance_id: str | None = None
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+    next_cursor: str
+
+
+@router.get("/api/processes/engines", response_model=list[EngineStatus], summary="Configured engines and their state")
+async def list_engines(request: Request) -> list[dict[str, Any]]:
+    registry: EngineRegistry = request.app.state.registry
+    return list(await asyncio.gather(*(registry.describe(name) for name in registry.engines)))
+
+
+@router.get("/api/processes/audit", response_model=Page[AuditEntry], summary="The audit log, newest first")
+async def list_audit(
+    request: Request,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    actor: str | None = None,
+    operation: str | None = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    size: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    async with reading(request.app.state.db) as session:
+        items, total = await journal.list_audit(
+            session,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            actor=actor,
+            operation=operation,
+            since=since,
+            until=until,
+            offset=(page - 1) * size,
+            limit=size,
+        )
+    return {"items": items, "total": total, "page": page, "size": size}
+
+
+@router.get("/api/processes/events", response_model=EventPage, summary="The event log, oldest first, by cursor")
+async def list_events(
+    request: Request,
+    after: Annotated[int, Query(ge=0, description="Cursor of the last event seen; 0 for the beginning")] = 0,
+    types: Annotated[str | None, Query(description="Comma-separated event types, e.g. instance.started")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    wanted = None
+    if types:
+        wanted = [t if t.startswith(EVENT_PREFIX) else EVENT_PREFIX + t for t in (p.strip() for p in types.split(",")) if t]
+    async with reading(request.app.state.db) as session:
+        items, next_cursor = await journal.list_events(session, after=after, types=wanted, limit=limit)
+    return {"items": items, "next_cursor": str(next_cursor)}
+
+
+@router.get("/health", summary="Liveness")
+async def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/ready", summary="Readiness: database, Redis and each engine")
+async def ready(request: Request) -> JSONResponse:
+    state = request.app.state
+    checks: dict[str, Any] = {}
+    try:
+        await asyncio.wait_for(state.db.ping(), timeout=2)
+        checks["database"] = {"status": "up"}
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure
+        checks["database"] = {"status": "down", "detail": str(exc) or exc.__class__.__name__}
+    if state.redis is not None:
+        try:
+            await asyncio.wait_for(state.redis.ping(), timeout=2)
+            checks["redis"] = {"status": "up"}
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = {"status": "down", "detail": str(exc) or exc.__class__.__name__}
+    registry: EngineRegistry = state.registry
+    for description in await asyncio.gather(*(registry.describe(name) for name in registry.engines)):
+        checks[f"engine:{description['name']}"] = {"status": description["status"], "detail": description["detail"]}
+    ok = all(check["status"] == "up" for check in checks.values())
+    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+

@@ -1,0 +1,67 @@
+"""`pm-gateway`: run the gateway (default), apply migrations, or verify the audit chain."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from gateway.settings import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pm-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the HTTP server (the default)")
+    sub.add_parser("migrate", help="apply the database migrations and exit")
+    sub.add_parser("verify-audit", help="recompute the audit log's hash chain; exit 1 if it was tampered with")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"pm-gateway: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from gateway.db import Database
+
+    if args.command == "migrate":
+        async def migrate() -> None:
+            db = Database(settings.database_url)
+            await db.migrate()
+            await db.dispose()
+
+        asyncio.run(migrate())
+        print("database is at the latest migration")
+        return 0
+    if args.command == "verify-audit":
+        from gateway.journal import verify_chain
+
+        async def verify() -> int:
+            db = Database(settings.database_url)
+            result = await verify_chain(db)
+            await db.dispose()
+            if result.ok:
+                print(f"audit chain intact: {result.rows} rows")
+                return 0
+            print(f"audit chain BROKEN at row {result.first_bad_id} (after {result.rows} good rows)")
+            return 1
+
+        return asyncio.run(verify())
+
+    import uvicorn
+
+    from gateway.app import create_app
+
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"pm-gateway: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Configuration is validated at start, with one clear message naming the bad field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.settings import ConfigError, load_settings
+
+
+def test_default_is_the_embedded_engine_on_a_sqlite_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PM_ENGINES", "PM_CONFIG", "PM_ENGINE_TYPE", "PM_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.database_url == "sqlite+aiosqlite:///./pm-gateway.db"
+    assert [(e.name, e.type) for e in settings.engine_configs] == [("default", "embedded")]
+    assert (settings.host, settings.port) == ("127.0.0.1", 3007)
+
+
+def test_single_engine_shorthand_with_basic_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PM_ENGINE_TYPE", "camunda7")
+    monkeypatch.setenv("PM_ENGINE_URL", "http://camunda:8080/engine-rest")
+    monkeypatch.setenv("PM_ENGINE_USERNAME", "demo")
+    monkeypatch.setenv("PM_ENGINE_PASSWORD", "demo")
+    (engine,) = load_settings().engine_configs
+    assert (engine.type, engine.url, engine.auth.type, engine.auth.username) == (
+        "camunda7",
+        "http://camunda:8080/engine-rest",
+        "basic",
+        "demo",
+    )
+
+
+def test_several_engines_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "PM_ENGINES",
+        json.dumps(
+            [
+                {"name": "local", "type": "embedded"},
+                {"name": "c8", "type": "zeebe", "url": "http://zeebe:8080/v2", "default": True,
+                 "auth": {"type": "oauth2", "token_url": "http://kc/token", "client_id": "gw", "client_secret": "s"}},
+            ]
+        ),
+    )
+    settings = load_settings()
+    assert settings.default_engine_name() == "c8"
+    monkeypatch.setenv("PM_DEFAULT_ENGINE", "local")
+    assert load_settings().default_engine_name() == "local"
+
+
+def test_engines_from_a_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "engines.json"
+    path.write_text(json.dumps({"engines": [{"name": "fl", "type": "flowable", "url": "http://fl/flowable-rest/service"}]}))
+    monkeypatch.delenv("PM_ENGINES", raising=False)
+    monkeypatch.setenv("PM_CONFIG", str(path))
+    assert [e.name for e in load_settings().engine_configs] == ["fl"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PM_ENGINES": '[{"name": "c7", "type": "camunda7"}]'}, "needs a url"),
+        ({"PM_ENGINES": '[{"name": "x", "type": "oracle-bpm", "url": "http://x"}]'}, "type 'oracle-bpm' has no installed adapter"),
+        ({"PM_ENGINES": '[{"name": "c7", "type": "camunda7", "url": "http://c", "auth": {"type": "basic"}}]'}, "needs username, password"),
+        ({"PM_ENGINES": '[{"name": "a", "type": "embedded"}, {"name": "a", "type": "embedded"}]'}, "repeated: a"),
+        ({"PM_ENGINES": '[{"name": "a", "type": "embedded"}]', "PM_DEFAULT_ENGINE": "b"}, "'b' is not a configured engine"),
+        ({"PM_PORT": "not-a-port"}, "PM_PORT"),
+        ({"PM_ENGINES": '[{"name": "c7", "type": "camunda7", "url": "http://c", "read_timeout": -1}]'}, "PM_ENGINES[0].read_timeout"),
+        ({"PM_CONFIG": "/nonexistent/engines.json"}, "PM_CONFIG"),
+    ],
+)
+def test_invalid_configuration_fails_at_start_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name in ("PM_ENGINES", "PM_CONFIG", "PM_DEFAULT_ENGINE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("invalid configuration")
