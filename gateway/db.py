@@ -24,6 +24,7 @@ metadata = sa.MetaData()
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 JsonColumn = sa.JSON().with_variant(JSONB(), "postgresql")
 
+DOMAIN_PACKAGES = ("incidents",)
 MIGRATIONS_LOCK_ID = 7_301_001  # PostgreSQL advisory lock: one replica migrates at a time
 
 
@@ -98,8 +99,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def migration_locations() -> list[Path]:
-    """The gateway's migrations plus those shipped by each installed adapter package."""
+    """The gateway's migrations, those of its domain packages, and those of each installed adapter package."""
+    root = Path(__file__).parent.parent
     locations = [Path(__file__).parent / "migrations" / "versions"]
+    locations += [root / package / "migrations" for package in DOMAIN_PACKAGES if (root / package / "migrations").is_dir()]
     for entry in entry_points(group="pm_gateway.adapters"):
         spec = importlib.util.find_spec(entry.module)
         if spec is None or not spec.submodule_search_locations:
