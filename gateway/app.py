@@ -125,20 +125,30 @@ async def _no_receive() -> Any:  # pragma: no cover - JSONResponse never reads t
     return {"type": "http.disconnect"}
 
 
-def install_metrics(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Any:
+class MetricsMiddleware:
+    """Request latency per route template and status (a plain ASGI middleware: no per-request task)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
+
+        async def observing_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, observing_send)
         finally:
-            route = request.scope.get("route")
-            metrics.http_requests.labels(
-                request.method, getattr(route, "path", "unmatched"), str(status)
-            ).observe(time.perf_counter() - started)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.http_requests.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
 
 
 async def _periodic(interval: float, job: Any) -> None:
@@ -193,9 +203,9 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    install_metrics(app)
     for module in (definitions, instances, tasks, operations):
         app.include_router(module.router)
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware)
     return app

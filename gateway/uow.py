@@ -62,9 +62,15 @@ class UnitOfWork:
         data: dict[str, Any],
         instance_id: str | None = None,
         tenant_id: str | None = None,
+        at: int | None = None,
     ) -> None:
-        """Queue an event (type without the `process_manager.` prefix); written when the transaction commits."""
-        self.events.append(
+        """Queue an event (type without the `process_manager.` prefix); written when the transaction commits.
+
+        `at` (from `mark()`) puts the event before those queued since the mark: the API-level event of a call
+        ("instance.started") comes before the transitions the engine drove during it ("task.created").
+        """
+        self.events.insert(
+            len(self.events) if at is None else at,
             EventDraft(
                 type=EVENT_PREFIX + event_type,
                 engine=engine,
@@ -72,8 +78,11 @@ class UnitOfWork:
                 instance_id=instance_id,
                 tenant_id=tenant_id,
                 actor=self.actor,
-            )
+            ),
         )
+
+    def mark(self) -> int:
+        return len(self.events)
 
     def audit(self, entry: AuditDraft) -> None:
         self.audit_entry = entry

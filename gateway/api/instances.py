@@ -66,9 +66,11 @@ async def start_instance(body: StartRequest, ctx: Context, response: Response) -
     )
 
     async def action(uow: UnitOfWork) -> ProcessInstance:
+        mark = uow.mark()
         instance = await ctx.adapter.start_instance(request, started_by=ctx.actor)
         uow.emit(
             "instance.started",
+            at=mark,
             engine=ctx.engine.name,
             instance_id=instance.id,
             tenant_id=instance.tenant_id,
@@ -114,8 +116,9 @@ async def terminate_instance(
     instance_id: str, ctx: Context, reason: Annotated[str | None, Query(max_length=4000)] = None
 ) -> Response:
     async def action(uow: UnitOfWork) -> None:
+        mark = uow.mark()
         await ctx.adapter.terminate_instance(instance_id, reason)
-        uow.emit("instance.terminated", engine=ctx.engine.name, instance_id=instance_id, data={"reason": reason})
+        uow.emit("instance.terminated", at=mark, engine=ctx.engine.name, instance_id=instance_id, data={"reason": reason})
 
     await ctx.mutate(
         operation="terminate",

@@ -100,9 +100,11 @@ async def complete(task_id: str, ctx: Context, body: Completion | None = None) -
 
     async def action(uow: UnitOfWork) -> None:
         task = await ctx.adapter.get_task(task_id)
+        mark = uow.mark()
         await ctx.adapter.complete_task(task_id, variables, user_id=ctx.actor)
         uow.emit(
             "task.completed",
+            at=mark,
             engine=ctx.engine.name,
             instance_id=task.instance_id,
             tenant_id=task.tenant_id,
