@@ -331,8 +331,14 @@ class EngineHttp:
         if special is not None:
             return special(detail, **context)
         if status >= 500:
-            error = EngineError(f"Engine '{self.engine}' failed on {where} with {status}", **context)
-            return _EngineFault(error, _retry_after_seconds(response))
+            # An engine that says it is overloaded (503) or timed out upstream (504) is unavailable or slow,
+            # not wrong; any other 5xx is an error it should not have given.
+            kind = {503: EngineUnavailable, 504: EngineTimeout}.get(status, EngineError)
+            error = kind(f"Engine '{self.engine}' failed on {where} with {status}", **context)
+            retry_after = _retry_after_seconds(response)
+            if kind is EngineUnavailable and retry_after is not None:
+                error.headers["Retry-After"] = str(max(1, round(retry_after)))
+            return _EngineFault(error, retry_after)
         if status in (401, 403):
             return EngineError(f"Engine '{self.engine}' rejected the gateway's credentials ({status})", **context)
         mapped = {404: NotFound, 409: Conflict, 422: ValidationFailed}.get(status, BadRequest)

@@ -64,6 +64,18 @@ async def test_engine_4xx_map_to_matching_problems(http: EngineHttp) -> None:
 
 
 @respx.mock
+async def test_engine_503_and_504_are_unavailable_and_timeout(http: EngineHttp) -> None:
+    respx.post(f"{BASE}/busy").respond(503, headers={"Retry-After": "7"}, json={"detail": "RESOURCE_EXHAUSTED"})
+    respx.post(f"{BASE}/slow").respond(504, json={"detail": "blocking listener timed out"})
+    with pytest.raises(EngineUnavailable) as busy:
+        await http.json("POST", "/busy", operation="start")
+    assert (busy.value.headers["Retry-After"], busy.value.engine_message) == ("7", "RESOURCE_EXHAUSTED")
+    with pytest.raises(EngineTimeout) as slow:
+        await http.json("POST", "/slow", operation="complete")
+    assert slow.value.engine_status == 504
+
+
+@respx.mock
 async def test_malformed_json_answer_is_502(http: EngineHttp) -> None:
     respx.get(f"{BASE}/thing").respond(200, content=b"<html>proxy error</html>")
     with pytest.raises(EngineError) as caught:
@@ -144,7 +156,7 @@ async def test_breaker_trips_rejects_fast_half_opens_and_closes(closed_port: int
 
 @respx.mock
 async def test_failed_probe_opens_the_circuit_again(http: EngineHttp) -> None:
-    route = respx.get(f"{BASE}/version").respond(503)
+    route = respx.get(f"{BASE}/version").respond(500)
     for _ in range(3):
         with pytest.raises(EngineError):
             await http.json("GET", "/version", operation="health", idempotent=False)
@@ -210,7 +222,7 @@ async def test_idempotent_reads_are_retried_honouring_retry_after(http: EngineHt
 @respx.mock
 async def test_non_idempotent_writes_are_never_retried(http: EngineHttp) -> None:
     route = respx.post(f"{BASE}/start").respond(503)
-    with pytest.raises(EngineError):
+    with pytest.raises(EngineUnavailable):
         await http.json("POST", "/start", operation="start")
     assert route.call_count == 1
 
@@ -218,7 +230,7 @@ async def test_non_idempotent_writes_are_never_retried(http: EngineHttp) -> None
 @respx.mock
 async def test_retry_budget_caps_retries_under_sustained_failure() -> None:
     http = make_http(breaker_fail_max=10_000, retry_attempts=3)
-    route = respx.get(f"{BASE}/down").respond(503)
+    route = respx.get(f"{BASE}/down").respond(500)
     calls = 100
     for _ in range(calls):
         with pytest.raises(EngineError):

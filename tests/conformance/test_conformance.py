@@ -36,10 +36,10 @@ async def eventually(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bo
         await asyncio.sleep(0.05)
 
 
-async def deploy(adapter: EngineAdapter, harness: Harness, scenario: str) -> str:
-    deployment = await adapter.deploy(
-        harness.bpmn[scenario], filename=f"{scenario}.bpmn", name=scenario, tenant_id=None, deployed_by="tester"
-    )
+async def deploy(adapter: EngineAdapter, harness: Harness, scenario: str, revision: int = 1) -> str:
+    """Deploy a scenario; a later `revision` differs in content (an XML comment), as a real new version does."""
+    xml = harness.bpmn[scenario] + (f"\n<!-- revision {revision} -->\n".encode() if revision > 1 else b"")
+    deployment = await adapter.deploy(xml, filename=f"{scenario}.bpmn", name=scenario, tenant_id=None, deployed_by="tester")
     (definition,) = [d for d in deployment.definitions if d.key == scenario]
     return definition.id
 
@@ -65,7 +65,7 @@ async def open_task(adapter: EngineAdapter, instance_id: str, task_key: str, tim
 # ------------------------------------------------------------------ definitions
 async def test_deploy_lists_and_versions_definitions(adapter: EngineAdapter, harness: Harness) -> None:
     first = await deploy(adapter, harness, "approval")
-    second = await deploy(adapter, harness, "approval")
+    second = await deploy(adapter, harness, "approval", revision=2)
     assert first != second
 
     definition = await adapter.get_definition(second)
