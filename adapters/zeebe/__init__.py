@@ -1,0 +1,5 @@
+"""Camunda 8 (Zeebe) adapter: the Orchestration Cluster REST API v2."""
+
+from adapters.zeebe.adapter import ZeebeAdapter
+
+__all__ = ["ZeebeAdapter"]
