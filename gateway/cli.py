@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pm-gateway: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     from gateway.db import Database
 
