@@ -89,11 +89,12 @@ class RequestContext:
         )
 
 
-def caller(x_user_id: Annotated[str | None, Header(description="The calling user (recorded in audit and events)")] = None) -> str:
+# Dependencies are `async def` so FastAPI calls them inline instead of in its thread pool.
+async def caller(x_user_id: Annotated[str | None, Header(description="The calling user (recorded in audit and events)")] = None) -> str:
     return (x_user_id or "").strip() or "anonymous"
 
 
-def request_context(
+async def request_context(
     request: Request,
     actor: Annotated[str, Depends(caller)],
     engine: Annotated[str | None, Query(description="Engine name; the configured default when omitted")] = None,
