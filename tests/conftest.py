@@ -14,11 +14,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import respx.mocks
 import sqlalchemy as sa
 
 from gateway.db import Database, metadata
 
 import gateway.tables  # noqa: F401 - registers the gateway tables on the metadata
+
+
+# Engine calls use httpx-aiohttp's transport; respx's "httpx" mocker intercepts at the httpx client, whatever
+# the transport, so every respx test sees them (its default mocker patches only httpx's own transport).
+respx.mocks.DEFAULT_MOCKER = "httpx"
 
 
 def _docker_available() -> bool:
