@@ -1,0 +1,430 @@
+"""The embedded engine: SpiffWorkflow running inside the gateway, its state in the gateway's own database.
+
+Zero setup: deploy BPMN and go. Every change runs in the caller's unit of work (`transaction`), so the
+engine's state, its events and the gateway's audit row commit or roll back together.
+
+Service tasks are external work: register an async handler per topic with `register_handler`. Handlers run
+inline, in the transaction of the change that reached their task, and get the engine's `read_timeout`;
+keep them short. Raise `BpmnError(code)` from a handler to take a boundary error event. A background
+poller (every `PM_EMBEDDED_TIMER_INTERVAL` seconds) fires due timers and runs tasks that waited for a
+handler registered later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import SpiffWorkflow
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import AdapterContext, Capability, EngineAdapter
+from adapters.embedded import mapping, repository
+from adapters.embedded.engine import InstanceEngine
+from adapters.embedded.parsing import SpecCache, parse_bpmn
+from adapters.embedded.runtime import Handler, Runtime
+from adapters.embedded.variables import loaded, stored
+from gateway.db import Database, utcnow
+from gateway.errors import BadRequest, ConcurrentModification, Conflict, NotFound
+from gateway.schemas import (
+    ActivityRecord,
+    DefinitionQuery,
+    Deployment,
+    EngineHealth,
+    EngineIncident,
+    EngineIncidentQuery,
+    HistoryQuery,
+    InstanceQuery,
+    Page,
+    ProcessDefinition,
+    ProcessInstance,
+    ProcessInstanceDetails,
+    StartInstance,
+    Task,
+    TaskDetails,
+    TaskQuery,
+)
+from gateway.uow import reading, transaction
+from gateway.variables import Variables
+
+logger = logging.getLogger(__name__)
+
+POLL_BATCH = 100  # instances the poller resumes per round
+
+
+class EmbeddedAdapter(EngineAdapter):
+    type_name = "embedded"
+    uses_http = False
+    capabilities = frozenset(Capability)
+
+    def __init__(self, context: AdapterContext) -> None:
+        super().__init__(context)
+        self.runtime = Runtime(
+            allow_scripts=context.settings.embedded_allow_scripts, handler_timeout=context.config.read_timeout
+        )
+        self.engine = InstanceEngine(self.name, self.runtime, SpecCache())
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def db(self) -> Database:
+        return self.context.db
+
+    def register_handler(self, topic: str, handler: Handler) -> None:
+        """Do the work of service tasks with this topic: `async handler(variables) -> new variables or None`."""
+        self.runtime.handlers[topic] = handler
+
+    async def start(self) -> None:
+        self._poller = asyncio.create_task(self._poll(), name=f"embedded-engine-poller-{self.name}")
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.context.settings.embedded_timer_interval)
+            try:
+                await self.run_waiting_work()
+            except Exception:  # noqa: BLE001 - the poller must outlive a failed round (e.g. the database restarting)
+                logger.exception("Embedded engine %r: resuming waiting instances failed", self.name)
+
+    async def run_waiting_work(self) -> int:
+        """Fire due timers and run external work that has a handler now; returns how many instances moved."""
+        async with reading(self.db) as session:
+            ids = await repository.instances_with_work(session, utcnow(), list(self.runtime.handlers), POLL_BATCH)
+        moved = 0
+        for instance_id in ids:
+            try:
+                async with transaction(self.db) as uow:
+                    await self.engine.resume_waiting(uow, instance_id)
+                moved += 1
+            except (ConcurrentModification, NotFound, Conflict):
+                continue  # changed, ended or deleted meanwhile: the next round sees the new state
+            except Exception:  # noqa: BLE001 - one broken instance must not hold up the others
+                logger.exception("Embedded engine %r: resuming instance %s failed", self.name, instance_id)
+        return moved
+
+    # ------------------------------------------------------------ definitions
+    async def deploy(
+        self, bpmn_xml: bytes, *, filename: str, name: str | None, tenant_id: str | None, deployed_by: str
+    ) -> Deployment:
+        processes = parse_bpmn(bpmn_xml, filename)  # before anything is stored: invalid BPMN stores nothing
+        tenant_id = tenant_id or self.context.config.tenant_id
+        deployment_id, now = str(uuid.uuid4()), utcnow()
+        async with transaction(self.db) as uow:
+            versions = await repository.latest_versions(uow.session, [p.key for p in processes], tenant_id)
+            definition_rows = [
+                {
+                    "id": str(uuid.uuid4()),
+                    "deployment_id": deployment_id,
+                    "key": process.key,
+                    "version": versions.get(process.key, 0) + 1,
+                    "name": process.name,
+                    "description": process.description,
+                    "category": process.category,
+                    "deployed_at": now,
+                    "deployed_by": deployed_by,
+                    "suspended": False,
+                    "tenant_id": tenant_id,
+                }
+                for process in processes
+            ]
+            deployment_row = {
+                "id": deployment_id,
+                "name": name or filename,
+                "filename": filename,
+                "resource": bpmn_xml,
+                "deployed_at": now,
+                "deployed_by": deployed_by,
+                "tenant_id": tenant_id,
+            }
+            try:
+                await repository.insert_deployment(uow.session, deployment_row, definition_rows)
+            except IntegrityError:
+                raise ConcurrentModification(
+                    "Another deployment of the same process took this version number; try again", engine=self.name
+                ) from None
+            rows = await repository.definitions_of_deployment(uow.session, deployment_id)
+        for process, row in zip(processes, definition_rows, strict=True):
+            self.engine.specs.put(row["id"], process)
+        return Deployment(
+            deployment_id=deployment_id,
+            name=deployment_row["name"],
+            deployed_at=now,
+            definitions=[mapping.definition(row, self.name) for row in rows],
+        )
+
+    async def list_definitions(self, query: DefinitionQuery) -> Page[ProcessDefinition]:
+        async with reading(self.db) as session:
+            rows, total = await repository.list_definitions(session, query)
+        return Page(
+            items=[mapping.definition(r, self.name) for r in rows], total=total, page=query.page, size=query.size
+        )
+
+    async def get_definition(self, definition_id: str) -> ProcessDefinition:
+        async with reading(self.db) as session:
+            return mapping.definition(await self._definition(session, definition_id), self.name)
+
+    async def get_definition_xml(self, definition_id: str) -> bytes:
+        async with reading(self.db) as session:
+            xml = await repository.definition_xml(session, definition_id)
+        if xml is None:
+            raise NotFound(f"Process definition {definition_id} not found", engine=self.name)
+        return xml
+
+    async def set_definition_suspended(
+        self, definition_id: str, suspended: bool, include_instances: bool
+    ) -> ProcessDefinition:
+        async with transaction(self.db) as uow:
+            await self._definition(uow.session, definition_id)
+            await repository.set_definition_suspended(uow.session, definition_id, suspended)
+            if include_instances:
+                await repository.set_instances_status(
+                    uow.session,
+                    definition_id=definition_id,
+                    status="suspended" if suspended else "active",
+                    current="active" if suspended else "suspended",
+                )
+            return mapping.definition(await self._definition(uow.session, definition_id), self.name)
+
+    async def delete_definition(self, definition_id: str, cascade: bool) -> None:
+        """Without cascade, finished instances stay in the history; with it, every instance goes."""
+        async with transaction(self.db) as uow:
+            definition = await self._definition(uow.session, definition_id)
+            running = await repository.count_running(uow.session, definition_id)
+            if running and not cascade:
+                raise Conflict(
+                    f"Process definition {definition_id} has {running} running instance(s); "
+                    "delete with cascade to delete them too",
+                    engine=self.name,
+                )
+            if cascade:
+                await repository.delete_instances_of(uow.session, definition_id)
+            await repository.delete_definition(uow.session, definition)
+        self.engine.specs.discard(definition_id)
+
+    # ------------------------------------------------------------ instances
+    async def start_instance(self, request: StartInstance, *, started_by: str) -> ProcessInstance:
+        async with transaction(self.db) as uow:
+            definition = await self._definition_to_start(uow.session, request)
+            if definition.suspended:
+                raise Conflict(
+                    f"Process definition {definition.id} ({definition.key} v{definition.version}) is suspended",
+                    engine=self.name,
+                )
+            return await self.engine.start(uow, definition, request, started_by)
+
+    async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
+        async with reading(self.db) as session:
+            rows, total = await repository.list_instances(session, query)
+            items = await self._instances(session, rows)
+        return Page(items=items, total=total, page=query.page, size=query.size)
+
+    async def get_instance(self, instance_id: str) -> ProcessInstanceDetails:
+        async with reading(self.db) as session:
+            row = await self._instance_row(session, instance_id)
+            activities = await repository.instance_activities(session, instance_id)
+            incidents = await repository.open_incidents(session, instance_id)
+        return mapping.instance_details(row, activities, incidents, self.name)
+
+    async def terminate_instance(self, instance_id: str, reason: str | None) -> None:
+        """The reason is the gateway's to keep (audit log and event); the engine only ends the instance."""
+        async with transaction(self.db) as uow:
+            await self.engine.terminate(uow, instance_id)
+
+    async def set_instance_suspended(self, instance_id: str, suspended: bool) -> ProcessInstance:
+        async with transaction(self.db) as uow:
+            row = await self._instance_row(uow.session, instance_id)
+            if row.status not in repository.RUNNING:
+                raise Conflict(f"Instance {instance_id} has already ended ({row.status})", engine=self.name)
+            target = "suspended" if suspended else "active"
+            if row.status != target:
+                await repository.set_instances_status(
+                    uow.session, instance_id=instance_id, status=target, current=row.status
+                )
+            return await self._instance(uow.session, instance_id)
+
+    async def get_variables(self, instance_id: str) -> Variables:
+        async with reading(self.db) as session:
+            return mapping.variables(await self._instance_row(session, instance_id))
+
+    async def update_variables(self, instance_id: str, modifications: Variables, deletions: list[str]) -> Variables:
+        """Change the instance's variables; the workflow picks them up the next time it moves."""
+        async with transaction(self.db) as uow:
+            row = await self._instance_row(uow.session, instance_id)
+            if row.status not in repository.RUNNING:
+                raise Conflict(
+                    f"Instance {instance_id} has ended ({row.status}); its variables are final", engine=self.name
+                )
+            variables = {name: typed for name, typed in loaded(row.variables).items() if name not in deletions}
+            variables.update(modifications)
+            await repository.save_instance(uow.session, row, variables=stored(variables))
+        return variables
+
+    # ------------------------------------------------------------ tasks
+    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+        async with reading(self.db) as session:
+            rows, total = await repository.list_tasks(session, query)
+        return Page(items=[mapping.task(r, self.name) for r in rows], total=total, page=query.page, size=query.size)
+
+    async def get_task(self, task_id: str) -> TaskDetails:
+        async with reading(self.db) as session:
+            row = await repository.get_task(session, task_id)
+        if row is None:
+            raise NotFound(f"Task {task_id} not found", engine=self.name)
+        return mapping.task_details(row, self.name)
+
+    async def claim_task(self, task_id: str, user_id: str) -> Task:
+        async with transaction(self.db) as uow:
+            row = await self._open_task(uow.session, task_id)
+            status = _status(user_id, row.delegation_state)
+            if not await repository.assign_task(uow.session, task_id, user_id, only_if_free=True, status=status):
+                holder = await repository.get_task(uow.session, task_id)
+                raise Conflict(f"Task {task_id} is already claimed by {holder.assignee}", engine=self.name)
+            return await self._task(uow.session, task_id)
+
+    async def unclaim_task(self, task_id: str) -> Task:
+        return await self._reassign(task_id, None)
+
+    async def assign_task(self, task_id: str, user_id: str) -> Task:
+        return await self._reassign(task_id, user_id)
+
+    async def delegate_task(self, task_id: str, user_id: str) -> Task:
+        """The assignee stays responsible as owner; the delegate becomes the assignee, delegation pending."""
+        async with transaction(self.db) as uow:
+            row = await self._open_task(uow.session, task_id)
+            await repository.assign_task(
+                uow.session,
+                task_id,
+                user_id,
+                owner=row.owner or row.assignee,
+                delegation_state="pending",
+                status="delegated",
+            )
+            return await self._task(uow.session, task_id)
+
+    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> None:
+        """Anyone may complete an open task (who may is the gateway's business, as with the other engines).
+
+        A delegated task is completed directly by whoever holds it: there is no separate "resolve" step as in
+        Camunda; its delegation counts as resolved.
+        """
+        async with transaction(self.db) as uow:
+            await self.engine.complete(uow, await self._open_task(uow.session, task_id), variables, user_id)
+
+    # ------------------------------------------------------------ engine incidents
+    async def list_engine_incidents(self, query: EngineIncidentQuery) -> Page[EngineIncident]:
+        async with reading(self.db) as session:
+            rows, total = await repository.list_incidents(session, query)
+        return Page(items=[mapping.incident(r, self.name) for r in rows], total=total, page=query.page, size=query.size)
+
+    async def get_engine_incident(self, incident_id: str) -> EngineIncident:
+        async with reading(self.db) as session:
+            return mapping.incident(await self._incident(session, incident_id), self.name)
+
+    async def retry_engine_incident(self, incident_id: str, retries: int = 1) -> None:
+        """Run the failed task again, now. A new failure is a new incident (`retries` has no use here)."""
+        async with transaction(self.db) as uow:
+            await self.engine.retry(uow, await self._incident(uow.session, incident_id))
+
+    async def resolve_engine_incident(self, incident_id: str) -> None:
+        """Close the incident without a retry; the failed task stays failed (a retry can still run it)."""
+        async with transaction(self.db) as uow:
+            await self._incident(uow.session, incident_id)
+            await repository.resolve_incidents(uow.session, utcnow(), incident_id=incident_id)
+
+    async def annotate_engine_incident(self, incident_id: str, annotation: str | None) -> None:
+        async with transaction(self.db) as uow:
+            await self._incident(uow.session, incident_id)
+            await repository.annotate_incident(uow.session, incident_id, annotation)
+
+    # ------------------------------------------------------------ history and health
+    async def history_instances(self, query: HistoryQuery) -> Page[ProcessInstance]:
+        async with reading(self.db) as session:
+            rows, total = await repository.history_instances(session, query)
+            items = await self._instances(session, rows)
+        return Page(items=items, total=total, page=query.page, size=query.size)
+
+    async def history_activities(self, query: HistoryQuery) -> Page[ActivityRecord]:
+        async with reading(self.db) as session:
+            rows, total = await repository.history_activities(session, query)
+        return Page(items=[mapping.activity_record(r) for r in rows], total=total, page=query.page, size=query.size)
+
+    async def health(self) -> EngineHealth:
+        version = f"SpiffWorkflow {SpiffWorkflow.__version__}"
+        try:
+            await self.db.ping()
+        except Exception as exc:  # noqa: BLE001 - any database failure means the engine cannot work
+            return EngineHealth(status="down", version=version, detail=f"The gateway database is unreachable: {exc}")
+        return EngineHealth(status="up", version=version)
+
+    # ------------------------------------------------------------ lookups
+    async def _definition(self, session: AsyncSession, definition_id: str) -> repository.Row:
+        row = await repository.get_definition(session, definition_id)
+        if row is None:
+            raise NotFound(f"Process definition {definition_id} not found", engine=self.name)
+        return row
+
+    async def _definition_to_start(self, session: AsyncSession, request: StartInstance) -> repository.Row:
+        if request.definition_id is not None:
+            return await self._definition(session, request.definition_id)
+        if request.definition_key is None:
+            raise BadRequest("Name the process to start: definition_key or definition_id", engine=self.name)
+        tenant_id = request.tenant_id or self.context.config.tenant_id
+        row = await repository.latest_definition(session, request.definition_key, tenant_id)
+        if row is None:
+            tenant = f" for tenant {tenant_id!r}" if tenant_id else ""
+            raise NotFound(f"No process definition with key {request.definition_key!r}{tenant}", engine=self.name)
+        return row
+
+    async def _instance_row(self, session: AsyncSession, instance_id: str) -> repository.Row:
+        row = await repository.get_instance(session, instance_id)
+        if row is None:
+            raise NotFound(f"Process instance {instance_id} not found", engine=self.name)
+        return row
+
+    async def _instance(self, session: AsyncSession, instance_id: str) -> ProcessInstance:
+        (item,) = await self._instances(session, [await self._instance_row(session, instance_id)])
+        return item
+
+    async def _instances(self, session: AsyncSession, rows: list[repository.Row]) -> list[ProcessInstance]:
+        current: dict[str, list[repository.Row]] = {row.id: [] for row in rows}
+        for activity in await repository.open_activities(session, list(current)):
+            current[activity.instance_id].append(activity)
+        return [mapping.instance(row, current[row.id], self.name) for row in rows]
+
+    async def _open_task(self, session: AsyncSession, task_id: str) -> repository.Row:
+        """An open task of an active instance: NotFound when unknown or ended, Conflict when suspended."""
+        row = await repository.get_task(session, task_id)
+        if row is None or row.ended_at is not None:
+            raise NotFound(f"Task {task_id} not found or no longer open", engine=self.name)
+        if row.instance_status == "suspended":
+            raise Conflict(f"Task {task_id} belongs to a suspended instance", engine=self.name)
+        return row
+
+    async def _task(self, session: AsyncSession, task_id: str) -> Task:
+        return mapping.task(await repository.get_task(session, task_id), self.name)
+
+    async def _reassign(self, task_id: str, assignee: str | None) -> Task:
+        async with transaction(self.db) as uow:
+            row = await self._open_task(uow.session, task_id)
+            await repository.assign_task(uow.session, task_id, assignee, status=_status(assignee, row.delegation_state))
+            return await self._task(uow.session, task_id)
+
+    async def _incident(self, session: AsyncSession, incident_id: str) -> repository.Row:
+        row = await repository.get_incident(session, incident_id)
+        if row is None:
+            raise NotFound(f"Engine incident {incident_id} not found", engine=self.name)
+        return row
+
+
+def _status(assignee: str | None, delegation_state: str | None) -> str:
+    if assignee is None:
+        return "created"
+    return "delegated" if delegation_state == "pending" else "assigned"

@@ -1,0 +1,638 @@
+"""Every query of the embedded engine, one function per question or change (SQLAlchemy Core).
+
+Functions take the session of the running unit of work (or a read session) and return rows; turning
+rows into API models is `mapping`'s job.
+
+Changes lock rows in one order, so that concurrent changes on PostgreSQL wait for each other instead of
+deadlocking: the instance, then its tasks, their candidates, activities, incidents and jobs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.embedded.runtime import Activity, ActivityUpdate, Failure, HumanTask, Job
+from adapters.embedded.tables import (
+    activities,
+    definitions,
+    deployments,
+    incidents,
+    instances,
+    jobs,
+    task_candidates,
+    tasks,
+)
+from gateway.errors import ConcurrentModification
+from gateway.schemas import (
+    DefinitionQuery,
+    EngineIncidentQuery,
+    HistoryQuery,
+    InstanceQuery,
+    ListQuery,
+    SortOrder,
+    TaskQuery,
+)
+
+Row = sa.Row[Any]
+RUNNING = ("active", "suspended")
+
+# The columns a list is read with: never the run state, which only a change to the instance loads.
+INSTANCE_COLUMNS = [column for column in instances.c if column.name != "state"]
+DEFINITION_COLUMNS = list(definitions.c)
+
+
+# ------------------------------------------------------------------ definitions
+async def insert_deployment(session: AsyncSession, row: dict[str, Any], definition_rows: list[dict[str, Any]]) -> None:
+    await session.execute(deployments.insert(), row)
+    await session.execute(definitions.insert(), definition_rows)
+
+
+async def latest_versions(session: AsyncSession, keys: Sequence[str], tenant_id: str | None) -> dict[str, int]:
+    rows = await session.execute(
+        sa.select(definitions.c.key, sa.func.max(definitions.c.version))
+        .where(definitions.c.key.in_(keys), _same_tenant(definitions.c.tenant_id, tenant_id))
+        .group_by(definitions.c.key)
+    )
+    return {key: version for key, version in rows}
+
+
+async def get_definition(session: AsyncSession, definition_id: str) -> Row | None:
+    result = await session.execute(sa.select(*DEFINITION_COLUMNS).where(definitions.c.id == definition_id))
+    return result.first()
+
+
+async def latest_definition(session: AsyncSession, key: str, tenant_id: str | None) -> Row | None:
+    result = await session.execute(
+        sa.select(*DEFINITION_COLUMNS)
+        .where(definitions.c.key == key, _same_tenant(definitions.c.tenant_id, tenant_id))
+        .order_by(definitions.c.version.desc())
+        .limit(1)
+    )
+    return result.first()
+
+
+async def definitions_of_deployment(session: AsyncSession, deployment_id: str) -> list[Row]:
+    result = await session.execute(
+        sa.select(*DEFINITION_COLUMNS).where(definitions.c.deployment_id == deployment_id).order_by(definitions.c.key)
+    )
+    return list(result)
+
+
+async def definition_xml(session: AsyncSession, definition_id: str) -> bytes | None:
+    return await session.scalar(
+        sa.select(deployments.c.resource)
+        .join(definitions, definitions.c.deployment_id == deployments.c.id)
+        .where(definitions.c.id == definition_id)
+    )
+
+
+async def list_definitions(session: AsyncSession, query: DefinitionQuery) -> tuple[list[Row], int]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if query.key is not None:
+        conditions.append(definitions.c.key == query.key)
+    if query.name is not None:
+        conditions.append(definitions.c.name == query.name)
+    if query.suspended is not None:
+        conditions.append(definitions.c.suspended == query.suspended)
+    if query.tenant_id is not None:
+        conditions.append(definitions.c.tenant_id == query.tenant_id)
+    if query.latest_only:
+        newer = definitions.alias("newer")
+        conditions.append(
+            ~sa.exists().where(
+                newer.c.key == definitions.c.key,
+                sa.func.coalesce(newer.c.tenant_id, "") == sa.func.coalesce(definitions.c.tenant_id, ""),
+                newer.c.version > definitions.c.version,
+            )
+        )
+    sortable = {
+        "key": definitions.c.key,
+        "name": definitions.c.name,
+        "version": definitions.c.version,
+        "deployed_at": definitions.c.deployed_at,
+    }
+    return await _page(
+        session, definitions, DEFINITION_COLUMNS, conditions, query, sortable, "deployed_at", definitions.c.id
+    )
+
+
+async def set_definition_suspended(session: AsyncSession, definition_id: str, suspended: bool) -> None:
+    await session.execute(definitions.update().where(definitions.c.id == definition_id).values(suspended=suspended))
+
+
+async def delete_definition(session: AsyncSession, definition: Row) -> None:
+    await session.execute(definitions.delete().where(definitions.c.id == definition.id))
+    remaining = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(definitions)
+        .where(definitions.c.deployment_id == definition.deployment_id)
+    )
+    if not remaining:
+        await session.execute(deployments.delete().where(deployments.c.id == definition.deployment_id))
+
+
+# ------------------------------------------------------------------ instances
+async def insert_instance(session: AsyncSession, row: dict[str, Any]) -> None:
+    await session.execute(instances.insert(), row)
+
+
+async def get_instance(session: AsyncSession, instance_id: str) -> Row | None:
+    result = await session.execute(sa.select(*INSTANCE_COLUMNS).where(instances.c.id == instance_id))
+    return result.first()
+
+
+async def load_instance(session: AsyncSession, instance_id: str) -> Row | None:
+    """The instance with its run state, to change it (saved back with `save_instance`)."""
+    result = await session.execute(sa.select(instances).where(instances.c.id == instance_id))
+    return result.first()
+
+
+async def save_instance(session: AsyncSession, instance: Row, **values: Any) -> None:
+    """Write a change made on the instance as loaded; a change someone else saved in between wins."""
+    result = await session.execute(
+        instances.update()
+        .where(instances.c.id == instance.id, instances.c.version == instance.version)
+        .values(version=instance.version + 1, **values)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentModification(f"Instance {instance.id} was changed by someone else at the same time; try again")
+
+
+async def set_instances_status(
+    session: AsyncSession,
+    *,
+    status: str,
+    instance_id: str | None = None,
+    definition_id: str | None = None,
+    current: str,
+) -> None:
+    """Suspend or activate (bumping the version, so a change racing with it fails instead of slipping through)."""
+    target = instances.c.id == instance_id if instance_id is not None else instances.c.definition_id == definition_id
+    await session.execute(
+        instances.update()
+        .where(target, instances.c.status == current)
+        .values(status=status, version=instances.c.version + 1)
+    )
+
+
+async def count_running(session: AsyncSession, definition_id: str) -> int:
+    return int(
+        await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(instances)
+            .where(instances.c.definition_id == definition_id, instances.c.status.in_(RUNNING))
+        )
+        or 0
+    )
+
+
+async def delete_instances_of(session: AsyncSession, definition_id: str) -> None:
+    """Every instance of a definition, running or finished, with all that belongs to it."""
+    ids = sa.select(instances.c.id).where(instances.c.definition_id == definition_id)
+    task_ids = sa.select(tasks.c.id).where(tasks.c.instance_id.in_(ids.scalar_subquery()))
+    await session.execute(ids.with_for_update())  # the lock order: instances, then their tasks
+    await session.execute(task_ids.with_for_update())
+    await session.execute(task_candidates.delete().where(task_candidates.c.task_id.in_(task_ids.scalar_subquery())))
+    for table in (tasks, activities, incidents, jobs):
+        await session.execute(table.delete().where(table.c.instance_id.in_(ids.scalar_subquery())))
+    await session.execute(instances.delete().where(instances.c.definition_id == definition_id))
+
+
+async def list_instances(session: AsyncSession, query: InstanceQuery) -> tuple[list[Row], int]:
+    conditions = _instance_conditions(query.definition_key, query.started_after, query.started_before)
+    for column, value in (
+        (instances.c.definition_id, query.definition_id),
+        (instances.c.business_key, query.business_key),
+        (instances.c.status, query.status),
+        (instances.c.tenant_id, query.tenant_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if query.has_incident is not None:
+        has_incident = sa.exists().where(incidents.c.instance_id == instances.c.id, incidents.c.resolved_at.is_(None))
+        conditions.append(has_incident if query.has_incident else ~has_incident)
+    return await _page(
+        session, instances, INSTANCE_COLUMNS, conditions, query, _INSTANCE_SORT, "start_time", instances.c.id
+    )
+
+
+async def history_instances(session: AsyncSession, query: HistoryQuery) -> tuple[list[Row], int]:
+    conditions = _instance_conditions(query.definition_key, query.started_after, query.started_before)
+    if query.finished is not None:
+        conditions.append(instances.c.end_time.is_not(None) if query.finished else instances.c.end_time.is_(None))
+    return await _page(
+        session, instances, INSTANCE_COLUMNS, conditions, query, _INSTANCE_SORT, "start_time", instances.c.id
+    )
+
+
+_INSTANCE_SORT = {
+    "start_time": instances.c.start_time,
+    "end_time": instances.c.end_time,
+    "business_key": instances.c.business_key,
+    "definition_key": instances.c.definition_key,
+}
+
+
+def _instance_conditions(
+    definition_key: str | None, started_after: datetime | None, started_before: datetime | None
+) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if definition_key is not None:
+        conditions.append(instances.c.definition_key == definition_key)
+    if started_after is not None:
+        conditions.append(instances.c.start_time >= started_after)
+    if started_before is not None:
+        conditions.append(instances.c.start_time <= started_before)
+    return conditions
+
+
+# ------------------------------------------------------------------ activities
+async def insert_activities(session: AsyncSession, instance: Row, new: Sequence[Activity]) -> None:
+    if new:
+        await session.execute(
+            activities.insert(),
+            [
+                {
+                    "id": activity.id,
+                    "instance_id": instance.id,
+                    "definition_id": instance.definition_id,
+                    "definition_key": instance.definition_key,
+                    "activity_id": activity.activity_id,
+                    "activity_name": activity.activity_name,
+                    "activity_type": activity.activity_type,
+                    "status": activity.status,
+                    "started_at": activity.started_at,
+                    "ended_at": activity.ended_at,
+                    "assignee": activity.assignee,
+                }
+                for activity in new
+            ],
+        )
+
+
+async def update_activities(
+    session: AsyncSession, updates: Sequence[ActivityUpdate], worked_by: dict[str, str]
+) -> None:
+    """Record status changes; `worked_by` names who completed an activity that had no assignee."""
+    if updates:
+        await session.execute(
+            activities.update()
+            .where(activities.c.id == sa.bindparam("activity"))
+            .values(
+                status=sa.bindparam("new_status"),
+                ended_at=sa.bindparam("ended"),
+                assignee=sa.func.coalesce(activities.c.assignee, sa.bindparam("worker", type_=sa.String)),
+            ),
+            [
+                {"activity": u.id, "new_status": u.status, "ended": u.ended_at, "worker": worked_by.get(u.id)}
+                for u in updates
+            ],
+        )
+
+
+async def close_activities(session: AsyncSession, instance_id: str, ended_at: datetime) -> None:
+    await session.execute(
+        activities.update()
+        .where(activities.c.instance_id == instance_id, activities.c.ended_at.is_(None))
+        .values(status="cancelled", ended_at=ended_at)
+    )
+
+
+async def instance_activities(session: AsyncSession, instance_id: str) -> list[Row]:
+    result = await session.execute(
+        sa.select(activities)
+        .where(activities.c.instance_id == instance_id)
+        .order_by(activities.c.started_at, activities.c.ended_at.is_(None), activities.c.ended_at)
+    )
+    return list(result)
+
+
+async def open_activities(session: AsyncSession, instance_ids: Sequence[str]) -> list[Row]:
+    if not instance_ids:
+        return []
+    result = await session.execute(
+        sa.select(activities)
+        .where(activities.c.instance_id.in_(instance_ids), activities.c.ended_at.is_(None))
+        .order_by(activities.c.started_at)
+    )
+    return list(result)
+
+
+async def history_activities(session: AsyncSession, query: HistoryQuery) -> tuple[list[Row], int]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if query.definition_key is not None:
+        conditions.append(activities.c.definition_key == query.definition_key)
+    if query.started_after is not None:
+        conditions.append(activities.c.started_at >= query.started_after)
+    if query.started_before is not None:
+        conditions.append(activities.c.started_at <= query.started_before)
+    if query.finished is not None:
+        conditions.append(activities.c.ended_at.is_not(None) if query.finished else activities.c.ended_at.is_(None))
+    sortable = {"start_time": activities.c.started_at, "end_time": activities.c.ended_at}
+    return await _page(
+        session, activities, list(activities.c), conditions, query, sortable, "start_time", activities.c.id
+    )
+
+
+# ------------------------------------------------------------------ tasks
+async def insert_tasks(session: AsyncSession, instance: Row, opened: Sequence[HumanTask]) -> None:
+    if not opened:
+        return
+    await session.execute(
+        tasks.insert(),
+        [
+            {
+                "id": task.id,
+                "instance_id": instance.id,
+                "definition_id": instance.definition_id,
+                "definition_key": instance.definition_key,
+                "task_definition_key": task.activity_id,
+                "name": task.name,
+                "description": task.description,
+                "assignee": task.assignee,
+                "candidate_users": task.candidate_users,
+                "candidate_groups": task.candidate_groups,
+                "priority": task.priority,
+                "due": task.due,
+                "follow_up": task.follow_up,
+                "form_key": task.form_key,
+                "status": "assigned" if task.assignee else "created",
+                "created": task.created,
+                "tenant_id": instance.tenant_id,
+            }
+            for task in opened
+        ],
+    )
+    candidates = [
+        {"task_id": task.id, "kind": kind, "value": value, "open": True, "assigned": task.assignee is not None}
+        for task in opened
+        for kind, values in (("user", task.candidate_users), ("group", task.candidate_groups))
+        for value in dict.fromkeys(values)
+    ]
+    if candidates:
+        await session.execute(task_candidates.insert(), candidates)
+
+
+async def close_tasks(
+    session: AsyncSession, closed: dict[str, str], ended_at: datetime, completed_by: dict[str, str]
+) -> None:
+    """End tasks as completed or cancelled; a pending delegation ends resolved."""
+    if closed:
+        resolved = sa.case((tasks.c.delegation_state == "pending", "resolved"), else_=tasks.c.delegation_state)
+        await session.execute(
+            tasks.update()
+            .where(tasks.c.id == sa.bindparam("task"))
+            .values(
+                status=sa.bindparam("new_status"),
+                ended_at=ended_at,
+                completed_by=sa.bindparam("by"),
+                delegation_state=resolved,
+            ),
+            [
+                {"task": task_id, "new_status": status, "by": completed_by.get(task_id)}
+                for task_id, status in closed.items()
+            ],
+        )
+        await session.execute(
+            task_candidates.update().where(task_candidates.c.task_id.in_(list(closed))).values(open=False)
+        )
+
+
+async def cancel_open_tasks(session: AsyncSession, instance_id: str, ended_at: datetime) -> None:
+    await session.execute(
+        tasks.update()
+        .where(tasks.c.instance_id == instance_id, tasks.c.ended_at.is_(None))
+        .values(status="cancelled", ended_at=ended_at)
+    )
+    instance_tasks = sa.select(tasks.c.id).where(tasks.c.instance_id == instance_id).scalar_subquery()
+    await session.execute(
+        task_candidates.update()
+        .where(task_candidates.c.open, task_candidates.c.task_id.in_(instance_tasks))
+        .values(open=False)
+    )
+
+
+async def get_task(session: AsyncSession, task_id: str) -> Row | None:
+    """The task with its instance's status (a suspended instance suspends its tasks) and variables."""
+    result = await session.execute(
+        sa.select(tasks, instances.c.status.label("instance_status"), instances.c.variables.label("instance_variables"))
+        .join(instances, instances.c.id == tasks.c.instance_id)
+        .where(tasks.c.id == task_id)
+    )
+    return result.first()
+
+
+async def assign_task(
+    session: AsyncSession, task_id: str, assignee: str | None, *, only_if_free: bool = False, **values: Any
+) -> bool:
+    """Give an open task to `assignee` (None: to nobody) wherever it shows: the task, its inbox entries, its
+    activity. `only_if_free` (a claim) takes only a task nobody else holds; False when someone does."""
+    conditions = [tasks.c.id == task_id, tasks.c.ended_at.is_(None)]
+    if only_if_free:
+        conditions.append(sa.or_(tasks.c.assignee.is_(None), tasks.c.assignee == assignee))
+    result = await session.execute(tasks.update().where(*conditions).values(assignee=assignee, **values))
+    if result.rowcount != 1:
+        return False
+    await session.execute(
+        task_candidates.update().where(task_candidates.c.task_id == task_id).values(assigned=assignee is not None)
+    )
+    await session.execute(activities.update().where(activities.c.id == task_id).values(assignee=assignee))
+    return True
+
+
+async def list_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row], int]:
+    if query.status is None:
+        conditions: list[sa.ColumnElement[bool]] = [tasks.c.ended_at.is_(None)]
+    else:
+        conditions = [tasks.c.status == query.status]
+    for column, value in (
+        (tasks.c.assignee, query.assignee),
+        (tasks.c.instance_id, query.instance_id),
+        (tasks.c.definition_key, query.definition_key),
+        (tasks.c.tenant_id, query.tenant_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if query.unassigned is not None:
+        conditions.append(tasks.c.assignee.is_(None) if query.unassigned else tasks.c.assignee.is_not(None))
+    if query.due_before is not None:
+        conditions.append(tasks.c.due < query.due_before)
+    for kind, value in (("group", query.candidate_group), ("user", query.candidate_user)):
+        if value is not None:
+            conditions.append(
+                sa.exists().where(
+                    task_candidates.c.task_id == tasks.c.id,
+                    task_candidates.c.kind == kind,
+                    task_candidates.c.value == value,
+                )
+            )
+    sortable = {
+        "created": tasks.c.created,
+        "due": tasks.c.due,
+        "priority": tasks.c.priority,
+        "name": tasks.c.name,
+        "assignee": tasks.c.assignee,
+    }
+    count = _inbox_count(query)
+    return await _page(session, tasks, list(tasks.c), conditions, query, sortable, "created", tasks.c.id, count)
+
+
+def _inbox_count(query: TaskQuery) -> sa.Select[Any] | None:
+    """An inbox (the open tasks of one candidate group or user, perhaps only unassigned ones) is counted from
+    the candidates index alone; joining it with 100,000 open tasks would cost a hundred times more."""
+    candidates = [
+        (k, v) for k, v in (("group", query.candidate_group), ("user", query.candidate_user)) if v is not None
+    ]
+    others = (query.status, query.assignee, query.instance_id, query.definition_key, query.due_before, query.tenant_id)
+    if len(candidates) != 1 or any(value is not None for value in others):
+        return None
+    ((kind, value),) = candidates
+    conditions = [task_candidates.c.kind == kind, task_candidates.c.value == value, task_candidates.c.open]
+    if query.unassigned is not None:
+        conditions.append(~task_candidates.c.assigned if query.unassigned else task_candidates.c.assigned)
+    return sa.select(sa.func.count()).select_from(task_candidates).where(*conditions)
+
+
+# ------------------------------------------------------------------ incidents
+async def insert_incidents(
+    session: AsyncSession, instance: Row, failures: Sequence[Failure], created: datetime
+) -> None:
+    if failures:
+        await session.execute(
+            incidents.insert(),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "incident_type": failure.incident_type,
+                    "message": failure.message,
+                    "detail": failure.detail,
+                    "instance_id": instance.id,
+                    "definition_id": instance.definition_id,
+                    "definition_key": instance.definition_key,
+                    "activity_id": failure.activity_id,
+                    "activity_name": failure.activity_name,
+                    "task_id": failure.task_id,
+                    "created": created,
+                    "tenant_id": instance.tenant_id,
+                }
+                for failure in failures
+            ],
+        )
+
+
+async def get_incident(session: AsyncSession, incident_id: str) -> Row | None:
+    result = await session.execute(sa.select(incidents).where(incidents.c.id == incident_id))
+    return result.first()
+
+
+async def open_incidents(session: AsyncSession, instance_id: str) -> list[Row]:
+    result = await session.execute(
+        sa.select(incidents)
+        .where(incidents.c.instance_id == instance_id, incidents.c.resolved_at.is_(None))
+        .order_by(incidents.c.created, incidents.c.id)
+    )
+    return list(result)
+
+
+async def list_incidents(session: AsyncSession, query: EngineIncidentQuery) -> tuple[list[Row], int]:
+    conditions: list[sa.ColumnElement[bool]] = [incidents.c.resolved_at.is_(None)]
+    for column, value in (
+        (incidents.c.instance_id, query.instance_id),
+        (incidents.c.definition_key, query.definition_key),
+        (incidents.c.incident_type, query.incident_type),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    sortable = {"created": incidents.c.created}
+    return await _page(session, incidents, list(incidents.c), conditions, query, sortable, "created", incidents.c.id)
+
+
+async def resolve_incidents(
+    session: AsyncSession, resolved_at: datetime, *, incident_id: str | None = None, instance_id: str | None = None
+) -> None:
+    target = incidents.c.id == incident_id if incident_id is not None else incidents.c.instance_id == instance_id
+    await session.execute(
+        incidents.update().where(target, incidents.c.resolved_at.is_(None)).values(resolved_at=resolved_at)
+    )
+
+
+async def annotate_incident(session: AsyncSession, incident_id: str, annotation: str | None) -> None:
+    await session.execute(incidents.update().where(incidents.c.id == incident_id).values(annotation=annotation))
+
+
+# ------------------------------------------------------------------ jobs
+async def update_jobs(session: AsyncSession, instance_id: str, added: Iterable[Job], removed: Sequence[str]) -> None:
+    added = list(added)
+    stale = [*removed, *(job.id for job in added)]
+    if stale:
+        await session.execute(jobs.delete().where(jobs.c.id.in_(stale)))
+    if added:
+        await session.execute(
+            jobs.insert(),
+            [
+                {
+                    "id": job.id,
+                    "instance_id": instance_id,
+                    "kind": job.kind,
+                    "activity_id": job.activity_id,
+                    "due_at": job.due_at,
+                    "topic": job.topic,
+                }
+                for job in added
+            ],
+        )
+
+
+async def delete_jobs(session: AsyncSession, instance_id: str) -> None:
+    await session.execute(jobs.delete().where(jobs.c.instance_id == instance_id))
+
+
+async def instances_with_work(session: AsyncSession, now: datetime, topics: Sequence[str], limit: int) -> list[str]:
+    """Active instances with a due timer, or external work whose handler is registered now."""
+    work = jobs.c.kind == "timer"
+    work = sa.and_(work, jobs.c.due_at <= now)
+    if topics:
+        work = sa.or_(work, sa.and_(jobs.c.kind == "external", jobs.c.topic.in_(topics)))
+    result = await session.execute(
+        sa.select(jobs.c.instance_id)
+        .join(instances, instances.c.id == jobs.c.instance_id)
+        .where(work, instances.c.status == "active")
+        .group_by(jobs.c.instance_id)
+        .order_by(sa.func.min(jobs.c.due_at))
+        .limit(limit)
+    )
+    return [row[0] for row in result]
+
+
+# ------------------------------------------------------------------ paging
+async def _page(
+    session: AsyncSession,
+    table: sa.Table,
+    columns: Sequence[sa.ColumnElement[Any]],
+    conditions: Sequence[sa.ColumnElement[bool]],
+    query: ListQuery,
+    sortable: dict[str, sa.ColumnElement[Any]],
+    default_sort: str,
+    tiebreak: sa.ColumnElement[Any],
+    count: sa.Select[Any] | None = None,
+) -> tuple[list[Row], int]:
+    """One page in the requested order (ties broken by id, for stable paging) and the total."""
+    column = sortable[query.sort or default_sort]  # the query model admits only its sortable fields
+    ascending = query.order == SortOrder.ASC
+    order = [column.asc() if ascending else column.desc(), tiebreak.asc() if ascending else tiebreak.desc()]
+    rows = await session.execute(
+        sa.select(*columns).where(*conditions).order_by(*order).offset(query.offset).limit(query.size)
+    )
+    if count is None:
+        count = sa.select(sa.func.count()).select_from(table).where(*conditions)
+    return list(rows), int(await session.scalar(count) or 0)
+
+
+def _same_tenant(column: sa.ColumnElement[Any], tenant_id: str | None) -> sa.ColumnElement[bool]:
+    return column.is_(None) if tenant_id is None else column == tenant_id

@@ -1,0 +1,569 @@
+"""Running workflows with SpiffWorkflow: one `Execution` per change, and what the change did.
+
+An execution restores a workflow from its run state, applies one change (start, complete a user task,
+retry a failed task, fire timers, cancel), lets the engine run until every branch waits, and reports
+what happened as plain data (`Changes`) for the repository to store. Nothing here touches the database.
+
+Rules the engine follows:
+- Variables live in the instance row, typed; before a change the workflow's data is brought in line with
+  them (API edits reach every waiting branch) and afterwards they are read back from the open tasks.
+- Service and business rule tasks wait (STARTED) until the handler of their topic has run. Handlers run
+  inline, in the same transaction as the change that reached them; the timer poller runs them for tasks
+  that waited for a handler registered later.
+- A failure (script error, condition error, handler exception, uncaught BPMN error) puts the task in ERROR,
+  records a `Failure` (an incident) and the other branches carry on. A retry resets the task and runs it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, UserTask
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimeDateEventDefinition,
+    TimerEventDefinition,
+)
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.specs.Join import Join
+from SpiffWorkflow.task import Task as SpiffTask
+from SpiffWorkflow.util.task import TaskState
+
+from adapters.embedded.errors import BpmnError
+from adapters.embedded.expressions import EmbeddedScriptEngine, ExpressionError, evaluate
+from adapters.embedded.parsing import ExternalTask, ParsedProcess
+from gateway.errors import Conflict, EngineError, NotFound
+from gateway.variables import parse_datetime
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+MAX_ENGINE_STEPS = 1_000  # tasks one change may run: an endless loop becomes an incident, not a hang
+MAX_HANDLER_RUNS = 100  # handler calls one change may make; the rest wait for the poller
+DEFAULT_PRIORITY = 50
+DETAIL_LIMIT = 8_000
+
+
+@dataclass(frozen=True)
+class Failure:
+    task_id: str
+    activity_id: str | None
+    activity_name: str | None
+    incident_type: str  # failedJob, failedExternalTask, conditionError, unhandledBpmnError
+    message: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class HumanTask:
+    """A user task that became ready, with its assignment resolved."""
+
+    id: str
+    activity_id: str
+    name: str | None
+    description: str | None
+    assignee: str | None
+    candidate_users: list[str]
+    candidate_groups: list[str]
+    form_key: str | None
+    priority: int
+    due: datetime | None
+    follow_up: datetime | None
+    created: datetime
+
+
+@dataclass(frozen=True)
+class Activity:
+    """An activity instance (one SpiffWorkflow task of a BPMN element) seen for the first time."""
+
+    id: str
+    activity_id: str
+    activity_name: str | None
+    activity_type: str
+    status: str  # active, waiting, failed, completed, cancelled
+    started_at: datetime
+    ended_at: datetime | None
+    assignee: str | None = None
+
+
+@dataclass(frozen=True)
+class ActivityUpdate:
+    id: str
+    status: str
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """Something the engine resumes by itself: a due timer, or external work once a handler exists."""
+
+    id: str
+    kind: str  # "timer" or "external"
+    activity_id: str
+    due_at: datetime | None = None
+    topic: str | None = None
+
+
+@dataclass
+class Changes:
+    state: str
+    variables: dict[str, Any]
+    completed: bool
+    opened_tasks: list[HumanTask]
+    closed_tasks: dict[str, str]  # task id -> "completed" or "cancelled"
+    new_activities: list[Activity]
+    updated_activities: list[ActivityUpdate]
+    failures: list[Failure]
+    jobs_added: list[Job]
+    jobs_removed: list[str]
+
+
+class _RunStateConverter(BpmnWorkflowConverter):
+    """The workflow's run state without its specs: those come from the parsed definition, shared and cached."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], *, spec: Any, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+class Runtime:
+    """What every execution of one adapter shares: the script engine, the serializer and the handlers."""
+
+    def __init__(self, *, allow_scripts: bool, handler_timeout: float) -> None:
+        self.script_engine = EmbeddedScriptEngine(allow_scripts=allow_scripts)
+        self.handler_timeout = handler_timeout
+        self.handlers: dict[str, Handler] = {}
+        self._registry = BpmnWorkflowSerializer.configure({**DEFAULT_CONFIG, BpmnWorkflow: _RunStateConverter})
+        self._serializer = BpmnWorkflowSerializer(self._registry)
+
+    def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:
+        workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(copy.deepcopy(variables))
+        return Execution(self, process, workflow, variables)
+
+    def resume(self, process: ParsedProcess, state: str, variables: dict[str, Any]) -> Execution:
+        dct = json.loads(state)
+        self._serializer.migrate(dct)
+        workflow = self._registry.restore(dct, spec=process.spec, subprocess_specs=process.subprocess_specs)
+        workflow.script_engine = self.script_engine  # never SpiffWorkflow's default: it runs eval()
+        return Execution(self, process, workflow, variables)
+
+    def dump(self, workflow: BpmnWorkflow) -> str:
+        return self._serializer.serialize_json(workflow)
+
+
+class Execution:
+    """One change to one workflow, from the state before to the state after."""
+
+    def __init__(self, runtime: Runtime, process: ParsedProcess, workflow: BpmnWorkflow, variables: dict[str, Any]):
+        self.runtime = runtime
+        self.process = process
+        self.workflow = workflow
+        self.before = {task.id: task.state for task in workflow.get_tasks()}
+        self.open_activities_before = {task.id for task in workflow.get_tasks(state=OPEN) if _is_open_activity(task)}
+        self.open_user_tasks_before = {
+            task.id for task in workflow.get_tasks(state=TaskState.READY) if _is_user_task(task)
+        }
+        self.jobs_before = {job.id: job for job in self._jobs()}
+        self.failures: list[Failure] = []
+        self._started_at: dict[UUID, datetime] = {}
+        self._running: SpiffTask | None = None
+        self._steps = 0
+        self._apply_variables(variables)
+
+    # ------------------------------------------------------------ changes
+    def complete(self, task_id: str, data: dict[str, Any]) -> None:
+        task = self._task(task_id)
+        if task.state != TaskState.READY or not _is_user_task(task):
+            raise NotFound(f"Task {task_id} is not open")
+        task.data.update(copy.deepcopy(data))
+        self._guarded(task.run, blame=task)
+
+    def retry(self, task_id: str) -> None:
+        task = self._task(task_id)
+        if task.state != TaskState.ERROR:
+            raise Conflict(f"The failed activity {task.task_spec.bpmn_id} is no longer failed; nothing to retry")
+        self._guarded(lambda: self.workflow.reset_from_task_id(task.id), blame=task)
+
+    def fire_timers(self) -> None:
+        for task in list(self.workflow.event_manager.tasks.values()):
+            if isinstance(task.task_spec.event_definition, TimerEventDefinition):
+                self._guarded(lambda task=task: task.task_spec._update(task), blame=task)
+
+    def cancel(self) -> None:
+        self.workflow.cancel()
+
+    async def advance(self) -> None:
+        """Run until every branch waits: engine steps, then the handlers of external tasks, until nothing moves."""
+        handler_runs = 0
+        while True:
+            self._run_engine_steps()
+            runnable = [
+                task
+                for task in self.workflow.get_tasks(state=TaskState.STARTED)
+                if isinstance(task.task_spec, ExternalTask) and task.task_spec.topic in self.runtime.handlers
+            ]
+            if not runnable or handler_runs >= MAX_HANDLER_RUNS:
+                return
+            for task in runnable:
+                handler_runs += 1
+                await self._run_handler(task, self.runtime.handlers[task.task_spec.topic])
+
+    # ------------------------------------------------------------ the result
+    def finish(self) -> Changes:
+        opened = self._open_user_tasks()  # may fail tasks whose assignment cannot be resolved: do it first
+        new_activities, updated_activities = self._activity_changes({task.id: task.assignee for task in opened})
+        jobs_after = {job.id: job for job in self._jobs()}
+        return Changes(
+            state=self.runtime.dump(self.workflow),
+            variables=project_variables(self.workflow),
+            completed=self.workflow.is_completed(),
+            opened_tasks=opened,
+            closed_tasks=self._closed_user_tasks(),
+            new_activities=new_activities,
+            updated_activities=updated_activities,
+            failures=self.failures,
+            jobs_added=[job for job_id, job in jobs_after.items() if self.jobs_before.get(job_id) != job],
+            jobs_removed=[job_id for job_id, job in self.jobs_before.items() if jobs_after.get(job_id) != job],
+        )
+
+    # ------------------------------------------------------------ running
+    def _run_engine_steps(self) -> None:
+        for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
+            if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)):
+                return
+        raise EngineError(f"The embedded engine kept failing on instance data of process {self.process.key!r}")
+
+    def _will_run(self, task: SpiffTask) -> None:
+        self._running = task
+        self._steps += 1
+        if self._steps > MAX_ENGINE_STEPS:
+            raise RuntimeError(f"The process ran {MAX_ENGINE_STEPS} steps without waiting: is there an endless loop?")
+        self._started_at.setdefault(task.id, _moment(task))
+
+    def _did_run(self, task: SpiffTask) -> None:
+        self._running = None
+
+    async def _run_handler(self, task: SpiffTask, handler: Handler) -> None:
+        try:
+            result = await asyncio.wait_for(handler(copy.deepcopy(task.data)), self.runtime.handler_timeout)
+            if result is not None and not isinstance(result, dict):
+                raise TypeError(f"the handler returned {type(result).__name__}; expected a dict of variables or None")
+        except BpmnError as error:
+            self._throw_bpmn_error(task, error)
+        except TimeoutError:
+            self._fail(
+                task, "failedExternalTask", f"The handler did not finish within {self.runtime.handler_timeout:g} s"
+            )
+        except Exception as exc:  # noqa: BLE001 - any handler failure becomes an incident
+            detail = "".join(traceback.format_exception(exc))[-DETAIL_LIMIT:]
+            self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", detail)
+        else:
+            task.data.update(copy.deepcopy(result or {}))
+            self._guarded(task.complete, blame=task)
+
+    def _throw_bpmn_error(self, task: SpiffTask, error: BpmnError) -> None:
+        task.data.update(copy.deepcopy(error.variables))
+        payload = copy.deepcopy(task.data)  # what the catching event passes on to its path
+        event = BpmnEvent(ErrorEventDefinition(error.code, code=error.code), payload=payload, target=task.workflow)
+        self.workflow.catch(event)
+        if event in self.workflow.bpmn_events:  # nobody caught it
+            self.workflow.bpmn_events.remove(event)
+            message = f"BPMN error {error.code!r} was not caught by any boundary event"
+            self._fail(task, "unhandledBpmnError", f"{message}: {error.message}" if error.message else message)
+
+    def _guarded(self, action: Callable[[], Any], blame: SpiffTask | None = None) -> bool:
+        """Run a step of the engine; a failure becomes an incident on the task that caused it."""
+        try:
+            action()
+            return True
+        except Exception as exc:  # noqa: BLE001 - scripts and expressions may raise anything
+            culprit = getattr(exc, "task", None) or self._running or blame
+            self._running = None
+            if culprit is None:
+                raise EngineError(f"The embedded engine failed: {exc}") from exc
+            self._fail(culprit, _incident_type(culprit), _message(exc), _detail(exc))
+            return False
+
+    def _fail(self, task: SpiffTask, incident_type: str, message: str, detail: str | None = None) -> None:
+        if task.state != TaskState.ERROR:
+            task.error()
+        spec = task.task_spec
+        self.failures.append(
+            Failure(
+                task_id=str(task.id),
+                activity_id=spec.bpmn_id,
+                activity_name=spec.bpmn_name,
+                incident_type=incident_type,
+                message=message,
+                detail=detail,
+            )
+        )
+
+    def _task(self, task_id: str) -> SpiffTask:
+        task = self.workflow.get_task_from_id(UUID(task_id))
+        if task is None:
+            raise NotFound(f"Task {task_id} is not part of its instance's workflow")
+        return task
+
+    # ------------------------------------------------------------ variables
+    def _apply_variables(self, variables: dict[str, Any]) -> None:
+        """Make the workflow's data match the instance's variables, where the API changed them."""
+        current = project_variables(self.workflow)
+        changed = {name: value for name, value in variables.items() if name not in current or current[name] != value}
+        removed = [name for name in current if name not in variables]
+        if not changed and not removed:
+            return
+        # Parents too: a waiting task takes its parent's data again each time the workflow moves.
+        targets = {task.id: task for task in self.workflow.get_tasks(state=OPEN)}
+        targets |= {task.parent.id: task.parent for task in list(targets.values()) if task.parent is not None}
+        for task in targets.values():
+            for name, value in changed.items():
+                task.data[name] = copy.deepcopy(value)
+            for name in removed:
+                task.data.pop(name, None)
+
+    # ------------------------------------------------------------ projections
+    def _open_user_tasks(self) -> list[HumanTask]:
+        opened = []
+        for task in self.workflow.get_tasks(state=TaskState.READY):
+            if _is_user_task(task) and task.id not in self.open_user_tasks_before:
+                try:
+                    opened.append(_human_task(task))
+                except ExpressionError as exc:
+                    self._fail(task, "failedJob", f"Cannot assign the task: {exc}")
+        return opened
+
+    def _closed_user_tasks(self) -> dict[str, str]:
+        closed = {}
+        for task_id in self.open_user_tasks_before:
+            task = self.workflow.get_task_from_id(task_id)
+            if task is None or task.state != TaskState.READY:
+                completed = task is not None and task.state == TaskState.COMPLETED
+                closed[str(task_id)] = "completed" if completed else "cancelled"
+        return closed
+
+    def _activity_changes(self, assignees: dict[str, str | None]) -> tuple[list[Activity], list[ActivityUpdate]]:
+        new, updated = [], []
+        seen = set()
+        for task in self.workflow.get_tasks():
+            seen.add(task.id)
+            if task.task_spec.bpmn_id is None:  # SpiffWorkflow's own bookkeeping tasks
+                continue
+            before = self.before.get(task.id)
+            if task.id in self.open_activities_before:
+                if task.state != before:
+                    updated.append(
+                        ActivityUpdate(id=str(task.id), status=_activity_status(task), ended_at=_ended(task))
+                    )
+            elif _is_open_activity(task) or self._ended_here(task, before):
+                new.append(self._activity(task, assignees.get(str(task.id))))
+        now = datetime.now(UTC)
+        for task_id in self.open_activities_before - seen:  # removed from the tree by a reset
+            updated.append(ActivityUpdate(id=str(task_id), status="cancelled", ended_at=now))
+        return new, updated
+
+    def _ended_here(self, task: SpiffTask, before: int | None) -> bool:
+        """Completed in this change, or cancelled after it started running in it (not a path never taken)."""
+        if task.state == TaskState.COMPLETED:
+            return before != TaskState.COMPLETED
+        return task.state == TaskState.CANCELLED and task.id in self._started_at
+
+    def _activity(self, task: SpiffTask, assignee: str | None) -> Activity:
+        return Activity(
+            id=str(task.id),
+            activity_id=task.task_spec.bpmn_id,
+            activity_name=task.task_spec.bpmn_name,
+            activity_type=self.process.node(task.task_spec.bpmn_id).type,
+            status=_activity_status(task),
+            started_at=self._started_at.get(task.id, _moment(task)),
+            ended_at=_ended(task),
+            assignee=assignee,
+        )
+
+    def _jobs(self) -> Iterator[Job]:
+        for task in self.workflow.get_tasks(state=TaskState.WAITING | TaskState.STARTED):
+            spec = task.task_spec
+            if task.state == TaskState.STARTED and isinstance(spec, ExternalTask):
+                yield Job(id=str(task.id), kind="external", activity_id=spec.bpmn_id, topic=spec.topic)
+            elif task.state == TaskState.WAITING and isinstance(
+                getattr(spec, "event_definition", None), TimerEventDefinition
+            ):
+                yield Job(id=str(task.id), kind="timer", activity_id=spec.bpmn_id, due_at=_timer_due(task))
+
+
+def project_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The workflow's variables as one map: the data of every open task (the ended workflow: of its last task)."""
+    open_tasks = workflow.get_tasks(state=OPEN)
+    if not open_tasks:
+        return dict(workflow.last_task.data) if workflow.last_task is not None else {}
+    merged: dict[str, Any] = {}
+    for task in open_tasks:
+        if isinstance(task.task_spec, Join) and task.parent is not None:
+            merged.update(task.parent.data)  # a waiting join has not merged its incoming branches yet
+        merged.update(task.data)
+    return merged
+
+
+def _is_open_activity(task: SpiffTask) -> bool:
+    if task.task_spec.bpmn_id is None or not task.state & OPEN:
+        return False
+    # A boundary event waits with its activity and a join for its other branches: neither is an activity yet.
+    return not (task.state == TaskState.WAITING and isinstance(task.task_spec, BoundaryEvent | Join))
+
+
+def _is_user_task(task: SpiffTask) -> bool:
+    return isinstance(task.task_spec, UserTask)
+
+
+def _activity_status(task: SpiffTask) -> str:
+    match task.state:
+        case TaskState.READY:
+            return "active"
+        case TaskState.STARTED:
+            return "waiting" if isinstance(task.task_spec, ExternalTask) else "active"
+        case TaskState.WAITING:
+            return "waiting"
+        case TaskState.ERROR:
+            return "failed"
+        case TaskState.COMPLETED:
+            return "completed"
+        case _:
+            return "cancelled"
+
+
+def _moment(task: SpiffTask) -> datetime:
+    return datetime.fromtimestamp(task.last_state_change, UTC)
+
+
+def _ended(task: SpiffTask) -> datetime | None:
+    return _moment(task) if task.state in (TaskState.COMPLETED, TaskState.CANCELLED) else None
+
+
+def _incident_type(task: SpiffTask) -> str:
+    if isinstance(task.task_spec, ExclusiveGateway | InclusiveGateway):
+        return "conditionError"
+    if isinstance(task.task_spec, ExternalTask):
+        return "failedExternalTask"
+    return "failedJob"
+
+
+def _message(exc: Exception) -> str:
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    notes = [note for note in getattr(exc, "notes", []) if note]
+    line = getattr(exc, "line_number", None)
+    if line and getattr(exc, "error_line", None):
+        notes.append(f"(line {line}: {exc.error_line.strip()})")
+    return " ".join([text, *notes]).strip()
+
+
+def _detail(exc: Exception) -> str | None:
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    if cause is None:
+        return None
+    return "".join(traceback.format_exception(cause))[-DETAIL_LIMIT:]
+
+
+def _timer_due(task: SpiffTask) -> datetime:
+    """When a waiting timer fires; now if SpiffWorkflow has not worked it out yet (the poller will)."""
+    definition = task.task_spec.event_definition
+    value = task.internal_data.get("event_value")
+    now = datetime.now(UTC)
+    try:
+        if isinstance(definition, CycleTimerEventDefinition) and isinstance(value, dict):
+            return datetime.fromisoformat(value["next"]) if value.get("cycles") else now
+        if isinstance(definition, DurationTimerEventDefinition | TimeDateEventDefinition) and isinstance(value, str):
+            due = TimerEventDefinition.parse_time_or_duration(value)
+            return due if isinstance(due, datetime) else now
+    except (ValueError, KeyError, TypeError):
+        pass
+    return now
+
+
+# ------------------------------------------------------------ user task assignment
+def _human_task(task: SpiffTask) -> HumanTask:
+    settings: Mapping[str, str] = task.task_spec.extensions
+    now = datetime.now(UTC)
+
+    def setting(name: str) -> Any:
+        raw = settings.get(name)
+        if raw is None or not raw.strip():
+            return None
+        text = raw.strip()
+        return evaluate(text, task.data) if text.startswith(("${", "#{")) and text.endswith("}") else text
+
+    return HumanTask(
+        id=str(task.id),
+        activity_id=task.task_spec.bpmn_id,
+        name=task.task_spec.bpmn_name,
+        description=task.task_spec.documentation,
+        assignee=_text(setting("assignee")),
+        candidate_users=_names(setting("candidateUsers")),
+        candidate_groups=_names(setting("candidateGroups")),
+        form_key=_text(setting("formKey")),
+        priority=_priority(setting("priority")),
+        due=_deadline(setting("dueDate"), now),
+        follow_up=_deadline(setting("followUpDate"), now),
+        created=_moment(task),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _names(value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _priority(value: Any) -> int:
+    if value is None:
+        return DEFAULT_PRIORITY
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ExpressionError(f"the priority {value!r} is not a whole number") from None
+
+
+def _deadline(value: Any, now: datetime) -> datetime | None:
+    """An ISO 8601 date-time, or a duration from now (`P2D`)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        if text.upper().startswith("P"):
+            return now + TimerEventDefinition.get_timedelta_from_start(
+                TimerEventDefinition.parse_iso_duration(text), now
+            )
+        return parse_datetime(text)
+    except Exception:  # noqa: BLE001 - SpiffWorkflow's duration parser raises a bare Exception
+        raise ExpressionError(f"{text!r} is neither an ISO 8601 date-time nor a duration") from None

@@ -1,0 +1,180 @@
+"""The embedded engine's tables in the gateway database (schema changes go through the migrations here).
+
+A workflow's run state is one JSON document per instance (`embedded_instances.state`); everything the API
+lists or filters on is projected from it into plain tables when the state changes, so no query ever has
+to load a workflow.
+"""
+
+import sqlalchemy as sa
+
+from gateway.db import JsonColumn, UTCDateTime, metadata
+
+OPEN_TASK = sa.text("ended_at IS NULL")
+UNASSIGNED_TASK = sa.text("ended_at IS NULL AND assignee IS NULL")
+OPEN_INCIDENT = sa.text("resolved_at IS NULL")
+
+
+def partial_index(name: str, *columns: str, where: sa.TextClause) -> sa.Index:
+    return sa.Index(name, *columns, sqlite_where=where, postgresql_where=where)
+
+
+deployments = sa.Table(
+    "embedded_deployments",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(255)),
+    sa.Column("filename", sa.String(255)),
+    sa.Column("resource", sa.LargeBinary, nullable=False),  # the BPMN exactly as uploaded
+    sa.Column("deployed_at", UTCDateTime, nullable=False),
+    sa.Column("deployed_by", sa.String(255)),
+    sa.Column("tenant_id", sa.String(100)),
+)
+
+definitions = sa.Table(
+    "embedded_definitions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("deployment_id", sa.String(36), sa.ForeignKey("embedded_deployments.id"), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(255)),
+    sa.Column("description", sa.Text),
+    sa.Column("category", sa.String(255)),
+    sa.Column("deployed_at", UTCDateTime, nullable=False),
+    sa.Column("deployed_by", sa.String(255)),
+    sa.Column("suspended", sa.Boolean, nullable=False, default=False),
+    sa.Column("tenant_id", sa.String(100)),
+    # One version number per key and tenant; a concurrent deployment of the same key fails here, not silently.
+    sa.Index("ux_embedded_definitions_version", "key", sa.text("coalesce(tenant_id, '')"), "version", unique=True),
+    sa.Index("ix_embedded_definitions_deployment", "deployment_id"),
+)
+
+instances = sa.Table(
+    "embedded_instances",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("definition_id", sa.String(36), nullable=False),
+    sa.Column("definition_key", sa.String(255), nullable=False),
+    sa.Column("definition_name", sa.String(255)),
+    sa.Column("business_key", sa.String(255)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_by", sa.String(255)),
+    sa.Column("tenant_id", sa.String(100)),
+    sa.Column("super_instance_id", sa.String(36)),
+    sa.Column("start_time", UTCDateTime, nullable=False),
+    sa.Column("end_time", UTCDateTime),
+    sa.Column("duration_ms", sa.BigInteger),
+    sa.Column("variables", JsonColumn, nullable=False),  # {name: {value, type}}: the typed truth
+    sa.Column("state", sa.Text, nullable=False),  # the SpiffWorkflow run state, without specs
+    sa.Column("version", sa.Integer, nullable=False),  # optimistic lock
+    sa.Index("ix_embedded_instances_definition_key", "definition_key", "start_time"),
+    sa.Index("ix_embedded_instances_definition_id", "definition_id"),
+    sa.Index("ix_embedded_instances_business_key", "business_key"),
+    sa.Index("ix_embedded_instances_status", "status", "start_time"),
+    sa.Index("ix_embedded_instances_start_time", "start_time"),
+    sa.Index("ix_embedded_instances_tenant", "tenant_id"),
+)
+
+tasks = sa.Table(
+    "embedded_tasks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the SpiffWorkflow task id
+    sa.Column("instance_id", sa.String(36), nullable=False),
+    sa.Column("definition_id", sa.String(36), nullable=False),
+    sa.Column("definition_key", sa.String(255), nullable=False),
+    sa.Column("task_definition_key", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255)),
+    sa.Column("description", sa.Text),
+    sa.Column("assignee", sa.String(255)),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("delegation_state", sa.String(20)),
+    # Shown with the task; filtering goes through embedded_task_candidates.
+    sa.Column("candidate_users", JsonColumn, nullable=False),
+    sa.Column("candidate_groups", JsonColumn, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("due", UTCDateTime),
+    sa.Column("follow_up", UTCDateTime),
+    sa.Column("form_key", sa.String(255)),
+    sa.Column("status", sa.String(20), nullable=False),  # created, assigned, delegated, completed, cancelled
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),  # completed or cancelled; NULL while the task is open
+    sa.Column("completed_by", sa.String(255)),
+    sa.Column("tenant_id", sa.String(100)),
+    sa.Index("ix_embedded_tasks_instance", "instance_id"),
+    # Open tasks are the hot set (an inbox of 100,000): partial indexes keep every list filter an index walk.
+    partial_index("ix_embedded_tasks_open_created", "created", "id", where=OPEN_TASK),
+    partial_index("ix_embedded_tasks_open_assignee", "assignee", "created", where=OPEN_TASK),
+    partial_index("ix_embedded_tasks_open_unassigned", "created", where=UNASSIGNED_TASK),
+    partial_index("ix_embedded_tasks_open_definition", "definition_key", "created", where=OPEN_TASK),
+    partial_index("ix_embedded_tasks_open_due", "due", where=OPEN_TASK),
+    partial_index("ix_embedded_tasks_open_priority", "priority", "created", where=OPEN_TASK),
+    partial_index("ix_embedded_tasks_open_name", "name", where=OPEN_TASK),
+    partial_index("ix_embedded_tasks_open_tenant", "tenant_id", "created", where=OPEN_TASK),
+    sa.Index("ix_embedded_tasks_status", "status", "created"),
+)
+
+task_candidates = sa.Table(
+    "embedded_task_candidates",
+    metadata,
+    sa.Column("task_id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),  # "user" or "group"
+    sa.Column("value", sa.String(255), primary_key=True),
+    # Copies of the task's state, so that counting a group's (or user's) inbox reads this index alone.
+    sa.Column("open", sa.Boolean, nullable=False),
+    sa.Column("assigned", sa.Boolean, nullable=False),
+    sa.Index("ix_embedded_task_candidates_inbox", "kind", "value", "open", "assigned"),
+)
+
+activities = sa.Table(
+    "embedded_activities",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the SpiffWorkflow task id
+    sa.Column("instance_id", sa.String(36), nullable=False),
+    sa.Column("definition_id", sa.String(36), nullable=False),
+    sa.Column("definition_key", sa.String(255), nullable=False),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Column("activity_name", sa.String(255)),
+    sa.Column("activity_type", sa.String(50), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # active, waiting, failed, completed, cancelled
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("assignee", sa.String(255)),
+    sa.Index("ix_embedded_activities_instance", "instance_id", "started_at"),
+    sa.Index("ix_embedded_activities_definition_key", "definition_key", "started_at"),
+    sa.Index("ix_embedded_activities_started_at", "started_at"),
+)
+
+incidents = sa.Table(
+    "embedded_incidents",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("incident_type", sa.String(50), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("instance_id", sa.String(36), nullable=False),
+    sa.Column("definition_id", sa.String(36), nullable=False),
+    sa.Column("definition_key", sa.String(255), nullable=False),
+    sa.Column("activity_id", sa.String(255)),
+    sa.Column("activity_name", sa.String(255)),
+    sa.Column("task_id", sa.String(36)),  # the failed SpiffWorkflow task, run again by a retry
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("annotation", sa.Text),
+    sa.Column("resolved_at", UTCDateTime),  # NULL while open
+    sa.Column("tenant_id", sa.String(100)),
+    sa.Index("ix_embedded_incidents_instance", "instance_id"),
+    partial_index("ix_embedded_incidents_open", "created", where=OPEN_INCIDENT),
+)
+
+jobs = sa.Table(
+    "embedded_jobs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the waiting SpiffWorkflow task id
+    sa.Column("instance_id", sa.String(36), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),  # "timer" (due_at) or "external" (topic)
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Column("due_at", UTCDateTime),
+    sa.Column("topic", sa.String(255)),
+    sa.Index("ix_embedded_jobs_instance", "instance_id"),
+    sa.Index("ix_embedded_jobs_due", "kind", "due_at"),
+    sa.Index("ix_embedded_jobs_topic", "kind", "topic"),
+)

@@ -1,0 +1,38 @@
+"""The embedded engine's migration creates exactly the tables and indexes its code uses."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from adapters.embedded import tables
+from gateway.db import Database
+
+EMBEDDED_TABLES = [t for t in (getattr(tables, name) for name in dir(tables)) if isinstance(t, sa.Table)]
+
+
+async def test_the_migrated_schema_matches_the_table_definitions(database: Database) -> None:
+    await database.migrate()  # already at head: running again changes nothing
+
+    def index_names(sync: sa.Connection, table: str) -> set[str]:
+        if sync.dialect.name == "sqlite":  # SQLAlchemy does not reflect SQLite's expression indexes
+            query = sa.text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL")
+            return set(sync.execute(query, {"t": table}).scalars())
+        return {index["name"] for index in sa.inspect(sync).get_indexes(table)}
+
+    def inspect(sync: sa.Connection) -> dict[str, tuple[set[str], set[str]]]:
+        inspector = sa.inspect(sync)
+        return {
+            table.name: (
+                {column["name"] for column in inspector.get_columns(table.name)},
+                index_names(sync, table.name),
+            )
+            for table in EMBEDDED_TABLES
+        }
+
+    async with database.engine.connect() as conn:
+        migrated = await conn.run_sync(inspect)
+    assert len(EMBEDDED_TABLES) == 8
+    for table in EMBEDDED_TABLES:
+        columns, indexes = migrated[table.name]
+        assert columns == {column.name for column in table.columns}, table.name
+        assert indexes == {index.name for index in table.indexes}, table.name
