@@ -26,18 +26,27 @@ def _chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-async def _lock(session: AsyncSession) -> None:
-    # Taking the lock before inserting makes outbox and audit ids follow commit order, so a reader
-    # paging by id never skips a row that commits later, and the hash chain has one linear order.
+_LAST_HASH = sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1).scalar_subquery()
+
+
+async def _lock(session: AsyncSession) -> str:
+    """Serialise journal appends and return the audit chain's last hash (one round trip).
+
+    Taking the lock before inserting makes outbox and audit ids follow commit order, so a reader paging by
+    id never skips a row that commits later, and the hash chain has one linear order.
+    """
     if session.bind.dialect.name == "postgresql":
-        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": JOURNAL_LOCK_ID})
+        lock = sa.func.pg_advisory_xact_lock(JOURNAL_LOCK_ID)
+        row = (await session.execute(sa.select(lock, _LAST_HASH))).one()
+        return row[1] or GENESIS_HASH
+    return await session.scalar(sa.select(_LAST_HASH)) or GENESIS_HASH
 
 
 async def write(uow: UnitOfWork) -> None:
     """Append the unit of work's events and audit row, inside its transaction."""
     if not uow.events and uow.audit_entry is None:
         return
-    await _lock(uow.session)
+    last_hash = await _lock(uow.session)
     if uow.events:
         await uow.session.execute(
             outbox.insert(),
@@ -56,11 +65,10 @@ async def write(uow: UnitOfWork) -> None:
             ],
         )
     if uow.audit_entry is not None:
-        await _append_audit(uow.session, uow.actor, uow.audit_entry)
+        await _append_audit(uow.session, uow.actor, uow.audit_entry, last_hash)
 
 
-async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft) -> None:
-    prev_hash = await session.scalar(sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1))
+async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft, prev_hash: str) -> None:
     row = {
         "occurred_at": utcnow(),
         "actor": actor,
@@ -73,7 +81,6 @@ async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft) ->
         "outcome": entry.outcome,
         "detail": entry.detail,
     }
-    prev_hash = prev_hash or GENESIS_HASH
     row["prev_hash"] = prev_hash
     row["hash"] = _chain_hash(prev_hash, row)
     await session.execute(audit_log.insert().values(**row))
@@ -82,8 +89,7 @@ async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft) ->
 async def record_failure(db: Database, actor: str, entry: AuditDraft) -> None:
     """Audit a mutating call that failed; its own transaction, since the change itself rolled back."""
     async with db.writer(), db.sessionmaker() as session, session.begin():
-        await _lock(session)
-        await _append_audit(session, actor, entry)
+        await _append_audit(session, actor, entry, await _lock(session))
 
 
 @dataclass
