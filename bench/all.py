@@ -1,0 +1,7 @@
+"""Run every benchmark and print its figures: `make bench`."""
+
+from bench import embedded, overhead
+
+if __name__ == "__main__":
+    embedded.main()
+    overhead.main()

@@ -1,0 +1,139 @@
+"""The embedded engine through the HTTP API on PostgreSQL (issue: gateway core).
+
+Prints start and complete latency (target p50 ≤ 10 ms each) and task-list latency with 100,000 open tasks
+(target p95 ≤ 30 ms). Uses PM_BENCH_DATABASE_URL's server (default: local PostgreSQL, user postgres),
+in a database of its own that it drops at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.common import free_port, server, summary, timed
+
+SERVER_URL = os.environ.get("PM_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+DATABASE = "pm_bench_embedded"
+OPEN_TASKS = 100_000
+APPROVAL = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="http://example.com">
+  <bpmn:process id="approval" name="Approval" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review"/>
+    <bpmn:userTask id="review" name="Review request" camunda:candidateGroups="sales"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def database_url() -> str:
+    return sa.make_url(SERVER_URL).set(database=DATABASE).render_as_string(hide_password=False)
+
+
+async def admin(sql: str) -> None:
+    engine = create_async_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(sa.text(sql))
+    await engine.dispose()
+
+
+async def seed_open_tasks(count: int) -> None:
+    """Copy rows shaped like the engine's own: half in group sales, a quarter assigned, due dates spread."""
+    engine = create_async_engine(database_url())
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"""
+            INSERT INTO embedded_tasks (id, instance_id, definition_id, definition_key, task_definition_key, name,
+                assignee, candidate_users, candidate_groups, priority, due, status, created, tenant_id)
+            SELECT 'seed-' || g, 'seed-instance-' || g, 'seed-definition',
+                CASE WHEN g % 3 = 0 THEN 'invoice' ELSE 'approval' END, 'review', 'Review request ' || g,
+                CASE WHEN g % 4 = 0 THEN 'user-' || (g % 50) END, '[]'::jsonb,
+                CASE WHEN g % 2 = 0 THEN '["sales"]'::jsonb ELSE '["ops"]'::jsonb END, g % 100,
+                now() + (g % 30) * interval '1 day', CASE WHEN g % 4 = 0 THEN 'assigned' ELSE 'created' END,
+                now() - g * interval '1 second', NULL
+            FROM generate_series(1, {count}) AS g"""))
+        await conn.execute(sa.text(f"""
+            INSERT INTO embedded_task_candidates (task_id, kind, value, open, assigned)
+            SELECT 'seed-' || g, 'group', CASE WHEN g % 2 = 0 THEN 'sales' ELSE 'ops' END, true, g % 4 = 0
+            FROM generate_series(1, {count}) AS g"""))
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text("VACUUM ANALYZE"))
+    await engine.dispose()
+
+
+async def start_and_complete(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        (await client.post("/api/processes/definitions", files={"file": ("approval.bpmn", APPROVAL)})).raise_for_status()
+        started: list[str] = []
+
+        async def start() -> None:
+            response = await client.post("/api/processes/instances", json={"definition_key": "approval", "variables": {"amount": 30}})
+            response.raise_for_status()
+            started.append(response.json()["id"])
+
+        await timed(start, 50)
+        started.clear()
+        latencies, rate = await timed(start, 400)
+        print(f"  start instance : {summary(latencies)} ({rate:.0f}/s)")
+        tasks = iter(
+            [(await client.get("/api/processes/tasks", params={"instance_id": i})).json()["items"][0]["id"] for i in started]
+        )
+
+        async def complete() -> None:
+            response = await client.post(f"/api/processes/tasks/{next(tasks)}/complete", json={"variables": {"approved": True}})
+            assert response.status_code == 204, response.text
+
+        latencies, rate = await timed(complete, 400)
+        print(f"  complete task  : {summary(latencies)} ({rate:.0f}/s)")
+
+
+async def task_lists(base: str) -> None:
+    queries = {
+        "all open": {},
+        "candidate_group + unassigned": {"candidate_group": "sales", "unassigned": "true"},
+        "assignee": {"assignee": "user-8"},
+        "definition_key": {"definition_key": "invoice"},
+        "sort by priority": {"sort": "priority"},
+        "sort by due, ascending": {"sort": "due", "order": "asc"},
+        "page 100": {"page": 100},
+        "candidate_group + due_before": {"candidate_group": "ops", "due_before": "2030-01-01T00:00:00Z"},
+    }
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        for label, params in queries.items():
+
+            async def call(params: dict[str, str] = params) -> None:
+                (await client.get("/api/processes/tasks", params=params)).raise_for_status()
+
+            await timed(call, 30)
+            latencies, _ = await timed(call, 200)
+            total = (await client.get("/api/processes/tasks", params=params)).json()["total"]
+            print(f"  list tasks, {label:30} total={total:>6}: {summary(latencies)}")
+
+
+def main() -> None:
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+    asyncio.run(admin(f'CREATE DATABASE "{DATABASE}"'))
+    env = {"PM_DATABASE_URL": database_url(), "PM_ENGINE_TYPE": "embedded", "PM_LOG_LEVEL": "warning"}
+    try:
+        subprocess.run([sys.executable, "-m", "gateway.cli", "migrate"], env={**os.environ, **env}, check=True)
+        port = free_port()
+        with server(["-m", "gateway.cli"], port, env={**env, "PM_PORT": str(port)}) as base:
+            print("embedded engine through the HTTP API on PostgreSQL, one client")
+            asyncio.run(start_and_complete(base))
+            asyncio.run(seed_open_tasks(OPEN_TASKS))
+            print(f"with {OPEN_TASKS:,} more open tasks:")
+            asyncio.run(task_lists(base))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
