@@ -352,3 +352,46 @@ async def test_unsupported_operations_are_501_naming_engine_and_operation(
     async with make_client(engines=engines) as client:
         response = await client.put(path, params={"engine": "c8"}, json={"suspended": True})
         assert_problem(response, 501, "'c8'", operation)
+
+
+async def test_two_gateways_sharing_redis_report_the_same_open_circuit(make_client: Any, redis_url: str) -> None:
+    """Replica one cannot reach the engine; replica two can, yet follows the circuit replica one opened."""
+    import socket
+
+    import respx
+    from redis.asyncio import Redis
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    redis = Redis.from_url(redis_url)
+    await redis.delete("pm:breaker:c7")
+
+    def settings(url: str) -> dict[str, Any]:
+        engine = {"name": "c7", "type": "camunda7", "url": url, "breaker_fail_max": 2, "breaker_reset_timeout": 60}
+        return {"redis_url": redis_url, "engines": [{"name": "local", "type": "embedded", "default": True}, engine]}
+
+    with respx.mock(assert_all_called=False) as engine_two:
+        engine_two.route(host="127.0.0.1").pass_through()
+        engine_two.route(host="gateway.test").pass_through()
+        engine_two.route(host="replica-two-engine.test", path__regex=r".*/count$").respond(200, json={"count": 0})
+        engine_two.route(host="replica-two-engine.test", path__regex=r".*/version$").respond(200, json={"version": "7.23.0"})
+        engine_two.route(host="replica-two-engine.test").respond(200, json=[])
+        async with (
+            make_client(**settings(f"http://127.0.0.1:{closed_port}/engine-rest")) as first,
+            make_client(**settings("http://replica-two-engine.test/engine-rest")) as second,
+        ):
+            assert_problem(await first.get("/api/processes/tasks", params={"engine": "c7"}), 503)
+            for _ in range(40):
+                engines = {e["name"]: e for e in (await second.get("/api/processes/engines")).json()}
+                if engines["c7"]["circuit"]["state"] == "open":
+                    break
+                await asyncio.sleep(0.05)
+            assert engines["c7"]["circuit"]["state"] == "open"
+            assert engines["c7"]["circuit"]["failure_count"] == 0  # none of replica two's own calls failed
+            rejected = await second.get("/api/processes/tasks", params={"engine": "c7"})
+            assert_problem(rejected, 503, "circuit is open")
+            assert int(rejected.headers["retry-after"]) > 0
+    await redis.delete("pm:breaker:c7")
+    await redis.aclose()
