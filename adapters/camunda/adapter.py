@@ -77,6 +77,9 @@ def resource_name(filename: str) -> str:
     return filename if filename.endswith(BPMN_SUFFIXES) else f"{PurePath(filename).stem or 'process'}.bpmn"
 
 
+DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
+
+
 class Camunda7Adapter(EngineAdapter):
     type_name = "camunda7"
     capabilities = frozenset(
@@ -442,12 +445,17 @@ class Camunda7Adapter(EngineAdapter):
         return await self._task_action(task_id, "delegate", {"userId": user_id})
 
     async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> None:
-        await self.http.request(
-            "POST",
-            f"/task/{segment(task_id)}/complete",
-            operation="complete_task",
-            json={"variables": to_camunda_variables(variables)},
-        )
+        body = {"variables": to_camunda_variables(variables)}
+        path = f"/task/{segment(task_id)}"
+        try:
+            await self.http.request("POST", f"{path}/complete", operation="complete_task", json=body)
+        except GatewayError as exc:
+            if DELEGATION_PENDING not in (exc.engine_message or ""):
+                raise
+            # The unified API completes a delegated task in one step on every engine: an engine that wants
+            # the delegation resolved first (the task handed back to its owner) gets that, then the completion.
+            await self.http.request("POST", f"{path}/resolve", operation="resolve_task", json=body)
+            await self.http.request("POST", f"{path}/complete", operation="complete_task", json={"variables": {}})
 
     async def _task_action(self, task_id: str, action: str, body: dict[str, Any] | None) -> Task:
         await self.http.request("POST", f"/task/{segment(task_id)}/{action}", operation=f"task_{action}", json=body)

@@ -58,6 +58,9 @@ def _page(items: list[Any], total: int, query: ListQuery) -> Page[Any]:
     return Page(items=items, total=total, page=query.page, size=query.size)
 
 
+DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
+
+
 class FlowableAdapter(EngineAdapter):
     type_name = "flowable"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -536,7 +539,15 @@ class FlowableAdapter(EngineAdapter):
         action: dict[str, Any] = {"action": "complete"}
         if variables:
             action["variables"] = mapping.to_rest_variables(variables)
-        await self._task_action(task_id, "complete_task", action)
+        try:
+            await self._task_action(task_id, "complete_task", action)
+        except GatewayError as exc:
+            if DELEGATION_PENDING not in (exc.engine_message or ""):
+                raise
+            # The unified API completes a delegated task in one step on every engine: Flowable wants the
+            # delegation resolved (the task handed back to its owner) first.
+            await self._task_action(task_id, "resolve_task", {**action, "action": "resolve"})
+            await self._task_action(task_id, "complete_task", {"action": "complete"})
 
     # ------------------------------------------------------------ engine incidents
     # Flowable has no incident entity: a job whose execution threw is kept, with its exception message and

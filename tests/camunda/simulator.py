@@ -543,6 +543,7 @@ class CamundaSimulator:
             ("POST", f"/task/{id_}/assignee", self.set_assignee),
             ("POST", f"/task/{id_}/delegate", self.delegate),
             ("POST", f"/task/{id_}/complete", self.complete),
+            ("POST", f"/task/{id_}/resolve", self.resolve),
             ("GET", "/incident", self.get_incidents),
             ("GET", "/incident/count", self.count_incidents),
             ("GET", f"/incident/{id_}", self.get_incident),
@@ -1635,6 +1636,8 @@ class CamundaSimulator:
         variables = read_variables(body.get("variables"), f"Cannot complete task {id}")
         try:
             task = self._workable_task(id)
+            if task.delegation_state == "PENDING":
+                raise CamundaError(500, "ProcessEngineException", "A delegated task cannot be completed, but should be resolved instead.")
             instance = self.state.instances[task.instance_id]
             now = self.now()
             for name, variable in variables.items():
@@ -1648,6 +1651,18 @@ class CamundaSimulator:
             self._advance(instance)
         except CamundaError as error:
             raise CamundaError(500, "RestException", f"Cannot complete task {id}: {error.message}") from None
+        return None
+
+    def resolve(self, call: Call, id: str) -> Any:  # resolve: POST /task/{id}/resolve (204)
+        variables = read_variables(call.body().get("variables"), f"Cannot resolve task {id}")
+        task = self._workable_task(id)
+        instance = self.state.instances[task.instance_id]
+        for name, variable in variables.items():
+            existing = instance.variables.get(name)
+            variable.created = existing.created if existing else self.now()
+            instance.variables[name] = variable
+        task.delegation_state = "RESOLVED"
+        self._assign(task, task.owner)
         return None
 
     # ------------------------------------------------------------ incidents and jobs

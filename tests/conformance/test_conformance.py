@@ -145,7 +145,8 @@ async def test_task_lifecycle_from_start_to_completion(adapter: EngineAdapter, h
 
 async def test_unclaim_assign_and_delegate(adapter: EngineAdapter, harness: Harness) -> None:
     await deploy(adapter, harness, "approval")
-    task_id = await open_task(adapter, await start(adapter, "approval"), "review")
+    instance_id = await start(adapter, "approval")
+    task_id = await open_task(adapter, instance_id, "review")
 
     assert (await adapter.assign_task(task_id, "carol")).assignee == "carol"
     unclaimed = await adapter.unclaim_task(task_id)
@@ -157,6 +158,11 @@ async def test_unclaim_assign_and_delegate(adapter: EngineAdapter, harness: Harn
         assert (delegated.assignee, delegated.owner, delegated.status) == ("dave", "bob", "delegated")
         details = await adapter.get_task(task_id)
         assert details.delegation_state == "pending"
+        # completing a delegated task finishes it in one step on every engine
+        await adapter.complete_task(task_id, parse_request_variables({"checked_by": "dave"}), user_id="dave")
+        done = await eventually(lambda: adapter.get_instance(instance_id), lambda i: i.status == "completed")
+        assert done.status == "completed"
+        assert (await adapter.get_variables(instance_id))["checked_by"].value == "dave"
 
 
 # ------------------------------------------------------------------ variables

@@ -526,6 +526,13 @@ class Engine:
         task.owner = task.owner or task.assignee
         self._set_assignee(task, user)
 
+    def resolve(self, task: TaskEntity, variables: dict[str, Variable]) -> None:
+        """TaskEntity.resolve: the delegate is done; the task goes back to its owner."""
+        self._active(task, "Cannot resolve")
+        task.instance.variables.update(variables)
+        task.delegation_state = "resolved"
+        self._set_assignee(task, task.owner)
+
     def update_assignee(self, task: TaskEntity, user: str | None) -> None:
         self._set_assignee(task, user)
 

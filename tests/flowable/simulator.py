@@ -825,6 +825,8 @@ class FlowableSimulator:
                 self.engine.delegate(task, body["assignee"])
             case "complete":
                 self.engine.complete(task, variables_from_rest(body.get("variables")))
+            case "resolve":
+                self.engine.resolve(task, variables_from_rest(body.get("variables")))
             case action:
                 raise IllegalArgument(f"Invalid action: '{action}'.")
         return Response(status_code=200)
