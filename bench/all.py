@@ -1,7 +1,8 @@
 """Run every benchmark and print its figures: `make bench`."""
 
-from bench import embedded, overhead
+from bench import embedded, incident_latency, overhead
 
 if __name__ == "__main__":
     embedded.main()
     overhead.main()
+    incident_latency.main()

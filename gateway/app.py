@@ -24,6 +24,9 @@ from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, Validation
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
+from incidents import views as incident_views
+from incidents.center import IncidentCenter
+from incidents.settings import load_incident_settings
 
 log = logging.getLogger("gateway")
 PROBLEM_JSON = "application/problem+json"
@@ -166,6 +169,7 @@ def create_app(
     engine_transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
     settings = settings or load_settings()
+    incident_settings = load_incident_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -180,6 +184,9 @@ def create_app(
         registry = EngineRegistry(settings, db, transports=engine_transports, redis=redis)
         app.state.db, app.state.redis, app.state.registry = db, redis, registry
         await registry.start()
+        incidents = IncidentCenter(db, registry, incident_settings)
+        app.state.incidents = incidents
+        await incidents.start()
         purge = asyncio.create_task(
             _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
         )
@@ -189,6 +196,7 @@ def create_app(
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
+            await incidents.stop()
             await registry.close()
             if redis is not None:
                 await redis.aclose()
@@ -203,7 +211,7 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (definitions, instances, tasks, operations):
+    for module in (definitions, instances, tasks, operations, incident_views):
         app.include_router(module.router)
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)

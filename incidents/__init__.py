@@ -1,0 +1,1 @@
+"""Gateway-owned incident workflow: detect, assign, retry, resolve, escalate — on every engine."""

@@ -1,0 +1,58 @@
+"""The Incident Center on every engine of the conformance suite (the embedded engine and each HTTP engine's
+simulator): a charge fails, the incident appears, the variable is fixed, the retry runs, the instance goes on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conformance.harness import Harness, discover
+from tests.incidents.helpers import eventually
+
+HARNESSES = discover()
+
+
+@pytest.mark.parametrize("harness", [pytest.param(h, id=h.id, marks=h.marks) for h in HARNESSES])
+async def test_a_failed_charge_is_fixed_and_retried_through_the_incident_center(
+    make_gateway: Callable[..., Any], harness: Harness
+) -> None:
+    engines = [{"name": "engine", "default": True, **harness.engine}]
+    transports = {"engine": harness.make_transport()} if harness.make_transport else None
+    async with make_gateway(engines=engines, transports=transports) as gateway:
+        if harness.prepare is not None:
+            await harness.prepare(gateway.app.state.registry.get("engine").adapter)
+        client = gateway.client
+        deployed = await client.post(
+            "/api/processes/definitions", files={"file": ("charging.bpmn", harness.bpmn["charging"], "application/xml")}
+        )
+        assert deployed.status_code == 201, deployed.text
+        started = await client.post(
+            "/api/processes/instances", json={"definition_key": "charging", "variables": {"fail": True}}
+        )
+        assert started.status_code == 201, started.text
+        instance_id = started.json()["id"]
+
+        found = await eventually(
+            lambda: gateway.incidents(instance_id=instance_id), lambda items: len(items) == 1, harness.incident_timeout
+        )
+        assert len(found) == 1, f"no incident for instance {instance_id}"
+        incident = found[0]
+        assert (incident["engine"], incident["activity_id"], incident["status"]) == ("engine", "charge", "open")
+
+        retried = await client.post(
+            f"/api/processes/incidents/{incident['id']}/retry", json={"variables": {"fail": False}}
+        )
+        assert retried.status_code == 202, retried.text
+        resolved = await eventually(
+            lambda: gateway.incident(incident["id"]), lambda i: i["status"] == "resolved", harness.incident_timeout
+        )
+        assert resolved["status"] == "resolved" and resolved["resolution"]["type"] == "retry"
+
+        tasks = await eventually(
+            lambda: client.get("/api/processes/tasks", params={"instance_id": instance_id}),
+            lambda response: len(response.json()["items"]) == 1,
+            harness.incident_timeout,
+        )
+        assert [t["task_definition_key"] for t in tasks.json()["items"]] == ["confirm"]
