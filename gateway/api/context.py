@@ -60,10 +60,10 @@ class RequestContext:
                         )
                     )
                 return result
-            except ConcurrentModification:
+            except ConcurrentModification as exc:
                 if attempt < MAX_CONCURRENT_RETRIES:
                     continue
-                await self._audit_failure(operation, resource_type, resource_id, request, ConcurrentModification(""))
+                await self._audit_failure(operation, resource_type, resource_id, request, exc)
                 raise
             except GatewayError as exc:
                 await self._audit_failure(operation, resource_type, resource_id, request, exc)
