@@ -32,7 +32,8 @@ async def record(center: IncidentCenter) -> dict[str, Any]:
 async def test_transient_incidents_are_retried_automatically_with_backoff_until_the_attempts_run_out(
     make_center: Callable[..., Any], world: FakeWorld
 ) -> None:
-    backoff = timedelta(milliseconds=100)
+    # Real time passes here: the waits leave a wide margin so a slow machine cannot make a retry early or late.
+    backoff = timedelta(milliseconds=400)
     async with make_center(auto_retry_attempts=2, auto_retry_backoff=backoff) as center:
         world.fail("pi-1")  # keeps failing: `fail` stays true
         await center.syncs["fake"].run_once()
@@ -41,12 +42,12 @@ async def test_transient_incidents_are_retried_automatically_with_backoff_until_
 
         await center.apply_policies()  # not due yet
         assert sum(world.retries.values()) == 0
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
         await center.apply_policies()
         await center.syncs["fake"].run_once()  # failed again: the next retry waits twice as long
         found = await record(center)
         assert found["next_retry_at"] - found["updated"] == 2 * backoff
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.9)
         await center.apply_policies()
         await center.syncs["fake"].run_once()
         await center.apply_policies()
