@@ -168,8 +168,11 @@ class EngineAdapter(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> None:
-        """Complete an open task; a completed or unknown task is NotFound, a suspended one a Conflict."""
+    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> Task:
+        """Complete an open task and return it as it was when completed (for the event the gateway writes).
+
+        A completed or unknown task is NotFound, a suspended one a Conflict.
+        """
 
     # ------------------------------------------------------------ engine incidents
     @abstractmethod

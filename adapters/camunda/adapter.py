@@ -444,9 +444,10 @@ class Camunda7Adapter(EngineAdapter):
     async def delegate_task(self, task_id: str, user_id: str) -> Task:
         return await self._task_action(task_id, "delegate", {"userId": user_id})
 
-    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> None:
+    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> Task:
         body = {"variables": to_camunda_variables(variables)}
         path = f"/task/{segment(task_id)}"
+        (task,) = await self._tasks([await self._task_row(task_id)])
         try:
             await self.http.request("POST", f"{path}/complete", operation="complete_task", json=body)
         except GatewayError as exc:
@@ -456,6 +457,7 @@ class Camunda7Adapter(EngineAdapter):
             # the delegation resolved first (the task handed back to its owner) gets that, then the completion.
             await self.http.request("POST", f"{path}/resolve", operation="resolve_task", json=body)
             await self.http.request("POST", f"{path}/complete", operation="complete_task", json={"variables": {}})
+        return task
 
     async def _task_action(self, task_id: str, action: str, body: dict[str, Any] | None) -> Task:
         await self.http.request("POST", f"/task/{segment(task_id)}/{action}", operation=f"task_{action}", json=body)

@@ -309,14 +309,16 @@ class EmbeddedAdapter(EngineAdapter):
             )
             return await self._task(uow.session, task_id)
 
-    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> None:
+    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> Task:
         """Anyone may complete an open task (who may is the gateway's business, as with the other engines).
 
         A delegated task is completed directly by whoever holds it: there is no separate "resolve" step as in
         Camunda; its delegation counts as resolved.
         """
         async with transaction(self.db) as uow:
-            await self.engine.complete(uow, await self._open_task(uow.session, task_id), variables, user_id)
+            row = await self._open_task(uow.session, task_id)
+            await self.engine.complete(uow, row, variables, user_id)
+        return mapping.task(row, self.name)
 
     # ------------------------------------------------------------ engine incidents
     async def list_engine_incidents(self, query: EngineIncidentQuery) -> Page[EngineIncident]:

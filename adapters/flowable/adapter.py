@@ -535,7 +535,8 @@ class FlowableAdapter(EngineAdapter):
         await self._task_action(task_id, "delegate_task", {"action": "delegate", "assignee": user_id})
         return await self._task(task_id)
 
-    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> None:
+    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> Task:
+        task = await self._task(task_id)
         action: dict[str, Any] = {"action": "complete"}
         if variables:
             action["variables"] = mapping.to_rest_variables(variables)
@@ -548,6 +549,7 @@ class FlowableAdapter(EngineAdapter):
             # delegation resolved (the task handed back to its owner) first.
             await self._task_action(task_id, "resolve_task", {**action, "action": "resolve"})
             await self._task_action(task_id, "complete_task", {"action": "complete"})
+        return task
 
     # ------------------------------------------------------------ engine incidents
     # Flowable has no incident entity: a job whose execution threw is kept, with its exception message and

@@ -391,12 +391,12 @@ class ZeebeAdapter(EngineAdapter):
             task_id, user_id, allow_override=True, action="delegate", delegation={"owner": owner, "delegate": user_id}
         )
 
-    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> None:
+    async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> Task:
         key = self._key(task_id, "task")
-        instance_id, markers = None, {}
+        item = await self.http.json("GET", f"/user-tasks/{key}", operation="get_task")
+        task = mapping.task(item, engine=self.name, delegation=await self.store.get(TASK, key))
+        instance_id, markers = str(item["processInstanceKey"]), {}
         if variables:  # they land in the instance's scope, where their declared types are kept
-            item = await self.http.json("GET", f"/user-tasks/{key}", operation="get_task")
-            instance_id = str(item["processInstanceKey"])
             markers = self._marker_changes(variables, [], known=await self.store.get(VARIABLE_TYPES, instance_id))
         await self.http.request(
             "POST",
@@ -404,12 +404,13 @@ class ZeebeAdapter(EngineAdapter):
             operation="complete_task",
             json={"variables": to_plain(variables)} if variables else {},
         )
-        if instance_id and markers:
+        if markers:
             await self.store.put(VARIABLE_TYPES, instance_id, markers)
         await self._settled(
             lambda: self._find(f"/user-tasks/{key}", "get_task"),
             lambda found: found is None or found.get("state") not in mapping.OPEN_TASK_STATES,
         )
+        return task
 
     # ------------------------------------------------------------ engine incidents
     async def list_engine_incidents(self, query: EngineIncidentQuery) -> Page[EngineIncident]:

@@ -99,9 +99,8 @@ async def complete(task_id: str, ctx: Context, body: Completion | None = None) -
     variables = parse_request_variables(body.variables if body else None)
 
     async def action(uow: UnitOfWork) -> None:
-        task = await ctx.adapter.get_task(task_id)
         mark = uow.mark()
-        await ctx.adapter.complete_task(task_id, variables, user_id=ctx.actor)
+        task = await ctx.adapter.complete_task(task_id, variables, user_id=ctx.actor)
         uow.emit(
             "task.completed",
             at=mark,

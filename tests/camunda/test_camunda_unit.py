@@ -756,6 +756,12 @@ async def test_claim_unclaim_assign_and_delegate_return_the_task(
     assert actions["unclaim"].calls.last.request.content == b""
 
 
+def open_task(camunda: respx.MockRouter) -> None:
+    camunda.get("/task/task-1").respond(200, json=TASK)
+    camunda.get("/task/task-1/identity-links").respond(200, json=[])
+    camunda.get("/process-definition").respond(200, json=[DEFINITION])
+
+
 @pytest.mark.parametrize(
     ("message", "error"),
     [
@@ -767,16 +773,21 @@ async def test_claim_unclaim_assign_and_delegate_return_the_task(
 async def test_completion_failures(
     adapter: Camunda7Adapter, camunda: respx.MockRouter, message: str, error: type[Exception]
 ) -> None:
+    open_task(camunda)
     camunda.post("/task/task-1/complete").respond(500, json=engine_error("RestException", message))
     with pytest.raises(error) as caught:
         await adapter.complete_task("task-1", {}, user_id="alice")
     assert caught.value.engine_message == message  # type: ignore[attr-defined]
 
 
-async def test_complete_sends_typed_variables(adapter: Camunda7Adapter, camunda: respx.MockRouter) -> None:
+async def test_complete_sends_typed_variables_and_returns_the_task(
+    adapter: Camunda7Adapter, camunda: respx.MockRouter
+) -> None:
+    open_task(camunda)
     complete = camunda.post("/task/task-1/complete").respond(204)
-    await adapter.complete_task("task-1", parse_request_variables({"approved": True}), user_id="alice")
+    task = await adapter.complete_task("task-1", parse_request_variables({"approved": True}), user_id="alice")
     assert sent_json(complete) == {"variables": {"approved": {"value": True, "type": "Boolean"}}}
+    assert (task.id, task.instance_id) == ("task-1", TASK["processInstanceId"])
 
 
 async def test_a_completed_task_is_read_from_history(adapter: Camunda7Adapter, camunda: respx.MockRouter) -> None:

@@ -133,7 +133,13 @@ async def test_task_lifecycle_from_start_to_completion(adapter: EngineAdapter, h
         await adapter.claim_task(task_id, "bob")
     assert [t.id for t in (await adapter.list_tasks(TaskQuery(assignee="alice"))).items] == [task_id]
 
-    await adapter.complete_task(task_id, parse_request_variables({"approved": True}), user_id="alice")
+    completed = await adapter.complete_task(task_id, parse_request_variables({"approved": True}), user_id="alice")
+    assert (completed.id, completed.name, completed.instance_id, completed.task_definition_key) == (
+        task_id,
+        "Review request",
+        instance_id,
+        "review",
+    )
     done = await eventually(lambda: adapter.get_instance(instance_id), lambda i: i.status == "completed")
     assert done.status == "completed"
     assert done.end_time is not None and done.duration_ms is not None and done.duration_ms >= 0

@@ -328,6 +328,8 @@ async def test_deleting_a_running_definition_is_a_conflict(respx_mock: respx.Moc
 
 @respx.mock(base_url=BASE)
 async def test_gateway_timeout_of_the_engine_is_504(respx_mock: respx.MockRouter, adapter: ZeebeAdapter) -> None:
+    task = {"userTaskKey": BIG_KEY, "state": "CREATED", "elementId": "review", "processInstanceKey": BIG_KEY}
+    respx_mock.get(f"/user-tasks/{BIG_KEY}").mock(return_value=httpx.Response(200, json=task))
     respx_mock.post(f"/user-tasks/{BIG_KEY}/completion").mock(
         return_value=problem(504, "DEADLINE_EXCEEDED", "Expected to handle request, but the request timed out")
     )
