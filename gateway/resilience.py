@@ -368,14 +368,24 @@ class RedisBreakerSync:
         self._listener: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
+        """Subscribe and adopt the stored states; a Redis that is down delays sharing, never the start."""
         for engine, breaker in self.breakers.items():
-            stored = await self.redis.hgetall(f"pm:breaker:{engine}")
-            if stored:
-                breaker.storage.apply_remote(*self._decode(stored))
             breaker.storage.on_change = lambda state, opened_at, engine=engine: self._publish(engine, state, opened_at)
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self.CHANNEL)
-        self._listener = asyncio.create_task(self._listen(pubsub))
+        self._listener = asyncio.create_task(self._listen(await self._connect()))
+
+    async def _connect(self) -> Any:
+        """Subscribe first, then read the stored states, so no change falls between the two."""
+        try:
+            pubsub = self.redis.pubsub()
+            await pubsub.subscribe(self.CHANNEL)
+            for engine, breaker in self.breakers.items():
+                stored = await self.redis.hgetall(f"pm:breaker:{engine}")
+                if stored:
+                    breaker.storage.apply_remote(*self._decode(stored))
+            return pubsub
+        except Exception:  # noqa: BLE001 - /ready reports Redis; engine calls go on with local state
+            log.warning("could not reach Redis to share circuit states; retrying every second", exc_info=True)
+            return None
 
     @staticmethod
     def _decode(fields: dict[Any, Any]) -> tuple[str, datetime | None]:
@@ -399,20 +409,25 @@ class RedisBreakerSync:
 
     async def _listen(self, pubsub: Any) -> None:
         while True:
+            if pubsub is None:
+                await asyncio.sleep(1.0)
+                pubsub = await self._connect()
+                continue
             try:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep listening across Redis hiccups
+            except Exception:  # noqa: BLE001 - keep listening across Redis outages
                 log.warning("circuit state listener lost Redis", exc_info=True)
-                await asyncio.sleep(1.0)
+                pubsub = None
                 continue
-            if not message:
-                continue
-            data = jsonlib.loads(message["data"])
-            breaker = self.breakers.get(data.get("engine"))
-            if breaker is not None and data.get("origin") != self.origin:
-                breaker.storage.apply_remote(*self._decode(data))
+            if message:
+                self._apply(jsonlib.loads(message["data"]))
+
+    def _apply(self, data: dict[str, Any]) -> None:
+        breaker = self.breakers.get(data.get("engine", ""))
+        if breaker is not None and data.get("origin") != self.origin:
+            breaker.storage.apply_remote(*self._decode(data))
 
     async def close(self) -> None:
         if self._listener is not None:

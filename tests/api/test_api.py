@@ -395,3 +395,23 @@ async def test_two_gateways_sharing_redis_report_the_same_open_circuit(make_clie
             assert int(rejected.headers["retry-after"]) > 0
     await redis.delete("pm:breaker:c7")
     await redis.aclose()
+
+
+async def test_the_gateway_starts_and_serves_while_redis_is_down(make_client: Any) -> None:
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    engines = [
+        {"name": "local", "type": "embedded", "default": True},
+        {"name": "c7", "type": "camunda7", "url": "http://127.0.0.1:9/engine-rest"},
+    ]
+    async with make_client(redis_url=f"redis://127.0.0.1:{closed_port}/0", engines=engines) as client:
+        await deploy(client)
+        assert (await start(client))["status"] == "active"
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["redis"]["status"] == "down"
+        assert ready.json()["checks"]["database"]["status"] == "up"
