@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from gateway.tables import audit_log
@@ -17,6 +18,27 @@ from tests.incidents.fake_engine import FakeWorld
 from tests.incidents.helpers import rows
 
 QUICK = timedelta(milliseconds=20)
+
+
+class Clock:
+    """The Incident Center's time, moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    for module in ("incidents.center", "incidents.service"):
+        monkeypatch.setattr(f"{module}.utcnow", clock)
+    return clock
 
 
 async def history(center: IncidentCenter) -> list[tuple[str, str, dict[str, Any]]]:
@@ -30,10 +52,9 @@ async def record(center: IncidentCenter) -> dict[str, Any]:
 
 
 async def test_transient_incidents_are_retried_automatically_with_backoff_until_the_attempts_run_out(
-    make_center: Callable[..., Any], world: FakeWorld
+    make_center: Callable[..., Any], world: FakeWorld, clock: Clock
 ) -> None:
-    # Real time passes here: the waits leave a wide margin so a slow machine cannot make a retry early or late.
-    backoff = timedelta(milliseconds=400)
+    backoff = timedelta(seconds=30)
     async with make_center(auto_retry_attempts=2, auto_retry_backoff=backoff) as center:
         world.fail("pi-1")  # keeps failing: `fail` stays true
         await center.syncs["fake"].run_once()
@@ -42,12 +63,15 @@ async def test_transient_incidents_are_retried_automatically_with_backoff_until_
 
         await center.apply_policies()  # not due yet
         assert sum(world.retries.values()) == 0
-        await asyncio.sleep(0.5)
+        clock.advance(backoff - timedelta(microseconds=1))
+        await center.apply_policies()  # still not due
+        assert sum(world.retries.values()) == 0
+        clock.advance(timedelta(microseconds=1))
         await center.apply_policies()
         await center.syncs["fake"].run_once()  # failed again: the next retry waits twice as long
         found = await record(center)
         assert found["next_retry_at"] - found["updated"] == 2 * backoff
-        await asyncio.sleep(0.9)
+        clock.advance(2 * backoff)
         await center.apply_policies()
         await center.syncs["fake"].run_once()
         await center.apply_policies()
