@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -22,18 +19,10 @@ from gateway.schemas import (
 )
 from gateway.variables import TypedValue, VariableType, parse_request_variables
 from tests.conformance.harness import Harness
+from tests.polling import eventually
 
 T = TypeVar("T")
 
-
-async def eventually(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], timeout: float = 5.0) -> T:
-    """Poll until the engine reaches a state (engines may do work asynchronously)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if accept(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.05)
 
 
 async def deploy(adapter: EngineAdapter, harness: Harness, scenario: str, revision: int = 1) -> str:

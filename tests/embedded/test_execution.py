@@ -17,7 +17,8 @@ from gateway.errors import Conflict, NotFound
 from gateway.schemas import HistoryQuery, TaskQuery
 from gateway.tables import outbox
 from gateway.variables import TypedValue, VariableType, parse_request_variables
-from tests.embedded.conftest import bpmn, deploy, eventually, flow, incidents_of, start, tasks_of
+from tests.embedded.conftest import bpmn, deploy, flow, incidents_of, start, tasks_of
+from tests.polling import eventually
 
 START = '<bpmn:startEvent id="start"/>'
 END = '<bpmn:endEvent id="end"/>'

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,14 +44,6 @@ def quiet_settings(**overrides: Any) -> IncidentSettings:
     values: dict[str, Any] = {"escalation_timeout": 0, "severity_age_step": 0, "auto_retry_attempts": 0, **overrides}
     return IncidentSettings(**values)
 
-
-async def eventually(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], timeout: float = 5.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if accept(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.02)
 
 
 async def count(db: Database, table: sa.Table, *conditions: sa.ColumnElement[bool]) -> int:

@@ -13,7 +13,14 @@ from gateway.db import Database
 from gateway.tables import audit_log, outbox
 from incidents.models import incident_history
 from tests.incidents.fake_engine import FakeWorld
-from tests.incidents.helpers import Gateway, count, eventually, incident_audit, incident_events, rows
+from tests.incidents.helpers import (
+    Gateway,
+    count,
+    incident_audit,
+    incident_events,
+    rows,
+)
+from tests.polling import eventually
 
 ALICE = {"X-User-Id": "alice"}
 

@@ -13,10 +13,16 @@ import sqlalchemy as sa
 from gateway.db import Database
 from gateway.uow import reading
 from incidents import repository
-from incidents.models import BulkRetryRequest, IncidentFilter, incidents, operation_items
+from incidents.models import (
+    BulkRetryRequest,
+    IncidentFilter,
+    incidents,
+    operation_items,
+)
 from incidents.operations import start_bulk_retry
 from tests.incidents.fake_engine import FakeWorld
-from tests.incidents.helpers import eventually, rows
+from tests.incidents.helpers import rows
+from tests.polling import eventually
 
 
 def failing_instances(world: FakeWorld, count: int) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conformance.harnesses.embedded import CHARGING, register_charging
-from tests.incidents.helpers import Gateway, eventually
+from tests.incidents.helpers import Gateway
+from tests.polling import eventually
 
 LOCAL = [{"name": "local", "type": "embedded", "default": True}]
 ORDER_PROCESS = Path(__file__).parents[2] / "examples" / "order-process.bpmn"

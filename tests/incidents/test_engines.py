@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conformance.harness import Harness, discover
-from tests.incidents.helpers import eventually
+from tests.polling import eventually
 
 HARNESSES = discover()
 

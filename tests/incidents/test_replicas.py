@@ -13,7 +13,8 @@ from gateway.db import Database
 from incidents.center import IncidentCenter
 from incidents.models import incident_links, incidents
 from tests.incidents.fake_engine import FakeWorld
-from tests.incidents.helpers import count, eventually
+from tests.incidents.helpers import count
+from tests.polling import eventually
 
 
 @pytest.fixture
