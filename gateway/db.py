@@ -8,7 +8,6 @@ import importlib.util
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from gateway.settings import installed_adapters
 
 metadata = sa.MetaData()
 
@@ -103,7 +104,7 @@ def migration_locations() -> list[Path]:
     root = Path(__file__).parent.parent
     locations = [Path(__file__).parent / "migrations" / "versions"]
     locations += [root / package / "migrations" for package in DOMAIN_PACKAGES if (root / package / "migrations").is_dir()]
-    for entry in entry_points(group="pm_gateway.adapters"):
+    for entry in installed_adapters().values():
         spec = importlib.util.find_spec(entry.module)
         if spec is None or not spec.submodule_search_locations:
             continue

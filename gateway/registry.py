@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 import httpx
@@ -15,18 +14,11 @@ from gateway.engine_auth import build_auth
 from gateway.errors import GatewayError, NotFound, NotSupported
 from gateway.metadata import MetadataStore
 from gateway.resilience import EngineBreaker, EngineHttp, RedisBreakerSync
-from gateway.settings import ConfigError, EngineConfig, Settings
+from gateway.settings import EngineConfig, Settings, require_installed
 
-ENTRY_POINT_GROUP = "pm_gateway.adapters"
-
-
-def adapter_class(engine_type: str) -> type[EngineAdapter]:
+def adapter_class(config: EngineConfig) -> type[EngineAdapter]:
     """Load only the adapter an engine needs: a broken or absent optional adapter harms no other engine."""
-    entries = {entry.name: entry for entry in entry_points(group=ENTRY_POINT_GROUP)}
-    if engine_type not in entries:
-        known = ", ".join(sorted(entries))
-        raise ConfigError(f"invalid configuration: no adapter is installed for engine type {engine_type!r} (installed: {known})")
-    return entries[engine_type].load()
+    return require_installed(config).load()
 
 
 @dataclass
@@ -67,7 +59,7 @@ class EngineRegistry:
         self.engines: dict[str, EngineHandle] = {}
         transports = transports or {}
         for config in settings.engine_configs:
-            cls = adapter_class(config.type)
+            cls = adapter_class(config)
             breaker = http = None
             if cls.uses_http:
                 transport = transports.get(config.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import EntryPoint, entry_points
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -11,6 +12,21 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ADAPTER_ENTRY_POINTS = "pm_gateway.adapters"
+
+
+def installed_adapters() -> dict[str, EntryPoint]:
+    """Adapter entry points by engine type (not loaded: a broken optional adapter harms no other engine)."""
+    return {entry.name: entry for entry in entry_points(group=ADAPTER_ENTRY_POINTS)}
+
+
+def require_installed(engine: EngineConfig) -> EntryPoint:
+    adapters = installed_adapters()
+    if engine.type not in adapters:
+        raise ConfigError(
+            f"invalid configuration: engine {engine.name!r}: type {engine.type!r} has no installed adapter; "
+            f"installed: {', '.join(sorted(adapters))}"
+        )
+    return adapters[engine.type]
 
 
 class AuthConfig(BaseModel):
@@ -152,17 +168,10 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 def load_settings(**overrides: Any) -> Settings:
     """Read and check the whole configuration now, so a mistake stops the start, not the first request."""
-    from importlib.metadata import entry_points
-
     try:
         settings = Settings(**overrides)
-        installed = {entry.name for entry in entry_points(group=ADAPTER_ENTRY_POINTS)}
-        for index, engine in enumerate(settings.engine_configs):
-            if engine.type not in installed:
-                raise ConfigError(
-                    f"invalid configuration: engine {engine.name!r} (#{index}): type {engine.type!r} has no installed "
-                    f"adapter; installed: {', '.join(sorted(installed))}"
-                )
+        for engine in settings.engine_configs:
+            require_installed(engine)
         return settings
     except ValidationError as exc:
         problems = "; ".join(f"{_field_name(tuple(error['loc']))}: {error['msg']}" for error in exc.errors())

@@ -25,7 +25,7 @@ from tests.incidents.helpers import BASIC_URL, ENGINES, FAKE_URL, Gateway, quiet
 def fake_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     real = gateway.registry.adapter_class
     monkeypatch.setattr(
-        gateway.registry, "adapter_class", lambda engine_type: FAKE_ENGINES.get(engine_type) or real(engine_type)
+        gateway.registry, "adapter_class", lambda config: FAKE_ENGINES.get(config.type) or real(config)
     )
     WORLDS.clear()
     yield
