@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.context import actor_of
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, GatewayError, ValidationFailed
 from gateway.tables import idempotency_keys as keys
@@ -31,6 +32,10 @@ def _problem_response(error: GatewayError, path: str) -> tuple[int, list[tuple[b
     return error.status, [(b"content-type", b"application/problem+json")], body
 
 
+def _stored(scope_id: str, key: str) -> sa.ColumnElement[bool]:
+    return (keys.c.scope == scope_id) & (keys.c.key == key)
+
+
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, db_getter: Any, ttl_hours: float) -> None:
         self.app = app
@@ -41,22 +46,24 @@ class IdempotencyMiddleware:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        key = dict(scope["headers"]).get(HEADER)
+        headers = dict(scope["headers"])
+        key = headers.get(HEADER)
         if key is None:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        db: Database = self.db_getter()
-        actor = dict(scope["headers"]).get(b"x-user-id", b"anonymous").decode(errors="replace") or "anonymous"
-        scope_id = f"{actor}|{scope['path']}"
-        request_hash = hashlib.sha256(scope.get("query_string", b"") + b"\n" + body).hexdigest()
+        path = scope["path"]
         key_text = key.decode(errors="replace")
         if not key_text or len(key_text) > MAX_KEY_LENGTH:
-            error: GatewayError = ValidationFailed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
-            await _send(send, *_problem_response(error, scope["path"]))
+            error = ValidationFailed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+            await _send(send, *_problem_response(error, path))
             return
+        body = await _read_body(receive)
+        db: Database = self.db_getter()
+        user = headers.get(b"x-user-id")
+        scope_id = f"{actor_of(user.decode(errors='replace') if user is not None else None)}|{path}"
+        request_hash = hashlib.sha256(scope.get("query_string", b"") + b"\n" + body).hexdigest()
 
-        stored = await self._claim(db, scope_id, key_text, request_hash)
+        stored = await self._claim(db, scope_id, key_text, request_hash, path)
         if stored is not None:
             await _send(send, *stored)
             return
@@ -77,10 +84,10 @@ class IdempotencyMiddleware:
             await asyncio.shield(self._finish(db, scope_id, key_text, captured))
 
     async def _claim(
-        self, db: Database, scope_id: str, key: str, request_hash: str
+        self, db: Database, scope_id: str, key: str, request_hash: str, path: str
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         """Reserve the key, or return what to answer instead (a replay or a problem)."""
-        where = (keys.c.scope == scope_id) & (keys.c.key == key)
+        where = _stored(scope_id, key)
         async with db.writer(), db.sessionmaker() as session, session.begin():
             row = (await session.execute(sa.select(keys).where(where).with_for_update())).mappings().first()
             if row is not None and row["created_at"] < utcnow() - self.ttl:
@@ -98,20 +105,18 @@ class IdempotencyMiddleware:
                 except sa.exc.IntegrityError:
                     row = (await session.execute(sa.select(keys).where(where))).mappings().first()
         if row is None:  # pragma: no cover - inserted and removed concurrently
-            return _problem_response(Conflict("A request with this Idempotency-Key is in progress"), "")
+            return _problem_response(Conflict("A request with this Idempotency-Key is in progress"), path)
         if row["request_hash"] != request_hash:
-            return _problem_response(
-                ValidationFailed("This Idempotency-Key was used with a different request body"), scope_id
-            )
+            return _problem_response(ValidationFailed("This Idempotency-Key was used with a different request body"), path)
         if row["state"] == "running":
             return _problem_response(
-                Conflict("A request with this Idempotency-Key is still in progress; retry later"), scope_id
+                Conflict("A request with this Idempotency-Key is still in progress; retry later"), path
             )
         headers = [(k.encode(), v.encode()) for k, v in row["response_headers"]] + [(b"idempotent-replayed", b"true")]
         return row["response_status"], headers, row["response_body"]
 
     async def _finish(self, db: Database, scope_id: str, key: str, captured: dict[str, Any]) -> None:
-        where = (keys.c.scope == scope_id) & (keys.c.key == key)
+        where = _stored(scope_id, key)
         try:
             async with db.writer(), db.sessionmaker() as session, session.begin():
                 if captured["status"] >= 500:

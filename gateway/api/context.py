@@ -89,9 +89,14 @@ class RequestContext:
         )
 
 
+def actor_of(x_user_id: str | None) -> str:
+    """The caller as recorded in audit and events: the X-User-Id header, or `anonymous`."""
+    return (x_user_id or "").strip() or "anonymous"
+
+
 # Dependencies are `async def` so FastAPI calls them inline instead of in its thread pool.
 async def caller(x_user_id: Annotated[str | None, Header(description="The calling user (recorded in audit and events)")] = None) -> str:
-    return (x_user_id or "").strip() or "anonymous"
+    return actor_of(x_user_id)
 
 
 async def request_context(

@@ -296,7 +296,7 @@ async def test_idempotency_key_replays_and_rejects_another_body(client: httpx.As
     other = await client.post(
         "/api/processes/instances", json={"definition_key": "approval", "business_key": "x"}, headers=headers
     )
-    assert_problem(other, 422, "different request")
+    assert assert_problem(other, 422, "different request")["instance"] == "/api/processes/instances"
 
 
 async def test_concurrent_duplicate_with_the_same_key_is_409(client: httpx.AsyncClient) -> None:
