@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import Database, utcnow
+from gateway.errors import ConcurrentModification, GatewayError
 from gateway.tables import audit_log, outbox
-from gateway.uow import AuditDraft, UnitOfWork
+from gateway.uow import AuditDraft, UnitOfWork, transaction
+
+T = TypeVar("T")
+MAX_CONCURRENT_RETRIES = 3
 
 GENESIS_HASH = "0" * 64
 JOURNAL_LOCK_ID = 7_301_002  # PostgreSQL advisory lock that serialises journal appends
@@ -90,6 +95,38 @@ async def record_failure(db: Database, actor: str, entry: AuditDraft) -> None:
     """Audit a mutating call that failed; its own transaction, since the change itself rolled back."""
     async with db.writer(), db.sessionmaker() as session, session.begin():
         await _append_audit(session, actor, entry, await _lock(session))
+
+
+async def audited(
+    db: Database,
+    actor: str,
+    change: Callable[[UnitOfWork], Awaitable[T]],
+    *,
+    success: Callable[[T], AuditDraft | None],
+    failure: Callable[[GatewayError], AuditDraft],
+) -> T:
+    """Run one change in a unit of work with its audit row, and audit its failure if it fails.
+
+    `success(result)` is the audit row (None: the change changed nothing, no row); `failure(error)` the row of
+    a failed change, whose status, outcome and detail come from the error. A change that lost an optimistic
+    lock race (ConcurrentModification, the embedded engine) is run again as a whole; nothing else is retried.
+    """
+    for attempt in range(1, MAX_CONCURRENT_RETRIES + 1):
+        try:
+            async with transaction(db, actor=actor) as uow:
+                result = await change(uow)
+                entry = success(result)
+                if entry is not None:
+                    uow.audit(entry)
+            return result
+        except GatewayError as exc:
+            if isinstance(exc, ConcurrentModification) and attempt < MAX_CONCURRENT_RETRIES:
+                continue
+            entry = failure(exc)
+            entry.status, entry.outcome, entry.detail = exc.status, "failure", exc.detail
+            await record_failure(db, actor, entry)
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Carrying out one incident action: its own transaction, with its audit row, or a failure audit row.
 
-The approach of `RequestContext.mutate` for gateway-owned incidents, whose engine comes from the record rather
-than from `?engine=`. The action (a `IncidentService` method) writes the history entry and queues the event;
+`journal.audited`, as `RequestContext.mutate` uses it, for gateway-owned incidents, whose engine comes from the
+record rather than from `?engine=`. The action (a `IncidentService` method) writes the history entry and queues the event;
 this adds the audit row and commits all three together.
 """
 
@@ -12,11 +12,8 @@ from typing import Any
 
 from gateway import journal
 from gateway.db import Database
-from gateway.errors import ConcurrentModification, GatewayError
-from gateway.uow import AuditDraft, UnitOfWork, transaction
+from gateway.uow import AuditDraft, UnitOfWork
 from incidents.repository import Row
-
-MAX_CONCURRENT_RETRIES = 3  # an embedded-engine write that lost an optimistic lock race is run again
 
 
 async def perform(
@@ -30,22 +27,15 @@ async def perform(
     status: int = 200,
 ) -> Row | None:
     """Run `change` and audit it; a change that returns None changed nothing and is not audited."""
-    for attempt in range(1, MAX_CONCURRENT_RETRIES + 1):
-        try:
-            async with transaction(db, actor=actor) as uow:
-                incident = await change(uow)
-                if incident is not None:
-                    uow.audit(_audit(operation, incident["id"], incident["engine"], request, status))
-            return incident
-        except ConcurrentModification as exc:
-            if attempt < MAX_CONCURRENT_RETRIES:
-                continue
-            await _audit_failure(db, actor, operation, incident_id, request, exc)
-            raise
-        except GatewayError as exc:
-            await _audit_failure(db, actor, operation, incident_id, request, exc)
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    return await journal.audited(
+        db,
+        actor,
+        change,
+        success=lambda incident: None
+        if incident is None
+        else _audit(operation, incident["id"], incident["engine"], request, status),
+        failure=lambda exc: _audit(operation, incident_id, exc.engine, request, exc.status),
+    )
 
 
 def _audit(
@@ -59,11 +49,3 @@ def _audit(
         request=request,
         status=status,
     )
-
-
-async def _audit_failure(
-    db: Database, actor: str, operation: str, incident_id: str | None, request: dict[str, Any], exc: GatewayError
-) -> None:
-    entry = _audit(operation, incident_id, exc.engine, request, exc.status)
-    entry.outcome, entry.detail = "failure", exc.detail
-    await journal.record_failure(db, actor, entry)

@@ -11,12 +11,10 @@ from fastapi import Depends, Header, Query, Request
 from adapters.base import EngineAdapter
 from gateway import journal
 from gateway.db import Database
-from gateway.errors import ConcurrentModification, GatewayError
 from gateway.registry import EngineHandle, EngineRegistry
-from gateway.uow import AuditDraft, UnitOfWork, transaction
+from gateway.uow import AuditDraft, UnitOfWork
 
 T = TypeVar("T")
-MAX_CONCURRENT_RETRIES = 3
 
 
 @dataclass
@@ -40,52 +38,20 @@ class RequestContext:
         action: Callable[[UnitOfWork], Awaitable[T]],
         status: int = 200,
     ) -> T:
-        """Run one change in a unit of work with its audit row; audit failures too.
+        """Run one change in a unit of work with its audit row, its failure audited too (`journal.audited`).
 
-        The action emits its events on the unit of work. An embedded-engine write that lost an optimistic
-        lock race (ConcurrentModification) is retried as a whole; nothing else is retried here.
+        The action emits its events on the unit of work.
         """
-        for attempt in range(1, MAX_CONCURRENT_RETRIES + 1):
-            try:
-                async with transaction(self.db, actor=self.actor) as uow:
-                    result = await action(uow)
-                    uow.audit(
-                        AuditDraft(
-                            operation=operation,
-                            resource_type=resource_type,
-                            resource_id=resource_id(result) if callable(resource_id) else resource_id,
-                            engine=self.engine.name,
-                            request=request,
-                            status=status,
-                        )
-                    )
-                return result
-            except ConcurrentModification as exc:
-                if attempt < MAX_CONCURRENT_RETRIES:
-                    continue
-                await self._audit_failure(operation, resource_type, resource_id, request, exc)
-                raise
-            except GatewayError as exc:
-                await self._audit_failure(operation, resource_type, resource_id, request, exc)
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _audit_failure(
-        self, operation: str, resource_type: str, resource_id: Any, request: dict[str, Any], exc: GatewayError
-    ) -> None:
-        await journal.record_failure(
+        def draft(resource: str | None, outcome_status: int) -> AuditDraft:
+            return AuditDraft(operation, resource_type, resource, self.engine.name, request, outcome_status)
+
+        return await journal.audited(
             self.db,
             self.actor,
-            AuditDraft(
-                operation=operation,
-                resource_type=resource_type,
-                resource_id=resource_id if isinstance(resource_id, str) else None,
-                engine=self.engine.name,
-                request=request,
-                status=exc.status,
-                outcome="failure",
-                detail=exc.detail,
-            ),
+            action,
+            success=lambda result: draft(resource_id(result) if callable(resource_id) else resource_id, status),
+            failure=lambda exc: draft(resource_id if isinstance(resource_id, str) else None, exc.status),
         )
 
 
