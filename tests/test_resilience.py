@@ -103,15 +103,6 @@ def silent_server() -> Iterator[int]:
     server.close()
 
 
-@pytest.fixture
-def closed_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
-
-
 async def test_real_server_that_never_answers_times_out_with_504(silent_server: int) -> None:
     http = make_http(url=f"http://127.0.0.1:{silent_server}", read_timeout=0.3, retry_attempts=1)
     started = time.monotonic()

@@ -354,17 +354,13 @@ async def test_unsupported_operations_are_501_naming_engine_and_operation(
         assert_problem(response, 501, "'c8'", operation)
 
 
-async def test_two_gateways_sharing_redis_report_the_same_open_circuit(make_client: Any, redis_url: str) -> None:
+async def test_two_gateways_sharing_redis_report_the_same_open_circuit(
+    make_client: Any, redis_url: str, closed_port: int
+) -> None:
     """Replica one cannot reach the engine; replica two can, yet follows the circuit replica one opened."""
-    import socket
-
     import respx
     from redis.asyncio import Redis
 
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    closed_port = probe.getsockname()[1]
-    probe.close()
     redis = Redis.from_url(redis_url)
     await redis.delete("pm:breaker:c7")
 
@@ -397,13 +393,7 @@ async def test_two_gateways_sharing_redis_report_the_same_open_circuit(make_clie
     await redis.aclose()
 
 
-async def test_the_gateway_starts_and_serves_while_redis_is_down(make_client: Any) -> None:
-    import socket
-
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    closed_port = probe.getsockname()[1]
-    probe.close()
+async def test_the_gateway_starts_and_serves_while_redis_is_down(make_client: Any, closed_port: int) -> None:
     engines = [
         {"name": "local", "type": "embedded", "default": True},
         {"name": "c7", "type": "camunda7", "url": "http://127.0.0.1:9/engine-rest"},
