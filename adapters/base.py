@@ -75,7 +75,6 @@ class AdapterContext:
 
 
 class EngineAdapter(ABC):
-    type_name: ClassVar[str]
     uses_http: ClassVar[bool] = True
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     # Capabilities the engine lacks but the gateway emulates; named in GET /engines so nobody is surprised.

@@ -81,7 +81,6 @@ DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 
 
 class Camunda7Adapter(EngineAdapter):
-    type_name = "camunda7"
     capabilities = frozenset(
         {
             Capability.SUSPEND_DEFINITION,

@@ -56,7 +56,6 @@ POLL_BATCH = 100  # instances the poller resumes per round
 
 
 class EmbeddedAdapter(EngineAdapter):
-    type_name = "embedded"
     uses_http = False
     capabilities = frozenset(Capability)
 

@@ -62,7 +62,6 @@ DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 
 
 class FlowableAdapter(EngineAdapter):
-    type_name = "flowable"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.SUSPEND_DEFINITION, Capability.SUSPEND_INSTANCE, Capability.DELEGATE_TASK}
     )

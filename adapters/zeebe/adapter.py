@@ -72,7 +72,6 @@ NO_DELEGATION: dict[str, str | None] = {"owner": None, "delegate": None}
 
 
 class ZeebeAdapter(EngineAdapter):
-    type_name = "zeebe"
     capabilities = frozenset({Capability.DELEGATE_TASK})
     emulated = {
         "delegate_task": (

@@ -72,7 +72,6 @@ WORLDS: dict[str, FakeWorld] = {}
 
 
 class FakeEngine(EngineAdapter):
-    type_name = "fake"
     uses_http = False
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
 
@@ -203,7 +202,6 @@ class FakeEngine(EngineAdapter):
 class BasicFakeEngine(FakeEngine):
     """The same engine without the optional operations (like Flowable: no annotations, no resolve)."""
 
-    type_name = "fake-basic"
     capabilities = frozenset()
 
 
