@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from gateway.db import Database, metadata
 
 import gateway.tables  # noqa: F401 - registers the gateway tables on the metadata
+from tests.real_engines.fixtures import real_engines  # noqa: F401 - the session's real engines, for every test module
 
 
 # Engine calls use httpx-aiohttp's transport; respx's "httpx" mocker intercepts at the httpx client, whatever

@@ -8,7 +8,7 @@ from adapters.base import EngineAdapter
 from gateway.db import Database
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings
-from tests.conformance.harness import Harness, discover
+from tests.conformance.harness import Harness, discover, engine_config
 from tests.conformance.recording import maybe_recording
 
 HARNESSES = discover()
@@ -20,8 +20,9 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 
 
 @pytest.fixture
-async def adapter(harness: Harness, database: Database) -> AsyncIterator[EngineAdapter]:
-    settings = Settings(engines=[{"name": "under-test", "default": True, **harness.engine}], database_url=database.url)
+async def adapter(harness: Harness, database: Database, request: pytest.FixtureRequest) -> AsyncIterator[EngineAdapter]:
+    engine = engine_config(harness, request)
+    settings = Settings(engines=[{"name": "under-test", "default": True, **engine}], database_url=database.url)
     transports = None
     if harness.make_transport is not None:
         transports = {"under-test": maybe_recording(harness.make_transport(), harness.id)}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 
 from adapters.base import EngineAdapter
 
@@ -34,6 +35,21 @@ class Harness:
     prepare: Callable[[EngineAdapter], Awaitable[None]] | None = None  # e.g. register service task handlers
     incident_timeout: float = 5.0
     marks: list[Any] = field(default_factory=list)
+    # A real engine under engines/ (tests/real_engines): its URL replaces engine["url"], and it is emptied
+    # of deployments before each test.
+    real_engine: str | None = None
+
+
+def engine_config(harness: Harness, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The harness's EngineConfig fields; for a real engine, pointed at the session's running engine
+    (started on first use by the `real_engines` fixture, then emptied of deployments)."""
+    if harness.real_engine is None:
+        return harness.engine
+    from tests.real_engines.fixtures import running_engine
+
+    engine = running_engine(request, harness.real_engine)
+    engine.reset()
+    return {**harness.engine, "url": engine.url}
 
 
 def discover() -> list[Harness]:

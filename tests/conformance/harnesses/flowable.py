@@ -51,14 +51,14 @@ AUTH = {"type": "basic", "username": "rest-admin", "password": "test"}
 
 def harness_for(url: str, **overrides: object) -> Harness:
     """The Flowable harness with another engine URL (the integration module points it at a container)."""
-    return Harness(
-        id="flowable",
-        engine={"type": "flowable", "url": url, "auth": AUTH},
-        bpmn=BPMN,
+    settings: dict[str, object] = {
+        "id": "flowable",
+        "engine": {"type": "flowable", "url": url, "auth": AUTH},
+        "bpmn": BPMN,
         # A real engine's async executor picks up jobs within seconds; the simulator runs them at once.
-        incident_timeout=30.0,
-        **overrides,  # type: ignore[arg-type]
-    )
+        "incident_timeout": 30.0,
+    }
+    return Harness(**{**settings, **overrides})  # type: ignore[arg-type]
 
 
 HARNESS = harness_for(
