@@ -362,8 +362,8 @@ class Engine:
         ]
         if not candidates:
             if tenant_id:
-                raise ObjectNotFound(f"no processes deployed with key '{key}' for tenant identifier '{tenant_id}'")
-            raise ObjectNotFound(f"no processes deployed with key '{key}'")
+                raise ObjectNotFound(f"Process definition with key '{key}' and tenantId '{tenant_id}' was not found")
+            raise ObjectNotFound(f"No process definition found for key '{key}'")
         return max(candidates, key=lambda d: d.version)
 
     # ------------------------------------------------------------ instances
@@ -526,10 +526,10 @@ class Engine:
         task.owner = task.owner or task.assignee
         self._set_assignee(task, user)
 
-    def resolve(self, task: TaskEntity, variables: dict[str, Variable]) -> None:
-        """TaskEntity.resolve: the delegate is done; the task goes back to its owner."""
+    def resolve(self, task: TaskEntity) -> None:
+        """TaskEntity.resolve: the delegate is done; the task goes back to its owner. (The REST "resolve"
+        action drops the variables it is sent: flowable-rest 7.2 calls resolveTask(taskId) without them.)"""
         self._active(task, "Cannot resolve")
-        task.instance.variables.update(variables)
         task.delegation_state = "resolved"
         self._set_assignee(task, task.owner)
 

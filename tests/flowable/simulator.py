@@ -826,7 +826,7 @@ class FlowableSimulator:
             case "complete":
                 self.engine.complete(task, variables_from_rest(body.get("variables")))
             case "resolve":
-                self.engine.resolve(task, variables_from_rest(body.get("variables")))
+                self.engine.resolve(task)
             case action:
                 raise IllegalArgument(f"Invalid action: '{action}'.")
         return Response(status_code=200)
