@@ -1,5 +1,5 @@
-"""The Incident Center on every engine of the conformance suite (the embedded engine and each HTTP engine's
-simulator): a charge fails, the incident appears, the variable is fixed, the retry runs, the instance goes on."""
+"""The Incident Center on every engine of the conformance suite (the embedded engine, each HTTP engine's
+simulator and the real engines under engines/): a charge fails, the incident appears, the variable is fixed, the retry runs, the instance goes on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.harness import Harness, discover
+from tests.conformance.harness import Harness, discover, engine_config
 from tests.polling import eventually
 
 HARNESSES = discover()
@@ -16,9 +16,9 @@ HARNESSES = discover()
 
 @pytest.mark.parametrize("harness", [pytest.param(h, id=h.id, marks=h.marks) for h in HARNESSES])
 async def test_a_failed_charge_is_fixed_and_retried_through_the_incident_center(
-    make_gateway: Callable[..., Any], harness: Harness
+    make_gateway: Callable[..., Any], harness: Harness, request: pytest.FixtureRequest
 ) -> None:
-    engines = [{"name": "engine", "default": True, **harness.engine}]
+    engines = [{"name": "engine", "default": True, **engine_config(harness, request)}]
     transports = {"engine": harness.make_transport()} if harness.make_transport else None
     async with make_gateway(engines=engines, transports=transports) as gateway:
         if harness.prepare is not None:

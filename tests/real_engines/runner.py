@@ -113,16 +113,16 @@ class RealEngines:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.running: dict[str, RunningEngine] = {}
-        self.failed: dict[str, str] = {}
+        self.failed: dict[str, EngineUnavailable] = {}
 
     def get(self, name: str) -> RunningEngine:
         if name in self.failed:
-            raise EngineUnavailable(self.failed[name])
+            raise self.failed[name]
         if name not in self.running:
             try:
                 self.running[name] = self._start(name)
             except EngineUnavailable as error:
-                self.failed[name] = str(error)
+                self.failed[name] = error
                 raise
         return self.running[name]
 
