@@ -31,8 +31,9 @@ NOT_FOUND_AS_BAD_REQUEST = (
     "no deployed process definition found",
     "could not find",
 )
-# How the texts of a deployment's parse and validation failures begin (BpmnParse, XMLException and the
-# XSD validator's cvc- messages); they come as 500.
+# What the texts of a deployment's parse and validation failures begin with (BpmnParse, XMLException) or
+# hold (the XSD validator's cvc- messages, wrapped by 7.2 in "javax.xml.transform.TransformerException: ...
+# SAXParseException; lineNumber: 9; columnNumber: 8; cvc-id.2: ..."); they come as 500.
 BPMN_REJECTED = (
     "errors while parsing",
     "error while reading the bpmn",
@@ -67,7 +68,9 @@ def classify(response: httpx.Response, message: str | None) -> type[GatewayError
     request = response.request
     if request.method != "POST":
         return None
-    if request.url.path.endswith("/repository/deployments") and text.startswith(BPMN_REJECTED):
+    if request.url.path.endswith("/repository/deployments") and (
+        text.startswith(BPMN_REJECTED) or "saxparseexception" in text
+    ):
         return InvalidBpmn
     if "/management/jobs/" in request.url.path:
         # Running a failed job again (action "execute") answers 500 with the job's own exception when it
