@@ -157,7 +157,7 @@ async def flowable_resolve_drops_variables(client: httpx.AsyncClient) -> Answers
     await flowable_deploy(client, "holding", FLOWABLE_HOLDING)
     started = await client.post("/runtime/process-instances", json={"processDefinitionKey": "holding"})
     instance_id = started.json()["id"]
-    task_id = (await client.get("/runtime/tasks", params={"processInstanceId": instance_id})).json()["data"][0]["id"]
+    task_id = (await client.post("/query/tasks", json={"processInstanceId": instance_id})).json()["data"][0]["id"]
     steps = [
         {"action": "claim", "assignee": "bob"},
         {"action": "delegate", "assignee": "dave"},
