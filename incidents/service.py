@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.base import Capability
+from gateway.engines.port import Capability
 from gateway.api.context import variable_summary
 from gateway.db import utcnow
 from gateway.errors import Conflict, GatewayError, NotFound, ValidationFailed

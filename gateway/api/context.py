@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
 
-from adapters.base import EngineAdapter
+from gateway.engines.port import EngineAdapter
 from gateway import journal
 from gateway.db import Database
 from gateway.registry import EngineHandle, EngineRegistry

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from adapters.base import Capability
+from gateway.engines.port import Capability
 from gateway import bpmn
 from gateway.api.context import Context
 from gateway.errors import BadRequest, PayloadTooLarge

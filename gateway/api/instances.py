@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field, model_validator
 
-from adapters.base import Capability
+from gateway.engines.port import Capability
 from gateway import journal
 from gateway.api.context import Context, variable_summary
 from gateway.errors import BadRequest

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
-from adapters.base import Capability
+from gateway.engines.port import Capability
 from gateway.api.context import Context, variable_summary
 from gateway.schemas import Page, Task, TaskDetails, TaskQuery
 from gateway.uow import UnitOfWork
