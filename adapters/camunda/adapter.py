@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from adapters.base import AdapterContext, Capability, EngineAdapter
+from gateway.bpmn import TaskExtensions
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability
 from adapters.camunda import queries
 from adapters.camunda.errors import classify, error_type
 from adapters.camunda.facts import DefinitionFacts
@@ -80,7 +82,8 @@ def resource_name(filename: str) -> str:
 DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 
 
-class Camunda7Adapter(EngineAdapter):
+class Camunda7Adapter(HttpEngineAdapter):
+    task_extensions = TaskExtensions(namespaces=("http://camunda.org/schema/1.0/bpmn",))
     capabilities = frozenset(
         {
             Capability.SUSPEND_DEFINITION,
