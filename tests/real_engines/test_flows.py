@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import EngineAdapter
+from gateway.engines.port import EngineAdapter
 from gateway.db import Database
 from gateway.errors import Conflict
 from gateway.registry import EngineRegistry
