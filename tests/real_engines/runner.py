@@ -9,6 +9,7 @@ engine started. A build or start that fails raises `EngineUnavailable` with the 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -138,7 +139,9 @@ class RealEngines:
             lines = build_log.read_text(errors="replace").splitlines()
             not_served = [line for line in lines if any(marker in line for marker in NOT_SERVED)]
             if not_served:
-                raise ArtifactsNotServed(f"engines/{name}: Maven Central does not serve its artifacts here: {not_served[0]}")
+                plain = re.sub(r"\x1b\[[0-9;]*m", "", not_served[0])  # Maven colours its log even in a file
+                reason = re.sub(r"^.*?\[ERROR\] |\s*-> \[Help 1\]$", "", plain)
+                raise ArtifactsNotServed(f"engines/{name}: Maven Central does not serve its artifacts here: {reason}")
             raise EngineUnavailable(f"building engines/{name} failed (exit {built.returncode}):\n{log_tail(build_log)}")
 
         port = free_port()
