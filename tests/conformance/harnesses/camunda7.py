@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.camunda.simulator import CamundaSimulator
-from tests.conformance.harness import Harness
+from gateway.engines.testing import Harness
 
 _DEFINITIONS = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
