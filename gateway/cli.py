@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.bootstrap import create_app
 
     try:
         app = create_app(settings)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from gateway.bpmn import TaskExtensions
 from gateway.schemas import (
     ActivityRecord,
     DefinitionQuery,
@@ -111,6 +112,8 @@ class EngineAdapter(ABC):
     # of the change that calls it (`gateway.uow.transaction`), so its state, events and audit row commit
     # together; a remote engine is called outside any database transaction.
     transactional: ClassVar[bool] = False
+    # Where the engine reads a task's assignee, candidates and form in BPMN (for GET /definitions/{id}).
+    task_extensions: ClassVar[TaskExtensions] = TaskExtensions()
 
     def __init__(self, context: AdapterContext) -> None:
         self.context = context
