@@ -1,8 +1,9 @@
 """The adapter conformance suite, shipped with the gateway: an adapter is correct when it passes it.
 
-Modules: `suite` (the tests: the behaviour and the error contract of `gateway.engines.port`), `harness` (what an
-engine provides, `harness_fixture`), `requirements` (`requires(Capability.X)`), `plugin` (the pytest plugin:
-fixtures `adapter` and `database`, requirement handling), `recording` (request recording for spec checks),
+Modules: `suite` (the tests: the behaviour and the error contract of `gateway.engines.port`, and the events and
+audit rows the gateway's use cases record over the adapter), `harness` (what an engine provides,
+`harness_fixture`), `requirements` (`requires(Capability.X)`), `plugin` (the pytest plugin: fixtures `adapter`,
+`processes` and `database`, requirement handling), `recording` (request recording for spec checks),
 `polling` (`eventually`, for engines that work asynchronously).
 
 Running it for an adapter in its own package (install `pm-gateway[conformance]` next to it):

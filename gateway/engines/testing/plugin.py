@@ -6,6 +6,8 @@ the suite (see `gateway.engines.testing`). It provides:
 - `adapter`: the adapter under test, built by an `EngineRegistry` from the `harness` parameter's configuration
   (engine name "under-test", the default engine) and its simulator transport, recorded when
   PM_RECORD_REQUESTS_DIR is set; `harness.prepare` runs before the test, the registry closes after it.
+- `processes`: the gateway's use cases (`gateway.processes.ProcessService`) over `adapter`, for caller "tester",
+  recording audit rows and events in `database` as the API does.
 - `database`: the gateway database the adapter keeps its state in: a migrated SQLite file per test. A conftest
   that defines its own `database` fixture (PostgreSQL, say) overrides it.
 - at collection, tests whose `requires(...)` the harness's adapter does not declare are deselected; the terminal
@@ -20,15 +22,22 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from gateway.changes import ChangeLog
 from gateway.db import Database
 from gateway.engines.port import EngineAdapter
 from gateway.engines.testing.harness import Harness
 from gateway.engines.testing.recording import maybe_recording
 from gateway.engines.testing.requirements import MARKER, not_applicable
-from gateway.registry import EngineRegistry
+from gateway.processes.service import ProcessService
+from gateway.registry import EngineHandle, EngineRegistry
 from gateway.settings import Settings
 
+# The suite's tests are imported into the project's test modules; rewrite their asserts as pytest does a test
+# module's, so a failure shows the values compared.
+pytest.register_assert_rewrite("gateway.engines.testing.suite")
+
 ENGINE_NAME = "under-test"
+ACTOR = "tester"
 NOT_APPLICABLE = pytest.StashKey[list[tuple[str, str]]]()
 
 
@@ -84,3 +93,8 @@ async def adapter(harness: Harness, database: Database) -> AsyncIterator[EngineA
         yield adapter
     finally:
         await registry.close()
+
+
+@pytest.fixture
+def processes(adapter: EngineAdapter, database: Database) -> ProcessService:
+    return ProcessService(ChangeLog(database), EngineHandle(config=adapter.context.config, adapter=adapter), ACTOR)

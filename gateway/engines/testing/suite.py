@@ -11,9 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from gateway.db import Database
 from gateway.engines.port import Capability, EngineAdapter
 from gateway.errors import Conflict, NotFound
+from gateway.journal import EVENT_PREFIX
 from gateway.schemas import (
     DefinitionQuery,
     EngineIncidentQuery,
@@ -23,9 +26,11 @@ from gateway.schemas import (
     TaskQuery,
 )
 from gateway.engines.testing.harness import Harness
-from gateway.engines.testing.plugin import ENGINE_NAME
+from gateway.engines.testing.plugin import ACTOR, ENGINE_NAME
 from gateway.engines.testing.polling import eventually
 from gateway.engines.testing.requirements import requires
+from gateway.processes.service import ProcessService
+from gateway.tables import audit_log, outbox
 from gateway.variables import TypedValue, VariableType, parse_request_variables
 
 async def deploy(adapter: EngineAdapter, harness: Harness, scenario: str, revision: int = 1) -> str:
@@ -406,6 +411,128 @@ async def test_emulated_behaviour_is_explained_and_declared(adapter: EngineAdapt
         assert explanation.strip(), f"emulated {behaviour!r} has no explanation"
         if behaviour in {c.value for c in Capability}:
             assert Capability(behaviour) in adapter.capabilities, f"{behaviour} is emulated but not declared"
+
+
+# ------------------------------------------------------------------ the events and audit rows of each change
+# The use cases of gateway.processes over the adapter under test, as the API runs them. Only the events of the
+# changes themselves are checked: the events of what the engine does on its own (task.created,
+# instance.completed) only the embedded engine writes today.
+ENGINE_EVENTS = ("task.created", "instance.completed")
+
+
+async def recorded_events(database: Database) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(type without `process_manager.`, instance id, data) of every outbox event in order, without the engine's
+    own events."""
+    async with database.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(outbox).order_by(outbox.c.id))).mappings().all()
+    events = [(row["type"].removeprefix(EVENT_PREFIX), row["instance_id"], row["data"]) for row in rows]
+    return [event for event in events if event[0] not in ENGINE_EVENTS]
+
+
+async def audit_rows(database: Database) -> list[tuple[str, str | None, int, str]]:
+    """(operation, resource id, status, outcome) of every audit row, in order."""
+    async with database.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(audit_log).order_by(audit_log.c.id))).mappings().all()
+    return [(row["operation"], row["resource_id"], row["status"], row["outcome"]) for row in rows]
+
+
+async def test_each_change_records_its_event_and_audit_row(
+    processes: ProcessService, adapter: EngineAdapter, harness: Harness, database: Database
+) -> None:
+    deployment = await processes.deploy(harness.bpmn["approval"], filename="approval.bpmn", name="approval", tenant_id=None)
+    instance = await processes.start_instance(
+        StartInstance(definition_key="approval", business_key="order-7", variables=parse_request_variables({"amount": 5}))
+    )
+    task_id = await open_task(adapter, instance.id, "review")
+    await processes.claim_task(task_id, "alice")
+    await processes.unclaim_task(task_id)
+    await processes.assign_task(task_id, "carol")
+    await processes.complete_task(task_id, parse_request_variables({"approved": True}))
+    other = await processes.start_instance(StartInstance(definition_key="approval"))
+    await processes.terminate_instance(other.id, "withdrawn")
+
+    (definition,) = [d for d in deployment.definitions if d.key == "approval"]
+    events = await recorded_events(database)
+    assert [(kind, instance_id) for kind, instance_id, _ in events] == [
+        ("definition.deployed", None),
+        ("instance.started", instance.id),
+        ("task.assigned", instance.id),
+        ("task.assigned", instance.id),
+        ("task.assigned", instance.id),
+        ("task.completed", instance.id),
+        ("instance.started", other.id),
+        ("instance.terminated", other.id),
+    ]
+    data = [d for _, _, d in events]
+    assert data[0]["definitions"] == [{"id": definition.id, "key": "approval", "version": definition.version}]
+    assert (data[1]["definition_key"], data[1]["business_key"], data[1]["started_by"]) == ("approval", "order-7", ACTOR)
+    assert data[1]["variables"] == {"amount": {"value": 5, "type": "Integer"}}
+    assert [(d["action"], d["assignee"], d["task_id"]) for d in data[2:5]] == [
+        ("claim", "alice", task_id),
+        ("unclaim", None, task_id),
+        ("assign", "carol", task_id),
+    ]
+    assert (data[5]["task_id"], data[5]["task_definition_key"], data[5]["completed_by"]) == (task_id, "review", ACTOR)
+    assert data[5]["variables"] == {"approved": {"value": True, "type": "Boolean"}}
+    assert data[7]["reason"] == "withdrawn"
+
+    assert await audit_rows(database) == [
+        ("deploy", deployment.deployment_id, 201, "success"),
+        ("start", instance.id, 201, "success"),
+        ("claim", task_id, 200, "success"),
+        ("unclaim", task_id, 200, "success"),
+        ("assign", task_id, 200, "success"),
+        ("complete", task_id, 204, "success"),
+        ("start", other.id, 201, "success"),
+        ("terminate", other.id, 204, "success"),
+    ]
+
+
+async def test_a_refused_change_is_audited_as_a_failure_without_events(
+    processes: ProcessService, adapter: EngineAdapter, harness: Harness, database: Database
+) -> None:
+    await deploy(adapter, harness, "approval")
+    instance_id = await start(adapter, "approval")
+    task_id = await open_task(adapter, instance_id, "review")
+    await adapter.claim_task(task_id, "alice")
+
+    with pytest.raises(Conflict):
+        await processes.claim_task(task_id, "bob")
+    with pytest.raises(NotFound):
+        await processes.complete_task(UNKNOWN, {})
+
+    assert await recorded_events(database) == []
+    assert await audit_rows(database) == [("claim", task_id, 409, "failure"), ("complete", UNKNOWN, 404, "failure")]
+
+
+@requires(Capability.SUSPEND_INSTANCE)
+async def test_suspending_and_activating_an_instance_record_their_events(
+    processes: ProcessService, adapter: EngineAdapter, harness: Harness, database: Database
+) -> None:
+    await deploy(adapter, harness, "approval")
+    instance_id = await start(adapter, "approval")
+    await processes.set_instance_suspended(instance_id, suspended=True)
+    await processes.set_instance_suspended(instance_id, suspended=False)
+    events = await recorded_events(database)
+    assert [(kind, subject, data["definition_key"]) for kind, subject, data in events] == [
+        ("instance.suspended", instance_id, "approval"),
+        ("instance.activated", instance_id, "approval"),
+    ]
+
+
+@requires(Capability.DELEGATE_TASK)
+async def test_delegating_records_the_assignment_event(
+    processes: ProcessService, adapter: EngineAdapter, harness: Harness, database: Database
+) -> None:
+    await deploy(adapter, harness, "approval")
+    instance_id = await start(adapter, "approval")
+    task_id = await open_task(adapter, instance_id, "review")
+    await adapter.claim_task(task_id, "bob")
+    await processes.delegate_task(task_id, "dave")
+    events = await recorded_events(database)
+    assert [(kind, data["action"], data["assignee"], data["owner"]) for kind, _, data in events] == [
+        ("task.assigned", "delegate", "dave", "bob")
+    ]
 
 
 # ------------------------------------------------------------------ history and health
