@@ -38,7 +38,6 @@ TRANSITIONS: Mapping[Action, Mapping[IncidentStatus, IncidentStatus]] = MappingP
 )
 
 
-
 @dataclass(frozen=True)
 class Rule:
     """A narrower form of one action of `TRANSITIONS`: it applies from `from_states` only, leading to

@@ -45,6 +45,7 @@ def _values(statuses: Iterable[IncidentStatus]) -> list[str]:
     """Statuses for an SQL `IN`, in a stable order."""
     return sorted(s.value for s in statuses)
 
+
 SEVERITY_RANK = sa.case({severity.value: severity.rank for severity in IncidentSeverity}, value=incidents.c.severity)
 SORT_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
     "created": incidents.c.created,
@@ -278,9 +279,7 @@ async def add_history(
 async def due_auto_retries(session: AsyncSession, now: datetime) -> list[str]:
     rows = await session.execute(
         sa.select(incidents.c.id)
-        .where(
-            incidents.c.status.in_(_values(policies.AUTOMATIC_RETRY.from_states)), incidents.c.next_retry_at <= now
-        )
+        .where(incidents.c.status.in_(_values(policies.AUTOMATIC_RETRY.from_states)), incidents.c.next_retry_at <= now)
         .order_by(incidents.c.next_retry_at)
     )
     return [row[0] for row in rows]

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conformance.harnesses.embedded import APPROVAL
 
-CONFTEST = f'''
+CONFTEST = f"""
 from gateway.engines.testing import Harness, harness_fixture
 
 pytest_plugins = ["gateway.engines.testing.plugin"]
@@ -15,7 +15,7 @@ pytest_plugins = ["gateway.engines.testing.plugin"]
 EMBEDDED = Harness(id="myembedded", engine={{"type": "embedded"}}, bpmn={{"approval": {APPROVAL!r}}})
 FLOWABLE = Harness(id="myflowable", engine={{"type": "flowable", "url": "http://127.0.0.1:9/rest"}}, bpmn={{}})
 harness = harness_fixture(EMBEDDED, FLOWABLE)
-'''
+"""
 
 TEST_MODULE = "from gateway.engines.testing.suite import *  # noqa: F403\n"
 

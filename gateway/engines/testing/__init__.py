@@ -27,10 +27,13 @@ that is not shipped with the adapter; a `pytest11` plugin or a harness entry poi
 run wherever the package is installed. This project registers its own harnesses the same way: each module of
 tests/conformance/harnesses/ defines `HARNESS`, tests/conformance/harnesses/__init__.py collects them into
 `HARNESSES`, and tests/conformance/conftest.py passes them to `harness_fixture`. A new harness for this project
-(another engine, or a real engine next to its simulator) is one more module there defining `HARNESS`; give it
-`marks=[pytest.mark.skipif(...)]` when its engine may be absent. A suite run against a container instead of a
-simulator registers `harness_fixture(dataclasses.replace(HARNESS, make_transport=None))` in its module and
-overrides `adapter` to point the configuration at the container (tests/camunda/test_camunda_integration.py).
+(another engine, or a real engine next to its simulator, with an `id` of its own) is one more module there
+defining `HARNESS`. For a real engine: leave out `make_transport`, so the adapter calls `engine["url"]`; give it
+`marks=[pytest.mark.skipif(...)]` for when the engine is absent; and use `prepare` (awaited with the adapter
+before each test) to delete what earlier tests deployed, since the suite expects an engine without other
+versions of its two processes. A module that runs the suite against a container it starts itself registers
+`harness_fixture(dataclasses.replace(HARNESS, make_transport=None))` and overrides `adapter` to point the
+configuration at the container (tests/camunda/test_camunda_integration.py).
 """
 
 from gateway.engines.testing.harness import SCENARIOS, Harness, harness_fixture

@@ -15,8 +15,13 @@ import sqlalchemy as sa
 
 from gateway.db import Database
 from gateway.engines.port import Capability, EngineAdapter
+from gateway.engines.testing.harness import Harness
+from gateway.engines.testing.plugin import ACTOR, ENGINE_NAME
+from gateway.engines.testing.polling import eventually
+from gateway.engines.testing.requirements import requires
 from gateway.errors import Conflict, NotFound
 from gateway.journal import EVENT_PREFIX
+from gateway.processes.service import ProcessService
 from gateway.schemas import (
     DefinitionQuery,
     EngineIncidentQuery,
@@ -25,23 +30,23 @@ from gateway.schemas import (
     StartInstance,
     TaskQuery,
 )
-from gateway.engines.testing.harness import Harness
-from gateway.engines.testing.plugin import ACTOR, ENGINE_NAME
-from gateway.engines.testing.polling import eventually
-from gateway.engines.testing.requirements import requires
-from gateway.processes.service import ProcessService
 from gateway.tables import audit_log, outbox
 from gateway.variables import TypedValue, VariableType, parse_request_variables
+
 
 async def deploy(adapter: EngineAdapter, harness: Harness, scenario: str, revision: int = 1) -> str:
     """Deploy a scenario; a later `revision` differs in content (an XML comment), as a real new version does."""
     xml = harness.bpmn[scenario] + (f"\n<!-- revision {revision} -->\n".encode() if revision > 1 else b"")
-    deployment = await adapter.deploy(xml, filename=f"{scenario}.bpmn", name=scenario, tenant_id=None, deployed_by="tester")
+    deployment = await adapter.deploy(
+        xml, filename=f"{scenario}.bpmn", name=scenario, tenant_id=None, deployed_by="tester"
+    )
     (definition,) = [d for d in deployment.definitions if d.key == scenario]
     return definition.id
 
 
-async def start(adapter: EngineAdapter, key: str, variables: dict[str, Any] | None = None, business_key: str | None = None) -> str:
+async def start(
+    adapter: EngineAdapter, key: str, variables: dict[str, Any] | None = None, business_key: str | None = None
+) -> str:
     request = StartInstance(
         definition_key=key, business_key=business_key, variables=parse_request_variables(variables or {})
     )
@@ -73,7 +78,9 @@ async def test_deploy_lists_and_versions_definitions(adapter: EngineAdapter, har
     latest = await adapter.list_definitions(DefinitionQuery(key="approval"))
     assert [(d.id, d.version) for d in latest.items] == [(second, 2)]
     assert latest.total == 1
-    every = await adapter.list_definitions(DefinitionQuery(key="approval", latest_only=False, sort="version", order="asc"))
+    every = await adapter.list_definitions(
+        DefinitionQuery(key="approval", latest_only=False, sort="version", order="asc")
+    )
     assert [d.version for d in every.items] == [1, 2]
 
     xml = await adapter.get_definition_xml(first)
@@ -87,7 +94,11 @@ async def test_task_lifecycle_from_start_to_completion(adapter: EngineAdapter, h
 
     instance = await adapter.get_instance(instance_id)
     assert instance.status == "active"
-    assert (instance.definition_id, instance.definition_key, instance.business_key) == (definition_id, "approval", "order-1")
+    assert (instance.definition_id, instance.definition_key, instance.business_key) == (
+        definition_id,
+        "approval",
+        "order-1",
+    )
     assert "review" in [a.id for a in instance.current_activities]
 
     task_id = await open_task(adapter, instance_id, "review")
@@ -153,7 +164,7 @@ async def test_delegate_then_complete(adapter: EngineAdapter, harness: Harness) 
 EVERY_TYPE = {
     "nothing": {"value": None, "type": "Null"},
     "flag": {"value": True, "type": "Boolean"},
-    "text": {"value": "héllo \"quoted\"", "type": "String"},
+    "text": {"value": 'héllo "quoted"', "type": "String"},
     "small": {"value": -42, "type": "Integer"},
     "big": {"value": 9_007_199_254_740_993, "type": "Long"},
     "ratio": {"value": 0.125, "type": "Double"},
@@ -174,7 +185,9 @@ async def test_update_variables_modifies_and_deletes(adapter: EngineAdapter, har
     await deploy(adapter, harness, "approval")
     instance_id = await start(adapter, "approval", {"keep": "a", "change": 1, "drop": True})
     after = await adapter.update_variables(
-        instance_id, parse_request_variables({"change": 2, "added": {"value": "2026-01-02T03:04:05Z", "type": "Date"}}), ["drop"]
+        instance_id,
+        parse_request_variables({"change": 2, "added": {"value": "2026-01-02T03:04:05Z", "type": "Date"}}),
+        ["drop"],
     )
     assert after == await adapter.get_variables(instance_id)
     assert after["keep"].value == "a"
@@ -337,7 +350,9 @@ async def test_suspended_instance_blocks_completion(adapter: EngineAdapter, harn
         await adapter.claim_task(task_id, "alice")
     assert (await adapter.set_instance_suspended(instance_id, False)).status == "active"
     await adapter.complete_task(task_id, {}, user_id="alice")
-    assert (await eventually(lambda: adapter.get_instance(instance_id), lambda i: i.status == "completed")).status == "completed"
+    assert (
+        await eventually(lambda: adapter.get_instance(instance_id), lambda i: i.status == "completed")
+    ).status == "completed"
 
 
 @requires(Capability.SUSPEND_DEFINITION)
@@ -439,9 +454,13 @@ async def audit_rows(database: Database) -> list[tuple[str, str | None, int, str
 async def test_each_change_records_its_event_and_audit_row(
     processes: ProcessService, adapter: EngineAdapter, harness: Harness, database: Database
 ) -> None:
-    deployment = await processes.deploy(harness.bpmn["approval"], filename="approval.bpmn", name="approval", tenant_id=None)
+    deployment = await processes.deploy(
+        harness.bpmn["approval"], filename="approval.bpmn", name="approval", tenant_id=None
+    )
     instance = await processes.start_instance(
-        StartInstance(definition_key="approval", business_key="order-7", variables=parse_request_variables({"amount": 5}))
+        StartInstance(
+            definition_key="approval", business_key="order-7", variables=parse_request_variables({"amount": 5})
+        )
     )
     task_id = await open_task(adapter, instance.id, "review")
     await processes.claim_task(task_id, "alice")
