@@ -113,7 +113,8 @@ class EmbeddedAdapter(EngineAdapter):
     async def deploy(
         self, bpmn_xml: bytes, *, filename: str, name: str | None, tenant_id: str | None, deployed_by: str
     ) -> Deployment:
-        processes = parse_bpmn(bpmn_xml, filename)  # before anything is stored: invalid BPMN stores nothing
+        # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
+        processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename)
         tenant_id = tenant_id or self.context.config.tenant_id
         deployment_id, now = str(uuid.uuid4()), utcnow()
         async with transaction(self.db) as uow:

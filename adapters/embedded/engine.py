@@ -1,12 +1,14 @@
 """Changes to instances: load the instance, run its workflow, store what changed, emit the engine's events.
 
-Every function here runs inside the caller's unit of work. An instance is saved with an optimistic lock
+Every function here runs inside the caller's unit of work; SpiffWorkflow's synchronous work (parsing,
+restoring, running, serialising a workflow) runs in a worker thread so the event loop never waits for it. An instance is saved with an optimistic lock
 on its `version`: when two changes race, the second one to save fails with ConcurrentModification and
 nothing of it is kept (the gateway retries it as a whole).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
@@ -38,15 +40,16 @@ class InstanceEngine:
             xml = await repository.definition_xml(uow.session, definition_id)
             if xml is None:
                 raise NotFound(f"Process definition {definition_id} not found", engine=self.engine_name)
-            process = next(p for p in parse_bpmn(xml) if p.key == key)
+            parsed = await asyncio.to_thread(parse_bpmn, xml)
+            process = next(p for p in parsed if p.key == key)
             self.specs.put(definition_id, process)
         return process
 
     async def start(self, uow: UnitOfWork, definition: Row, request: StartInstance, started_by: str) -> ProcessInstance:
         process = await self.process(uow, definition.id, definition.key)
-        execution = self.runtime.start(process, plain(request.variables))
+        execution = await asyncio.to_thread(self.runtime.start, process, plain(request.variables))
         await execution.advance()
-        changes = execution.finish()
+        changes = await asyncio.to_thread(execution.finish)
         now = utcnow()
         values = {
             "id": str(uuid.uuid4()),
@@ -75,7 +78,7 @@ class InstanceEngine:
         instance, execution = await self._resume(uow, task.instance_id)
         if instance.status != "active":
             raise Conflict(f"Task {task.id} belongs to a suspended instance", engine=self.engine_name)
-        execution.complete(task.id, plain(variables))
+        await asyncio.to_thread(execution.complete, task.id, plain(variables))
         await execution.advance()
         known = {**loaded(instance.variables), **variables}
         await self._save(uow, instance, execution, known, completed_by={task.id: user_id})
@@ -87,7 +90,7 @@ class InstanceEngine:
                 f"Instance {instance.id} is {instance.status}; only an active instance can retry",
                 engine=self.engine_name,
             )
-        execution.retry(incident.task_id)
+        await asyncio.to_thread(execution.retry, incident.task_id)
         await execution.advance()
         await self._save(uow, instance, execution, loaded(instance.variables))
         await repository.resolve_incidents(uow.session, utcnow(), incident_id=incident.id)
@@ -97,13 +100,14 @@ class InstanceEngine:
         instance, execution = await self._resume(uow, instance_id)
         if instance.status != "active":
             return
-        execution.fire_timers()
+        await asyncio.to_thread(execution.fire_timers)
         await execution.advance()
         await self._save(uow, instance, execution, loaded(instance.variables))
 
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
         instance, execution = await self._resume(uow, instance_id)
-        execution.cancel()
+        await asyncio.to_thread(execution.cancel)
+        state = await asyncio.to_thread(self.runtime.dump, execution.workflow)
         now = utcnow()
         await repository.save_instance(
             uow.session,
@@ -111,7 +115,7 @@ class InstanceEngine:
             status="terminated",
             end_time=now,
             duration_ms=_milliseconds(instance.start_time, now),
-            state=self.runtime.dump(execution.workflow),
+            state=state,
         )
         await repository.cancel_open_tasks(uow.session, instance_id, now)
         await repository.close_activities(uow.session, instance_id, now)
@@ -125,7 +129,8 @@ class InstanceEngine:
         if instance.status not in repository.RUNNING:
             raise Conflict(f"Instance {instance_id} has already ended ({instance.status})", engine=self.engine_name)
         process = await self.process(uow, instance.definition_id, instance.definition_key)
-        return instance, self.runtime.resume(process, instance.state, plain(loaded(instance.variables)))
+        variables = plain(loaded(instance.variables))
+        return instance, await asyncio.to_thread(self.runtime.resume, process, instance.state, variables)
 
     async def _save(
         self,
@@ -135,7 +140,7 @@ class InstanceEngine:
         known: Variables,
         completed_by: dict[str, str] | None = None,
     ) -> None:
-        changes = execution.finish()
+        changes = await asyncio.to_thread(execution.finish)
         now = utcnow()
         ended = {"status": "completed", "end_time": now, "duration_ms": _milliseconds(instance.start_time, now)}
         await repository.save_instance(

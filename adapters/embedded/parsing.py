@@ -137,6 +137,8 @@ def parse_bpmn(xml: bytes, filename: str | None = None) -> list[ParsedProcess]:
         if not keys:
             raise InvalidBpmn('The BPMN contains no executable process (a process with isExecutable="true")')
         nodes = _flow_nodes(root)
+        for key in keys:
+            _refuse_endless_self_call(root, key)
         return [_parsed_process(parser, root, key, nodes) for key in keys]
     except ValidationException as exc:
         raise InvalidBpmn(_validation_message(exc, root)) from None
@@ -193,6 +195,49 @@ def _check_timer(definition: TimerEventDefinition, bpmn_id: str) -> None:
         raise ValidationException(
             f"Invalid timer {text!r}: {exc}", id=bpmn_id, tag="bpmn:timerEventDefinition"
         ) from None
+
+
+# Elements a token passes straight through, without waiting or choosing.
+_PASS_THROUGH = {"startEvent", "task", "manualTask", "scriptTask", "parallelGateway", "intermediateThrowEvent"}
+
+
+def _refuse_endless_self_call(root: etree._Element, key: str) -> None:
+    """A call activity that calls its own process on every run would recurse without end: refuse it.
+
+    It does when a start event reaches it through elements that neither wait nor choose and flows without a
+    condition. A self-call behind a gateway condition, a user task or an event stays allowed (recursion that
+    ends), and the call depth limit at run time catches what this cannot see.
+    """
+    process = next((e for e in root.iter(f"{{{BPMN_NS}}}process") if e.get("id") == key), None)
+    if process is None:
+        return
+    outgoing: dict[str, list[etree._Element]] = {}
+    for sequence_flow in process.findall(f"{{{BPMN_NS}}}sequenceFlow"):
+        outgoing.setdefault(sequence_flow.get("sourceRef"), []).append(sequence_flow)
+    elements = {child.get("id"): child for child in process if isinstance(child.tag, str)}
+    kinds = {node: etree.QName(element).localname for node, element in elements.items()}
+    starts = [
+        child.get("id")
+        for child in process.findall(f"{{{BPMN_NS}}}startEvent")
+        if not any(isinstance(c.tag, str) and c.tag.endswith("EventDefinition") for c in child)
+    ]
+    seen, pending = set(starts), list(starts)
+    while pending:
+        node = pending.pop()
+        if kinds.get(node) == "callActivity" and elements[node].get("calledElement") == key:
+            raise InvalidBpmn(
+                f"Call activity {node!r} calls its own process {key!r} every time the process runs: "
+                "it would call itself without end (put the call behind a condition)"
+            )
+        if kinds.get(node) not in _PASS_THROUGH:
+            continue
+        for sequence_flow in outgoing.get(node, []):
+            if sequence_flow.find(f"{{{BPMN_NS}}}conditionExpression") is not None:
+                continue
+            target = sequence_flow.get("targetRef")
+            if target not in seen and (kinds.get(target) in _PASS_THROUGH or kinds.get(target) == "callActivity"):
+                seen.add(target)
+                pending.append(target)
 
 
 def _flow_nodes(root: etree._Element) -> dict[str, FlowNode]:

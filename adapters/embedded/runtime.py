@@ -12,6 +12,10 @@ Rules the engine follows:
   that waited for a handler registered later.
 - A failure (script error, condition error, handler exception, uncaught BPMN error) puts the task in ERROR,
   records a `Failure` (an incident) and the other branches carry on. A retry resets the task and runs it again.
+- SpiffWorkflow is synchronous: every piece of engine work runs in a worker thread (`asyncio.to_thread`),
+  never on the event loop, and one change may run at most MAX_ENGINE_STEPS tasks, MAX_ENGINE_SECONDS of
+  engine time and MAX_CALL_DEPTH nested call activities; beyond that the task that would run next fails
+  with an incident and the change stops there (a runaway process, not a hung gateway).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -53,6 +58,8 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 MAX_ENGINE_STEPS = 1_000  # tasks one change may run: an endless loop becomes an incident, not a hang
+MAX_ENGINE_SECONDS = 1.0  # engine time one change may use (SpiffWorkflow's steps grow with the task tree)
+MAX_CALL_DEPTH = 20  # nested call activities / subprocesses: a recursive call becomes an incident
 MAX_HANDLER_RUNS = 100  # handler calls one change may make; the rest wait for the poller
 DEFAULT_PRIORITY = 50
 DETAIL_LIMIT = 8_000
@@ -132,6 +139,12 @@ class Changes:
     jobs_removed: list[str]
 
 
+class _RunawayProcess(Exception):
+    """The change ran out of its engine budget (steps, time or call depth); `task` is the one to blame."""
+
+    task: SpiffTask | None = None
+
+
 class _RunStateConverter(BpmnWorkflowConverter):
     """The workflow's run state without its specs: those come from the parsed definition, shared and cached."""
 
@@ -195,6 +208,8 @@ class Execution:
         self._started_at: dict[UUID, datetime] = {}
         self._running: SpiffTask | None = None
         self._steps = 0
+        self._engine_started = 0.0
+        self._runaway = False
         self._apply_variables(variables)
 
     # ------------------------------------------------------------ changes
@@ -220,16 +235,17 @@ class Execution:
         self.workflow.cancel()
 
     async def advance(self) -> None:
-        """Run until every branch waits: engine steps, then the handlers of external tasks, until nothing moves."""
+        """Run until every branch waits: engine steps (in a worker thread), then the handlers of external tasks
+        (on the loop), until nothing moves."""
         handler_runs = 0
         while True:
-            self._run_engine_steps()
+            await asyncio.to_thread(self._run_engine_steps)
             runnable = [
                 task
                 for task in self.workflow.get_tasks(state=TaskState.STARTED)
                 if isinstance(task.task_spec, ExternalTask) and task.task_spec.topic in self.runtime.handlers
             ]
-            if not runnable or handler_runs >= MAX_HANDLER_RUNS:
+            if not runnable or handler_runs >= MAX_HANDLER_RUNS or self._runaway:
                 return
             for task in runnable:
                 handler_runs += 1
@@ -255,17 +271,40 @@ class Execution:
 
     # ------------------------------------------------------------ running
     def _run_engine_steps(self) -> None:
+        if self._runaway:
+            return
         for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
-            if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)):
+            if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)) or self._runaway:
                 return
         raise EngineError(f"The embedded engine kept failing on instance data of process {self.process.key!r}")
 
     def _will_run(self, task: SpiffTask) -> None:
         self._running = task
         self._steps += 1
+        if self._steps == 1:
+            self._engine_started = time.monotonic()
         if self._steps > MAX_ENGINE_STEPS:
-            raise RuntimeError(f"The process ran {MAX_ENGINE_STEPS} steps without waiting: is there an endless loop?")
+            self._stop_runaway(f"The process ran {MAX_ENGINE_STEPS} steps without waiting: is there an endless loop?")
+        if time.monotonic() - self._engine_started > MAX_ENGINE_SECONDS:
+            self._stop_runaway(
+                f"The process ran {self._steps} steps in {MAX_ENGINE_SECONDS:g} s without waiting: "
+                "is there an endless loop?"
+            )
+        if task.workflow.depth > MAX_CALL_DEPTH:
+            caller = self.workflow.get_task_from_id(task.workflow.parent_task_id)
+            self._stop_runaway(
+                f"Call activities and subprocesses nest deeper than {MAX_CALL_DEPTH} levels: "
+                "does a process call itself without end?",
+                blame=caller,
+            )
         self._started_at.setdefault(task.id, _moment(task))
+
+    def _stop_runaway(self, message: str, blame: SpiffTask | None = None) -> None:
+        """Fail the task about to run (or `blame`) and stop this change: the rest of a runaway waits for a retry."""
+        self._runaway = True
+        error = _RunawayProcess(message)
+        error.task = blame or self._running
+        raise error
 
     def _did_run(self, task: SpiffTask) -> None:
         self._running = None
