@@ -30,7 +30,11 @@ _JUEL_OPERATORS = ((re.compile(r"&&"), " and "), (re.compile(r"\|\|"), " or "), 
 _JUEL_LITERALS = {"true": True, "false": False, "null": None}
 
 # ISO 8601 dates, durations and repetitions are what timer definitions usually hold, unquoted.
-_TIMER_LITERAL = re.compile(r"^(R\d*/\S+|P(?=\d|T\d)[\dYMWDTHS.,]+|\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)$")
+# Dates in extended or basic form, with any offset (`Z`, `+01`, `+0100`, `+01:00`) or none.
+_TIMER_LITERAL = re.compile(
+    r"^(R\d*/\S+|P(?=\d|T\d)[\dYMWDTHS.,]+|\d{4}-?\d{2}-?\d{2}(T[\d:.,]+(Z|[+-]\d{2}(:?\d{2})?)?)?)$",
+    re.IGNORECASE,
+)
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,

@@ -15,20 +15,32 @@ per-instance state on them.
 from __future__ import annotations
 
 import functools
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
 from SpiffWorkflow.bpmn.parser.node_parser import DEFAULT_NSMAP
+from SpiffWorkflow.bpmn.parser.event_parsers import EventBasedGatewayParser
 from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs import BpmnProcessSpec
-from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway, InclusiveGateway, NoneTask, ServiceTask, UserTask
+from SpiffWorkflow.bpmn.specs.defaults import (
+    EventBasedGateway,
+    ExclusiveGateway,
+    InclusiveGateway,
+    NoneTask,
+    ServiceTask,
+    UserTask,
+)
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from adapters.embedded.expressions import ExpressionError, compile_expression, is_timer_literal
@@ -73,6 +85,68 @@ class PassThroughTask(NoneTask):
         self.manual = False
 
 
+class EventGatewayEvents(MultipleEventDefinition):
+    """What an event-based gateway waits for: the first of its events wins, alone.
+
+    SpiffWorkflow's own version keeps one due time for all the gateway's timers (the first one worked out), so
+    every timer fired with the earliest; here each timer keeps its own due time (`timer_due`, by position) and
+    only the earliest one that is due counts.
+    """
+
+    def has_fired(self, my_task: Any) -> bool:
+        if my_task.internal_data.get("seen_events"):
+            return True  # a message or signal was caught
+        due = dict(my_task.internal_data.get("timer_due", {}))
+        now = datetime.now(UTC)
+        for index, definition in enumerate(self.event_definitions):
+            if isinstance(definition, TimerEventDefinition) and str(index) not in due:
+                due[str(index)] = first_due(definition, my_task, now).isoformat()
+        my_task.internal_data["timer_due"] = due
+        passed = [(datetime.fromisoformat(when), int(index)) for index, when in due.items()]
+        passed = [entry for entry in passed if entry[0] <= now]
+        if not passed:
+            return False
+        _, index = min(passed)
+        my_task.internal_data["seen_events"] = [BpmnEvent(self.event_definitions[index])]
+        return True
+
+    def next_due(self, my_task: Any) -> datetime | None:
+        """The earliest due time of the gateway's timers, once worked out."""
+        due = my_task.internal_data.get("timer_due") or {}
+        return min((datetime.fromisoformat(when) for when in due.values()), default=None)
+
+    def reset(self, my_task: Any) -> None:
+        my_task.internal_data.pop("timer_due", None)
+        super().reset(my_task)
+
+
+class EventGateway(EventBasedGateway):
+    """An event-based gateway whose timers keep apart (see `EventGatewayEvents`)."""
+
+    def connect(self, child: Any) -> None:
+        definition = child.event_definition
+        super().connect(child)
+        if isinstance(definition, TimerEventDefinition):
+            definition.name = child.bpmn_id  # timers compare by name: two named alike must not be taken for one
+
+
+class _EventGatewayParser(EventBasedGatewayParser):
+    def create_task(self) -> Any:
+        return self._create_task(EventGatewayEvents())
+
+
+def first_due(definition: TimerEventDefinition, my_task: Any, now: datetime) -> datetime:
+    """When a timer (date, duration or cycle) first fires, counted from `now`; its expression evaluated first."""
+    text = str(my_task.workflow.script_engine.evaluate(my_task, definition.expression)).strip()
+    if isinstance(definition, CycleTimerEventDefinition):
+        _cycles, begin, _duration = TimerEventDefinition.parse_iso_recurring_interval(text)
+        return begin
+    parsed = TimerEventDefinition.parse_time_or_duration(text)
+    if isinstance(parsed, datetime):
+        return parsed
+    return now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
+
+
 class _UserTaskParser(TaskParser):
     def parse_extensions(self, node: Any = None) -> dict[str, str]:
         attributes = {name: self.attribute(name, "camunda") for name in USER_TASK_ATTRIBUTES}
@@ -104,6 +178,7 @@ class _Parser(BpmnParser):
         full_tag("manualTask"): (TaskParser, PassThroughTask),
         full_tag("exclusiveGateway"): (_CheckedConditionsParser, ExclusiveGateway),
         full_tag("inclusiveGateway"): (_CheckedConditionsParser, InclusiveGateway),
+        full_tag("eventBasedGateway"): (_EventGatewayParser, EventGateway),
     }
 
 
@@ -178,23 +253,61 @@ def _parsed_process(parser: _Parser, root: etree._Element, key: str, nodes: dict
             definition = getattr(task_spec, "event_definition", None)
             if isinstance(definition, TimerEventDefinition):
                 _check_timer(definition, task_spec.bpmn_id)
+            elif isinstance(definition, EventGatewayEvents):
+                for timer in definition.event_definitions:
+                    if isinstance(timer, TimerEventDefinition):
+                        _check_timer(timer, timer.name)  # its name is its event's id (see EventGateway)
     return process
 
 
 def _check_timer(definition: TimerEventDefinition, bpmn_id: str) -> None:
-    """A literal timer (`PT5M`, `R3/PT1H`, a date-time) must parse; anything else must be a valid expression."""
+    """A literal timer must parse (and is stored in the form SpiffWorkflow reads); anything else must be a valid
+    expression. Camunda's forms: a date-time (any offset), a duration, or a repeating interval `R[n]/duration`,
+    `R[n]/start/duration`, `R[n]/duration/end` or `R[n]/start/end`. Cron cycles are refused."""
+    kind = _TIMER_KINDS[type(definition).__name__]
     text = (definition.expression or "").strip()
-    try:
-        if not is_timer_literal(text):
+    if not text:
+        raise InvalidBpmn(f"The {kind} of timer event {bpmn_id!r} is empty")
+    if not is_timer_literal(text) and not _LOOKS_ISO.match(text):
+        if len(text.split()) in (5, 6, 7) and not text.startswith(("${", "#{")):
+            raise InvalidBpmn(
+                f"The {kind} {text!r} of timer event {bpmn_id!r} is a cron expression, which the embedded engine "
+                "does not support: use an ISO 8601 repeating interval such as R/PT5M"
+            )
+        try:
             compile_expression(text)
-        elif isinstance(definition, CycleTimerEventDefinition):
-            TimerEventDefinition.parse_iso_recurring_interval(text)
-        else:
-            TimerEventDefinition.parse_time_or_duration(text)
-    except Exception as exc:  # noqa: BLE001 - SpiffWorkflow's ISO 8601 parsers raise bare Exceptions
-        raise ValidationException(
-            f"Invalid timer {text!r}: {exc}", id=bpmn_id, tag="bpmn:timerEventDefinition"
-        ) from None
+        except ExpressionError as exc:
+            raise InvalidBpmn(f"The {kind} of timer event {bpmn_id!r} is not a valid expression: {exc}") from None
+        return
+    try:
+        definition.expression = _timer_literal(text.upper(), cycle=isinstance(definition, CycleTimerEventDefinition))
+    except Exception:  # noqa: BLE001 - SpiffWorkflow's ISO 8601 parsers raise bare Exceptions
+        expected = "a repeating interval such as R3/PT1H" if kind == "timeCycle" else "an ISO 8601 date-time or duration"
+        raise InvalidBpmn(f"The {kind} {text!r} of timer event {bpmn_id!r} is not {expected}") from None
+
+
+_LOOKS_ISO = re.compile(r"^(R\d*/|PT?\d|\d{4}-?\d\d)", re.IGNORECASE)  # meant as a literal, whatever follows
+_TIMER_KINDS = {
+    "TimeDateEventDefinition": "timeDate",
+    "DurationTimerEventDefinition": "timeDuration",
+    "CycleTimerEventDefinition": "timeCycle",
+}
+
+
+def _timer_literal(text: str, *, cycle: bool) -> str:
+    """The timer text as SpiffWorkflow reads it; `R[n]/start/end` becomes `R[n]/start/duration`."""
+    if not cycle:
+        TimerEventDefinition.parse_time_or_duration(text)
+        return text
+    parts = text.split("/")
+    if len(parts) == 3 and not parts[1].startswith("P") and not parts[2].startswith("P"):
+        start, end = (TimerEventDefinition.parse_time_or_duration(part) for part in parts[1:])
+        seconds = (end - start).total_seconds()
+        if seconds <= 0:
+            raise ValueError("the end of the interval is not after its start")
+        text = f"{parts[0]}/{parts[1]}/PT{int(seconds) if seconds.is_integer() else seconds}S"
+    TimerEventDefinition.parse_iso_recurring_interval(text)
+    return text
 
 
 # Elements a token passes straight through, without waiting or choosing.

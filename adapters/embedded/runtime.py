@@ -50,7 +50,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from adapters.embedded.errors import BpmnError
 from adapters.embedded.expressions import EmbeddedScriptEngine, ExpressionError, evaluate
-from adapters.embedded.parsing import ExternalTask, ParsedProcess
+from adapters.embedded.parsing import EventGatewayEvents, ExternalTask, ParsedProcess
 from gateway.errors import Conflict, EngineError, NotFound
 from gateway.variables import parse_datetime
 
@@ -228,7 +228,7 @@ class Execution:
 
     def fire_timers(self) -> None:
         for task in list(self.workflow.event_manager.tasks.values()):
-            if isinstance(task.task_spec.event_definition, TimerEventDefinition):
+            if _waits_for_timer(task.task_spec):
                 self._guarded(lambda task=task: task.task_spec._update(task), blame=task)
 
     def cancel(self) -> None:
@@ -451,9 +451,7 @@ class Execution:
             spec = task.task_spec
             if task.state == TaskState.STARTED and isinstance(spec, ExternalTask):
                 yield Job(id=str(task.id), kind="external", activity_id=spec.bpmn_id, topic=spec.topic)
-            elif task.state == TaskState.WAITING and isinstance(
-                getattr(spec, "event_definition", None), TimerEventDefinition
-            ):
+            elif task.state == TaskState.WAITING and _waits_for_timer(spec) and not _cycle_exhausted(task):
                 yield Job(id=str(task.id), kind="timer", activity_id=spec.bpmn_id, due_at=_timer_due(task))
 
 
@@ -529,11 +527,27 @@ def _detail(exc: Exception) -> str | None:
     return "".join(traceback.format_exception(cause))[-DETAIL_LIMIT:]
 
 
+def _waits_for_timer(spec: Any) -> bool:
+    """A timer event, or an event-based gateway with a timer among its events."""
+    definition = getattr(spec, "event_definition", None)
+    if isinstance(definition, EventGatewayEvents):
+        return any(isinstance(d, TimerEventDefinition) for d in definition.event_definitions)
+    return isinstance(definition, TimerEventDefinition)
+
+
+def _cycle_exhausted(task: SpiffTask) -> bool:
+    """A repeating timer that has fired its last cycle: it waits for nothing any more."""
+    value = task.internal_data.get("event_value")
+    return isinstance(value, dict) and value.get("cycles") == 0
+
+
 def _timer_due(task: SpiffTask) -> datetime:
     """When a waiting timer fires; now if SpiffWorkflow has not worked it out yet (the poller will)."""
     definition = task.task_spec.event_definition
     value = task.internal_data.get("event_value")
     now = datetime.now(UTC)
+    if isinstance(definition, EventGatewayEvents):
+        return definition.next_due(task) or now
     try:
         if isinstance(definition, CycleTimerEventDefinition) and isinstance(value, dict):
             return datetime.fromisoformat(value["next"]) if value.get("cycles") else now

@@ -8,13 +8,17 @@ values and plain refusals.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from adapters.embedded import EmbeddedAdapter, runtime
+from adapters.embedded import EmbeddedAdapter, repository, runtime
+from gateway.db import utcnow
 from gateway.errors import InvalidBpmn
+from gateway.uow import reading
 from tests.embedded.conftest import bpmn, deploy, flow, incidents_of, start, tasks_of
+from tests.polling import eventually
 
 START = '<bpmn:startEvent id="start"/>'
 END = '<bpmn:endEvent id="end"/>'
@@ -78,3 +82,96 @@ async def test_a_self_call_that_never_ends_is_an_incident_on_the_call_activity(a
     (incident,) = await incidents_of(adapter, instance_id)
     assert incident.activity_id == "myself"
     assert f"nest deeper than {runtime.MAX_CALL_DEPTH} levels" in incident.message
+
+
+# ------------------------------------------------------------------ 1: event-based gateways and timers
+def timer(kind: str, text: str) -> str:
+    return f"<bpmn:timerEventDefinition><bpmn:{kind}>{text}</bpmn:{kind}></bpmn:timerEventDefinition>"
+
+
+FIRST_DEADLINE = bpmn(
+    "first-deadline",
+    START + flow("start", "which") + '<bpmn:eventBasedGateway id="which"/>'
+    + flow("which", "soon") + flow("which", "later")
+    + f'<bpmn:intermediateCatchEvent id="soon" name="Wait">{timer("timeDuration", "PT0.3S")}'
+    "</bpmn:intermediateCatchEvent>"
+    + f'<bpmn:intermediateCatchEvent id="later" name="Wait">{timer("timeDuration", "PT2S")}'
+    "</bpmn:intermediateCatchEvent>"
+    + flow("soon", "remind") + '<bpmn:userTask id="remind"/>' + flow("remind", "end")
+    + flow("later", "give-up") + '<bpmn:userTask id="give-up"/>' + flow("give-up", "end") + END,
+)  # fmt: skip
+
+
+async def test_the_first_timer_of_an_event_based_gateway_wins_and_the_other_is_withdrawn(make_adapter: Any) -> None:
+    async with make_adapter(embedded_timer_interval=0.05) as adapter:
+        await deploy(adapter, FIRST_DEADLINE)
+        instance_id = await start(adapter, "first-deadline")
+        assert await tasks_of(adapter, instance_id) == {}
+        opened = await eventually(lambda: tasks_of(adapter, instance_id), bool)
+        assert list(opened) == ["remind"]
+        details = await adapter.get_instance(instance_id)
+        assert {a.id: a.status for a in details.activities}["which"] == "completed"
+        assert "later" not in {a.id for a in details.current_activities}
+        async with reading(adapter.db) as session:
+            assert await repository.instances_with_work(session, utcnow() + timedelta(hours=1), [], 10) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("timeDate", "2020-01-01T10:00:00Z"),
+        ("timeDate", "2020-01-01T10:00:00+01:00"),
+        ("timeDate", "2020-01-01T10:00:00+0100"),
+        ("timeDate", "2020-01-01T10:00:00-05"),
+        ("timeDate", "2020-01-01T10:00:00.250Z"),
+        ("timeDate", "20200101T100000Z"),
+        ("timeDate", "2020-01-01"),
+        ("timeDuration", "PT0.1S"),
+        ("timeDuration", "pt0,1s"),
+        ("timeCycle", "R1/PT0.1S"),
+        ("timeCycle", "R/PT0.1S"),
+        ("timeCycle", "R2/2020-01-01T10:00:00Z/PT1H"),
+        ("timeCycle", "R1/PT1H/2020-01-01T10:00:00Z"),
+        ("timeCycle", "R1/2020-01-01T10:00:00Z/2020-01-01T11:00:00Z"),
+    ],
+)
+@pytest.mark.parametrize("place", ["catch", "boundary", "start"])
+async def test_every_iso_8601_timer_form_fires_on_start_catch_and_boundary_events(
+    make_adapter: Any, kind: str, text: str, place: str
+) -> None:
+    if place == "start":
+        body = f'<bpmn:startEvent id="start">{timer(kind, text)}</bpmn:startEvent>' + flow("start", "next")
+    elif place == "catch":
+        body = START + flow("start", "wait") + f'<bpmn:intermediateCatchEvent id="wait">{timer(kind, text)}'
+        body += "</bpmn:intermediateCatchEvent>" + flow("wait", "next")
+    else:
+        body = START + flow("start", "work") + '<bpmn:userTask id="work"/>' + flow("work", "end")
+        body += f'<bpmn:boundaryEvent id="late" attachedToRef="work">{timer(kind, text)}</bpmn:boundaryEvent>'
+        body += flow("late", "next")
+    model = bpmn("timed", body + '<bpmn:userTask id="next"/>' + flow("next", "end") + END)
+    async with make_adapter(embedded_timer_interval=0.05) as adapter:
+        await deploy(adapter, model)
+        instance_id = await start(adapter, "timed")
+        opened = await eventually(lambda: tasks_of(adapter, instance_id), lambda tasks: "next" in tasks)
+        assert "next" in opened
+        assert await incidents_of(adapter, instance_id) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "says"),
+    [
+        ("timeDuration", "P1X", "The timeDuration 'P1X' of timer event 'wait' is not an ISO 8601"),
+        ("timeDate", "2020-13-01T00:00:00Z", "The timeDate '2020-13-01T00:00:00Z' of timer event 'wait'"),
+        ("timeCycle", "R/soon/later", "The timeCycle 'R/soon/later' of timer event 'wait' is not a repeating"),
+        ("timeCycle", "0 0/5 * * * ?", "is a cron expression, which the embedded engine does not support"),
+        ("timeDuration", " ", "The timeDuration of timer event 'wait' is empty"),
+    ],
+)
+async def test_a_malformed_timer_is_refused_at_deployment_naming_the_element_and_the_text(
+    adapter: EmbeddedAdapter, kind: str, text: str, says: str
+) -> None:
+    body = START + flow("start", "wait") + f'<bpmn:intermediateCatchEvent id="wait">{timer(kind, text)}'
+    body += "</bpmn:intermediateCatchEvent>" + flow("wait", "end") + END
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, bpmn("timed", body))
+    assert says in refused.value.detail
