@@ -25,7 +25,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
 from SpiffWorkflow.bpmn.parser.node_parser import DEFAULT_NSMAP
 from SpiffWorkflow.bpmn.parser.event_parsers import EventBasedGatewayParser
-from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
+from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser, GatewayParser
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -35,6 +35,7 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     ExclusiveGateway,
     InclusiveGateway,
     NoneTask,
+    ParallelGateway,
     ServiceTask,
     UserTask,
 )
@@ -42,6 +43,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDef
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
 
 from adapters.embedded.expressions import ExpressionError, compile_expression, is_timer_literal
 from gateway.errors import InvalidBpmn
@@ -147,6 +149,33 @@ def first_due(definition: TimerEventDefinition, my_task: Any, now: datetime) -> 
     return now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
 
 
+class LoopSafeParallelGateway(ParallelGateway):
+    """A parallel join that also waits for every branch when it sits in a loop.
+
+    SpiffWorkflow counted the branches that reached the join in earlier rounds (cancelled or completed join
+    tasks whose branch had completed) as arrived, so from the second round on it fired after one branch.
+    Only join tasks still waiting are branches of the current round.
+    """
+
+    def _check_threshold_unstructured(self, my_task: Any) -> bool:
+        waiting_inputs = set(self.inputs)
+
+        def remove_ancestor(task: Any) -> None:
+            if task.task_spec in waiting_inputs:
+                waiting_inputs.remove(task.task_spec)
+            elif task.parent is not None:
+                remove_ancestor(task.parent)
+
+        for task in my_task.workflow.get_tasks(spec_name=self.name):
+            if task.is_descendant_of(my_task):
+                remove_ancestor(task)  # a first round: the loop back will not reach this join before it fires
+            elif my_task.is_descendant_of(task) or task.has_state(TaskState.FINISHED_MASK):
+                continue  # a join of an earlier round
+            elif task.parent.state == TaskState.COMPLETED and task.parent.task_spec in waiting_inputs:
+                waiting_inputs.remove(task.parent.task_spec)
+        return not waiting_inputs
+
+
 class _UserTaskParser(TaskParser):
     def parse_extensions(self, node: Any = None) -> dict[str, str]:
         attributes = {name: self.attribute(name, "camunda") for name in USER_TASK_ATTRIBUTES}
@@ -179,6 +208,7 @@ class _Parser(BpmnParser):
         full_tag("exclusiveGateway"): (_CheckedConditionsParser, ExclusiveGateway),
         full_tag("inclusiveGateway"): (_CheckedConditionsParser, InclusiveGateway),
         full_tag("eventBasedGateway"): (_EventGatewayParser, EventGateway),
+        full_tag("parallelGateway"): (GatewayParser, LoopSafeParallelGateway),
     }
 
 

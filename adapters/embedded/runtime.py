@@ -44,6 +44,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
@@ -365,8 +366,15 @@ class Execution:
             )
         )
 
+    def _find(self, task_id: UUID) -> SpiffTask | None:
+        """The task, or None when the engine has dropped it from the tree (a join or a cancelled subprocess)."""
+        try:
+            return self.workflow.get_task_from_id(task_id)
+        except TaskNotFoundException:
+            return None
+
     def _task(self, task_id: str) -> SpiffTask:
-        task = self.workflow.get_task_from_id(UUID(task_id))
+        task = self._find(UUID(task_id))
         if task is None:
             raise NotFound(f"Task {task_id} is not part of its instance's workflow")
         return task
@@ -402,7 +410,7 @@ class Execution:
     def _closed_user_tasks(self) -> dict[str, str]:
         closed = {}
         for task_id in self.open_user_tasks_before:
-            task = self.workflow.get_task_from_id(task_id)
+            task = self._find(task_id)
             if task is None or task.state != TaskState.READY:
                 completed = task is not None and task.state == TaskState.COMPLETED
                 closed[str(task_id)] = "completed" if completed else "cancelled"

@@ -16,7 +16,9 @@ import pytest
 from adapters.embedded import EmbeddedAdapter, repository, runtime
 from gateway.db import utcnow
 from gateway.errors import InvalidBpmn
+from gateway.schemas import TaskQuery
 from gateway.uow import reading
+from gateway.variables import parse_request_variables
 from tests.embedded.conftest import bpmn, deploy, flow, incidents_of, start, tasks_of
 from tests.polling import eventually
 
@@ -175,3 +177,40 @@ async def test_a_malformed_timer_is_refused_at_deployment_naming_the_element_and
     with pytest.raises(InvalidBpmn) as refused:
         await deploy(adapter, bpmn("timed", body))
     assert says in refused.value.detail
+
+
+# ------------------------------------------------------------------ 2: a parallel join inside a loop
+ROUNDS = bpmn(
+    "rounds",
+    START + flow("start", "split") + '<bpmn:parallelGateway id="split"/>' + flow("split", "a") + flow("split", "b")
+    + '<bpmn:userTask id="a"/><bpmn:userTask id="b"/>' + flow("a", "join") + flow("b", "join")
+    + '<bpmn:parallelGateway id="join"/>' + flow("join", "review") + '<bpmn:userTask id="review"/>'
+    + flow("review", "again") + '<bpmn:exclusiveGateway id="again" default="again-end"/>'
+    + flow("again", "split", "${redo}") + '<bpmn:sequenceFlow id="again-end" sourceRef="again" targetRef="end"/>' + END,
+)  # fmt: skip
+
+
+async def complete(adapter: EmbeddedAdapter, instance_id: str, key: str, variables: dict[str, Any] | None = None) -> None:
+    task = (await tasks_of(adapter, instance_id))[key]
+    await adapter.complete_task(task.id, parse_request_variables(variables or {}), user_id="tester")
+
+
+async def open_keys(adapter: EmbeddedAdapter, instance_id: str) -> list[str]:
+    page = await adapter.list_tasks(TaskQuery(instance_id=instance_id, size=100))
+    return sorted(task.task_definition_key for task in page.items if task.status in ("created", "assigned"))
+
+
+async def test_a_parallel_join_in_a_loop_waits_for_both_branches_every_round(adapter: EmbeddedAdapter) -> None:
+    await deploy(adapter, ROUNDS)
+    instance_id = await start(adapter, "rounds")
+    await complete(adapter, instance_id, "a")
+    assert await open_keys(adapter, instance_id) == ["b"]
+    await complete(adapter, instance_id, "b")
+    await complete(adapter, instance_id, "review", {"redo": True})
+    assert await open_keys(adapter, instance_id) == ["a", "b"]
+    await complete(adapter, instance_id, "b")  # the other order this round
+    assert await open_keys(adapter, instance_id) == ["a"]
+    await complete(adapter, instance_id, "a")
+    assert await open_keys(adapter, instance_id) == ["review"]
+    await complete(adapter, instance_id, "review", {"redo": False})
+    assert (await adapter.get_instance(instance_id)).status == "completed"
