@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -36,12 +37,15 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     InclusiveGateway,
     NoneTask,
     ParallelGateway,
+    ParallelMultiInstanceTask,
+    SequentialMultiInstanceTask,
     ServiceTask,
     UserTask,
 )
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
@@ -51,6 +55,7 @@ from gateway.errors import InvalidBpmn
 BPMN_NS = DEFAULT_NSMAP["bpmn"]
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 NAMESPACES = {**DEFAULT_NSMAP, "camunda": CAMUNDA_NS}
+VENDOR_NAMESPACES = (CAMUNDA_NS, "http://flowable.org/bpmn", "http://activiti.org/bpmn")
 USER_TASK_ATTRIBUTES = (
     "assignee",
     "candidateUsers",
@@ -176,6 +181,61 @@ class LoopSafeParallelGateway(ParallelGateway):
         return not waiting_inputs
 
 
+def _check_collection(spec: Any, my_task: Any) -> None:
+    """The input collection of a multi-instance activity must be set and be a list or map: else an incident on it."""
+    if spec.data_input is None:
+        return
+    name = spec.data_input.bpmn_id
+    if not spec.data_input.exists(my_task) or spec.data_input.get(my_task) is None:
+        raise WorkflowTaskException(
+            f"The collection variable {name!r} of multi-instance activity {spec.bpmn_id!r} is not set", task=my_task
+        )
+    value = spec.data_input.get(my_task)
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise WorkflowTaskException(
+            f"The collection variable {name!r} of multi-instance activity {spec.bpmn_id!r} is a "
+            f"{type(value).__name__}, not a list or a map",
+            task=my_task,
+        )
+
+
+class OrderedParallelMultiInstance(ParallelMultiInstanceTask):
+    """A parallel multi-instance whose output collection follows the input order, not the completion order."""
+
+    def create_children(self, my_task: Any) -> None:
+        _check_collection(self, my_task)
+        super().create_children(my_task)
+
+    def merge_child(self, workflow: Any, child: Any) -> None:
+        my_task = child.parent
+        has_output = self.data_output is not None and self.data_output.exists(my_task)
+        output = self.data_output.get(my_task) if has_output else None
+        before = len(output) if isinstance(output, list) else None
+        super().merge_child(workflow, child)
+        index = child.internal_data.get("key_or_index")
+        if before is not None and len(output) == before + 1 and isinstance(index, int):
+            order = my_task.internal_data.setdefault("output_order", [])
+            order.append(index)
+            output[:] = [item for _, item in sorted(zip(order, output, strict=True), key=lambda pair: pair[0])]
+            order.sort()
+
+
+class CheckedSequentialMultiInstance(SequentialMultiInstanceTask):
+    """A sequential multi-instance whose missing collection is an incident on the activity itself."""
+
+    def init_remaining_items(self, my_task: Any) -> list[Any]:
+        _check_collection(self, my_task)
+        return super().init_remaining_items(my_task)
+
+
+def _with_our_multi_instance(parser_class: type) -> type:
+    return type(
+        parser_class.__name__,
+        (parser_class,),
+        {"PARALLEL_MI_CLASS": OrderedParallelMultiInstance, "SEQUENTIAL_MI_CLASS": CheckedSequentialMultiInstance},
+    )
+
+
 class _UserTaskParser(TaskParser):
     def parse_extensions(self, node: Any = None) -> dict[str, str]:
         attributes = {name: self.attribute(name, "camunda") for name in USER_TASK_ATTRIBUTES}
@@ -211,6 +271,12 @@ class _Parser(BpmnParser):
         full_tag("parallelGateway"): (GatewayParser, LoopSafeParallelGateway),
     }
 
+# Every element that may carry multi-instance characteristics gets ours (see OrderedParallelMultiInstance).
+_Parser.OVERRIDE_PARSER_CLASSES = {
+    tag: (_with_our_multi_instance(parser_class), spec_class)
+    for tag, (parser_class, spec_class) in {**BpmnParser.PARSER_CLASSES, **_Parser.OVERRIDE_PARSER_CLASSES}.items()
+}
+
 
 @dataclass(frozen=True)
 class FlowNode:
@@ -235,6 +301,7 @@ class ParsedProcess:
 def parse_bpmn(xml: bytes, filename: str | None = None) -> list[ParsedProcess]:
     """Every executable process of a BPMN document; InvalidBpmn with the parser's message and line otherwise."""
     root = _read_xml(xml)
+    _vendor_multi_instance(root)
     parser = _Parser(namespaces=NAMESPACES, validator=_validator())
     try:
         parser.add_bpmn_xml(root, filename)
@@ -259,6 +326,42 @@ def _read_xml(xml: bytes) -> etree._Element:
     if root.tag != f"{{{BPMN_NS}}}definitions":
         raise InvalidBpmn(f"Not a BPMN 2.0 document: the root element is {etree.QName(root).localname!r} (line 1)")
     return root
+
+
+def _vendor_multi_instance(root: etree._Element) -> None:
+    """Camunda's and Flowable's multi-instance attributes as the BPMN elements SpiffWorkflow reads.
+
+    `camunda:collection="${items}"` (or `flowable:` / `activiti:`) becomes `<loopDataInputRef>items</...>` and
+    `elementVariable="item"` an `<inputDataItem name="item"/>`. The collection must name a variable.
+    """
+    for loop in root.iter(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics"):
+        for namespace in VENDOR_NAMESPACES:
+            collection = loop.get(f"{{{namespace}}}collection")
+            if collection is None or loop.find(f"{{{BPMN_NS}}}loopDataInputRef") is not None:
+                continue
+            activity = loop.getparent().get("id")
+            name = _variable_name(collection)
+            if name is None:
+                raise InvalidBpmn(
+                    f"The multi-instance collection {collection!r} of activity {activity!r} is not a variable name: "
+                    "the embedded engine takes the collection from a variable, e.g. ${items}"
+                )
+            position = sum(
+                1 for child in loop if etree.QName(child).localname in ("documentation", "extensionElements")
+            )
+            source = etree.Element(f"{{{BPMN_NS}}}loopDataInputRef")
+            source.text = name
+            loop.insert(position, source)
+            element_variable = loop.get(f"{{{namespace}}}elementVariable")
+            if element_variable:
+                output = loop.find(f"{{{BPMN_NS}}}loopDataOutputRef")
+                item = etree.Element(f"{{{BPMN_NS}}}inputDataItem", id=element_variable, name=element_variable)
+                (output if output is not None else source).addnext(item)
+
+
+def _variable_name(expression: str) -> str | None:
+    match = re.fullmatch(r"\s*(?:[$#]\{\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\}?\s*", expression)
+    return match.group(1) if match else None
 
 
 @functools.cache

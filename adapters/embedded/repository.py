@@ -28,6 +28,7 @@ from adapters.embedded.tables import (
     task_candidates,
     tasks,
 )
+from adapters.embedded.variables import stored, typed
 from gateway.errors import ConcurrentModification
 from gateway.schemas import (
     DefinitionQuery,
@@ -365,6 +366,7 @@ async def insert_tasks(session: AsyncSession, instance: Row, opened: Sequence[Hu
                 "status": "assigned" if task.assignee else "created",
                 "created": task.created,
                 "tenant_id": instance.tenant_id,
+                "local_variables": stored(typed(task.variables, {})) if task.variables else None,
             }
             for task in opened
         ],

@@ -26,7 +26,7 @@ import json
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -92,6 +92,7 @@ class HumanTask:
     due: datetime | None
     follow_up: datetime | None
     created: datetime
+    variables: dict[str, Any] = field(default_factory=dict)  # its own, where they differ from the instance's
 
 
 @dataclass(frozen=True)
@@ -257,9 +258,12 @@ class Execution:
         opened = self._open_user_tasks()  # may fail tasks whose assignment cannot be resolved: do it first
         new_activities, updated_activities = self._activity_changes({task.id: task.assignee for task in opened})
         jobs_after = {job.id: job for job in self._jobs()}
+        variables = project_variables(self.workflow)
+        contested = self._contested_names()
+        opened = [replace(task, variables=self._own_variables(task.id, variables, contested)) for task in opened]
         return Changes(
             state=self.runtime.dump(self.workflow),
-            variables=project_variables(self.workflow),
+            variables=variables,
             completed=self.workflow.is_completed(),
             opened_tasks=opened,
             closed_tasks=self._closed_user_tasks(),
@@ -406,6 +410,26 @@ class Execution:
                 except ExpressionError as exc:
                     self._fail(task, "failedJob", f"Cannot assign the task: {exc}")
         return opened
+
+    def _contested_names(self) -> set[str]:
+        """Variables whose value differs between open tasks (a multi-instance element variable, say)."""
+        seen: dict[str, Any] = {}
+        contested = set()
+        for task in self.workflow.get_tasks(state=OPEN):
+            for name, value in task.data.items():
+                if name in seen and seen[name] != value:
+                    contested.add(name)
+                seen.setdefault(name, value)
+        return contested
+
+    def _own_variables(self, task_id: str, variables: dict[str, Any], contested: set[str]) -> dict[str, Any]:
+        """The task's variables that its instance's do not show: contested or differing ones."""
+        data = self.workflow.get_task_from_id(UUID(task_id)).data
+        return {
+            name: value
+            for name, value in data.items()
+            if name in contested or name not in variables or variables[name] != value
+        }
 
     def _closed_user_tasks(self) -> dict[str, str]:
         closed = {}

@@ -214,3 +214,79 @@ async def test_a_parallel_join_in_a_loop_waits_for_both_branches_every_round(ada
     assert await open_keys(adapter, instance_id) == ["review"]
     await complete(adapter, instance_id, "review", {"redo": False})
     assert (await adapter.get_instance(instance_id)).status == "completed"
+
+
+# ------------------------------------------------------------------ 3: multi-instance
+def inspections(characteristics: str, head: str = "") -> bytes:
+    return bpmn(
+        "inspections",
+        START + flow("start", "inspect")
+        + f'<bpmn:userTask id="inspect" camunda:assignee="${{room}}">{characteristics}</bpmn:userTask>'
+        + flow("inspect", "end") + END,
+        head=head,
+    )  # fmt: skip
+
+
+STANDARD_MI = inspections(
+    '<bpmn:multiInstanceLoopCharacteristics><bpmn:loopDataInputRef>rooms</bpmn:loopDataInputRef>'
+    "<bpmn:loopDataOutputRef>findings</bpmn:loopDataOutputRef>"
+    '<bpmn:inputDataItem id="room" name="room"/><bpmn:outputDataItem id="finding" name="finding"/>'
+    "</bpmn:multiInstanceLoopCharacteristics>"
+)
+
+
+async def test_each_multi_instance_task_shows_its_own_element_and_the_output_keeps_input_order(
+    adapter: EmbeddedAdapter,
+) -> None:
+    await deploy(adapter, STANDARD_MI)
+    instance_id = await start(adapter, "inspections", {"rooms": ["attic", "cellar", "kitchen"]})
+    page = await adapter.list_tasks(TaskQuery(instance_id=instance_id, size=10))
+    by_room = {task.assignee: task.id for task in page.items}
+    for room, task_id in by_room.items():
+        assert (await adapter.get_task(task_id)).variables["room"].value == room
+    for room in ("kitchen", "attic", "cellar"):  # completion order differs from input order
+        await adapter.complete_task(by_room[room], parse_request_variables({"finding": f"seen-{room}"}), user_id="t")
+    assert (await adapter.get_variables(instance_id))["findings"].value == ["seen-attic", "seen-cellar", "seen-kitchen"]
+    assert (await adapter.get_instance(instance_id)).status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("namespace", "uri"), [("camunda", "http://camunda.org/schema/1.0/bpmn"), ("flowable", "http://flowable.org/bpmn")]
+)
+async def test_modeler_collection_and_element_variable_attributes_are_accepted(
+    adapter: EmbeddedAdapter, namespace: str, uri: str
+) -> None:
+    model = inspections(
+        f'<bpmn:multiInstanceLoopCharacteristics xmlns:{namespace}="{uri}" isSequential="false" '
+        f'{namespace}:collection="${{rooms}}" {namespace}:elementVariable="room"/>'
+    )
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "inspections", {"rooms": ["attic", "cellar"]})
+    page = await adapter.list_tasks(TaskQuery(instance_id=instance_id, size=10))
+    assert sorted(task.assignee for task in page.items) == ["attic", "cellar"]
+    for task in page.items:
+        assert (await adapter.get_task(task.id)).variables["room"].value == task.assignee
+
+
+async def test_a_collection_that_is_not_a_variable_name_is_refused_with_the_reason(adapter: EmbeddedAdapter) -> None:
+    model = inspections(
+        '<bpmn:multiInstanceLoopCharacteristics camunda:collection="${order.rooms()}" camunda:elementVariable="room"/>'
+    )
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, model)
+    assert "collection '${order.rooms()}' of activity 'inspect' is not a variable name" in refused.value.detail
+
+
+@pytest.mark.parametrize("sequential", ["true", "false"])
+async def test_a_missing_collection_is_an_incident_on_the_multi_instance_activity(
+    adapter: EmbeddedAdapter, sequential: str
+) -> None:
+    model = inspections(
+        f'<bpmn:multiInstanceLoopCharacteristics isSequential="{sequential}" camunda:collection="rooms" '
+        'camunda:elementVariable="room"/>'
+    )
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "inspections")
+    (incident,) = await incidents_of(adapter, instance_id)
+    assert incident.activity_id == "inspect"
+    assert incident.message == "The collection variable 'rooms' of multi-instance activity 'inspect' is not set"
