@@ -147,8 +147,65 @@ class _RunawayProcess(Exception):
     task: SpiffTask | None = None
 
 
+class EmbeddedWorkflow(BpmnWorkflow):
+    """SpiffWorkflow's workflow, with engine steps that survive a subprocess ending while they run.
+
+    SpiffWorkflow runs the subprocesses it found active when the round began; when one of them throws an
+    error that a boundary event catches, its sibling instances (a parallel multi-instance subprocess) are
+    cancelled and dropped, and the round then asked for a task that no longer exists.
+    """
+
+    def _do_engine_steps(self, will_complete_task: Any = None, did_complete_task: Any = None) -> bool:
+        def update_workflow(workflow: Any) -> int:
+            count = 0
+            for task in workflow.get_tasks(state=TaskState.READY):
+                if not task.task_spec.manual and task.state == TaskState.READY:
+                    if will_complete_task is not None:
+                        will_complete_task(task)
+                    task.run()
+                    count += 1
+                    if did_complete_task is not None:
+                        did_complete_task(task)
+            return count
+
+        active_subprocesses = self.get_active_subprocesses()
+        for subprocess in sorted(active_subprocesses, key=lambda workflow: workflow.depth, reverse=True):
+            if self.subprocesses.get(subprocess.parent_task_id) is not subprocess:
+                continue  # ended and dropped by an earlier step of this round
+            while update_workflow(subprocess) > 0:
+                pass
+            try:
+                task = self.get_task_from_id(subprocess.parent_task_id)
+            except TaskNotFoundException:
+                continue
+            task.task_spec._update(task)
+
+        count = update_workflow(self)
+        self._drop_orphan_subprocesses()
+        return count > 0 or len(self.get_active_subprocesses()) > len(active_subprocesses)
+
+    def _drop_orphan_subprocesses(self) -> None:
+        """Subprocesses whose task has left the tree (its siblings' error cancelled it) end with it."""
+        while True:
+            orphans = [
+                subprocess
+                for subprocess in self.subprocesses.values()
+                if subprocess.parent_task_id not in self.tasks
+                and not any(subprocess.parent_task_id in other.tasks for other in self.subprocesses.values())
+            ]
+            if not orphans:
+                return
+            for subprocess in orphans:
+                for task in subprocess.tasks.values():
+                    self.event_manager.remove_task(task)
+                del self.subprocesses[subprocess.parent_task_id]
+
+
 class _RunStateConverter(BpmnWorkflowConverter):
     """The workflow's run state without its specs: those come from the parsed definition, shared and cached."""
+
+    def __init__(self, target_class: type, registry: Any, typename: str | None = None) -> None:
+        super().__init__(EmbeddedWorkflow, registry, typename="BpmnWorkflow")  # the name stored states carry
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         dct = WorkflowConverter.to_dict(self, workflow)
@@ -177,7 +234,7 @@ class Runtime:
         self._serializer = BpmnWorkflowSerializer(self._registry)
 
     def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:
-        workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
+        workflow = EmbeddedWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(variables))
         return Execution(self, process, workflow, variables)

@@ -290,3 +290,40 @@ async def test_a_missing_collection_is_an_incident_on_the_multi_instance_activit
     (incident,) = await incidents_of(adapter, instance_id)
     assert incident.activity_id == "inspect"
     assert incident.message == "The collection variable 'rooms' of multi-instance activity 'inspect' is not set"
+
+
+# ------------------------------------------------------------------ 4: an error inside a multi-instance subprocess
+CRATES = bpmn(
+    "crates",
+    START + flow("start", "each")
+    + '<bpmn:subProcess id="each"><bpmn:multiInstanceLoopCharacteristics>'
+    '<bpmn:loopDataInputRef>crates</bpmn:loopDataInputRef><bpmn:inputDataItem id="crate" name="crate"/>'
+    "</bpmn:multiInstanceLoopCharacteristics>"
+    + '<bpmn:startEvent id="inner-start"/>' + flow("inner-start", "look") + '<bpmn:userTask id="look"/>'
+    + flow("look", "broken") + '<bpmn:exclusiveGateway id="broken" default="broken-fine"/>'
+    + '<bpmn:sequenceFlow id="broken-fine" sourceRef="broken" targetRef="fine"/>' + '<bpmn:endEvent id="fine"/>'
+    + flow("broken", "damaged", "${broken}")
+    + '<bpmn:endEvent id="damaged"><bpmn:errorEventDefinition errorRef="crate-damaged"/></bpmn:endEvent>'
+    + "</bpmn:subProcess>"
+    + '<bpmn:boundaryEvent id="on-damage" attachedToRef="each">'
+    '<bpmn:errorEventDefinition errorRef="crate-damaged"/></bpmn:boundaryEvent>'
+    + flow("on-damage", "refuse") + '<bpmn:userTask id="refuse"/>' + flow("refuse", "end")
+    + flow("each", "end") + END,
+    head='<bpmn:error id="crate-damaged" errorCode="DAMAGED"/>',
+)  # fmt: skip
+
+
+async def test_an_error_end_event_in_a_multi_instance_subprocess_takes_the_boundary_and_cancels_the_rest(
+    adapter: EmbeddedAdapter,
+) -> None:
+    await deploy(adapter, CRATES)
+    instance_id = await start(adapter, "crates", {"crates": ["c1", "c2", "c3"]})
+    page = await adapter.list_tasks(TaskQuery(instance_id=instance_id, size=10))
+    assert len(page.items) == 3
+    await adapter.complete_task(page.items[1].id, parse_request_variables({"broken": True}), user_id="tester")
+    assert await open_keys(adapter, instance_id) == ["refuse"]
+    statuses = sorted([(await adapter.get_task(task.id)).status for task in page.items])
+    assert statuses == ["cancelled", "cancelled", "completed"]
+    assert await incidents_of(adapter, instance_id) == []
+    await complete(adapter, instance_id, "refuse")
+    assert (await adapter.get_instance(instance_id)).status == "completed"
