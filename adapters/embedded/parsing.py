@@ -50,12 +50,12 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from adapters.embedded.expressions import ExpressionError, compile_expression, is_timer_literal
+from adapters.embedded.normalize import Rewrites, normalize
 from gateway.errors import InvalidBpmn
 
 BPMN_NS = DEFAULT_NSMAP["bpmn"]
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 NAMESPACES = {**DEFAULT_NSMAP, "camunda": CAMUNDA_NS}
-VENDOR_NAMESPACES = (CAMUNDA_NS, "http://flowable.org/bpmn", "http://activiti.org/bpmn")
 USER_TASK_ATTRIBUTES = (
     "assignee",
     "candidateUsers",
@@ -301,17 +301,17 @@ class ParsedProcess:
 def parse_bpmn(xml: bytes, filename: str | None = None) -> list[ParsedProcess]:
     """Every executable process of a BPMN document; InvalidBpmn with the parser's message and line otherwise."""
     root = _read_xml(xml)
-    _vendor_multi_instance(root)
+    nodes = _flow_nodes(root)  # by the author's ids, before `normalize` adds and renames
+    rewrites = normalize(root)
     parser = _Parser(namespaces=NAMESPACES, validator=_validator())
     try:
         parser.add_bpmn_xml(root, filename)
         keys = parser.get_process_ids()  # before parsing: embedded subprocesses register as processes too
         if not keys:
-            raise InvalidBpmn('The BPMN contains no executable process (a process with isExecutable="true")')
-        nodes = _flow_nodes(root)
+            raise InvalidBpmn('The BPMN contains no executable process (only isExecutable="false" ones)')
         for key in keys:
             _refuse_endless_self_call(root, key)
-        return [_parsed_process(parser, root, key, nodes) for key in keys]
+        return [_parsed_process(parser, root, key, nodes, rewrites) for key in keys]
     except ValidationException as exc:
         raise InvalidBpmn(_validation_message(exc, root)) from None
     except SpiffWorkflowException as exc:
@@ -328,48 +328,14 @@ def _read_xml(xml: bytes) -> etree._Element:
     return root
 
 
-def _vendor_multi_instance(root: etree._Element) -> None:
-    """Camunda's and Flowable's multi-instance attributes as the BPMN elements SpiffWorkflow reads.
-
-    `camunda:collection="${items}"` (or `flowable:` / `activiti:`) becomes `<loopDataInputRef>items</...>` and
-    `elementVariable="item"` an `<inputDataItem name="item"/>`. The collection must name a variable.
-    """
-    for loop in root.iter(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics"):
-        for namespace in VENDOR_NAMESPACES:
-            collection = loop.get(f"{{{namespace}}}collection")
-            if collection is None or loop.find(f"{{{BPMN_NS}}}loopDataInputRef") is not None:
-                continue
-            activity = loop.getparent().get("id")
-            name = _variable_name(collection)
-            if name is None:
-                raise InvalidBpmn(
-                    f"The multi-instance collection {collection!r} of activity {activity!r} is not a variable name: "
-                    "the embedded engine takes the collection from a variable, e.g. ${items}"
-                )
-            position = sum(
-                1 for child in loop if etree.QName(child).localname in ("documentation", "extensionElements")
-            )
-            source = etree.Element(f"{{{BPMN_NS}}}loopDataInputRef")
-            source.text = name
-            loop.insert(position, source)
-            element_variable = loop.get(f"{{{namespace}}}elementVariable")
-            if element_variable:
-                output = loop.find(f"{{{BPMN_NS}}}loopDataOutputRef")
-                item = etree.Element(f"{{{BPMN_NS}}}inputDataItem", id=element_variable, name=element_variable)
-                (output if output is not None else source).addnext(item)
-
-
-def _variable_name(expression: str) -> str | None:
-    match = re.fullmatch(r"\s*(?:[$#]\{\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\}?\s*", expression)
-    return match.group(1) if match else None
-
-
 @functools.cache
 def _validator() -> BpmnValidator:
     return BpmnValidator()  # loading the BPMN 2.0 XML schema takes a while: once per process
 
 
-def _parsed_process(parser: _Parser, root: etree._Element, key: str, nodes: dict[str, FlowNode]) -> ParsedProcess:
+def _parsed_process(
+    parser: _Parser, root: etree._Element, key: str, nodes: dict[str, FlowNode], rewrites: Rewrites
+) -> ParsedProcess:
     element = next((e for e in root.iter(f"{{{BPMN_NS}}}process") if e.get("id") == key), None)
     documentation = element.find(f"{{{BPMN_NS}}}documentation") if element is not None else None
     process = ParsedProcess(
@@ -383,6 +349,10 @@ def _parsed_process(parser: _Parser, root: etree._Element, key: str, nodes: dict
     )
     for spec in (process.spec, *process.subprocess_specs.values()):
         for task_spec in spec.task_specs.values():
+            if task_spec.bpmn_id in rewrites.renamed:
+                task_spec.bpmn_id = rewrites.renamed[task_spec.bpmn_id]  # the author's id again
+            elif task_spec.bpmn_id in rewrites.implicit:
+                task_spec.bpmn_id = None  # an implicit gateway is the engine's bookkeeping, not an activity
             definition = getattr(task_spec, "event_definition", None)
             if isinstance(definition, TimerEventDefinition):
                 _check_timer(definition, task_spec.bpmn_id)
@@ -497,6 +467,7 @@ def _flow_nodes(root: etree._Element) -> dict[str, FlowNode]:
 
 def _validation_message(exc: ValidationException, root: etree._Element) -> str:
     message = " ".join([str(exc.args[0]) if exc.args else "invalid", *exc.notes]).strip()
+    message = re.sub(r"\{[^{}\s]+\}", lambda m: "bpmn:" if m.group(0) == f"{{{BPMN_NS}}}" else "", message)
     line = exc.line_number or _line_of(root, exc.id)
     where = [f"{exc.tag} {exc.id!r}" if exc.id else exc.tag, f"line {line}" if line else ""]
     located = ", ".join(part for part in where if part)

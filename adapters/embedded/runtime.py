@@ -35,7 +35,8 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, UserTask
-from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -234,9 +235,16 @@ class Runtime:
         self._serializer = BpmnWorkflowSerializer(self._registry)
 
     def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:
+        """A new workflow, started through its none start event, or its only message start event (as Camunda's
+        startProcessInstanceByKey does), or waiting at its timer start event. Conflict when it starts only by
+        a signal, or by one of several messages: the error says how it starts."""
+        message_start = _message_start(process)
         workflow = EmbeddedWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(variables))
+        if message_start is not None:
+            workflow.do_engine_steps()  # the start event begins to wait for its message
+            workflow.catch(BpmnEvent(message_start.event_definition, payload={}))
         return Execution(self, process, workflow, variables)
 
     def resume(self, process: ParsedProcess, state: str, variables: dict[str, Any]) -> Execution:
@@ -542,6 +550,25 @@ class Execution:
                 yield Job(id=str(task.id), kind="external", activity_id=spec.bpmn_id, topic=spec.topic)
             elif task.state == TaskState.WAITING and _waits_for_timer(spec) and not _cycle_exhausted(task):
                 yield Job(id=str(task.id), kind="timer", activity_id=spec.bpmn_id, due_at=_timer_due(task))
+
+
+def _message_start(process: ParsedProcess) -> Any:
+    """The start event to start through when the process has no none or timer start event (see Runtime.start)."""
+    starts = process.spec.start.outputs
+    if any(not isinstance(start.event_definition, MessageEventDefinition | SignalEventDefinition) for start in starts):
+        return None
+    messages = [start for start in starts if isinstance(start.event_definition, MessageEventDefinition)]
+    if len(messages) == 1:
+        return messages[0]
+    described = ", ".join(
+        f"{'message' if isinstance(start.event_definition, MessageEventDefinition) else 'signal'} "
+        f"{start.event_definition.name!r} (start event {start.bpmn_id!r})"
+        for start in starts
+    )
+    raise Conflict(
+        f"Process {process.key!r} has no none start event; it starts by {described}, which the embedded engine "
+        "cannot start through POST /instances. Add a none start event to start it directly"
+    )
 
 
 def project_variables(workflow: BpmnWorkflow) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 
 from adapters.embedded import EmbeddedAdapter, repository, runtime
 from gateway.db import utcnow
-from gateway.errors import InvalidBpmn
+from gateway.errors import Conflict, InvalidBpmn
 from gateway.schemas import TaskQuery
 from gateway.uow import reading
 from gateway.variables import parse_request_variables
@@ -327,3 +327,157 @@ async def test_an_error_end_event_in_a_multi_instance_subprocess_takes_the_bound
     assert await incidents_of(adapter, instance_id) == []
     await complete(adapter, instance_id, "refuse")
     assert (await adapter.get_instance(instance_id)).status == "completed"
+
+
+# ------------------------------------------------------------------ 6: author ids never collide with internal names
+async def test_ids_named_like_the_engines_internal_tasks_run_and_are_reported_as_written(
+    adapter: EmbeddedAdapter,
+) -> None:
+    model = bpmn(
+        "internal-names",
+        '<bpmn:startEvent id="Start"/>' + flow("Start", "Root") + '<bpmn:userTask id="Root"/>'
+        + flow("Root", "x.EndJoin") + '<bpmn:userTask id="x.EndJoin"/>' + flow("x.EndJoin", "End")
+        + '<bpmn:endEvent id="End"/>',
+    )  # fmt: skip
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "internal-names")
+    await complete(adapter, instance_id, "Root")
+    await complete(adapter, instance_id, "x.EndJoin")
+    details = await adapter.get_instance(instance_id)
+    assert details.status == "completed"
+    assert {a.id for a in details.activities} == {"Start", "Root", "x.EndJoin", "End"}
+
+
+async def test_a_user_task_flowing_back_to_itself_opens_again(adapter: EmbeddedAdapter) -> None:
+    model = bpmn(
+        "again",
+        START + flow("start", "edit") + '<bpmn:userTask id="edit"/>' + flow("edit", "edit", "${more}")
+        + '<bpmn:sequenceFlow id="edit-done" sourceRef="edit" targetRef="end">'
+        "<bpmn:conditionExpression>${not more}</bpmn:conditionExpression></bpmn:sequenceFlow>" + END,
+    )  # fmt: skip
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "again")
+    await complete(adapter, instance_id, "edit", {"more": True})
+    assert await open_keys(adapter, instance_id) == ["edit"]
+    await complete(adapter, instance_id, "edit", {"more": False})
+    details = await adapter.get_instance(instance_id)
+    assert details.status == "completed"
+    assert all(a.id in ("start", "edit", "end") for a in details.activities)  # no implicit gateway shows
+
+
+async def test_a_boundary_event_on_an_event_subprocess_is_refused_naming_both(adapter: EmbeddedAdapter) -> None:
+    model = bpmn(
+        "watched",
+        START + flow("start", "work") + '<bpmn:userTask id="work"/>' + flow("work", "end") + END
+        + '<bpmn:subProcess id="on-cancel" triggeredByEvent="true"><bpmn:startEvent id="cancel-start">'
+        '<bpmn:messageEventDefinition messageRef="cancel"/></bpmn:startEvent>' + flow("cancel-start", "cancel-end")
+        + '<bpmn:endEvent id="cancel-end"/></bpmn:subProcess>'
+        + f'<bpmn:boundaryEvent id="too-late" attachedToRef="on-cancel">{timer("timeDuration", "PT1H")}'
+        "</bpmn:boundaryEvent>" + flow("too-late", "end"),
+        head='<bpmn:message id="cancel" name="cancel"/>',
+    )  # fmt: skip
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, model)
+    assert "Boundary event 'too-late' is attached to event subprocess 'on-cancel'" in refused.value.detail
+
+
+# ------------------------------------------------------------------ 8: valid models that were refused
+async def test_several_unconditioned_flows_out_of_a_task_split_in_parallel(adapter: EmbeddedAdapter) -> None:
+    model = bpmn(
+        "fan-out",
+        START + flow("start", "prepare") + '<bpmn:userTask id="prepare"/>' + flow("prepare", "a") + flow("prepare", "b")
+        + '<bpmn:userTask id="a"/><bpmn:userTask id="b"/>' + flow("a", "end") + flow("b", "end") + END,
+    )  # fmt: skip
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "fan-out")
+    await complete(adapter, instance_id, "prepare")
+    assert await open_keys(adapter, instance_id) == ["a", "b"]
+
+
+async def test_data_stores_and_objects_used_as_documentation_deploy(adapter: EmbeddedAdapter) -> None:
+    model = bpmn(
+        "documented",
+        START + flow("start", "record")
+        + '<bpmn:userTask id="record"><bpmn:dataOutputAssociation id="to-store"><bpmn:targetRef>store</bpmn:targetRef>'
+        "</bpmn:dataOutputAssociation></bpmn:userTask>"
+        + '<bpmn:dataStoreReference id="store" dataStoreRef="ledger"/>'
+        + '<bpmn:dataObjectReference id="note-ref" dataObjectRef="note"/><bpmn:dataObject id="note"/>'
+        + flow("record", "end") + END,
+        head='<bpmn:dataStore id="ledger" name="Ledger"/>',
+    )  # fmt: skip
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "documented")
+    assert await open_keys(adapter, instance_id) == ["record"]
+
+
+async def test_a_subprocess_without_an_end_event_ends_where_its_path_ends(adapter: EmbeddedAdapter) -> None:
+    model = bpmn(
+        "open-ended",
+        START + flow("start", "inner") + '<bpmn:subProcess id="inner"><bpmn:startEvent id="inner-start"/>'
+        + flow("inner-start", "check") + '<bpmn:userTask id="check"/></bpmn:subProcess>'
+        + flow("inner", "after") + '<bpmn:userTask id="after"/>' + flow("after", "end") + END,
+    )  # fmt: skip
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "open-ended")
+    await complete(adapter, instance_id, "check")
+    assert await open_keys(adapter, instance_id) == ["after"]
+
+
+async def test_a_process_without_is_executable_deploys_and_only_false_is_refused(adapter: EmbeddedAdapter) -> None:
+    plain_process = bpmn("plain", START + flow("start", "end") + END).replace(b' isExecutable="true"', b"")
+    await deploy(adapter, plain_process)
+    assert (await adapter.get_instance(await start(adapter, "plain"))).status == "completed"
+    with pytest.raises(InvalidBpmn):
+        await deploy(adapter, plain_process.replace(b'id="plain"', b'id="plain" isExecutable="false"'))
+
+
+async def test_an_exclusive_gateway_flow_without_a_condition_is_taken_when_it_is_the_only_one(
+    adapter: EmbeddedAdapter,
+) -> None:
+    model = bpmn(
+        "merging",
+        START + flow("start", "merge") + '<bpmn:exclusiveGateway id="merge"/>' + flow("merge", "work")
+        + '<bpmn:userTask id="work"/>' + flow("work", "end") + END,
+    )  # fmt: skip
+    await deploy(adapter, model)
+    assert await open_keys(adapter, await start(adapter, "merging")) == ["work"]
+
+
+# ------------------------------------------------------------------ 9: message and signal starts
+async def test_a_process_with_a_single_message_start_event_starts_through_it(adapter: EmbeddedAdapter) -> None:
+    model = bpmn(
+        "by-message",
+        '<bpmn:startEvent id="order-received"><bpmn:messageEventDefinition messageRef="order"/></bpmn:startEvent>'
+        + flow("order-received", "handle") + '<bpmn:userTask id="handle"/>' + flow("handle", "end") + END,
+        head='<bpmn:message id="order" name="order"/>',
+    )  # fmt: skip
+    await deploy(adapter, model)
+    assert await open_keys(adapter, await start(adapter, "by-message", {"n": 1})) == ["handle"]
+
+
+async def test_a_process_that_starts_only_by_signal_is_a_conflict_that_says_how_it_starts(
+    adapter: EmbeddedAdapter,
+) -> None:
+    model = bpmn(
+        "by-signal",
+        '<bpmn:startEvent id="alarm"><bpmn:signalEventDefinition signalRef="fire"/></bpmn:startEvent>'
+        + flow("alarm", "end") + END,
+        head='<bpmn:signal id="fire" name="fire"/>',
+    )  # fmt: skip
+    await deploy(adapter, model)
+    with pytest.raises(Conflict) as refused:
+        await start(adapter, "by-signal")
+    assert "it starts by signal 'fire' (start event 'alarm')" in refused.value.detail
+
+
+# ------------------------------------------------------------------ 11: plain refusals
+async def test_an_event_reference_to_nothing_is_refused_in_words(adapter: EmbeddedAdapter) -> None:
+    model = bpmn(
+        "dangling",
+        START + flow("start", "work") + '<bpmn:userTask id="work"/>' + flow("work", "end")
+        + '<bpmn:boundaryEvent id="B1" attachedToRef="work"><bpmn:errorEventDefinition errorRef="myError"/>'
+        "</bpmn:boundaryEvent>" + flow("B1", "end") + END,
+    )  # fmt: skip
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, model)
+    assert refused.value.detail.startswith("errorRef 'myError' of boundary event 'B1' names no <error> in this file")
