@@ -194,18 +194,27 @@ class EmbeddedAdapter(EngineAdapter):
             return mapping.definition(await self._definition(uow.session, definition_id), self.name)
 
     async def delete_definition(self, definition_id: str, cascade: bool) -> None:
-        """Without cascade, finished instances stay in the history; with it, every instance goes."""
+        """Without cascade, finished instances stay in the history; with it, every instance goes, and each
+        running one emits `instance.terminated` (as if terminated one by one)."""
         async with transaction(self.db) as uow:
             definition = await self._definition(uow.session, definition_id)
-            running = await repository.count_running(uow.session, definition_id)
+            running = await repository.running_instances(uow.session, definition_id)
             if running and not cascade:
                 raise Conflict(
-                    f"Process definition {definition_id} has {running} running instance(s); "
+                    f"Process definition {definition_id} has {len(running)} running instance(s); "
                     "delete with cascade to delete them too",
                     engine=self.name,
                 )
             if cascade:
                 await repository.delete_instances_of(uow.session, definition_id)
+                for instance in running:
+                    uow.emit(
+                        "instance.terminated",
+                        engine=self.name,
+                        instance_id=instance.id,
+                        tenant_id=instance.tenant_id,
+                        data={"reason": f"Process definition {definition_id} was deleted with cascade"},
+                    )
             await repository.delete_definition(uow.session, definition)
         self.engine.specs.discard(definition_id)
 

@@ -182,15 +182,14 @@ async def set_instances_status(
     )
 
 
-async def count_running(session: AsyncSession, definition_id: str) -> int:
-    return int(
-        await session.scalar(
-            sa.select(sa.func.count())
-            .select_from(instances)
-            .where(instances.c.definition_id == definition_id, instances.c.status.in_(RUNNING))
-        )
-        or 0
+async def running_instances(session: AsyncSession, definition_id: str) -> list[Row]:
+    """The active and suspended instances of a definition (id, tenant_id, business_key), oldest first."""
+    result = await session.execute(
+        sa.select(instances.c.id, instances.c.tenant_id, instances.c.business_key)
+        .where(instances.c.definition_id == definition_id, instances.c.status.in_(RUNNING))
+        .order_by(instances.c.start_time, instances.c.id)
     )
+    return list(result)
 
 
 async def delete_instances_of(session: AsyncSession, definition_id: str) -> None:

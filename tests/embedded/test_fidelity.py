@@ -12,13 +12,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from adapters.embedded import EmbeddedAdapter, repository, runtime
-from gateway.db import utcnow
-from gateway.errors import Conflict, InvalidBpmn
+from gateway.db import Database, utcnow
+from gateway.errors import Conflict, InvalidBpmn, ValidationFailed
 from gateway.schemas import TaskQuery
+from gateway.tables import outbox
 from gateway.uow import reading
-from gateway.variables import parse_request_variables
+from gateway.variables import VariableType, parse_request_variables
 from tests.embedded.conftest import bpmn, deploy, flow, incidents_of, start, tasks_of
 from tests.polling import eventually
 
@@ -481,3 +483,27 @@ async def test_an_event_reference_to_nothing_is_refused_in_words(adapter: Embedd
     with pytest.raises(InvalidBpmn) as refused:
         await deploy(adapter, model)
     assert refused.value.detail.startswith("errorRef 'myError' of boundary event 'B1' names no <error> in this file")
+
+
+# ------------------------------------------------------------------ 10: values and cascade deletes
+def test_an_untyped_integer_beyond_the_long_range_is_refused_and_within_it_is_a_long() -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        parse_request_variables({"big": 2**63})
+    assert "big: 9223372036854775808 is outside the Long range" in refused.value.detail
+    assert parse_request_variables({"big": 2**63 - 1})["big"].type is VariableType.LONG
+
+
+async def test_a_cascade_delete_emits_instance_terminated_for_each_running_instance(
+    adapter: EmbeddedAdapter, database: Database
+) -> None:
+    model = bpmn("retired", START + flow("start", "work") + '<bpmn:userTask id="work"/>' + flow("work", "end") + END)
+    definition_id = await deploy(adapter, model)
+    first, second = await start(adapter, "retired"), await start(adapter, "retired")
+    await adapter.delete_definition(definition_id, cascade=True)
+    async with database.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(outbox.c.instance_id).where(outbox.c.type == "process_manager.instance.terminated")
+            )
+        ).all()
+    assert sorted(row.instance_id for row in rows) == sorted([first, second])
