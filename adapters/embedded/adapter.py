@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 import uuid
 
 import SpiffWorkflow
@@ -25,7 +26,7 @@ from adapters.base import AdapterContext, Capability, EngineAdapter
 from adapters.embedded import mapping, repository
 from adapters.embedded.engine import InstanceEngine
 from adapters.embedded.parsing import SpecCache, parse_bpmn
-from adapters.embedded.runtime import Handler, Runtime
+from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
 from gateway.db import Database, utcnow
 from gateway.errors import BadRequest, ConcurrentModification, Conflict, NotFound
@@ -105,9 +106,33 @@ class EmbeddedAdapter(EngineAdapter):
                 moved += 1
             except (ConcurrentModification, NotFound, Conflict):
                 continue  # changed, ended or deleted meanwhile: the next round sees the new state
-            except Exception:  # noqa: BLE001 - one broken instance must not hold up the others
-                logger.exception("Embedded engine %r: resuming instance %s failed", self.name, instance_id)
+            except Exception as exc:  # noqa: BLE001 - one broken instance must not hold up the others
+                await self._background_failure(instance_id, exc)
         return moved
+
+    async def _background_failure(self, instance_id: str, exc: Exception) -> None:
+        """A failed background resume: its due jobs back off (doubling), the first failure in a row becomes an
+        incident on the waiting activity, and the log gets one line per failure, without a traceback."""
+        now = utcnow()
+        message = f"Resuming the instance in the background failed: {type(exc).__name__}: {exc}"
+        async with transaction(self.db) as uow:
+            base = self.context.settings.embedded_timer_interval
+            job = await repository.back_off_jobs(uow.session, instance_id, now, base)
+            instance = await repository.get_instance(uow.session, instance_id)
+            if job is None or instance is None:
+                return
+            if job.failures == 0:
+                detail = "".join(traceback.format_exception(exc))[-DETAIL_LIMIT:]
+                failure = Failure(job.id, job.activity_id, None, "failedJob", message, detail)
+                await repository.insert_incidents(uow.session, instance, [failure], now)
+        logger.warning(
+            "Embedded engine %r: instance %s at %r: attempt %d failed, next one backs off: %s",
+            self.name,
+            instance_id,
+            job.activity_id,
+            job.failures + 1,
+            message,
+        )
 
     # ------------------------------------------------------------ definitions
     async def deploy(
@@ -342,7 +367,12 @@ class EmbeddedAdapter(EngineAdapter):
     async def retry_engine_incident(self, incident_id: str, retries: int = 1) -> None:
         """Run the failed task again, now. A new failure is a new incident (`retries` has no use here)."""
         async with transaction(self.db) as uow:
-            await self.engine.retry(uow, await self._incident(uow.session, incident_id))
+            incident = await self._incident(uow.session, incident_id)
+            if await repository.retry_jobs_now(uow.session, incident.instance_id, incident.task_id, utcnow()):
+                # A background resume that failed: the poller tries again now; a new failure, a new incident.
+                await repository.resolve_incidents(uow.session, utcnow(), incident_id=incident.id)
+                return
+            await self.engine.retry(uow, incident)
 
     async def resolve_engine_incident(self, incident_id: str) -> None:
         """Close the incident without a retry; the failed task stays failed (a retry can still run it)."""

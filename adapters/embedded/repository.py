@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -590,6 +590,38 @@ async def update_jobs(session: AsyncSession, instance_id: str, added: Iterable[J
         )
 
 
+async def back_off_jobs(session: AsyncSession, instance_id: str, now: datetime, base: float) -> Row | None:
+    """Count a failed background attempt on the instance's due jobs and put their next attempt off
+    (`base` seconds, doubling per failure in a row, at most an hour). Returns the first job as it was."""
+    result = await session.execute(
+        sa.select(jobs)
+        .where(jobs.c.instance_id == instance_id, sa.or_(jobs.c.due_at.is_(None), jobs.c.due_at <= now))
+        .order_by(jobs.c.due_at, jobs.c.id)
+    )
+    due = list(result)
+    if not due:
+        return None
+    failures = max(job.failures for job in due) + 1
+    delay = min(base * 2 ** (failures - 1), 3600.0)
+    await session.execute(
+        jobs.update()
+        .where(jobs.c.id.in_([job.id for job in due]))
+        .values(failures=failures, due_at=now + timedelta(seconds=delay))
+    )
+    return due[0]
+
+
+async def retry_jobs_now(session: AsyncSession, instance_id: str, job_id: str | None, now: datetime) -> bool:
+    """When job `job_id` is backing off, make every backed-off job of its instance due now; else False."""
+    backing_off = await session.scalar(sa.select(jobs.c.failures).where(jobs.c.id == job_id, jobs.c.failures > 0))
+    if not backing_off:
+        return False
+    await session.execute(
+        jobs.update().where(jobs.c.instance_id == instance_id, jobs.c.failures > 0).values(failures=0, due_at=now)
+    )
+    return True
+
+
 async def delete_jobs(session: AsyncSession, instance_id: str) -> None:
     await session.execute(jobs.delete().where(jobs.c.instance_id == instance_id))
 
@@ -599,7 +631,8 @@ async def instances_with_work(session: AsyncSession, now: datetime, topics: Sequ
     work = jobs.c.kind == "timer"
     work = sa.and_(work, jobs.c.due_at <= now)
     if topics:
-        work = sa.or_(work, sa.and_(jobs.c.kind == "external", jobs.c.topic.in_(topics)))
+        not_backing_off = sa.or_(jobs.c.due_at.is_(None), jobs.c.due_at <= now)
+        work = sa.or_(work, sa.and_(jobs.c.kind == "external", jobs.c.topic.in_(topics), not_backing_off))
     result = await session.execute(
         sa.select(jobs.c.instance_id)
         .join(instances, instances.c.id == jobs.c.instance_id)

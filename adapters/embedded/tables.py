@@ -174,8 +174,9 @@ jobs = sa.Table(
     sa.Column("instance_id", sa.String(36), nullable=False),
     sa.Column("kind", sa.String(10), nullable=False),  # "timer" (due_at) or "external" (topic)
     sa.Column("activity_id", sa.String(255), nullable=False),
-    sa.Column("due_at", UTCDateTime),
+    sa.Column("due_at", UTCDateTime),  # a timer's due time; a failed job's next attempt
     sa.Column("topic", sa.String(255)),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),  # failed background attempts in a row
     sa.Index("ix_embedded_jobs_instance", "instance_id"),
     sa.Index("ix_embedded_jobs_due", "kind", "due_at"),
     sa.Index("ix_embedded_jobs_topic", "kind", "topic"),

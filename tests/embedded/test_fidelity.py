@@ -8,13 +8,14 @@ values and plain refusals.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from adapters.embedded import EmbeddedAdapter, repository, runtime
+from adapters.embedded import EmbeddedAdapter, repository, runtime, tables
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, InvalidBpmn, ValidationFailed
 from gateway.schemas import TaskQuery
@@ -507,3 +508,35 @@ async def test_a_cascade_delete_emits_instance_terminated_for_each_running_insta
             )
         ).all()
     assert sorted(row.instance_id for row in rows) == sorted([first, second])
+
+
+# ------------------------------------------------------------------ 7: failures in the background
+async def test_a_failing_background_resume_is_one_incident_backs_off_and_logs_one_line_per_failure(
+    adapter: EmbeddedAdapter, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = bpmn(
+        "cooling",
+        START + flow("start", "pause") + f'<bpmn:intermediateCatchEvent id="pause">{timer("timeDuration", "PT0.1S")}'
+        "</bpmn:intermediateCatchEvent>" + flow("pause", "next") + '<bpmn:userTask id="next"/>' + flow("next", "end")
+        + END,
+    )  # fmt: skip
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "cooling")
+    async with database.engine.begin() as conn:  # a run state the engine cannot read
+        await conn.execute(sa.update(tables.instances).where(tables.instances.c.id == instance_id).values(state="{}"))
+
+    caplog.set_level(logging.WARNING, logger="adapters.embedded.adapter")
+    await asyncio.sleep(0.2)  # the timer is due
+    await adapter.run_waiting_work()
+    await adapter.run_waiting_work()  # backing off: not tried again yet
+    (incident,) = await incidents_of(adapter, instance_id)
+    assert (incident.activity_id, incident.incident_type) == ("pause", "failedJob")
+    assert incident.message.startswith("Resuming the instance in the background failed")
+    lines = [record for record in caplog.records if instance_id in record.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert (await adapter.get_instance(instance_id)).status == "active"
+
+    await adapter.retry_engine_incident(incident.id)  # try now; it fails again: a new incident
+    await adapter.run_waiting_work()
+    (again,) = await incidents_of(adapter, instance_id)
+    assert again.id != incident.id
