@@ -16,8 +16,10 @@ parsed specs can report the author's ids again:
 - a subprocess without an end event ends where its paths end (an implicit end event joins them);
 - data stores and their associations are documentation only and are dropped.
 
-Refused here, with the element named: a boundary event on an event subprocess, an event reference
-(errorRef, messageRef, signalRef, escalationRef) that names nothing in the file.
+- an errorRef that names no <error> is the error code itself (Camunda's and Flowable's reading).
+
+Refused here, with the element named: a boundary event on an event subprocess or without an event
+definition, a messageRef, signalRef or escalationRef that names nothing in the file.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def normalize(root: etree._Element) -> Rewrites:
     _executable_by_default(root)
     _refuse_boundaries_on_event_subprocesses(root)
     _check_event_references(root)
+    _refuse_boundaries_without_definition(root)
     _drop_data_stores(root)
     _rename_internal_names(root, ids, rewrites)
     for container in _containers(root):
@@ -123,18 +126,37 @@ EVENT_NAMES = {
 
 
 def _check_event_references(root: etree._Element) -> None:
-    """An event's errorRef (messageRef, signalRef, escalationRef) must name such an element of the file."""
+    """An event's messageRef (signalRef, escalationRef) must name such an element of the file. An errorRef that
+    names no <error> is the error code itself, as Camunda and Flowable read it: an <error> with that code is
+    added."""
     for definition_name, (attribute, target) in EVENT_REFERENCES.items():
         known = {element.get("id") for element in root.iter(_tag(target))}
         for definition in root.iter(_tag(definition_name)):
             reference = definition.get(attribute)
             if reference is None or reference in known:
                 continue
+            if target == "error" and re.fullmatch(r"[A-Za-z_][\w.-]*", reference):
+                anchor = root.find(_tag("process"))
+                error = etree.Element(_tag("error"), id=reference, errorCode=reference)
+                if anchor is not None:
+                    anchor.addprevious(error)  # among the root elements, where the schema wants it
+                known.add(reference)
+                continue
             event = definition.getparent()
             kind = EVENT_NAMES.get(_local(event), _local(event))
             raise InvalidBpmn(
                 f"{attribute} {reference!r} of {kind} {event.get('id')!r} names no <{target}> in this file "
                 f"(line {definition.sourceline})"
+            )
+
+
+def _refuse_boundaries_without_definition(root: etree._Element) -> None:
+    for boundary in root.iter(_tag("boundaryEvent")):
+        if not any(_local(child).endswith("EventDefinition") for child in boundary):
+            raise InvalidBpmn(
+                f"Boundary event {boundary.get('id')!r} has no event definition the embedded engine knows "
+                "(timer, message, signal, error, escalation, conditional, cancel, compensation) "
+                f"(line {boundary.sourceline})"
             )
 
 

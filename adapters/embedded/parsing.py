@@ -468,6 +468,7 @@ def _flow_nodes(root: etree._Element) -> dict[str, FlowNode]:
 def _validation_message(exc: ValidationException, root: etree._Element) -> str:
     message = " ".join([str(exc.args[0]) if exc.args else "invalid", *exc.notes]).strip()
     message = re.sub(r"\{[^{}\s]+\}", lambda m: "bpmn:" if m.group(0) == f"{{{BPMN_NS}}}" else "", message)
+    message = re.sub(r"<Element (\S+) at 0x[0-9a-f]+>", r"(its \1)", message)  # never a Python repr
     line = exc.line_number or _line_of(root, exc.id)
     where = [f"{exc.tag} {exc.id!r}" if exc.id else exc.tag, f"line {line}" if line else ""]
     located = ", ".join(part for part in where if part)

@@ -34,7 +34,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
-from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, UserTask
+from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, StartEvent, UserTask
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
@@ -554,7 +554,7 @@ class Execution:
 
 def _message_start(process: ParsedProcess) -> Any:
     """The start event to start through when the process has no none or timer start event (see Runtime.start)."""
-    starts = process.spec.start.outputs
+    starts = [spec for spec in process.spec.task_specs.values() if isinstance(spec, StartEvent)]
     if any(not isinstance(start.event_definition, MessageEventDefinition | SignalEventDefinition) for start in starts):
         return None
     messages = [start for start in starts if isinstance(start.event_definition, MessageEventDefinition)]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from adapters.embedded import EmbeddedAdapter, repository, runtime, tables
+from adapters.embedded import BpmnError, EmbeddedAdapter, repository, runtime, tables
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, InvalidBpmn, ValidationFailed
 from gateway.schemas import TaskQuery
@@ -477,13 +477,41 @@ async def test_a_process_that_starts_only_by_signal_is_a_conflict_that_says_how_
 async def test_an_event_reference_to_nothing_is_refused_in_words(adapter: EmbeddedAdapter) -> None:
     model = bpmn(
         "dangling",
+        START + flow("start", "wait") + '<bpmn:intermediateCatchEvent id="M1">'
+        '<bpmn:messageEventDefinition messageRef="myMessage"/></bpmn:intermediateCatchEvent>' + flow("M1", "end") + END,
+    ).replace(b'targetRef="wait"', b'targetRef="M1"')  # fmt: skip
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, model)
+    assert refused.value.detail.startswith(
+        "messageRef 'myMessage' of intermediate catch event 'M1' names no <message> in this file"
+    )
+
+
+async def test_an_error_ref_that_names_no_error_is_the_error_code_as_in_camunda(adapter: EmbeddedAdapter) -> None:
+    async def decline(variables: dict[str, Any]) -> None:
+        raise BpmnError("DECLINED")
+
+    adapter.register_handler("payments", decline)
+    model = bpmn(
+        "coded",
+        START + flow("start", "charge") + '<bpmn:serviceTask id="charge" camunda:topic="payments"/>'
+        + '<bpmn:boundaryEvent id="declined" attachedToRef="charge"><bpmn:errorEventDefinition errorRef="DECLINED"/>'
+        "</bpmn:boundaryEvent>" + flow("charge", "end") + flow("declined", "fix") + '<bpmn:userTask id="fix"/>'
+        + flow("fix", "end") + END,
+    )  # fmt: skip
+    await deploy(adapter, model)
+    assert await open_keys(adapter, await start(adapter, "coded")) == ["fix"]
+
+
+async def test_a_boundary_event_without_an_event_definition_is_refused_in_words(adapter: EmbeddedAdapter) -> None:
+    model = bpmn(
+        "listening",
         START + flow("start", "work") + '<bpmn:userTask id="work"/>' + flow("work", "end")
-        + '<bpmn:boundaryEvent id="B1" attachedToRef="work"><bpmn:errorEventDefinition errorRef="myError"/>'
-        "</bpmn:boundaryEvent>" + flow("B1", "end") + END,
+        + '<bpmn:boundaryEvent id="listener" attachedToRef="work"/>' + flow("listener", "end") + END,
     )  # fmt: skip
     with pytest.raises(InvalidBpmn) as refused:
         await deploy(adapter, model)
-    assert refused.value.detail.startswith("errorRef 'myError' of boundary event 'B1' names no <error> in this file")
+    assert refused.value.detail.startswith("Boundary event 'listener' has no event definition the embedded engine")
 
 
 # ------------------------------------------------------------------ 10: values and cascade deletes
