@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import AdapterContext, Capability, EngineAdapter
 from adapters.embedded import mapping, repository
-from adapters.embedded.engine import InstanceEngine
+from adapters.embedded.engine import InstanceEngine, called_documents
 from adapters.embedded.parsing import SpecCache, parse_bpmn
 from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
@@ -138,9 +138,11 @@ class EmbeddedAdapter(EngineAdapter):
     async def deploy(
         self, bpmn_xml: bytes, *, filename: str, name: str | None, tenant_id: str | None, deployed_by: str
     ) -> Deployment:
-        # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
-        processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename)
         tenant_id = tenant_id or self.context.config.tenant_id
+        async with reading(self.db) as session:
+            called = await called_documents(session, bpmn_xml, tenant_id)
+        # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
+        processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename, called)
         deployment_id, now = str(uuid.uuid4()), utcnow()
         async with transaction(self.db) as uow:
             versions = await repository.latest_versions(uow.session, [p.key for p in processes], tenant_id)

@@ -57,10 +57,12 @@ def normalize(root: etree._Element) -> Rewrites:
     """Rewrite the document in place (see the module docstring); InvalidBpmn for what cannot be run."""
     rewrites = Rewrites()
     ids = {element.get("id") for element in root.iter() if isinstance(element.tag, str) and element.get("id")}
+    _name_anonymous_elements(root, ids, rewrites)
     _executable_by_default(root)
     _refuse_boundaries_on_event_subprocesses(root)
     _check_event_references(root)
     _refuse_boundaries_without_definition(root)
+    _refuse_event_subprocesses_without_trigger(root)
     _drop_data_stores(root)
     _rename_internal_names(root, ids, rewrites)
     for container in _containers(root):
@@ -148,6 +150,27 @@ def _check_event_references(root: etree._Element) -> None:
                 f"{attribute} {reference!r} of {kind} {event.get('id')!r} names no <{target}> in this file "
                 f"(line {definition.sourceline})"
             )
+
+
+def _name_anonymous_elements(root: etree._Element, ids: set[str], rewrites: Rewrites) -> None:
+    """Flows and subprocesses written without an id (Flowable allows it) get one; the engine needs ids."""
+    for element in root.iter(_tag("sequenceFlow"), _tag("subProcess")):
+        if not element.get("id"):
+            element.set("id", _unique(f"{_local(element)}_line_{element.sourceline}", ids))
+            rewrites.implicit.add(element.get("id"))
+
+
+def _refuse_event_subprocesses_without_trigger(root: etree._Element) -> None:
+    for subprocess in root.iter(_tag("subProcess")):
+        if subprocess.get("triggeredByEvent") != "true":
+            continue
+        for start in subprocess.findall(_tag("startEvent")):
+            if not any(_local(child).endswith("EventDefinition") for child in start):
+                raise InvalidBpmn(
+                    f"Start event {start.get('id')!r} of event subprocess {subprocess.get('id')!r} has no event "
+                    "definition the embedded engine knows (timer, message, signal, error, escalation, conditional) "
+                    f"(line {start.sourceline})"
+                )
 
 
 def _refuse_boundaries_without_definition(root: etree._Element) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -157,9 +157,9 @@ def first_due(definition: TimerEventDefinition, my_task: Any, now: datetime) -> 
 class LoopSafeParallelGateway(ParallelGateway):
     """A parallel join that also waits for every branch when it sits in a loop.
 
-    SpiffWorkflow counted the branches that reached the join in earlier rounds (cancelled or completed join
-    tasks whose branch had completed) as arrived, so from the second round on it fired after one branch.
-    Only join tasks still waiting are branches of the current round.
+    SpiffWorkflow counted the branches that reached the join in earlier rounds (join tasks cancelled when
+    that round's join fired) as arrived, so from the second round on it fired after one branch. A join task
+    belongs to an earlier round when it does not descend from the join that fired last before this one.
     """
 
     def _check_threshold_unstructured(self, my_task: Any) -> bool:
@@ -171,10 +171,12 @@ class LoopSafeParallelGateway(ParallelGateway):
             elif task.parent is not None:
                 remove_ancestor(task.parent)
 
-        for task in my_task.workflow.get_tasks(spec_name=self.name):
+        joins = my_task.workflow.get_tasks(spec_name=self.name)
+        fired_before = [t for t in joins if t.state == TaskState.COMPLETED and my_task.is_descendant_of(t)]
+        for task in joins:
             if task.is_descendant_of(my_task):
                 remove_ancestor(task)  # a first round: the loop back will not reach this join before it fires
-            elif my_task.is_descendant_of(task) or task.has_state(TaskState.FINISHED_MASK):
+            elif my_task.is_descendant_of(task) or any(not task.is_descendant_of(t) for t in fired_before):
                 continue  # a join of an earlier round
             elif task.parent.state == TaskState.COMPLETED and task.parent.task_spec in waiting_inputs:
                 waiting_inputs.remove(task.parent.task_spec)
@@ -298,8 +300,49 @@ class ParsedProcess:
         return self.nodes.get(bpmn_id, FlowNode(type="task", name=None))
 
 
-def parse_bpmn(xml: bytes, filename: str | None = None) -> list[ParsedProcess]:
-    """Every executable process of a BPMN document; InvalidBpmn with the parser's message and line otherwise."""
+@dataclass(frozen=True)
+class CalledElement:
+    """A call activity's `calledElement` that its own document does not define (Camunda's binding attributes)."""
+
+    activity_id: str
+    key: str
+    version: int | None  # camunda:calledElementBinding="version": this version; else the latest
+
+
+def called_elements(xml: bytes) -> list[CalledElement]:
+    """The processes a document calls but does not define; InvalidBpmn for a call by expression or binding
+    the embedded engine cannot resolve."""
+    root = _read_xml(xml)
+    defined = {process.get("id") for process in root.iter(f"{{{BPMN_NS}}}process")}
+    called = []
+    for activity in root.iter(f"{{{BPMN_NS}}}callActivity"):
+        key = (activity.get("calledElement") or "").strip()
+        if not key or key in defined:
+            continue
+        if "{" in key:
+            raise InvalidBpmn(
+                f"Call activity {activity.get('id')!r} names the process it calls by an expression ({key!r}); "
+                "the embedded engine needs the process id"
+            )
+        binding = activity.get(f"{{{CAMUNDA_NS}}}calledElementBinding") or "latest"
+        version_text = activity.get(f"{{{CAMUNDA_NS}}}calledElementVersion")
+        version = None
+        if binding == "version":
+            if not (version_text or "").strip().isdigit():
+                raise InvalidBpmn(
+                    f"Call activity {activity.get('id')!r} binds version {version_text!r} of {key!r}: "
+                    "camunda:calledElementVersion must be a version number"
+                )
+            version = int(version_text)
+        called.append(CalledElement(activity.get("id"), key, version))
+    return called
+
+
+def parse_bpmn(xml: bytes, filename: str | None = None, called: Sequence[bytes] = ()) -> list[ParsedProcess]:
+    """Every executable process of a BPMN document; InvalidBpmn with the parser's message and line otherwise.
+
+    `called` are the deployed documents holding the processes its call activities call (see `called_elements`);
+    their processes are available to call, not definitions of this document."""
     root = _read_xml(xml)
     nodes = _flow_nodes(root)  # by the author's ids, before `normalize` adds and renames
     rewrites = normalize(root)
@@ -309,6 +352,11 @@ def parse_bpmn(xml: bytes, filename: str | None = None) -> list[ParsedProcess]:
         keys = parser.get_process_ids()  # before parsing: embedded subprocesses register as processes too
         if not keys:
             raise InvalidBpmn('The BPMN contains no executable process (only isExecutable="false" ones)')
+        for document in called:
+            other = _read_xml(document)
+            normalize(other)
+            if not {p.get("id") for p in other.iter(f"{{{BPMN_NS}}}process")} & set(parser.get_process_ids()):
+                parser.add_bpmn_xml(other, None)
         for key in keys:
             _refuse_endless_self_call(root, key)
         return [_parsed_process(parser, root, key, nodes, rewrites) for key in keys]

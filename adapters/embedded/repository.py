@@ -78,6 +78,15 @@ async def latest_definition(session: AsyncSession, key: str, tenant_id: str | No
     return result.first()
 
 
+async def definition_by_version(session: AsyncSession, key: str, version: int, tenant_id: str | None) -> Row | None:
+    result = await session.execute(
+        sa.select(*DEFINITION_COLUMNS).where(
+            definitions.c.key == key, definitions.c.version == version, _same_tenant(definitions.c.tenant_id, tenant_id)
+        )
+    )
+    return result.first()
+
+
 async def definitions_of_deployment(session: AsyncSession, deployment_id: str) -> list[Row]:
     result = await session.execute(
         sa.select(*DEFINITION_COLUMNS).where(definitions.c.deployment_id == deployment_id).order_by(definitions.c.key)

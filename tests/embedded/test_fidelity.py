@@ -219,6 +219,20 @@ async def test_a_parallel_join_in_a_loop_waits_for_both_branches_every_round(ada
     assert (await adapter.get_instance(instance_id)).status == "completed"
 
 
+async def test_a_parallel_join_of_branches_that_pass_straight_through_fires_once_all_arrive(
+    adapter: EmbeddedAdapter,
+) -> None:
+    branches = ("a", "b", "c")
+    model = bpmn(
+        "straight",
+        START + flow("start", "split") + '<bpmn:parallelGateway id="split"/>'
+        + "".join(flow("split", b) + f'<bpmn:task id="{b}"/>' + flow(b, "join") for b in branches)
+        + '<bpmn:parallelGateway id="join"/>' + flow("join", "end") + END,
+    )  # fmt: skip
+    await deploy(adapter, model)
+    assert (await adapter.get_instance(await start(adapter, "straight"))).status == "completed"
+
+
 # ------------------------------------------------------------------ 3: multi-instance
 def inspections(characteristics: str, head: str = "") -> bytes:
     return bpmn(
@@ -395,6 +409,39 @@ async def test_several_unconditioned_flows_out_of_a_task_split_in_parallel(adapt
     instance_id = await start(adapter, "fan-out")
     await complete(adapter, instance_id, "prepare")
     assert await open_keys(adapter, instance_id) == ["a", "b"]
+
+
+CHILD = bpmn(
+    "child", START + flow("start", "child-work") + '<bpmn:userTask id="child-work"/>' + flow("child-work", "end") + END
+)
+PARENT = bpmn(
+    "parent",
+    START + flow("start", "call") + '<bpmn:callActivity id="call" calledElement="child"/>' + flow("call", "after")
+    + '<bpmn:userTask id="after"/>' + flow("after", "end") + END,
+)  # fmt: skip
+
+
+async def test_a_call_activity_calls_the_latest_process_deployed_in_another_file(adapter: EmbeddedAdapter) -> None:
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, PARENT)
+    assert "Call activity 'call' calls process 'child', which is neither in this file nor deployed" in (
+        refused.value.detail
+    )
+    await deploy(adapter, CHILD)
+    await deploy(adapter, PARENT)
+    instance_id = await start(adapter, "parent")
+    assert await open_keys(adapter, instance_id) == ["child-work"]
+    await complete(adapter, instance_id, "child-work")
+    assert await open_keys(adapter, instance_id) == ["after"]
+
+
+async def test_a_call_activity_bound_to_a_version_calls_that_version(adapter: EmbeddedAdapter) -> None:
+    await deploy(adapter, CHILD)
+    await deploy(adapter, CHILD.replace(b'"child-work"', b'"child-work-v2"'))  # version 2, the latest
+    binding = b' camunda:calledElementBinding="version" camunda:calledElementVersion="1"'
+    bound = PARENT.replace(b'calledElement="child"', b'calledElement="child"' + binding)
+    await deploy(adapter, bound)
+    assert await open_keys(adapter, await start(adapter, "parent")) == ["child-work"]
 
 
 async def test_data_stores_and_objects_used_as_documentation_deploy(adapter: EmbeddedAdapter) -> None:
