@@ -19,7 +19,8 @@ parsed specs can report the author's ids again:
 - an errorRef that names no <error> is the error code itself (Camunda's and Flowable's reading).
 
 Refused here, with the element named: a boundary event on an event subprocess or without an event
-definition, a messageRef, signalRef or escalationRef that names nothing in the file.
+definition, a messageRef, signalRef or escalationRef that names nothing in the file, compensation, and a
+multi-instance loop without collection or cardinality.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def normalize(root: etree._Element) -> Rewrites:
     _refuse_boundaries_on_event_subprocesses(root)
     _check_event_references(root)
     _refuse_boundaries_without_definition(root)
+    _refuse_compensation_and_undefined_multi_instance(root)
     _refuse_event_subprocesses_without_trigger(root)
     _drop_data_stores(root)
     _rename_internal_names(root, ids, rewrites)
@@ -173,6 +175,25 @@ def _refuse_event_subprocesses_without_trigger(root: etree._Element) -> None:
                 )
 
 
+def _refuse_compensation_and_undefined_multi_instance(root: etree._Element) -> None:
+    for definition in root.iter(_tag("compensateEventDefinition")):
+        event = definition.getparent()
+        raise InvalidBpmn(
+            f"{EVENT_NAMES.get(_local(event), _local(event)).capitalize()} {event.get('id')!r} uses compensation, "
+            f"which the embedded engine does not support (line {definition.sourceline})"
+        )
+    for loop in root.iter(_tag("multiInstanceLoopCharacteristics")):
+        named = {_local(child) for child in loop} & {"loopCardinality", "loopDataInputRef"}
+        vendor = any(loop.get(f"{{{namespace}}}collection") for namespace in VENDOR_NAMESPACES)
+        if not named and not vendor:
+            activity = loop.getparent()
+            raise InvalidBpmn(
+                f"Multi-instance {_local(activity)} {activity.get('id')!r} names neither a collection "
+                "(loopDataInputRef or camunda:collection) nor a loopCardinality, so the engine cannot tell how many "
+                f"instances to run (line {loop.sourceline})"
+            )
+
+
 def _refuse_boundaries_without_definition(root: etree._Element) -> None:
     for boundary in root.iter(_tag("boundaryEvent")):
         if not any(_local(child).endswith("EventDefinition") for child in boundary):
@@ -184,11 +205,17 @@ def _refuse_boundaries_without_definition(root: etree._Element) -> None:
 
 
 def _drop_data_stores(root: etree._Element) -> None:
-    """Data stores document where data lives; the engine keeps none: their references and associations go."""
+    """Data stores document where data lives; the engine keeps none: their references and associations go, and
+    so do associations with an end that names nothing the task's data can hold (Camunda ignores them too)."""
     references = {element.get("id") for element in root.iter(_tag("dataStoreReference"))}
+    holders = {
+        element.get("id")
+        for element in root.iter(_tag("dataObjectReference"), _tag("dataObject"), _tag("property"), _tag("dataInput"),
+                                 _tag("dataOutput"))
+    }  # fmt: skip
     for association in [*root.iter(_tag("dataInputAssociation"), _tag("dataOutputAssociation"))]:
         ends = {(child.text or "").strip() for child in association if _local(child) in ("sourceRef", "targetRef")}
-        if ends & references:
+        if ends & references or not ends <= holders:
             association.getparent().remove(association)
     for element in [*root.iter(_tag("dataStoreReference"), _tag("dataStore"))]:
         element.getparent().remove(element)
@@ -289,8 +316,12 @@ def _unconditioned_flows_always_taken(container: etree._Element) -> None:
     }
     for flow in _flows(container):
         source = flow.get("sourceRef")
-        if source in gateways and flow.get("id") != gateways[source] and flow.find(_tag("conditionExpression")) is None:
+        if source not in gateways or flow.get("id") == gateways[source]:
+            continue
+        condition = flow.find(_tag("conditionExpression"))
+        if condition is None:
             condition = etree.SubElement(flow, _tag("conditionExpression"))
+        if not (condition.text or "").strip():  # an empty condition is no condition
             condition.text = "${true}"
 
 

@@ -354,6 +354,7 @@ def parse_bpmn(xml: bytes, filename: str | None = None, called: Sequence[bytes] 
             raise InvalidBpmn('The BPMN contains no executable process (only isExecutable="false" ones)')
         for document in called:
             other = _read_xml(document)
+            nodes = {**_flow_nodes(other), **nodes}  # the called processes' activities, typed too
             normalize(other)
             if not {p.get("id") for p in other.iter(f"{{{BPMN_NS}}}process")} & set(parser.get_process_ids()):
                 parser.add_bpmn_xml(other, None)
