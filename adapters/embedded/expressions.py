@@ -23,6 +23,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import TaskDataEnvironment
 
 _WRAPPED = re.compile(r"^\s*[$#]\{(?P<body>.*)\}\s*$", re.DOTALL)
 _STRING_LITERAL = re.compile(r"""('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")""")
@@ -203,11 +204,19 @@ class _Evaluator:
         return container[node.attr]
 
 
+class _SafeEnvironment(TaskDataEnvironment):
+    """SpiffWorkflow evaluates some expressions on the environment directly (message correlation properties):
+    those go to the safe evaluator too, never to `eval`."""
+
+    def evaluate(self, expression: str, context: Mapping[str, Any], external_context: Any = None) -> Any:
+        return evaluate(expression, {**(external_context or {}), **context})
+
+
 class EmbeddedScriptEngine(PythonScriptEngine):
     """SpiffWorkflow's hook for every expression and script: expressions go to the safe evaluator above."""
 
     def __init__(self, *, allow_scripts: bool) -> None:
-        super().__init__()
+        super().__init__(environment=_SafeEnvironment())
         self.allow_scripts = allow_scripts
 
     def validate(self, expression: str) -> None:

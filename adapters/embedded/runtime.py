@@ -242,10 +242,15 @@ class Runtime:
         workflow = EmbeddedWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(variables))
+        execution = Execution(self, process, workflow, variables)
         if message_start is not None:
-            workflow.do_engine_steps()  # the start event begins to wait for its message
-            workflow.catch(BpmnEvent(message_start.event_definition, payload={}))
-        return Execution(self, process, workflow, variables)
+
+            def receive_message() -> None:
+                workflow.do_engine_steps()  # the start event begins to wait for its message
+                workflow.catch(BpmnEvent(message_start.event_definition, payload=copy.deepcopy(variables)))
+
+            execution._guarded(receive_message, blame=workflow.get_tasks(state=TaskState.READY)[0])
+        return execution
 
     def resume(self, process: ParsedProcess, state: str, variables: dict[str, Any]) -> Execution:
         dct = json.loads(state)
@@ -346,7 +351,7 @@ class Execution:
         for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
             if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)) or self._runaway:
                 return
-        raise EngineError(f"The embedded engine kept failing on instance data of process {self.process.key!r}")
+        self._runaway = True  # every attempt failed a task: what failed is an incident; stop here
 
     def _will_run(self, task: SpiffTask) -> None:
         self._running = task
@@ -423,6 +428,7 @@ class Execution:
     def _fail(self, task: SpiffTask, incident_type: str, message: str, detail: str | None = None) -> None:
         if task.state != TaskState.ERROR:
             task.error()
+        self.workflow.event_manager.remove_task(task)  # a failed timer must not fire (and fail) again
         spec = task.task_spec
         self.failures.append(
             Failure(

@@ -182,6 +182,23 @@ async def test_a_malformed_timer_is_refused_at_deployment_naming_the_element_and
     assert says in refused.value.detail
 
 
+async def test_a_timer_whose_expression_cannot_be_evaluated_is_one_incident_not_an_error_answer(
+    adapter: EmbeddedAdapter,
+) -> None:
+    model = bpmn(
+        "escalating",
+        START + flow("start", "work") + '<bpmn:userTask id="work"/>' + flow("work", "end")
+        + f'<bpmn:boundaryEvent id="remind" attachedToRef="work" cancelActivity="false">'
+        f'{timer("timeCycle", "${reminderCycle}")}</bpmn:boundaryEvent>' + flow("remind", "end") + END,
+    )  # fmt: skip
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "escalating")
+    (incident,) = await incidents_of(adapter, instance_id)
+    assert incident.activity_id == "remind"
+    assert "the variable 'reminderCycle' is not set" in incident.message
+    assert await open_keys(adapter, instance_id) == ["work"]
+
+
 # ------------------------------------------------------------------ 2: a parallel join inside a loop
 ROUNDS = bpmn(
     "rounds",
