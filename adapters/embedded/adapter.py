@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import AdapterContext, Capability, EngineAdapter
 from adapters.embedded import mapping, repository
 from adapters.embedded.engine import InstanceEngine, called_documents
-from adapters.embedded.parsing import SpecCache, parse_bpmn
+from adapters.embedded.parsing import SpecCache, load_schema, parse_bpmn
 from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
 from gateway.db import Database, utcnow
@@ -77,6 +77,8 @@ class EmbeddedAdapter(EngineAdapter):
         self.runtime.handlers[topic] = handler
 
     async def start(self) -> None:
+        # Loading the BPMN schema holds the interpreter for about a second: do it before requests arrive.
+        await asyncio.to_thread(load_schema)
         self._poller = asyncio.create_task(self._poll(), name=f"embedded-engine-poller-{self.name}")
 
     async def close(self) -> None:

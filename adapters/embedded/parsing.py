@@ -382,6 +382,11 @@ def _validator() -> BpmnValidator:
     return BpmnValidator()  # loading the BPMN 2.0 XML schema takes a while: once per process
 
 
+def load_schema() -> None:
+    """Load the BPMN 2.0 XML schema now (about a second, holding the interpreter), not at the first deploy."""
+    _validator()
+
+
 def _parsed_process(
     parser: _Parser, root: etree._Element, key: str, nodes: dict[str, FlowNode], rewrites: Rewrites
 ) -> ParsedProcess:
