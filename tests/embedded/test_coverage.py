@@ -36,6 +36,7 @@ class Row:
     status: str | None = None  # runs: the instance status after start
     refused: str | None = None  # refused at deploy: a phrase of the message
     conflict: str | None = None  # refused at start
+    incident: str | None = None  # runs into an incident saying this
     variables: dict[str, Any] = field(default_factory=dict)
     head: str = ""
 
@@ -50,6 +51,16 @@ ROWS: dict[str, Row] = {
     ),
     "serviceTask / businessRuleTask (external work)": Row(
         path('<bpmn:serviceTask id="s" camunda:topic="work"/>'), status="active"
+    ),
+    "scriptTask (off unless an operator allows scripts)": Row(
+        path('<bpmn:scriptTask id="s"><bpmn:script>x = 1</bpmn:script></bpmn:scriptTask>'),
+        incident="Script tasks are disabled",
+    ),
+    "event subprocess with a message start": Row(
+        path('<bpmn:userTask id="u"/>') + '<bpmn:subProcess id="on-cancel" triggeredByEvent="true">'
+        '<bpmn:startEvent id="cancel"><bpmn:messageEventDefinition messageRef="m"/></bpmn:startEvent>'
+        + flow("cancel", "cancelled") + '<bpmn:endEvent id="cancelled"/></bpmn:subProcess>',
+        open_tasks=["u"], head='<bpmn:message id="m" name="cancel"/>',
     ),
     "sendTask (pass through)": Row(path('<bpmn:sendTask id="send"/>', '<bpmn:userTask id="u"/>'), open_tasks=["u"]),
     "exclusiveGateway with conditions and default": Row(
@@ -164,6 +175,14 @@ ROWS: dict[str, Row] = {
              "</bpmn:intermediateCatchEvent>"),
         refused="is a cron expression",
     ),
+    "boundary event on an event subprocess": Row(
+        path('<bpmn:userTask id="u"/>') + '<bpmn:subProcess id="on-cancel" triggeredByEvent="true">'
+        '<bpmn:startEvent id="cancel"><bpmn:messageEventDefinition messageRef="m"/></bpmn:startEvent>'
+        + flow("cancel", "cancelled") + '<bpmn:endEvent id="cancelled"/></bpmn:subProcess>'
+        + f'<bpmn:boundaryEvent id="b" attachedToRef="on-cancel">{timer("timeDuration", "PT1H")}</bpmn:boundaryEvent>'
+        + flow("b", "end"),
+        refused="attached to event subprocess 'on-cancel'", head='<bpmn:message id="m" name="cancel"/>',
+    ),
     "calledElement by expression": Row(
         path('<bpmn:callActivity id="call" calledElement="${which}"/>'), refused="by an expression"
     ),
@@ -192,6 +211,9 @@ async def test_each_row_of_the_coverage_table(adapter: EmbeddedAdapter, name: st
         return
     instance_id = await start(adapter, "row", row.variables)
     details = await adapter.get_instance(instance_id)
+    if row.incident is not None:
+        assert any(row.incident in incident.message for incident in details.incidents)
+        return
     assert details.incidents == []
     if row.open_tasks is not None:
         assert await open_task_keys(adapter, instance_id) == sorted(row.open_tasks)
