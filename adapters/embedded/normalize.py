@@ -133,10 +133,20 @@ def _check_event_references(root: etree._Element) -> None:
     """An event's messageRef (signalRef, escalationRef) must name such an element of the file. An errorRef that
     names no <error> is the error code itself, as Camunda and Flowable read it: an <error> with that code is
     added."""
+    for element in root.iter(_tag("message"), _tag("signal")):
+        if not element.get("name") and element.get("id"):
+            element.set("name", element.get("id"))  # a message or signal is known by its name: the id will do
     for definition_name, (attribute, target) in EVENT_REFERENCES.items():
         known = {element.get("id") for element in root.iter(_tag(target))}
         for definition in root.iter(_tag(definition_name)):
             reference = definition.get(attribute)
+            if reference is None and target in ("message", "signal"):
+                event = definition.getparent()
+                kind = EVENT_NAMES.get(_local(event), _local(event))
+                raise InvalidBpmn(
+                    f"The {target} event of {kind} {event.get('id')!r} names no <{target}> ({attribute} is missing) "
+                    f"(line {definition.sourceline})"
+                )
             if reference is None or reference in known:
                 continue
             if target == "error" and re.fullmatch(r"[A-Za-z_][\w.-]*", reference):

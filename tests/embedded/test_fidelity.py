@@ -551,6 +551,25 @@ async def test_an_event_reference_to_nothing_is_refused_in_words(adapter: Embedd
     )
 
 
+async def test_a_message_event_without_message_ref_is_refused_and_a_nameless_message_is_known_by_id(
+    adapter: EmbeddedAdapter,
+) -> None:
+    def waiting_for(definition: str, head: str) -> bytes:
+        return bpmn(
+            "mail",
+            START + flow("start", "M1") + f'<bpmn:intermediateCatchEvent id="M1">{definition}'
+            "</bpmn:intermediateCatchEvent>" + flow("M1", "end") + END,
+            head=head,
+        )
+
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, waiting_for("<bpmn:messageEventDefinition/>", ""))
+    assert "The message event of intermediate catch event 'M1' names no <message>" in refused.value.detail
+    nameless = waiting_for('<bpmn:messageEventDefinition messageRef="letter"/>', '<bpmn:message id="letter"/>')
+    await deploy(adapter, nameless)
+    assert (await adapter.get_instance(await start(adapter, "mail"))).status == "active"
+
+
 async def test_an_error_ref_that_names_no_error_is_the_error_code_as_in_camunda(adapter: EmbeddedAdapter) -> None:
     async def decline(variables: dict[str, Any]) -> None:
         raise BpmnError("DECLINED")
