@@ -79,6 +79,7 @@ async def latest_definition(session: AsyncSession, key: str, tenant_id: str | No
 
 
 async def definition_by_version(session: AsyncSession, key: str, version: int, tenant_id: str | None) -> Row | None:
+    """Version `version` of the definition `key` in the tenant (Camunda's calledElementBinding="version")."""
     result = await session.execute(
         sa.select(*DEFINITION_COLUMNS).where(
             definitions.c.key == key, definitions.c.version == version, _same_tenant(definitions.c.tenant_id, tenant_id)
