@@ -67,6 +67,8 @@ analytics_tasks = sa.Table(
     sa.Column("claimed_at", UTCDateTime),  # the first claim or assignment
     sa.Column("completed_at", UTCDateTime),
     sa.Column("completed_by", sa.String(255)),
+    sa.Column("claim_wait_ms", sa.BigInteger),  # claimed_at - created
+    sa.Column("completion_ms", sa.BigInteger),  # completed_at - created
     sa.Column("overdue_at", UTCDateTime),  # when task.overdue was emitted (once)
     sa.Column("created_slot", sa.Integer),
     sa.Column("completed_slot", sa.Integer),

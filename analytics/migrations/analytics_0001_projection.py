@@ -73,6 +73,8 @@ def upgrade() -> None:
         sa.Column("claimed_at", UTCDateTime),
         sa.Column("completed_at", UTCDateTime),
         sa.Column("completed_by", sa.String(255)),
+        sa.Column("claim_wait_ms", sa.BigInteger),
+        sa.Column("completion_ms", sa.BigInteger),
         sa.Column("overdue_at", UTCDateTime),
         sa.Column("created_slot", sa.Integer),
         sa.Column("completed_slot", sa.Integer),
