@@ -48,7 +48,7 @@ class ProcessBottleneck(Model):
     process_definition_key: str
     activity_id: str
     activity_name: str | None = None
-    average_wait_time: float = Field(description="Mean time (ms) from an activity's start to its end")
+    average_wait_time: float = Field(description="Mean time (ms) from an activity's start to its end, over its completed runs")
     instances_affected: int = Field(description="Instances that passed through the activity in the period")
     severity: BottleneckSeverity = Field(
         description="z = (mean wait of the activity − mean wait of the process's other activities) / their standard "
@@ -136,7 +136,7 @@ class EfficiencyMetrics(Model):
     cycle_time: float | None = Field(description="Mean ms from the start of an instance's first task to its end (same instances)")
     processing_time: float | None = Field(description="Mean per instance of the summed durations of its tasks (same instances)")
     wait_time: float | None = Field(description="lead_time − processing_time")
-    automation_rate: float | None = Field(description="Share of the tasks ended in the period that are not user or manual tasks")
+    automation_rate: float | None = Field(description="Share of the task runs completed in the period that are not user or manual tasks")
 
 
 class QualityMetrics(Model):

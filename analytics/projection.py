@@ -118,6 +118,7 @@ class Projector:
         self.cache = cache
         self._synced: dict[str, float] = {}
         self._wake = asyncio.Event()
+        self._round = asyncio.Lock()  # one round at a time in this process
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -140,6 +141,10 @@ class Projector:
     async def run_once(self, *, sync_all: bool = False) -> None:
         """Read the events since the last round; read again the history of every engine they name, and of every
         engine not read for `sync_interval` (all when `sync_all`); then apply the task events."""
+        async with self._round:
+            await self._run(sync_all)
+
+    async def _run(self, sync_all: bool) -> None:
         async with reading(self.db) as session:
             cursor_row = await repository.get_state(session, EVENTS_STATE)
             cursor = int(cursor_row["cursor"] or 0) if cursor_row else 0
@@ -152,6 +157,9 @@ class Projector:
             self._synced[name] = now
         changed: dict[str, set[str] | None] = {}
         async with transaction(self.db, actor=SYSTEM) as uow:
+            await repository.lock_projection(uow.session)
+            if events:  # another replica may have applied them meanwhile (applying twice changes nothing)
+                await repository.set_state(uow.session, EVENTS_STATE, cursor=next_cursor)
             for event in events:
                 if event["engine"] not in self.registry.engines:
                     continue
@@ -160,8 +168,6 @@ class Projector:
                     changed.setdefault(event["engine"], set()).add(key or "")
                 elif event["type"].startswith(EVENT_PREFIX + "incident."):
                     changed[event["engine"]] = None  # incidents count in every process's answers
-            if events:
-                await repository.set_state(uow.session, EVENTS_STATE, cursor=next_cursor)
         for engine, keys in changed.items():
             await self.cache.invalidate(engine, keys)
         if len(events) == EVENT_BATCH:
@@ -185,6 +191,7 @@ class Projector:
         instance_rows = {i.id: instance_row(name, i) for i in found_instances if i.start_time is not None}
         activity_rows = [row for r in found_activities if (row := activity_row(name, r, instance_rows)) is not None]
         async with transaction(self.db, actor=SYSTEM) as uow:
+            await repository.lock_projection(uow.session)
             changed = await repository.replace_history(uow.session, name, since, list(instance_rows.values()), activity_rows)
             changed |= await self._sync_tasks(uow.session, name, found_tasks, started)
             await repository.set_state(uow.session, f"engine:{name}", synced_at=started)
@@ -297,13 +304,14 @@ class Projector:
             row = await repository.get_task(session, engine, task_id)
         if event["type"].endswith("task.assigned"):
             assignee = data.get("assignee")
-            updates: dict[str, Any] = {"assignee": assignee}
+            updates: dict[str, Any] = {"assignee": assignee} if row["status"] == "open" else {}
             if assignee and row["claimed_at"] is None:
                 updates.update(claimed_at=at, claim_wait_ms=_ms(row["created"], at))
-            if row["status"] == "open":
+            if updates:
                 await repository.update_task(session, engine, task_id, **updates)
         else:
-            ended = row["completed_at"] or at
+            run = await repository.user_task_end(session, engine, row["instance_id"], row["task_definition_key"])
+            ended = row["completed_at"] or (run["end_time"] if run else None) or at  # the engine's time when known
             await repository.update_task(
                 session,
                 engine,

@@ -52,6 +52,15 @@ def _nearest_rank(count: int, percent: int) -> int:
 
 
 # ---------------------------------------------------------------- projection state
+PROJECTION_LOCK_ID = 7_301_014  # PostgreSQL advisory lock: one projection write at a time across replicas
+
+
+async def lock_projection(session: AsyncSession) -> None:
+    """Serialise projection writes (held to the end of the transaction). SQLite has one writer anyway."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(PROJECTION_LOCK_ID)))
+
+
 async def get_state(session: AsyncSession, name: str) -> Row | None:
     return (await session.execute(sa.select(state).where(state.c.name == name))).mappings().first()
 
@@ -307,7 +316,8 @@ async def incident_times(session: AsyncSession, scope: Scope) -> list[datetime]:
 
 # ---------------------------------------------------------------- activities
 async def activity_waits(session: AsyncSession, scope: Scope) -> list[Row]:
-    """Per (definition_key, activity_id), over its runs that started in the period and ended: how many, the sum
+    """Per (definition_key, activity_id), over its runs that started in the period and completed (not canceled):
+    how many, the sum
     and the sum of squares of their durations (ms), and how many instances they belong to."""
     duration = sa.cast(activities.c.duration_ms, sa.Float)
     return list(
@@ -325,6 +335,7 @@ async def activity_waits(session: AsyncSession, scope: Scope) -> list[Row]:
                 .where(
                     activities.c.engine == scope.engine,
                     activities.c.end_time.is_not(None),
+                    activities.c.canceled.is_(False),
                     *_between(activities.c.start_time, scope),
                     *_key(activities.c.definition_key, scope),
                 )
@@ -465,13 +476,14 @@ async def completed_instance_work(session: AsyncSession, scope: Scope) -> list[R
 
 
 async def task_type_counts(session: AsyncSession, scope: Scope) -> tuple[int, int]:
-    """(task runs ended in the period, of those user or manual tasks)."""
+    """(task runs completed in the period, of those user or manual tasks)."""
     human = sa.func.sum(sa.case((activities.c.activity_type.in_(HUMAN_TASK_TYPES), 1), else_=0))
     row = (
         await session.execute(
             sa.select(sa.func.count(), human).where(
                 activities.c.engine == scope.engine,
                 activities.c.activity_type.in_(TASK_TYPES),
+                activities.c.canceled.is_(False),
                 *_between(activities.c.end_time, scope),
                 *_key(activities.c.definition_key, scope),
             )

@@ -7,7 +7,7 @@ Formulas (durations in ms, rates 0..1, null when the data leaves a value undefin
   overdue = open and past due now; incidents created in it. success_rate = completed / (completed +
   terminated). by_day: per local day, instances started, instances completed and their mean duration, user
   tasks completed, incidents created.
-- Bottlenecks: per activity, over its runs that started in the period and ended: average_wait_time = mean(end −
+- Bottlenecks: per activity, over its runs that started in the period and completed (not canceled): average_wait_time = mean(end −
   start); z = (that mean − mean of the process's other runs) / population standard deviation of the other runs;
   critical z ≥ 3, high z ≥ 2, medium z ≥ 1, low otherwise; when the other runs do not vary (σ = 0), critical if
   the activity's mean is above theirs, else low.

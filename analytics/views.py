@@ -98,7 +98,7 @@ async def task_statistics(center: Center, ctx: Context, period: ThePeriod, defin
     "starts in that hour. Over the instances completed in the period: lead_time = mean(end − start); cycle_time = "
     "mean(end − start of the first task); processing_time = mean of the summed task durations; wait_time = lead_time − "
     "processing_time; first_pass_yield = share with no incident and no activity run twice; rework_rate = share with an "
-    "activity run twice. automation_rate = share of task runs ended in the period that are not user or manual tasks; "
+    "activity run twice. automation_rate = share of task runs completed in the period that are not user or manual tasks; "
     "error_rate = share of instances started in the period with an incident; sla_compliance = share of tasks with a "
     "due date completed in the period by that date." + PERIOD_NOTE,
 )
@@ -110,7 +110,7 @@ async def performance(center: Center, ctx: Context, period: ThePeriod, definitio
     "/bottlenecks",
     response_model=Bottlenecks,
     summary="Activities ranked by how long instances wait in them",
-    description="Per activity, over its runs that started in the period and ended: average_wait_time = mean(end − "
+    description="Per activity, over its runs that started in the period and completed (not canceled): average_wait_time = mean(end − "
     "start); z = (that mean − mean of the process's other runs) / standard deviation of the other runs; severity "
     "critical z ≥ 3, high z ≥ 2, medium z ≥ 1, else low (when the other runs do not vary: critical if longer, else "
     "low); instances_affected = instances with such a run. Longest wait first." + PERIOD_NOTE,
