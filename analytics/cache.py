@@ -124,19 +124,22 @@ class StatisticsCache:
             return value, True
         lock = key + ":lock"
         deadline = time.monotonic() + LOCK_SECONDS
-        while not await self.redis.set(lock, b"1", nx=True, px=int(LOCK_SECONDS * 1000)):
+        while time.monotonic() < deadline:
+            if await self.redis.set(lock, b"1", nx=True, px=int(LOCK_SECONDS * 1000)):
+                try:
+                    value = await self.redis.get(key)  # stored by a replica that held the lock just before
+                    if value is not None:
+                        return value, False
+                    value = await compute()
+                    await self.redis.set(key, value, px=int(self.ttl * 1000))
+                    return value, True
+                finally:
+                    await self.redis.delete(lock)
             await asyncio.sleep(POLL_SECONDS)  # another replica computes it
             value = await self.redis.get(key)
             if value is not None:
                 return value, False
-            if time.monotonic() > deadline:
-                break
-        try:
-            value = await compute()
-            await self.redis.set(key, value, px=int(self.ttl * 1000))
-            return value, True
-        finally:
-            await self.redis.delete(lock)
+        return await compute(), True  # the lock holder took too long: answer without waiting further
 
     def _prune(self) -> None:
         now = time.monotonic()

@@ -70,6 +70,7 @@ class Period:
     start: datetime
     end: datetime
     zone: ZoneInfo
+    asked: str = ""  # the period as the request gave it: the cache key, so "the last 30 days" is one entry
 
     @property
     def public(self) -> StatisticsPeriod:
@@ -103,7 +104,7 @@ def resolve_period(start: str | None, end: str | None, timezone: str | None, def
         raise ValidationFailed(f"The period is empty: from ({since.isoformat()}) must be before to ({until.isoformat()})")
     if until - since > timedelta(days=MAX_DAYS):
         raise ValidationFailed(f"The period is longer than {MAX_DAYS} days; ask for a shorter one")
-    return Period(start=since, end=until, zone=zone)
+    return Period(start=since, end=until, zone=zone, asked=f"{start or ''}..{end or 'now'}")
 
 
 def _moment(name: str, text: str, zone: ZoneInfo) -> datetime:
@@ -178,7 +179,7 @@ class AnalyticsService:
     async def _cached(
         self, endpoint: str, scope: Scope, period: Period, compute: Callable[[datetime], Awaitable[BaseModel]], **extra: Any
     ) -> bytes:
-        params = {"from": period.start, "to": period.end, "tz": period.zone.key, **extra}
+        params = {"period": period.asked, "tz": period.zone.key, **extra}
 
         async def answer() -> bytes:
             return (await compute(utcnow())).model_dump_json().encode()
