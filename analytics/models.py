@@ -48,6 +48,7 @@ class ProcessBottleneck(Model):
     process_definition_key: str
     activity_id: str
     activity_name: str | None = None
+    activity_type: str = Field(description="BPMN element type (userTask, serviceTask, ...)")
     average_wait_time: float = Field(description="Mean time (ms) from an activity's start to its end, over its completed runs")
     instances_affected: int = Field(description="Instances that passed through the activity in the period")
     severity: BottleneckSeverity = Field(

@@ -40,8 +40,9 @@ SYSTEM = "system:analytics"
 # Records that are not BPMN elements a user placed on the diagram, and engine-specific names of the same element.
 SKIPPED_ACTIVITY_TYPES = frozenset({"sequenceFlow", "processDefinition", "process", "multiInstanceBody"})
 ACTIVITY_TYPE_NAMES = {"noneStartEvent": "startEvent", "noneEndEvent": "endEvent"}
-# An activity that ended within this long of its terminated instance's end was canceled by the termination.
-CANCEL_TOLERANCE = timedelta(seconds=1)
+# An activity that ended within this long of its terminated instance's end was canceled by the termination
+# (engines end the running activities in the same step as the instance).
+CANCEL_TOLERANCE = timedelta(milliseconds=50)
 TASK_EVENTS = (EVENT_PREFIX + "task.assigned", EVENT_PREFIX + "task.completed")
 
 

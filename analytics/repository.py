@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ Row = sa.RowMapping
 TERMINATED = ("terminated", "externally_terminated")
 HUMAN_TASK_TYPES = ("userTask", "manualTask")
 TASK_TYPES = ("userTask", "manualTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "businessRuleTask")
+SYNC_MARGIN = timedelta(minutes=1)
 UNRESOLVED_VALUES = [status.value for status in UNRESOLVED]
 
 
@@ -73,14 +74,20 @@ async def set_state(session: AsyncSession, name: str, *, cursor: int | None = No
 
 
 async def sync_watermark(session: AsyncSession, engine: str) -> datetime | None:
-    """Where the next read of an engine's history starts: the start of its oldest unfinished projected instance,
-    else of its newest one (None: read everything). Older instances are finished and so are their activities."""
-    unfinished = await session.scalar(
-        sa.select(sa.func.min(instances.c.start_time)).where(instances.c.engine == engine, instances.c.end_time.is_(None))
-    )
-    if unfinished is not None:
-        return unfinished
-    return await session.scalar(sa.select(sa.func.max(instances.c.start_time)).where(instances.c.engine == engine))
+    """Where the next read of an engine's history starts (None: read everything): the earliest start of an
+    unfinished projected instance or activity run, else the newest instance's start; minus SYNC_MARGIN, since
+    an engine may stamp an instance's start a little after its first activity's. What started before is
+    finished, and so read for the last time."""
+    unfinished = [
+        await session.scalar(
+            sa.select(sa.func.min(table.c.start_time)).where(table.c.engine == engine, table.c.end_time.is_(None))
+        )
+        for table in (instances, activities)
+    ]
+    earliest = min((moment for moment in unfinished if moment is not None), default=None)
+    if earliest is None:
+        earliest = await session.scalar(sa.select(sa.func.max(instances.c.start_time)).where(instances.c.engine == engine))
+    return None if earliest is None else earliest - SYNC_MARGIN
 
 
 async def replace_history(
@@ -327,6 +334,7 @@ async def activity_waits(session: AsyncSession, scope: Scope) -> list[Row]:
                     activities.c.definition_key,
                     activities.c.activity_id,
                     sa.func.max(activities.c.activity_name).label("activity_name"),
+                    sa.func.max(activities.c.activity_type).label("activity_type"),
                     sa.func.count().label("runs"),
                     sa.func.sum(duration).label("total"),
                     sa.func.sum(duration * duration).label("squares"),

@@ -159,6 +159,7 @@ def rank_bottlenecks(rows: list[Any]) -> list[ProcessBottleneck]:
                     process_definition_key=key,
                     activity_id=activity["activity_id"],
                     activity_name=activity["activity_name"],
+                    activity_type=activity["activity_type"],
                     average_wait_time=mean,
                     instances_affected=activity["instances"],
                     severity=severity,

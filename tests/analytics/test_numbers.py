@@ -164,11 +164,11 @@ async def test_bottlenecks_rank_by_wait_against_the_other_runs(gateway: Any) -> 
     # canceled, i4's runs, i0's began before the period), notify ×1 (5 min), end ×3 (i0 at 23:30Z, i1, i2; 0 ms).
     # review: the other 8 runs average 5/8 min, spread ~1.65 min: z ≈ 48, critical. notify: the other 9 average
     # 160/9 min, above it: low.
-    assert [(b["activity_id"], b["average_wait_time"], b["instances_affected"], b["severity"]) for b in body["items"]] == [
-        ("review", 80.0 * MIN, 2, "critical"),
-        ("notify", 5.0 * MIN, 1, "low"),
-        ("end", 0.0, 3, "low"),
-        ("start", 0.0, 4, "low"),
+    assert [(b["activity_id"], b["activity_type"], b["average_wait_time"], b["instances_affected"], b["severity"]) for b in body["items"]] == [
+        ("review", "userTask", 80.0 * MIN, 2, "critical"),
+        ("notify", "serviceTask", 5.0 * MIN, 1, "low"),
+        ("end", "endEvent", 0.0, 3, "low"),
+        ("start", "startEvent", 0.0, 4, "low"),
     ]
 
 
