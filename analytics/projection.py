@@ -28,7 +28,8 @@ from gateway import journal
 from gateway.db import Database, utcnow
 from gateway.registry import EngineRegistry
 from gateway.schemas import ActivityRecord, HistoryQuery, Page, ProcessInstance, SortOrder, Task, TaskQuery
-from gateway.uow import EVENT_PREFIX, reading, transaction
+from gateway.journal import EVENT_PREFIX
+from gateway.uow import reading, transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

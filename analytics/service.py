@@ -32,7 +32,6 @@ from analytics.cache import StatisticsCache
 from analytics.models import (
     AssigneeTaskStats,
     Bottlenecks,
-    ClaimNextRequest,
     DailyStats,
     DefinitionElements,
     EfficiencyMetrics,
@@ -52,11 +51,9 @@ from analytics.models import (
 )
 from analytics.repository import Scope
 from analytics.tables import SLOT_SECONDS
-from gateway.api.context import RequestContext
 from gateway.db import Database, utcnow
 from gateway.errors import ValidationFailed
-from gateway.schemas import Task
-from gateway.uow import UnitOfWork, reading
+from gateway.uow import reading
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 400
@@ -460,29 +457,3 @@ class AnalyticsService:
             ),
             resource_utilization=ResourceUtilization(human_resources=dict(sorted(users.items()))),
         )
-
-
-# ---------------------------------------------------------------- POST /tasks/claim-next
-async def claim_next(ctx: RequestContext, request: ClaimNextRequest) -> Task | None:
-    """Claim for the caller the highest-priority, oldest unassigned task they may claim (the engine's
-    `claim_next`), with its `task.assigned` event and audit row; None when there is none."""
-
-    async def action(uow: UnitOfWork) -> Task | None:
-        task = await ctx.adapter.claim_next(ctx.actor, request.candidate_groups, request.definition_key)
-        if task is not None:
-            uow.emit(
-                "task.assigned",
-                engine=ctx.engine.name,
-                instance_id=task.instance_id,
-                tenant_id=task.tenant_id,
-                data={"task_id": task.id, "task_name": task.name, "action": "claim", "assignee": task.assignee, "owner": task.owner},
-            )
-        return task
-
-    return await ctx.mutate(
-        operation="claim_next",
-        resource_type="task",
-        resource_id=lambda task: task.id if task is not None else None,
-        request=request.model_dump(),
-        action=action,
-    )

@@ -19,7 +19,7 @@ from analytics.models import (
 )
 from analytics.repository import Scope
 from analytics.service import Period
-from gateway.api.context import Context
+from gateway.api.context import Processes
 from gateway.schemas import Task
 
 router = APIRouter(prefix="/api/processes", tags=["analytics"])
@@ -62,8 +62,8 @@ def _json(body: bytes) -> Response:
     "tasks created in it by status, incidents created in it; per process with success_rate = completed / (completed "
     "+ terminated) and its bottlenecks of severity medium or worse; per local day." + PERIOD_NOTE,
 )
-async def statistics(center: Center, ctx: Context, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.statistics(Scope(ctx.engine.name, period.start, period.end, definition_key), period))
+async def statistics(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
+    return _json(await center.service.statistics(Scope(processes.engine.name, period.start, period.end, definition_key), period))
 
 
 @router.get(
@@ -73,8 +73,8 @@ async def statistics(center: Center, ctx: Context, period: ThePeriod, definition
     description="active and incidents are now; completed, canceled and durations (mean, nearest-rank p50 and p95 of "
     "completed runs) cover the runs that started in the period." + PERIOD_NOTE,
 )
-async def elements(definition_key: str, center: Center, ctx: Context, period: ThePeriod) -> Response:
-    return _json(await center.service.elements(Scope(ctx.engine.name, period.start, period.end, definition_key), period))
+async def elements(definition_key: str, center: Center, processes: Processes, period: ThePeriod) -> Response:
+    return _json(await center.service.elements(Scope(processes.engine.name, period.start, period.end, definition_key), period))
 
 
 @router.get(
@@ -85,8 +85,8 @@ async def elements(definition_key: str, center: Center, ctx: Context, period: Th
     "(completed − created) cover tasks completed in the period, average_time_to_claim (first claim − created) tasks "
     "claimed in it; per candidate group (with its oldest open task) and per assignee." + PERIOD_NOTE,
 )
-async def task_statistics(center: Center, ctx: Context, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.task_statistics(Scope(ctx.engine.name, period.start, period.end, definition_key), period))
+async def task_statistics(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
+    return _json(await center.service.task_statistics(Scope(processes.engine.name, period.start, period.end, definition_key), period))
 
 
 @router.get(
@@ -102,8 +102,8 @@ async def task_statistics(center: Center, ctx: Context, period: ThePeriod, defin
     "error_rate = share of instances started in the period with an incident; sla_compliance = share of tasks with a "
     "due date completed in the period by that date." + PERIOD_NOTE,
 )
-async def performance(center: Center, ctx: Context, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.performance(Scope(ctx.engine.name, period.start, period.end, definition_key), period))
+async def performance(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
+    return _json(await center.service.performance(Scope(processes.engine.name, period.start, period.end, definition_key), period))
 
 
 @router.get(
@@ -115,8 +115,8 @@ async def performance(center: Center, ctx: Context, period: ThePeriod, definitio
     "critical z ≥ 3, high z ≥ 2, medium z ≥ 1, else low (when the other runs do not vary: critical if longer, else "
     "low); instances_affected = instances with such a run. Longest wait first." + PERIOD_NOTE,
 )
-async def bottlenecks(center: Center, ctx: Context, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.bottlenecks(Scope(ctx.engine.name, period.start, period.end, definition_key), period))
+async def bottlenecks(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
+    return _json(await center.service.bottlenecks(Scope(processes.engine.name, period.start, period.end, definition_key), period))
 
 
 @router.post(
@@ -128,6 +128,7 @@ async def bottlenecks(center: Center, ctx: Context, period: ThePeriod, definitio
     "`candidate_groups` or to the caller by name (any unassigned task when `candidate_groups` is omitted), optionally "
     "of one process. Concurrent callers never get the same task. Emits task.assigned (action claim).",
 )
-async def claim_next(ctx: Context, body: ClaimNextRequest | None = None) -> Task | Response:
-    claimed = await service.claim_next(ctx, body or ClaimNextRequest())
+async def claim_next(processes: Processes, body: ClaimNextRequest | None = None) -> Task | Response:
+    body = body or ClaimNextRequest()
+    claimed = await processes.claim_next_task(body.candidate_groups, body.definition_key)
     return claimed if claimed is not None else Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from adapters.base import AdapterContext, Capability, EngineAdapter
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability
 from adapters.camunda import queries
 from adapters.camunda.errors import classify, error_type
 from adapters.camunda.facts import DefinitionFacts
@@ -80,7 +81,7 @@ def resource_name(filename: str) -> str:
 DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 
 
-class Camunda7Adapter(EngineAdapter):
+class Camunda7Adapter(HttpEngineAdapter):
     capabilities = frozenset(
         {
             Capability.SUSPEND_DEFINITION,

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from adapters.base import AdapterContext, Capability, EngineAdapter
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability
 from adapters.zeebe import mapping
 from adapters.zeebe.mapping import between, eq
 from gateway import bpmn
@@ -71,7 +72,7 @@ DEFINITION, INSTANCE, TASK, VARIABLE_TYPES = "definition", "instance", "task", "
 NO_DELEGATION: dict[str, str | None] = {"owner": None, "delegate": None}
 
 
-class ZeebeAdapter(EngineAdapter):
+class ZeebeAdapter(HttpEngineAdapter):
     capabilities = frozenset({Capability.DELEGATE_TASK})
     emulated = {
         "delegate_task": (
