@@ -93,7 +93,9 @@ def activity_row(engine: str, record: ActivityRecord, instances: dict[str, dict[
         "start_time": record.start_time,
         "end_time": record.end_time,
         "duration_ms": record.duration_ms if record.duration_ms is not None else _ms(record.start_time, record.end_time),
+        "start_slot": slot(record.start_time),
         "canceled": ended_by_termination,
+        "first_run": False,  # set by repository.replace_history
         "assignee": record.assignee,
     }
 

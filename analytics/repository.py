@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.tables import (
+    SLOT_SECONDS,
     analytics_activities as activities,
+    analytics_activity_slots as activity_slots,
     analytics_instances as instances,
     analytics_state as state,
     analytics_task_groups as task_groups,
@@ -130,7 +132,58 @@ async def replace_history(
         await session.execute(instances.insert(), list(instance_rows))
     if activity_rows:
         await session.execute(activities.insert(), list(activity_rows))
+    await _mark_first_runs(session, engine, since)
+    await rebuild_activity_slots(session, engine, since)
     return changed
+
+
+async def _mark_first_runs(session: AsyncSession, engine: str, since: datetime | None) -> None:
+    """first_run: no run of the same activity in the same instance started before (ties: lower id)."""
+    earlier = activities.alias("earlier")
+    before = sa.exists().where(
+        earlier.c.engine == activities.c.engine,
+        earlier.c.instance_id == activities.c.instance_id,
+        earlier.c.activity_id == activities.c.activity_id,
+        sa.or_(
+            earlier.c.start_time < activities.c.start_time,
+            sa.and_(earlier.c.start_time == activities.c.start_time, earlier.c.id < activities.c.id),
+        ),
+    )
+    conditions = [activities.c.engine == engine] + ([] if since is None else [activities.c.start_time >= since])
+    await session.execute(activities.update().where(*conditions).values(first_run=~before))
+
+
+async def rebuild_activity_slots(session: AsyncSession, engine: str, since: datetime | None) -> None:
+    """Recompute the per-slot sums of completed runs from the slot `since` falls in on (all when None)."""
+    first_slot = None if since is None else int(since.timestamp()) // SLOT_SECONDS
+    slot_conditions = [activity_slots.c.engine == engine]
+    run_conditions = [activities.c.engine == engine, activities.c.end_time.is_not(None), activities.c.canceled.is_(False)]
+    if first_slot is not None:
+        slot_conditions.append(activity_slots.c.start_slot >= first_slot)
+        run_conditions.append(activities.c.start_slot >= first_slot)
+    await session.execute(activity_slots.delete().where(*slot_conditions))
+    duration = sa.cast(activities.c.duration_ms, sa.Float)
+    sums = sa.select(
+        activities.c.engine,
+        activities.c.definition_key,
+        activities.c.activity_id,
+        activities.c.start_slot,
+        sa.func.max(activities.c.activity_name),
+        sa.func.max(activities.c.activity_type),
+        sa.func.count(),
+        sa.func.sum(sa.case((activities.c.first_run.is_(True), 1), else_=0)),
+        sa.func.coalesce(sa.func.sum(duration), 0.0),
+        sa.func.coalesce(sa.func.sum(duration * duration), 0.0),
+    ).where(*run_conditions).group_by(
+        activities.c.engine, activities.c.definition_key, activities.c.activity_id, activities.c.start_slot
+    )
+    await session.execute(
+        activity_slots.insert().from_select(
+            ["engine", "definition_key", "activity_id", "start_slot", "activity_name", "activity_type", "runs",
+             "first_runs", "total_ms", "squares"],
+            sums,
+        )
+    )
 
 
 async def open_tasks(session: AsyncSession, engine: str) -> dict[str, Row]:
@@ -322,35 +375,79 @@ async def incident_times(session: AsyncSession, scope: Scope) -> list[datetime]:
 
 
 # ---------------------------------------------------------------- activities
-async def activity_waits(session: AsyncSession, scope: Scope) -> list[Row]:
+async def activity_waits(session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
     """Per (definition_key, activity_id), over its runs that started in the period and completed (not canceled):
-    how many, the sum
-    and the sum of squares of their durations (ms), and how many instances they belong to."""
-    duration = sa.cast(activities.c.duration_ms, sa.Float)
-    return list(
-        (
-            await session.execute(
-                sa.select(
-                    activities.c.definition_key,
-                    activities.c.activity_id,
-                    sa.func.max(activities.c.activity_name).label("activity_name"),
-                    sa.func.max(activities.c.activity_type).label("activity_type"),
-                    sa.func.count().label("runs"),
-                    sa.func.sum(duration).label("total"),
-                    sa.func.sum(duration * duration).label("squares"),
-                    sa.func.count(sa.distinct(activities.c.instance_id)).label("instances"),
-                )
-                .where(
-                    activities.c.engine == scope.engine,
-                    activities.c.end_time.is_not(None),
-                    activities.c.canceled.is_(False),
-                    *_between(activities.c.start_time, scope),
-                    *_key(activities.c.definition_key, scope),
-                )
-                .group_by(activities.c.definition_key, activities.c.activity_id)
+    `runs`, the sum (`total`) and sum of squares (`squares`) of their durations in ms, and `instances` (runs that
+    were their instance's first run of the activity). Whole 15-minute slots are summed from
+    analytics_activity_slots, the period's partial first and last slots from the runs themselves."""
+    first = -(-int(scope.start.timestamp()) // SLOT_SECONDS)  # the first slot wholly inside the period
+    last = int(scope.end.timestamp()) // SLOT_SECONDS  # the slot the period ends in (not wholly inside)
+    parts: list[Any] = []
+    if first < last:
+        parts.append(
+            sa.select(
+                activity_slots.c.definition_key,
+                activity_slots.c.activity_id,
+                sa.func.max(activity_slots.c.activity_name),
+                sa.func.max(activity_slots.c.activity_type),
+                sa.func.sum(activity_slots.c.runs),
+                sa.func.sum(activity_slots.c.total_ms),
+                sa.func.sum(activity_slots.c.squares),
+                sa.func.sum(activity_slots.c.first_runs),
             )
-        ).mappings()
-    )
+            .where(
+                activity_slots.c.engine == scope.engine,
+                activity_slots.c.start_slot >= first,
+                activity_slots.c.start_slot < last,
+                *_key(activity_slots.c.definition_key, scope),
+            )
+            .group_by(activity_slots.c.definition_key, activity_slots.c.activity_id)
+        )
+        edges = [(scope.start, _slot_start(first)), (_slot_start(last), scope.end)]
+    else:
+        edges = [(scope.start, scope.end)]
+    duration = sa.cast(activities.c.duration_ms, sa.Float)
+    for since, until in edges:
+        if since >= until:
+            continue
+        parts.append(
+            sa.select(
+                activities.c.definition_key,
+                activities.c.activity_id,
+                sa.func.max(activities.c.activity_name),
+                sa.func.max(activities.c.activity_type),
+                sa.func.count(),
+                sa.func.sum(duration),
+                sa.func.sum(duration * duration),
+                sa.func.sum(sa.case((activities.c.first_run.is_(True), 1), else_=0)),
+            )
+            .where(
+                activities.c.engine == scope.engine,
+                activities.c.end_time.is_not(None),
+                activities.c.canceled.is_(False),
+                activities.c.start_time >= since,
+                activities.c.start_time < until,
+                *_key(activities.c.definition_key, scope),
+            )
+            .group_by(activities.c.definition_key, activities.c.activity_id)
+        )
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for part in parts:
+        for key, activity_id, name, kind, runs, total, squares, first_runs in await session.execute(part):
+            row = merged.setdefault(
+                (key, activity_id),
+                {"definition_key": key, "activity_id": activity_id, "activity_name": name, "activity_type": kind,
+                 "runs": 0, "total": 0.0, "squares": 0.0, "instances": 0},
+            )
+            row["runs"] += int(runs or 0)
+            row["total"] += float(total or 0)
+            row["squares"] += float(squares or 0)
+            row["instances"] += int(first_runs or 0)
+    return [row for row in merged.values() if row["runs"]]
+
+
+def _slot_start(slot: int) -> datetime:
+    return datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
 
 
 async def element_counts(session: AsyncSession, scope: Scope) -> list[Row]:

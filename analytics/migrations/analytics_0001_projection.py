@@ -1,4 +1,4 @@
-"""analytics projection: instances, activities, tasks and their candidate groups, projection state
+"""analytics projection: instances, activities and their per-slot sums, tasks and their groups, state
 
 Revision ID: analytics_0001
 Revises:
@@ -48,7 +48,9 @@ def upgrade() -> None:
         sa.Column("start_time", UTCDateTime, nullable=False),
         sa.Column("end_time", UTCDateTime),
         sa.Column("duration_ms", sa.BigInteger),
+        sa.Column("start_slot", sa.Integer, nullable=False),
         sa.Column("canceled", sa.Boolean, nullable=False),
+        sa.Column("first_run", sa.Boolean, nullable=False),
         sa.Column("assignee", sa.String(255)),
     )
     op.create_index("ix_analytics_activities_start", "analytics_activities", ["engine", "start_time"])
@@ -56,6 +58,21 @@ def upgrade() -> None:
         "ix_analytics_activities_key", "analytics_activities", ["engine", "definition_key", "activity_id", "start_time"]
     )
     op.create_index("ix_analytics_activities_instance", "analytics_activities", ["engine", "instance_id"])
+
+    op.create_table(
+        "analytics_activity_slots",
+        sa.Column("engine", sa.String(100), primary_key=True),
+        sa.Column("definition_key", sa.String(255), primary_key=True),
+        sa.Column("activity_id", sa.String(255), primary_key=True),
+        sa.Column("start_slot", sa.Integer, primary_key=True),
+        sa.Column("activity_name", sa.String(255)),
+        sa.Column("activity_type", sa.String(50), nullable=False),
+        sa.Column("runs", sa.Integer, nullable=False),
+        sa.Column("first_runs", sa.Integer, nullable=False),
+        sa.Column("total_ms", sa.Float, nullable=False),
+        sa.Column("squares", sa.Float, nullable=False),
+    )
+    op.create_index("ix_analytics_activity_slots_slot", "analytics_activity_slots", ["engine", "start_slot"])
 
     op.create_table(
         "analytics_tasks",
@@ -100,6 +117,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("analytics_state", "analytics_task_groups", "analytics_tasks", "analytics_activities"):
+    for table in ("analytics_state", "analytics_task_groups", "analytics_tasks", "analytics_activity_slots", "analytics_activities"):
         op.drop_table(table)
     op.drop_table("analytics_instances")
