@@ -128,6 +128,12 @@ async def seed_open_tasks(count: int) -> None:
 
 async def answers(base: str) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+
+        async def health() -> None:
+            (await client.get("/health")).raise_for_status()
+
+        latencies, _ = await timed(health, 200)
+        print(f"  baseline GET /health     : {summary(latencies)} (the machine's floor for one request)")
         for path in ("/statistics", "/bottlenecks", "/tasks/statistics", "/performance"):
 
             async def cached(path: str = path) -> None:
