@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from gateway.bpmn import TaskExtensions
 from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.port import AdapterContext, Capability
 from adapters.camunda import queries
@@ -82,6 +83,7 @@ DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 
 
 class Camunda7Adapter(HttpEngineAdapter):
+    task_extensions = TaskExtensions(namespaces=("http://camunda.org/schema/1.0/bpmn",))
     capabilities = frozenset(
         {
             Capability.SUSPEND_DEFINITION,

@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.embedded import mapping, repository
 from adapters.embedded.engine import InstanceEngine
-from adapters.embedded.parsing import SpecCache, parse_bpmn
+from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, parse_bpmn
 from adapters.embedded.runtime import Handler, Runtime
 from adapters.embedded.variables import loaded, stored
+from gateway.bpmn import TaskExtensions
 from gateway.db import Database, utcnow
 from gateway.engines.port import AdapterContext, Capability, EngineAdapter
 from gateway.errors import BadRequest, ConcurrentModification, Conflict, NotFound
@@ -70,6 +71,7 @@ class EmbeddedOptions(BaseSettings):
 class EmbeddedAdapter(EngineAdapter):
     capabilities = frozenset(Capability)
     options_schema = EmbeddedOptions
+    task_extensions = TaskExtensions(namespaces=(CAMUNDA_NS,))
     transactional = True
 
     def __init__(self, context: AdapterContext) -> None:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from gateway.bpmn import TaskExtensions
 from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.port import AdapterContext, Capability
 from adapters.flowable import errors, mapping, queries
@@ -63,6 +64,7 @@ DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 
 
 class FlowableAdapter(HttpEngineAdapter):
+    task_extensions = TaskExtensions(namespaces=("http://flowable.org/bpmn", "http://activiti.org/bpmn"))
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.SUSPEND_DEFINITION, Capability.SUSPEND_INSTANCE, Capability.DELEGATE_TASK}
     )

@@ -106,7 +106,9 @@ class ProcessService:
     async def get_definition(self, definition_id: str, *, with_counts: bool) -> ProcessDefinitionDetails:
         """A definition with the tasks and start form read from its BPMN. Errors: NotFound."""
         definition = await self.adapter.get_definition(definition_id)
-        tasks, start_form = bpmn.describe_process(await self.adapter.get_definition_xml(definition_id), definition.key)
+        tasks, start_form = bpmn.describe_process(
+            await self.adapter.get_definition_xml(definition_id), definition.key, self.adapter.task_extensions
+        )
         details = ProcessDefinitionDetails(**definition.model_dump(), tasks=tasks, start_form=start_form)
         if with_counts:
             details.instances = await self._running_count(definition_id)
