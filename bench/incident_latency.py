@@ -28,7 +28,9 @@ from asgi_lifespan import LifespanManager
 from bench.common import percentile
 from gateway.bootstrap import create_app
 from gateway.settings import Settings
-from tests.conformance.harness import Harness, discover
+from gateway.engines.testing import Harness
+from tests.conformance.harnesses import HARNESSES
+from tests.real_engines.harness import RealEngineHarness
 from tests.real_engines.runner import EngineUnavailable, RealEngines, missing_tools
 
 TARGET_SECONDS = 2.0
@@ -74,12 +76,12 @@ async def measure(harness: Harness, samples: int, workdir: Path) -> list[float]:
             return latencies
 
 
-def on_real_engine(harness: Harness, engines: RealEngines | None) -> Harness | str:
+def pointed_at_real_engine(harness: RealEngineHarness, engines: RealEngines | None) -> Harness | str:
     """The harness pointed at its running real engine, or why it cannot be measured here."""
     if engines is None:
         return missing_tools() or "no real engines"
     try:
-        running = engines.get(harness.real_engine or "")
+        running = engines.get(harness.real_engine)
     except EngineUnavailable as error:
         return str(error).splitlines()[0]
     running.reset()
@@ -99,9 +101,9 @@ async def measure_all(samples: int) -> None:
 
 
 async def measure_each(samples: int, workdir: Path, engines: RealEngines | None) -> None:
-    for harness in discover():
-        if harness.real_engine is not None:
-            resolved = on_real_engine(harness, engines)
+    for harness in HARNESSES:
+        if isinstance(harness, RealEngineHarness):
+            resolved = pointed_at_real_engine(harness, engines)
             if isinstance(resolved, str):
                 print(f"  {harness.id:<14} not measured: {resolved}")
                 continue

@@ -5,7 +5,7 @@ r"""Check recorded adapter requests against an engine's official OpenAPI spec.
     .venv/bin/python -m tools.validate_requests --engine flowable --base-path /process-api --spec SPEC.json \
         /tmp/rec/real-flowable.jsonl
 
-Recordings are the JSON lines written by `tests/conformance/recording.py`. Prints one line per invalid
+Recordings are the JSON lines written by `gateway/engines/testing/recording.py`. Prints one line per invalid
 request with the reason, then `N requests, N valid, N invalid`; exits 1 if any request is invalid.
 
 Every request is checked with openapi-core: path and method, path/query parameters, content type and body.

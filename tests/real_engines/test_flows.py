@@ -18,13 +18,14 @@ from gateway.registry import EngineRegistry
 from gateway.schemas import EngineIncidentQuery, InstanceQuery, StartInstance, TaskQuery
 from gateway.settings import Settings
 from gateway.variables import parse_request_variables
-from tests.conformance.harness import Harness, engine_config
+from gateway.engines.testing import Harness
 from tests.conformance.harnesses.camunda7 import HARNESS as SIMULATED_CAMUNDA7
 from tests.conformance.harnesses.flowable import HARNESS as SIMULATED_FLOWABLE
 from tests.conformance.harnesses.real_camunda7 import HARNESS as CAMUNDA7
 from tests.conformance.harnesses.real_flowable import HARNESS as FLOWABLE
 from tests.conformance.harnesses.real_operaton import HARNESS as OPERATON
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
+from tests.real_engines.harness import on_real_engine
 from tests.real_engines.flows import bpmn
 
 WAIT = 30.0  # seconds: the bound on the engine's job executor running a job or a due timer
@@ -42,7 +43,7 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 async def adapter(
     harness: Harness, request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 ) -> AsyncIterator[EngineAdapter]:
-    engine = engine_config(harness, request)
+    engine = on_real_engine(harness, request).engine
     shutil.copy(sqlite_template, tmp_path / "gateway.db")
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
     settings = Settings(engines=[{"name": "real", "default": True, **engine}], database_url=database.url)

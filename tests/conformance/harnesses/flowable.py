@@ -7,7 +7,7 @@ first failure (harnesses/real_flowable.py runs the same BPMN on a real Flowable 
 
 from __future__ import annotations
 
-from tests.conformance.harness import Harness
+from gateway.engines.testing import Harness
 from tests.flowable.simulator import FlowableSimulator
 
 DEFINITIONS = (
@@ -50,15 +50,15 @@ AUTH = {"type": "basic", "username": "rest-admin", "password": "test"}
 
 
 def harness_for(url: str, **overrides: object) -> Harness:
-    """The Flowable harness with another engine URL and other fields (real_flowable.py: the real engine)."""
-    settings: dict[str, object] = {
-        "id": "flowable",
-        "engine": {"type": "flowable", "url": url, "auth": AUTH},
-        "bpmn": BPMN,
+    """The Flowable harness with another engine URL."""
+    return Harness(
+        id="flowable",
+        engine={"type": "flowable", "url": url, "auth": AUTH},
+        bpmn=BPMN,
         # A real engine's async executor picks up jobs within seconds; the simulator runs them at once.
-        "incident_timeout": 30.0,
-    }
-    return Harness(**{**settings, **overrides})  # type: ignore[arg-type]
+        incident_timeout=30.0,
+        **overrides,  # type: ignore[arg-type]
+    )
 
 
 HARNESS = harness_for(

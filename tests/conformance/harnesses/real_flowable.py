@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from httpx_aiohttp import AiohttpTransport
 
-from tests.conformance.harnesses.flowable import harness_for
+from tests.conformance.harnesses.flowable import HARNESS as SIMULATED
+from tests.real_engines.harness import real_engine_harness
 
-HARNESS = harness_for(
-    "http://flowable.invalid/process-api", id="real-flowable", make_transport=AiohttpTransport, real_engine="flowable"
+HARNESS = real_engine_harness(
+    SIMULATED,
+    "flowable",
+    id="real-flowable",
+    engine={**SIMULATED.engine, "url": "http://flowable.invalid/process-api"},
+    make_transport=AiohttpTransport,
 )
