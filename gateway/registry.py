@@ -62,7 +62,9 @@ class EngineRegistry:
             breaker = http = None
             if issubclass(cls, HttpEngineAdapter):
                 transport = transports.get(config.name)
-                breaker = EngineBreaker(config.name, config.breaker_fail_max, config.breaker_reset_timeout)
+                breaker = EngineBreaker(
+                    config.name, config.breaker_fail_max, config.breaker_reset_timeout, url=config.public_url()
+                )
                 auth = build_auth(config.auth, engine=config.name, transport=transport)
                 http = EngineHttp(config, breaker=breaker, auth=auth, transport=transport)
             context = AdapterContext(

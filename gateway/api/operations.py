@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -20,9 +21,13 @@ router = APIRouter(tags=["operations"])
 
 
 class EngineCircuit(BaseModel):
+    """The engine's circuit breaker: `closed` (calls go through), `open` (calls answered 503 at once) or
+    `half-open` (the next call probes the engine)."""
+
     state: str
-    failure_count: int
-    opened_at: datetime | None = None
+    failure_count: int = Field(description="Failures counted since the circuit last closed")
+    opened_at: datetime | None = Field(None, description="When the circuit opened (null while closed)")
+    last_error: str | None = Field(None, description="The last network or engine error seen on this engine")
 
 
 class EngineStatus(BaseModel):
@@ -141,9 +146,15 @@ async def ready(request: Request) -> JSONResponse:
             checks["redis"] = {"status": "down", "detail": str(exc) or exc.__class__.__name__}
     registry: EngineRegistry = state.registry
     for description in await asyncio.gather(*(registry.describe(name) for name in registry.engines)):
-        checks[f"engine:{description['name']}"] = {"status": description["status"], "detail": description["detail"]}
+        checks[f"engine:{description['name']}"] = {
+            "status": description["status"],
+            "detail": description["detail"],
+            "url": description["url"],
+            "circuit": description["circuit"],
+        }
     ok = all(check["status"] == "up" for check in checks.values())
-    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+    body = jsonable_encoder({"status": "ready" if ok else "not_ready", "checks": checks})
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
