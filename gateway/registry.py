@@ -14,6 +14,7 @@ from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.plugins import adapter_class, adapter_options
 from gateway.engines.port import CAPABILITY_DESCRIPTIONS, AdapterContext, Capability, EngineAdapter
 from gateway.errors import GatewayError, NotFound, NotSupported
+from gateway.logs import note_engine
 from gateway.metadata import MetadataStore
 from gateway.resilience import EngineBreaker, EngineHttp, RedisBreakerSync
 from gateway.settings import EngineConfig, Settings
@@ -82,6 +83,7 @@ class EngineRegistry:
         if handle is None:
             known = ", ".join(sorted(self.engines))
             raise NotFound(f"Unknown engine '{name}'. Known engines: {known}")
+        note_engine(handle.name)
         return handle
 
     async def start(self) -> None:

@@ -40,6 +40,7 @@ from gateway.errors import (
     NotFound,
     ValidationFailed,
 )
+from gateway.logs import current_request
 from gateway.settings import EngineConfig
 
 log = logging.getLogger(__name__)
@@ -321,6 +322,9 @@ class EngineHttp:
         """Send one logical call; returns a 2xx response or raises a GatewayError."""
         if idempotent is None:
             idempotent = method.upper() in IDEMPOTENT_METHODS
+        context = current_request.get()
+        if context is not None:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "X-Request-Id": context.request_id}
         self.budget.record_call()
         started = time.perf_counter()
         outcome = "error"

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: Port = 3007
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
+    workers: int | None = Field(None, ge=1, description="Server processes; default: one per CPU core (PostgreSQL)")
     max_upload_bytes: int = 5 * 1024 * 1024
     auto_migrate: bool = True
 

@@ -10,7 +10,14 @@ from starlette.datastructures import UploadFile
 
 from gateway.api.context import Processes
 from gateway.errors import BadRequest, PayloadTooLarge
-from gateway.schemas import DefinitionQuery, Deployment, Page, ProcessDefinition, ProcessDefinitionDetails
+from gateway.schemas import (
+    DefinitionQuery,
+    Deployment,
+    Page,
+    ProcessDefinition,
+    ProcessDefinitionDetails,
+    RequestBody,
+)
 
 router = APIRouter(prefix="/api/processes/definitions", tags=["definitions"])
 
@@ -59,7 +66,7 @@ class Upload(BaseModel):
     tenant_id: str | None = None
 
 
-class JsonDeploy(BaseModel):
+class JsonDeploy(RequestBody):
     bpmn_xml: str = Field(min_length=1)
     name: str | None = None
     tenant_id: str | None = None
@@ -154,7 +161,7 @@ async def delete_definition(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-class SuspensionChange(BaseModel):
+class SuspensionChange(RequestBody):
     suspended: bool
     include_instances: bool = False
 

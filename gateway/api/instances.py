@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from gateway import journal
 from gateway.api.context import Processes
-from gateway.schemas import InstanceQuery, Page, ProcessInstance, ProcessInstanceDetails, StartInstance
+from gateway.schemas import (
+    InstanceQuery,
+    Page,
+    ProcessInstance,
+    ProcessInstanceDetails,
+    RequestBody,
+    StartInstance,
+)
 from gateway.uow import reading
 from gateway.variables import TypedValue, parse_request_variables
 
@@ -18,7 +25,7 @@ router = APIRouter(prefix="/api/processes/instances", tags=["instances"])
 VARIABLES_EXAMPLE = {"amount": {"value": 250, "type": "Integer"}, "customer": {"value": "ACME"}}
 
 
-class StartRequest(BaseModel):
+class StartRequest(RequestBody):
     definition_key: str | None = None
     definition_id: str | None = None
     business_key: str | None = None
@@ -77,7 +84,7 @@ async def terminate_instance(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-class InstanceSuspension(BaseModel):
+class InstanceSuspension(RequestBody):
     suspended: bool
 
 
@@ -96,7 +103,7 @@ async def get_variables(instance_id: str, processes: Processes) -> dict[str, Typ
     return await processes.get_variables(instance_id)
 
 
-class VariablesChange(BaseModel):
+class VariablesChange(RequestBody):
     variables: dict[str, Any] = Field(default_factory=dict)
     deletions: list[str] = Field(default_factory=list)
 

@@ -114,8 +114,12 @@ async def list_events(
     request: Request,
     after: Annotated[int, Query(ge=0, description="Cursor of the last event seen; 0 for the beginning")] = 0,
     types: Annotated[str | None, Query(description="Comma-separated event types, e.g. instance.started")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    size: Annotated[int | None, Query(ge=1, le=1000, description="Events per page (default 100)")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000, deprecated=True, description="Old name of `size`")] = None,
 ) -> dict[str, Any]:
+    """Events after the cursor `after`, oldest first, at most `size` of them; pass `next_cursor` as `after` to
+    read on. Event types carry the `process_manager.` prefix; `types` accepts them with or without it."""
+    limit = size or limit or 100
     wanted = None
     if types:
         wanted = [t if t.startswith(EVENT_PREFIX) else EVENT_PREFIX + t for t in (p.strip() for p in types.split(",")) if t]

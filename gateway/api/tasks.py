@@ -5,22 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from gateway.api.context import Processes
-from gateway.schemas import Page, Task, TaskDetails, TaskQuery
+from gateway.schemas import Page, RequestBody, Task, TaskDetails, TaskQuery
 from gateway.variables import parse_request_variables
 
 router = APIRouter(prefix="/api/processes/tasks", tags=["tasks"])
 
 
-class UserRef(BaseModel):
+class UserRef(RequestBody):
     user_id: str = Field(min_length=1, max_length=255)
 
     model_config = {"json_schema_extra": {"examples": [{"user_id": "alice"}]}}
 
 
-class Completion(BaseModel):
+class Completion(RequestBody):
     variables: dict[str, Any] | None = None
 
     model_config = {"json_schema_extra": {"examples": [{"variables": {"approved": {"value": True, "type": "Boolean"}}}]}}
