@@ -20,6 +20,7 @@ from gateway.api import definitions, instances, operations, tasks
 from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
 from gateway.changes import ChangeLog
 from gateway.db import Database
+from gateway.openapi import problem_openapi
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
@@ -98,6 +99,7 @@ def create_app(
         redirect_slashes=False,  # RequestContextMiddleware routes `/path/` like `/path`; never an empty 307
     )
     app.state.settings = settings
+    app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     for module in (definitions, instances, tasks, operations, incident_views):
         app.include_router(module.router)

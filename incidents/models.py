@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field
 
 from gateway.db import BigId, JsonColumn, UTCDateTime, metadata
 from gateway.schemas import ListQuery, Model, RequestBody
+from gateway.variables import REQUEST_VARIABLES_DOC
 
 
 class IncidentStatus(StrEnum):
@@ -269,7 +270,7 @@ class IncidentComment(RequestBody):
 
 class IncidentRetryRequest(RequestBody):
     retries: int = Field(1, ge=1, le=100)
-    variables: dict[str, Any] | None = None
+    variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"retries": 1, "variables": {"fail": {"value": False}}}]})
 

@@ -78,6 +78,9 @@ class EventPage(BaseModel):
 
 @router.get("/api/processes/engines", response_model=list[EngineStatus], summary="Configured engines and their state")
 async def list_engines(request: Request) -> list[dict[str, Any]]:
+    """Every configured engine: type, URL (without credentials), whether it is the default, health, version,
+    capabilities, emulated operations and its circuit breaker (state, since when, last error).
+    """
     registry: EngineRegistry = request.app.state.registry
     return list(await asyncio.gather(*(registry.describe(name) for name in registry.engines)))
 
@@ -94,6 +97,7 @@ async def list_audit(
     page: Annotated[int, Query(ge=1)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
+    """A page of the tamper-evident audit log, newest first, filtered by resource, actor, operation and time."""
     async with reading(request.app.state.db) as session:
         items, total = await journal.list_audit(
             session,
@@ -130,11 +134,15 @@ async def list_events(
 
 @router.get("/health", summary="Liveness")
 async def health() -> dict[str, str]:
+    """Liveness: the process answers. Never checks dependencies."""
     return {"status": "ok", "version": __version__}
 
 
 @router.get("/ready", summary="Readiness: database, Redis and each engine")
 async def ready(request: Request) -> JSONResponse:
+    """Readiness: database, Redis (when configured) and each engine with its URL and circuit; 200 when all are up, else
+    503 naming what is down.
+    """
     state = request.app.state
     checks: dict[str, Any] = {}
     try:
@@ -163,5 +171,6 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def prometheus_metrics() -> Response:
+    """Prometheus metrics: request latency by route and status, engine call latency and retries, circuit states."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
