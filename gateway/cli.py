@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pm-gateway: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)
 
     from gateway.db import Database
 
@@ -93,7 +93,7 @@ def worker_app() -> Any:
     from gateway.bootstrap import create_app
 
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)
     return create_app(settings)
 
 

@@ -57,9 +57,10 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str, log_format: LogFormat = "text") -> None:
+def configure_logging(level: str, log_format: LogFormat = "text", *, access_lines: bool = True) -> None:
     """Send every log line to stderr as text (`time LEVEL logger request-id: message`) or as one JSON object
-    per line (`time`, `level`, `logger`, `message`, `request_id` and the line's extra fields)."""
+    per line (`time`, `level`, `logger`, `message`, `request_id` and the line's extra fields). Without
+    `access_lines` (PM_ACCESS_LOG=false) the per-request lines are off."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         from pythonjsonlogger.json import JsonFormatter
@@ -78,3 +79,4 @@ def configure_logging(level: str, log_format: LogFormat = "text") -> None:
     root.setLevel(level.upper())
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    access_log.disabled = not access_lines
