@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, ValidationFailed
 from gateway.logs import RequestContext, access_log, current_request, note_problem
 
@@ -172,7 +172,14 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, observing_send)
+            with tracing.span(scope["method"], **{"pm.request_id": context.request_id}) as span:
+                try:
+                    await self.app(scope, receive, observing_send)
+                finally:
+                    if span is not None:
+                        route = getattr(scope.get("route"), "path", "unmatched")
+                        span.update_name(f"{scope['method']} {route}")
+                        span.set_attributes({"http.route": route, "http.response.status_code": status})
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")

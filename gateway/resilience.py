@@ -29,7 +29,7 @@ import pybreaker
 from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.errors import (
     BadRequest,
     Conflict,
@@ -328,12 +328,13 @@ class EngineHttp:
         self.budget.record_call()
         started = time.perf_counter()
         outcome = "error"
-        try:
-            response = await self._with_retries(method, path, operation, idempotent, kwargs)
-            outcome = "ok"
-            return response
-        finally:
-            metrics.engine_calls.labels(self.engine, operation, outcome).observe(time.perf_counter() - started)
+        with tracing.span(f"engine {operation}", **{"pm.engine": self.engine, "http.request.method": method}):
+            try:
+                response = await self._with_retries(method, path, operation, idempotent, kwargs)
+                outcome = "ok"
+                return response
+            finally:
+                metrics.engine_calls.labels(self.engine, operation, outcome).observe(time.perf_counter() - started)
 
     async def _with_retries(
         self, method: str, path: str, operation: str, idempotent: bool, kwargs: dict[str, Any]
