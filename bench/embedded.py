@@ -36,8 +36,8 @@ APPROVAL = b"""<?xml version="1.0" encoding="UTF-8"?>
 </bpmn:definitions>"""
 
 
-def database_url() -> str:
-    return sa.make_url(SERVER_URL).set(database=DATABASE).render_as_string(hide_password=False)
+def database_url(database: str = DATABASE) -> str:
+    return sa.make_url(SERVER_URL).set(database=database).render_as_string(hide_password=False)
 
 
 async def admin(sql: str) -> None:
@@ -47,10 +47,10 @@ async def admin(sql: str) -> None:
     await engine.dispose()
 
 
-async def seed_open_tasks(count: int) -> None:
+async def seed_open_tasks(count: int, database: str = DATABASE) -> None:
     """Copy rows shaped like the engine's own: half in group sales, a quarter assigned, due dates spread.
     Autovacuum is off for the task tables and nothing runs ANALYZE: the planner's statistics stay stale."""
-    engine = create_async_engine(database_url())
+    engine = create_async_engine(database_url(database))
     async with engine.begin() as conn:
         for table in ("embedded_tasks", "embedded_task_candidates"):
             await conn.execute(sa.text(f"ALTER TABLE {table} SET (autovacuum_enabled = false)"))
@@ -71,8 +71,8 @@ async def seed_open_tasks(count: int) -> None:
     await engine.dispose()
 
 
-async def analyze() -> None:
-    engine = create_async_engine(database_url())
+async def analyze(database: str = DATABASE) -> None:
+    engine = create_async_engine(database_url(database))
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(sa.text("VACUUM ANALYZE"))

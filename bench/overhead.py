@@ -33,7 +33,7 @@ SERVER_URL = os.environ.get("PM_BENCH_DATABASE_URL", "postgresql+asyncpg://postg
 DATABASE = "pm_bench_overhead"
 WARMUP = 300
 COUNTS = {1: 1500, 16: 6000}
-PROFILE_REQUESTS = 3000
+PROFILE_REQUESTS = 2000
 
 
 async def measure(url: str, concurrency: int, count: int | None = None) -> tuple[list[float], float]:
