@@ -157,7 +157,9 @@ class RequestContextMiddleware:
             return
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
-            scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": scope["raw_path"].rstrip(b"/") or b"/"}
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+            if scope.get("raw_path"):
+                scope["raw_path"] = scope["raw_path"].rstrip(b"/") or b"/"
         context = RequestContext(_request_id(scope))
         token = current_request.set(context)
         started = time.perf_counter()
