@@ -1,4 +1,6 @@
 # `make run` starts the gateway on the embedded engine; `make test` runs every test.
+# `make engine-camunda7` / `engine-operaton` / `engine-flowable` build (first use) and run a real engine in
+# the foreground on PM_ENGINE_PORT (default 8080); they need java 17+ and mvn.
 # Both create the virtualenv and install what they need on first use.
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +9,7 @@ SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 RUNTIME := $(VENV)/.installed-run-$(SUM)
 TESTING := $(VENV)/.installed-test-$(SUM)
 
-.PHONY: run test migrate verify-audit bench api-docs clean
+.PHONY: run test migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
 # `make run` installs only what running needs; `make test` adds the test extras.
 $(RUNTIME): pyproject.toml
@@ -39,6 +41,9 @@ bench: $(TESTING)
 
 api-docs: $(RUNTIME)
 	$(BIN)/python -m tools.api_docs
+
+engine-camunda7 engine-operaton engine-flowable:
+	engines/run $(@:engine-%=%)
 
 clean:
 	rm -rf $(VENV) .pytest_cache pm-gateway.db*

@@ -24,6 +24,9 @@ from gateway.openapi import problem_openapi
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
+from analytics import views as analytics_views
+from analytics.center import AnalyticsCenter
+from analytics.settings import load_analytics_settings
 from incidents import views as incident_views
 from incidents.center import IncidentCenter
 from incidents.settings import load_incident_settings
@@ -53,6 +56,7 @@ def create_app(
     in place of remote engines. Raises ConfigError naming the field when the configuration is invalid."""
     settings = settings or load_settings()
     incident_settings = load_incident_settings()
+    analytics_settings = load_analytics_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +75,8 @@ def create_app(
         incidents = IncidentCenter(db, registry, incident_settings)
         app.state.incidents = incidents
         await incidents.start()
+        app.state.analytics = AnalyticsCenter(db, registry, redis, analytics_settings)
+        await app.state.analytics.start()
         housekeeping = [
             asyncio.create_task(
                 _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
@@ -84,6 +90,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.analytics.stop()
             await incidents.stop()
             await registry.close()
             if redis is not None:
@@ -101,7 +108,8 @@ def create_app(
     app.state.settings = settings
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
-    for module in (definitions, instances, tasks, operations, incident_views):
+    # analytics first: its /tasks/statistics must win over /tasks/{task_id}
+    for module in (analytics_views, definitions, instances, tasks, operations, incident_views):
         app.include_router(module.router)
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)

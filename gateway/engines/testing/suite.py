@@ -27,6 +27,7 @@ from gateway.schemas import (
     EngineIncidentQuery,
     HistoryQuery,
     InstanceQuery,
+    SortOrder,
     StartInstance,
     TaskQuery,
 )
@@ -79,7 +80,7 @@ async def test_deploy_lists_and_versions_definitions(adapter: EngineAdapter, har
     assert [(d.id, d.version) for d in latest.items] == [(second, 2)]
     assert latest.total == 1
     every = await adapter.list_definitions(
-        DefinitionQuery(key="approval", latest_only=False, sort="version", order="asc")
+        DefinitionQuery(key="approval", latest_only=False, sort="version", order=SortOrder.ASC)
     )
     assert [d.version for d in every.items] == [1, 2]
 
@@ -169,7 +170,7 @@ EVERY_TYPE = {
     "big": {"value": 9_007_199_254_740_993, "type": "Long"},
     "ratio": {"value": 0.125, "type": "Double"},
     "when": {"value": "2026-11-22T10:00:00.250Z", "type": "Date"},
-    "doc": {"value": {"items": [1, 2], "nested": {"ok": True}}, "type": "Json"},
+    "doc": {"value": {"items": [1, 2], "nested": {"ok": True}, "n": None}, "type": "Json"},
 }
 
 
@@ -565,8 +566,10 @@ async def test_history_has_finished_instances_and_activity_durations(adapter: En
     assert instance_id in [i.id for i in finished.items]
     activities = await adapter.history_activities(HistoryQuery(definition_key="approval"))
     review = [a for a in activities.items if a.activity_id == "review" and a.instance_id == instance_id]
-    assert review and review[0].end_time is not None and review[0].duration_ms is not None
-    assert review[0].end_time - review[0].start_time >= timedelta(0)
+    assert review, f"no review activity of instance {instance_id}: {activities.items}"
+    activity = review[0]
+    assert activity.start_time is not None and activity.end_time is not None and activity.duration_ms is not None
+    assert activity.end_time - activity.start_time >= timedelta(0)
 
 
 async def test_health_reports_up_with_version(adapter: EngineAdapter) -> None:
