@@ -58,3 +58,8 @@ async def test_events_honour_size_like_other_lists_and_limit_still_works(client:
     assert len((await client.get("/api/processes/events", params={"size": 2})).json()["items"]) == 2
     assert len((await client.get("/api/processes/events", params={"limit": 3})).json()["items"]) == 3
     assert_problem(await client.get("/api/processes/events", params={"size": 0}), 422, "size")
+
+
+async def test_claim_next_refuses_unknown_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/processes/tasks/claim-next", json={"candidate_group": "sales"})
+    assert_problem(response, 422, "unknown field 'candidate_group'")
