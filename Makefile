@@ -5,31 +5,42 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUNTIME := $(VENV)/.installed-run-$(SUM)
+TESTING := $(VENV)/.installed-test-$(SUM)
 
-.PHONY: run test migrate verify-audit bench clean engine-camunda7 engine-operaton engine-flowable
+.PHONY: run test migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
-$(STAMP): pyproject.toml
+# `make run` installs only what running needs; `make test` adds the test extras.
+$(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUNTIME)
 
-run: $(STAMP)
+$(TESTING): $(RUNTIME)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-test-*
+	touch $(TESTING)
+
+run: $(RUNTIME)
 	$(BIN)/pm-gateway
 
-test: $(STAMP)
+test: $(TESTING)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-migrate: $(STAMP)
+migrate: $(RUNTIME)
 	$(BIN)/pm-gateway migrate
 
-verify-audit: $(STAMP)
+verify-audit: $(RUNTIME)
 	$(BIN)/pm-gateway verify-audit
 
-bench: $(STAMP)
+bench: $(TESTING)
 	$(BIN)/python -m bench.all
+
+api-docs: $(RUNTIME)
+	$(BIN)/python -m tools.api_docs
 
 engine-camunda7 engine-operaton engine-flowable:
 	engines/run $(@:engine-%=%)

@@ -17,9 +17,10 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api import definitions, instances, operations, tasks
-from gateway.app import MetricsMiddleware, UploadLimitMiddleware, install_error_handlers
+from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
 from gateway.changes import ChangeLog
 from gateway.db import Database
+from gateway.openapi import problem_openapi
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
@@ -102,13 +103,15 @@ def create_app(
         description="One stable REST API for BPMN process management over Camunda 7, Flowable, "
         "Camunda 8 and an embedded engine. Errors are RFC 9457 problem details.",
         lifespan=lifespan,
+        redirect_slashes=False,  # RequestContextMiddleware routes `/path/` like `/path`; never an empty 307
     )
     app.state.settings = settings
+    app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     # analytics first: its /tasks/statistics must win over /tasks/{task_id}
     for module in (analytics_views, definitions, instances, tasks, operations, incident_views):
         app.include_router(module.router)
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware)
     return app
