@@ -9,9 +9,10 @@ is ever called. Register an adapter class under the entry point group `pm_gatewa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -74,8 +75,36 @@ class AdapterContext:
     http: EngineHttp | None = None  # built by the registry, with timeouts, breaker and retries, for HTTP engines
 
 
+@dataclass(frozen=True)
+class EngineChange:
+    """One change the engine made, as the event the gateway emits for it.
+
+    `type` is the event type without the `process_manager.` prefix (`task.created`, `task.assigned`,
+    `task.completed`, `instance.completed`, `instance.terminated`, `instance.suspended`, `instance.activated`);
+    `data` has the fields the embedded engine's event of that type has (task events always `task_id`, and
+    `task.assigned` the new `assignee`). `occurred_at` is the engine's time of the change.
+    """
+
+    type: str
+    instance_id: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    tenant_id: str | None = None
+
+
+@dataclass
+class ChangeBatch:
+    """The changes after a high-water mark, oldest first, and the mark to read from next time (JSON-able)."""
+
+    changes: list[EngineChange]
+    mark: dict[str, Any] = field(default_factory=dict)
+
+
 class EngineAdapter(ABC):
     uses_http: ClassVar[bool] = True
+    # Whether `read_changes` follows what the engine does on its own (the HTTP engines; the embedded engine
+    # emits its events itself, in the transaction that changes it).
+    observes_changes: ClassVar[bool] = False
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     # Capabilities the engine lacks but the gateway emulates; named in GET /engines so nobody is surprised.
     emulated: ClassVar[dict[str, str]] = {}
@@ -200,3 +229,9 @@ class EngineAdapter(ABC):
 
     @abstractmethod
     async def health(self) -> EngineHealth: ...
+
+    # ------------------------------------------------------------ change feed
+    async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
+        """The engine's changes after `mark` (empty at first: start from now) that happened before
+        `settled_before`, oldest first, with the new mark. Only adapters with `observes_changes` implement it."""
+        raise NotImplementedError

@@ -24,6 +24,9 @@ from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, Validation
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
+from events import views as event_views
+from events.service import EventService
+from events.settings import load_event_settings
 from incidents import views as incident_views
 from incidents.center import IncidentCenter
 from incidents.settings import load_incident_settings
@@ -170,6 +173,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or load_settings()
     incident_settings = load_incident_settings()
+    event_settings = load_event_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -187,6 +191,8 @@ def create_app(
         incidents = IncidentCenter(db, registry, incident_settings)
         app.state.incidents = incidents
         await incidents.start()
+        app.state.events = EventService(db, registry, event_settings, redis)
+        await app.state.events.start()
         purge = asyncio.create_task(
             _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
         )
@@ -196,6 +202,7 @@ def create_app(
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
+            await app.state.events.stop()
             await incidents.stop()
             await registry.close()
             if redis is not None:
@@ -211,7 +218,7 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (definitions, instances, tasks, operations, incident_views):
+    for module in (definitions, instances, tasks, operations, incident_views, event_views):
         app.include_router(module.router)
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
