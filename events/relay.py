@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
 
 from events import repository
@@ -144,10 +145,13 @@ class WebhookDispatcher:
     def __init__(self, db: Database, settings: EventSettings) -> None:
         self.db = db
         self.settings = settings
+        limits = httpx.Limits(max_connections=settings.webhook_concurrency)
+        # aiohttp's connection handling behind the httpx API, as for engine calls (gateway.resilience).
         self.client = httpx.AsyncClient(
             timeout=settings.webhook_timeout,
-            limits=httpx.Limits(max_connections=settings.webhook_concurrency),
+            limits=limits,
             follow_redirects=False,
+            transport=AiohttpTransport(limits=limits),
         )
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
 
@@ -155,18 +159,35 @@ class WebhookDispatcher:
         await self.client.aclose()
 
     async def run_once(self) -> int:
-        """Attempt one batch of due deliveries; returns how many were attempted."""
+        """Attempt one batch of due deliveries; returns how many were attempted.
+
+        Each instance's deliveries (per subscription) go out one after the other in event order, stopping at
+        the first failure; different instances go out concurrently.
+        """
         now = utcnow()
         async with reading(self.db) as session:
             due = await repository.due_deliveries(session, now, self.settings.batch_size)
             events = await repository.events_by_cursor(session, {row["event_cursor"] for row in due}) if due else {}
-        if not due:
-            return 0
-        attempts = await asyncio.gather(*(self._attempt(row, events[row["event_cursor"]], now) for row in due))
-        async with transaction(self.db, actor=SYSTEM) as uow:
-            for row, attempt in zip(due, attempts, strict=True):
-                await self._record(uow, row, attempt)
-        return len(due)
+        queues: dict[tuple[str, str], list[Any]] = {}
+        for row in due:
+            queues.setdefault((row["subscription_id"], row["instance_id"] or row["id"]), []).append(row)
+        outcomes = await asyncio.gather(*(self._send_in_order(queue, events, now) for queue in queues.values()))
+        attempted = [outcome for queue_outcomes in outcomes for outcome in queue_outcomes]
+        if attempted:
+            async with transaction(self.db, actor=SYSTEM) as uow:
+                await self._record(uow, attempted)
+        return len(attempted)
+
+    async def _send_in_order(
+        self, queue: list[Any], events: dict[int, dict[str, Any]], now: datetime
+    ) -> list[tuple[Any, Attempt]]:
+        outcomes = []
+        for row in queue:
+            attempt = await self._attempt(row, events[row["event_cursor"]], now)
+            outcomes.append((row, attempt))
+            if not attempt.ok:
+                break
+        return outcomes
 
     async def _attempt(self, row: Any, event: dict[str, Any], now: datetime) -> Attempt:
         signing = [row["secret"]]
@@ -175,8 +196,35 @@ class WebhookDispatcher:
         async with self._slots:
             return await post(self.client, row["url"], row["event_id"], event, row["format"], signing)
 
-    async def _record(self, uow: UnitOfWork, row: Any, attempt: Attempt) -> None:
+    async def _record(self, uow: UnitOfWork, attempted: list[tuple[Any, Attempt]]) -> None:
         now = utcnow()
+        await repository.record_delivered(
+            uow.session,
+            [
+                {"delivery_id": row["id"], "attempts": row["attempts"] + 1, "at": now, "response_status": a.status}
+                for row, a in attempted
+                if a.ok
+            ],
+        )
+        succeeded = {row["subscription_id"] for row, attempt in attempted if attempt.ok}
+        failed = [(row, attempt) for row, attempt in attempted if not attempt.ok]
+        for subscription_id in sorted(succeeded | {row["subscription_id"] for row, _ in failed}):
+            try:
+                subscription = await repository.get_subscription(uow.session, subscription_id, lock=True)
+            except NotFound:
+                continue  # deleted while the requests were in flight, its deliveries with it
+            failures = [(row, attempt) for row, attempt in failed if row["subscription_id"] == subscription_id]
+            for row, attempt in failures:
+                await self._record_failure(uow, row, attempt, now)
+            if any(attempt.gone for _, attempt in failures):
+                await disable(uow, subscription, "the receiver answered 410 Gone")
+            elif subscription_id in succeeded:
+                if subscription["failing_since"] is not None:
+                    await repository.update_subscription(uow.session, subscription_id, {"failing_since": None})
+            elif failures:
+                await self._subscription_failed(uow, subscription, failures, now)
+
+    async def _record_failure(self, uow: UnitOfWork, row: Any, attempt: Attempt, now: datetime) -> None:
         attempts = row["attempts"] + 1
         values: dict[str, Any] = {
             "attempts": attempts,
@@ -184,26 +232,18 @@ class WebhookDispatcher:
             "response_status": attempt.status,
             "last_error": attempt.error,
         }
-        try:
-            subscription = await repository.get_subscription(uow.session, row["subscription_id"], lock=True)
-        except NotFound:
-            return  # deleted while the request was in flight, its deliveries with it
-        if attempt.ok:
-            values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
-            await repository.update_delivery(uow.session, row["id"], values)
-            if subscription["failing_since"] is not None:
-                await repository.update_subscription(uow.session, subscription["id"], {"failing_since": None})
-            return
-        schedule = self.settings.webhook_retry_schedule
-        if attempt.gone or attempts >= len(schedule):
+        if attempt.gone or attempts >= len(self.settings.webhook_retry_schedule):
             values["status"] = DeliveryStatus.FAILED.value
         else:
             values["next_attempt_at"] = now + timedelta(seconds=self.retry_delay(attempts, attempt.retry_after))
         await repository.update_delivery(uow.session, row["id"], values)
+
+    async def _subscription_failed(
+        self, uow: UnitOfWork, subscription: Any, failures: list[tuple[Any, Attempt]], now: datetime
+    ) -> None:
+        """Nothing went through to this subscription this round: failing for too long disables it."""
         failing_since = subscription["failing_since"] or now
-        if attempt.gone:
-            await disable(uow, subscription, "the receiver answered 410 Gone")
-        elif now - failing_since >= self.settings.webhook_disable_after:
+        if now - failing_since >= self.settings.webhook_disable_after:
             await disable(uow, subscription, f"every delivery failed since {failing_since.isoformat()}")
         elif subscription["failing_since"] is None:
             await repository.update_subscription(uow.session, subscription["id"], {"failing_since": now})

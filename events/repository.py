@@ -196,18 +196,21 @@ async def update_delivery(session: AsyncSession, delivery_id: str, values: dict[
 
 
 async def due_deliveries(session: AsyncSession, now: datetime, limit: int) -> Sequence[Row]:
-    """Pending deliveries whose time has come and that head their instance's queue on their subscription.
+    """Pending, due deliveries of active subscriptions that no earlier event of their instance holds back,
+    oldest event first, each joined with its subscription's url, format and secrets.
 
-    A delivery waits while an earlier event of the same instance is still pending for the same subscription, so a
-    receiver never gets an instance's event before the earlier ones were delivered or dead-lettered. Returns the
-    delivery joined with its subscription's url, format and secrets, oldest event first.
+    An instance's delivery is held back while an earlier pending delivery of the same instance, on the same
+    subscription, waits for a retry: a receiver never gets an instance's event before the earlier ones were
+    delivered or dead-lettered. The caller sends an instance's deliveries in the order returned, stopping at
+    the first failure.
     """
-    earlier = deliveries.alias("earlier")
-    blocked = sa.exists().where(
-        earlier.c.subscription_id == deliveries.c.subscription_id,
-        earlier.c.instance_id == deliveries.c.instance_id,
-        earlier.c.status == DeliveryStatus.PENDING.value,
-        earlier.c.event_cursor < deliveries.c.event_cursor,
+    waiting = deliveries.alias("waiting")
+    held_back = sa.exists().where(
+        waiting.c.subscription_id == deliveries.c.subscription_id,
+        waiting.c.instance_id == deliveries.c.instance_id,
+        waiting.c.status == DeliveryStatus.PENDING.value,
+        waiting.c.next_attempt_at > now,
+        waiting.c.event_cursor < deliveries.c.event_cursor,
     )
     query = (
         sa.select(
@@ -223,12 +226,30 @@ async def due_deliveries(session: AsyncSession, now: datetime, limit: int) -> Se
             subscriptions.c.active,
             deliveries.c.status == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at <= now,
-            ~blocked,
+            ~held_back,
         )
         .order_by(deliveries.c.event_cursor)
         .limit(limit)
     )
     return (await session.execute(query)).mappings().all()
+
+
+async def record_delivered(session: AsyncSession, outcomes: list[dict[str, Any]]) -> None:
+    """Mark deliveries delivered: `[{"delivery_id", "attempts", "at", "response_status"}]`, one statement."""
+    if outcomes:
+        await session.execute(
+            deliveries.update()
+            .where(deliveries.c.id == sa.bindparam("delivery_id"))
+            .values(
+                status=DeliveryStatus.DELIVERED.value,
+                attempts=sa.bindparam("attempts"),
+                last_attempt_at=sa.bindparam("at"),
+                delivered_at=sa.bindparam("at"),
+                response_status=sa.bindparam("response_status"),
+                last_error=None,
+            ),
+            outcomes,
+        )
 
 
 async def events_by_cursor(session: AsyncSession, cursors: set[int]) -> dict[int, dict[str, Any]]:

@@ -103,7 +103,7 @@ class EventService:
             await self._refresh_leadership()
 
     async def _loop(self, name: str, work: Callable[[], Awaitable[int]], interval: float) -> None:
-        """Run `work` while leader: again at once after a full round, else after `interval` seconds."""
+        """Run `work` while leader: again at once while it finds work, else after `interval` seconds."""
         failing = False
         while True:
             moved = 0
@@ -117,7 +117,7 @@ class EventService:
                     if not failing:
                         log.exception("Event relay: %s failed; trying again every %ss", name, interval)
                     failing = True
-            if moved < self.settings.batch_size:
+            if not moved:
                 await asyncio.sleep(interval)
 
     # ------------------------------------------------------------ subscriptions
