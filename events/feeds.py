@@ -41,18 +41,21 @@ ORDER_WITHIN_INSTANT = {
 }
 
 
-def state_of(event_type: str, instance_id: str | None, data: dict[str, Any]) -> tuple[Hashable, Hashable]:
-    """The (what, state) an event reports: two events with the same pair report the same change."""
+def states_of(event_type: str, instance_id: str | None, data: dict[str, Any]) -> list[tuple[Hashable, Hashable]]:
+    """The (what, state) pairs an event reports, the one that identifies its change first: two events whose
+    first pairs are equal report the same change. A created task also reports its first assignee."""
     short = event_type.removeprefix(EVENT_PREFIX)
     if short == "task.assigned":
-        return ("assignment", data.get("task_id")), data.get("assignee")
+        return [(("assignment", data.get("task_id")), data.get("assignee"))]
     if short in ("instance.suspended", "instance.activated"):
-        return ("suspension", instance_id), short
+        return [(("suspension", instance_id), short)]
+    if short == "task.created":
+        return [((short, data.get("task_id")), True), (("assignment", data.get("task_id")), data.get("assignee"))]
     if short.startswith("task."):
-        return (short, data.get("task_id")), True
+        return [((short, data.get("task_id")), True)]
     if short in ("instance.completed", "instance.terminated"):
-        return ("end", instance_id), True
-    return (short, instance_id), True
+        return [(("end", instance_id), True)]
+    return [((short, instance_id), True)]
 
 
 class ChangeFeed:
@@ -80,10 +83,11 @@ class ChangeFeed:
                 return 0  # another replica moved the mark meanwhile: its round counts, this one is dropped
             latest = await self._latest_states(uow.session, changes)
             for change in changes:
-                what, state = state_of(change.type, change.instance_id, change.data)
+                reported = states_of(change.type, change.instance_id, change.data)
+                what, state = reported[0]
                 if latest.get(what, _NOTHING) == state:
                     continue
-                latest[what] = state
+                latest.update(reported)
                 uow.emit(
                     change.type,
                     engine=self.engine,
@@ -99,8 +103,7 @@ class ChangeFeed:
         latest: dict[Hashable, Hashable] = {}
         instance_ids = {change.instance_id for change in changes}
         for event in await repository.instance_events(session, self.engine, instance_ids):
-            what, state = state_of(event["type"], event["instance_id"], event["data"])
-            latest[what] = state
+            latest.update(states_of(event["type"], event["instance_id"], event["data"]))
         return latest
 
 
