@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.base import ChangeBatch, EngineChange
+from gateway.engines.port import ChangeBatch, EngineChange
 from gateway.variables import parse_datetime
 
 PAGE_SIZE = 500

@@ -24,7 +24,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from bench.common import percentile
-from gateway.app import create_app
+from gateway.bootstrap import create_app
 from gateway.settings import Settings
 from tests.conformance.harness import Harness, discover
 

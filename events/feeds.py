@@ -18,7 +18,7 @@ from collections.abc import Hashable
 from datetime import timedelta
 from typing import Any
 
-from adapters.base import EngineChange
+from gateway.engines.port import EngineChange
 from events import repository
 from events.settings import EventSettings
 from gateway.db import Database, utcnow

@@ -24,11 +24,12 @@ from events.models import (
     matches,
 )
 from events.service import EventService
-from gateway import journal
 from gateway.api.context import caller
+from gateway.changes import ChangeLog
 from gateway.errors import BadRequest
+from gateway.journal import AuditDraft
 from gateway.schemas import Page
-from gateway.uow import AuditDraft, UnitOfWork, reading
+from gateway.uow import UnitOfWork, reading
 
 router = APIRouter(prefix="/api/processes", tags=["events"])
 T = TypeVar("T")
@@ -52,16 +53,14 @@ async def _audited(
     change: Callable[[UnitOfWork], Awaitable[T]],
     status_code: int = 200,
 ) -> T:
-    def draft(resource_id: str | None, outcome: int) -> AuditDraft:
-        return AuditDraft(operation, "subscription", resource_id, None, request, outcome)
-
-    return await journal.audited(
-        service.db,
-        actor,
-        change,
-        success=lambda result: draft(getattr(result, "id", subscription_id), status_code),
-        failure=lambda exc: draft(subscription_id, exc.status),
-    )
+    """Run a subscription change as an audited change (`gateway.changes`); a failed one is audited too."""
+    audit = AuditDraft(operation, "subscription", subscription_id, None, request, status_code)
+    async for attempt in ChangeLog(service.db).attempts(actor, audit, transactional=True):
+        async with attempt as uow:
+            result = await change(uow)
+            if uow.audit_entry is not None and subscription_id is None:
+                uow.audit_entry.resource_id = getattr(result, "id", None)
+    return result
 
 
 def _safe_request(body: Any) -> dict[str, Any]:

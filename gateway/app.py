@@ -1,15 +1,13 @@
-"""The FastAPI application: wiring, lifespan, problem responses, request metrics and limits."""
+"""HTTP plumbing of the FastAPI application: problem responses, request metrics and the upload limit.
+
+The application itself is assembled in `gateway.bootstrap` (the composition root)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,23 +15,11 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import __version__, metrics
-from gateway.api import definitions, instances, operations, tasks
-from gateway.db import Database
+from gateway import metrics
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, ValidationFailed
-from gateway.idempotency import IdempotencyMiddleware, purge_expired
-from gateway.registry import EngineRegistry
-from gateway.settings import Settings, load_settings
-from events import views as event_views
-from events.service import EventService
-from events.settings import load_event_settings
-from incidents import views as incident_views
-from incidents.center import IncidentCenter
-from incidents.settings import load_incident_settings
 
 log = logging.getLogger("gateway")
 PROBLEM_JSON = "application/problem+json"
-IDEMPOTENCY_PURGE_INTERVAL = 3600.0
 
 
 def problem_response(error: GatewayError, request: Request) -> JSONResponse:
@@ -155,72 +141,3 @@ class MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             metrics.http_requests.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
-
-
-async def _periodic(interval: float, job: Any) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await job()
-        except Exception:  # noqa: BLE001 - a failed round is retried at the next interval
-            log.exception("periodic job failed")
-
-
-def create_app(
-    settings: Settings | None = None,
-    *,
-    engine_transports: dict[str, httpx.AsyncBaseTransport] | None = None,
-) -> FastAPI:
-    settings = settings or load_settings()
-    incident_settings = load_incident_settings()
-    event_settings = load_event_settings()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
-        if settings.auto_migrate:
-            await db.migrate()
-        redis = None
-        if settings.redis_url:
-            from redis.asyncio import Redis
-
-            redis = Redis.from_url(settings.redis_url)
-        registry = EngineRegistry(settings, db, transports=engine_transports, redis=redis)
-        app.state.db, app.state.redis, app.state.registry = db, redis, registry
-        await registry.start()
-        incidents = IncidentCenter(db, registry, incident_settings)
-        app.state.incidents = incidents
-        await incidents.start()
-        app.state.events = EventService(db, registry, event_settings, redis)
-        await app.state.events.start()
-        purge = asyncio.create_task(
-            _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
-        )
-        try:
-            yield
-        finally:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
-            await app.state.events.stop()
-            await incidents.stop()
-            await registry.close()
-            if redis is not None:
-                await redis.aclose()
-            await db.dispose()
-
-    app = FastAPI(
-        title="pm-gateway",
-        version=__version__,
-        description="One stable REST API for BPMN process management over Camunda 7, Flowable, "
-        "Camunda 8 and an embedded engine. Errors are RFC 9457 problem details.",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    install_error_handlers(app)
-    for module in (definitions, instances, tasks, operations, incident_views, event_views):
-        app.include_router(module.router)
-    app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
-    app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
-    app.add_middleware(MetricsMiddleware)
-    return app

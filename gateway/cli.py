@@ -7,7 +7,8 @@ import asyncio
 import logging
 import sys
 
-from gateway.settings import ConfigError, load_settings
+from gateway.errors import ConfigError
+from gateway.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.bootstrap import create_app
 
     try:
         app = create_app(settings)

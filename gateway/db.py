@@ -17,7 +17,7 @@ from alembic.config import Config
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from gateway.settings import installed_adapters
+from gateway.engines.plugins import installed_adapters
 
 metadata = sa.MetaData()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib.metadata import EntryPoint, entry_points
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -11,23 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ADAPTER_ENTRY_POINTS = "pm_gateway.adapters"
-
-
-def installed_adapters() -> dict[str, EntryPoint]:
-    """Adapter entry points by engine type (not loaded: a broken optional adapter harms no other engine)."""
-    return {entry.name: entry for entry in entry_points(group=ADAPTER_ENTRY_POINTS)}
-
-
-def require_installed(engine: EngineConfig) -> EntryPoint:
-    adapters = installed_adapters()
-    if engine.type not in adapters:
-        raise ConfigError(
-            f"invalid configuration: engine {engine.name!r}: type {engine.type!r} has no installed adapter; "
-            f"installed: {', '.join(sorted(adapters))}"
-        )
-    return adapters[engine.type]
-
+from gateway.engines.plugins import adapter_class, adapter_options
+from gateway.errors import ConfigError
 
 class AuthConfig(BaseModel):
     type: Literal["none", "basic", "bearer", "oauth2"] = "none"
@@ -67,12 +51,9 @@ class EngineConfig(BaseModel):
     breaker_reset_timeout: float = Field(30.0, gt=0)
     retry_attempts: int = Field(3, ge=1, le=10)
     retry_budget_ratio: float = Field(0.2, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _url_for_remote_engines(self) -> EngineConfig:
-        if self.type != "embedded" and not self.url:
-            raise ValueError(f"engine {self.name!r} of type {self.type} needs a url")
-        return self
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Settings of the engine's adapter (its `options_schema`, see README)"
+    )
 
     def public_url(self) -> str | None:
         """The URL without any user:password part."""
@@ -103,9 +84,6 @@ class Settings(BaseSettings):
     engines: list[EngineConfig] | None = None
     config: Path | None = None
     default_engine: str | None = None  # overrides the engine marked default
-
-    embedded_allow_scripts: bool = False
-    embedded_timer_interval: float = Field(1.0, gt=0)
 
     idempotency_ttl_hours: float = Field(24.0, gt=0)
 
@@ -153,10 +131,6 @@ class Settings(BaseSettings):
         return next((engine.name for engine in configs if engine.default), configs[0].name)
 
 
-class ConfigError(Exception):
-    """Raised at start when the configuration is invalid; the message names the bad field."""
-
-
 def _field_name(loc: tuple[Any, ...]) -> str:
     if not loc:
         return "settings"
@@ -170,8 +144,9 @@ def load_settings(**overrides: Any) -> Settings:
     """Read and check the whole configuration now, so a mistake stops the start, not the first request."""
     try:
         settings = Settings(**overrides)
-        for engine in settings.engine_configs:
-            require_installed(engine)
+        for index, engine in enumerate(settings.engine_configs):
+            field = f"PM_ENGINES[{index}]" if settings.engines else "PM_CONFIG" if settings.config else "PM_ENGINE_URL"
+            adapter_options(adapter_class(engine), engine, field)
         return settings
     except ValidationError as exc:
         problems = "; ".join(f"{_field_name(tuple(error['loc']))}: {error['msg']}" for error in exc.errors())

@@ -157,3 +157,8 @@ def to_plain(variables: Variables) -> dict[str, Any]:
 def from_plain(values: dict[str, Any]) -> Variables:
     """Type plain values read back from an engine that keeps no types (inference only)."""
     return {name: TypedValue(value=value, type=infer_type(value)) for name, value in values.items()}
+
+
+def audit_summary(variables: dict[str, Any]) -> dict[str, str]:
+    """What the audit log keeps of variables: names and types, never values (they may be personal data)."""
+    return {name: getattr(typed, "type", "inferred") for name, typed in variables.items()}

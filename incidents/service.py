@@ -11,14 +11,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.base import Capability
-from gateway.api.context import variable_summary
+from gateway.engines.port import Capability
 from gateway.db import utcnow
 from gateway.errors import Conflict, GatewayError, NotFound, ValidationFailed
 from gateway.registry import EngineHandle, EngineRegistry
 from gateway.schemas import EngineIncident
 from gateway.uow import UnitOfWork
-from gateway.variables import Variables
+from gateway.variables import Variables, audit_summary
 from incidents import policies, repository
 from incidents.models import Action, IncidentSeverity, IncidentStatus, ResolutionType
 from incidents.repository import Row
@@ -212,7 +211,7 @@ class IncidentService:
             ) from exc
         details: dict[str, Any] = {"retries": retries, "engine_incident_ids": targets}
         if variables:
-            details["variables"] = variable_summary(variables)
+            details["variables"] = audit_summary(variables)
         if operation_id is not None:
             details["operation_id"] = operation_id
         if automatic:

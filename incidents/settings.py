@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gateway.settings import ConfigError
+from gateway.errors import ConfigError
 from incidents.models import IncidentSeverity
 
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.base import EngineAdapter
+from gateway.engines.port import EngineAdapter
 from gateway.db import Database
 from gateway.registry import EngineHandle
 from gateway.schemas import EngineIncident, EngineIncidentQuery, SortOrder

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from gateway.api.context import caller, variable_summary
+from gateway.api.context import caller
 from gateway.schemas import Page
 from gateway.uow import UnitOfWork, reading
-from gateway.variables import parse_request_variables
+from gateway.variables import parse_request_variables, audit_summary
 from incidents import operations, repository
 from incidents.actions import perform
 from incidents.center import IncidentCenter
@@ -150,7 +150,7 @@ async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, ac
         actor,
         incident_id,
         "retry",
-        {"retries": body.retries, "variables": variable_summary(variables)},
+        {"retries": body.retries, "variables": audit_summary(variables)},
         lambda uow: center.service.retry(uow, incident_id, retries=body.retries, variables=variables),
         status=202,
     )

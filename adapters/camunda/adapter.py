@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from adapters.base import AdapterContext, Capability, ChangeBatch, EngineAdapter
+from gateway.bpmn import TaskExtensions
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from adapters.camunda import changes, queries
 from adapters.camunda.errors import classify, error_type
 from adapters.camunda.facts import DefinitionFacts
@@ -81,7 +83,8 @@ def resource_name(filename: str) -> str:
 DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 
 
-class Camunda7Adapter(EngineAdapter):
+class Camunda7Adapter(HttpEngineAdapter):
+    task_extensions = TaskExtensions(namespaces=("http://camunda.org/schema/1.0/bpmn",))
     capabilities = frozenset(
         {
             Capability.SUSPEND_DEFINITION,

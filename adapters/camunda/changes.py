@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from adapters.base import ChangeBatch, EngineChange
+from gateway.engines.port import ChangeBatch, EngineChange
 from adapters.camunda.mapping import COMPLETED_TASK_REASON, format_camunda_date, parse_camunda_date
 from adapters.change_window import PAGE_SIZE, SourceRows, SourceWindow, collect
 from gateway.resilience import EngineHttp

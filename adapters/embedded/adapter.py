@@ -16,18 +16,22 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from typing import cast
 
 import SpiffWorkflow
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import AdapterContext, Capability, EngineAdapter
 from adapters.embedded import mapping, repository
 from adapters.embedded.engine import InstanceEngine
-from adapters.embedded.parsing import SpecCache, parse_bpmn
+from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, parse_bpmn
 from adapters.embedded.runtime import Handler, Runtime
 from adapters.embedded.variables import loaded, stored
+from gateway.bpmn import TaskExtensions
 from gateway.db import Database, utcnow
+from gateway.engines.port import AdapterContext, Capability, EngineAdapter
 from gateway.errors import BadRequest, ConcurrentModification, Conflict, NotFound
 from gateway.schemas import (
     ActivityRecord,
@@ -55,14 +59,26 @@ logger = logging.getLogger(__name__)
 POLL_BATCH = 100  # instances the poller resumes per round
 
 
+class EmbeddedOptions(BaseSettings):
+    """The embedded engine's settings: `PM_EMBEDDED_*` environment variables, or an engine's `options`."""
+
+    model_config = SettingsConfigDict(env_prefix="PM_EMBEDDED_", extra="forbid")
+
+    allow_scripts: bool = Field(False, description="Run BPMN script tasks (Python; trusted models only)")
+    timer_interval: float = Field(1.0, gt=0, description="Seconds between timer and external-work checks")
+
+
 class EmbeddedAdapter(EngineAdapter):
-    uses_http = False
     capabilities = frozenset(Capability)
+    options_schema = EmbeddedOptions
+    task_extensions = TaskExtensions(namespaces=(CAMUNDA_NS,))
+    transactional = True
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)
+        self.options = cast(EmbeddedOptions, context.options)
         self.runtime = Runtime(
-            allow_scripts=context.settings.embedded_allow_scripts, handler_timeout=context.config.read_timeout
+            allow_scripts=self.options.allow_scripts, handler_timeout=context.config.read_timeout
         )
         self.engine = InstanceEngine(self.name, self.runtime, SpecCache())
         self._poller: asyncio.Task[None] | None = None
@@ -87,7 +103,7 @@ class EmbeddedAdapter(EngineAdapter):
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self.context.settings.embedded_timer_interval)
+            await asyncio.sleep(self.options.timer_interval)
             try:
                 await self.run_waiting_work()
             except Exception:  # noqa: BLE001 - the poller must outlive a failed round (e.g. the database restarting)

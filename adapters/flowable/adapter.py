@@ -15,7 +15,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from adapters.base import AdapterContext, Capability, EngineAdapter
+from gateway.bpmn import TaskExtensions
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability
 from adapters.flowable import errors, mapping, queries
 from adapters.flowable.facts import EngineFacts, segment
 from adapters.flowable.paging import Fetch, Item, collect, page_across
@@ -61,7 +63,8 @@ def _page(items: list[Any], total: int, query: ListQuery) -> Page[Any]:
 DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 
 
-class FlowableAdapter(EngineAdapter):
+class FlowableAdapter(HttpEngineAdapter):
+    task_extensions = TaskExtensions(namespaces=("http://flowable.org/bpmn", "http://activiti.org/bpmn"))
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.SUSPEND_DEFINITION, Capability.SUSPEND_INSTANCE, Capability.DELEGATE_TASK}
     )

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.base import EngineAdapter
+from gateway.engines.port import EngineAdapter
 from gateway.db import Database
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings

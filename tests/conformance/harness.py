@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from adapters.base import EngineAdapter
+from gateway.engines.port import EngineAdapter
 
 # The two processes every harness provides, with these ids, names and behaviour:
 # "approval": process id `approval`, name "Approval". start -> userTask `review` (name "Review request",

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from adapters.base import Capability, EngineAdapter
+from gateway.engines.port import Capability, EngineAdapter
 from gateway.errors import Conflict, NotFound
 from gateway.schemas import (
     DefinitionQuery,

@@ -10,9 +10,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app
+from gateway.bootstrap import create_app
 from gateway.db import Database
-from gateway.settings import Settings, installed_adapters
+from gateway.engines.plugins import installed_adapters
+from gateway.settings import Settings
 from tests.conformance.harness import Harness, discover
 from tests.polling import eventually
 

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from events.service import EventService
-from gateway.app import create_app
+from gateway.bootstrap import create_app
 from gateway.db import Database
 from gateway.settings import Settings
 from gateway.uow import transaction

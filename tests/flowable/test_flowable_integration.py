@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from adapters.base import EngineAdapter
+from gateway.engines.port import EngineAdapter
 from gateway.db import Database
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.errors import Conflict
-from gateway.settings import ConfigError
+from gateway.errors import ConfigError
 from incidents import policies
 from incidents.models import Action, IncidentSeverity, IncidentStatus
 from incidents.settings import IncidentSettings, load_incident_settings

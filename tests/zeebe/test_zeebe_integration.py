@@ -20,7 +20,7 @@ import httpx
 import pytest
 from testcontainers.core.container import DockerContainer
 
-from adapters.base import EngineAdapter
+from gateway.engines.port import EngineAdapter
 from gateway.db import Database
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings

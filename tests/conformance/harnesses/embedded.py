@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import EngineAdapter
+from gateway.engines.port import EngineAdapter
 from tests.conformance.harness import Harness
 
 APPROVAL = b"""<?xml version="1.0" encoding="UTF-8"?>
