@@ -86,3 +86,29 @@ async def test_an_approval_run_produces_the_same_events_on_every_engine(
     assert [e["data"]["task_id"] for e in events[1:4]] == [task_id] * 3
     assert events[2]["data"]["assignee"] == "alice"
     assert events[4]["data"]["definition_key"] == "approval"
+
+
+async def test_a_terminated_run_produces_the_same_events_on_every_engine(
+    harness: Harness, gateway: httpx.AsyncClient
+) -> None:
+    deployed = await gateway.post(
+        "/api/processes/definitions", files={"file": ("approval.bpmn", harness.bpmn["approval"], "application/xml")}
+    )
+    assert deployed.status_code == 201, deployed.text
+    instance_id = (await gateway.post("/api/processes/instances", json={"definition_key": "approval"})).json()["id"]
+    await eventually(
+        lambda: instance_events(gateway, instance_id),
+        lambda events: any(e["type"] == "process_manager.task.created" for e in events),
+    )
+    terminated = await gateway.delete(f"/api/processes/instances/{instance_id}", params={"reason": "cancelled order"})
+    assert terminated.status_code == 204, terminated.text
+
+    events = await instance_events(gateway, instance_id)
+    await eventually(lambda: instance_events(gateway, instance_id), lambda found: len(found) > len(events), timeout=1.0)
+    events = await instance_events(gateway, instance_id)  # the feed saw the end too, and added nothing
+
+    assert [e["type"] for e in events] == [
+        "process_manager.instance.started",
+        "process_manager.task.created",
+        "process_manager.instance.terminated",
+    ]
