@@ -121,7 +121,10 @@ async def test_the_relay_appends_every_event_to_the_redis_stream_for_consumer_gr
         assert [json.loads(f["event"])["data"]["task_id"] for f in fields] == [f"t-{n}" for n in range(20)]
         assert all(f["id"] == json.loads(f["event"])["id"] and f["type"] == "process_manager.task.created" for f in fields)
         assert [int(f["cursor"]) for f in fields] == sorted(int(f["cursor"]) for f in fields)
-        await redis.xack(stream_name, "billing", *[message_id for message_id, _ in messages])
+        # worker-1 dies before acknowledging; worker-2 claims its entries, handles them and acknowledges.
+        claimed = (await redis.xautoclaim(stream_name, "billing", "worker-2", min_idle_time=0, count=100))[1]
+        assert [message_id for message_id, _ in claimed] == [message_id for message_id, _ in messages]
+        await redis.xack(stream_name, "billing", *[message_id for message_id, _ in claimed])
         assert (await redis.xpending(stream_name, "billing"))["pending"] == 0
     finally:
         await redis.delete(stream_name)
