@@ -239,3 +239,28 @@ async def test_subscription_crud_and_problems(served: ServedGateway, receiver: R
     audit = (await served.client.get("/api/processes/audit", params={"resource_type": "subscription"})).json()
     assert [entry["operation"] for entry in audit["items"]][:3] == ["delete", "update", "create"]
     assert all("whsec_" not in str(entry["request"]) for entry in audit["items"])
+
+
+async def test_a_subscription_failing_for_longer_than_the_limit_is_disabled(
+    event_env: Any, gateway_settings: Any, receiver: Receiver, database: Database
+) -> None:
+    event_env(WEBHOOK_DISABLE_AFTER="0.5", WEBHOOK_RETRY_SCHEDULE="0,0.2,0.2,0.2,0.2,0.2,0.2,0.2")
+    receiver.answer = lambda event, attempt: (500, {})
+    async with serve(gateway_settings()) as gateway:
+        subscription = await gateway.subscribe(receiver)
+        await write_events(database, [("task.created", "i-1", {"task_id": "t-1"})])
+
+        found = await eventually(
+            lambda: gateway.client.get(f"/api/processes/subscriptions/{subscription['id']}"),
+            lambda response: response.json()["active"] is False,
+        )
+        assert found.json()["disabled_reason"].startswith("every delivery failed since")
+        assert 2 <= len(receiver.received) < 8  # disabled before the schedule ran out
+        disabled = (await gateway.client.get("/api/processes/events", params={"types": "subscription.disabled"})).json()
+        assert [e["data"]["subscription_id"] for e in disabled["items"]] == [subscription["id"]]
+
+        # Re-enabled, the waiting delivery goes out again.
+        receiver.answer = lambda event, attempt: (200, {})
+        enabled = await gateway.client.patch(f"/api/processes/subscriptions/{subscription['id']}", json={"active": True})
+        assert enabled.json()["active"] is True and enabled.json()["disabled_reason"] is None
+        await receiver.wait_for(lambda got: any(r.status == 200 and r.event["data"].get("task_id") == "t-1" for r in got))
