@@ -43,7 +43,7 @@ class EventSettings(BaseSettings):
         False, description="Allow webhook URLs on private, loopback or link-local addresses (tests, local setups)"
     )
 
-    change_feed_interval: float = Field(1.0, gt=0, description="Seconds between two reads of each engine's changes")
+    change_feed_interval: float = Field(0.5, gt=0, description="Seconds between two reads of each engine's changes")
     change_feed_settle: float = Field(
         0.5, ge=0, description="Changes younger than this are read next round, so the gateway's own events land first"
     )
