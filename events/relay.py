@@ -81,22 +81,24 @@ class RedisRelay:
         self.settings = settings
 
     async def run_once(self) -> int:
-        """Move one batch; returns how many events were appended."""
+        """Move one batch; returns how many events were appended.
+
+        No database transaction is open while Redis answers (on SQLite it would hold the single writer lock).
+        """
+        async with reading(self.db) as session:
+            position = await repository.read_position(session, self.RELAY)
+            events = await repository.events_after(session, position, self.settings.batch_size)
+        if not events:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(
+                    self.settings.redis_stream, stream_fields(event), maxlen=self.settings.redis_maxlen, approximate=True
+                )
+            await pipe.execute()
         async with transaction(self.db, actor=SYSTEM) as uow:
-            position = await repository.lock_position(uow.session, self.RELAY)
-            events = await repository.events_after(uow.session, position, self.settings.batch_size)
-            if not events:
-                return 0
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.xadd(
-                        self.settings.redis_stream,
-                        stream_fields(event),
-                        maxlen=self.settings.redis_maxlen,
-                        approximate=True,
-                    )
-                await pipe.execute()
-            await repository.save_position(uow.session, self.RELAY, int(events[-1]["cursor"]))
+            if await repository.lock_position(uow.session, self.RELAY) == position:
+                await repository.save_position(uow.session, self.RELAY, int(events[-1]["cursor"]))
         return len(events)
 
 

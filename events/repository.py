@@ -43,6 +43,12 @@ async def last_cursor(session: AsyncSession) -> int:
     return int(await session.scalar(sa.select(sa.func.coalesce(sa.func.max(outbox.c.id), 0))) or 0)
 
 
+async def read_position(session: AsyncSession, relay: str) -> int:
+    """A relay's durable position without locking it (0 before its first round)."""
+    position = await session.scalar(sa.select(relay_positions.c.position).where(relay_positions.c.relay == relay))
+    return int(position or 0)
+
+
 async def lock_position(session: AsyncSession, relay: str, start: int = 0) -> int:
     """A relay's durable position (the cursor of the last event it handed on), locked until the transaction ends.
 

@@ -28,6 +28,7 @@ from events.models import (
     TestDeliveryResult,
     matches,
 )
+from events.feeds import ChangeFeed
 from events.relay import OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
 from events.settings import EventSettings
 from events.webhooks import check_target, new_secret, post
@@ -238,10 +239,8 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def change_feeds(db: Database, registry: EngineRegistry, settings: EventSettings) -> list[Any]:
+def change_feeds(db: Database, registry: EngineRegistry, settings: EventSettings) -> list[ChangeFeed]:
     """One change feed per engine whose adapter reads its engine's changes (the HTTP engines)."""
-    from events.feeds import ChangeFeed
-
     return [
         ChangeFeed(db, handle, settings)
         for handle in registry.engines.values()
