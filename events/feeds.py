@@ -1,9 +1,11 @@
 """Change feeds: what an HTTP engine did on its own becomes the same events the embedded engine emits.
 
-Each round asks the adapter for the changes after the stored high-water mark (`engine_change_marks`) that are
-older than the settle time, so that an event the gateway writes itself for a change it made through its API
-(committed right after the engine call) is in the outbox before the feed looks. Then, in one transaction, it
-emits every change the outbox does not already show and saves the new mark: exactly one event per change.
+Each round asks the adapter for the changes after the stored high-water mark (`engine_change_marks`) up to a
+horizon: the settle time ago, and never past the start of a change the gateway is still making on the engine
+(an open `change_intents` row: its events are written after the engine answered). So the event the gateway
+writes for its own change is in the outbox before the feed reads that change, and before anything the change
+caused. Then, in one transaction, the feed emits every change the outbox does not already show and saves the
+new mark: exactly one event per change.
 
 "Already shows" compares states, per instance, against the latest outbox event of the same kind:
 - `task.created`, `task.completed` (per task) and `instance.completed` / `instance.terminated` happen once;
@@ -72,9 +74,12 @@ class ChangeFeed:
 
     async def run_once(self) -> int:
         """Read and emit one batch of changes; returns how many events it emitted."""
+        settled_before = utcnow() - timedelta(seconds=self.settings.change_feed_settle)
         async with transaction(self.db, actor=SYSTEM) as uow:
             mark = await repository.lock_change_mark(uow.session, self.engine, FEED)
-        settled_before = utcnow() - timedelta(seconds=self.settings.change_feed_settle)
+            in_flight = await repository.oldest_open_change(uow.session, self.engine)
+        if in_flight is not None:
+            settled_before = min(settled_before, in_flight)
         batch = await self.handle.adapter.read_changes(mark, settled_before)
         changes = sorted(batch.changes, key=lambda c: (c.occurred_at, ORDER_WITHIN_INSTANT.get(c.type, 9)))
         emitted = 0

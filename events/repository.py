@@ -15,7 +15,7 @@ from events.tables import change_marks, deliveries, relay_positions, subscriptio
 from gateway.db import utcnow
 from gateway.errors import NotFound
 from gateway.journal import event_public
-from gateway.tables import outbox
+from gateway.tables import change_intents, outbox
 
 Row = sa.RowMapping
 
@@ -305,3 +305,9 @@ async def instance_events(session: AsyncSession, engine: str, instance_ids: set[
         .order_by(outbox.c.id)
     )
     return [dict(row._mapping) for row in rows]
+
+
+async def oldest_open_change(session: AsyncSession, engine: str) -> datetime | None:
+    """When the oldest change the gateway is making on this engine began (`change_intents`): its events are not
+    in the outbox yet, so the change feed reads nothing from that moment on."""
+    return await session.scalar(sa.select(sa.func.min(change_intents.c.started_at)).where(change_intents.c.engine == engine))
