@@ -1,11 +1,13 @@
 # `make run` starts the gateway on the embedded engine; `make test` runs every test.
+# `make engine-camunda7` / `engine-operaton` / `engine-flowable` build (first use) and run a real engine in
+# the foreground on PM_ENGINE_PORT (default 8080); they need java 17+ and mvn.
 # Both create the virtualenv and install what they need on first use.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test migrate verify-audit bench clean
+.PHONY: run test migrate verify-audit bench clean engine-camunda7 engine-operaton engine-flowable
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +30,9 @@ verify-audit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.all
+
+engine-camunda7 engine-operaton engine-flowable:
+	engines/run $(@:engine-%=%)
 
 clean:
 	rm -rf $(VENV) .pytest_cache pm-gateway.db*

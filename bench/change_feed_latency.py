@@ -25,7 +25,8 @@ from asgi_lifespan import LifespanManager
 from bench.common import percentile
 from gateway.bootstrap import create_app
 from gateway.settings import Settings
-from tests.conformance.harness import Harness, discover
+from gateway.engines.testing import Harness
+from tests.conformance.harnesses import HARNESSES
 
 TARGET_SECONDS = 2.0
 WAIT_SECONDS = 30.0
@@ -72,9 +73,9 @@ async def measure_all(samples: int) -> None:
     logging.basicConfig(level=logging.WARNING)
     print(f"change feed latency, engine change → outbox, {samples} samples per engine (target: p95 ≤ {TARGET_SECONDS:.0f} s)")
     with tempfile.TemporaryDirectory() as tmp:
-        for harness in discover():
-            if harness.engine["type"] == "embedded":
-                continue  # writes its events in the transaction of the change
+        for harness in HARNESSES:
+            if harness.engine["type"] == "embedded" or harness.make_transport is None:
+                continue  # the embedded engine writes its events with the change; real engines are not measured here
             latencies = await measure(harness, samples, Path(tmp))
             p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
             verdict = "ok" if p95 <= TARGET_SECONDS * 1000 else "OVER TARGET"

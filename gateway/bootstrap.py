@@ -23,6 +23,9 @@ from gateway.db import Database
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
+from analytics import views as analytics_views
+from analytics.center import AnalyticsCenter
+from analytics.settings import load_analytics_settings
 from events import views as event_views
 from events.service import EventService
 from events.settings import load_event_settings
@@ -55,6 +58,7 @@ def create_app(
     in place of remote engines. Raises ConfigError naming the field when the configuration is invalid."""
     settings = settings or load_settings()
     incident_settings = load_incident_settings()
+    analytics_settings = load_analytics_settings()
     event_settings = load_event_settings()
 
     @contextlib.asynccontextmanager
@@ -74,6 +78,8 @@ def create_app(
         incidents = IncidentCenter(db, registry, incident_settings)
         app.state.incidents = incidents
         await incidents.start()
+        app.state.analytics = AnalyticsCenter(db, registry, redis, analytics_settings)
+        await app.state.analytics.start()
         app.state.events = EventService(db, registry, event_settings, redis)
         await app.state.events.start()
         housekeeping = [
@@ -89,6 +95,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.analytics.stop()
             await app.state.events.stop()
             await incidents.stop()
             await registry.close()
@@ -105,7 +112,8 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (definitions, instances, tasks, operations, incident_views, event_views):
+    # analytics first: its /tasks/statistics must win over /tasks/{task_id}
+    for module in (analytics_views, definitions, instances, tasks, operations, incident_views, event_views):
         app.include_router(module.router)
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from gateway.api.context import caller
+from gateway.db import utcnow
 from gateway.schemas import Page
 from gateway.uow import UnitOfWork, reading
 from gateway.variables import parse_request_variables, audit_summary
@@ -16,6 +17,7 @@ from incidents.actions import perform
 from incidents.center import IncidentCenter
 from incidents.models import (
     BulkRetryRequest,
+    ErrorGroups,
     Incident,
     IncidentAcknowledgement,
     IncidentAssignment,
@@ -68,6 +70,23 @@ async def _act(
 async def list_incidents(center: Center, query: Annotated[IncidentQuery, Query()]) -> Page[Incident]:
     async with reading(center.db) as session:
         return await repository.list_incidents(session, query)
+
+
+@router.get(
+    "/incidents/statistics/by-error",
+    response_model=ErrorGroups,
+    summary="Open incidents grouped by their normalised error message",
+    description="Unresolved incidents (every status but resolved) grouped by `error_hash`: the message lower-cased, "
+    "UUIDs, long hex ids and numbers replaced by one placeholder, whitespace collapsed, SHA-256, first 16 hex digits. "
+    "Largest group first. `GET /incidents?error_hash=` lists a group's incidents.",
+)
+async def incidents_by_error(
+    center: Center, engine: Annotated[str | None, Query(description="Only this engine's incidents")] = None
+) -> ErrorGroups:
+    now = utcnow()  # read before the query: every incident committed by then is counted
+    async with reading(center.db) as session:
+        groups = await repository.open_error_groups(session, engine)
+    return ErrorGroups(items=groups, generated_at=utcnow(), data_as_of=now)
 
 
 @router.post(

@@ -550,9 +550,10 @@ class FlowableAdapter(HttpEngineAdapter):
             if DELEGATION_PENDING not in (exc.engine_message or ""):
                 raise
             # The unified API completes a delegated task in one step on every engine: Flowable wants the
-            # delegation resolved (the task handed back to its owner) first.
-            await self._task_action(task_id, "resolve_task", {**action, "action": "resolve"})
-            await self._task_action(task_id, "complete_task", {"action": "complete"})
+            # delegation resolved (the task handed back to its owner) first. Its REST "resolve" action drops
+            # the variables it is given, so they go with the completion.
+            await self._task_action(task_id, "resolve_task", {"action": "resolve"})
+            await self._task_action(task_id, "complete_task", action)
         return task
 
     # ------------------------------------------------------------ engine incidents

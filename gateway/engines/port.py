@@ -14,7 +14,8 @@ errors of `gateway.errors` (the port's error contract, the same on every engine)
 Optional operations are declared in `capabilities`; the gateway checks them in one place
 (`EngineHandle.require`) so an unsupported operation is a clean 501 before the adapter is ever called.
 Register an adapter class under the entry point group `pm_gateway.adapters`; prove it with the conformance
-suite shipped in `gateway.engines.testing`. Adapters that talk HTTP derive from
+suite shipped in `gateway.engines.testing`, whose tests state this contract rule by rule (`suite.py`, section
+"the error contract"). Adapters that talk HTTP derive from
 `gateway.engines.http.HttpEngineAdapter`.
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,6 +48,7 @@ from gateway.schemas import (
     TaskDetails,
     TaskQuery,
 )
+from gateway.errors import Conflict, NotFound
 from gateway.variables import Variables
 
 if TYPE_CHECKING:
@@ -95,6 +97,10 @@ class AdapterContext:
     store: MetadataStore
     options: BaseModel
     http: EngineHttp | None = None
+
+
+CLAIM_NEXT_BATCH = 50  # candidates read per query by the default claim_next
+CLAIM_NEXT_ROUNDS = 5  # queries before claim_next gives up under heavy contention
 
 
 @dataclass(frozen=True)
@@ -232,9 +238,12 @@ class EngineAdapter(ABC):
 
     @abstractmethod
     async def terminate_instance(self, instance_id: str, reason: str | None) -> None:
-        """End a running instance now (`reason` kept where the engine keeps one). Errors: `NotFound` (unknown
-        or already finished). Camunda 7 `DELETE /process-instance/{id}`, Flowable
-        `DELETE /runtime/process-instances/{id}`, Camunda 8 `POST /process-instances/{key}/cancellation`.
+        """End a running instance now (`reason` kept where the engine keeps one).
+
+        Errors: `NotFound` (unknown). An instance that already ended is refused, but not alike: `Conflict`
+        ("has already ended") on the embedded engine and Camunda 7, whose adapters read the history, `NotFound`
+        on Flowable and Camunda 8, whose runtime no longer knows it. Camunda 7 `DELETE /process-instance/{id}`,
+        Flowable `DELETE /runtime/process-instances/{id}`, Camunda 8 `POST /process-instances/{key}/cancellation`.
         """
 
     async def set_instance_suspended(self, instance_id: str, suspended: bool) -> ProcessInstance:
@@ -269,13 +278,18 @@ class EngineAdapter(ABC):
 
     @abstractmethod
     async def get_task(self, task_id: str) -> TaskDetails:
-        """One open task with its variables. Errors: `NotFound` (unknown or completed)."""
+        """One task with its variables: an open one, or a completed one from the engine's history (status
+        `completed`). Errors: `NotFound` (unknown). Camunda 7 `GET /task/{id}` (else `GET /history/task`),
+        Flowable `GET /runtime/tasks/{id}` (else `GET /history/historic-task-instances/{id}`), Camunda 8
+        `GET /user-tasks/{key}`.
+        """
 
     @abstractmethod
     async def claim_task(self, task_id: str, user_id: str) -> Task:
         """Claim for `user_id` and return the task after the change.
 
-        Errors: `NotFound`; `Conflict` when another user holds it (claiming one's own task is fine).
+        Errors: `NotFound`; `Conflict` when another user holds it (claiming one's own task is fine) or it is
+        suspended.
         Camunda 7 `POST /task/{id}/claim`, Flowable `POST /runtime/tasks/{id}` `claim`, Camunda 8
         `POST /user-tasks/{key}/assignment` with `allowOverride: false`.
         """
@@ -300,6 +314,43 @@ class EngineAdapter(ABC):
         (completed or unknown), `Conflict` (suspended). Camunda 7 `POST /task/{id}/complete`, Flowable
         `POST /runtime/tasks/{id}` `complete`, Camunda 8 `POST /user-tasks/{key}/completion`.
         """
+
+    async def claim_next(self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None) -> Task | None:
+        """Claim for `user_id` the highest-priority, oldest unassigned open task offered to one of
+        `candidate_groups` or to the user by name (any unassigned task when `candidate_groups` is None); None
+        when there is none. Query then claim: a task another caller claimed first (Conflict) or finished
+        (NotFound) is skipped and the next is tried; the query runs again until a claim succeeds or nothing is
+        left. Among the `CLAIM_NEXT_BATCH` highest priorities the engine returns, the oldest is taken first.
+        Adapters whose store can pick and claim in one statement override this (the embedded engine)."""
+        for _ in range(CLAIM_NEXT_ROUNDS):
+            candidates = await self._claimable(user_id, candidate_groups, definition_key)
+            if not candidates:
+                return None
+            for task in candidates:
+                try:
+                    claimed = await self.claim_task(task.id, user_id)
+                except (Conflict, NotFound):
+                    continue
+                return claimed
+        return None
+
+    async def _claimable(self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None) -> list[Task]:
+        def query(**offered: str) -> TaskQuery:
+            return TaskQuery(
+                unassigned=True, definition_key=definition_key, sort="priority", size=CLAIM_NEXT_BATCH, **offered
+            )
+
+        if candidate_groups is None:
+            queries = [query()]
+        else:
+            queries = [query(candidate_group=group) for group in candidate_groups] + [query(candidate_user=user_id)]
+        found: dict[str, Task] = {}
+        for one in queries:
+            for task in (await self.list_tasks(one)).items:
+                if task.assignee is None:
+                    found[task.id] = task
+        epoch = datetime.min.replace(tzinfo=UTC)
+        return sorted(found.values(), key=lambda t: (-t.priority, t.created or epoch, t.id))
 
     # ------------------------------------------------------------ engine incidents
     @abstractmethod

@@ -229,6 +229,18 @@ class ProcessService:
                 self._emit_assigned(uow, "claim", task)
         return task
 
+    async def claim_next_task(self, candidate_groups: list[str] | None, definition_key: str | None) -> Task | None:
+        """Claim for the caller the next task of a queue (`EngineAdapter.claim_next`); emits `task.assigned`.
+        None when no task the caller may claim is waiting."""
+        request = {"candidate_groups": candidate_groups, "definition_key": definition_key}
+        async for attempt in self._attempts("claim_next", "task", None, request):
+            async with attempt as uow:
+                task = await self.adapter.claim_next(self.actor, candidate_groups, definition_key)
+                if task is not None:
+                    uow.audited_resource(task.id)
+                    self._emit_assigned(uow, "claim", task)
+        return task
+
     async def unclaim_task(self, task_id: str) -> Task:
         """Give the task back (no assignee); emits `task.assigned`."""
         async for attempt in self._attempts("unclaim", "task", task_id, {}):

@@ -15,7 +15,7 @@ from gateway.db import Database
 from gateway.settings import Settings
 from tests.camunda.simulator import CamundaSimulator
 from tests.conformance.harnesses.camunda7 import APPROVAL, CREDENTIALS, HARNESS
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 URL = HARNESS.engine["url"]
 

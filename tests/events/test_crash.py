@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from gateway.db import Database
 from tests.events.conftest import QUICK, unique_stream, write_events
 from tests.events.receiver import Receiver
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 BURST = 1000
 PER_COMMIT = 5

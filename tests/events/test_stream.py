@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from gateway.db import Database
 from tests.events.conftest import ServedGateway, serve, unique_stream, write_events
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 
 class SseReader:

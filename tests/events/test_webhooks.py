@@ -12,7 +12,7 @@ from events.webhooks import new_secret
 from gateway.db import Database
 from tests.events.conftest import ServedGateway, serve, write_events
 from tests.events.receiver import Receiver
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 
 async def deliveries(gateway: ServedGateway, subscription_id: str, **params: Any) -> list[dict[str, Any]]:

@@ -401,11 +401,11 @@ def only(params: dict[str, Any], allowed: set[str]) -> None:
 def without_nulls(value: Any) -> Any:
     """Flowable's Jackson writes absent fields as null, which the spec's schemas (none nullable) do not allow.
 
-    The simulator leaves them out instead, as the spec describes; a variable's `value` stays, since a null
-    variable is a null value there.
+    The simulator leaves them out instead, as the spec describes; a variable's `value` stays as it is, since a
+    null variable is a null value there and a Json value's null entries are data (`{"n": null}` keeps `n`).
     """
     if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None or k == "value"}
+        return {k: v if k == "value" else without_nulls(v) for k, v in value.items() if v is not None or k == "value"}
     if isinstance(value, list):
         return [without_nulls(item) for item in value]
     return value
@@ -830,7 +830,7 @@ class FlowableSimulator:
             case "complete":
                 self.engine.complete(task, variables_from_rest(body.get("variables")))
             case "resolve":
-                self.engine.resolve(task, variables_from_rest(body.get("variables")))
+                self.engine.resolve(task)
             case action:
                 raise IllegalArgument(f"Invalid action: '{action}'.")
         return Response(status_code=200)
