@@ -1,7 +1,7 @@
 """The composition root: the one place that wires settings, database, engine registry, adapters, the change
 log, the Incident Center and the routers into the FastAPI application.
 
-Only this module imports the domain packages (`incidents`); adapters are found through their entry points
+Only this module imports the domain packages (`incidents`, `events`); adapters are found through their entry points
 by the registry. Every other core module depends on the port (`gateway.engines.port`), never on a plugin.
 """
 
@@ -27,6 +27,9 @@ from gateway.settings import Settings, load_settings
 from analytics import views as analytics_views
 from analytics.center import AnalyticsCenter
 from analytics.settings import load_analytics_settings
+from events import views as event_views
+from events.service import EventService
+from events.settings import load_event_settings
 from incidents import views as incident_views
 from incidents.center import IncidentCenter
 from incidents.settings import load_incident_settings
@@ -57,6 +60,7 @@ def create_app(
     settings = settings or load_settings()
     incident_settings = load_incident_settings()
     analytics_settings = load_analytics_settings()
+    event_settings = load_event_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,6 +81,8 @@ def create_app(
         await incidents.start()
         app.state.analytics = AnalyticsCenter(db, registry, redis, analytics_settings)
         await app.state.analytics.start()
+        app.state.events = EventService(db, registry, event_settings, redis)
+        await app.state.events.start()
         housekeeping = [
             asyncio.create_task(
                 _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
@@ -91,6 +97,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await app.state.analytics.stop()
+            await app.state.events.stop()
             await incidents.stop()
             await registry.close()
             if redis is not None:
@@ -109,7 +116,7 @@ def create_app(
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     # analytics first: its /tasks/statistics must win over /tasks/{task_id}
-    for module in (analytics_views, definitions, instances, tasks, operations, incident_views):
+    for module in (analytics_views, definitions, instances, tasks, operations, incident_views, event_views):
         app.include_router(module.router)
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
