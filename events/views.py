@@ -131,6 +131,7 @@ async def stream_events(
     summary="Subscribe a webhook to events (the answer holds the signing secret, shown only here)",
 )
 async def create_subscription(body: SubscriptionCreate, service: Events, actor: Actor) -> Subscription:
+    """Register a webhook receiver for event types (and an optional filter). Deliveries are signed per the Standard Webhooks spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and with `X-PM-Signature: sha256=<hex HMAC of the body>`; target URLs on private, loopback or link-local addresses are refused unless allowed by a setting."""
     return await _audited(
         service, actor, "create", None, _safe_request(body),
         lambda uow: service.create_subscription(uow, body, actor), status.HTTP_201_CREATED,
@@ -143,6 +144,7 @@ async def list_subscriptions(
     page: Annotated[int, Query(ge=1)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
+    """Every webhook subscription, paged; secrets are never shown."""
     async with reading(service.db) as session:
         rows, total = await repository.list_subscriptions(session, (page - 1) * size, size)
     return {"items": [repository.subscription_view(row) for row in rows], "total": total, "page": page, "size": size}
@@ -150,6 +152,7 @@ async def list_subscriptions(
 
 @router.get("/subscriptions/{subscription_id}", response_model=Subscription, summary="One webhook subscription")
 async def get_subscription(subscription_id: str, service: Events) -> Subscription:
+    """One subscription with its state (active, failing since, disabled). 404 when unknown."""
     async with reading(service.db) as session:
         return repository.subscription_view(await repository.get_subscription(session, subscription_id))
 
@@ -162,6 +165,7 @@ async def get_subscription(subscription_id: str, service: Events) -> Subscriptio
 async def update_subscription(
     subscription_id: str, body: SubscriptionUpdate, service: Events, actor: Actor
 ) -> Subscription:
+    """Change url, event types, filter, format or active; giving a new secret starts a rotation during which both signatures are sent."""
     return await _audited(
         service, actor, "update", subscription_id, _safe_request(body),
         lambda uow: service.update_subscription(uow, subscription_id, body),
@@ -175,6 +179,7 @@ async def update_subscription(
     summary="Delete a subscription and its deliveries",
 )
 async def delete_subscription(subscription_id: str, service: Events, actor: Actor) -> Response:
+    """Delete a subscription and its delivery records; nothing more is sent to it."""
     await _audited(
         service, actor, "delete", subscription_id, {},
         lambda uow: repository.delete_subscription(uow.session, subscription_id), status.HTTP_204_NO_CONTENT,
@@ -194,6 +199,7 @@ async def list_deliveries(
     page: Annotated[int, Query(ge=1)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
+    """Deliveries of one subscription, newest event first; `status=failed` lists the dead-lettered ones."""
     async with reading(service.db) as session:
         await repository.get_subscription(session, subscription_id)
         rows, total = await repository.list_deliveries(session, subscription_id, delivery_status, (page - 1) * size, size)
@@ -207,6 +213,7 @@ async def list_deliveries(
     summary="Send a failed delivery again, with a fresh retry schedule",
 )
 async def retry_delivery(subscription_id: str, delivery_id: str, service: Events, actor: Actor) -> Delivery:
+    """Send a failed (dead-lettered) delivery again now, with a fresh retry schedule."""
     async def change(uow: UnitOfWork) -> Delivery:
         await service.retry_delivery(uow, subscription_id, delivery_id)
         return repository.delivery_view(await repository.get_delivery(uow.session, subscription_id, delivery_id))
@@ -224,6 +231,7 @@ async def retry_delivery(subscription_id: str, delivery_id: str, service: Events
     summary="Deliver again every matching event of a time window [since, until)",
 )
 async def recover(subscription_id: str, body: RecoverRequest, service: Events, actor: Actor) -> RecoverAccepted:
+    """Queue every event of the window [since, until) that matches the subscription again (replay after a receiver outage)."""
     queued = await _audited(
         service, actor, "recover", subscription_id, body.model_dump(mode="json"),
         lambda uow: service.recover(uow, subscription_id, body), status.HTTP_202_ACCEPTED,
@@ -237,4 +245,5 @@ async def recover(subscription_id: str, body: RecoverRequest, service: Events, a
     summary="POST a signed `process_manager.subscription.test` event to the receiver now and report its answer",
 )
 async def test_delivery(subscription_id: str, service: Events, actor: Actor) -> TestDeliveryResult:
+    """Send a signed `process_manager.subscription.test` event to the receiver now and report its HTTP answer."""
     return await service.test_delivery(subscription_id, actor)
