@@ -159,11 +159,13 @@ class Projector:
         for name in sorted(named | stale if not sync_all else set(self.registry.engines)):
             await self.sync_engine(name)
             self._synced[name] = now
+        if not events:
+            return  # no write: on SQLite the writer lock stays free for the changes users make
         changed: dict[str, set[str] | None] = {}
         async with transaction(self.db, actor=SYSTEM) as uow:
             await repository.lock_projection(uow.session)
-            if events:  # another replica may have applied them meanwhile (applying twice changes nothing)
-                await repository.set_state(uow.session, EVENTS_STATE, cursor=next_cursor)
+            # Another replica may have applied them meanwhile (applying twice changes nothing).
+            await repository.set_state(uow.session, EVENTS_STATE, cursor=next_cursor)
             for event in events:
                 if event["engine"] not in self.registry.engines:
                     continue

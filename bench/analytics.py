@@ -173,7 +173,8 @@ async def claim_next(base: str) -> None:
         print(f"  claim-next, 20 concurrent callers: {summary(latencies)} ({rate:.0f}/s)")
 
 
-def main() -> None:
+def main(parts: tuple[str, ...] = ("answers", "queue")) -> None:
+    """Both parts by default; `python -m bench.analytics queue` runs only the task-queue part."""
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
     asyncio.run(admin(f'CREATE DATABASE "{DATABASE}"'))
     env = {
@@ -192,16 +193,18 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "gateway.cli", "migrate"], env={**os.environ, **env}, check=True)
         port = free_port()
         with server(["-m", "gateway.cli"], port, env={**env, "PM_PORT": str(port)}) as base:
-            asyncio.run(seed_projection())
-            print(f"analytics on PostgreSQL: {INSTANCES:,} instances, {INSTANCES * RUNS_PER_INSTANCE:,} activity runs, "
-                  f"{INSTANCES:,} tasks in the projection")
-            asyncio.run(answers(base))
-            asyncio.run(seed_open_tasks(OPEN_TASKS))
-            print(f"task queue with {OPEN_TASKS:,} open embedded tasks:")
-            asyncio.run(claim_next(base))
+            if "answers" in parts:
+                asyncio.run(seed_projection())
+                print(f"analytics on PostgreSQL: {INSTANCES:,} instances, {INSTANCES * RUNS_PER_INSTANCE:,} activity "
+                      f"runs, {INSTANCES:,} tasks in the projection")
+                asyncio.run(answers(base))
+            if "queue" in parts:
+                asyncio.run(seed_open_tasks(OPEN_TASKS))
+                print(f"task queue with {OPEN_TASKS:,} open embedded tasks:")
+                asyncio.run(claim_next(base))
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":
-    main()
+    main(tuple(sys.argv[1:]) or ("answers", "queue"))
