@@ -164,6 +164,9 @@ class Camunda7Adapter(HttpEngineAdapter):
     async def set_definition_suspended(
         self, definition_id: str, suspended: bool, include_instances: bool
     ) -> ProcessDefinition:
+        # An unknown id: with an authenticated user Camunda 7.24 answers 500 NullPointerException (without one,
+        # 204 and nothing happens), so the definition is looked up first for a clear not-found.
+        await self.get_definition(definition_id)
         await self.http.request(
             "PUT",
             f"/process-definition/{segment(definition_id)}/suspended",

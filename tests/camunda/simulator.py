@@ -1192,7 +1192,15 @@ class CamundaSimulator:
     def suspend_definition(self, call: Call, id: str) -> Any:  # updateProcessDefinitionSuspensionStateById
         body = call.body()
         definition = self.state.definitions.get(id)
-        if definition is None:  # the engine's command does nothing for an unknown id
+        if definition is None and self.credentials is not None:  # 7.24 with an authenticated user (recorded)
+            raise CamundaError(
+                500,
+                "NullPointerException",
+                'Cannot invoke "org.camunda.bpm.engine.impl.persistence.entity.ProcessDefinitionEntity.getId()" '
+                'because "processDefinition" is null',
+                code=None,
+            )
+        if definition is None:  # without one, the engine's command does nothing for an unknown id
             return None
         definition.suspended = bool(body.get("suspended"))
         if body.get("includeProcessInstances"):

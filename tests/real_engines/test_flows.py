@@ -117,7 +117,7 @@ async def test_failing_expression_is_an_incident_until_the_variable_is_fixed(
 ) -> None:
     instance_id = await deploy_and_start(adapter, harness, "dividing", {"divisor": 0})
     incidents = await eventually(
-        lambda: adapter.list_engine_incidents(EngineIncidentQuery(instance_id=instance_id)), lambda p: p.total > 0, WAIT
+        lambda: adapter.list_engine_incidents(EngineIncidentQuery(instance_id=instance_id)), lambda p: len(p.items) > 0, WAIT
     )
     assert incidents.total == 1
     incident = incidents.items[0]
