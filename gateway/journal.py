@@ -31,20 +31,21 @@ def _chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-_LAST_HASH = sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1).scalar_subquery()
+_LAST_HASH = sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
 
 
 async def _lock(session: AsyncSession) -> str:
-    """Serialise journal appends and return the audit chain's last hash (one round trip).
+    """Serialise journal appends and return the audit chain's last hash.
 
     Taking the lock before inserting makes outbox and audit ids follow commit order, so a reader paging by
-    id never skips a row that commits later, and the hash chain has one linear order.
+    id never skips a row that commits later, and the hash chain has one linear order. On PostgreSQL the head
+    is read in a statement of its own, after the lock is granted: a statement's snapshot is taken when it
+    starts (READ COMMITTED), so reading the head in the statement that waits for the lock would see the
+    chain as it was before the previous holder committed, and two appends would share one `prev_hash`.
     """
     if session.bind.dialect.name == "postgresql":
-        lock = sa.func.pg_advisory_xact_lock(JOURNAL_LOCK_ID)
-        row = (await session.execute(sa.select(lock, _LAST_HASH))).one()
-        return row[1] or GENESIS_HASH
-    return await session.scalar(sa.select(_LAST_HASH)) or GENESIS_HASH
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(JOURNAL_LOCK_ID)))
+    return await session.scalar(_LAST_HASH) or GENESIS_HASH
 
 
 async def write(uow: UnitOfWork) -> None:
