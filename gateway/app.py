@@ -213,7 +213,12 @@ def create_app(
     install_error_handlers(app)
     for module in (definitions, instances, tasks, operations, incident_views):
         app.include_router(module.router)
-    app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        db_getter=lambda: app.state.db,
+        ttl_hours=settings.idempotency_ttl_hours,
+        lease_seconds=settings.idempotency_lease_seconds,
+    )
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -90,6 +90,10 @@ async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft, pr
     row["prev_hash"] = prev_hash
     row["hash"] = _chain_hash(prev_hash, row)
     await session.execute(audit_log.insert().values(**row))
+    if entry.outcome == "success":
+        from gateway.idempotency import record_commit  # idempotency imports the API context, which imports us
+
+        await record_commit(session, entry.status, entry.resource_type, entry.resource_id)
 
 
 async def record_failure(db: Database, actor: str, entry: AuditDraft) -> None:

@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     embedded_timer_interval: float = Field(1.0, gt=0)
 
     idempotency_ttl_hours: float = Field(24.0, gt=0)
+    idempotency_lease_seconds: float = Field(10.0, gt=0)
 
     @field_validator("engines", mode="before")
     @classmethod

@@ -52,6 +52,12 @@ idempotency_keys = sa.Table(
     sa.Column("response_headers", JsonColumn),
     sa.Column("response_body", sa.LargeBinary),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The request holding the key renews its lease while it runs; a key whose lease lapsed was left by a
+    # request that died. Its change, if it committed, stamped committed_status/_resource in its transaction.
+    sa.Column("claim_token", sa.String(36)),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("committed_status", sa.Integer),
+    sa.Column("committed_resource", sa.String(320)),
     sa.Index("ix_idempotency_created_at", "created_at"),
 )
 
