@@ -127,6 +127,12 @@ class ParsedProcess:
         return self.nodes.get(bpmn_id, FlowNode(type="task", name=None))
 
 
+TOO_LONG_A_CHAIN = (
+    "Invalid BPMN: a sequence flow chain is longer than the embedded engine's parser can follow "
+    "(about 450 elements in a row); split it with a call activity or an embedded subprocess"
+)
+
+
 def parse_bpmn(xml: bytes, filename: str | None = None) -> list[ParsedProcess]:
     """Every executable process of a BPMN document; InvalidBpmn with the parser's message and line otherwise."""
     root = _read_xml(xml)
@@ -138,7 +144,11 @@ def parse_bpmn(xml: bytes, filename: str | None = None) -> list[ParsedProcess]:
             raise InvalidBpmn('The BPMN contains no executable process (a process with isExecutable="true")')
         nodes = _flow_nodes(root)
         return [_parsed_process(parser, root, key, nodes) for key in keys]
+    except RecursionError:
+        raise InvalidBpmn(TOO_LONG_A_CHAIN) from None
     except ValidationException as exc:
+        if isinstance(exc.__context__, RecursionError):  # the parser wraps what it meets in its own exception
+            raise InvalidBpmn(f"{TOO_LONG_A_CHAIN} ({_validation_message(exc, root).rpartition('(')[2]}") from None
         raise InvalidBpmn(_validation_message(exc, root)) from None
     except SpiffWorkflowException as exc:
         raise InvalidBpmn(f"Invalid BPMN: {exc.args[0] if exc.args else exc}") from None
