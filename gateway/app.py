@@ -21,6 +21,7 @@ from gateway import __version__, metrics
 from gateway.api import definitions, instances, operations, tasks
 from gateway.db import Database
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, ValidationFailed
+from gateway.guard import RequestGuardMiddleware
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
@@ -219,6 +220,7 @@ def create_app(
         ttl_hours=settings.idempotency_ttl_hours,
         lease_seconds=settings.idempotency_lease_seconds,
     )
+    app.add_middleware(RequestGuardMiddleware, db_getter=lambda: app.state.db)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -22,6 +22,7 @@ ENGINE_NAMESPACES = (
     "http://activiti.org/bpmn",
 )
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
+MAX_ID_LENGTH = 255  # process, element and definition ids and names, as the engines store them
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
@@ -65,7 +66,22 @@ def validate(xml: bytes) -> list[ProcessSummary]:
     missing_id = next((p for p in processes if not p.id), None)
     if missing_id is not None:
         raise InvalidBpmn("Every <process> needs an id")
+    _check_lengths(root)
     return processes
+
+
+def _check_lengths(root: etree._Element) -> None:
+    """Ids and names longer than the engines' columns (255) are a 400 naming the element, not a failed insert."""
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for attribute in ("id", "name"):
+            value = element.get(attribute)
+            if value is not None and len(value) > MAX_ID_LENGTH:
+                raise InvalidBpmn(
+                    f"The {attribute} of <{etree.QName(element).localname}> at line {element.sourceline} is "
+                    f"{len(value)} characters long; the limit is {MAX_ID_LENGTH}"
+                )
 
 
 def _engine_attr(element: etree._Element, name: str) -> str | None:

@@ -118,7 +118,7 @@ class IdempotencyMiddleware:
             error = ValidationFailed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
             await _send(send, *_problem_response(error, path))
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         db: Database = self.db_getter()
         user = headers.get(b"x-user-id")
         scope_id = f"{actor_of(user.decode(errors='replace') if user is not None else None)}|{path}"
@@ -148,7 +148,7 @@ class IdempotencyMiddleware:
         token = _claim.set(claim)
         renewing = asyncio.create_task(self._renew(db, claim))
         try:
-            await self.app(scope, _replay(body), capture)
+            await self.app(scope, replay_body(body), capture)
         finally:
             claim.open = False
             _claim.reset(token)
@@ -214,7 +214,7 @@ class IdempotencyMiddleware:
             get = {**scope, "method": "GET", "path": location, "raw_path": location.encode(), "headers": [
                 (k, v) for k, v in scope["headers"] if k not in (b"content-length", b"content-type", HEADER)
             ]}
-            await self.app(get, _replay(b""), capture)
+            await self.app(get, replay_body(b""), capture)
             if captured["status"] == 200:
                 headers += [(b"content-type", JSON), (b"location", location.encode())]
                 return committed.status, headers, captured["body"]
@@ -271,7 +271,8 @@ async def purge_expired(db: Database, ttl_hours: float) -> int:
         return result.rowcount or 0
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (every `http.request` message)."""
     chunks = []
     while True:
         message = await receive()
@@ -280,7 +281,8 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def replay_body(body: bytes) -> Receive:
+    """A `receive` that hands the already-read body to the app once, then waits like an open connection."""
     sent = False
 
     async def receive() -> Message:

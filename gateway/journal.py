@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,6 +24,21 @@ MAX_CONCURRENT_RETRIES = 3
 
 GENESIS_HASH = "0" * 64
 JOURNAL_LOCK_ID = 7_301_002  # PostgreSQL advisory lock that serialises journal appends
+
+
+_appends: ContextVar[list[str] | None] = ContextVar("pm_gateway_audit_appends", default=None)
+
+
+@contextlib.contextmanager
+def watching_appends() -> Iterator[list[str]]:
+    """Collect the operations of the audit rows appended in this context (the request guard's way of
+    knowing whether a failed call was audited by its route)."""
+    seen: list[str] = []
+    token = _appends.set(seen)
+    try:
+        yield seen
+    finally:
+        _appends.reset(token)
 
 
 def _chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
@@ -90,6 +107,8 @@ async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft, pr
     row["prev_hash"] = prev_hash
     row["hash"] = _chain_hash(prev_hash, row)
     await session.execute(audit_log.insert().values(**row))
+    if (seen := _appends.get()) is not None:
+        seen.append(entry.operation)
     if entry.outcome == "success":
         from gateway.idempotency import record_commit  # idempotency imports the API context, which imports us
 

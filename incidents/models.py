@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pydantic import ConfigDict, Field
 
 from gateway.db import BigId, JsonColumn, UTCDateTime, metadata
-from gateway.schemas import ListQuery, Model
+from gateway.schemas import ListQuery, Model, UtcDatetime
 
 
 class IncidentStatus(StrEnum):
@@ -234,7 +234,7 @@ class IncidentFilter(Model):
     incident_type: str | None = None
     assignee: str | None = None
     severity: IncidentSeverity | None = None
-    created_after: datetime | None = None
+    created_after: UtcDatetime | None = None
 
 
 class IncidentQuery(ListQuery, IncidentFilter):

@@ -64,15 +64,15 @@ DEPLOY_BODY = {
 
 class Upload(BaseModel):
     xml: bytes
-    filename: str
-    name: str | None = None
-    tenant_id: str | None = None
+    filename: str = Field(max_length=255)
+    name: str | None = Field(None, max_length=255)
+    tenant_id: str | None = Field(None, max_length=100)
 
 
 class JsonDeploy(BaseModel):
     bpmn_xml: str = Field(min_length=1)
-    name: str | None = None
-    tenant_id: str | None = None
+    name: str | None = Field(None, max_length=255)
+    tenant_id: str | None = Field(None, max_length=100)
 
 
 async def read_upload(request: Request) -> Upload:
