@@ -6,6 +6,8 @@ process is the same 400 (with the line) on every engine.
 
 from __future__ import annotations
 
+import codecs
+import re
 from dataclasses import dataclass
 
 from lxml import etree
@@ -40,12 +42,36 @@ def parse(xml: bytes) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or exc.position[0]
         raise InvalidBpmn(f"Malformed XML at line {line}: {exc.msg}") from None
+    if root.getroottree().docinfo.doctype:
+        raise InvalidBpmn(
+            "The BPMN file has a DOCTYPE declaration; BPMN 2.0 needs none, and DTDs and entities are refused"
+        )
     if root.tag != f"{{{BPMN_NS}}}definitions":
         raise InvalidBpmn(
             f"Not a BPMN 2.0 document: the root element is {etree.QName(root).localname!r}, "
             f"expected 'definitions' in namespace {BPMN_NS} (line {root.sourceline})"
         )
     return root
+
+
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def encode_text(xml: str) -> bytes:
+    """BPMN sent as text (JSON `bpmn_xml`) as bytes in the encoding its XML declaration names (UTF-8 without
+    one), so the parser decodes it as written. InvalidBpmn when that encoding is unknown or cannot hold it."""
+    head = xml[:200].encode("utf-8", errors="replace")
+    declared = _DECLARED_ENCODING.match(head)
+    encoding = declared.group(1).decode() if declared else "utf-8"
+    try:
+        return xml.encode(codecs.lookup(encoding).name)
+    except LookupError:
+        raise InvalidBpmn(f"The XML declaration names the unknown encoding {encoding!r}") from None
+    except UnicodeEncodeError as exc:
+        raise InvalidBpmn(
+            f"The BPMN text holds {exc.object[exc.start]!r} at offset {exc.start}, which the encoding its XML "
+            f"declaration names ({encoding}) cannot represent"
+        ) from None
 
 
 def validate(xml: bytes) -> list[ProcessSummary]:

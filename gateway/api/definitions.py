@@ -94,7 +94,8 @@ async def read_upload(request: Request) -> Upload:
         )
     elif content_type.startswith("application/json"):
         body = JsonDeploy.model_validate_json(await request.body())
-        upload = Upload(xml=body.bpmn_xml.encode(), filename="process.bpmn", name=body.name, tenant_id=body.tenant_id)
+        xml = bpmn.encode_text(body.bpmn_xml)
+        upload = Upload(xml=xml, filename="process.bpmn", name=body.name, tenant_id=body.tenant_id)
     else:
         raise BadRequest("Send the BPMN as multipart/form-data (part 'file') or as JSON {\"bpmn_xml\": ...}")
     if len(upload.xml) > limit:
