@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import __version__, metrics
+from gateway import __version__, journal, metrics
 from gateway.api import definitions, instances, operations, tasks
 from gateway.db import Database
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, ValidationFailed
@@ -188,15 +188,28 @@ def create_app(
         incidents = IncidentCenter(db, registry, incident_settings)
         app.state.incidents = incidents
         await incidents.start()
-        purge = asyncio.create_task(
-            _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
-        )
+        jobs = [
+            asyncio.create_task(
+                _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
+            )
+        ]
+        anchor_key = settings.audit_anchor_key.get_secret_value().encode() if settings.audit_anchor_key else None
+        if anchor_key is not None:
+            jobs.append(
+                asyncio.create_task(
+                    _periodic(settings.audit_checkpoint_seconds, lambda: journal.write_checkpoint(db, anchor_key))
+                )
+            )
         try:
             yield
         finally:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
+            for job in jobs:
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+            if anchor_key is not None:
+                with contextlib.suppress(Exception):  # a last anchor at shutdown; the periodic one covers failures
+                    await journal.write_checkpoint(db, anchor_key)
             await incidents.stop()
             await registry.close()
             if redis is not None:

@@ -15,7 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the HTTP server (the default)")
     sub.add_parser("migrate", help="apply the database migrations and exit")
-    sub.add_parser("verify-audit", help="recompute the audit log's hash chain; exit 1 if it was tampered with")
+    sub.add_parser(
+        "verify-audit",
+        help="recompute the audit log's hash chain and check it against the signed checkpoints; exit 1 if it "
+        "was tampered with",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -41,13 +45,24 @@ def main(argv: list[str] | None = None) -> int:
 
         async def verify() -> int:
             db = Database(settings.database_url)
-            result = await verify_chain(db)
+            key = settings.audit_anchor_key
+            result = await verify_chain(db, anchor_key=key.get_secret_value().encode() if key else None)
             await db.dispose()
-            if result.ok:
-                print(f"audit chain intact: {result.rows} rows")
-                return 0
-            print(f"audit chain BROKEN at row {result.first_bad_id} (after {result.rows} good rows)")
-            return 1
+            if not result.ok:
+                where = f" at row {result.first_bad_id}" if result.first_bad_id is not None else ""
+                print(f"audit chain BROKEN{where}: {result.problem} (after {result.rows} good rows)")
+                return 1
+            print(f"audit chain intact: {result.rows} rows")
+            if key is None:
+                print("not anchored: PM_AUDIT_ANCHOR_KEY is not set, so deleting the newest rows cannot be detected")
+            elif result.anchored_id is None:
+                print("no checkpoint yet: nothing is anchored")
+            else:
+                print(
+                    f"last anchored position: row {result.anchored_id} at {result.anchored_at.isoformat()}; "
+                    f"{result.rows_after_anchor} rows after it are not anchored yet"
+                )
+            return 0
 
         return asyncio.run(verify())
 

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: float = Field(24.0, gt=0)
     idempotency_lease_seconds: float = Field(10.0, gt=0)
 
+    audit_anchor_key: SecretStr | None = None
+    audit_checkpoint_seconds: float = Field(60.0, gt=0)
+
     @field_validator("engines", mode="before")
     @classmethod
     def _engines_json(cls, value: Any) -> Any:

@@ -25,6 +25,19 @@ audit_log = sa.Table(
     sa.Index("ix_audit_occurred_at", "occurred_at"),
 )
 
+# Signed anchors of the audit chain (journal.write_checkpoint): what verify-audit holds the chain against.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("audit_id", sa.BigInteger, nullable=False),  # the newest audit row when the checkpoint was taken
+    sa.Column("audit_hash", sa.String(64), nullable=False),  # its hash
+    sa.Column("rows", sa.BigInteger, nullable=False),  # audit rows up to and including it
+    sa.Column("prev_mac", sa.String(64), nullable=False),  # the previous checkpoint's mac: checkpoints chain too
+    sa.Column("mac", sa.String(64), nullable=False),  # HMAC-SHA256 over the fields above, key PM_AUDIT_ANCHOR_KEY
+)
+
 outbox = sa.Table(
     "outbox",
     metadata,
