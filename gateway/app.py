@@ -25,6 +25,7 @@ from gateway.guard import RequestGuardMiddleware
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
+from gateway.slow_clients import BodyDeadlineMiddleware
 from incidents import views as incident_views
 from incidents.center import IncidentCenter
 from incidents.settings import load_incident_settings
@@ -235,5 +236,6 @@ def create_app(
     )
     app.add_middleware(RequestGuardMiddleware, db_getter=lambda: app.state.db)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.client_body_timeout)
     app.add_middleware(MetricsMiddleware)
     return app

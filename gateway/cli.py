@@ -75,7 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pm-gateway: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    from gateway.slow_clients import header_deadline_protocol
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        http=header_deadline_protocol(settings.client_header_timeout),
+    )
     return 0
 
 

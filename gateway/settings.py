@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     port: int = 3007
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_upload_bytes: int = 5 * 1024 * 1024
+    client_header_timeout: float = Field(10.0, gt=0)
+    client_body_timeout: float = Field(30.0, gt=0)
     auto_migrate: bool = True
 
     # Engines: either the single-engine shorthand or PM_ENGINES (JSON list) / PM_CONFIG (a JSON file).
