@@ -7,6 +7,7 @@ nothing of it is kept (the gateway retries it as a whole).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
@@ -17,10 +18,12 @@ from adapters.embedded.parsing import ParsedProcess, SpecCache, parse_bpmn
 from adapters.embedded.runtime import Changes, Execution, Runtime
 from adapters.embedded.variables import loaded, plain, stored, typed
 from gateway.db import utcnow
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.schemas import ProcessInstance, StartInstance
 from gateway.uow import UnitOfWork
 from gateway.variables import Variables
+
+logger = logging.getLogger(__name__)
 
 Row = Any  # a SQLAlchemy row
 
@@ -102,8 +105,20 @@ class InstanceEngine:
         await self._save(uow, instance, execution, loaded(instance.variables))
 
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
-        instance, execution = await self._resume(uow, instance_id)
-        execution.cancel()
+        """End the instance; one whose stored state can no longer be restored is ended all the same."""
+        try:
+            instance, execution = await self._resume(uow, instance_id)
+        except GatewayError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. a state written before user data was escaped (serializer.py)
+            logger.exception(
+                "Embedded engine %r: instance %s cannot be restored; terminating it as stored", self.engine_name, instance_id
+            )
+            instance = await repository.load_instance(uow.session, instance_id)
+            state = instance.state
+        else:
+            execution.cancel()
+            state = self.runtime.dump(execution.workflow)
         now = utcnow()
         await repository.save_instance(
             uow.session,
@@ -111,7 +126,7 @@ class InstanceEngine:
             status="terminated",
             end_time=now,
             duration_ms=_milliseconds(instance.start_time, now),
-            state=self.runtime.dump(execution.workflow),
+            state=state,
         )
         await repository.cancel_open_tasks(uow.session, instance_id, now)
         await repository.close_activities(uow.session, instance_id, now)

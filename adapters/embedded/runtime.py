@@ -46,6 +46,7 @@ from SpiffWorkflow.util.task import TaskState
 from adapters.embedded.errors import BpmnError
 from adapters.embedded.expressions import EmbeddedScriptEngine, ExpressionError, evaluate
 from adapters.embedded.parsing import ExternalTask, ParsedProcess
+from adapters.embedded.serializer import USER_DATA_CONVERTERS, UserDataWorkflowMixin, data_to_dict
 from gateway.errors import Conflict, EngineError, NotFound
 from gateway.variables import parse_datetime
 
@@ -132,11 +133,12 @@ class Changes:
     jobs_removed: list[str]
 
 
-class _RunStateConverter(BpmnWorkflowConverter):
+class _RunStateConverter(UserDataWorkflowMixin, BpmnWorkflowConverter):
     """The workflow's run state without its specs: those come from the parsed definition, shared and cached."""
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         dct = WorkflowConverter.to_dict(self, workflow)
+        dct["data"] = data_to_dict(self.registry, workflow.data)
         dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return dct
@@ -158,7 +160,9 @@ class Runtime:
         self.script_engine = EmbeddedScriptEngine(allow_scripts=allow_scripts)
         self.handler_timeout = handler_timeout
         self.handlers: dict[str, Handler] = {}
-        self._registry = BpmnWorkflowSerializer.configure({**DEFAULT_CONFIG, BpmnWorkflow: _RunStateConverter})
+        self._registry = BpmnWorkflowSerializer.configure(
+            {**DEFAULT_CONFIG, **USER_DATA_CONVERTERS, BpmnWorkflow: _RunStateConverter}
+        )
         self._serializer = BpmnWorkflowSerializer(self._registry)
 
     def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:
