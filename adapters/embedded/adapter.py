@@ -61,10 +61,13 @@ class EmbeddedAdapter(EngineAdapter):
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)
+        settings = context.settings
         self.runtime = Runtime(
-            allow_scripts=context.settings.embedded_allow_scripts, handler_timeout=context.config.read_timeout
+            allow_scripts=settings.embedded_allow_scripts,
+            handler_timeout=context.config.read_timeout,
+            max_cardinality=settings.embedded_max_cardinality,
         )
-        self.engine = InstanceEngine(self.name, self.runtime, SpecCache())
+        self.engine = InstanceEngine(self.name, self.runtime, SpecCache(settings.embedded_spec_cache_bytes))
         self._poller: asyncio.Task[None] | None = None
 
     @property
@@ -151,7 +154,7 @@ class EmbeddedAdapter(EngineAdapter):
                 ) from None
             rows = await repository.definitions_of_deployment(uow.session, deployment_id)
         for process, row in zip(processes, definition_rows, strict=True):
-            self.engine.specs.put(row["id"], process)
+            self.engine.specs.put(row["id"], process, len(bpmn_xml))
         return Deployment(
             deployment_id=deployment_id,
             name=deployment_row["name"],

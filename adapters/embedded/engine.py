@@ -42,7 +42,7 @@ class InstanceEngine:
             if xml is None:
                 raise NotFound(f"Process definition {definition_id} not found", engine=self.engine_name)
             process = next(p for p in parse_bpmn(xml) if p.key == key)
-            self.specs.put(definition_id, process)
+            self.specs.put(definition_id, process, len(xml))
         return process
 
     async def start(self, uow: UnitOfWork, definition: Row, request: StartInstance, started_by: str) -> ProcessInstance:

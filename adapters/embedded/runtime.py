@@ -156,8 +156,8 @@ class _RunStateConverter(UserDataWorkflowMixin, BpmnWorkflowConverter):
 class Runtime:
     """What every execution of one adapter shares: the script engine, the serializer and the handlers."""
 
-    def __init__(self, *, allow_scripts: bool, handler_timeout: float) -> None:
-        self.script_engine = EmbeddedScriptEngine(allow_scripts=allow_scripts)
+    def __init__(self, *, allow_scripts: bool, handler_timeout: float, max_cardinality: int = 1_000) -> None:
+        self.script_engine = EmbeddedScriptEngine(allow_scripts=allow_scripts, max_cardinality=max_cardinality)
         self.handler_timeout = handler_timeout
         self.handlers: dict[str, Handler] = {}
         self._registry = BpmnWorkflowSerializer.configure(
