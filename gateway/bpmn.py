@@ -7,6 +7,7 @@ process is the same 400 (with the line) on every engine.
 from __future__ import annotations
 
 import codecs
+import io
 import re
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ ENGINE_NAMESPACES = (
     "http://activiti.org/bpmn",
 )
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
+MAX_ELEMENTS = 10_000  # default of PM_MAX_BPMN_ELEMENTS
 MAX_ID_LENGTH = 255  # process, element and definition ids and names, as the engines store them
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -74,8 +76,27 @@ def encode_text(xml: str) -> bytes:
         ) from None
 
 
-def validate(xml: bytes) -> list[ProcessSummary]:
-    """The processes of a deployable BPMN file; at least one must be executable."""
+def _check_element_count(xml: bytes, limit: int) -> None:
+    """Count elements while streaming (nothing is kept), stopping at the first one over the limit."""
+    count = 0
+    try:
+        for _, element in etree.iterparse(
+            io.BytesIO(xml), events=("end",), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        ):
+            count += 1
+            if count > limit:
+                raise InvalidBpmn(
+                    f"The BPMN file has more than {limit} XML elements; the limit is {limit} (PM_MAX_BPMN_ELEMENTS)"
+                )
+            element.clear(keep_tail=True)  # only ever at "end": clearing at "start" corrupts lxml's tree
+    except etree.XMLSyntaxError:
+        return  # `parse` reports it with its line
+
+
+def validate(xml: bytes, *, max_elements: int = MAX_ELEMENTS) -> list[ProcessSummary]:
+    """The processes of a deployable BPMN file; at least one must be executable. A file with more than
+    `max_elements` XML elements is refused before it is built in memory (InvalidBpmn naming the limit)."""
+    _check_element_count(xml, max_elements)
     root = parse(xml)
     processes = [
         ProcessSummary(

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
 
     embedded_allow_scripts: bool = False
     embedded_timer_interval: float = Field(1.0, gt=0)
+    embedded_max_cardinality: int = Field(1_000, ge=1)
+    embedded_spec_cache_bytes: int = Field(16 * 1024 * 1024, ge=0)
+    max_bpmn_elements: int = Field(10_000, ge=1)
 
     idempotency_ttl_hours: float = Field(24.0, gt=0)
     idempotency_lease_seconds: float = Field(10.0, gt=0)

@@ -114,7 +114,7 @@ def _upload_summary(upload: Upload) -> dict[str, Any]:
 
 
 async def _deploy(ctx: Context, upload: Upload, operation: str, resource_id: str | None = None) -> Deployment:
-    bpmn.validate(upload.xml)
+    bpmn.validate(upload.xml, max_elements=ctx.registry.settings.max_bpmn_elements)
 
     async def action(uow: Any) -> Deployment:
         deployment = await ctx.adapter.deploy(
