@@ -200,6 +200,7 @@ class RequestGuardMiddleware:
 
 
 async def send_problem(send: Send, error: GatewayError, path: str) -> None:
+    """Answer a raw ASGI request with the error's RFC 9457 problem document."""
     body = json.dumps(error.problem(path)).encode()
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})

@@ -265,6 +265,7 @@ class IdempotencyMiddleware:
 
 
 async def purge_expired(db: Database, ttl_hours: float) -> int:
+    """Forget keys older than `ttl_hours`; returns how many were removed."""
     cutoff = utcnow() - timedelta(hours=ttl_hours)
     async with db.writer(), db.sessionmaker() as session, session.begin():
         result = await session.execute(keys.delete().where(keys.c.created_at < cutoff))

@@ -19,6 +19,8 @@ from gateway.errors import GatewayError
 
 
 class RequestTimeout(GatewayError):
+    """408: the client did not send its request body in time (PM_CLIENT_BODY_TIMEOUT)."""
+
     status, title, slug = 408, "Request timeout", "request-timeout"
 
 
