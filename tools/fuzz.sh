@@ -16,13 +16,20 @@ PM_DATABASE_URL="sqlite+aiosqlite:///$work/fuzz.db" PM_PORT="$port" PM_LOG_LEVEL
   .venv/bin/pm-gateway >"$work/gateway.log" 2>&1 &
 gateway=$!
 trap 'kill "$gateway" 2>/dev/null || true; wait "$gateway" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 60); do
-  curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-  sleep 0.5
-done
-
-# A deployed definition gives the instance and task operations something real to find.
-curl -fsS -o /dev/null -F "file=@examples/order-process.bpmn" "http://127.0.0.1:$port/api/processes/definitions"
+# Wait for the gateway, then deploy the example: the instance and task operations get something real to find.
+.venv/bin/python - "$port" <<'PY'
+import sys, time, httpx
+base = f"http://127.0.0.1:{sys.argv[1]}"
+for _ in range(120):
+    try:
+        if httpx.get(base + "/health", timeout=1).status_code == 200:
+            break
+    except httpx.TransportError:
+        time.sleep(0.5)
+with open("examples/order-process.bpmn", "rb") as bpmn:
+    deployed = httpx.post(base + "/api/processes/definitions", files={"file": ("order.bpmn", bpmn)}, timeout=60)
+deployed.raise_for_status()
+PY
 
 status=0
 timeout "$FUZZ_SECONDS" .venv/bin/schemathesis run "http://127.0.0.1:$port/openapi.json" \
