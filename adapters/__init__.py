@@ -1,1 +1,1 @@
-"""Engine adapters: every engine serves the same `EngineAdapter` contract (see `adapters.base`)."""
+"""Engine adapters: every engine serves the same `EngineAdapter` contract (the port in `gateway.engines.port`)."""

@@ -1,15 +1,15 @@
-"""The FastAPI application: wiring, lifespan, problem responses, request metrics and limits."""
+"""HTTP plumbing of the FastAPI application: problem responses, the request context (request id, access line,
+metrics, trailing slashes) and the upload limit.
+
+The application itself is assembled in `gateway.bootstrap` (the composition root)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+import uuid
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,32 +17,29 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import __version__, journal, metrics
-from gateway.api import definitions, instances, operations, tasks
-from gateway.db import Database
+from gateway import metrics, tracing
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, ValidationFailed
-from gateway.guard import RequestGuardMiddleware
-from gateway.idempotency import IdempotencyMiddleware, purge_expired
-from gateway.registry import EngineRegistry
-from gateway.settings import Settings, load_settings
-from gateway.slow_clients import BodyDeadlineMiddleware
-from incidents import views as incident_views
-from incidents.center import IncidentCenter
-from incidents.settings import load_incident_settings
+from gateway.logs import RequestContext, access_log, current_request, note_problem
 
 log = logging.getLogger("gateway")
 PROBLEM_JSON = "application/problem+json"
-IDEMPOTENCY_PURGE_INTERVAL = 3600.0
 
 
 def problem_response(error: GatewayError, request: Request) -> JSONResponse:
+    note_problem(error.title)
     return JSONResponse(
         error.problem(request.url.path), status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers
     )
 
 
+def _message(error: dict[str, Any]) -> str:
+    if error.get("type") == "extra_forbidden":
+        return f"unknown field '{error['loc'][-1]}'" if error.get("loc") else "unknown field"
+    return str(error.get("msg", ""))
+
+
 def _validation_problem(errors: list[dict[str, Any]]) -> GatewayError:
-    items = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in errors]
+    items = [{"loc": list(e.get("loc", ())), "msg": _message(e)} for e in errors]
     if any(e.get("type") == "json_invalid" for e in errors):
         return BadRequest("The request body is not valid JSON", errors=items)
     summary = "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in items)
@@ -122,6 +119,7 @@ class UploadLimitMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         error = PayloadTooLarge(f"The request body is larger than the limit of {self.limit} bytes (PM_MAX_UPLOAD_BYTES)")
+        note_problem(error.title)
         body = JSONResponse(error.problem(scope["path"]), status_code=413, media_type=PROBLEM_JSON)
         await body({"type": "http"}, _no_receive, send)
 
@@ -130,8 +128,25 @@ async def _no_receive() -> Any:  # pragma: no cover - JSONResponse never reads t
     return {"type": "http.disconnect"}
 
 
-class MetricsMiddleware:
-    """Request latency per route template and status (a plain ASGI middleware: no per-request task)."""
+REQUEST_ID_HEADER = b"x-request-id"
+MAX_REQUEST_ID = 128
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-Id when it is a sane token, else a new one."""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            if 0 < len(value) <= MAX_REQUEST_ID and value.isascii() and value.decode().isprintable():
+                return value.decode()
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Per request, in one plain ASGI layer (no per-request task): take or make the request id (X-Request-Id,
+    returned on the answer and sent on to the engines), route `/path/` like `/path`, and once the answer is
+    sent observe its latency and write the one access line (method, route template, status, ms, engine,
+    request id, and the problem title for 4xx/5xx)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -140,102 +155,60 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+            if scope.get("raw_path"):
+                scope["raw_path"] = scope["raw_path"].rstrip(b"/") or b"/"
+        context = RequestContext(_request_id(scope))
+        token = current_request.set(context)
         started = time.perf_counter()
         status = 500
+        header = (REQUEST_ID_HEADER, context.request_id.encode())
 
         async def observing_send(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
-            await self.app(scope, receive, observing_send)
+            with tracing.span(scope["method"], **{"pm.request_id": context.request_id}) as span:
+                try:
+                    await self.app(scope, receive, observing_send)
+                finally:
+                    if span is not None:
+                        route = getattr(scope.get("route"), "path", "unmatched")
+                        span.update_name(f"{scope['method']} {route}")
+                        span.set_attributes({"http.route": route, "http.response.status_code": status})
         finally:
+            elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
-            metrics.http_requests.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
+            metrics.http_requests.labels(scope["method"], route, str(status)).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                _log_access(scope["method"], route, status, elapsed * 1000, context)
+            current_request.reset(token)
 
 
-async def _periodic(interval: float, job: Any) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await job()
-        except Exception:  # noqa: BLE001 - a failed round is retried at the next interval
-            log.exception("periodic job failed")
-
-
-def create_app(
-    settings: Settings | None = None,
-    *,
-    engine_transports: dict[str, httpx.AsyncBaseTransport] | None = None,
-) -> FastAPI:
-    settings = settings or load_settings()
-    incident_settings = load_incident_settings()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
-        if settings.auto_migrate:
-            await db.migrate()
-        redis = None
-        if settings.redis_url:
-            from redis.asyncio import Redis
-
-            redis = Redis.from_url(settings.redis_url)
-        registry = EngineRegistry(settings, db, transports=engine_transports, redis=redis)
-        app.state.db, app.state.redis, app.state.registry = db, redis, registry
-        await registry.start()
-        incidents = IncidentCenter(db, registry, incident_settings)
-        app.state.incidents = incidents
-        await incidents.start()
-        jobs = [
-            asyncio.create_task(
-                _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
-            )
-        ]
-        anchor_key = settings.audit_anchor_key.get_secret_value().encode() if settings.audit_anchor_key else None
-        if anchor_key is not None:
-            jobs.append(
-                asyncio.create_task(
-                    _periodic(settings.audit_checkpoint_seconds, lambda: journal.write_checkpoint(db, anchor_key))
-                )
-            )
-        try:
-            yield
-        finally:
-            for job in jobs:
-                job.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await job
-            if anchor_key is not None:
-                with contextlib.suppress(Exception):  # a last anchor at shutdown; the periodic one covers failures
-                    await journal.write_checkpoint(db, anchor_key)
-            await incidents.stop()
-            await registry.close()
-            if redis is not None:
-                await redis.aclose()
-            await db.dispose()
-
-    app = FastAPI(
-        title="pm-gateway",
-        version=__version__,
-        description="One stable REST API for BPMN process management over Camunda 7, Flowable, "
-        "Camunda 8 and an embedded engine. Errors are RFC 9457 problem details.",
-        lifespan=lifespan,
+def _log_access(method: str, route: str, status: int, duration_ms: float, context: RequestContext) -> None:
+    problem = f' problem="{context.problem}"' if context.problem else ""
+    access_log.log(
+        logging.WARNING if status >= 500 else logging.INFO,
+        "%s %s %s %.1f ms engine=%s%s",
+        method,
+        route,
+        status,
+        duration_ms,
+        context.engine or "-",
+        problem,
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(duration_ms, 2),
+            "engine": context.engine,
+            "problem": context.problem,
+            "request_id": context.request_id,
+        },
     )
-    app.state.settings = settings
-    install_error_handlers(app)
-    for module in (definitions, instances, tasks, operations, incident_views):
-        app.include_router(module.router)
-    app.add_middleware(
-        IdempotencyMiddleware,
-        db_getter=lambda: app.state.db,
-        ttl_hours=settings.idempotency_ttl_hours,
-        lease_seconds=settings.idempotency_lease_seconds,
-    )
-    app.add_middleware(RequestGuardMiddleware, db_getter=lambda: app.state.db)
-    app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
-    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.client_body_timeout)
-    app.add_middleware(MetricsMiddleware)
-    return app

@@ -1,7 +1,8 @@
 """Engine-neutral reading of BPMN 2.0 XML: a first validation, and the tasks a definition contains.
 
 Every upload is checked here before any engine sees it, so malformed XML or a file without an executable
-process is the same 400 (with the line) on every engine.
+process is the same 400 (with the line) on every engine. Where a task's assignment and form are written is
+engine vocabulary: each adapter declares it as its `task_extensions` (see `TaskExtensions`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -18,13 +19,6 @@ from gateway.schemas import ProcessTask, StartForm
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 TASK_TYPES = ("userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask")
-# Extension namespaces that carry assignment and forms, in the order they are looked up.
-ENGINE_NAMESPACES = (
-    "http://camunda.org/schema/1.0/bpmn",
-    "http://flowable.org/bpmn",
-    "http://activiti.org/bpmn",
-)
-ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 MAX_ELEMENTS = 10_000  # default of PM_MAX_BPMN_ELEMENTS
 MAX_ID_LENGTH = 255  # process, element and definition ids and names, as the engines store them
 
@@ -102,13 +96,15 @@ def validate(xml: bytes, *, max_elements: int = MAX_ELEMENTS) -> list[ProcessSum
         ProcessSummary(
             id=element.get("id", ""),
             name=element.get("name"),
-            executable=element.get("isExecutable", "false").lower() == "true",
+            # Without the attribute a process is executable, as Camunda 7 and Flowable read it; each adapter
+            # may still refuse what its engine cannot run.
+            executable=element.get("isExecutable", "true").lower() == "true",
         )
         for element in root.iter(f"{{{BPMN_NS}}}process")
     ]
     if not any(process.executable for process in processes):
         raise InvalidBpmn(
-            "The BPMN file contains no executable process (a <process> with isExecutable=\"true\")"
+            "The BPMN file contains no executable process (every <process> has isExecutable=\"false\")"
         )
     missing_id = next((p for p in processes if not p.id), None)
     if missing_id is not None:
@@ -131,59 +127,80 @@ def _check_lengths(root: etree._Element) -> None:
                 )
 
 
-def _engine_attr(element: etree._Element, name: str) -> str | None:
-    for namespace in ENGINE_NAMESPACES:
-        value = element.get(f"{{{namespace}}}{name}")
-        if value is not None:
-            return value
-    return None
+
+@dataclass(frozen=True)
+class Assignment:
+    """Who a task is for and which form it shows, as the engine reads them from the BPMN."""
+
+    assignee: str | None = None
+    candidate_groups: list[str] = field(default_factory=list)
+    candidate_users: list[str] = field(default_factory=list)
+    form_key: str | None = None
 
 
-def _split(value: str | None) -> list[str]:
+@dataclass(frozen=True)
+class TaskExtensions:
+    """How an engine writes assignment and forms in BPMN: as attributes `assignee`, `candidateGroups`,
+    `candidateUsers`, `formKey` in its extension `namespaces`, looked up in order (Camunda 7, Flowable).
+    An engine that writes them otherwise (Camunda 8's `zeebe:assignmentDefinition`) overrides `read`."""
+
+    namespaces: tuple[str, ...] = ()
+
+    def attribute(self, element: etree._Element, name: str) -> str | None:
+        for namespace in self.namespaces:
+            value = element.get(f"{{{namespace}}}{name}")
+            if value is not None:
+                return value
+        return None
+
+    def read(self, element: etree._Element) -> Assignment:
+        """The assignment of a task element, or the form of a start event (only `form_key` set)."""
+        return Assignment(
+            assignee=self.attribute(element, "assignee"),
+            candidate_groups=split_list(self.attribute(element, "candidateGroups")),
+            candidate_users=split_list(self.attribute(element, "candidateUsers")),
+            form_key=self.attribute(element, "formKey"),
+        )
+
+
+def split_list(value: str | None) -> list[str]:
+    """`"a, b,,c"` → `["a", "b", "c"]`: the comma-separated lists of BPMN extension attributes."""
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def _task(element: etree._Element) -> ProcessTask:
+def _task(element: etree._Element, extensions: TaskExtensions) -> ProcessTask:
     kind = etree.QName(element).localname
     documentation = element.find(f"{{{BPMN_NS}}}documentation")
-    assignee = _engine_attr(element, "assignee")
-    groups = _split(_engine_attr(element, "candidateGroups"))
-    users = _split(_engine_attr(element, "candidateUsers"))
-    form_key = _engine_attr(element, "formKey")
-    zeebe_assignment = element.find(f".//{{{ZEEBE_NS}}}assignmentDefinition")
-    if zeebe_assignment is not None:
-        assignee = assignee or zeebe_assignment.get("assignee")
-        groups = groups or _split(zeebe_assignment.get("candidateGroups"))
-        users = users or _split(zeebe_assignment.get("candidateUsers"))
-    zeebe_form = element.find(f".//{{{ZEEBE_NS}}}formDefinition")
-    if zeebe_form is not None:
-        form_key = form_key or zeebe_form.get("formKey") or zeebe_form.get("formId")
+    assignment = extensions.read(element)
     return ProcessTask(
         id=element.get("id", ""),
         name=element.get("name"),
         type=kind,  # type: ignore[arg-type]
-        assignee=assignee,
-        candidate_groups=groups,
-        candidate_users=users,
-        form_key=form_key,
+        assignee=assignment.assignee,
+        candidate_groups=assignment.candidate_groups,
+        candidate_users=assignment.candidate_users,
+        form_key=assignment.form_key,
         documentation=(documentation.text or "").strip() or None if documentation is not None else None,
     )
 
 
-def describe_process(xml: bytes, process_id: str) -> tuple[list[ProcessTask], StartForm | None]:
-    """The tasks of one process (subprocesses included) and its start form, if any."""
+def describe_process(
+    xml: bytes, process_id: str, extensions: TaskExtensions
+) -> tuple[list[ProcessTask], StartForm | None]:
+    """The tasks of one process (subprocesses included) and its start form, if any, read as the engine
+    (`extensions`) reads them. An unknown `process_id` has neither."""
     root = parse(xml)
     process = next((p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id") == process_id), None)
     if process is None:
         return [], None
     tasks = [
-        _task(element)
+        _task(element, extensions)
         for element in process.iter()
         if isinstance(element.tag, str) and element.tag in {f"{{{BPMN_NS}}}{kind}" for kind in TASK_TYPES}
     ]
     start_form = None
     for start in process.iter(f"{{{BPMN_NS}}}startEvent"):
-        form_key = _engine_attr(start, "formKey")
+        form_key = extensions.read(start).form_key
         if form_key:
             start_form = StartForm(key=form_key)
             break

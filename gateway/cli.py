@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from typing import Any
 
-from gateway.settings import ConfigError, load_settings
+from gateway.errors import ConfigError
+from gateway.logs import configure_logging
+from gateway.settings import Settings, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pm-gateway: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)
 
     from gateway.db import Database
 
@@ -66,24 +69,90 @@ def main(argv: list[str] | None = None) -> int:
 
         return asyncio.run(verify())
 
+    return serve(settings)
+
+
+def worker_count(settings: Settings) -> int:
+    """PM_WORKERS, else one process per CPU core; SQLite is always one process (its database is one file
+    and the Incident Center elects its leader through PostgreSQL). Raises ConfigError for SQLite with more."""
+    is_sqlite = settings.database_url.startswith("sqlite")
+    if settings.workers is None:
+        return 1 if is_sqlite else os.cpu_count() or 1
+    if is_sqlite and settings.workers > 1:
+        raise ConfigError("invalid configuration: PM_WORKERS: more than one worker needs PostgreSQL (PM_DATABASE_URL)")
+    return settings.workers
+
+
+def start_banner(settings: Settings, workers: int) -> str:
+    """One line naming what runs: version, address and docs, workers, engines and the database (no password)."""
+    from sqlalchemy.engine import make_url
+
+    from gateway import __version__
+
+    default = settings.default_engine_name()
+    engines = ", ".join(
+        f"{engine.name} ({engine.type}{' at ' + engine.public_url() if engine.url else ''}"
+        f"{', default' if engine.name == default else ''})"
+        for engine in settings.engine_configs
+    )
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    base = f"http://{settings.host}:{settings.port}"
+    return (
+        f"pm-gateway {__version__} listening on {base} (API docs {base}/docs), {workers} worker(s); "
+        f"engines: {engines}; database: {database}"
+    )
+
+
+def worker_app() -> Any:
+    """The application of one server process (uvicorn's factory; a worker process starts with no logging)."""
+    from gateway.bootstrap import create_app
+    from gateway.tracing import configure_tracing
+
+    from gateway.slow_clients import HeaderDeadlineProtocol
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)
+    configure_tracing()
+    HeaderDeadlineProtocol.header_timeout = settings.client_header_timeout  # uvicorn builds it in this process
+    return create_app(settings)
+
+
+def serve(settings: Settings) -> int:
+    """Run uvicorn with PM_WORKERS processes. Migrations run once here, before the workers start; every
+    worker runs the background loops, which elect one leader per database (incidents.sync.Leadership) or
+    are safe to run concurrently (idempotency purge, stale intents, embedded timers)."""
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.bootstrap import create_app
+    from gateway.db import Database
+    from gateway.slow_clients import HeaderDeadlineProtocol
 
     try:
-        app = create_app(settings)
+        workers = worker_count(settings)
+        create_app(settings)  # checks the whole configuration before any process starts
     except ConfigError as exc:
         print(f"pm-gateway: {exc}", file=sys.stderr)
         return 2
-    from gateway.slow_clients import header_deadline_protocol
+    if settings.auto_migrate:
 
+        async def migrate() -> None:
+            db = Database(settings.database_url)
+            await db.migrate()
+            await db.dispose()
+
+        asyncio.run(migrate())
+    logging.getLogger("gateway").info(start_banner(settings, workers))
+    os.environ["PM_AUTO_MIGRATE"] = "false"  # the workers read their settings from the environment
     uvicorn.run(
-        app,
+        "gateway.cli:worker_app",
+        factory=True,
         host=settings.host,
         port=settings.port,
+        workers=workers,
         log_level=settings.log_level,
-        access_log=False,
-        http=header_deadline_protocol(settings.client_header_timeout),
+        log_config=None,  # keep configure_logging's handlers and format
+        access_log=False,  # RequestContextMiddleware writes the access line
+        http=HeaderDeadlineProtocol,  # closes connections that trickle their headers (PM_CLIENT_HEADER_TIMEOUT)
     )
     return 0
 

@@ -19,7 +19,7 @@ from alembic.config import Config
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from gateway.settings import installed_adapters
+from gateway.engines.plugins import installed_adapters
 
 metadata = sa.MetaData()
 
@@ -27,7 +27,7 @@ metadata = sa.MetaData()
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 JsonColumn = sa.JSON().with_variant(JSONB(), "postgresql")
 
-DOMAIN_PACKAGES = ("incidents",)
+DOMAIN_PACKAGES = ("incidents", "analytics", "events")
 MIGRATIONS_LOCK_ID = 7_301_001  # PostgreSQL advisory lock: one replica migrates at a time
 
 

@@ -107,3 +107,7 @@ ERRORS_BY_STATUS: dict[int, type[GatewayError]] = {
     cls.status: cls
     for cls in (BadRequest, NotFound, Conflict, PayloadTooLarge, ValidationFailed, NotSupported)
 }
+
+
+class ConfigError(Exception):
+    """Raised at start when the configuration is invalid; the message names the bad field."""

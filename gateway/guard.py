@@ -17,11 +17,12 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import journal
+from gateway.journal import AuditDraft
 from gateway.api.context import actor_of
 from gateway.db import Database
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.idempotency import read_body, replay_body
-from gateway.uow import AuditDraft
+from gateway.uow import transaction
 from gateway.variables import INT64_MAX, INT64_MIN
 
 MAX_JSON_DEPTH = 64
@@ -196,7 +197,8 @@ class RequestGuardMiddleware:
             detail=detail if isinstance(detail, str) else None,
         )
         db: Database = self.db_getter()
-        await journal.record_failure(db, _actor(scope), entry)
+        async with transaction(db, actor=_actor(scope)) as uow:
+            uow.audit(entry)
 
 
 async def send_problem(send: Send, error: GatewayError, path: str) -> None:

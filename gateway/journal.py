@@ -1,4 +1,8 @@
-"""The audit log (hash-chained, append-only) and the event outbox: every query on both tables."""
+"""The audit log (hash-chained, append-only) and the event outbox: every query on both tables.
+
+`EventDraft` and `AuditDraft` are what a change queues; `write` appends them inside the change's
+transaction (see `gateway.uow`).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,52 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import Database, utcnow
-from gateway.errors import ConcurrentModification, GatewayError
 from gateway.tables import audit_checkpoints, audit_log, outbox
-from gateway.uow import AuditDraft, UnitOfWork, transaction
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-MAX_CONCURRENT_RETRIES = 3
+
+EVENT_PREFIX = "process_manager."
+
+
+@dataclass
+class EventDraft:
+    """An event to append to the outbox: `type` with its `process_manager.` prefix, `data` as API.md gives it."""
+
+    type: str
+    engine: str | None
+    data: dict[str, Any]
+    instance_id: str | None = None
+    tenant_id: str | None = None
+    actor: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class AuditDraft:
+    """An audit row to append: who did `operation` on which resource, with what (`request`, no values of
+    variables) and how it ended (`status` the HTTP status, `outcome` success | failure | unknown)."""
+
+    operation: str
+    resource_type: str
+    resource_id: str | None
+    engine: str | None
+    request: dict[str, Any]
+    status: int
+    outcome: str = "success"
+    detail: str | None = None
+
 
 GENESIS_HASH = "0" * 64
 JOURNAL_LOCK_ID = 7_301_002  # PostgreSQL advisory lock that serialises journal appends
@@ -68,13 +101,13 @@ async def _lock(session: AsyncSession) -> str:
     return await session.scalar(_LAST_HASH) or GENESIS_HASH
 
 
-async def write(uow: UnitOfWork) -> None:
-    """Append the unit of work's events and audit row, inside its transaction."""
-    if not uow.events and uow.audit_entry is None:
+async def write(session: AsyncSession, actor: str, events: list[EventDraft], audit: AuditDraft | None) -> None:
+    """Append events (in the given order) and the audit row inside the caller's transaction."""
+    if not events and audit is None:
         return
-    last_hash = await _lock(uow.session)
-    if uow.events:
-        await uow.session.execute(
+    last_hash = await _lock(session)
+    if events:
+        await session.execute(
             outbox.insert(),
             [
                 {
@@ -87,11 +120,11 @@ async def write(uow: UnitOfWork) -> None:
                     "instance_id": event.instance_id,
                     "data": event.data,
                 }
-                for event in uow.events
+                for event in events
             ],
         )
-    if uow.audit_entry is not None:
-        await _append_audit(uow.session, uow.actor, uow.audit_entry, last_hash)
+    if audit is not None:
+        await _append_audit(session, actor, audit, last_hash)
 
 
 async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft, prev_hash: str) -> None:
@@ -116,44 +149,6 @@ async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft, pr
         from gateway.idempotency import record_commit  # idempotency imports the API context, which imports us
 
         await record_commit(session, entry.status, entry.resource_type, entry.resource_id)
-
-
-async def record_failure(db: Database, actor: str, entry: AuditDraft) -> None:
-    """Audit a mutating call that failed; its own transaction, since the change itself rolled back."""
-    async with db.writer(), db.sessionmaker() as session, session.begin():
-        await _append_audit(session, actor, entry, await _lock(session))
-
-
-async def audited(
-    db: Database,
-    actor: str,
-    change: Callable[[UnitOfWork], Awaitable[T]],
-    *,
-    success: Callable[[T], AuditDraft | None],
-    failure: Callable[[GatewayError], AuditDraft],
-) -> T:
-    """Run one change in a unit of work with its audit row, and audit its failure if it fails.
-
-    `success(result)` is the audit row (None: the change changed nothing, no row); `failure(error)` the row of
-    a failed change, whose status, outcome and detail come from the error. A change that lost an optimistic
-    lock race (ConcurrentModification, the embedded engine) is run again as a whole; nothing else is retried.
-    """
-    for attempt in range(1, MAX_CONCURRENT_RETRIES + 1):
-        try:
-            async with transaction(db, actor=actor) as uow:
-                result = await change(uow)
-                entry = success(result)
-                if entry is not None:
-                    uow.audit(entry)
-            return result
-        except GatewayError as exc:
-            if isinstance(exc, ConcurrentModification) and attempt < MAX_CONCURRENT_RETRIES:
-                continue
-            entry = failure(exc)
-            entry.status, entry.outcome, entry.detail = exc.status, "failure", exc.detail
-            await record_failure(db, actor, entry)
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass
@@ -324,7 +319,7 @@ async def list_audit(
     return [_audit_public(dict(r._mapping)) for r in rows], int(total or 0)
 
 
-def _event_public(row: dict[str, Any]) -> dict[str, Any]:
+def event_public(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["event_id"],
         "cursor": str(row["id"]),
@@ -349,4 +344,4 @@ async def list_events(
         sa.select(outbox).where(*conditions).order_by(outbox.c.id).limit(limit)
     )]
     next_cursor = rows[-1]["id"] if rows else after
-    return [_event_public(row) for row in rows], next_cursor
+    return [event_public(row) for row in rows], next_cursor

@@ -8,17 +8,16 @@ from typing import Any
 
 import httpx
 
-from adapters.base import CAPABILITY_DESCRIPTIONS, AdapterContext, Capability, EngineAdapter
 from gateway.db import Database
 from gateway.engine_auth import build_auth
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.plugins import adapter_class, adapter_options
+from gateway.engines.port import CAPABILITY_DESCRIPTIONS, AdapterContext, Capability, EngineAdapter
 from gateway.errors import GatewayError, NotFound, NotSupported
+from gateway.logs import note_engine
 from gateway.metadata import MetadataStore
 from gateway.resilience import EngineBreaker, EngineHttp, RedisBreakerSync
-from gateway.settings import EngineConfig, Settings, require_installed
-
-def adapter_class(config: EngineConfig) -> type[EngineAdapter]:
-    """Load only the adapter an engine needs: a broken or absent optional adapter harms no other engine."""
-    return require_installed(config).load()
+from gateway.settings import EngineConfig, Settings
 
 
 @dataclass
@@ -58,19 +57,22 @@ class EngineRegistry:
         self.redis = redis
         self.engines: dict[str, EngineHandle] = {}
         transports = transports or {}
-        for config in settings.engine_configs:
+        for index, config in enumerate(settings.engine_configs):
             cls = adapter_class(config)
+            options = adapter_options(cls, config, f"engines[{index}]")
             breaker = http = None
-            if cls.uses_http:
+            if issubclass(cls, HttpEngineAdapter):
                 transport = transports.get(config.name)
-                breaker = EngineBreaker(config.name, config.breaker_fail_max, config.breaker_reset_timeout)
+                breaker = EngineBreaker(
+                    config.name, config.breaker_fail_max, config.breaker_reset_timeout, url=config.public_url()
+                )
                 auth = build_auth(config.auth, engine=config.name, transport=transport)
                 http = EngineHttp(config, breaker=breaker, auth=auth, transport=transport)
             context = AdapterContext(
-                config=config, settings=settings, db=db, store=MetadataStore(db, config.name), http=http
+                config=config, settings=settings, db=db, store=MetadataStore(db, config.name), options=options, http=http
             )
             adapter = cls(context)
-            if http is not None:
+            if http is not None and isinstance(adapter, HttpEngineAdapter):
                 http.engine_message = adapter.engine_message
                 http.classify = adapter.classify_error
             self.engines[config.name] = EngineHandle(config=config, adapter=adapter, breaker=breaker, http=http)
@@ -81,6 +83,7 @@ class EngineRegistry:
         if handle is None:
             known = ", ".join(sorted(self.engines))
             raise NotFound(f"Unknown engine '{name}'. Known engines: {known}")
+        note_engine(handle.name)
         return handle
 
     async def start(self) -> None:

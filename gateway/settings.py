@@ -3,30 +3,67 @@
 from __future__ import annotations
 
 import json
-from importlib.metadata import EntryPoint, entry_points
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ADAPTER_ENTRY_POINTS = "pm_gateway.adapters"
+from gateway.engines.plugins import adapter_class, adapter_options
+from gateway.errors import ConfigError
+
+_TIMEDELTA = TypeAdapter(timedelta)
 
 
-def installed_adapters() -> dict[str, EntryPoint]:
-    """Adapter entry points by engine type (not loaded: a broken optional adapter harms no other engine)."""
-    return {entry.name: entry for entry in entry_points(group=ADAPTER_ENTRY_POINTS)}
+def duration_in(unit_seconds: float) -> Any:
+    """A validator for duration settings: a number is already in the setting's unit (seconds, or hours for
+    `*_hours`); a string may also be ISO 8601 (`PT30S`, `PT1H`, `P1D`)."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str) and value.strip().upper().startswith(("P", "-P")):
+            return _TIMEDELTA.validate_python(value.strip()).total_seconds() / unit_seconds
+        return value
+
+    return BeforeValidator(parse)
 
 
-def require_installed(engine: EngineConfig) -> EntryPoint:
-    adapters = installed_adapters()
-    if engine.type not in adapters:
-        raise ConfigError(
-            f"invalid configuration: engine {engine.name!r}: type {engine.type!r} has no installed adapter; "
-            f"installed: {', '.join(sorted(adapters))}"
-        )
-    return adapters[engine.type]
+Seconds = Annotated[float, duration_in(1)]
+Hours = Annotated[float, duration_in(3600)]
+def _port_in_range(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise ValueError("the port must be a number from 1 to 65535")
+    return port
+
+
+Port = Annotated[int, AfterValidator(_port_in_range)]
+
+
+def _url_port_in_range(url: str | None) -> str | None:
+    """A URL whose explicit port, if any, is 1..65535 (a typo like `:80800` stops the start, not a call)."""
+    if url:
+        try:
+            port = urlsplit(url).port
+        except ValueError:
+            raise ValueError("the port must be a number from 1 to 65535") from None
+        if port == 0:
+            raise ValueError("the port must be a number from 1 to 65535")
+    return url
+
+
+Url = Annotated[str, AfterValidator(_url_port_in_range)]
 
 
 class AuthConfig(BaseModel):
@@ -34,7 +71,7 @@ class AuthConfig(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     token: SecretStr | None = None
-    token_url: str | None = None
+    token_url: Url | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
     audience: str | None = None
@@ -56,23 +93,20 @@ class AuthConfig(BaseModel):
 class EngineConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     type: str = Field(description="An installed adapter: embedded, camunda7, flowable, zeebe, or a plugin's name")
-    url: str | None = None
+    url: Url | None = None
     auth: AuthConfig = Field(default_factory=AuthConfig)
-    connect_timeout: float = Field(2.0, gt=0)
-    read_timeout: float = Field(10.0, gt=0)
+    connect_timeout: Seconds = Field(2.0, gt=0)
+    read_timeout: Seconds = Field(10.0, gt=0)
     pool_size: int = Field(20, ge=1)
     tenant_id: str | None = None
     default: bool = False
     breaker_fail_max: int = Field(5, ge=1)
-    breaker_reset_timeout: float = Field(30.0, gt=0)
+    breaker_reset_timeout: Seconds = Field(30.0, gt=0)
     retry_attempts: int = Field(3, ge=1, le=10)
     retry_budget_ratio: float = Field(0.2, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _url_for_remote_engines(self) -> EngineConfig:
-        if self.type != "embedded" and not self.url:
-            raise ValueError(f"engine {self.name!r} of type {self.type} needs a url")
-        return self
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Settings of the engine's adapter (its `options_schema`, see README)"
+    )
 
     def public_url(self) -> str | None:
         """The URL without any user:password part."""
@@ -85,20 +119,23 @@ class EngineConfig(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PM_", env_file=".env", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./pm-gateway.db"
-    redis_url: str | None = None
+    database_url: Url = "sqlite+aiosqlite:///./pm-gateway.db"
+    redis_url: Url | None = None
     host: str = "127.0.0.1"
-    port: int = 3007
+    port: Port = 3007
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
+    workers: int | None = Field(None, ge=1, description="Server processes; default: one per CPU core (PostgreSQL)")
     max_upload_bytes: int = 5 * 1024 * 1024
-    client_header_timeout: float = Field(10.0, gt=0)
-    client_body_timeout: float = Field(30.0, gt=0)
+    client_header_timeout: Seconds = Field(10.0, gt=0)
+    client_body_timeout: Seconds = Field(30.0, gt=0)
     auto_migrate: bool = True
 
     # Engines: either the single-engine shorthand or PM_ENGINES (JSON list) / PM_CONFIG (a JSON file).
     engine_type: str = "embedded"
     engine_name: str = "default"
-    engine_url: str | None = None
+    engine_url: Url | None = None
     engine_username: str | None = None
     engine_password: SecretStr | None = None
     engine_token: SecretStr | None = None
@@ -106,17 +143,13 @@ class Settings(BaseSettings):
     config: Path | None = None
     default_engine: str | None = None  # overrides the engine marked default
 
-    embedded_allow_scripts: bool = False
-    embedded_timer_interval: float = Field(1.0, gt=0)
-    embedded_max_cardinality: int = Field(1_000, ge=1)
-    embedded_spec_cache_bytes: int = Field(16 * 1024 * 1024, ge=0)
     max_bpmn_elements: int = Field(10_000, ge=1)
 
-    idempotency_ttl_hours: float = Field(24.0, gt=0)
-    idempotency_lease_seconds: float = Field(10.0, gt=0)
+    idempotency_ttl_hours: Hours = Field(24.0, gt=0)
+    idempotency_lease_seconds: Seconds = Field(10.0, gt=0)
 
     audit_anchor_key: SecretStr | None = None
-    audit_checkpoint_seconds: float = Field(60.0, gt=0)
+    audit_checkpoint_seconds: Seconds = Field(60.0, gt=0)
 
     @field_validator("engines", mode="before")
     @classmethod
@@ -162,10 +195,6 @@ class Settings(BaseSettings):
         return next((engine.name for engine in configs if engine.default), configs[0].name)
 
 
-class ConfigError(Exception):
-    """Raised at start when the configuration is invalid; the message names the bad field."""
-
-
 def _field_name(loc: tuple[Any, ...]) -> str:
     if not loc:
         return "settings"
@@ -179,8 +208,9 @@ def load_settings(**overrides: Any) -> Settings:
     """Read and check the whole configuration now, so a mistake stops the start, not the first request."""
     try:
         settings = Settings(**overrides)
-        for engine in settings.engine_configs:
-            require_installed(engine)
+        for index, engine in enumerate(settings.engine_configs):
+            field = f"PM_ENGINES[{index}]" if settings.engines else "PM_CONFIG" if settings.config else "PM_ENGINE_URL"
+            adapter_options(adapter_class(engine), engine, field)
         return settings
     except ValidationError as exc:
         problems = "; ".join(f"{_field_name(tuple(error['loc']))}: {error['msg']}" for error in exc.errors())

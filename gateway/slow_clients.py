@@ -25,7 +25,10 @@ class RequestTimeout(GatewayError):
 
 
 class HeaderDeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request headers are not complete in time."""
+    """uvicorn's h11 protocol, closing a connection whose request headers are not complete in time.
+
+    Given to uvicorn by import (`http=`), so every worker process gets it; `header_timeout` (seconds) is set
+    from PM_CLIENT_HEADER_TIMEOUT by `gateway.cli.worker_app`, which uvicorn runs in each worker first."""
 
     header_timeout: float = 10.0
     _header_deadline: asyncio.TimerHandle | None = None
@@ -61,11 +64,6 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._header_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
-
-
-def header_deadline_protocol(seconds: float) -> type[HeaderDeadlineProtocol]:
-    """The protocol class to give uvicorn (`http=`), with the header deadline in seconds."""
-    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": seconds})
 
 
 class _BodyTooSlow(Exception):

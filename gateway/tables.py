@@ -84,3 +84,15 @@ engine_object_meta = sa.Table(
     sa.Column("value", sa.Text),
     sa.Index("ix_engine_object_meta_value", "engine", "object_type", "name", "value"),
 )
+
+# A change sent to a remote engine whose outcome is not yet recorded (see gateway.changes).
+change_intents = sa.Table(
+    "change_intents",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("engine", sa.String(100)),
+    sa.Column("audit", JsonColumn, nullable=False),
+    sa.Index("ix_change_intents_started_at", "started_at"),
+)

@@ -1,58 +1,47 @@
-"""Unit of work: one database transaction per change, carrying the audit row and outbox events with it.
+"""Unit of work: one change's events and audit row, and (when the change writes the gateway's database) the
+transaction they commit in.
 
-Services never commit; `transaction()` does, after writing the journal (events and audit row) into the
-same transaction. Code running inside a transaction (the embedded engine, for one) joins it through
-`current()`, so an engine change, its events and its audit row commit or roll back together.
+A transactional engine (the embedded one, whose state lives in the gateway's database) joins the
+transaction of the change that calls it through `transaction()`: its state, its events and the audit row
+commit or roll back together. That join is the one thing this module keeps in a ContextVar; services get
+their unit of work explicitly from `gateway.changes.ChangeLog`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db import Database, utcnow
-
-EVENT_PREFIX = "process_manager."
-
-
-@dataclass
-class EventDraft:
-    type: str
-    engine: str | None
-    data: dict[str, Any]
-    instance_id: str | None = None
-    tenant_id: str | None = None
-    actor: str | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    occurred_at: datetime = field(default_factory=utcnow)
-
-
-@dataclass
-class AuditDraft:
-    operation: str
-    resource_type: str
-    resource_id: str | None
-    engine: str | None
-    request: dict[str, Any]
-    status: int
-    outcome: str = "success"
-    detail: str | None = None
+from gateway import journal
+from gateway import tracing
+from gateway.db import Database
+from gateway.journal import EVENT_PREFIX, AuditDraft, EventDraft
 
 
 class UnitOfWork:
-    def __init__(self, db: Database, session: AsyncSession, actor: str) -> None:
+    """What one change queues: events (`emit`) and its audit row (`audit_entry`), written when it commits.
+
+    `session` is the open transaction for changes that write the gateway's database; a change on a remote
+    engine has none while the engine is called (see `gateway.changes`).
+    """
+
+    def __init__(self, db: Database, session: AsyncSession | None, actor: str) -> None:
         self.db = db
-        self.session = session
+        self._session = session
         self.actor = actor
         self.events: list[EventDraft] = []
         self.audit_entry: AuditDraft | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The change's transaction. Raises RuntimeError for a change on a remote engine (none is open)."""
+        if self._session is None:
+            raise RuntimeError("this change holds no database transaction while its remote engine is called")
+        return self._session
 
     def emit(
         self,
@@ -64,7 +53,7 @@ class UnitOfWork:
         tenant_id: str | None = None,
         at: int | None = None,
     ) -> None:
-        """Queue an event (type without the `process_manager.` prefix); written when the transaction commits.
+        """Queue an event (type without the `process_manager.` prefix); written when the change commits.
 
         `at` (from `mark()`) puts the event before those queued since the mark: the API-level event of a call
         ("instance.started") comes before the transitions the engine drove during it ("task.created").
@@ -82,44 +71,54 @@ class UnitOfWork:
         )
 
     def mark(self) -> int:
+        """A position in the event queue, for `emit(..., at=mark)`."""
         return len(self.events)
 
-    def audit(self, entry: AuditDraft) -> None:
+    def audited_resource(self, resource_id: str) -> None:
+        """Name the resource the change created (e.g. a new instance's id) in its audit row."""
+        if self.audit_entry is not None:
+            self.audit_entry.resource_id = resource_id
+
+    def audit(self, entry: AuditDraft | None) -> None:
+        """Set (or with None drop) the audit row this change writes."""
         self.audit_entry = entry
+
+    async def write_journal(self, session: AsyncSession) -> None:
+        """Append the queued events and the audit row inside `session`'s transaction."""
+        await journal.write(session, self.actor, self.events, self.audit_entry)
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("pm_gateway_uow", default=None)
 
 
-def current() -> UnitOfWork | None:
-    return _current.get()
-
-
 @contextlib.asynccontextmanager
 async def transaction(db: Database, *, actor: str = "system") -> AsyncIterator[UnitOfWork]:
-    """Open a transaction, or join the one already running in this task for the same database."""
-    from gateway import journal  # journal imports this module's drafts
+    """Open a transaction, or join the one already running in this task for the same database.
 
+    The journal (events and audit row) is written just before the commit; any exception rolls back all of it.
+    """
     running = _current.get()
-    if running is not None and running.db is db:
+    if running is not None and running.db is db and running._session is not None:
         yield running
         return
-    async with db.writer(), db.sessionmaker() as session, session.begin():
-        uow = UnitOfWork(db, session, actor)
-        token = _current.set(uow)
-        try:
-            yield uow
-            await journal.write(uow)
-        finally:
-            _current.reset(token)
+    with tracing.span("db transaction", **{"db.system": db.engine.dialect.name}):
+        async with db.writer(), db.sessionmaker() as session, session.begin():
+            uow = UnitOfWork(db, session, actor)
+            token = _current.set(uow)
+            try:
+                yield uow
+                await uow.write_journal(session)
+            finally:
+                _current.reset(token)
 
 
 @contextlib.asynccontextmanager
 async def reading(db: Database) -> AsyncIterator[AsyncSession]:
     """A session for queries: the running transaction's (to see its own writes) or a fresh one."""
     running = _current.get()
-    if running is not None and running.db is db:
-        yield running.session
+    if running is not None and running.db is db and running._session is not None:
+        yield running._session
         return
-    async with db.sessionmaker() as session:
-        yield session
+    with tracing.span("db read", **{"db.system": db.engine.dialect.name}):
+        async with db.sessionmaker() as session:
+            yield session

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import ValidationFailed
 
@@ -32,13 +32,25 @@ class VariableType(StrEnum):
 
 
 class TypedValue(BaseModel):
+    """A process variable: its value and its type. Answers always carry `type`; in requests it may be left out
+    and is then inferred from the value (`true` → Boolean, `7` → Integer, `"x"` → String, ...)."""
+
     model_config = ConfigDict(frozen=True)
 
     value: Any = None
-    type: VariableType
+    type: VariableType = Field(
+        None,  # type: ignore[assignment] - every TypedValue the gateway builds has one; see the docstring
+        description="Null, Boolean, String, Integer, Long, Double, Date or Json; optional in requests (inferred)",
+    )
 
 
 Variables = dict[str, TypedValue]
+
+REQUEST_VARIABLES_DOC: dict[str, Any] = {
+    "description": "Variables by name: `{\"value\": ..., \"type\": ...}` (type optional, inferred when left out) "
+    "or a bare value",
+    "json_schema_extra": {"additionalProperties": {"$ref": "#/components/schemas/TypedValue"}},
+}
 
 
 def format_datetime(moment: datetime) -> str:
@@ -83,6 +95,10 @@ def infer_type(value: Any) -> VariableType:
 def coerce(name: str, value: Any, declared: VariableType | str | None) -> TypedValue:
     """Validate one request variable and return it in canonical form; raise ValueError with a reason."""
     if declared is None:
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(
+                f"{value} is outside the Long range [{INT64_MIN}, {INT64_MAX}]; send it as a String (or a Double)"
+            )
         return TypedValue(value=value, type=infer_type(value))
     try:
         var_type = VariableType(declared)
@@ -159,3 +175,8 @@ def to_plain(variables: Variables) -> dict[str, Any]:
 def from_plain(values: dict[str, Any]) -> Variables:
     """Type plain values read back from an engine that keeps no types (inference only)."""
     return {name: TypedValue(value=value, type=infer_type(value)) for name, value in values.items()}
+
+
+def audit_summary(variables: dict[str, Any]) -> dict[str, str]:
+    """What the audit log keeps of variables: names and types, never values (they may be personal data)."""
+    return {name: getattr(typed, "type", "inferred") for name, typed in variables.items()}

@@ -1,8 +1,8 @@
-"""Carrying out one incident action: its own transaction, with its audit row, or a failure audit row.
+"""Carrying out one incident action as an audited change (`gateway.changes`): its history entry, event and
+audit row commit together, and a failed action is audited too.
 
-`journal.audited`, as `RequestContext.mutate` uses it, for gateway-owned incidents, whose engine comes from the
-record rather than from `?engine=`. The action (a `IncidentService` method) writes the history entry and queues the event;
-this adds the audit row and commits all three together.
+Gateway-owned incidents live in the gateway's database, so every action is a transactional change; its
+engine comes from the incident record rather than from `?engine=`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway import journal
+from gateway.changes import ChangeLog
 from gateway.db import Database
-from gateway.uow import AuditDraft, UnitOfWork
+from gateway.journal import AuditDraft
+from gateway.uow import UnitOfWork
 from incidents.repository import Row
 
 
@@ -26,26 +27,14 @@ async def perform(
     change: Callable[[UnitOfWork], Awaitable[Row | None]],
     status: int = 200,
 ) -> Row | None:
-    """Run `change` and audit it; a change that returns None changed nothing and is not audited."""
-    return await journal.audited(
-        db,
-        actor,
-        change,
-        success=lambda incident: None
-        if incident is None
-        else _audit(operation, incident["id"], incident["engine"], request, status),
-        failure=lambda exc: _audit(operation, incident_id, exc.engine, request, exc.status),
-    )
-
-
-def _audit(
-    operation: str, incident_id: str | None, engine: str | None, request: dict[str, Any], status: int
-) -> AuditDraft:
-    return AuditDraft(
-        operation=operation,
-        resource_type="incident",
-        resource_id=incident_id,
-        engine=engine,
-        request=request,
-        status=status,
-    )
+    """Run `change` (an `IncidentService` method) and audit it; a change that returns None changed nothing and
+    is not audited. Raises what `change` raises, after auditing the failure."""
+    audit = AuditDraft(operation, "incident", incident_id, None, request, status)
+    async for attempt in ChangeLog(db).attempts(actor, audit, transactional=True):
+        async with attempt as uow:
+            incident = await change(uow)
+            if incident is None:
+                uow.audit(None)
+            elif uow.audit_entry is not None:
+                uow.audit_entry.resource_id, uow.audit_entry.engine = incident["id"], incident["engine"]
+    return incident

@@ -14,10 +14,12 @@ import uuid
 
 from gateway.db import Database, utcnow
 from gateway.errors import GatewayError
-from gateway.uow import AuditDraft, UnitOfWork, reading, transaction
-from incidents import policies, repository
+from gateway.changes import ChangeLog
+from gateway.journal import AuditDraft
+from gateway.uow import UnitOfWork, reading, transaction
+from incidents import repository
 from incidents.actions import perform
-from incidents.models import Action, BulkRetryRequest, IncidentStatus, ItemState, OperationAccepted, OperationStatus
+from incidents.models import Action, BulkRetryRequest, ItemState, OperationAccepted, OperationStatus
 from incidents.repository import Row
 from incidents.service import IncidentService
 from incidents.sync import Leadership, open_engine_incidents
@@ -29,30 +31,21 @@ BULK_RETRY = "incident_retry"
 
 async def start_bulk_retry(db: Database, actor: str, request: BulkRetryRequest) -> OperationAccepted:
     """Record the operation and its items (the incidents the filter selects that can be retried now)."""
-    retryable = [status for status in IncidentStatus if policies.allows(status, Action.RETRIED)]
     operation_id = str(uuid.uuid4())
     body = request.model_dump(mode="json")
-    async with transaction(db, actor=actor) as uow:
-        incident_ids = await repository.matching_ids(uow.session, request.filter, retryable)
-        await repository.insert_operation(
-            uow.session,
-            operation_id=operation_id,
-            type=BULK_RETRY,
-            request=body,
-            requested_by=actor,
-            incident_ids=incident_ids,
-            now=utcnow(),
-        )
-        uow.audit(
-            AuditDraft(
-                operation="bulk_retry",
-                resource_type="operation",
-                resource_id=operation_id,
-                engine=request.filter.engine,
+    audit = AuditDraft("bulk_retry", "operation", operation_id, request.filter.engine, body, 202)
+    async for attempt in ChangeLog(db).attempts(actor, audit, transactional=True):
+        async with attempt as uow:
+            incident_ids = await repository.matching_ids(uow.session, request.filter, Action.RETRIED)
+            await repository.insert_operation(
+                uow.session,
+                operation_id=operation_id,
+                type=BULK_RETRY,
                 request=body,
-                status=202,
+                requested_by=actor,
+                incident_ids=incident_ids,
+                now=utcnow(),
             )
-        )
     return OperationAccepted(operation_id=operation_id, total=len(incident_ids))
 
 

@@ -15,8 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import NotFound
 from gateway.schemas import Page, SortOrder
+from incidents import policies
 from incidents.models import (
     UNRESOLVED,
+    Action,
+    ErrorGroup,
     Incident,
     IncidentDetails,
     IncidentFilter,
@@ -32,12 +35,19 @@ from incidents.models import (
     OperationStatus,
     incident_history,
     incident_links,
+    error_hash,
     incidents,
     operation_items,
     operations,
 )
 
 Row = sa.RowMapping
+
+
+def _values(statuses: Iterable[IncidentStatus]) -> list[str]:
+    """Statuses for an SQL `IN`, in a stable order."""
+    return sorted(s.value for s in statuses)
+
 
 SEVERITY_RANK = sa.case({severity.value: severity.rank for severity in IncidentSeverity}, value=incidents.c.severity)
 SORT_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
@@ -65,13 +75,17 @@ async def _one_incident(session: AsyncSession, statement: sa.Select[Any], incide
     return row
 
 
+def _with_error_hash(values: dict[str, Any]) -> dict[str, Any]:
+    return {**values, "error_hash": error_hash(values["message"])} if "message" in values else values
+
+
 async def insert_incident(session: AsyncSession, values: dict[str, Any]) -> Row:
-    await session.execute(incidents.insert().values(**values))
+    await session.execute(incidents.insert().values(**_with_error_hash(values)))
     return await lock_incident(session, values["id"])
 
 
 async def update_incident(session: AsyncSession, incident_id: str, **values: Any) -> Row:
-    await session.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
+    await session.execute(incidents.update().where(incidents.c.id == incident_id).values(**_with_error_hash(values)))
     return await lock_incident(session, incident_id)
 
 
@@ -107,6 +121,7 @@ def _filter_conditions(selection: IncidentFilter) -> list[sa.ColumnElement[bool]
             (incidents.c.incident_type, selection.incident_type),
             (incidents.c.assignee, selection.assignee),
             (incidents.c.severity, selection.severity),
+            (incidents.c.error_hash, selection.error_hash),
         )
         if value is not None
     ]
@@ -142,13 +157,34 @@ async def list_incidents(session: AsyncSession, query: IncidentQuery) -> Page[In
     )
 
 
-async def matching_ids(
-    session: AsyncSession, selection: IncidentFilter, statuses: Iterable[IncidentStatus]
-) -> list[str]:
-    """Ids of the incidents a filter selects, among those in `statuses`, oldest first."""
+async def open_error_groups(session: AsyncSession, engine: str | None) -> list[ErrorGroup]:
+    """Unresolved incidents grouped by error_hash, largest group first (ties: hash order)."""
+    conditions = [incidents.c.status.in_([s.value for s in UNRESOLVED]), incidents.c.error_hash.is_not(None)]
+    if engine is not None:
+        conditions.append(incidents.c.engine == engine)
+    rows = (
+        await session.execute(
+            sa.select(incidents.c.error_hash, incidents.c.message, incidents.c.definition_key)
+            .where(*conditions)
+            .order_by(incidents.c.created.desc(), incidents.c.id)
+        )
+    ).all()
+    groups: dict[str, ErrorGroup] = {}
+    for hash_, message, definition_key in rows:
+        group = groups.setdefault(hash_, ErrorGroup(error_hash=hash_, incident_message=message, open_count=0, definitions=[]))
+        group.open_count += 1
+        if definition_key is not None and definition_key not in group.definitions:
+            group.definitions.append(definition_key)
+    for group in groups.values():
+        group.definitions.sort()
+    return sorted(groups.values(), key=lambda g: (-g.open_count, g.error_hash))
+
+
+async def matching_ids(session: AsyncSession, selection: IncidentFilter, action: Action) -> list[str]:
+    """Ids of the incidents a filter selects that `action` may happen to now (`policies.TRANSITIONS`), oldest first."""
     rows = await session.execute(
         sa.select(incidents.c.id)
-        .where(*_filter_conditions(selection), incidents.c.status.in_([s.value for s in statuses]))
+        .where(*_filter_conditions(selection), incidents.c.status.in_(_values(policies.statuses_allowing(action))))
         .order_by(incidents.c.created, incidents.c.id)
     )
     return [row[0] for row in rows]
@@ -221,6 +257,7 @@ def _incident(row: Row, engine_incident_ids: list[str]) -> Incident:
         engine_incident_ids=engine_incident_ids,
         incident_type=row["incident_type"],
         incident_message=row["message"],
+        error_hash=row["error_hash"],
         status=row["status"],
         severity=row["severity"],
         instance_id=row["instance_id"],
@@ -274,17 +311,20 @@ async def add_history(
 async def due_auto_retries(session: AsyncSession, now: datetime) -> list[str]:
     rows = await session.execute(
         sa.select(incidents.c.id)
-        .where(incidents.c.status == IncidentStatus.OPEN, incidents.c.next_retry_at <= now)
+        .where(incidents.c.status.in_(_values(policies.AUTOMATIC_RETRY.from_states)), incidents.c.next_retry_at <= now)
         .order_by(incidents.c.next_retry_at)
     )
     return [row[0] for row in rows]
 
 
 async def open_since(session: AsyncSession, cutoff: datetime) -> list[str]:
-    """Incidents open (nobody acknowledged them) since before `cutoff`."""
+    """Incidents open (nobody acknowledged them) since before `cutoff`: candidates for `AUTOMATIC_ESCALATION`."""
     rows = await session.execute(
         sa.select(incidents.c.id)
-        .where(incidents.c.status == IncidentStatus.OPEN, incidents.c.status_changed_at <= cutoff)
+        .where(
+            incidents.c.status.in_(_values(policies.AUTOMATIC_ESCALATION.from_states)),
+            incidents.c.status_changed_at <= cutoff,
+        )
         .order_by(incidents.c.status_changed_at)
     )
     return [row[0] for row in rows]
@@ -294,7 +334,7 @@ async def unresolved_created_before(session: AsyncSession, cutoff: datetime) -> 
     """Unresolved incidents older than `cutoff` whose severity could still rise."""
     rows = await session.execute(
         sa.select(incidents.c.id, incidents.c.incident_type, incidents.c.created, incidents.c.severity).where(
-            incidents.c.status.in_([s.value for s in UNRESOLVED]),
+            incidents.c.status.in_(_values(policies.statuses_allowing(Action.SEVERITY_CHANGED))),
             incidents.c.created <= cutoff,
             incidents.c.severity != IncidentSeverity.CRITICAL,
         )

@@ -7,15 +7,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from gateway.api.context import caller, variable_summary
+from gateway.api.context import caller
+from gateway.db import utcnow
 from gateway.schemas import Page
 from gateway.uow import UnitOfWork, reading
-from gateway.variables import parse_request_variables
+from gateway.variables import parse_request_variables, audit_summary
 from incidents import operations, repository
 from incidents.actions import perform
 from incidents.center import IncidentCenter
 from incidents.models import (
     BulkRetryRequest,
+    ErrorGroups,
     Incident,
     IncidentAcknowledgement,
     IncidentAssignment,
@@ -66,8 +68,28 @@ async def _act(
 
 @router.get("/incidents", response_model=Page[Incident], summary="List incidents of every engine (`engine` filters)")
 async def list_incidents(center: Center, query: Annotated[IncidentQuery, Query()]) -> Page[Incident]:
+    """A page of incidents of every engine (or the one `engine` names), filtered by status, instance, definition, type,
+    assignee, severity or age, and sorted.
+    """
     async with reading(center.db) as session:
         return await repository.list_incidents(session, query)
+
+
+@router.get(
+    "/incidents/statistics/by-error",
+    response_model=ErrorGroups,
+    summary="Open incidents grouped by their normalised error message",
+    description="Unresolved incidents (every status but resolved) grouped by `error_hash`: the message lower-cased, "
+    "UUIDs, long hex ids and numbers replaced by one placeholder, whitespace collapsed, SHA-256, first 16 hex digits. "
+    "Largest group first. `GET /incidents?error_hash=` lists a group's incidents.",
+)
+async def incidents_by_error(
+    center: Center, engine: Annotated[str | None, Query(description="Only this engine's incidents")] = None
+) -> ErrorGroups:
+    now = utcnow()  # read before the query: every incident committed by then is counted
+    async with reading(center.db) as session:
+        groups = await repository.open_error_groups(session, engine)
+    return ErrorGroups(items=groups, generated_at=utcnow(), data_as_of=now)
 
 
 @router.post(
@@ -77,6 +99,9 @@ async def list_incidents(center: Center, query: Annotated[IncidentQuery, Query()
     summary="Retry every incident a filter selects, as an operation (progress: GET /operations/{id})",
 )
 async def bulk_retry(body: BulkRetryRequest, center: Center, actor: Actor) -> OperationAccepted:
+    """Retry every incident the filter selects, as a background operation; answers 202 with its id (progress: GET
+    /api/processes/operations/{operation_id}).
+    """
     accepted = await operations.start_bulk_retry(center.db, actor, body)
     center.nudge_operations()
     return accepted
@@ -84,6 +109,7 @@ async def bulk_retry(body: BulkRetryRequest, center: Center, actor: Actor) -> Op
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetails, summary="An incident with its history")
 async def get_incident(incident_id: str, center: Center) -> IncidentDetails:
+    """One incident with its linked engine incidents and its history of actions."""
     async with reading(center.db) as session:
         return await repository.incident_details(session, incident_id)
 
@@ -94,6 +120,7 @@ async def get_incident(incident_id: str, center: Center) -> IncidentDetails:
 async def acknowledge(
     incident_id: str, center: Center, actor: Actor, body: IncidentAcknowledgement | None = None
 ) -> IncidentDetails:
+    """Acknowledge an open incident, optionally with a message."""
     message = body.message if body else None
     return await _act(
         center,
@@ -109,6 +136,7 @@ async def acknowledge(
     "/incidents/{incident_id}/assign", response_model=IncidentDetails, summary="Assign (acknowledges an open one)"
 )
 async def assign(incident_id: str, body: IncidentAssignment, center: Center, actor: Actor) -> IncidentDetails:
+    """Assign an incident to a user (an open one is acknowledged too)."""
     return await _act(
         center,
         actor,
@@ -126,6 +154,7 @@ async def assign(incident_id: str, body: IncidentAssignment, center: Center, act
     summary="Add a comment",
 )
 async def comment(incident_id: str, body: IncidentComment, center: Center, actor: Actor) -> IncidentDetails:
+    """Add a comment to an incident's history."""
     return await _act(
         center,
         actor,
@@ -144,13 +173,14 @@ async def comment(incident_id: str, body: IncidentComment, center: Center, actor
     summary="Set variables (optional), then retry in the engine",
 )
 async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, actor: Actor) -> IncidentDetails:
+    """Retry the failed job or external task behind an incident, optionally setting variables first."""
     variables = parse_request_variables(body.variables)
     incident = await _act(
         center,
         actor,
         incident_id,
         "retry",
-        {"retries": body.retries, "variables": variable_summary(variables)},
+        {"retries": body.retries, "variables": audit_summary(variables)},
         lambda uow: center.service.retry(uow, incident_id, retries=body.retries, variables=variables),
         status=202,
     )
@@ -160,6 +190,7 @@ async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, ac
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentDetails, summary="Resolve an incident")
 async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center, actor: Actor) -> IncidentDetails:
+    """Resolve an incident by hand, saying how (`resolution_type`) and why."""
     resolution = ResolutionType(body.resolution_type)
     return await _act(
         center,
@@ -173,6 +204,7 @@ async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center
 
 @router.post("/incidents/{incident_id}/escalate", response_model=IncidentDetails, summary="Escalate an incident")
 async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Center, actor: Actor) -> IncidentDetails:
+    """Escalate an incident, with a message and an optional level."""
     return await _act(
         center,
         actor,
@@ -185,5 +217,6 @@ async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Cent
 
 @router.get("/operations/{operation_id}", response_model=OperationProgress, summary="Progress of a bulk operation")
 async def get_operation(operation_id: str, center: Center) -> OperationProgress:
+    """Progress of a bulk operation: counts of incidents done, failed and pending, and each failure."""
     async with reading(center.db) as session:
         return await repository.operation(session, operation_id)

@@ -15,19 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 import uuid
+from typing import cast
 
 import SpiffWorkflow
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import AdapterContext, Capability, EngineAdapter
 from adapters.embedded import mapping, repository
-from adapters.embedded.engine import InstanceEngine
-from adapters.embedded.parsing import SpecCache, parse_bpmn
-from adapters.embedded.runtime import Handler, Runtime
+from adapters.embedded.engine import InstanceEngine, called_documents
+from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, load_schema, parse_bpmn
+from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
+from gateway.bpmn import TaskExtensions
 from gateway.db import Database, utcnow
+from gateway.engines.port import AdapterContext, Capability, EngineAdapter
 from gateway.errors import BadRequest, ConcurrentModification, Conflict, NotFound
 from gateway.schemas import (
     ActivityRecord,
@@ -55,19 +60,36 @@ logger = logging.getLogger(__name__)
 POLL_BATCH = 100  # instances the poller resumes per round
 
 
+class EmbeddedOptions(BaseSettings):
+    """The embedded engine's settings: `PM_EMBEDDED_*` environment variables, or an engine's `options`."""
+
+    model_config = SettingsConfigDict(env_prefix="PM_EMBEDDED_", extra="forbid")
+
+    allow_scripts: bool = Field(False, description="Run BPMN script tasks (Python; trusted models only)")
+    timer_interval: float = Field(1.0, gt=0, description="Seconds between timer and external-work checks")
+    max_cardinality: int = Field(
+        1_000, ge=1, description="Most instances one multi-instance activity may create (more: an incident)"
+    )
+    spec_cache_bytes: int = Field(
+        16 * 1024 * 1024, ge=0, description="Bytes of BPMN XML whose parsed definitions are kept in memory"
+    )
+
+
 class EmbeddedAdapter(EngineAdapter):
-    uses_http = False
     capabilities = frozenset(Capability)
+    options_schema = EmbeddedOptions
+    task_extensions = TaskExtensions(namespaces=(CAMUNDA_NS,))
+    transactional = True
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)
-        settings = context.settings
+        self.options = cast(EmbeddedOptions, context.options)
         self.runtime = Runtime(
-            allow_scripts=settings.embedded_allow_scripts,
+            allow_scripts=self.options.allow_scripts,
             handler_timeout=context.config.read_timeout,
-            max_cardinality=settings.embedded_max_cardinality,
+            max_cardinality=self.options.max_cardinality,
         )
-        self.engine = InstanceEngine(self.name, self.runtime, SpecCache(settings.embedded_spec_cache_bytes))
+        self.engine = InstanceEngine(self.name, self.runtime, SpecCache(self.options.spec_cache_bytes))
         self._poller: asyncio.Task[None] | None = None
 
     @property
@@ -79,6 +101,8 @@ class EmbeddedAdapter(EngineAdapter):
         self.runtime.handlers[topic] = handler
 
     async def start(self) -> None:
+        # Loading the BPMN schema holds the interpreter for about a second: do it before requests arrive.
+        await asyncio.to_thread(load_schema)
         self._poller = asyncio.create_task(self._poll(), name=f"embedded-engine-poller-{self.name}")
 
     async def close(self) -> None:
@@ -90,7 +114,7 @@ class EmbeddedAdapter(EngineAdapter):
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self.context.settings.embedded_timer_interval)
+            await asyncio.sleep(self.options.timer_interval)
             try:
                 await self.run_waiting_work()
             except Exception:  # noqa: BLE001 - the poller must outlive a failed round (e.g. the database restarting)
@@ -108,16 +132,43 @@ class EmbeddedAdapter(EngineAdapter):
                 moved += 1
             except (ConcurrentModification, NotFound, Conflict):
                 continue  # changed, ended or deleted meanwhile: the next round sees the new state
-            except Exception:  # noqa: BLE001 - one broken instance must not hold up the others
-                logger.exception("Embedded engine %r: resuming instance %s failed", self.name, instance_id)
+            except Exception as exc:  # noqa: BLE001 - one broken instance must not hold up the others
+                await self._background_failure(instance_id, exc)
         return moved
+
+    async def _background_failure(self, instance_id: str, exc: Exception) -> None:
+        """A failed background resume: its due jobs back off (doubling), the first failure in a row becomes an
+        incident on the waiting activity, and the log gets one line per failure, without a traceback."""
+        now = utcnow()
+        message = f"Resuming the instance in the background failed: {type(exc).__name__}: {exc}"
+        async with transaction(self.db) as uow:
+            base = self.options.timer_interval
+            job = await repository.back_off_jobs(uow.session, instance_id, now, base)
+            instance = await repository.get_instance(uow.session, instance_id)
+            if job is None or instance is None:
+                return
+            if job.failures == 0:
+                detail = "".join(traceback.format_exception(exc))[-DETAIL_LIMIT:]
+                failure = Failure(job.id, job.activity_id, None, "failedJob", message, detail)
+                await repository.insert_incidents(uow.session, instance, [failure], now)
+        logger.warning(
+            "Embedded engine %r: instance %s at %r: attempt %d failed, next one backs off: %s",
+            self.name,
+            instance_id,
+            job.activity_id,
+            job.failures + 1,
+            message,
+        )
 
     # ------------------------------------------------------------ definitions
     async def deploy(
         self, bpmn_xml: bytes, *, filename: str, name: str | None, tenant_id: str | None, deployed_by: str
     ) -> Deployment:
-        processes = parse_bpmn(bpmn_xml, filename)  # before anything is stored: invalid BPMN stores nothing
         tenant_id = tenant_id or self.context.config.tenant_id
+        async with reading(self.db) as session:
+            called = await called_documents(session, bpmn_xml, tenant_id)
+        # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
+        processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename, called)
         deployment_id, now = str(uuid.uuid4()), utcnow()
         async with transaction(self.db) as uow:
             versions = await repository.latest_versions(uow.session, [p.key for p in processes], tenant_id)
@@ -196,18 +247,27 @@ class EmbeddedAdapter(EngineAdapter):
             return mapping.definition(await self._definition(uow.session, definition_id), self.name)
 
     async def delete_definition(self, definition_id: str, cascade: bool) -> None:
-        """Without cascade, finished instances stay in the history; with it, every instance goes."""
+        """Without cascade, finished instances stay in the history; with it, every instance goes, and each
+        running one emits `instance.terminated` (as if terminated one by one)."""
         async with transaction(self.db) as uow:
             definition = await self._definition(uow.session, definition_id)
-            running = await repository.count_running(uow.session, definition_id)
+            running = await repository.running_instances(uow.session, definition_id)
             if running and not cascade:
                 raise Conflict(
-                    f"Process definition {definition_id} has {running} running instance(s); "
+                    f"Process definition {definition_id} has {len(running)} running instance(s); "
                     "delete with cascade to delete them too",
                     engine=self.name,
                 )
             if cascade:
                 await repository.delete_instances_of(uow.session, definition_id)
+                for instance in running:
+                    uow.emit(
+                        "instance.terminated",
+                        engine=self.name,
+                        instance_id=instance.id,
+                        tenant_id=instance.tenant_id,
+                        data={"reason": f"Process definition {definition_id} was deleted with cascade"},
+                    )
             await repository.delete_definition(uow.session, definition)
         self.engine.specs.discard(definition_id)
 
@@ -291,6 +351,12 @@ class EmbeddedAdapter(EngineAdapter):
                 raise Conflict(f"Task {task_id} is already claimed by {holder.assignee}", engine=self.name)
             return await self._task(uow.session, task_id)
 
+    async def claim_next(self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None) -> Task | None:
+        """One statement picks and claims (`repository.claim_next`), instead of the base class's query then claim."""
+        async with transaction(self.db) as uow:
+            task_id = await repository.claim_next(uow.session, user_id, candidate_groups, definition_key)
+            return None if task_id is None else await self._task(uow.session, task_id)
+
     async def unclaim_task(self, task_id: str) -> Task:
         return await self._reassign(task_id, None)
 
@@ -335,7 +401,12 @@ class EmbeddedAdapter(EngineAdapter):
     async def retry_engine_incident(self, incident_id: str, retries: int = 1) -> None:
         """Run the failed task again, now. A new failure is a new incident (`retries` has no use here)."""
         async with transaction(self.db) as uow:
-            await self.engine.retry(uow, await self._incident(uow.session, incident_id))
+            incident = await self._incident(uow.session, incident_id)
+            if await repository.retry_jobs_now(uow.session, incident.instance_id, incident.task_id, utcnow()):
+                # A background resume that failed: the poller tries again now; a new failure, a new incident.
+                await repository.resolve_incidents(uow.session, utcnow(), incident_id=incident.id)
+                return
+            await self.engine.retry(uow, incident)
 
     async def resolve_engine_incident(self, incident_id: str) -> None:
         """Close the incident without a retry; the failed task stays failed (a retry can still run it)."""

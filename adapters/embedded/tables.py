@@ -100,6 +100,8 @@ tasks = sa.Table(
     sa.Column("ended_at", UTCDateTime),  # completed or cancelled; NULL while the task is open
     sa.Column("completed_by", sa.String(255)),
     sa.Column("tenant_id", sa.String(100)),
+    # The task's own variables where they differ from its instance's, e.g. a multi-instance element variable.
+    sa.Column("local_variables", JsonColumn),
     sa.Index("ix_embedded_tasks_instance", "instance_id"),
     # Open tasks are the hot set (an inbox of 100,000): partial indexes keep every list filter an index walk.
     partial_index("ix_embedded_tasks_open_created", "created", "id", where=OPEN_TASK),
@@ -108,6 +110,8 @@ tasks = sa.Table(
     partial_index("ix_embedded_tasks_open_definition", "definition_key", "created", where=OPEN_TASK),
     partial_index("ix_embedded_tasks_open_due", "due", where=OPEN_TASK),
     partial_index("ix_embedded_tasks_open_priority", "priority", "created", where=OPEN_TASK),
+    # claim-next's order: highest priority, then oldest (embedded_0002)
+    partial_index("ix_embedded_tasks_queue", sa.text("priority DESC"), "created", "id", where=UNASSIGNED_TASK),
     partial_index("ix_embedded_tasks_open_name", "name", where=OPEN_TASK),
     partial_index("ix_embedded_tasks_open_tenant", "tenant_id", "created", where=OPEN_TASK),
     sa.Index("ix_embedded_tasks_status", "status", "created"),
@@ -172,8 +176,9 @@ jobs = sa.Table(
     sa.Column("instance_id", sa.String(36), nullable=False),
     sa.Column("kind", sa.String(10), nullable=False),  # "timer" (due_at) or "external" (topic)
     sa.Column("activity_id", sa.String(255), nullable=False),
-    sa.Column("due_at", UTCDateTime),
+    sa.Column("due_at", UTCDateTime),  # a timer's due time; a failed job's next attempt
     sa.Column("topic", sa.String(255)),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),  # failed background attempts in a row
     sa.Index("ix_embedded_jobs_instance", "instance_id"),
     sa.Index("ix_embedded_jobs_due", "kind", "due_at"),
     sa.Index("ix_embedded_jobs_topic", "kind", "topic"),

@@ -15,8 +15,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from adapters.base import AdapterContext, Capability, EngineAdapter
-from adapters.flowable import errors, mapping, queries
+from gateway.bpmn import TaskExtensions
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
+from adapters.flowable import changes, errors, mapping, queries
 from adapters.flowable.facts import EngineFacts, segment
 from adapters.flowable.paging import Fetch, Item, collect, page_across
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
@@ -61,10 +63,13 @@ def _page(items: list[Any], total: int, query: ListQuery) -> Page[Any]:
 DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 
 
-class FlowableAdapter(EngineAdapter):
+class FlowableAdapter(HttpEngineAdapter):
+    task_extensions = TaskExtensions(namespaces=("http://flowable.org/bpmn", "http://activiti.org/bpmn"))
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.SUSPEND_DEFINITION, Capability.SUSPEND_INSTANCE, Capability.DELEGATE_TASK}
     )
+
+    observes_changes = True
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)
@@ -545,9 +550,10 @@ class FlowableAdapter(EngineAdapter):
             if DELEGATION_PENDING not in (exc.engine_message or ""):
                 raise
             # The unified API completes a delegated task in one step on every engine: Flowable wants the
-            # delegation resolved (the task handed back to its owner) first.
-            await self._task_action(task_id, "resolve_task", {**action, "action": "resolve"})
-            await self._task_action(task_id, "complete_task", {"action": "complete"})
+            # delegation resolved (the task handed back to its owner) first. Its REST "resolve" action drops
+            # the variables it is given, so they go with the completion.
+            await self._task_action(task_id, "resolve_task", {"action": "resolve"})
+            await self._task_action(task_id, "complete_task", action)
         return task
 
     # ------------------------------------------------------------ engine incidents
@@ -700,6 +706,11 @@ class FlowableAdapter(EngineAdapter):
         if info.get("exception"):
             return EngineHealth(status="down", version=info.get("version"), detail=info["exception"])
         return EngineHealth(status="up", version=info.get("version"))
+
+    # ------------------------------------------------------------ change feed
+    async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
+        """What the engine did after `mark`, from its history (adapters/flowable/changes.py)."""
+        return await changes.read_changes(self.http, mark, settled_before)
 
 
 def _all_of(predicates: list[Callable[[Item], bool]]) -> Callable[[Item], bool] | None:

@@ -16,8 +16,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from adapters.base import AdapterContext, Capability, EngineAdapter
-from adapters.zeebe import mapping
+from lxml import etree
+
+from gateway.bpmn import Assignment, TaskExtensions, split_list
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
+from adapters.zeebe import changes, mapping
 from adapters.zeebe.mapping import between, eq
 from gateway import bpmn
 from gateway.errors import (
@@ -71,7 +75,27 @@ DEFINITION, INSTANCE, TASK, VARIABLE_TYPES = "definition", "instance", "task", "
 NO_DELEGATION: dict[str, str | None] = {"owner": None, "delegate": None}
 
 
-class ZeebeAdapter(EngineAdapter):
+ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
+
+
+class ZeebeTaskExtensions(TaskExtensions):
+    """Camunda 8 writes assignment and forms as `zeebe:assignmentDefinition` and `zeebe:formDefinition`."""
+
+    def read(self, element: etree._Element) -> Assignment:
+        assignment = element.find(f".//{{{ZEEBE_NS}}}assignmentDefinition")
+        form = element.find(f".//{{{ZEEBE_NS}}}formDefinition")
+        attributes = {} if assignment is None else dict(assignment.attrib)
+        return Assignment(
+            assignee=attributes.get("assignee"),
+            candidate_groups=split_list(attributes.get("candidateGroups")),
+            candidate_users=split_list(attributes.get("candidateUsers")),
+            form_key=None if form is None else form.get("formKey") or form.get("formId"),
+        )
+
+
+class ZeebeAdapter(HttpEngineAdapter):
+    task_extensions = ZeebeTaskExtensions()
+    observes_changes = True
     capabilities = frozenset({Capability.DELEGATE_TASK})
     emulated = {
         "delegate_task": (
@@ -479,6 +503,11 @@ class ZeebeAdapter(EngineAdapter):
                 status="down", version=version, detail="No partition of the cluster has a healthy leader"
             )
         return EngineHealth(status="up", version=version)
+
+    # ------------------------------------------------------------ change feed
+    async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
+        """What the cluster did after `mark`, from its searches (adapters/zeebe/changes.py)."""
+        return await changes.read_changes(self.http, mark, settled_before)
 
     # ------------------------------------------------------------ helpers
     def _key(self, value: str, what: str) -> str:

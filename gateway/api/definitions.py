@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from adapters.base import Capability
-from gateway import bpmn
-from gateway.api.context import Context
+from gateway.api.context import Processes
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.schemas import (
     DefinitionQuery,
     Deployment,
-    InstanceQuery,
     Page,
     ProcessDefinition,
     ProcessDefinitionDetails,
+    RequestBody,
 )
 
 router = APIRouter(prefix="/api/processes/definitions", tags=["definitions"])
@@ -69,7 +66,7 @@ class Upload(BaseModel):
     tenant_id: str | None = Field(None, max_length=100)
 
 
-class JsonDeploy(BaseModel):
+class JsonDeploy(RequestBody):
     bpmn_xml: str = Field(min_length=1)
     name: str | None = Field(None, max_length=255)
     tenant_id: str | None = Field(None, max_length=100)
@@ -103,61 +100,16 @@ async def read_upload(request: Request) -> Upload:
     return upload
 
 
-def _upload_summary(upload: Upload) -> dict[str, Any]:
-    return {
-        "filename": upload.filename,
-        "bytes": len(upload.xml),
-        "sha256": hashlib.sha256(upload.xml).hexdigest(),
-        "name": upload.name,
-        "tenant_id": upload.tenant_id,
-    }
-
-
-async def _deploy(ctx: Context, upload: Upload, operation: str, resource_id: str | None = None) -> Deployment:
-    bpmn.validate(upload.xml, max_elements=ctx.registry.settings.max_bpmn_elements)
-
-    async def action(uow: Any) -> Deployment:
-        deployment = await ctx.adapter.deploy(
-            upload.xml, filename=upload.filename, name=upload.name, tenant_id=upload.tenant_id, deployed_by=ctx.actor
-        )
-        uow.emit(
-            "definition.deployed",
-            engine=ctx.engine.name,
-            tenant_id=upload.tenant_id,
-            data={
-                "deployment_id": deployment.deployment_id,
-                "name": deployment.name,
-                "definitions": [{"id": d.id, "key": d.key, "version": d.version} for d in deployment.definitions],
-            },
-        )
-        return deployment
-
-    return await ctx.mutate(
-        operation=operation,
-        resource_type="definition",
-        resource_id=resource_id or (lambda d: d.deployment_id),
-        request=_upload_summary(upload),
-        action=action,
-        status=201,
-    )
-
-
 @router.get("", response_model=Page[ProcessDefinition], summary="List process definitions")
 async def list_definitions(
-    ctx: Context,
+    processes: Processes,
     query: Annotated[DefinitionQuery, Query()],
     with_counts: Annotated[bool, Query(description="Add `instances`, the running count, to each")] = False,
 ) -> Page[ProcessDefinition]:
-    page = await ctx.adapter.list_definitions(query)
-    if with_counts:
-        for definition in page.items:
-            definition.instances = await _running_count(ctx, definition.id)
-    return page
-
-
-async def _running_count(ctx: Context, definition_id: str) -> int:
-    running = await ctx.adapter.list_instances(InstanceQuery(definition_id=definition_id, status="active", size=1))
-    return running.total
+    """A page of deployed process definitions (latest versions unless `latest_only=false`), filtered and sorted; on the
+    engine chosen by `engine` (default engine otherwise).
+    """
+    return await processes.list_definitions(query, with_counts=with_counts)
 
 
 @router.post(
@@ -167,20 +119,22 @@ async def _running_count(ctx: Context, definition_id: str) -> int:
     summary="Deploy a BPMN file",
     openapi_extra=DEPLOY_BODY,
 )
-async def deploy(request: Request, ctx: Context) -> Deployment:
-    return await _deploy(ctx, await read_upload(request), "deploy")
+async def deploy(request: Request, processes: Processes) -> Deployment:
+    """Deploy a BPMN 2.0 file (multipart part `file`, or JSON `bpmn_xml`) to the engine; answers the deployment with
+    every process definition it created. Invalid BPMN is a 400 naming the line or element.
+    """
+    upload = await read_upload(request)
+    return await processes.deploy(upload.xml, filename=upload.filename, name=upload.name, tenant_id=upload.tenant_id)
 
 
 @router.get("/{definition_id}", response_model=ProcessDefinitionDetails, summary="A definition with its tasks")
 async def get_definition(
-    definition_id: str, ctx: Context, with_counts: Annotated[bool, Query()] = False
+    definition_id: str, processes: Processes, with_counts: Annotated[bool, Query()] = False
 ) -> ProcessDefinitionDetails:
-    definition = await ctx.adapter.get_definition(definition_id)
-    tasks, start_form = bpmn.describe_process(await ctx.adapter.get_definition_xml(definition_id), definition.key)
-    details = ProcessDefinitionDetails(**definition.model_dump(), tasks=tasks, start_form=start_form)
-    if with_counts:
-        details.instances = await _running_count(ctx, definition_id)
-    return details
+    """One process definition with its user and service tasks and its start form; `with_counts` adds the number of
+    running instances.
+    """
+    return await processes.get_definition(definition_id, with_counts=with_counts)
 
 
 @router.get(
@@ -189,8 +143,9 @@ async def get_definition(
     summary="The BPMN XML as deployed",
     responses={200: {"content": {"application/xml": {"example": EXAMPLE_XML}}}},
 )
-async def get_definition_xml(definition_id: str, ctx: Context) -> Response:
-    return Response(await ctx.adapter.get_definition_xml(definition_id), media_type="application/xml")
+async def get_definition_xml(definition_id: str, processes: Processes) -> Response:
+    """The BPMN 2.0 XML of a process definition exactly as deployed."""
+    return Response(await processes.get_definition_xml(definition_id), media_type="application/xml")
 
 
 @router.put(
@@ -200,54 +155,33 @@ async def get_definition_xml(definition_id: str, ctx: Context) -> Response:
     summary="Deploy a new version under the same key",
     openapi_extra=DEPLOY_BODY,
 )
-async def update_definition(definition_id: str, request: Request, ctx: Context) -> Deployment:
-    current = await ctx.adapter.get_definition(definition_id)
+async def update_definition(definition_id: str, request: Request, processes: Processes) -> Deployment:
+    """Deploy a new version of a process definition: the uploaded BPMN must define the same process key."""
     upload = await read_upload(request)
-    processes = bpmn.validate(upload.xml)
-    if current.key not in {p.id for p in processes if p.executable}:
-        raise BadRequest(
-            f"The new BPMN must contain the executable process '{current.key}' to be a new version of {definition_id}"
-        )
-    upload.tenant_id = upload.tenant_id or current.tenant_id
-    return await _deploy(ctx, upload, "redeploy", resource_id=definition_id)
+    return await processes.redeploy(
+        definition_id, upload.xml, filename=upload.filename, name=upload.name, tenant_id=upload.tenant_id
+    )
 
 
 @router.delete("/{definition_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a definition")
 async def delete_definition(
     definition_id: str,
-    ctx: Context,
+    processes: Processes,
     cascade: Annotated[bool, Query(description="Also delete its instances")] = False,
 ) -> Response:
-    async def action(uow: Any) -> None:
-        await ctx.adapter.delete_definition(definition_id, cascade)
-
-    await ctx.mutate(
-        operation="delete",
-        resource_type="definition",
-        resource_id=definition_id,
-        request={"cascade": cascade},
-        action=action,
-        status=204,
-    )
+    """Delete a process definition; with running instances it is a 409 unless `cascade=true`, which deletes them too."""
+    await processes.delete_definition(definition_id, cascade=cascade)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-class SuspensionChange(BaseModel):
+class SuspensionChange(RequestBody):
     suspended: bool
     include_instances: bool = False
 
 
 @router.put("/{definition_id}/suspended", response_model=ProcessDefinition, summary="Suspend or activate")
-async def set_suspended(definition_id: str, change: SuspensionChange, ctx: Context) -> ProcessDefinition:
-    ctx.engine.require(Capability.SUSPEND_DEFINITION)
-
-    async def action(uow: Any) -> ProcessDefinition:
-        return await ctx.adapter.set_definition_suspended(definition_id, change.suspended, change.include_instances)
-
-    return await ctx.mutate(
-        operation="suspend" if change.suspended else "activate",
-        resource_type="definition",
-        resource_id=definition_id,
-        request=change.model_dump(),
-        action=action,
+async def set_suspended(definition_id: str, change: SuspensionChange, processes: Processes) -> ProcessDefinition:
+    """Suspend (no new instances, optionally its instances paused too) or activate a process definition."""
+    return await processes.set_definition_suspended(
+        definition_id, suspended=change.suspended, include_instances=change.include_instances
     )

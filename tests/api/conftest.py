@@ -7,7 +7,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app
+from gateway.bootstrap import create_app
 from gateway.db import Database
 from gateway.settings import Settings
 

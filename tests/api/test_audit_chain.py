@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 from gateway.db import Database
 from gateway.journal import _chain_hash as chain_hash
-from gateway.journal import record_failure, verify_chain, write_checkpoint
+from gateway.journal import AuditDraft, verify_chain, write_checkpoint
 from gateway.tables import audit_checkpoints, audit_log
-from gateway.uow import AuditDraft
+from gateway.uow import transaction
 from tests.api.conftest import deploy, open_tasks, start
 from tests.polling import eventually
 
@@ -79,7 +79,8 @@ async def anchored_log(make_client: Any) -> None:
 
 async def append_rows(database: Database, count: int) -> None:
     for n in range(count):
-        await record_failure(database, "tester", AuditDraft("claim", "task", f"t{n}", None, {}, 404, "failure"))
+        async with transaction(database, actor="tester") as uow:
+            uow.audit(AuditDraft("claim", "task", f"t{n}", None, {}, 404, "failure"))
 
 
 async def test_the_gateway_writes_signed_checkpoints_while_it_runs(make_client: Any, database: Database) -> None:

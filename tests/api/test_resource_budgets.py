@@ -75,7 +75,7 @@ async def test_a_condition_over_a_1_mib_variable_becomes_an_incident_not_a_memor
 
 
 async def test_multi_instance_cardinality_above_the_cap_is_an_incident(make_client: Any) -> None:
-    async with make_client(embedded_max_cardinality=50) as client:
+    async with make_client(engines=[{"name": "local", "type": "embedded", "default": True, "options": {"max_cardinality": 50}}]) as client:
         await deploy(client, multi_instance("${n}"))
         small = await start(client, "fanout", variables={"n": 3})
         assert len(await open_tasks(client, small["id"])) == 3

@@ -1,36 +1,18 @@
-from __future__ import annotations
+"""Registers this project's harnesses with the shipped conformance suite (`gateway.engines.testing`); the suite's
+plugin is loaded by tests/conftest.py and the `database` fixture there runs it on SQLite and PostgreSQL.
 
-from collections.abc import AsyncIterator
+The `harness` fixture is `harness_fixture`'s, except that a real engine's harness (tests/real_engines) is
+pointed at the session's running engine before each test."""
+
+from __future__ import annotations
 
 import pytest
 
-from adapters.base import EngineAdapter
-from gateway.db import Database
-from gateway.registry import EngineRegistry
-from gateway.settings import Settings
-from tests.conformance.harness import Harness, discover
-from tests.conformance.recording import maybe_recording
-
-HARNESSES = discover()
+from gateway.engines.testing import Harness
+from tests.conformance.harnesses import HARNESSES
+from tests.real_engines.harness import on_real_engine
 
 
 @pytest.fixture(params=[pytest.param(h, id=h.id, marks=h.marks) for h in HARNESSES])
 def harness(request: pytest.FixtureRequest) -> Harness:
-    return request.param
-
-
-@pytest.fixture
-async def adapter(harness: Harness, database: Database) -> AsyncIterator[EngineAdapter]:
-    settings = Settings(engines=[{"name": "under-test", "default": True, **harness.engine}], database_url=database.url)
-    transports = None
-    if harness.make_transport is not None:
-        transports = {"under-test": maybe_recording(harness.make_transport(), harness.id)}
-    registry = EngineRegistry(settings, database, transports=transports)
-    await registry.start()
-    adapter = registry.get().adapter
-    if harness.prepare is not None:
-        await harness.prepare(adapter)
-    try:
-        yield adapter
-    finally:
-        await registry.close()
+    return on_real_engine(request.param, request)

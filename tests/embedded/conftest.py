@@ -42,9 +42,10 @@ def flow(source: str, target: str, condition: str | None = None) -> str:
 @pytest.fixture
 def make_adapter(database: Database) -> Callable[..., Any]:
     @asynccontextmanager
-    async def factory(**settings: Any) -> AsyncIterator[EmbeddedAdapter]:
+    async def factory(**options: Any) -> AsyncIterator[EmbeddedAdapter]:
         configured = Settings(
-            engines=[{"name": "local", "type": "embedded", "default": True}], database_url=database.url, **settings
+            engines=[{"name": "local", "type": "embedded", "default": True, "options": options}],
+            database_url=database.url,
         )
         registry = EngineRegistry(configured, database)
         await registry.start()

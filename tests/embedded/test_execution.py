@@ -18,7 +18,7 @@ from gateway.schemas import HistoryQuery, TaskQuery
 from gateway.tables import outbox
 from gateway.variables import TypedValue, VariableType, parse_request_variables
 from tests.embedded.conftest import bpmn, deploy, flow, incidents_of, start, tasks_of
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 START = '<bpmn:startEvent id="start"/>'
 END = '<bpmn:endEvent id="end"/>'
@@ -58,7 +58,7 @@ async def test_a_handler_completes_its_service_task_and_its_variables_flow_on(ad
 
 
 async def test_a_service_task_without_a_handler_waits_until_one_is_registered(make_adapter: Any) -> None:
-    async with make_adapter(embedded_timer_interval=0.05) as adapter:
+    async with make_adapter(timer_interval=0.05) as adapter:
         await deploy(adapter, PAYMENT)
         instance_id = await start(adapter, "payment", {"card": "ok"})
         waiting = (await adapter.get_instance(instance_id)).current_activities
@@ -174,7 +174,7 @@ async def test_script_tasks_are_an_incident_unless_an_operator_allows_scripts(ma
         assert (incident.incident_type, incident.activity_id) == ("failedJob", "compute")
         assert "Script tasks are disabled" in incident.message and "PM_EMBEDDED_ALLOW_SCRIPTS" in incident.message
 
-    async with make_adapter(embedded_allow_scripts=True) as adapter:
+    async with make_adapter(allow_scripts=True) as adapter:
         instance_id = await start(adapter, "scripted", {"amount": 21})
         assert (await adapter.get_variables(instance_id))["total"] == TypedValue(value=42, type=VariableType.INTEGER)
         assert list(await tasks_of(adapter, instance_id)) == ["check"]
@@ -218,7 +218,7 @@ ESCALATING = bpmn(
 
 
 async def test_the_poller_fires_timers(make_adapter: Any) -> None:
-    async with make_adapter(embedded_timer_interval=0.05) as adapter:
+    async with make_adapter(timer_interval=0.05) as adapter:
         await deploy(adapter, DELAYED)
         instance_id = await start(adapter, "delayed")
         waiting = (await adapter.get_instance(instance_id)).current_activities
@@ -229,7 +229,7 @@ async def test_the_poller_fires_timers(make_adapter: Any) -> None:
 
 
 async def test_a_boundary_timer_interrupts_its_user_task(make_adapter: Any) -> None:
-    async with make_adapter(embedded_timer_interval=0.05) as adapter:
+    async with make_adapter(timer_interval=0.05) as adapter:
         await deploy(adapter, ESCALATING)
         instance_id = await start(adapter, "escalating")
         approve = (await tasks_of(adapter, instance_id))["approve"]
@@ -241,7 +241,7 @@ async def test_a_boundary_timer_interrupts_its_user_task(make_adapter: Any) -> N
 
 
 async def test_timers_of_a_suspended_instance_wait(make_adapter: Any) -> None:
-    async with make_adapter(embedded_timer_interval=0.05) as adapter:
+    async with make_adapter(timer_interval=0.05) as adapter:
         await deploy(adapter, DELAYED)
         instance_id = await start(adapter, "delayed")
         await adapter.set_instance_suspended(instance_id, True)

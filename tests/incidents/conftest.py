@@ -12,7 +12,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 import gateway.registry
-from gateway.app import create_app
+from gateway.bootstrap import create_app
 from gateway.db import Database
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from adapters.base import AdapterContext, Capability, EngineAdapter
+from gateway.engines.port import AdapterContext, Capability, EngineAdapter
 from gateway.errors import EngineUnavailable, NotFound, NotSupported
 from gateway.schemas import EngineIncident, EngineIncidentQuery, Page
 from gateway.variables import TypedValue, Variables
@@ -72,7 +72,6 @@ WORLDS: dict[str, FakeWorld] = {}
 
 
 class FakeEngine(EngineAdapter):
-    uses_http = False
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
 
     def __init__(self, context: AdapterContext) -> None:

@@ -15,14 +15,14 @@ from gateway.uow import reading
 from incidents import repository
 from incidents.models import (
     BulkRetryRequest,
-    IncidentFilter,
+    IncidentSelection,
     incidents,
     operation_items,
 )
 from incidents.operations import start_bulk_retry
 from tests.incidents.fake_engine import FakeWorld
 from tests.incidents.helpers import rows
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 
 def failing_instances(world: FakeWorld, count: int) -> None:
@@ -138,6 +138,6 @@ async def test_bulk_retry_selects_by_the_list_filters(center: Any, world: FakeWo
     world.fail("pi-2", definition_key="shipping")
     await center.syncs["fake"].run_once()
     accepted = await start_bulk_retry(
-        center.db, "alice", BulkRetryRequest(filter=IncidentFilter(definition_key="shipping"))
+        center.db, "alice", BulkRetryRequest(filter=IncidentSelection(definition_key="shipping"))
     )
     assert accepted.total == 1

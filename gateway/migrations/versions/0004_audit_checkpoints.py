@@ -1,7 +1,7 @@
 """audit checkpoints: HMAC-signed anchors of the audit chain's head
 
-Revision ID: 0003_audit_checkpoints
-Revises: 0002_idempotency_lease
+Revision ID: 0004_audit_checkpoints
+Revises: 0003_idempotency_lease
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from gateway.db import BigId, UTCDateTime
 
-revision = "0003_audit_checkpoints"
-down_revision = "0002_idempotency_lease"
+revision = "0004_audit_checkpoints"
+down_revision = "0003_idempotency_lease"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """idempotency keys: a lease renewed while the request runs, and the committed outcome of its change
 
-Revision ID: 0002_idempotency_lease
-Revises: 0001_gateway_core
+Revision ID: 0003_idempotency_lease
+Revises: 0002_change_intents
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from gateway.db import UTCDateTime
 
-revision = "0002_idempotency_lease"
-down_revision = "0001_gateway_core"
+revision = "0003_idempotency_lease"
+down_revision = "0002_change_intents"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,143 @@
+"""The composition root: the one place that wires settings, database, engine registry, adapters, the change
+log, the Incident Center and the routers into the FastAPI application.
+
+Only this module imports the domain packages (`incidents`, `events`); adapters are found through their entry points
+by the registry. Every other core module depends on the port (`gateway.engines.port`), never on a plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+from fastapi import FastAPI
+
+from gateway import __version__, journal
+from gateway.api import definitions, instances, operations, tasks
+from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
+from gateway.changes import ChangeLog
+from gateway.db import Database
+from gateway.openapi import problem_openapi
+from gateway.guard import RequestGuardMiddleware
+from gateway.idempotency import IdempotencyMiddleware, purge_expired
+from gateway.registry import EngineRegistry
+from gateway.settings import Settings, load_settings
+from gateway.slow_clients import BodyDeadlineMiddleware
+from analytics import views as analytics_views
+from analytics.center import AnalyticsCenter
+from analytics.settings import load_analytics_settings
+from events import views as event_views
+from events.service import EventService
+from events.settings import load_event_settings
+from incidents import views as incident_views
+from incidents.center import IncidentCenter
+from incidents.settings import load_incident_settings
+
+log = logging.getLogger("gateway")
+
+IDEMPOTENCY_PURGE_INTERVAL = 3600.0  # seconds
+STALE_INTENT_SWEEP_INTERVAL = 60.0  # seconds
+
+
+async def _periodic(interval: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run `job` every `interval` seconds, first right away; a failed round is logged and retried next time."""
+    while True:
+        try:
+            await job()
+        except Exception:  # noqa: BLE001 - a failed round is retried at the next interval
+            log.exception("periodic job failed")
+        await asyncio.sleep(interval)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine_transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+) -> FastAPI:
+    """The gateway application. `engine_transports` (engine name → httpx transport) lets tests put simulators
+    in place of remote engines. Raises ConfigError naming the field when the configuration is invalid."""
+    settings = settings or load_settings()
+    incident_settings = load_incident_settings()
+    analytics_settings = load_analytics_settings()
+    event_settings = load_event_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        if settings.auto_migrate:
+            await db.migrate()
+        redis = None
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(settings.redis_url)
+        registry = EngineRegistry(settings, db, transports=engine_transports, redis=redis)
+        changes = ChangeLog(db)
+        app.state.db, app.state.redis, app.state.registry, app.state.changes = db, redis, registry, changes
+        await registry.start()
+        incidents = IncidentCenter(db, registry, incident_settings)
+        app.state.incidents = incidents
+        await incidents.start()
+        app.state.analytics = AnalyticsCenter(db, registry, redis, analytics_settings)
+        await app.state.analytics.start()
+        app.state.events = EventService(db, registry, event_settings, redis)
+        await app.state.events.start()
+        housekeeping = [
+            asyncio.create_task(
+                _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
+            ),
+            asyncio.create_task(_periodic(STALE_INTENT_SWEEP_INTERVAL, changes.settle_stale_intents)),
+        ]
+        anchor_key = settings.audit_anchor_key.get_secret_value().encode() if settings.audit_anchor_key else None
+        if anchor_key is not None:
+            housekeeping.append(
+                asyncio.create_task(
+                    _periodic(settings.audit_checkpoint_seconds, lambda: journal.write_checkpoint(db, anchor_key))
+                )
+            )
+        try:
+            yield
+        finally:
+            for task in housekeeping:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if anchor_key is not None:
+                with contextlib.suppress(Exception):  # a last anchor at shutdown; the periodic one covers failures
+                    await journal.write_checkpoint(db, anchor_key)
+            await app.state.analytics.stop()
+            await app.state.events.stop()
+            await incidents.stop()
+            await registry.close()
+            if redis is not None:
+                await redis.aclose()
+            await db.dispose()
+
+    app = FastAPI(
+        title="pm-gateway",
+        version=__version__,
+        description="One stable REST API for BPMN process management over Camunda 7, Flowable, "
+        "Camunda 8 and an embedded engine. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+        redirect_slashes=False,  # RequestContextMiddleware routes `/path/` like `/path`; never an empty 307
+    )
+    app.state.settings = settings
+    app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
+    install_error_handlers(app)
+    # analytics first: its /tasks/statistics must win over /tasks/{task_id}
+    for module in (analytics_views, definitions, instances, tasks, operations, incident_views, event_views):
+        app.include_router(module.router)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        db_getter=lambda: app.state.db,
+        ttl_hours=settings.idempotency_ttl_hours,
+        lease_seconds=settings.idempotency_lease_seconds,
+    )
+    app.add_middleware(RequestGuardMiddleware, db_getter=lambda: app.state.db)
+    app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.client_body_timeout)
+    app.add_middleware(RequestContextMiddleware)
+    return app
