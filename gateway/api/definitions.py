@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
+from gateway import bpmn
 from gateway.api.context import Processes
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.schemas import (

@@ -18,7 +18,7 @@ from gateway.journal import AuditDraft, verify_chain, write_checkpoint
 from gateway.tables import audit_checkpoints, audit_log
 from gateway.uow import transaction
 from tests.api.conftest import deploy, open_tasks, start
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 
 async def test_200_concurrent_mixed_writes_leave_one_linear_chain(

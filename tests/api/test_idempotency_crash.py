@@ -13,7 +13,7 @@ from gateway.db import Database
 from gateway.journal import verify_chain
 from tests.api.conftest import APPROVAL
 from tests.gateway_process import GatewayProcess
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 STARTS = 200
 LEASE_SECONDS = 2
