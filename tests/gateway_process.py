@@ -36,6 +36,7 @@ class GatewayProcess:
             "PM_DATABASE_URL": database_url,
             "PM_PORT": str(self.port),
             "PM_LOG_LEVEL": "warning",
+            "PM_WORKERS": "1",  # one server process, so that `kill()` is the crash of the whole gateway
             "PM_ENGINES": json.dumps([{"name": "local", "type": "embedded", "default": True}]),
             **{f"PM_{name.upper()}": str(value) for name, value in settings.items()},
         }
