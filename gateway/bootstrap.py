@@ -13,11 +13,15 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import __version__
 from gateway.api import definitions, instances, operations, tasks
+from gateway.api.context import operational_access
 from gateway.app import MetricsMiddleware, UploadLimitMiddleware, install_error_handlers
+from gateway.auth import build_authenticator
 from gateway.changes import ChangeLog
 from gateway.db import Database
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
@@ -52,6 +56,7 @@ def create_app(
     in place of remote engines. Raises ConfigError naming the field when the configuration is invalid."""
     settings = settings or load_settings()
     incident_settings = load_incident_settings()
+    authenticator = build_authenticator(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,6 +93,7 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
             await db.dispose()
+            await authenticator.close()
 
     app = FastAPI(
         title="pm-gateway",
@@ -95,12 +101,32 @@ def create_app(
         description="One stable REST API for BPMN process management over Camunda 7, Flowable, "
         "Camunda 8 and an embedded engine. Errors are RFC 9457 problem details.",
         lifespan=lifespan,
+        docs_url=None,
+        openapi_url=None,
     )
-    app.state.settings = settings
+    app.state.settings, app.state.authenticator = settings, authenticator
     install_error_handlers(app)
+    _document(app)
     for module in (definitions, instances, tasks, operations, incident_views):
         app.include_router(module.router)
-    app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        db_getter=lambda: app.state.db,
+        ttl_hours=settings.idempotency_ttl_hours,
+        authenticator_getter=lambda: app.state.authenticator,
+    )
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware)
     return app
+
+
+def _document(app: FastAPI) -> None:
+    """/openapi.json and /docs, open or behind a token as PM_AUTH_OPEN_PATHS says (`operational_access`)."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(operational_access)])
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(operational_access)])
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="pm-gateway")

@@ -96,7 +96,10 @@ async def latest_at_place(session: AsyncSession, engine: str, instance_id: str, 
     )
 
 
-def _filter_conditions(selection: IncidentFilter) -> list[sa.ColumnElement[bool]]:
+def _filter_conditions(
+    selection: IncidentFilter, tenants: frozenset[str] | None = None
+) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions; with `tenants`, only incidents of those tenants (None: every incident)."""
     conditions = [
         column == value
         for column, value in (
@@ -112,11 +115,15 @@ def _filter_conditions(selection: IncidentFilter) -> list[sa.ColumnElement[bool]
     ]
     if selection.created_after is not None:
         conditions.append(incidents.c.created > selection.created_after)
+    if tenants is not None:
+        conditions.append(incidents.c.tenant_id.in_(sorted(tenants)))
     return conditions
 
 
-async def list_incidents(session: AsyncSession, query: IncidentQuery) -> Page[Incident]:
-    conditions = _filter_conditions(query)
+async def list_incidents(
+    session: AsyncSession, query: IncidentQuery, tenants: frozenset[str] | None = None
+) -> Page[Incident]:
+    conditions = _filter_conditions(query, tenants)
     column = SORT_COLUMNS[query.sort or "created"]
     order = column.asc() if query.order is SortOrder.ASC else column.desc()
     rows = (
@@ -143,12 +150,15 @@ async def list_incidents(session: AsyncSession, query: IncidentQuery) -> Page[In
 
 
 async def matching_ids(
-    session: AsyncSession, selection: IncidentFilter, statuses: Iterable[IncidentStatus]
+    session: AsyncSession,
+    selection: IncidentFilter,
+    statuses: Iterable[IncidentStatus],
+    tenants: frozenset[str] | None = None,
 ) -> list[str]:
-    """Ids of the incidents a filter selects, among those in `statuses`, oldest first."""
+    """Ids of the incidents a filter selects (of `tenants` when given), among those in `statuses`, oldest first."""
     rows = await session.execute(
         sa.select(incidents.c.id)
-        .where(*_filter_conditions(selection), incidents.c.status.in_([s.value for s in statuses]))
+        .where(*_filter_conditions(selection, tenants), incidents.c.status.in_([s.value for s in statuses]))
         .order_by(incidents.c.created, incidents.c.id)
     )
     return [row[0] for row in rows]

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from gateway.api.context import caller
+from gateway.api.context import CurrentCaller
 from gateway.schemas import Page
-from gateway.uow import UnitOfWork, reading
-from gateway.variables import parse_request_variables, audit_summary
-from incidents import operations, repository
-from incidents.actions import perform
+from gateway.variables import audit_summary, parse_request_variables
+from incidents import access
 from incidents.center import IncidentCenter
 from incidents.models import (
     BulkRetryRequest,
@@ -29,7 +26,6 @@ from incidents.models import (
     OperationProgress,
     ResolutionType,
 )
-from incidents.repository import Row
 
 router = APIRouter(prefix="/api/processes", tags=["incidents"])
 
@@ -39,35 +35,14 @@ def incident_center(request: Request) -> IncidentCenter:
 
 
 Center = Annotated[IncidentCenter, Depends(incident_center)]
-Actor = Annotated[str, Depends(caller)]
-
-
-async def _act(
-    center: IncidentCenter,
-    actor: str,
-    incident_id: str,
-    operation: str,
-    request: dict[str, Any],
-    change: Callable[[UnitOfWork], Awaitable[Row]],
-    status: int = 200,
-) -> IncidentDetails:
-    await perform(
-        center.db,
-        actor=actor,
-        operation=operation,
-        incident_id=incident_id,
-        request=request,
-        change=change,
-        status=status,
-    )
-    async with reading(center.db) as session:
-        return await repository.incident_details(session, incident_id)
+_act = access.act
 
 
 @router.get("/incidents", response_model=Page[Incident], summary="List incidents of every engine (`engine` filters)")
-async def list_incidents(center: Center, query: Annotated[IncidentQuery, Query()]) -> Page[Incident]:
-    async with reading(center.db) as session:
-        return await repository.list_incidents(session, query)
+async def list_incidents(
+    center: Center, caller: CurrentCaller, query: Annotated[IncidentQuery, Query()]
+) -> Page[Incident]:
+    return await access.list_incidents(center, caller, query)
 
 
 @router.post(
@@ -76,28 +51,25 @@ async def list_incidents(center: Center, query: Annotated[IncidentQuery, Query()
     response_model=OperationAccepted,
     summary="Retry every incident a filter selects, as an operation (progress: GET /operations/{id})",
 )
-async def bulk_retry(body: BulkRetryRequest, center: Center, actor: Actor) -> OperationAccepted:
-    accepted = await operations.start_bulk_retry(center.db, actor, body)
-    center.nudge_operations()
-    return accepted
+async def bulk_retry(body: BulkRetryRequest, center: Center, caller: CurrentCaller) -> OperationAccepted:
+    return await access.bulk_retry(center, caller, body)
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetails, summary="An incident with its history")
-async def get_incident(incident_id: str, center: Center) -> IncidentDetails:
-    async with reading(center.db) as session:
-        return await repository.incident_details(session, incident_id)
+async def get_incident(incident_id: str, center: Center, caller: CurrentCaller) -> IncidentDetails:
+    return await access.incident_details(center, caller, incident_id)
 
 
 @router.post(
     "/incidents/{incident_id}/acknowledge", response_model=IncidentDetails, summary="Acknowledge an open incident"
 )
 async def acknowledge(
-    incident_id: str, center: Center, actor: Actor, body: IncidentAcknowledgement | None = None
+    incident_id: str, center: Center, caller: CurrentCaller, body: IncidentAcknowledgement | None = None
 ) -> IncidentDetails:
     message = body.message if body else None
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "acknowledge",
         {"message": message},
@@ -108,10 +80,10 @@ async def acknowledge(
 @router.post(
     "/incidents/{incident_id}/assign", response_model=IncidentDetails, summary="Assign (acknowledges an open one)"
 )
-async def assign(incident_id: str, body: IncidentAssignment, center: Center, actor: Actor) -> IncidentDetails:
+async def assign(incident_id: str, body: IncidentAssignment, center: Center, caller: CurrentCaller) -> IncidentDetails:
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "assign",
         body.model_dump(),
@@ -125,10 +97,10 @@ async def assign(incident_id: str, body: IncidentAssignment, center: Center, act
     response_model=IncidentDetails,
     summary="Add a comment",
 )
-async def comment(incident_id: str, body: IncidentComment, center: Center, actor: Actor) -> IncidentDetails:
+async def comment(incident_id: str, body: IncidentComment, center: Center, caller: CurrentCaller) -> IncidentDetails:
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "comment",
         {},  # the text is in the incident's history; the audit log keeps no free text
@@ -143,11 +115,11 @@ async def comment(incident_id: str, body: IncidentComment, center: Center, actor
     response_model=IncidentDetails,
     summary="Set variables (optional), then retry in the engine",
 )
-async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, actor: Actor) -> IncidentDetails:
+async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
     variables = parse_request_variables(body.variables)
     incident = await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "retry",
         {"retries": body.retries, "variables": audit_summary(variables)},
@@ -159,11 +131,11 @@ async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, ac
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentDetails, summary="Resolve an incident")
-async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center, actor: Actor) -> IncidentDetails:
+async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
     resolution = ResolutionType(body.resolution_type)
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "resolve",
         {"resolution_type": resolution.value},
@@ -172,10 +144,10 @@ async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center
 
 
 @router.post("/incidents/{incident_id}/escalate", response_model=IncidentDetails, summary="Escalate an incident")
-async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Center, actor: Actor) -> IncidentDetails:
+async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "escalate",
         {"level": body.level},
@@ -184,6 +156,5 @@ async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Cent
 
 
 @router.get("/operations/{operation_id}", response_model=OperationProgress, summary="Progress of a bulk operation")
-async def get_operation(operation_id: str, center: Center) -> OperationProgress:
-    async with reading(center.db) as session:
-        return await repository.operation(session, operation_id)
+async def get_operation(operation_id: str, center: Center, caller: CurrentCaller) -> OperationProgress:
+    return await access.operation(center, caller, operation_id)

@@ -7,10 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field, model_validator
 
-from gateway import journal
 from gateway.api.context import Processes
 from gateway.schemas import InstanceQuery, Page, ProcessInstance, ProcessInstanceDetails, StartInstance
-from gateway.uow import reading
 from gateway.variables import TypedValue, parse_request_variables
 
 router = APIRouter(prefix="/api/processes/instances", tags=["instances"])
@@ -60,13 +58,7 @@ async def start_instance(body: StartRequest, processes: Processes, response: Res
 
 @router.get("/{instance_id}", response_model=ProcessInstanceDetails, summary="An instance with its activities")
 async def get_instance(instance_id: str, processes: Processes) -> ProcessInstanceDetails:
-    details = await processes.get_instance(instance_id)
-    async with reading(processes.changes.db) as session:
-        trail, _ = await journal.list_audit(
-            session, resource_type="instance", resource_id=instance_id, limit=100, newest_first=False
-        )
-    details.audit_trail = trail
-    return details
+    return await processes.get_instance(instance_id)
 
 
 @router.delete("/{instance_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Terminate an instance")
