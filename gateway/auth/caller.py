@@ -51,10 +51,10 @@ class Caller:
     def sees_tenant(self, tenant_id: str | None) -> bool:
         return self.tenants is None or (tenant_id is not None and tenant_id in self.tenants)
 
-    def visible(self, tenant_id: str | None, what: str) -> None:
+    def visible(self, tenant_id: str | None, what: str, *, engine: str | None = None) -> None:
         """Raise NotFound(`what` does not exist) for an object of another tenant: no existence leak."""
         if not self.sees_tenant(tenant_id):
-            raise NotFound(f"{what} does not exist")
+            raise NotFound(f"{what} does not exist", engine=engine)
 
     def sees_task(self, assignee: str | None, candidate_users: Iterable[str], candidate_groups: Iterable[str]) -> bool:
         """The task-level rule: without `task:admin`, only tasks one is the assignee or a candidate user of, or

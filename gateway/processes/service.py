@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from gateway import bpmn, records
 from gateway.auth import Caller
@@ -38,6 +38,8 @@ from gateway.schemas import (
 )
 from gateway.uow import UnitOfWork
 from gateway.variables import Variables, audit_summary
+
+T = TypeVar("T")
 
 
 class ProcessService:
@@ -117,26 +119,39 @@ class ProcessService:
         caller = self.caller
         return caller.tenants is None and caller.may(permission) and (not task or caller.may("task:admin"))
 
+    async def _lookup(self, what: str, read: Awaitable[T]) -> T:
+        """Read an object for the access checks. A caller limited to tenants gets the same 404 for an unknown id
+        as for another tenant's (`Caller.visible`), so that the answer tells nothing about the other tenant."""
+        try:
+            return await read
+        except NotFound:
+            if self.caller.tenants is None:
+                raise
+            raise NotFound(f"{what} does not exist", engine=self.engine.name) from None
+
     async def _definition(self, definition_id: str, permission: str) -> ProcessDefinition:
         self.caller.require(permission)
-        definition = await self.adapter.get_definition(definition_id)
-        self.caller.visible(definition.tenant_id, f"Process definition {definition_id}")
+        what = f"Process definition {definition_id}"
+        definition = await self._lookup(what, self.adapter.get_definition(definition_id))
+        self.caller.visible(definition.tenant_id, what, engine=self.engine.name)
         self.caller.require_for(permission, definition.key)
         return definition
 
     async def _instance(self, instance_id: str, permission: str) -> ProcessInstanceDetails:
         self.caller.require(permission)
-        instance = await self.adapter.get_instance(instance_id)
-        self.caller.visible(instance.tenant_id, f"Process instance {instance_id}")
+        what = f"Process instance {instance_id}"
+        instance = await self._lookup(what, self.adapter.get_instance(instance_id))
+        self.caller.visible(instance.tenant_id, what, engine=self.engine.name)
         self.caller.require_for(permission, instance.definition_key)
         return instance
 
     async def _task(self, task_id: str, permission: str) -> TaskDetails:
         self.caller.require(permission)
-        task = await self.adapter.get_task(task_id)
-        self.caller.visible(task.tenant_id, f"Task {task_id}")
+        what = f"Task {task_id}"
+        task = await self._lookup(what, self.adapter.get_task(task_id))
+        self.caller.visible(task.tenant_id, what, engine=self.engine.name)
         if not self.caller.sees_task(task.assignee, task.candidate_users, task.candidate_groups):
-            raise NotFound(f"Task {task_id} does not exist")
+            raise NotFound(f"{what} does not exist", engine=self.engine.name)
         self.caller.require_for(permission, task.definition_key)
         return task
 
