@@ -66,7 +66,7 @@ async def act(
         async with reading(center.db) as session:
             _check(caller, "incident:act", await repository.incident_details(session, incident_id))
     except GatewayError as error:
-        audit = AuditDraft(operation, "incident", incident_id, None, request, status)
+        audit = AuditDraft(operation, "incident", incident_id, None, request, status, tenant_id=caller.home_tenant)
         await ChangeLog(center.db).refused(caller.actor, audit, error)
         raise
     await perform(
@@ -82,7 +82,10 @@ async def bulk_retry(center: IncidentCenter, caller: Caller, body: BulkRetryRequ
     try:
         _listing(caller, "incident:bulk-retry", body.filter.definition_key)
     except GatewayError as error:
-        audit = AuditDraft("bulk_retry", "operation", None, body.filter.engine, body.model_dump(mode="json"), 202)
+        audit = AuditDraft(
+            "bulk_retry", "operation", None, body.filter.engine, body.model_dump(mode="json"), 202,
+            tenant_id=caller.home_tenant,
+        )
         await ChangeLog(center.db).refused(caller.actor, audit, error)
         raise
     accepted = await operations.start_bulk_retry(center.db, caller.actor, body, caller.tenants)

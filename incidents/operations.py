@@ -37,7 +37,8 @@ async def start_bulk_retry(
     retryable = [status for status in IncidentStatus if policies.allows(status, Action.RETRIED)]
     operation_id = str(uuid.uuid4())
     body = request.model_dump(mode="json")
-    audit = AuditDraft("bulk_retry", "operation", operation_id, request.filter.engine, body, 202)
+    home = next(iter(tenants)) if tenants is not None and len(tenants) == 1 else None
+    audit = AuditDraft("bulk_retry", "operation", operation_id, request.filter.engine, body, 202, tenant_id=home)
     async for attempt in ChangeLog(db).attempts(actor, audit, transactional=True):
         async with attempt as uow:
             incident_ids = await repository.matching_ids(uow.session, request.filter, retryable, tenants)

@@ -48,6 +48,11 @@ class Caller:
                 f"grant it only for {', '.join(self.grants[permission] or ())}"
             )
 
+    @property
+    def home_tenant(self) -> str | None:
+        """The caller's only tenant, if they have exactly one: where their refused requests are audited."""
+        return next(iter(self.tenants)) if self.tenants is not None and len(self.tenants) == 1 else None
+
     def sees_tenant(self, tenant_id: str | None) -> bool:
         return self.tenants is None or (tenant_id is not None and tenant_id in self.tenants)
 

@@ -91,7 +91,9 @@ class ProcessService:
             yield
         except GatewayError as error:
             await self.changes.refused(
-                self.actor, self._audit(operation, resource_type, resource_id, request, status, None), error
+                self.actor,
+                self._audit(operation, resource_type, resource_id, request, status, self.caller.home_tenant),
+                error,
             )
             raise
 

@@ -208,7 +208,7 @@ async def test_claim_paths_map_actor_roles_and_groups(make_gateway: Any, provide
         refused = await gw.client.post("/api/processes/definitions", json={"bpmn_xml": APPROVAL}, headers=bearer(token))
         assert refused.status_code == 403
         assert "'definition:deploy'" in refused.json()["detail"]
-        admin = provider.mint({"realm_access": {"roles": ["admin"]}})
+        admin = provider.mint({"preferred_username": "erin", "realm_access": {"roles": ["admin"]}})
         (row,) = (await gw.client.get("/api/processes/audit", headers=bearer(admin))).json()["items"]
         assert (row["actor"], row["operation"], row["outcome"], row["status"]) == ("dora", "deploy", "failure", 403)
 
