@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     auth_roles_file: Path | None = None  # default: gateway/auth/roles.json
     auth_open_paths: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["/ready", "/metrics", "/docs", "/openapi.json"])
 
+    @field_validator(
+        "auth_issuer", "auth_jwks_url", "auth_jwks_file", "auth_public_key_file", "auth_roles_file", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("auth_algorithms", "auth_open_paths", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
