@@ -1,8 +1,9 @@
 """Run every benchmark and print its figures: `make bench`."""
 
-from bench import embedded, incident_latency, overhead
+from bench import auth, embedded, incident_latency, overhead
 
 if __name__ == "__main__":
     embedded.main()
     overhead.main()
     incident_latency.main()
+    auth.main()

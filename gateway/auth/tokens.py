@@ -5,6 +5,8 @@ give the actor, roles, groups and tenants."""
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +18,8 @@ from gateway.auth.permissions import RoleMapping
 from gateway.errors import Unauthorized
 
 ALL_TENANTS = "*"
+VERIFIED_CACHE_SIZE = 10_000  # tokens
+VERIFIED_CACHE_SECONDS = 60.0  # how long a checked token is trusted without checking again (never past `exp`)
 
 
 def claim(claims: dict[str, Any], path: str) -> Any:
@@ -58,10 +62,29 @@ class TokenVerifier:
         self.issuer, self.audience, self.algorithms, self.leeway = issuer, audience, algorithms, leeway
         self.actor_claim, self.roles_claim, self.groups_claim = actor_claim, roles_claim, groups_claim
         self.tenants_claim = tenants_claim
+        # token -> (unix time until which it is trusted, its caller): a client sends the same token many times
+        self.verified: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
 
     async def caller(self, token: str) -> Caller:
         """The caller a token speaks for. Errors: Unauthorized (invalid, expired, not for this gateway),
-        ServiceUnavailable (the provider's keys were never obtained)."""
+        ServiceUnavailable (the provider's keys were never obtained).
+
+        A token that passed is remembered for VERIFIED_CACHE_SECONDS (never past its `exp`), so repeated
+        requests with it skip the signature check."""
+        now = time.time()
+        known = self.verified.get(token)
+        if known is not None:
+            if now < known[0]:
+                return known[1]
+            del self.verified[token]
+        claims = await self._verified_claims(token)
+        caller = self.caller_from_claims(claims)
+        self.verified[token] = (min(float(claims["exp"]), now + VERIFIED_CACHE_SECONDS), caller)
+        if len(self.verified) > VERIFIED_CACHE_SIZE:
+            self.verified.popitem(last=False)
+        return caller
+
+    async def _verified_claims(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -96,7 +119,7 @@ class TokenVerifier:
             raise Unauthorized(f"The token lacks the claim '{exc.claim}'") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"The token is invalid: {exc}") from None
-        return self.caller_from_claims(claims)
+        return claims
 
     def caller_from_claims(self, claims: dict[str, Any]) -> Caller:
         actor = claim(claims, self.actor_claim)
