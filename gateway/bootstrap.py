@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import __version__
 from gateway.api import definitions, instances, operations, tasks
-from gateway.api.context import operational_access
+from gateway.api.context import AUTH_RESPONSES, operational_access
 from gateway.app import MetricsMiddleware, UploadLimitMiddleware, install_error_handlers
 from gateway.auth import build_authenticator
 from gateway.changes import ChangeLog
@@ -34,6 +34,7 @@ from incidents.settings import load_incident_settings
 log = logging.getLogger("gateway")
 
 IDEMPOTENCY_PURGE_INTERVAL = 3600.0  # seconds
+
 STALE_INTENT_SWEEP_INTERVAL = 60.0  # seconds
 
 
@@ -108,7 +109,7 @@ def create_app(
     install_error_handlers(app)
     _document(app)
     for module in (definitions, instances, tasks, operations, incident_views):
-        app.include_router(module.router)
+        app.include_router(module.router, responses={} if module is operations else AUTH_RESPONSES)
     app.add_middleware(
         IdempotencyMiddleware,
         db_getter=lambda: app.state.db,

@@ -15,6 +15,12 @@ from gateway.registry import EngineRegistry
 bearer = HTTPBearer(auto_error=False, description="A JWT from the identity provider (PM_AUTH_MODE=jwt)")
 
 
+AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
+    401: {"description": "No valid bearer token (PM_AUTH_MODE=jwt); `WWW-Authenticate: Bearer`, problem+json"},
+    403: {"description": "The caller lacks a permission; the problem's detail names it (README, Authentication)"},
+}
+"""The answers of routes behind authentication, for the OpenAPI document."""
+
 # Dependencies are `async def` so FastAPI calls them inline instead of in its thread pool.
 async def current_caller(
     request: Request,

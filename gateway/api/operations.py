@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from gateway import __version__, records
-from gateway.api.context import CurrentCaller, operational_access
+from gateway.api.context import AUTH_RESPONSES, CurrentCaller, operational_access
 from gateway.registry import EngineRegistry
 from gateway.schemas import Page
 from gateway.uow import EVENT_PREFIX
@@ -73,7 +73,13 @@ class EventPage(BaseModel):
     next_cursor: str
 
 
-@router.get("/api/processes/engines", response_model=list[EngineStatus], summary="Configured engines and their state")
+@router.get(
+    "/api/processes/engines",
+    response_model=list[EngineStatus],
+    summary="Configured engines and their state",
+    description="Needs `engines:read`.",
+    responses=AUTH_RESPONSES,
+)
 async def list_engines(request: Request, caller: CurrentCaller) -> list[dict[str, Any]]:
     caller.require("engines:read")
     registry: EngineRegistry = request.app.state.registry
@@ -85,6 +91,7 @@ async def list_engines(request: Request, caller: CurrentCaller) -> list[dict[str
     response_model=Page[AuditEntry],
     summary="The audit log, newest first",
     description="Needs `audit:read`; only the rows of the caller's tenants.",
+    responses=AUTH_RESPONSES,
 )
 async def list_audit(
     request: Request,
@@ -118,6 +125,7 @@ async def list_audit(
     response_model=EventPage,
     summary="The event log, oldest first, by cursor",
     description="Needs `events:read`; only the events of the caller's tenants.",
+    responses=AUTH_RESPONSES,
 )
 async def list_events(
     request: Request,
@@ -143,6 +151,7 @@ async def health() -> dict[str, str]:
     summary="Readiness: database, Redis and each engine",
     description="Open, or behind a bearer token when left out of PM_AUTH_OPEN_PATHS.",
     dependencies=[Depends(operational_access)],
+    responses={401: AUTH_RESPONSES[401]},
 )
 async def ready(request: Request) -> JSONResponse:
     state = request.app.state
@@ -171,6 +180,7 @@ async def ready(request: Request) -> JSONResponse:
     description="Open, or behind a bearer token when left out of PM_AUTH_OPEN_PATHS.",
     response_class=Response,
     dependencies=[Depends(operational_access)],
+    responses={401: AUTH_RESPONSES[401]},
 )
 async def prometheus_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -256,9 +256,8 @@ class ProcessService:
         """Delete a definition (with its instances when `cascade`). Errors: NotFound, Conflict (running instances)."""
         request = {"cascade": cascade}
         async with self._checking("delete", "definition", definition_id, request, status=204):
-            current = None
-            if not self._unrestricted("definition:delete"):
-                current = await self._definition(definition_id, "definition:delete")
+            # looked up even for unrestricted callers: the audit row needs the definition's tenant
+            current = await self._definition(definition_id, "definition:delete")
         async for attempt in self._attempts(
             "delete", "definition", definition_id, request, status=204, tenant_id=_tenant(current)
         ):
@@ -339,9 +338,8 @@ class ProcessService:
         """End a running instance and emit `instance.terminated`. Errors: NotFound, Forbidden."""
         request = {"reason": reason}
         async with self._checking("terminate", "instance", instance_id, request, status=204):
-            current = None
-            if not self._unrestricted("instance:terminate"):
-                current = await self._instance(instance_id, "instance:terminate")
+            # looked up even for unrestricted callers: the event and audit row need the instance's tenant
+            current = await self._instance(instance_id, "instance:terminate")
         async for attempt in self._attempts(
             "terminate", "instance", instance_id, request, status=204, tenant_id=_tenant(current)
         ):
