@@ -48,13 +48,15 @@ def validate(xml: bytes) -> list[ProcessSummary]:
         ProcessSummary(
             id=element.get("id", ""),
             name=element.get("name"),
-            executable=element.get("isExecutable", "false").lower() == "true",
+            # Without the attribute a process is executable, as Camunda 7 and Flowable read it; each adapter
+            # may still refuse what its engine cannot run.
+            executable=element.get("isExecutable", "true").lower() == "true",
         )
         for element in root.iter(f"{{{BPMN_NS}}}process")
     ]
     if not any(process.executable for process in processes):
         raise InvalidBpmn(
-            "The BPMN file contains no executable process (a <process> with isExecutable=\"true\")"
+            "The BPMN file contains no executable process (every <process> has isExecutable=\"false\")"
         )
     missing_id = next((p for p in processes if not p.id), None)
     if missing_id is not None:

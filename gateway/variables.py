@@ -83,6 +83,10 @@ def infer_type(value: Any) -> VariableType:
 def coerce(name: str, value: Any, declared: VariableType | str | None) -> TypedValue:
     """Validate one request variable and return it in canonical form; raise ValueError with a reason."""
     if declared is None:
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(
+                f"{value} is outside the Long range [{INT64_MIN}, {INT64_MAX}]; send it as a String (or a Double)"
+            )
         return TypedValue(value=value, type=infer_type(value))
     try:
         var_type = VariableType(declared)

@@ -17,9 +17,9 @@ from gateway.errors import GatewayError
 from gateway.changes import ChangeLog
 from gateway.journal import AuditDraft
 from gateway.uow import UnitOfWork, reading, transaction
-from incidents import policies, repository
+from incidents import repository
 from incidents.actions import perform
-from incidents.models import Action, BulkRetryRequest, IncidentStatus, ItemState, OperationAccepted, OperationStatus
+from incidents.models import Action, BulkRetryRequest, ItemState, OperationAccepted, OperationStatus
 from incidents.repository import Row
 from incidents.service import IncidentService
 from incidents.sync import Leadership, open_engine_incidents
@@ -34,14 +34,13 @@ async def start_bulk_retry(
 ) -> OperationAccepted:
     """Record the operation and its items (the incidents the filter selects, of `tenants` when given, that can
     be retried now)."""
-    retryable = [status for status in IncidentStatus if policies.allows(status, Action.RETRIED)]
     operation_id = str(uuid.uuid4())
     body = request.model_dump(mode="json")
     home = next(iter(tenants)) if tenants is not None and len(tenants) == 1 else None
     audit = AuditDraft("bulk_retry", "operation", operation_id, request.filter.engine, body, 202, tenant_id=home)
     async for attempt in ChangeLog(db).attempts(actor, audit, transactional=True):
         async with attempt as uow:
-            incident_ids = await repository.matching_ids(uow.session, request.filter, retryable, tenants)
+            incident_ids = await repository.matching_ids(uow.session, request.filter, Action.RETRIED, tenants)
             await repository.insert_operation(
                 uow.session,
                 operation_id=operation_id,

@@ -1,12 +1,17 @@
 """The incident workflow, declared once: which action may happen in which status and where it leads,
-and the rules for severity, transient types and automatic-retry backoff.
+the narrower rules on top of it, and the rules for severity, transient types and automatic-retry backoff.
 
+`TRANSITIONS` is what anyone may do; each `Rule` narrows one action for one kind of change, declaring its
+FROM and TO statuses beside the table (Prefect's orchestration rules): the automatic actions of the policies
+act only on OPEN records, and a recurrence reopens a resolved record only after some resolutions. The service
+asks the rules before it acts and the repository derives its queries from them, so a rule changes here only.
 `transition` is the one place an illegal transition becomes a 409.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
@@ -24,7 +29,7 @@ TRANSITIONS: Mapping[Action, Mapping[IncidentStatus, IncidentStatus]] = MappingP
         Action.COMMENTED: {status: status for status in IncidentStatus},
         Action.RETRIED: {OPEN: RETRYING, ACKNOWLEDGED: RETRYING, ESCALATED: RETRYING},
         # The engine failed again: a failed retry reopens; a failure after the engine incident went away by
-        # itself (see REOPENING_RESOLUTIONS) reopens a resolved record.
+        # itself (the rule REOPEN below) reopens a resolved record.
         Action.RECURRED: {OPEN: OPEN, ACKNOWLEDGED: ACKNOWLEDGED, RETRYING: OPEN, ESCALATED: ESCALATED, RESOLVED: OPEN},
         Action.RESOLVED: {status: RESOLVED for status in UNRESOLVED},
         Action.ESCALATED: {status: ESCALATED for status in UNRESOLVED},
@@ -32,13 +37,55 @@ TRANSITIONS: Mapping[Action, Mapping[IncidentStatus, IncidentStatus]] = MappingP
     }
 )
 
-# A resolved record whose engine incident merely went away is reopened when the same place fails again;
-# one a person closed (manual, skip, modify, abort) is not: a new failure there is a new incident.
-REOPENING_RESOLUTIONS = frozenset({ResolutionType.RETRY, ResolutionType.EXTERNAL})
+
+@dataclass(frozen=True)
+class Rule:
+    """A narrower form of one action of `TRANSITIONS`: it applies from `from_states` only, leading to
+    `to_states` (each a part of what the table allows for `action`), and, for a RESOLVED record, only when it
+    was resolved in one of `after_resolutions` (None: whatever the resolution)."""
+
+    action: Action
+    from_states: frozenset[IncidentStatus]
+    to_states: frozenset[IncidentStatus]
+    after_resolutions: frozenset[ResolutionType] | None = None
+
+    def applies(self, status: IncidentStatus, resolution: ResolutionType | None = None) -> bool:
+        if status not in self.from_states:
+            return False
+        return status is not RESOLVED or self.after_resolutions is None or resolution in self.after_resolutions
+
+
+# The policies' automatic retry acts only on an open record: once a person acknowledged, escalated or retried
+# it, the person decides.
+AUTOMATIC_RETRY = Rule(Action.RETRIED, from_states=frozenset({OPEN}), to_states=frozenset({RETRYING}))
+# The policies escalate only a record nobody acknowledged (still open after the escalation timeout).
+AUTOMATIC_ESCALATION = Rule(Action.ESCALATED, from_states=frozenset({OPEN}), to_states=frozenset({ESCALATED}))
+# A resolved record whose engine incident merely went away (a retry ran, or it was fixed outside the gateway) is
+# reopened when the same place fails again; one a person closed (manual, skip, modify, abort) is not: a new
+# failure there is a new incident.
+REOPEN = Rule(
+    Action.RECURRED,
+    from_states=frozenset({RESOLVED}),
+    to_states=frozenset({OPEN}),
+    after_resolutions=frozenset({ResolutionType.RETRY, ResolutionType.EXTERNAL}),
+)
+
+RULES = (AUTOMATIC_RETRY, AUTOMATIC_ESCALATION, REOPEN)
 
 
 def allows(status: IncidentStatus, action: Action) -> bool:
     return status in TRANSITIONS[action]
+
+
+def statuses_allowing(action: Action) -> frozenset[IncidentStatus]:
+    """Every status in which `action` may happen (for queries that select candidates for it)."""
+    return frozenset(TRANSITIONS[action])
+
+
+def takes_recurrence(status: IncidentStatus, resolution: ResolutionType | None) -> bool:
+    """Whether a new failure at this record's place recurs on it (rather than being a new incident): an
+    unresolved record always, a resolved one when `REOPEN` applies."""
+    return status is not RESOLVED or REOPEN.applies(status, resolution)
 
 
 def transition(incident_id: str, status: IncidentStatus, action: Action) -> IncidentStatus:

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import NotFound
 from gateway.schemas import Page, SortOrder
+from incidents import policies
 from incidents.models import (
-    UNRESOLVED,
+    Action,
     Incident,
     IncidentDetails,
     IncidentFilter,
@@ -38,6 +39,12 @@ from incidents.models import (
 )
 
 Row = sa.RowMapping
+
+
+def _values(statuses: Iterable[IncidentStatus]) -> list[str]:
+    """Statuses for an SQL `IN`, in a stable order."""
+    return sorted(s.value for s in statuses)
+
 
 SEVERITY_RANK = sa.case({severity.value: severity.rank for severity in IncidentSeverity}, value=incidents.c.severity)
 SORT_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
@@ -150,15 +157,15 @@ async def list_incidents(
 
 
 async def matching_ids(
-    session: AsyncSession,
-    selection: IncidentFilter,
-    statuses: Iterable[IncidentStatus],
-    tenants: frozenset[str] | None = None,
+    session: AsyncSession, selection: IncidentFilter, action: Action, tenants: frozenset[str] | None = None
 ) -> list[str]:
-    """Ids of the incidents a filter selects (of `tenants` when given), among those in `statuses`, oldest first."""
+    """Ids of the incidents a filter selects (of `tenants` when given) that `action` may happen to now
+    (`policies.TRANSITIONS`), oldest first."""
     rows = await session.execute(
         sa.select(incidents.c.id)
-        .where(*_filter_conditions(selection, tenants), incidents.c.status.in_([s.value for s in statuses]))
+        .where(
+            *_filter_conditions(selection, tenants), incidents.c.status.in_(_values(policies.statuses_allowing(action)))
+        )
         .order_by(incidents.c.created, incidents.c.id)
     )
     return [row[0] for row in rows]
@@ -284,17 +291,20 @@ async def add_history(
 async def due_auto_retries(session: AsyncSession, now: datetime) -> list[str]:
     rows = await session.execute(
         sa.select(incidents.c.id)
-        .where(incidents.c.status == IncidentStatus.OPEN, incidents.c.next_retry_at <= now)
+        .where(incidents.c.status.in_(_values(policies.AUTOMATIC_RETRY.from_states)), incidents.c.next_retry_at <= now)
         .order_by(incidents.c.next_retry_at)
     )
     return [row[0] for row in rows]
 
 
 async def open_since(session: AsyncSession, cutoff: datetime) -> list[str]:
-    """Incidents open (nobody acknowledged them) since before `cutoff`."""
+    """Incidents open (nobody acknowledged them) since before `cutoff`: candidates for `AUTOMATIC_ESCALATION`."""
     rows = await session.execute(
         sa.select(incidents.c.id)
-        .where(incidents.c.status == IncidentStatus.OPEN, incidents.c.status_changed_at <= cutoff)
+        .where(
+            incidents.c.status.in_(_values(policies.AUTOMATIC_ESCALATION.from_states)),
+            incidents.c.status_changed_at <= cutoff,
+        )
         .order_by(incidents.c.status_changed_at)
     )
     return [row[0] for row in rows]
@@ -304,7 +314,7 @@ async def unresolved_created_before(session: AsyncSession, cutoff: datetime) -> 
     """Unresolved incidents older than `cutoff` whose severity could still rise."""
     rows = await session.execute(
         sa.select(incidents.c.id, incidents.c.incident_type, incidents.c.created, incidents.c.severity).where(
-            incidents.c.status.in_([s.value for s in UNRESOLVED]),
+            incidents.c.status.in_(_values(policies.statuses_allowing(Action.SEVERITY_CHANGED))),
             incidents.c.created <= cutoff,
             incidents.c.severity != IncidentSeverity.CRITICAL,
         )

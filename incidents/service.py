@@ -46,10 +46,7 @@ class IncidentService:
             if target is None:
                 return await self._create(uow, engine, found, now)
             await repository.insert_link(session, _link(engine, target["id"], found, now))
-        if (
-            target["status"] == IncidentStatus.RESOLVED
-            and target["resolution_type"] not in policies.REOPENING_RESOLUTIONS
-        ):
+        if not policies.takes_recurrence(IncidentStatus(target["status"]), target["resolution_type"]):
             return None
         return await self._recur(uow, target, found, now)
 
@@ -61,9 +58,9 @@ class IncidentService:
             return None
         await repository.set_link_closed(session, engine, [engine_incident_id], now)
         incident = await repository.lock_incident(session, link["incident_id"])
-        if incident["status"] == IncidentStatus.RESOLVED or await repository.open_engine_incident_ids(
-            session, incident["id"]
-        ):
+        if not policies.allows(IncidentStatus(incident["status"]), Action.RESOLVED):
+            return None
+        if await repository.open_engine_incident_ids(session, incident["id"]):
             return None
         resolution = policies.resolution_when_engine_incident_gone(IncidentStatus(incident["status"]))
         message = (
@@ -87,7 +84,7 @@ class IncidentService:
         latest = await repository.latest_at_place(uow.session, engine, found.instance_id, found.activity_id)
         if latest is None:
             return None
-        if latest["status"] != IncidentStatus.RESOLVED or latest["resolution_type"] in policies.REOPENING_RESOLUTIONS:
+        if policies.takes_recurrence(IncidentStatus(latest["status"]), latest["resolution_type"]):
             return latest
         return None
 
@@ -302,7 +299,7 @@ class IncidentService:
     async def auto_retry(self, uow: UnitOfWork, incident_id: str, now: datetime) -> Row | None:
         incident = await repository.lock_incident(uow.session, incident_id)
         due = incident["next_retry_at"]
-        if incident["status"] != IncidentStatus.OPEN or due is None or due > now:
+        if not policies.AUTOMATIC_RETRY.applies(IncidentStatus(incident["status"])) or due is None or due > now:
             return None  # a person or the engine changed it meanwhile
         return await self.retry(uow, incident_id, automatic=True)
 
@@ -319,7 +316,9 @@ class IncidentService:
 
     async def auto_escalate(self, uow: UnitOfWork, incident_id: str, cutoff: datetime) -> Row | None:
         incident = await repository.lock_incident(uow.session, incident_id)
-        if incident["status"] != IncidentStatus.OPEN or incident["status_changed_at"] > cutoff:
+        if not policies.AUTOMATIC_ESCALATION.applies(IncidentStatus(incident["status"])):
+            return None  # a person took it up meanwhile
+        if incident["status_changed_at"] > cutoff:
             return None
         timeout = self.settings.escalation_timeout
         return await self.escalate(uow, incident_id, f"Open for more than {_duration(timeout)}", None)
@@ -327,7 +326,7 @@ class IncidentService:
     async def reassess_severity(self, uow: UnitOfWork, incident_id: str, now: datetime) -> Row | None:
         """Raise the severity an unresolved incident has grown into with age; it is never lowered automatically."""
         incident = await repository.lock_incident(uow.session, incident_id)
-        if incident["status"] == IncidentStatus.RESOLVED:
+        if not policies.allows(IncidentStatus(incident["status"]), Action.SEVERITY_CHANGED):
             return None
         current = IncidentSeverity(incident["severity"])
         due = policies.severity(self.settings, incident["incident_type"], now - incident["created"])

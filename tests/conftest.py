@@ -22,6 +22,10 @@ from gateway.db import Database, metadata
 
 import gateway.tables  # noqa: F401 - registers the gateway tables on the metadata
 
+# The shipped conformance suite's plugin (fixtures `adapter` and a default `database`, `requires(...)` handling);
+# the `database` fixture below overrides its SQLite-only default. pytester runs the suite as a third party would.
+pytest_plugins = ["gateway.engines.testing.plugin", "pytester"]
+
 
 # Engine calls use httpx-aiohttp's transport; respx's "httpx" mocker intercepts at the httpx client, whatever
 # the transport, so every respx test sees them (its default mocker patches only httpx's own transport).

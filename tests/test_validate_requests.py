@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conformance.recording import RecordingTransport
+from gateway.engines.testing.recording import RecordingTransport
 from tools.validate_requests import main
 
 CAMUNDA7_SPEC = """

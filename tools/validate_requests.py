@@ -3,7 +3,7 @@ r"""Check recorded adapter requests against an engine's official OpenAPI spec.
     PM_RECORD_REQUESTS_DIR=/tmp/rec .venv/bin/python -m pytest -q tests/conformance
     .venv/bin/python -m tools.validate_requests --engine camunda7 --spec SPEC.json /tmp/rec/camunda7.jsonl
 
-Recordings are the JSON lines written by `tests/conformance/recording.py`. Prints one line per invalid
+Recordings are the JSON lines written by `gateway/engines/testing/recording.py`. Prints one line per invalid
 request with the reason, then `N requests, N valid, N invalid`; exits 1 if any request is invalid.
 
 Every request is checked with openapi-core: path and method, path/query parameters, content type and body.

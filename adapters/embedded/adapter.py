@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 import uuid
 from typing import cast
 
@@ -25,9 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.embedded import mapping, repository
-from adapters.embedded.engine import InstanceEngine
-from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, parse_bpmn
-from adapters.embedded.runtime import Handler, Runtime
+from adapters.embedded.engine import InstanceEngine, called_documents
+from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, load_schema, parse_bpmn
+from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
 from gateway.bpmn import TaskExtensions
 from gateway.db import Database, utcnow
@@ -92,6 +93,8 @@ class EmbeddedAdapter(EngineAdapter):
         self.runtime.handlers[topic] = handler
 
     async def start(self) -> None:
+        # Loading the BPMN schema holds the interpreter for about a second: do it before requests arrive.
+        await asyncio.to_thread(load_schema)
         self._poller = asyncio.create_task(self._poll(), name=f"embedded-engine-poller-{self.name}")
 
     async def close(self) -> None:
@@ -121,16 +124,43 @@ class EmbeddedAdapter(EngineAdapter):
                 moved += 1
             except (ConcurrentModification, NotFound, Conflict):
                 continue  # changed, ended or deleted meanwhile: the next round sees the new state
-            except Exception:  # noqa: BLE001 - one broken instance must not hold up the others
-                logger.exception("Embedded engine %r: resuming instance %s failed", self.name, instance_id)
+            except Exception as exc:  # noqa: BLE001 - one broken instance must not hold up the others
+                await self._background_failure(instance_id, exc)
         return moved
+
+    async def _background_failure(self, instance_id: str, exc: Exception) -> None:
+        """A failed background resume: its due jobs back off (doubling), the first failure in a row becomes an
+        incident on the waiting activity, and the log gets one line per failure, without a traceback."""
+        now = utcnow()
+        message = f"Resuming the instance in the background failed: {type(exc).__name__}: {exc}"
+        async with transaction(self.db) as uow:
+            base = self.options.timer_interval
+            job = await repository.back_off_jobs(uow.session, instance_id, now, base)
+            instance = await repository.get_instance(uow.session, instance_id)
+            if job is None or instance is None:
+                return
+            if job.failures == 0:
+                detail = "".join(traceback.format_exception(exc))[-DETAIL_LIMIT:]
+                failure = Failure(job.id, job.activity_id, None, "failedJob", message, detail)
+                await repository.insert_incidents(uow.session, instance, [failure], now)
+        logger.warning(
+            "Embedded engine %r: instance %s at %r: attempt %d failed, next one backs off: %s",
+            self.name,
+            instance_id,
+            job.activity_id,
+            job.failures + 1,
+            message,
+        )
 
     # ------------------------------------------------------------ definitions
     async def deploy(
         self, bpmn_xml: bytes, *, filename: str, name: str | None, tenant_id: str | None, deployed_by: str
     ) -> Deployment:
-        processes = parse_bpmn(bpmn_xml, filename)  # before anything is stored: invalid BPMN stores nothing
         tenant_id = tenant_id or self.context.config.tenant_id
+        async with reading(self.db) as session:
+            called = await called_documents(session, bpmn_xml, tenant_id)
+        # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
+        processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename, called)
         deployment_id, now = str(uuid.uuid4()), utcnow()
         async with transaction(self.db) as uow:
             versions = await repository.latest_versions(uow.session, [p.key for p in processes], tenant_id)
@@ -209,18 +239,27 @@ class EmbeddedAdapter(EngineAdapter):
             return mapping.definition(await self._definition(uow.session, definition_id), self.name)
 
     async def delete_definition(self, definition_id: str, cascade: bool) -> None:
-        """Without cascade, finished instances stay in the history; with it, every instance goes."""
+        """Without cascade, finished instances stay in the history; with it, every instance goes, and each
+        running one emits `instance.terminated` (as if terminated one by one)."""
         async with transaction(self.db) as uow:
             definition = await self._definition(uow.session, definition_id)
-            running = await repository.count_running(uow.session, definition_id)
+            running = await repository.running_instances(uow.session, definition_id)
             if running and not cascade:
                 raise Conflict(
-                    f"Process definition {definition_id} has {running} running instance(s); "
+                    f"Process definition {definition_id} has {len(running)} running instance(s); "
                     "delete with cascade to delete them too",
                     engine=self.name,
                 )
             if cascade:
                 await repository.delete_instances_of(uow.session, definition_id)
+                for instance in running:
+                    uow.emit(
+                        "instance.terminated",
+                        engine=self.name,
+                        instance_id=instance.id,
+                        tenant_id=instance.tenant_id,
+                        data={"reason": f"Process definition {definition_id} was deleted with cascade"},
+                    )
             await repository.delete_definition(uow.session, definition)
         self.engine.specs.discard(definition_id)
 
@@ -348,7 +387,12 @@ class EmbeddedAdapter(EngineAdapter):
     async def retry_engine_incident(self, incident_id: str, retries: int = 1) -> None:
         """Run the failed task again, now. A new failure is a new incident (`retries` has no use here)."""
         async with transaction(self.db) as uow:
-            await self.engine.retry(uow, await self._incident(uow.session, incident_id))
+            incident = await self._incident(uow.session, incident_id)
+            if await repository.retry_jobs_now(uow.session, incident.instance_id, incident.task_id, utcnow()):
+                # A background resume that failed: the poller tries again now; a new failure, a new incident.
+                await repository.resolve_incidents(uow.session, utcnow(), incident_id=incident.id)
+                return
+            await self.engine.retry(uow, incident)
 
     async def resolve_engine_incident(self, incident_id: str) -> None:
         """Close the incident without a retry; the failed task stays failed (a retry can still run it)."""

@@ -1,23 +1,27 @@
 """Changes to instances: load the instance, run its workflow, store what changed, emit the engine's events.
 
-Every function here runs inside the caller's unit of work. An instance is saved with an optimistic lock
+Every function here runs inside the caller's unit of work; SpiffWorkflow's synchronous work (parsing,
+restoring, running, serialising a workflow) runs in a worker thread so the event loop never waits for it. An instance is saved with an optimistic lock
 on its `version`: when two changes race, the second one to save fails with ConcurrentModification and
 nothing of it is kept (the gateway retries it as a whole).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from adapters.embedded import mapping, repository
-from adapters.embedded.parsing import ParsedProcess, SpecCache, parse_bpmn
+from adapters.embedded.parsing import ParsedProcess, SpecCache, called_elements, parse_bpmn
 from adapters.embedded.runtime import Changes, Execution, Runtime
 from adapters.embedded.variables import loaded, plain, stored, typed
 from gateway.db import utcnow
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, InvalidBpmn, NotFound
 from gateway.schemas import ProcessInstance, StartInstance
 from gateway.uow import UnitOfWork
 from gateway.variables import Variables
@@ -31,22 +35,24 @@ class InstanceEngine:
         self.runtime = runtime
         self.specs = specs
 
-    async def process(self, uow: UnitOfWork, definition_id: str, key: str) -> ParsedProcess:
+    async def process(self, uow: UnitOfWork, definition_id: str, key: str, tenant_id: str | None) -> ParsedProcess:
         """The parsed definition, from the cache or (once per definition and gateway process) from its XML."""
         process = self.specs.get(definition_id)
         if process is None:
             xml = await repository.definition_xml(uow.session, definition_id)
             if xml is None:
                 raise NotFound(f"Process definition {definition_id} not found", engine=self.engine_name)
-            process = next(p for p in parse_bpmn(xml) if p.key == key)
+            called = await called_documents(uow.session, xml, tenant_id)
+            parsed = await asyncio.to_thread(parse_bpmn, xml, None, called)
+            process = next(p for p in parsed if p.key == key)
             self.specs.put(definition_id, process)
         return process
 
     async def start(self, uow: UnitOfWork, definition: Row, request: StartInstance, started_by: str) -> ProcessInstance:
-        process = await self.process(uow, definition.id, definition.key)
-        execution = self.runtime.start(process, plain(request.variables))
+        process = await self.process(uow, definition.id, definition.key, definition.tenant_id)
+        execution = await asyncio.to_thread(self.runtime.start, process, plain(request.variables))
         await execution.advance()
-        changes = execution.finish()
+        changes = await asyncio.to_thread(execution.finish)
         now = utcnow()
         values = {
             "id": str(uuid.uuid4()),
@@ -75,7 +81,7 @@ class InstanceEngine:
         instance, execution = await self._resume(uow, task.instance_id)
         if instance.status != "active":
             raise Conflict(f"Task {task.id} belongs to a suspended instance", engine=self.engine_name)
-        execution.complete(task.id, plain(variables))
+        await asyncio.to_thread(execution.complete, task.id, plain(variables))
         await execution.advance()
         known = {**loaded(instance.variables), **variables}
         await self._save(uow, instance, execution, known, completed_by={task.id: user_id})
@@ -87,7 +93,7 @@ class InstanceEngine:
                 f"Instance {instance.id} is {instance.status}; only an active instance can retry",
                 engine=self.engine_name,
             )
-        execution.retry(incident.task_id)
+        await asyncio.to_thread(execution.retry, incident.task_id)
         await execution.advance()
         await self._save(uow, instance, execution, loaded(instance.variables))
         await repository.resolve_incidents(uow.session, utcnow(), incident_id=incident.id)
@@ -97,13 +103,14 @@ class InstanceEngine:
         instance, execution = await self._resume(uow, instance_id)
         if instance.status != "active":
             return
-        execution.fire_timers()
+        await asyncio.to_thread(execution.fire_timers)
         await execution.advance()
         await self._save(uow, instance, execution, loaded(instance.variables))
 
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
         instance, execution = await self._resume(uow, instance_id)
-        execution.cancel()
+        await asyncio.to_thread(execution.cancel)
+        state = await asyncio.to_thread(self.runtime.dump, execution.workflow)
         now = utcnow()
         await repository.save_instance(
             uow.session,
@@ -111,7 +118,7 @@ class InstanceEngine:
             status="terminated",
             end_time=now,
             duration_ms=_milliseconds(instance.start_time, now),
-            state=self.runtime.dump(execution.workflow),
+            state=state,
         )
         await repository.cancel_open_tasks(uow.session, instance_id, now)
         await repository.close_activities(uow.session, instance_id, now)
@@ -124,8 +131,9 @@ class InstanceEngine:
             raise NotFound(f"Process instance {instance_id} not found", engine=self.engine_name)
         if instance.status not in repository.RUNNING:
             raise Conflict(f"Instance {instance_id} has already ended ({instance.status})", engine=self.engine_name)
-        process = await self.process(uow, instance.definition_id, instance.definition_key)
-        return instance, self.runtime.resume(process, instance.state, plain(loaded(instance.variables)))
+        process = await self.process(uow, instance.definition_id, instance.definition_key, instance.tenant_id)
+        variables = plain(loaded(instance.variables))
+        return instance, await asyncio.to_thread(self.runtime.resume, process, instance.state, variables)
 
     async def _save(
         self,
@@ -135,7 +143,7 @@ class InstanceEngine:
         known: Variables,
         completed_by: dict[str, str] | None = None,
     ) -> None:
-        changes = execution.finish()
+        changes = await asyncio.to_thread(execution.finish)
         now = utcnow()
         ended = {"status": "completed", "end_time": now, "duration_ms": _milliseconds(instance.start_time, now)}
         await repository.save_instance(
@@ -190,6 +198,39 @@ class InstanceEngine:
                     "duration_ms": _milliseconds(instance.start_time, now),
                 },
             )
+
+
+MAX_CALL_CHAIN = 20  # documents followed from call activity to call activity
+
+
+async def called_documents(session: AsyncSession, xml: bytes, tenant_id: str | None) -> list[bytes]:
+    """The deployed BPMN documents a document's call activities reach, directly or through each other.
+
+    A `calledElement` the document does not define resolves as Camunda resolves it: to the latest deployed
+    version of that key in the same tenant, or the version `camunda:calledElementBinding="version"` names.
+    InvalidBpmn names the call activity whose process is not deployed."""
+    documents: list[bytes] = []
+    seen: set[tuple[str, int | None]] = set()
+    pending = [xml]
+    while pending and len(documents) < MAX_CALL_CHAIN:
+        for called in called_elements(pending.pop()):
+            if (called.key, called.version) in seen:
+                continue
+            seen.add((called.key, called.version))
+            if called.version is None:
+                row = await repository.latest_definition(session, called.key, tenant_id)
+            else:
+                row = await repository.definition_by_version(session, called.key, called.version, tenant_id)
+            if row is None:
+                version = "" if called.version is None else f" version {called.version}"
+                raise InvalidBpmn(
+                    f"Call activity {called.activity_id!r} calls process {called.key!r}{version}, which is neither "
+                    "in this file nor deployed: deploy it first"
+                )
+            document = await repository.definition_xml(session, row.id)
+            documents.append(document)
+            pending.append(document)
+    return documents
 
 
 def _milliseconds(start: datetime, end: datetime) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import TaskDataEnvironment
 
 _WRAPPED = re.compile(r"^\s*[$#]\{(?P<body>.*)\}\s*$", re.DOTALL)
 _STRING_LITERAL = re.compile(r"""('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")""")
@@ -30,7 +31,11 @@ _JUEL_OPERATORS = ((re.compile(r"&&"), " and "), (re.compile(r"\|\|"), " or "), 
 _JUEL_LITERALS = {"true": True, "false": False, "null": None}
 
 # ISO 8601 dates, durations and repetitions are what timer definitions usually hold, unquoted.
-_TIMER_LITERAL = re.compile(r"^(R\d*/\S+|P(?=\d|T\d)[\dYMWDTHS.,]+|\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)$")
+# Dates in extended or basic form, with any offset (`Z`, `+01`, `+0100`, `+01:00`) or none.
+_TIMER_LITERAL = re.compile(
+    r"^(R\d*/\S+|P(?=\d|T\d)[\dYMWDTHS.,]+|\d{4}-?\d{2}-?\d{2}(T[\d:.,]+(Z|[+-]\d{2}(:?\d{2})?)?)?)$",
+    re.IGNORECASE,
+)
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -199,11 +204,19 @@ class _Evaluator:
         return container[node.attr]
 
 
+class _SafeEnvironment(TaskDataEnvironment):
+    """SpiffWorkflow evaluates some expressions on the environment directly (message correlation properties):
+    those go to the safe evaluator too, never to `eval`."""
+
+    def evaluate(self, expression: str, context: Mapping[str, Any], external_context: Any = None) -> Any:
+        return evaluate(expression, {**(external_context or {}), **context})
+
+
 class EmbeddedScriptEngine(PythonScriptEngine):
     """SpiffWorkflow's hook for every expression and script: expressions go to the safe evaluator above."""
 
     def __init__(self, *, allow_scripts: bool) -> None:
-        super().__init__()
+        super().__init__(environment=_SafeEnvironment())
         self.allow_scripts = allow_scripts
 
     def validate(self, expression: str) -> None:

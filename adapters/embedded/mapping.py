@@ -127,10 +127,11 @@ def task(row: Row, engine: str) -> Task:
 
 
 def task_details(row: Row, engine: str) -> TaskDetails:
-    """A task row read with its instance's status and variables (`repository.get_task`)."""
+    """A task row read with its instance's status and variables (`repository.get_task`); the task's own
+    variables (a multi-instance element variable) over its instance's."""
     return TaskDetails(
         **_task_fields(row, engine),
-        variables=loaded(row.instance_variables),
+        variables={**loaded(row.instance_variables), **loaded(row.local_variables or {})},
         delegation_state=row.delegation_state,
         suspension_state="suspended" if row.instance_status == "suspended" else "active",
     )

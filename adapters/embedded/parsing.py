@@ -15,23 +15,42 @@ per-instance state on them.
 from __future__ import annotations
 
 import functools
+import re
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
 from SpiffWorkflow.bpmn.parser.node_parser import DEFAULT_NSMAP
-from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
+from SpiffWorkflow.bpmn.parser.event_parsers import EventBasedGatewayParser
+from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser, GatewayParser
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs import BpmnProcessSpec
-from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway, InclusiveGateway, NoneTask, ServiceTask, UserTask
+from SpiffWorkflow.bpmn.specs.defaults import (
+    EventBasedGateway,
+    ExclusiveGateway,
+    InclusiveGateway,
+    NoneTask,
+    ParallelGateway,
+    ParallelMultiInstanceTask,
+    SequentialMultiInstanceTask,
+    ServiceTask,
+    UserTask,
+)
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
 
 from adapters.embedded.expressions import ExpressionError, compile_expression, is_timer_literal
+from adapters.embedded.normalize import Rewrites, normalize
 from gateway.errors import InvalidBpmn
 
 BPMN_NS = DEFAULT_NSMAP["bpmn"]
@@ -73,6 +92,152 @@ class PassThroughTask(NoneTask):
         self.manual = False
 
 
+class EventGatewayEvents(MultipleEventDefinition):
+    """What an event-based gateway waits for: the first of its events wins, alone.
+
+    SpiffWorkflow's own version keeps one due time for all the gateway's timers (the first one worked out), so
+    every timer fired with the earliest; here each timer keeps its own due time (`timer_due`, by position) and
+    only the earliest one that is due counts.
+    """
+
+    def has_fired(self, my_task: Any) -> bool:
+        if my_task.internal_data.get("seen_events"):
+            return True  # a message or signal was caught
+        due = dict(my_task.internal_data.get("timer_due", {}))
+        now = datetime.now(UTC)
+        for index, definition in enumerate(self.event_definitions):
+            if isinstance(definition, TimerEventDefinition) and str(index) not in due:
+                due[str(index)] = first_due(definition, my_task, now).isoformat()
+        my_task.internal_data["timer_due"] = due
+        passed = [(datetime.fromisoformat(when), int(index)) for index, when in due.items()]
+        passed = [entry for entry in passed if entry[0] <= now]
+        if not passed:
+            return False
+        _, index = min(passed)
+        my_task.internal_data["seen_events"] = [BpmnEvent(self.event_definitions[index])]
+        return True
+
+    def next_due(self, my_task: Any) -> datetime | None:
+        """The earliest due time of the gateway's timers, once worked out."""
+        due = my_task.internal_data.get("timer_due") or {}
+        return min((datetime.fromisoformat(when) for when in due.values()), default=None)
+
+    def reset(self, my_task: Any) -> None:
+        my_task.internal_data.pop("timer_due", None)
+        super().reset(my_task)
+
+
+class EventGateway(EventBasedGateway):
+    """An event-based gateway whose timers keep apart (see `EventGatewayEvents`)."""
+
+    def connect(self, child: Any) -> None:
+        definition = child.event_definition
+        super().connect(child)
+        if isinstance(definition, TimerEventDefinition):
+            definition.name = child.bpmn_id  # timers compare by name: two named alike must not be taken for one
+
+
+class _EventGatewayParser(EventBasedGatewayParser):
+    def create_task(self) -> Any:
+        return self._create_task(EventGatewayEvents())
+
+
+def first_due(definition: TimerEventDefinition, my_task: Any, now: datetime) -> datetime:
+    """When a timer (date, duration or cycle) first fires, counted from `now`; its expression evaluated first."""
+    text = str(my_task.workflow.script_engine.evaluate(my_task, definition.expression)).strip()
+    if isinstance(definition, CycleTimerEventDefinition):
+        _cycles, begin, _duration = TimerEventDefinition.parse_iso_recurring_interval(text)
+        return begin
+    parsed = TimerEventDefinition.parse_time_or_duration(text)
+    if isinstance(parsed, datetime):
+        return parsed
+    return now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
+
+
+class LoopSafeParallelGateway(ParallelGateway):
+    """A parallel join that also waits for every branch when it sits in a loop.
+
+    SpiffWorkflow counted the branches that reached the join in earlier rounds (join tasks cancelled when
+    that round's join fired) as arrived, so from the second round on it fired after one branch. A join task
+    belongs to an earlier round when it does not descend from the join that fired last before this one.
+    """
+
+    def _check_threshold_unstructured(self, my_task: Any) -> bool:
+        waiting_inputs = set(self.inputs)
+
+        def remove_ancestor(task: Any) -> None:
+            if task.task_spec in waiting_inputs:
+                waiting_inputs.remove(task.task_spec)
+            elif task.parent is not None:
+                remove_ancestor(task.parent)
+
+        joins = my_task.workflow.get_tasks(spec_name=self.name)
+        fired_before = [t for t in joins if t.state == TaskState.COMPLETED and my_task.is_descendant_of(t)]
+        for task in joins:
+            if task.is_descendant_of(my_task):
+                remove_ancestor(task)  # a first round: the loop back will not reach this join before it fires
+            elif my_task.is_descendant_of(task) or any(not task.is_descendant_of(t) for t in fired_before):
+                continue  # a join of an earlier round
+            elif task.parent.state == TaskState.COMPLETED and task.parent.task_spec in waiting_inputs:
+                waiting_inputs.remove(task.parent.task_spec)
+        return not waiting_inputs
+
+
+def _check_collection(spec: Any, my_task: Any) -> None:
+    """The input collection of a multi-instance activity must be set and be a list or map: else an incident on it."""
+    if spec.data_input is None:
+        return
+    name = spec.data_input.bpmn_id
+    if not spec.data_input.exists(my_task) or spec.data_input.get(my_task) is None:
+        raise WorkflowTaskException(
+            f"The collection variable {name!r} of multi-instance activity {spec.bpmn_id!r} is not set", task=my_task
+        )
+    value = spec.data_input.get(my_task)
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise WorkflowTaskException(
+            f"The collection variable {name!r} of multi-instance activity {spec.bpmn_id!r} is a "
+            f"{type(value).__name__}, not a list or a map",
+            task=my_task,
+        )
+
+
+class OrderedParallelMultiInstance(ParallelMultiInstanceTask):
+    """A parallel multi-instance whose output collection follows the input order, not the completion order."""
+
+    def create_children(self, my_task: Any) -> None:
+        _check_collection(self, my_task)
+        super().create_children(my_task)
+
+    def merge_child(self, workflow: Any, child: Any) -> None:
+        my_task = child.parent
+        has_output = self.data_output is not None and self.data_output.exists(my_task)
+        output = self.data_output.get(my_task) if has_output else None
+        before = len(output) if isinstance(output, list) else None
+        super().merge_child(workflow, child)
+        index = child.internal_data.get("key_or_index")
+        if before is not None and len(output) == before + 1 and isinstance(index, int):
+            order = my_task.internal_data.setdefault("output_order", [])
+            order.append(index)
+            output[:] = [item for _, item in sorted(zip(order, output, strict=True), key=lambda pair: pair[0])]
+            order.sort()
+
+
+class CheckedSequentialMultiInstance(SequentialMultiInstanceTask):
+    """A sequential multi-instance whose missing collection is an incident on the activity itself."""
+
+    def init_remaining_items(self, my_task: Any) -> list[Any]:
+        _check_collection(self, my_task)
+        return super().init_remaining_items(my_task)
+
+
+def _with_our_multi_instance(parser_class: type) -> type:
+    return type(
+        parser_class.__name__,
+        (parser_class,),
+        {"PARALLEL_MI_CLASS": OrderedParallelMultiInstance, "SEQUENTIAL_MI_CLASS": CheckedSequentialMultiInstance},
+    )
+
+
 class _UserTaskParser(TaskParser):
     def parse_extensions(self, node: Any = None) -> dict[str, str]:
         attributes = {name: self.attribute(name, "camunda") for name in USER_TASK_ATTRIBUTES}
@@ -104,7 +269,15 @@ class _Parser(BpmnParser):
         full_tag("manualTask"): (TaskParser, PassThroughTask),
         full_tag("exclusiveGateway"): (_CheckedConditionsParser, ExclusiveGateway),
         full_tag("inclusiveGateway"): (_CheckedConditionsParser, InclusiveGateway),
+        full_tag("eventBasedGateway"): (_EventGatewayParser, EventGateway),
+        full_tag("parallelGateway"): (GatewayParser, LoopSafeParallelGateway),
     }
+
+# Every element that may carry multi-instance characteristics gets ours (see OrderedParallelMultiInstance).
+_Parser.OVERRIDE_PARSER_CLASSES = {
+    tag: (_with_our_multi_instance(parser_class), spec_class)
+    for tag, (parser_class, spec_class) in {**BpmnParser.PARSER_CLASSES, **_Parser.OVERRIDE_PARSER_CLASSES}.items()
+}
 
 
 @dataclass(frozen=True)
@@ -127,17 +300,67 @@ class ParsedProcess:
         return self.nodes.get(bpmn_id, FlowNode(type="task", name=None))
 
 
-def parse_bpmn(xml: bytes, filename: str | None = None) -> list[ParsedProcess]:
-    """Every executable process of a BPMN document; InvalidBpmn with the parser's message and line otherwise."""
+@dataclass(frozen=True)
+class CalledElement:
+    """A call activity's `calledElement` that its own document does not define (Camunda's binding attributes)."""
+
+    activity_id: str
+    key: str
+    version: int | None  # camunda:calledElementBinding="version": this version; else the latest
+
+
+def called_elements(xml: bytes) -> list[CalledElement]:
+    """The processes a document calls but does not define; InvalidBpmn for a call by expression or binding
+    the embedded engine cannot resolve."""
     root = _read_xml(xml)
+    defined = {process.get("id") for process in root.iter(f"{{{BPMN_NS}}}process")}
+    called = []
+    for activity in root.iter(f"{{{BPMN_NS}}}callActivity"):
+        key = (activity.get("calledElement") or "").strip()
+        if not key or key in defined:
+            continue
+        if "{" in key:
+            raise InvalidBpmn(
+                f"Call activity {activity.get('id')!r} names the process it calls by an expression ({key!r}); "
+                "the embedded engine needs the process id"
+            )
+        binding = activity.get(f"{{{CAMUNDA_NS}}}calledElementBinding") or "latest"
+        version_text = activity.get(f"{{{CAMUNDA_NS}}}calledElementVersion")
+        version = None
+        if binding == "version":
+            if not (version_text or "").strip().isdigit():
+                raise InvalidBpmn(
+                    f"Call activity {activity.get('id')!r} binds version {version_text!r} of {key!r}: "
+                    "camunda:calledElementVersion must be a version number"
+                )
+            version = int(version_text)
+        called.append(CalledElement(activity.get("id"), key, version))
+    return called
+
+
+def parse_bpmn(xml: bytes, filename: str | None = None, called: Sequence[bytes] = ()) -> list[ParsedProcess]:
+    """Every executable process of a BPMN document; InvalidBpmn with the parser's message and line otherwise.
+
+    `called` are the deployed documents holding the processes its call activities call (see `called_elements`);
+    their processes are available to call, not definitions of this document."""
+    root = _read_xml(xml)
+    nodes = _flow_nodes(root)  # by the author's ids, before `normalize` adds and renames
+    rewrites = normalize(root)
     parser = _Parser(namespaces=NAMESPACES, validator=_validator())
     try:
         parser.add_bpmn_xml(root, filename)
         keys = parser.get_process_ids()  # before parsing: embedded subprocesses register as processes too
         if not keys:
-            raise InvalidBpmn('The BPMN contains no executable process (a process with isExecutable="true")')
-        nodes = _flow_nodes(root)
-        return [_parsed_process(parser, root, key, nodes) for key in keys]
+            raise InvalidBpmn('The BPMN contains no executable process (only isExecutable="false" ones)')
+        for document in called:
+            other = _read_xml(document)
+            nodes = {**_flow_nodes(other), **nodes}  # the called processes' activities, typed too
+            normalize(other)
+            if not {p.get("id") for p in other.iter(f"{{{BPMN_NS}}}process")} & set(parser.get_process_ids()):
+                parser.add_bpmn_xml(other, None)
+        for key in keys:
+            _refuse_endless_self_call(root, key)
+        return [_parsed_process(parser, root, key, nodes, rewrites) for key in keys]
     except ValidationException as exc:
         raise InvalidBpmn(_validation_message(exc, root)) from None
     except SpiffWorkflowException as exc:
@@ -159,7 +382,14 @@ def _validator() -> BpmnValidator:
     return BpmnValidator()  # loading the BPMN 2.0 XML schema takes a while: once per process
 
 
-def _parsed_process(parser: _Parser, root: etree._Element, key: str, nodes: dict[str, FlowNode]) -> ParsedProcess:
+def load_schema() -> None:
+    """Load the BPMN 2.0 XML schema now (about a second, holding the interpreter), not at the first deploy."""
+    _validator()
+
+
+def _parsed_process(
+    parser: _Parser, root: etree._Element, key: str, nodes: dict[str, FlowNode], rewrites: Rewrites
+) -> ParsedProcess:
     element = next((e for e in root.iter(f"{{{BPMN_NS}}}process") if e.get("id") == key), None)
     documentation = element.find(f"{{{BPMN_NS}}}documentation") if element is not None else None
     process = ParsedProcess(
@@ -173,26 +403,111 @@ def _parsed_process(parser: _Parser, root: etree._Element, key: str, nodes: dict
     )
     for spec in (process.spec, *process.subprocess_specs.values()):
         for task_spec in spec.task_specs.values():
+            if task_spec.bpmn_id in rewrites.renamed:
+                task_spec.bpmn_id = rewrites.renamed[task_spec.bpmn_id]  # the author's id again
+            elif task_spec.bpmn_id in rewrites.implicit:
+                task_spec.bpmn_id = None  # an implicit gateway is the engine's bookkeeping, not an activity
             definition = getattr(task_spec, "event_definition", None)
             if isinstance(definition, TimerEventDefinition):
                 _check_timer(definition, task_spec.bpmn_id)
+            elif isinstance(definition, EventGatewayEvents):
+                for timer in definition.event_definitions:
+                    if isinstance(timer, TimerEventDefinition):
+                        _check_timer(timer, timer.name)  # its name is its event's id (see EventGateway)
     return process
 
 
 def _check_timer(definition: TimerEventDefinition, bpmn_id: str) -> None:
-    """A literal timer (`PT5M`, `R3/PT1H`, a date-time) must parse; anything else must be a valid expression."""
+    """A literal timer must parse (and is stored in the form SpiffWorkflow reads); anything else must be a valid
+    expression. Camunda's forms: a date-time (any offset), a duration, or a repeating interval `R[n]/duration`,
+    `R[n]/start/duration`, `R[n]/duration/end` or `R[n]/start/end`. Cron cycles are refused."""
+    kind = _TIMER_KINDS[type(definition).__name__]
     text = (definition.expression or "").strip()
-    try:
-        if not is_timer_literal(text):
+    if not text:
+        raise InvalidBpmn(f"The {kind} of timer event {bpmn_id!r} is empty")
+    if not is_timer_literal(text) and not _LOOKS_ISO.match(text):
+        if len(text.split()) in (5, 6, 7) and not text.startswith(("${", "#{")):
+            raise InvalidBpmn(
+                f"The {kind} {text!r} of timer event {bpmn_id!r} is a cron expression, which the embedded engine "
+                "does not support: use an ISO 8601 repeating interval such as R/PT5M"
+            )
+        try:
             compile_expression(text)
-        elif isinstance(definition, CycleTimerEventDefinition):
-            TimerEventDefinition.parse_iso_recurring_interval(text)
-        else:
-            TimerEventDefinition.parse_time_or_duration(text)
-    except Exception as exc:  # noqa: BLE001 - SpiffWorkflow's ISO 8601 parsers raise bare Exceptions
-        raise ValidationException(
-            f"Invalid timer {text!r}: {exc}", id=bpmn_id, tag="bpmn:timerEventDefinition"
-        ) from None
+        except ExpressionError as exc:
+            raise InvalidBpmn(f"The {kind} of timer event {bpmn_id!r} is not a valid expression: {exc}") from None
+        return
+    try:
+        definition.expression = _timer_literal(text.upper(), cycle=isinstance(definition, CycleTimerEventDefinition))
+    except Exception:  # noqa: BLE001 - SpiffWorkflow's ISO 8601 parsers raise bare Exceptions
+        expected = "a repeating interval such as R3/PT1H" if kind == "timeCycle" else "an ISO 8601 date-time or duration"
+        raise InvalidBpmn(f"The {kind} {text!r} of timer event {bpmn_id!r} is not {expected}") from None
+
+
+_LOOKS_ISO = re.compile(r"^(R\d*/|PT?\d|\d{4}-?\d\d)", re.IGNORECASE)  # meant as a literal, whatever follows
+_TIMER_KINDS = {
+    "TimeDateEventDefinition": "timeDate",
+    "DurationTimerEventDefinition": "timeDuration",
+    "CycleTimerEventDefinition": "timeCycle",
+}
+
+
+def _timer_literal(text: str, *, cycle: bool) -> str:
+    """The timer text as SpiffWorkflow reads it; `R[n]/start/end` becomes `R[n]/start/duration`."""
+    if not cycle:
+        TimerEventDefinition.parse_time_or_duration(text)
+        return text
+    parts = text.split("/")
+    if len(parts) == 3 and not parts[1].startswith("P") and not parts[2].startswith("P"):
+        start, end = (TimerEventDefinition.parse_time_or_duration(part) for part in parts[1:])
+        seconds = (end - start).total_seconds()
+        if seconds <= 0:
+            raise ValueError("the end of the interval is not after its start")
+        text = f"{parts[0]}/{parts[1]}/PT{int(seconds) if seconds.is_integer() else seconds}S"
+    TimerEventDefinition.parse_iso_recurring_interval(text)
+    return text
+
+
+# Elements a token passes straight through, without waiting or choosing.
+_PASS_THROUGH = {"startEvent", "task", "manualTask", "scriptTask", "parallelGateway", "intermediateThrowEvent"}
+
+
+def _refuse_endless_self_call(root: etree._Element, key: str) -> None:
+    """A call activity that calls its own process on every run would recurse without end: refuse it.
+
+    It does when a start event reaches it through elements that neither wait nor choose and flows without a
+    condition. A self-call behind a gateway condition, a user task or an event stays allowed (recursion that
+    ends), and the call depth limit at run time catches what this cannot see.
+    """
+    process = next((e for e in root.iter(f"{{{BPMN_NS}}}process") if e.get("id") == key), None)
+    if process is None:
+        return
+    outgoing: dict[str, list[etree._Element]] = {}
+    for sequence_flow in process.findall(f"{{{BPMN_NS}}}sequenceFlow"):
+        outgoing.setdefault(sequence_flow.get("sourceRef"), []).append(sequence_flow)
+    elements = {child.get("id"): child for child in process if isinstance(child.tag, str)}
+    kinds = {node: etree.QName(element).localname for node, element in elements.items()}
+    starts = [
+        child.get("id")
+        for child in process.findall(f"{{{BPMN_NS}}}startEvent")
+        if not any(isinstance(c.tag, str) and c.tag.endswith("EventDefinition") for c in child)
+    ]
+    seen, pending = set(starts), list(starts)
+    while pending:
+        node = pending.pop()
+        if kinds.get(node) == "callActivity" and elements[node].get("calledElement") == key:
+            raise InvalidBpmn(
+                f"Call activity {node!r} calls its own process {key!r} every time the process runs: "
+                "it would call itself without end (put the call behind a condition)"
+            )
+        if kinds.get(node) not in _PASS_THROUGH:
+            continue
+        for sequence_flow in outgoing.get(node, []):
+            if sequence_flow.find(f"{{{BPMN_NS}}}conditionExpression") is not None:
+                continue
+            target = sequence_flow.get("targetRef")
+            if target not in seen and (kinds.get(target) in _PASS_THROUGH or kinds.get(target) == "callActivity"):
+                seen.add(target)
+                pending.append(target)
 
 
 def _flow_nodes(root: etree._Element) -> dict[str, FlowNode]:
@@ -206,6 +521,8 @@ def _flow_nodes(root: etree._Element) -> dict[str, FlowNode]:
 
 def _validation_message(exc: ValidationException, root: etree._Element) -> str:
     message = " ".join([str(exc.args[0]) if exc.args else "invalid", *exc.notes]).strip()
+    message = re.sub(r"\{[^{}\s]+\}", lambda m: "bpmn:" if m.group(0) == f"{{{BPMN_NS}}}" else "", message)
+    message = re.sub(r"<Element (\S+) at 0x[0-9a-f]+>", r"(its \1)", message)  # never a Python repr
     line = exc.line_number or _line_of(root, exc.id)
     where = [f"{exc.tag} {exc.id!r}" if exc.id else exc.tag, f"line {line}" if line else ""]
     located = ", ".join(part for part in where if part)

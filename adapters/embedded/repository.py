@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from adapters.embedded.tables import (
     task_candidates,
     tasks,
 )
+from adapters.embedded.variables import stored, typed
 from gateway.errors import ConcurrentModification
 from gateway.schemas import (
     DefinitionQuery,
@@ -73,6 +74,16 @@ async def latest_definition(session: AsyncSession, key: str, tenant_id: str | No
         .where(definitions.c.key == key, _same_tenant(definitions.c.tenant_id, tenant_id))
         .order_by(definitions.c.version.desc())
         .limit(1)
+    )
+    return result.first()
+
+
+async def definition_by_version(session: AsyncSession, key: str, version: int, tenant_id: str | None) -> Row | None:
+    """Version `version` of the definition `key` in the tenant (Camunda's calledElementBinding="version")."""
+    result = await session.execute(
+        sa.select(*DEFINITION_COLUMNS).where(
+            definitions.c.key == key, definitions.c.version == version, _same_tenant(definitions.c.tenant_id, tenant_id)
+        )
     )
     return result.first()
 
@@ -181,15 +192,14 @@ async def set_instances_status(
     )
 
 
-async def count_running(session: AsyncSession, definition_id: str) -> int:
-    return int(
-        await session.scalar(
-            sa.select(sa.func.count())
-            .select_from(instances)
-            .where(instances.c.definition_id == definition_id, instances.c.status.in_(RUNNING))
-        )
-        or 0
+async def running_instances(session: AsyncSession, definition_id: str) -> list[Row]:
+    """The active and suspended instances of a definition (id, tenant_id, business_key), oldest first."""
+    result = await session.execute(
+        sa.select(instances.c.id, instances.c.tenant_id, instances.c.business_key)
+        .where(instances.c.definition_id == definition_id, instances.c.status.in_(RUNNING))
+        .order_by(instances.c.start_time, instances.c.id)
     )
+    return list(result)
 
 
 async def delete_instances_of(session: AsyncSession, definition_id: str) -> None:
@@ -365,6 +375,7 @@ async def insert_tasks(session: AsyncSession, instance: Row, opened: Sequence[Hu
                 "status": "assigned" if task.assignee else "created",
                 "created": task.created,
                 "tenant_id": instance.tenant_id,
+                "local_variables": stored(typed(task.variables, {})) if task.variables else None,
             }
             for task in opened
         ],
@@ -589,6 +600,38 @@ async def update_jobs(session: AsyncSession, instance_id: str, added: Iterable[J
         )
 
 
+async def back_off_jobs(session: AsyncSession, instance_id: str, now: datetime, base: float) -> Row | None:
+    """Count a failed background attempt on the instance's due jobs and put their next attempt off
+    (`base` seconds, doubling per failure in a row, at most an hour). Returns the first job as it was."""
+    result = await session.execute(
+        sa.select(jobs)
+        .where(jobs.c.instance_id == instance_id, sa.or_(jobs.c.due_at.is_(None), jobs.c.due_at <= now))
+        .order_by(jobs.c.due_at, jobs.c.id)
+    )
+    due = list(result)
+    if not due:
+        return None
+    failures = max(job.failures for job in due) + 1
+    delay = min(base * 2 ** (failures - 1), 3600.0)
+    await session.execute(
+        jobs.update()
+        .where(jobs.c.id.in_([job.id for job in due]))
+        .values(failures=failures, due_at=now + timedelta(seconds=delay))
+    )
+    return due[0]
+
+
+async def retry_jobs_now(session: AsyncSession, instance_id: str, job_id: str | None, now: datetime) -> bool:
+    """When job `job_id` is backing off, make every backed-off job of its instance due now; else False."""
+    backing_off = await session.scalar(sa.select(jobs.c.failures).where(jobs.c.id == job_id, jobs.c.failures > 0))
+    if not backing_off:
+        return False
+    await session.execute(
+        jobs.update().where(jobs.c.instance_id == instance_id, jobs.c.failures > 0).values(failures=0, due_at=now)
+    )
+    return True
+
+
 async def delete_jobs(session: AsyncSession, instance_id: str) -> None:
     await session.execute(jobs.delete().where(jobs.c.instance_id == instance_id))
 
@@ -598,7 +641,8 @@ async def instances_with_work(session: AsyncSession, now: datetime, topics: Sequ
     work = jobs.c.kind == "timer"
     work = sa.and_(work, jobs.c.due_at <= now)
     if topics:
-        work = sa.or_(work, sa.and_(jobs.c.kind == "external", jobs.c.topic.in_(topics)))
+        not_backing_off = sa.or_(jobs.c.due_at.is_(None), jobs.c.due_at <= now)
+        work = sa.or_(work, sa.and_(jobs.c.kind == "external", jobs.c.topic.in_(topics), not_backing_off))
     result = await session.execute(
         sa.select(jobs.c.instance_id)
         .join(instances, instances.c.id == jobs.c.instance_id)

@@ -12,6 +12,10 @@ Rules the engine follows:
   that waited for a handler registered later.
 - A failure (script error, condition error, handler exception, uncaught BPMN error) puts the task in ERROR,
   records a `Failure` (an incident) and the other branches carry on. A retry resets the task and runs it again.
+- SpiffWorkflow is synchronous: every piece of engine work runs in a worker thread (`asyncio.to_thread`),
+  never on the event loop, and one change may run at most MAX_ENGINE_STEPS tasks, MAX_ENGINE_SECONDS of
+  engine time and MAX_CALL_DEPTH nested call activities; beyond that the task that would run next fails
+  with an incident and the change stops there (a runaway process, not a hung gateway).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -29,8 +34,9 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
-from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, UserTask
-from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, StartEvent, UserTask
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -39,13 +45,14 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
 
 from adapters.embedded.errors import BpmnError
 from adapters.embedded.expressions import EmbeddedScriptEngine, ExpressionError, evaluate
-from adapters.embedded.parsing import ExternalTask, ParsedProcess
+from adapters.embedded.parsing import EventGatewayEvents, ExternalTask, ParsedProcess
 from gateway.errors import Conflict, EngineError, NotFound
 from gateway.variables import parse_datetime
 
@@ -53,6 +60,8 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 MAX_ENGINE_STEPS = 1_000  # tasks one change may run: an endless loop becomes an incident, not a hang
+MAX_ENGINE_SECONDS = 1.0  # engine time one change may use (SpiffWorkflow's steps grow with the task tree)
+MAX_CALL_DEPTH = 20  # nested call activities / subprocesses: a recursive call becomes an incident
 MAX_HANDLER_RUNS = 100  # handler calls one change may make; the rest wait for the poller
 DEFAULT_PRIORITY = 50
 DETAIL_LIMIT = 8_000
@@ -84,6 +93,7 @@ class HumanTask:
     due: datetime | None
     follow_up: datetime | None
     created: datetime
+    variables: dict[str, Any] = field(default_factory=dict)  # its own, where they differ from the instance's
 
 
 @dataclass(frozen=True)
@@ -132,8 +142,71 @@ class Changes:
     jobs_removed: list[str]
 
 
+class _RunawayProcess(Exception):
+    """The change ran out of its engine budget (steps, time or call depth); `task` is the one to blame."""
+
+    task: SpiffTask | None = None
+
+
+class EmbeddedWorkflow(BpmnWorkflow):
+    """SpiffWorkflow's workflow, with engine steps that survive a subprocess ending while they run.
+
+    SpiffWorkflow runs the subprocesses it found active when the round began; when one of them throws an
+    error that a boundary event catches, its sibling instances (a parallel multi-instance subprocess) are
+    cancelled and dropped, and the round then asked for a task that no longer exists.
+    """
+
+    def _do_engine_steps(self, will_complete_task: Any = None, did_complete_task: Any = None) -> bool:
+        def update_workflow(workflow: Any) -> int:
+            count = 0
+            for task in workflow.get_tasks(state=TaskState.READY):
+                if not task.task_spec.manual and task.state == TaskState.READY:
+                    if will_complete_task is not None:
+                        will_complete_task(task)
+                    task.run()
+                    count += 1
+                    if did_complete_task is not None:
+                        did_complete_task(task)
+            return count
+
+        active_subprocesses = self.get_active_subprocesses()
+        for subprocess in sorted(active_subprocesses, key=lambda workflow: workflow.depth, reverse=True):
+            if self.subprocesses.get(subprocess.parent_task_id) is not subprocess:
+                continue  # ended and dropped by an earlier step of this round
+            while update_workflow(subprocess) > 0:
+                pass
+            try:
+                task = self.get_task_from_id(subprocess.parent_task_id)
+            except TaskNotFoundException:
+                continue
+            task.task_spec._update(task)
+
+        count = update_workflow(self)
+        self._drop_orphan_subprocesses()
+        return count > 0 or len(self.get_active_subprocesses()) > len(active_subprocesses)
+
+    def _drop_orphan_subprocesses(self) -> None:
+        """Subprocesses whose task has left the tree (its siblings' error cancelled it) end with it."""
+        while True:
+            orphans = [
+                subprocess
+                for subprocess in self.subprocesses.values()
+                if subprocess.parent_task_id not in self.tasks
+                and not any(subprocess.parent_task_id in other.tasks for other in self.subprocesses.values())
+            ]
+            if not orphans:
+                return
+            for subprocess in orphans:
+                for task in subprocess.tasks.values():
+                    self.event_manager.remove_task(task)
+                del self.subprocesses[subprocess.parent_task_id]
+
+
 class _RunStateConverter(BpmnWorkflowConverter):
     """The workflow's run state without its specs: those come from the parsed definition, shared and cached."""
+
+    def __init__(self, target_class: type, registry: Any, typename: str | None = None) -> None:
+        super().__init__(EmbeddedWorkflow, registry, typename="BpmnWorkflow")  # the name stored states carry
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         dct = WorkflowConverter.to_dict(self, workflow)
@@ -162,10 +235,22 @@ class Runtime:
         self._serializer = BpmnWorkflowSerializer(self._registry)
 
     def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:
-        workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
+        """A new workflow, started through its none start event, or its only message start event (as Camunda's
+        startProcessInstanceByKey does), or waiting at its timer start event. Conflict when it starts only by
+        a signal, or by one of several messages: the error says how it starts."""
+        message_start = _message_start(process)
+        workflow = EmbeddedWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(variables))
-        return Execution(self, process, workflow, variables)
+        execution = Execution(self, process, workflow, variables)
+        if message_start is not None:
+
+            def receive_message() -> None:
+                workflow.do_engine_steps()  # the start event begins to wait for its message
+                workflow.catch(BpmnEvent(message_start.event_definition, payload=copy.deepcopy(variables)))
+
+            execution._guarded(receive_message, blame=workflow.get_tasks(state=TaskState.READY)[0])
+        return execution
 
     def resume(self, process: ParsedProcess, state: str, variables: dict[str, Any]) -> Execution:
         dct = json.loads(state)
@@ -195,6 +280,8 @@ class Execution:
         self._started_at: dict[UUID, datetime] = {}
         self._running: SpiffTask | None = None
         self._steps = 0
+        self._engine_started = 0.0
+        self._runaway = False
         self._apply_variables(variables)
 
     # ------------------------------------------------------------ changes
@@ -213,23 +300,24 @@ class Execution:
 
     def fire_timers(self) -> None:
         for task in list(self.workflow.event_manager.tasks.values()):
-            if isinstance(task.task_spec.event_definition, TimerEventDefinition):
+            if _waits_for_timer(task.task_spec):
                 self._guarded(lambda task=task: task.task_spec._update(task), blame=task)
 
     def cancel(self) -> None:
         self.workflow.cancel()
 
     async def advance(self) -> None:
-        """Run until every branch waits: engine steps, then the handlers of external tasks, until nothing moves."""
+        """Run until every branch waits: engine steps (in a worker thread), then the handlers of external tasks
+        (on the loop), until nothing moves."""
         handler_runs = 0
         while True:
-            self._run_engine_steps()
+            await asyncio.to_thread(self._run_engine_steps)
             runnable = [
                 task
                 for task in self.workflow.get_tasks(state=TaskState.STARTED)
                 if isinstance(task.task_spec, ExternalTask) and task.task_spec.topic in self.runtime.handlers
             ]
-            if not runnable or handler_runs >= MAX_HANDLER_RUNS:
+            if not runnable or handler_runs >= MAX_HANDLER_RUNS or self._runaway:
                 return
             for task in runnable:
                 handler_runs += 1
@@ -240,9 +328,12 @@ class Execution:
         opened = self._open_user_tasks()  # may fail tasks whose assignment cannot be resolved: do it first
         new_activities, updated_activities = self._activity_changes({task.id: task.assignee for task in opened})
         jobs_after = {job.id: job for job in self._jobs()}
+        variables = project_variables(self.workflow)
+        contested = self._contested_names()
+        opened = [replace(task, variables=self._own_variables(task.id, variables, contested)) for task in opened]
         return Changes(
             state=self.runtime.dump(self.workflow),
-            variables=project_variables(self.workflow),
+            variables=variables,
             completed=self.workflow.is_completed(),
             opened_tasks=opened,
             closed_tasks=self._closed_user_tasks(),
@@ -255,17 +346,40 @@ class Execution:
 
     # ------------------------------------------------------------ running
     def _run_engine_steps(self) -> None:
+        if self._runaway:
+            return
         for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
-            if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)):
+            if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)) or self._runaway:
                 return
-        raise EngineError(f"The embedded engine kept failing on instance data of process {self.process.key!r}")
+        self._runaway = True  # every attempt failed a task: what failed is an incident; stop here
 
     def _will_run(self, task: SpiffTask) -> None:
         self._running = task
         self._steps += 1
+        if self._steps == 1:
+            self._engine_started = time.monotonic()
         if self._steps > MAX_ENGINE_STEPS:
-            raise RuntimeError(f"The process ran {MAX_ENGINE_STEPS} steps without waiting: is there an endless loop?")
+            self._stop_runaway(f"The process ran {MAX_ENGINE_STEPS} steps without waiting: is there an endless loop?")
+        if time.monotonic() - self._engine_started > MAX_ENGINE_SECONDS:
+            self._stop_runaway(
+                f"The process ran {self._steps} steps in {MAX_ENGINE_SECONDS:g} s without waiting: "
+                "is there an endless loop?"
+            )
+        if task.workflow.depth > MAX_CALL_DEPTH:
+            caller = self.workflow.get_task_from_id(task.workflow.parent_task_id)
+            self._stop_runaway(
+                f"Call activities and subprocesses nest deeper than {MAX_CALL_DEPTH} levels: "
+                "does a process call itself without end?",
+                blame=caller,
+            )
         self._started_at.setdefault(task.id, _moment(task))
+
+    def _stop_runaway(self, message: str, blame: SpiffTask | None = None) -> None:
+        """Fail the task about to run (or `blame`) and stop this change: the rest of a runaway waits for a retry."""
+        self._runaway = True
+        error = _RunawayProcess(message)
+        error.task = blame or self._running
+        raise error
 
     def _did_run(self, task: SpiffTask) -> None:
         self._running = None
@@ -314,6 +428,7 @@ class Execution:
     def _fail(self, task: SpiffTask, incident_type: str, message: str, detail: str | None = None) -> None:
         if task.state != TaskState.ERROR:
             task.error()
+        self.workflow.event_manager.remove_task(task)  # a failed timer must not fire (and fail) again
         spec = task.task_spec
         self.failures.append(
             Failure(
@@ -326,8 +441,15 @@ class Execution:
             )
         )
 
+    def _find(self, task_id: UUID) -> SpiffTask | None:
+        """The task, or None when the engine has dropped it from the tree (a join or a cancelled subprocess)."""
+        try:
+            return self.workflow.get_task_from_id(task_id)
+        except TaskNotFoundException:
+            return None
+
     def _task(self, task_id: str) -> SpiffTask:
-        task = self.workflow.get_task_from_id(UUID(task_id))
+        task = self._find(UUID(task_id))
         if task is None:
             raise NotFound(f"Task {task_id} is not part of its instance's workflow")
         return task
@@ -360,10 +482,30 @@ class Execution:
                     self._fail(task, "failedJob", f"Cannot assign the task: {exc}")
         return opened
 
+    def _contested_names(self) -> set[str]:
+        """Variables whose value differs between open tasks (a multi-instance element variable, say)."""
+        seen: dict[str, Any] = {}
+        contested = set()
+        for task in self.workflow.get_tasks(state=OPEN):
+            for name, value in task.data.items():
+                if name in seen and seen[name] != value:
+                    contested.add(name)
+                seen.setdefault(name, value)
+        return contested
+
+    def _own_variables(self, task_id: str, variables: dict[str, Any], contested: set[str]) -> dict[str, Any]:
+        """The task's variables that its instance's do not show: contested or differing ones."""
+        data = self.workflow.get_task_from_id(UUID(task_id)).data
+        return {
+            name: value
+            for name, value in data.items()
+            if name in contested or name not in variables or variables[name] != value
+        }
+
     def _closed_user_tasks(self) -> dict[str, str]:
         closed = {}
         for task_id in self.open_user_tasks_before:
-            task = self.workflow.get_task_from_id(task_id)
+            task = self._find(task_id)
             if task is None or task.state != TaskState.READY:
                 completed = task is not None and task.state == TaskState.COMPLETED
                 closed[str(task_id)] = "completed" if completed else "cancelled"
@@ -412,10 +554,27 @@ class Execution:
             spec = task.task_spec
             if task.state == TaskState.STARTED and isinstance(spec, ExternalTask):
                 yield Job(id=str(task.id), kind="external", activity_id=spec.bpmn_id, topic=spec.topic)
-            elif task.state == TaskState.WAITING and isinstance(
-                getattr(spec, "event_definition", None), TimerEventDefinition
-            ):
+            elif task.state == TaskState.WAITING and _waits_for_timer(spec) and not _cycle_exhausted(task):
                 yield Job(id=str(task.id), kind="timer", activity_id=spec.bpmn_id, due_at=_timer_due(task))
+
+
+def _message_start(process: ParsedProcess) -> Any:
+    """The start event to start through when the process has no none or timer start event (see Runtime.start)."""
+    starts = [spec for spec in process.spec.task_specs.values() if isinstance(spec, StartEvent)]
+    if any(not isinstance(start.event_definition, MessageEventDefinition | SignalEventDefinition) for start in starts):
+        return None
+    messages = [start for start in starts if isinstance(start.event_definition, MessageEventDefinition)]
+    if len(messages) == 1:
+        return messages[0]
+    described = ", ".join(
+        f"{'message' if isinstance(start.event_definition, MessageEventDefinition) else 'signal'} "
+        f"{start.event_definition.name!r} (start event {start.bpmn_id!r})"
+        for start in starts
+    )
+    raise Conflict(
+        f"Process {process.key!r} has no none start event; it starts by {described}, which the embedded engine "
+        "cannot start through POST /instances. Add a none start event to start it directly"
+    )
 
 
 def project_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -490,11 +649,27 @@ def _detail(exc: Exception) -> str | None:
     return "".join(traceback.format_exception(cause))[-DETAIL_LIMIT:]
 
 
+def _waits_for_timer(spec: Any) -> bool:
+    """A timer event, or an event-based gateway with a timer among its events."""
+    definition = getattr(spec, "event_definition", None)
+    if isinstance(definition, EventGatewayEvents):
+        return any(isinstance(d, TimerEventDefinition) for d in definition.event_definitions)
+    return isinstance(definition, TimerEventDefinition)
+
+
+def _cycle_exhausted(task: SpiffTask) -> bool:
+    """A repeating timer that has fired its last cycle: it waits for nothing any more."""
+    value = task.internal_data.get("event_value")
+    return isinstance(value, dict) and value.get("cycles") == 0
+
+
 def _timer_due(task: SpiffTask) -> datetime:
     """When a waiting timer fires; now if SpiffWorkflow has not worked it out yet (the poller will)."""
     definition = task.task_spec.event_definition
     value = task.internal_data.get("event_value")
     now = datetime.now(UTC)
+    if isinstance(definition, EventGatewayEvents):
+        return definition.next_due(task) or now
     try:
         if isinstance(definition, CycleTimerEventDefinition) and isinstance(value, dict):
             return datetime.fromisoformat(value["next"]) if value.get("cycles") else now

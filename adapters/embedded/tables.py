@@ -100,6 +100,8 @@ tasks = sa.Table(
     sa.Column("ended_at", UTCDateTime),  # completed or cancelled; NULL while the task is open
     sa.Column("completed_by", sa.String(255)),
     sa.Column("tenant_id", sa.String(100)),
+    # The task's own variables where they differ from its instance's, e.g. a multi-instance element variable.
+    sa.Column("local_variables", JsonColumn),
     sa.Index("ix_embedded_tasks_instance", "instance_id"),
     # Open tasks are the hot set (an inbox of 100,000): partial indexes keep every list filter an index walk.
     partial_index("ix_embedded_tasks_open_created", "created", "id", where=OPEN_TASK),
@@ -172,8 +174,9 @@ jobs = sa.Table(
     sa.Column("instance_id", sa.String(36), nullable=False),
     sa.Column("kind", sa.String(10), nullable=False),  # "timer" (due_at) or "external" (topic)
     sa.Column("activity_id", sa.String(255), nullable=False),
-    sa.Column("due_at", UTCDateTime),
+    sa.Column("due_at", UTCDateTime),  # a timer's due time; a failed job's next attempt
     sa.Column("topic", sa.String(255)),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),  # failed background attempts in a row
     sa.Index("ix_embedded_jobs_instance", "instance_id"),
     sa.Index("ix_embedded_jobs_due", "kind", "due_at"),
     sa.Index("ix_embedded_jobs_topic", "kind", "topic"),

@@ -14,7 +14,8 @@ errors of `gateway.errors` (the port's error contract, the same on every engine)
 Optional operations are declared in `capabilities`; the gateway checks them in one place
 (`EngineHandle.require`) so an unsupported operation is a clean 501 before the adapter is ever called.
 Register an adapter class under the entry point group `pm_gateway.adapters`; prove it with the conformance
-suite shipped in `gateway.engines.testing`. Adapters that talk HTTP derive from
+suite shipped in `gateway.engines.testing`, whose tests state this contract rule by rule (`suite.py`, section
+"the error contract"). Adapters that talk HTTP derive from
 `gateway.engines.http.HttpEngineAdapter`.
 """
 
@@ -203,9 +204,12 @@ class EngineAdapter(ABC):
 
     @abstractmethod
     async def terminate_instance(self, instance_id: str, reason: str | None) -> None:
-        """End a running instance now (`reason` kept where the engine keeps one). Errors: `NotFound` (unknown
-        or already finished). Camunda 7 `DELETE /process-instance/{id}`, Flowable
-        `DELETE /runtime/process-instances/{id}`, Camunda 8 `POST /process-instances/{key}/cancellation`.
+        """End a running instance now (`reason` kept where the engine keeps one).
+
+        Errors: `NotFound` (unknown). An instance that already ended is refused, but not alike: `Conflict`
+        ("has already ended") on the embedded engine and Camunda 7, whose adapters read the history, `NotFound`
+        on Flowable and Camunda 8, whose runtime no longer knows it. Camunda 7 `DELETE /process-instance/{id}`,
+        Flowable `DELETE /runtime/process-instances/{id}`, Camunda 8 `POST /process-instances/{key}/cancellation`.
         """
 
     async def set_instance_suspended(self, instance_id: str, suspended: bool) -> ProcessInstance:
@@ -240,13 +244,18 @@ class EngineAdapter(ABC):
 
     @abstractmethod
     async def get_task(self, task_id: str) -> TaskDetails:
-        """One open task with its variables. Errors: `NotFound` (unknown or completed)."""
+        """One task with its variables: an open one, or a completed one from the engine's history (status
+        `completed`). Errors: `NotFound` (unknown). Camunda 7 `GET /task/{id}` (else `GET /history/task`),
+        Flowable `GET /runtime/tasks/{id}` (else `GET /history/historic-task-instances/{id}`), Camunda 8
+        `GET /user-tasks/{key}`.
+        """
 
     @abstractmethod
     async def claim_task(self, task_id: str, user_id: str) -> Task:
         """Claim for `user_id` and return the task after the change.
 
-        Errors: `NotFound`; `Conflict` when another user holds it (claiming one's own task is fine).
+        Errors: `NotFound`; `Conflict` when another user holds it (claiming one's own task is fine) or it is
+        suspended.
         Camunda 7 `POST /task/{id}/claim`, Flowable `POST /runtime/tasks/{id}` `claim`, Camunda 8
         `POST /user-tasks/{key}/assignment` with `allowOverride: false`.
         """

@@ -14,21 +14,18 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from gateway.engines.port import EngineAdapter
 from gateway.db import Database
+from gateway.engines.port import EngineAdapter
+from gateway.engines.testing import Harness, harness_fixture
+from gateway.engines.testing.suite import *  # noqa: F403 - every behaviour of the suite, run here against the container
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings
-from tests.conformance import test_conformance
-from tests.conformance.harness import Harness
 from tests.conformance.harnesses.camunda7 import HARNESS
 
 IMAGE = "camunda/camunda-bpm-platform:run-7.23.0"
 STARTUP_TIMEOUT = 180.0
 # The job executor acquires jobs in cycles of a few seconds; a failing job's incident takes one or two.
 INCIDENT_TIMEOUT = 60.0
-
-# Every behaviour of the conformance suite, collected here against the container.
-globals().update({name: test for name, test in vars(test_conformance).items() if name.startswith("test_")})
 
 
 def _docker_available() -> bool:
@@ -72,20 +69,17 @@ def _delete_gateway_deployments(url: str) -> None:
         httpx.delete(f"{url}/deployment/{deployment['id']}", params={"cascade": True}, timeout=30).raise_for_status()
 
 
+# The simulator harness without its transport; `adapter` points it at the container.
+harness = harness_fixture(
+    dataclasses.replace(HARNESS, make_transport=None, incident_timeout=INCIDENT_TIMEOUT, engine={**HARNESS.engine, "read_timeout": 30.0})
+)
+
+
 @pytest.fixture
-def harness(camunda_url: str) -> Harness:
+async def adapter(harness: Harness, database: Database, camunda_url: str) -> AsyncIterator[EngineAdapter]:
     _delete_gateway_deployments(camunda_url)
-    return dataclasses.replace(
-        HARNESS,
-        engine={**HARNESS.engine, "url": camunda_url, "read_timeout": 30.0},
-        make_transport=None,
-        incident_timeout=INCIDENT_TIMEOUT,
-    )
-
-
-@pytest.fixture
-async def adapter(harness: Harness, database: Database) -> AsyncIterator[EngineAdapter]:
-    settings = Settings(engines=[{"name": "under-test", "default": True, **harness.engine}], database_url=database.url)
+    engine = {**harness.engine, "url": camunda_url}
+    settings = Settings(engines=[{"name": "under-test", "default": True, **engine}], database_url=database.url)
     registry = EngineRegistry(settings, database)
     await registry.start()
     try:

@@ -1,36 +1,9 @@
+"""Registers this project's harnesses with the shipped conformance suite (`gateway.engines.testing`); the suite's
+plugin is loaded by tests/conftest.py and the `database` fixture there runs it on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from gateway.engines.testing import harness_fixture
+from tests.conformance.harnesses import HARNESSES
 
-import pytest
-
-from gateway.engines.port import EngineAdapter
-from gateway.db import Database
-from gateway.registry import EngineRegistry
-from gateway.settings import Settings
-from tests.conformance.harness import Harness, discover
-from tests.conformance.recording import maybe_recording
-
-HARNESSES = discover()
-
-
-@pytest.fixture(params=[pytest.param(h, id=h.id, marks=h.marks) for h in HARNESSES])
-def harness(request: pytest.FixtureRequest) -> Harness:
-    return request.param
-
-
-@pytest.fixture
-async def adapter(harness: Harness, database: Database) -> AsyncIterator[EngineAdapter]:
-    settings = Settings(engines=[{"name": "under-test", "default": True, **harness.engine}], database_url=database.url)
-    transports = None
-    if harness.make_transport is not None:
-        transports = {"under-test": maybe_recording(harness.make_transport(), harness.id)}
-    registry = EngineRegistry(settings, database, transports=transports)
-    await registry.start()
-    adapter = registry.get().adapter
-    if harness.prepare is not None:
-        await harness.prepare(adapter)
-    try:
-        yield adapter
-    finally:
-        await registry.close()
+harness = harness_fixture(*HARNESSES)

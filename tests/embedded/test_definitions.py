@@ -54,7 +54,7 @@ async def stored_rows(database: Database) -> int:
                 + flow("wait", "end")
                 + '<bpmn:endEvent id="end"/>',
             ),
-            ["Invalid timer", "wait"],
+            ["The timeDate '2026-13-45T10:00:00Z' of timer event 'wait' is not an ISO 8601 date-time"],
         ),
     ],
     ids=["malformed", "not-executable", "not-bpmn", "schema", "dangling-flow", "unsafe-condition", "bad-timer"],

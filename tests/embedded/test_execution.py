@@ -18,7 +18,7 @@ from gateway.schemas import HistoryQuery, TaskQuery
 from gateway.tables import outbox
 from gateway.variables import TypedValue, VariableType, parse_request_variables
 from tests.embedded.conftest import bpmn, deploy, flow, incidents_of, start, tasks_of
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 START = '<bpmn:startEvent id="start"/>'
 END = '<bpmn:endEvent id="end"/>'

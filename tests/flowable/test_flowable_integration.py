@@ -1,26 +1,27 @@
 """The conformance suite against a real Flowable 7.2: `flowable/flowable-rest:7.2.0` started by testcontainers.
 
-The behaviours are the tests of tests/conformance/test_conformance.py, imported here and given this module's
-`harness` and `adapter` fixtures: the same harness BPMN, an EngineRegistry pointed at the container. Every
+The behaviours are the tests of the shipped suite (`gateway.engines.testing.suite`), imported here and given
+this module's `harness` and `adapter` fixtures: the same harness BPMN, an EngineRegistry pointed at the container. Every
 test starts from an empty engine (all deployments deleted with their instances and history). Skipped when
 no Docker engine is available.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from gateway.engines.port import EngineAdapter
 from gateway.db import Database
+from gateway.engines.port import EngineAdapter
+from gateway.engines.testing import Harness, harness_fixture
+from gateway.engines.testing.suite import *  # noqa: F403 - the behaviours, run here against the container
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings
-from tests.conformance.harness import Harness
-from tests.conformance.harnesses.flowable import AUTH, harness_for
-from tests.conformance.test_conformance import *  # noqa: F403 - the behaviours, run here against the container
+from tests.conformance.harnesses.flowable import AUTH, HARNESS
 
 IMAGE = "flowable/flowable-rest:7.2.0"
 PORT = 8080
@@ -79,15 +80,15 @@ def flowable_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def harness(flowable_url: str) -> Harness:
-    return harness_for(flowable_url)
+# The harness without a simulator; `adapter` points it at the container.
+harness = harness_fixture(dataclasses.replace(HARNESS, make_transport=None))
 
 
 @pytest.fixture
-async def adapter(harness: Harness, database: Database) -> AsyncIterator[EngineAdapter]:
-    _delete_all_deployments(harness.engine["url"])
-    settings = Settings(engines=[{"name": "under-test", "default": True, **harness.engine}], database_url=database.url)
+async def adapter(harness: Harness, database: Database, flowable_url: str) -> AsyncIterator[EngineAdapter]:
+    _delete_all_deployments(flowable_url)
+    engine = {**harness.engine, "url": flowable_url}
+    settings = Settings(engines=[{"name": "under-test", "default": True, **engine}], database_url=database.url)
     registry = EngineRegistry(settings, database)
     await registry.start()
     try:

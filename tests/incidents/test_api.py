@@ -20,7 +20,7 @@ from tests.incidents.helpers import (
     incident_events,
     rows,
 )
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 ALICE = {"X-User-Id": "alice"}
 

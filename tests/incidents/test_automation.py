@@ -106,6 +106,29 @@ async def test_only_open_incidents_of_transient_types_are_retried_automatically(
         assert sum(world.retries.values()) == 0
 
 
+async def test_an_acknowledged_incident_is_left_to_the_person_by_the_automatic_retry(
+    make_center: Callable[..., Any], world: FakeWorld
+) -> None:
+    async with make_center(auto_retry_attempts=3, auto_retry_backoff=QUICK) as center:
+        world.fail("pi-1")
+        await center.syncs["fake"].run_once()
+        found = await record(center)
+        await perform(
+            center.db,
+            actor="alice",
+            operation="acknowledge",
+            incident_id=found["id"],
+            request={},
+            change=lambda uow: center.service.acknowledge(uow, found["id"], None),
+        )
+        await asyncio.sleep(0.05)
+        await center.apply_policies()
+        assert sum(world.retries.values()) == 0
+        after = await record(center)
+        assert (after["status"], after["auto_retries"], after["retry_count"]) == ("acknowledged", 0, 0)
+        assert after["next_retry_at"] is not None  # due, but the rule AUTOMATIC_RETRY applies to open records only
+
+
 async def test_an_automatic_retry_the_engine_refuses_waits_for_the_next_backoff(
     make_center: Callable[..., Any], world: FakeWorld
 ) -> None:

@@ -22,7 +22,7 @@ from incidents.models import (
 from incidents.operations import start_bulk_retry
 from tests.incidents.fake_engine import FakeWorld
 from tests.incidents.helpers import rows
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 
 def failing_instances(world: FakeWorld, count: int) -> None:

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.harness import Harness, discover
-from tests.polling import eventually
-
-HARNESSES = discover()
+from gateway.engines.testing import Harness
+from gateway.engines.testing.polling import eventually
+from tests.conformance.harnesses import HARNESSES
 
 
 @pytest.mark.parametrize("harness", [pytest.param(h, id=h.id, marks=h.marks) for h in HARNESSES])

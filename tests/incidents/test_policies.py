@@ -9,7 +9,7 @@ import pytest
 from gateway.errors import Conflict
 from gateway.errors import ConfigError
 from incidents import policies
-from incidents.models import Action, IncidentSeverity, IncidentStatus
+from incidents.models import Action, IncidentSeverity, IncidentStatus, ResolutionType
 from incidents.settings import IncidentSettings, load_incident_settings
 
 O, A, R, E, X = IncidentStatus  # open, acknowledged, retrying, escalated, resolved
@@ -37,6 +37,41 @@ def test_every_transition_is_allowed_or_refused_with_409(action: Action, status:
             policies.transition("inc-1", status, action)
         assert refused.value.status == 409
         assert f"Incident inc-1 is {status.value}; it can be {action.value} only when" in refused.value.detail
+
+
+@pytest.mark.parametrize("rule", policies.RULES, ids=lambda rule: rule.action.value)
+def test_every_rule_narrows_the_workflow_table(rule: policies.Rule) -> None:
+    """A rule may forbid what the table allows, never allow what it forbids or lead elsewhere."""
+    assert rule.from_states <= set(policies.TRANSITIONS[rule.action])
+    assert {policies.TRANSITIONS[rule.action][status] for status in rule.from_states} <= rule.to_states
+
+
+@pytest.mark.parametrize("status", list(IncidentStatus), ids=lambda s: s.value)
+def test_the_policies_retry_automatically_only_open_incidents(status: IncidentStatus) -> None:
+    assert policies.AUTOMATIC_RETRY.applies(status) is (status is O)
+    assert policies.AUTOMATIC_RETRY.to_states == {R}
+
+
+@pytest.mark.parametrize("status", list(IncidentStatus), ids=lambda s: s.value)
+def test_the_policies_escalate_only_open_incidents(status: IncidentStatus) -> None:
+    assert policies.AUTOMATIC_ESCALATION.applies(status) is (status is O)
+    assert policies.AUTOMATIC_ESCALATION.to_states == {E}
+
+
+@pytest.mark.parametrize("resolution", list(ResolutionType), ids=lambda r: r.value)
+def test_a_recurrence_reopens_a_resolved_incident_only_after_a_retry_or_an_external_fix(
+    resolution: ResolutionType,
+) -> None:
+    reopens = resolution in (ResolutionType.RETRY, ResolutionType.EXTERNAL)
+    assert policies.REOPEN.applies(X, resolution) is reopens
+    assert policies.takes_recurrence(X, resolution) is reopens
+    assert policies.REOPEN.to_states == {O}
+
+
+@pytest.mark.parametrize("status", [O, A, R, E], ids=lambda s: s.value)
+def test_an_unresolved_incident_always_takes_a_recurrence(status: IncidentStatus) -> None:
+    assert policies.takes_recurrence(status, None)
+    assert not policies.REOPEN.applies(status, None)  # the rule is about resolved records only
 
 
 def test_severity_comes_from_the_type_and_rises_with_age_up_to_critical() -> None:

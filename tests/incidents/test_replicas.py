@@ -14,7 +14,7 @@ from incidents.center import IncidentCenter
 from incidents.models import incident_links, incidents
 from tests.incidents.fake_engine import FakeWorld
 from tests.incidents.helpers import count
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 
 @pytest.fixture

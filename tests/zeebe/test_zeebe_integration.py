@@ -20,12 +20,12 @@ import httpx
 import pytest
 from testcontainers.core.container import DockerContainer
 
-from gateway.engines.port import EngineAdapter
 from gateway.db import Database
+from gateway.engines.port import EngineAdapter
+from gateway.engines.testing import Harness, harness_fixture
+from gateway.engines.testing.suite import *  # noqa: F403 - the behaviours of the suite, run here against the container
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings
-from tests.conformance import test_conformance as conformance
-from tests.conformance.harness import Harness
 from tests.conformance.harnesses.zeebe import HARNESS
 from tests.zeebe.worker import ChargeWorker, running
 
@@ -89,11 +89,8 @@ def camunda() -> Iterator[str]:
         yield rest_url
 
 
-@pytest.fixture
-def harness(camunda: str) -> Harness:
-    return dataclasses.replace(
-        HARNESS, engine={**HARNESS.engine, "url": camunda}, make_transport=None, incident_timeout=30.0
-    )
+# The simulator harness without its transport; `adapter` points it at the container.
+harness = harness_fixture(dataclasses.replace(HARNESS, make_transport=None, incident_timeout=30.0))
 
 
 @pytest.fixture
@@ -105,20 +102,16 @@ def database_url(tmp_path: Path, sqlite_template: Path) -> str:
 
 
 @pytest.fixture
-async def adapter(harness: Harness, database: Database) -> AsyncIterator[EngineAdapter]:
-    settings = Settings(engines=[{"name": "under-test", "default": True, **harness.engine}], database_url=database.url)
+async def adapter(harness: Harness, database: Database, camunda: str) -> AsyncIterator[EngineAdapter]:
+    engine = {**harness.engine, "url": camunda}
+    settings = Settings(engines=[{"name": "under-test", "default": True, **engine}], database_url=database.url)
     registry = EngineRegistry(settings, database)
     await registry.start()
     try:
-        async with httpx.AsyncClient(base_url=harness.engine["url"], timeout=10.0) as client, running(
+        async with httpx.AsyncClient(base_url=camunda, timeout=10.0) as client, running(
             ChargeWorker(client)
         ):
             yield registry.get().adapter
     finally:
         await registry.close()
 
-
-# The behaviours of the conformance suite, collected here so they run against the container.
-for _name, _test in vars(conformance).items():
-    if _name.startswith("test_") and callable(_test):
-        globals()[_name] = _test

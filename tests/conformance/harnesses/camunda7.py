@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.engines.testing import Harness
 from tests.camunda.simulator import CamundaSimulator
-from tests.conformance.harness import Harness
 
 _DEFINITIONS = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.engines.port import EngineAdapter
-from tests.conformance.harness import Harness
+from gateway.engines.testing import Harness
 
 APPROVAL = b"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"

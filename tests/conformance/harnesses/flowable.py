@@ -7,7 +7,7 @@ first failure (tests/flowable/test_flowable_integration.py runs the same harness
 
 from __future__ import annotations
 
-from tests.conformance.harness import Harness
+from gateway.engines.testing import Harness
 from tests.flowable.simulator import FlowableSimulator
 
 DEFINITIONS = (

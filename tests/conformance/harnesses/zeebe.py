@@ -6,7 +6,7 @@ task of job type `charge`, which a job worker fails while the variable `fail` is
 
 from __future__ import annotations
 
-from tests.conformance.harness import Harness
+from gateway.engines.testing import Harness
 from tests.zeebe.simulator import Simulator
 
 DEFINITIONS = (
