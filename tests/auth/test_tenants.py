@@ -14,7 +14,7 @@ import pytest
 
 from tests.auth.conftest import Gateway, Provider, bearer
 from tests.conformance.harnesses.embedded import APPROVAL, CHARGING, register_charging
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 P = "/api/processes"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.auth.conftest import bearer
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 from tools import dev_token
 
 ORDER_PROCESS = Path(__file__).parents[2] / "examples" / "order-process.bpmn"
