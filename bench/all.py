@@ -1,9 +1,10 @@
 """Run every benchmark and print its figures: `make bench`."""
 
-from bench import auth, embedded, incident_latency, overhead
+from bench import analytics, auth, embedded, incident_latency, overhead
 
 if __name__ == "__main__":
     embedded.main()
     overhead.main()
     incident_latency.main()
+    analytics.main()
     auth.main()

@@ -27,6 +27,9 @@ from gateway.db import Database
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
+from analytics import views as analytics_views
+from analytics.center import AnalyticsCenter
+from analytics.settings import load_analytics_settings
 from incidents import views as incident_views
 from incidents.center import IncidentCenter
 from incidents.settings import load_incident_settings
@@ -57,6 +60,7 @@ def create_app(
     in place of remote engines. Raises ConfigError naming the field when the configuration is invalid."""
     settings = settings or load_settings()
     incident_settings = load_incident_settings()
+    analytics_settings = load_analytics_settings()
     authenticator = build_authenticator(settings)
 
     @contextlib.asynccontextmanager
@@ -76,6 +80,8 @@ def create_app(
         incidents = IncidentCenter(db, registry, incident_settings)
         app.state.incidents = incidents
         await incidents.start()
+        app.state.analytics = AnalyticsCenter(db, registry, redis, analytics_settings)
+        await app.state.analytics.start()
         housekeeping = [
             asyncio.create_task(
                 _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
@@ -89,6 +95,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.analytics.stop()
             await incidents.stop()
             await registry.close()
             if redis is not None:
@@ -108,7 +115,8 @@ def create_app(
     app.state.settings, app.state.authenticator = settings, authenticator
     install_error_handlers(app)
     _document(app)
-    for module in (definitions, instances, tasks, operations, incident_views):
+    # analytics first: its /tasks/statistics must win over /tasks/{task_id}
+    for module in (analytics_views, definitions, instances, tasks, operations, incident_views):
         app.include_router(module.router, responses={} if module is operations else AUTH_RESPONSES)
     app.add_middleware(
         IdempotencyMiddleware,

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.auth import Caller
 from gateway.changes import ChangeLog
+from gateway.db import utcnow
 from gateway.errors import Forbidden, GatewayError, NotFound
 from gateway.journal import AuditDraft
 from gateway.schemas import Page
@@ -16,7 +17,7 @@ from gateway.uow import UnitOfWork, reading
 from incidents import operations, repository
 from incidents.actions import perform
 from incidents.center import IncidentCenter
-from incidents.models import BulkRetryRequest, Incident, IncidentDetails, IncidentQuery, OperationAccepted, OperationProgress
+from incidents.models import BulkRetryRequest, ErrorGroups, Incident, IncidentDetails, IncidentQuery, OperationAccepted, OperationProgress
 from incidents.repository import Row
 
 
@@ -34,6 +35,15 @@ async def list_incidents(center: IncidentCenter, caller: Caller, query: Incident
     _listing(caller, "incident:read", query.definition_key)
     async with reading(center.db) as session:
         return await repository.list_incidents(session, query, caller.tenants)
+
+
+async def error_groups(center: IncidentCenter, caller: Caller, engine: str | None) -> ErrorGroups:
+    """Open incidents of the caller's tenants grouped by normalised error (`incident:read`)."""
+    _listing(caller, "incident:read", None)
+    now = utcnow()  # read before the query: every incident committed by then is counted
+    async with reading(center.db) as session:
+        groups = await repository.open_error_groups(session, engine, caller.tenants)
+    return ErrorGroups(items=groups, generated_at=utcnow(), data_as_of=now)
 
 
 def _check(caller: Caller, permission: str, incident: Incident) -> None:

@@ -6,11 +6,30 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+import hashlib
+import re
+
 import sqlalchemy as sa
 from pydantic import ConfigDict, Field
 
 from gateway.db import BigId, JsonColumn, UTCDateTime, metadata
 from gateway.schemas import ListQuery, Model
+
+
+_VARYING_PARTS = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # UUIDs
+    r"|\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b"  # long hex ids and hashes
+    r"|\d+(?:\.\d+)?",  # numbers: keys, amounts, counts, times
+)
+
+
+def error_hash(message: str | None) -> str | None:
+    """The same error in different instances gets the same 16-hex-digit hash: the message lower-cased, with
+    UUIDs, long hex ids and numbers replaced by placeholders and runs of whitespace made one space, SHA-256."""
+    if message is None:
+        return None
+    normalised = " ".join(_VARYING_PARTS.sub("#", message.lower()).split())
+    return hashlib.sha256(normalised.encode()).hexdigest()[:16]
 
 
 class IncidentStatus(StrEnum):
@@ -83,6 +102,7 @@ incidents = sa.Table(
     sa.Column("engine", sa.String(100), nullable=False),
     sa.Column("incident_type", sa.String(100), nullable=False),
     sa.Column("message", sa.Text),
+    sa.Column("error_hash", sa.String(16)),  # error_hash(message): groups the same error across instances
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("severity", sa.String(20), nullable=False),
     sa.Column("instance_id", sa.String(255)),
@@ -109,6 +129,7 @@ incidents = sa.Table(
     sa.Index("ix_incidents_created", "created"),
     sa.Index("ix_incidents_definition_key", "definition_key"),
     sa.Index("ix_incidents_assignee", "assignee"),
+    sa.Index("ix_incidents_error_hash", "error_hash", "status"),
 )
 
 # One gateway incident, many engine incidents (a failure that recurs gets a new engine id). The primary key is
@@ -202,6 +223,7 @@ class Incident(Model):
     engine_incident_ids: list[str]
     incident_type: str
     incident_message: str | None = None
+    error_hash: str | None = Field(None, description="Hash of the normalised message (GET /incidents/statistics/by-error)")
     status: IncidentStatus
     severity: IncidentSeverity
     instance_id: str | None = None
@@ -235,6 +257,7 @@ class IncidentFilter(Model):
     assignee: str | None = None
     severity: IncidentSeverity | None = None
     created_after: datetime | None = None
+    error_hash: str | None = Field(None, description="Only incidents with this normalised error (see by-error)")
 
 
 class IncidentQuery(ListQuery, IncidentFilter):
@@ -319,3 +342,18 @@ class OperationProgress(Model):
     updated: datetime
     finished: datetime | None = None
     failures: list[OperationFailure] = Field(default_factory=list)
+
+
+class ErrorGroup(Model):
+    """Open incidents that share one normalised error message (GET /incidents/statistics/by-error)."""
+
+    error_hash: str = Field(description="error_hash of the message; filter GET /incidents with ?error_hash=")
+    incident_message: str | None = Field(description="The message of the newest open incident in the group")
+    open_count: int = Field(description="Unresolved incidents (open, acknowledged, retrying, escalated) in the group")
+    definitions: list[str] = Field(description="Process definition keys the group's incidents belong to, sorted")
+
+
+class ErrorGroups(Model):
+    items: list[ErrorGroup]
+    generated_at: datetime = Field(description="When this answer was computed")
+    data_as_of: datetime = Field(description="The incident records it reflects are those committed by this time")

@@ -17,7 +17,9 @@ from gateway.errors import NotFound
 from gateway.schemas import Page, SortOrder
 from incidents import policies
 from incidents.models import (
+    UNRESOLVED,
     Action,
+    ErrorGroup,
     Incident,
     IncidentDetails,
     IncidentFilter,
@@ -33,6 +35,7 @@ from incidents.models import (
     OperationStatus,
     incident_history,
     incident_links,
+    error_hash,
     incidents,
     operation_items,
     operations,
@@ -72,13 +75,17 @@ async def _one_incident(session: AsyncSession, statement: sa.Select[Any], incide
     return row
 
 
+def _with_error_hash(values: dict[str, Any]) -> dict[str, Any]:
+    return {**values, "error_hash": error_hash(values["message"])} if "message" in values else values
+
+
 async def insert_incident(session: AsyncSession, values: dict[str, Any]) -> Row:
-    await session.execute(incidents.insert().values(**values))
+    await session.execute(incidents.insert().values(**_with_error_hash(values)))
     return await lock_incident(session, values["id"])
 
 
 async def update_incident(session: AsyncSession, incident_id: str, **values: Any) -> Row:
-    await session.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
+    await session.execute(incidents.update().where(incidents.c.id == incident_id).values(**_with_error_hash(values)))
     return await lock_incident(session, incident_id)
 
 
@@ -117,6 +124,7 @@ def _filter_conditions(
             (incidents.c.incident_type, selection.incident_type),
             (incidents.c.assignee, selection.assignee),
             (incidents.c.severity, selection.severity),
+            (incidents.c.error_hash, selection.error_hash),
         )
         if value is not None
     ]
@@ -154,6 +162,33 @@ async def list_incidents(
         page=query.page,
         size=query.size,
     )
+
+
+async def open_error_groups(
+    session: AsyncSession, engine: str | None, tenants: frozenset[str] | None = None
+) -> list[ErrorGroup]:
+    """Unresolved incidents (of `tenants` when given) grouped by error_hash, largest group first (ties: hash order)."""
+    conditions = [incidents.c.status.in_([s.value for s in UNRESOLVED]), incidents.c.error_hash.is_not(None)]
+    if engine is not None:
+        conditions.append(incidents.c.engine == engine)
+    if tenants is not None:
+        conditions.append(incidents.c.tenant_id.in_(sorted(tenants)))
+    rows = (
+        await session.execute(
+            sa.select(incidents.c.error_hash, incidents.c.message, incidents.c.definition_key)
+            .where(*conditions)
+            .order_by(incidents.c.created.desc(), incidents.c.id)
+        )
+    ).all()
+    groups: dict[str, ErrorGroup] = {}
+    for hash_, message, definition_key in rows:
+        group = groups.setdefault(hash_, ErrorGroup(error_hash=hash_, incident_message=message, open_count=0, definitions=[]))
+        group.open_count += 1
+        if definition_key is not None and definition_key not in group.definitions:
+            group.definitions.append(definition_key)
+    for group in groups.values():
+        group.definitions.sort()
+    return sorted(groups.values(), key=lambda g: (-g.open_count, g.error_hash))
 
 
 async def matching_ids(
@@ -238,6 +273,7 @@ def _incident(row: Row, engine_incident_ids: list[str]) -> Incident:
         engine_incident_ids=engine_incident_ids,
         incident_type=row["incident_type"],
         incident_message=row["message"],
+        error_hash=row["error_hash"],
         status=row["status"],
         severity=row["severity"],
         instance_id=row["instance_id"],

@@ -13,6 +13,7 @@ from incidents import access
 from incidents.center import IncidentCenter
 from incidents.models import (
     BulkRetryRequest,
+    ErrorGroups,
     Incident,
     IncidentAcknowledgement,
     IncidentAssignment,
@@ -43,6 +44,22 @@ async def list_incidents(
     center: Center, caller: CurrentCaller, query: Annotated[IncidentQuery, Query()]
 ) -> Page[Incident]:
     return await access.list_incidents(center, caller, query)
+
+
+@router.get(
+    "/incidents/statistics/by-error",
+    response_model=ErrorGroups,
+    summary="Open incidents grouped by their normalised error message",
+    description="Unresolved incidents (every status but resolved) grouped by `error_hash`: the message lower-cased, "
+    "UUIDs, long hex ids and numbers replaced by one placeholder, whitespace collapsed, SHA-256, first 16 hex digits. "
+    "Largest group first. `GET /incidents?error_hash=` lists a group's incidents.",
+)
+async def incidents_by_error(
+    center: Center,
+    caller: CurrentCaller,
+    engine: Annotated[str | None, Query(description="Only this engine's incidents")] = None,
+) -> ErrorGroups:
+    return await access.error_groups(center, caller, engine)
 
 
 @router.post(

@@ -343,6 +343,12 @@ class EmbeddedAdapter(EngineAdapter):
                 raise Conflict(f"Task {task_id} is already claimed by {holder.assignee}", engine=self.name)
             return await self._task(uow.session, task_id)
 
+    async def claim_next(self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None) -> Task | None:
+        """One statement picks and claims (`repository.claim_next`), instead of the base class's query then claim."""
+        async with transaction(self.db) as uow:
+            task_id = await repository.claim_next(uow.session, user_id, candidate_groups, definition_key)
+            return None if task_id is None else await self._task(uow.session, task_id)
+
     async def unclaim_task(self, task_id: str) -> Task:
         return await self._reassign(task_id, None)
 

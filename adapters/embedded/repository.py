@@ -457,6 +457,48 @@ async def assign_task(
     return True
 
 
+async def claim_next(
+    session: AsyncSession, user_id: str, candidate_groups: list[str] | None, definition_key: str | None
+) -> str | None:
+    """Pick and claim, in one statement, the highest-priority, oldest unassigned open task of an active instance
+    offered to one of `candidate_groups` or to `user_id` (any when None); returns its id, None when there is none.
+    On PostgreSQL the pick is `FOR UPDATE SKIP LOCKED`: concurrent callers each take a different task without
+    waiting for each other; on SQLite the gateway's single writer serialises them."""
+    conditions = [
+        tasks.c.ended_at.is_(None),
+        tasks.c.assignee.is_(None),
+        ~sa.exists().where(instances.c.id == tasks.c.instance_id, instances.c.status == "suspended"),
+    ]
+    if definition_key is not None:
+        conditions.append(tasks.c.definition_key == definition_key)
+    if candidate_groups is not None:
+        offered = sa.or_(
+            sa.and_(task_candidates.c.kind == "group", task_candidates.c.value.in_(candidate_groups)),
+            sa.and_(task_candidates.c.kind == "user", task_candidates.c.value == user_id),
+        )
+        conditions.append(tasks.c.id.in_(sa.select(task_candidates.c.task_id).where(offered)))
+    pick = (
+        sa.select(tasks.c.id)
+        .where(*conditions)
+        .order_by(tasks.c.priority.desc(), tasks.c.created, tasks.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claimed = await session.scalar(
+        tasks.update()
+        .where(tasks.c.id == pick, tasks.c.assignee.is_(None))
+        .values(assignee=user_id, status="assigned")
+        .returning(tasks.c.id)
+    )
+    if claimed is not None:
+        await session.execute(
+            task_candidates.update().where(task_candidates.c.task_id == claimed).values(assigned=True)
+        )
+        await session.execute(activities.update().where(activities.c.id == claimed).values(assignee=user_id))
+    return claimed
+
+
 async def list_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row], int]:
     if query.status is None:
         conditions: list[sa.ColumnElement[bool]] = [tasks.c.ended_at.is_(None)]

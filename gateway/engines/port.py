@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,6 +48,7 @@ from gateway.schemas import (
     TaskDetails,
     TaskQuery,
 )
+from gateway.errors import Conflict, NotFound
 from gateway.variables import Variables
 
 if TYPE_CHECKING:
@@ -95,6 +97,10 @@ class AdapterContext:
     store: MetadataStore
     options: BaseModel
     http: EngineHttp | None = None
+
+
+CLAIM_NEXT_BATCH = 50  # candidates read per query by the default claim_next
+CLAIM_NEXT_ROUNDS = 5  # queries before claim_next gives up under heavy contention
 
 
 class EngineAdapter(ABC):
@@ -280,6 +286,43 @@ class EngineAdapter(ABC):
         (completed or unknown), `Conflict` (suspended). Camunda 7 `POST /task/{id}/complete`, Flowable
         `POST /runtime/tasks/{id}` `complete`, Camunda 8 `POST /user-tasks/{key}/completion`.
         """
+
+    async def claim_next(self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None) -> Task | None:
+        """Claim for `user_id` the highest-priority, oldest unassigned open task offered to one of
+        `candidate_groups` or to the user by name (any unassigned task when `candidate_groups` is None); None
+        when there is none. Query then claim: a task another caller claimed first (Conflict) or finished
+        (NotFound) is skipped and the next is tried; the query runs again until a claim succeeds or nothing is
+        left. Among the `CLAIM_NEXT_BATCH` highest priorities the engine returns, the oldest is taken first.
+        Adapters whose store can pick and claim in one statement override this (the embedded engine)."""
+        for _ in range(CLAIM_NEXT_ROUNDS):
+            candidates = await self._claimable(user_id, candidate_groups, definition_key)
+            if not candidates:
+                return None
+            for task in candidates:
+                try:
+                    claimed = await self.claim_task(task.id, user_id)
+                except (Conflict, NotFound):
+                    continue
+                return claimed
+        return None
+
+    async def _claimable(self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None) -> list[Task]:
+        def query(**offered: str) -> TaskQuery:
+            return TaskQuery(
+                unassigned=True, definition_key=definition_key, sort="priority", size=CLAIM_NEXT_BATCH, **offered
+            )
+
+        if candidate_groups is None:
+            queries = [query()]
+        else:
+            queries = [query(candidate_group=group) for group in candidate_groups] + [query(candidate_user=user_id)]
+        found: dict[str, Task] = {}
+        for one in queries:
+            for task in (await self.list_tasks(one)).items:
+                if task.assignee is None:
+                    found[task.id] = task
+        epoch = datetime.min.replace(tzinfo=UTC)
+        return sorted(found.values(), key=lambda t: (-t.priority, t.created or epoch, t.id))
 
     # ------------------------------------------------------------ engine incidents
     @abstractmethod

@@ -427,6 +427,31 @@ class ProcessService:
                 self._emit_assigned(uow, "claim", task)
         return task
 
+    async def claim_next_task(self, candidate_groups: list[str] | None, definition_key: str | None) -> Task | None:
+        """Claim for the caller the next task of a queue (`EngineAdapter.claim_next`); emits `task.assigned`.
+        None when no task the caller may claim is waiting."""
+        request = {"candidate_groups": candidate_groups, "definition_key": definition_key}
+        async with self._checking("claim_next", "task", None, request):
+            self._listing("task:claim", definition_key)
+            if self.caller.tenants is not None:
+                raise Forbidden(
+                    "Claiming the next task of a queue does not yet keep to your tenants; list the tasks "
+                    "(GET /api/processes/tasks) and claim one (POST /api/processes/tasks/{task_id}/claim)"
+                )
+            if not self.caller.may("task:admin"):
+                # the task-level rule: only queues one is a candidate of
+                candidate_groups = sorted(self.caller.groups) if candidate_groups is None else candidate_groups
+                foreign = sorted(set(candidate_groups) - self.caller.groups)
+                if foreign:
+                    raise Forbidden(f"You are not in the candidate groups {', '.join(foreign)}; this needs 'task:admin'")
+        async for attempt in self._attempts("claim_next", "task", None, request):
+            async with attempt as uow:
+                task = await self.adapter.claim_next(self.actor, candidate_groups, definition_key)
+                if task is not None:
+                    uow.audited_resource(task.id)
+                    self._emit_assigned(uow, "claim", task)
+        return task
+
     async def unclaim_task(self, task_id: str) -> Task:
         """Give the task back (no assignee; another user's needs `task:assign`); emits `task.assigned`."""
         async with self._checking("unclaim", "task", task_id, {}):

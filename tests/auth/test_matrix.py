@@ -51,6 +51,13 @@ REQUIRED: dict[tuple[str, str], str | None] = {
     ("POST", f"{P}/incidents/{{incident_id}}/resolve"): "incident:act",
     ("POST", f"{P}/incidents/{{incident_id}}/escalate"): "incident:act",
     ("GET", f"{P}/operations/{{operation_id}}"): "incident:read",
+    ("GET", f"{P}/incidents/statistics/by-error"): "incident:read",
+    ("GET", f"{P}/statistics"): "statistics:read",
+    ("GET", f"{P}/statistics/definitions/{{definition_key}}/elements"): "statistics:read",
+    ("GET", f"{P}/tasks/statistics"): "statistics:read",
+    ("GET", f"{P}/performance"): "statistics:read",
+    ("GET", f"{P}/bottlenecks"): "statistics:read",
+    ("POST", f"{P}/tasks/claim-next"): "task:claim",
 }
 
 EVERYTHING = {
@@ -105,6 +112,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{P}/tasks/{{task_id}}/assign"): {"user_id": "bob"},
     ("POST", f"{P}/tasks/{{task_id}}/delegate"): {"user_id": "bob"},
     ("POST", f"{P}/tasks/{{task_id}}/complete"): {},
+    ("POST", f"{P}/tasks/claim-next"): {},
     ("POST", f"{P}/incidents/retry"): {"filter": {"status": "open"}},
     ("POST", f"{P}/incidents/{{incident_id}}/acknowledge"): {},
     ("POST", f"{P}/incidents/{{incident_id}}/assign"): {"user_id": "bob"},
@@ -121,7 +129,7 @@ def routes(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    for name in ("definition_id", "instance_id", "task_id", "incident_id", "operation_id"):
+    for name in ("definition_id", "instance_id", "task_id", "incident_id", "operation_id", "definition_key"):
         path = path.replace(f"{{{name}}}", "no-such-id")
     return path
 
@@ -146,7 +154,8 @@ async def test_every_route_obeys_the_default_permission_matrix(make_gateway: Any
             if not ok:
                 mismatches.append((method, template, "no token", anonymous.status_code))
             for role, granted in ROLES.items():
-                token = provider.mint({"sub": "alice", "roles": [role], "tenants": ["t1"]})
+                # every tenant: this matrix is about roles (tests/auth/test_tenants.py is about tenants)
+                token = provider.mint({"sub": "alice", "roles": [role], "tenants": ["*"]})
                 response = await gw.client.request(method, path, json=body, headers=bearer(token))
                 checked += 1
                 if permission is None or permission in granted:

@@ -17,6 +17,13 @@ from tests.conformance.harnesses.embedded import APPROVAL, CHARGING, register_ch
 from gateway.engines.testing.polling import eventually
 
 P = "/api/processes"
+CROSS_TENANT_STATISTICS = {
+    f"{P}/statistics",
+    f"{P}/statistics/definitions/{{definition_key}}/elements",
+    f"{P}/tasks/statistics",
+    f"{P}/performance",
+    f"{P}/bottlenecks",
+}
 
 
 @dataclass
@@ -101,6 +108,17 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(gateway: Gat
             for name in names:
                 mine = mine.replace(f"{{{name}}}", theirs.ids[name])
             assert (await client.get(mine, headers=bearer(t2))).status_code == 200, mine  # t2 reads its own
+        elif template in CROSS_TENANT_STATISTICS:
+            # the statistics projection is not kept per tenant: refused to a caller limited to tenants
+            response = await client.get(template.replace("{definition_key}", "approval"), headers=bearer(t2))
+            probes += 1
+            if response.status_code != 403:
+                leaks.append((template, response.status_code, response.text[:200]))
+        elif template == f"{P}/incidents/statistics/by-error":
+            groups = (await client.get(template, headers=bearer(t2))).json()["items"]
+            probes += 1
+            if sum(group["open_count"] for group in groups) != 1:  # t2's one incident; t1 has one too
+                leaks.append((template, groups))
         else:
             response = await client.get(template, params={"size": 500} if "events" not in template else {"limit": 1000}, headers=bearer(t2))
             assert response.status_code == 200, (template, response.text)

@@ -23,7 +23,7 @@ from gateway.tables import outbox
 from gateway.uow import reading
 from gateway.variables import VariableType, parse_request_variables
 from tests.embedded.conftest import bpmn, deploy, flow, incidents_of, start, tasks_of
-from tests.polling import eventually
+from gateway.engines.testing.polling import eventually
 
 START = '<bpmn:startEvent id="start"/>'
 END = '<bpmn:endEvent id="end"/>'

@@ -1,0 +1,368 @@
+"""The analytics projection: the gateway's own record of each engine's runs, kept from two sources.
+
+- The engine's history (`history_instances`, `history_activities`) and its open tasks (`list_tasks`), read
+  from the oldest unfinished projected instance on (`repository.sync_watermark`): instances, activity runs and
+  user tasks as every engine reports them, in the unified models, so one process run projects the same on
+  every engine.
+- The gateway's own events (the outbox, `journal.list_events`): who claimed a task and when, who completed
+  it, and which engine changed, so that engine is read again at once rather than at the next interval.
+
+Every write replaces or sets values (never adds to them), so a round that runs twice, or on two replicas at
+once, leaves the same rows. After a round, the cache entries of the changed processes are invalidated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from analytics import repository
+from analytics.cache import StatisticsCache
+from analytics.settings import AnalyticsSettings
+from analytics.tables import SLOT_SECONDS
+from gateway import journal
+from gateway.db import Database, utcnow
+from gateway.registry import EngineRegistry
+from gateway.schemas import ActivityRecord, HistoryQuery, Page, ProcessInstance, SortOrder, Task, TaskQuery
+from gateway.journal import EVENT_PREFIX
+from gateway.uow import reading, transaction
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PAGE_SIZE = 500
+EVENT_BATCH = 1000
+EVENTS_STATE = "events"
+SYSTEM = "system:analytics"
+# Records that are not BPMN elements a user placed on the diagram, and engine-specific names of the same element.
+SKIPPED_ACTIVITY_TYPES = frozenset({"sequenceFlow", "processDefinition", "process", "multiInstanceBody"})
+ACTIVITY_TYPE_NAMES = {"noneStartEvent": "startEvent", "noneEndEvent": "endEvent"}
+# An activity that ended within this long of its terminated instance's end was canceled by the termination
+# (engines end the running activities in the same step as the instance).
+CANCEL_TOLERANCE = timedelta(milliseconds=50)
+TASK_EVENTS = (EVENT_PREFIX + "task.assigned", EVENT_PREFIX + "task.completed")
+
+
+def slot(moment: datetime | None) -> int | None:
+    """The 15-minute slot of a time: Unix seconds // 900 (see `analytics.tables`)."""
+    return None if moment is None else int(moment.timestamp()) // SLOT_SECONDS
+
+
+def _ms(start: datetime | None, end: datetime | None) -> int | None:
+    return None if start is None or end is None else max(0, round((end - start).total_seconds() * 1000))
+
+
+def instance_row(engine: str, instance: ProcessInstance) -> dict[str, Any]:
+    return {
+        "engine": engine,
+        "instance_id": instance.id,
+        "definition_key": instance.definition_key,
+        "definition_name": instance.definition_name,
+        "tenant_id": instance.tenant_id,
+        "status": instance.status,
+        "start_time": instance.start_time,
+        "end_time": instance.end_time,
+        "duration_ms": instance.duration_ms if instance.duration_ms is not None else _ms(instance.start_time, instance.end_time),
+        "start_slot": slot(instance.start_time),
+        "end_slot": slot(instance.end_time),
+    }
+
+
+def activity_row(engine: str, record: ActivityRecord, instances: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The projected row of one activity run, None for records that are not diagram elements."""
+    if record.activity_type in SKIPPED_ACTIVITY_TYPES or record.start_time is None:
+        return None
+    instance = instances.get(record.instance_id, {})
+    ended_by_termination = (
+        instance.get("status") in repository.TERMINATED
+        and record.end_time is not None
+        and instance.get("end_time") is not None
+        and record.end_time >= instance["end_time"] - CANCEL_TOLERANCE
+    )
+    return {
+        "engine": engine,
+        "instance_id": record.instance_id,
+        "definition_key": record.definition_key or instance.get("definition_key") or "",
+        "activity_id": record.activity_id,
+        "activity_name": record.activity_name,
+        "activity_type": ACTIVITY_TYPE_NAMES.get(record.activity_type, record.activity_type),
+        "start_time": record.start_time,
+        "end_time": record.end_time,
+        "duration_ms": record.duration_ms if record.duration_ms is not None else _ms(record.start_time, record.end_time),
+        "start_slot": slot(record.start_time),
+        "canceled": ended_by_termination,
+        "first_run": False,  # set by repository.replace_history
+        "assignee": record.assignee,
+    }
+
+
+async def _all(fetch: Callable[[int], Awaitable[Page[T]]]) -> list[T]:
+    """Every item of a paged engine query."""
+    items: list[T] = []
+    page = 1
+    while True:
+        found = await fetch(page)
+        items += found.items
+        if len(found.items) < PAGE_SIZE or len(items) >= found.total:
+            return items
+        page += 1
+
+
+class Projector:
+    """Keeps the projection of every configured engine; `run_once` is one round (tests call it directly)."""
+
+    def __init__(self, db: Database, registry: EngineRegistry, settings: AnalyticsSettings, cache: StatisticsCache) -> None:
+        self.db = db
+        self.registry = registry
+        self.settings = settings
+        self.cache = cache
+        self._synced: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._round = asyncio.Lock()  # one round at a time in this process
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._loop(self.run_once, self.settings.event_interval, self._wake), name="analytics: projection"),
+            asyncio.create_task(self._loop(self.emit_overdue, self.settings.overdue_interval), name="analytics: overdue"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    async def run_once(self, *, sync_all: bool = False) -> None:
+        """Read the events since the last round; read again the history of every engine they name, and of every
+        engine not read for `sync_interval` (all when `sync_all`); then apply the task events."""
+        async with self._round:
+            await self._run(sync_all)
+
+    async def _run(self, sync_all: bool) -> None:
+        async with reading(self.db) as session:
+            cursor_row = await repository.get_state(session, EVENTS_STATE)
+            cursor = int(cursor_row["cursor"] or 0) if cursor_row else 0
+            events, next_cursor = await journal.list_events(session, after=cursor, types=None, limit=EVENT_BATCH)
+        now = asyncio.get_running_loop().time()
+        named = {event["engine"] for event in events if event["engine"] in self.registry.engines}
+        stale = {name for name in self.registry.engines if now - self._synced.get(name, -1e12) >= self.settings.sync_interval}
+        for name in sorted(named | stale if not sync_all else set(self.registry.engines)):
+            await self.sync_engine(name)
+            self._synced[name] = now
+        changed: dict[str, set[str] | None] = {}
+        async with transaction(self.db, actor=SYSTEM) as uow:
+            await repository.lock_projection(uow.session)
+            if events:  # another replica may have applied them meanwhile (applying twice changes nothing)
+                await repository.set_state(uow.session, EVENTS_STATE, cursor=next_cursor)
+            for event in events:
+                if event["engine"] not in self.registry.engines:
+                    continue
+                if event["type"] in TASK_EVENTS:
+                    key = await self._apply_task_event(uow.session, event)
+                    changed.setdefault(event["engine"], set()).add(key or "")
+                elif event["type"].startswith(EVENT_PREFIX + "incident."):
+                    changed[event["engine"]] = None  # incidents count in every process's answers
+        for engine, keys in changed.items():
+            await self.cache.invalidate(engine, keys)
+        if len(events) == EVENT_BATCH:
+            self.nudge()  # more are waiting
+
+    async def sync_engine(self, name: str) -> None:
+        """Read the engine's history from the watermark on and its open tasks, and replace the projection's copy."""
+        adapter = self.registry.get(name).adapter
+        started = utcnow()
+        async with reading(self.db) as session:
+            since = await repository.sync_watermark(session, name)
+
+        def history(page: int) -> HistoryQuery:
+            return HistoryQuery(started_after=since, page=page, size=PAGE_SIZE, sort="start_time", order=SortOrder.ASC)
+
+        found_instances = await _all(lambda page: adapter.history_instances(history(page)))
+        found_activities = await _all(lambda page: adapter.history_activities(history(page)))
+        found_tasks = await _all(
+            lambda page: adapter.list_tasks(TaskQuery(page=page, size=PAGE_SIZE, sort="created", order=SortOrder.ASC))
+        )
+        instance_rows = {i.id: instance_row(name, i) for i in found_instances if i.start_time is not None}
+        activity_rows = [row for r in found_activities if (row := activity_row(name, r, instance_rows)) is not None]
+        async with transaction(self.db, actor=SYSTEM) as uow:
+            await repository.lock_projection(uow.session)
+            changed = await repository.replace_history(uow.session, name, since, list(instance_rows.values()), activity_rows)
+            changed |= await self._sync_tasks(uow.session, name, found_tasks, started)
+            await repository.set_state(uow.session, f"engine:{name}", synced_at=started)
+        if changed:
+            await self.cache.invalidate(name, changed)
+
+    async def _sync_tasks(self, session: Any, engine: str, open_now: list[Task], now: datetime) -> set[str]:
+        changed: set[str] = set()
+        projected = await repository.open_tasks(session, engine)
+        groups = await repository.task_groups_of(session, engine, projected)
+        for task in open_now:
+            row = projected.get(task.id)
+            values = {
+                "instance_id": task.instance_id,
+                "definition_key": task.definition_key,
+                "task_definition_key": task.task_definition_key,
+                "name": task.name,
+                "assignee": task.assignee,
+                "priority": task.priority,
+                "due": task.due,
+            }
+            if row is None:
+                known = await repository.get_task(session, engine, task.id)
+                if known is not None:  # closed by an event while the engine still listed it open
+                    continue
+                claimed_at = task.created if task.assignee else None  # assigned on creation, as far as is known
+                await repository.insert_task(
+                    session,
+                    {
+                        "engine": engine,
+                        "task_id": task.id,
+                        **values,
+                        "status": "open",
+                        "created": task.created,
+                        "created_slot": slot(task.created),
+                        "claimed_at": claimed_at,
+                        "claim_wait_ms": _ms(task.created, claimed_at),
+                    },
+                    task.candidate_groups,
+                )
+                changed.add(task.definition_key or "")
+                continue
+            updates = {column: value for column, value in values.items() if row[column] != value}
+            if task.assignee and row["claimed_at"] is None:  # claimed in the engine itself: seen now
+                updates.update(claimed_at=now, claim_wait_ms=_ms(row["created"], now))
+            if row["created"] is None and task.created is not None:
+                updates.update(created=task.created, created_slot=slot(task.created))
+            if updates:
+                await repository.update_task(session, engine, task.id, **updates)
+                changed.add(task.definition_key or "")
+            if groups.get(task.id, set()) != set(task.candidate_groups):
+                await repository.set_task_groups(session, engine, task.id, task.candidate_groups)
+                changed.add(task.definition_key or "")
+        listed = {task.id for task in open_now}
+        for task_id, row in projected.items():
+            if task_id not in listed:
+                await self._close_task(session, row, now)
+                changed.add(row["definition_key"] or "")
+        return changed
+
+    async def _close_task(self, session: Any, row: Any, now: datetime) -> None:
+        """A task the engine no longer lists open: completed when its activity completed, else cancelled."""
+        run = await repository.user_task_end(session, row["engine"], row["instance_id"], row["task_definition_key"])
+        ended = (run["end_time"] if run else None) or now
+        status = "cancelled" if run is not None and run["canceled"] else "completed"
+        await repository.update_task(
+            session,
+            row["engine"],
+            row["task_id"],
+            status=status,
+            completed_at=ended,
+            completed_slot=slot(ended),
+            completion_ms=_ms(row["created"], ended),
+        )
+
+    async def _apply_task_event(self, session: Any, event: dict[str, Any]) -> str | None:
+        """Claim and completion times from the gateway's task events; returns the task's definition key."""
+        engine, data, at = event["engine"], event["data"], event["occurred_at"]
+        task_id = data.get("task_id")
+        if not task_id:
+            return None
+        row = await repository.get_task(session, engine, task_id)
+        if row is None:  # opened and closed between two reads of the engine: known from events only
+            await repository.insert_task(
+                session,
+                {
+                    "engine": engine,
+                    "task_id": task_id,
+                    "instance_id": event["instance_id"],
+                    "name": data.get("task_name"),
+                    "priority": 50,
+                    "status": "open",
+                },
+                (),
+            )
+            row = await repository.get_task(session, engine, task_id)
+        if row["created"] is None and data.get("task_definition_key"):  # task.completed names the activity
+            run = await repository.user_task_end(session, engine, row["instance_id"], data["task_definition_key"])
+            created = run["start_time"] if run else None
+            await repository.update_task(
+                session,
+                engine,
+                task_id,
+                created=created,
+                created_slot=slot(created),
+                definition_key=data.get("definition_key"),
+                task_definition_key=data["task_definition_key"],
+                claim_wait_ms=_ms(created, row["claimed_at"]),
+            )
+            row = await repository.get_task(session, engine, task_id)
+        if event["type"].endswith("task.assigned"):
+            assignee = data.get("assignee")
+            updates: dict[str, Any] = {"assignee": assignee} if row["status"] == "open" else {}
+            if assignee and row["claimed_at"] is None:
+                updates.update(claimed_at=at, claim_wait_ms=_ms(row["created"], at))
+            if updates:
+                await repository.update_task(session, engine, task_id, **updates)
+        else:
+            run = await repository.user_task_end(session, engine, row["instance_id"], row["task_definition_key"])
+            ended = row["completed_at"] or (run["end_time"] if run else None) or at  # the engine's time when known
+            await repository.update_task(
+                session,
+                engine,
+                task_id,
+                status="completed",
+                completed_at=ended,
+                completed_slot=slot(ended),
+                completed_by=data.get("completed_by"),
+                completion_ms=_ms(row["created"], ended),
+            )
+        return row["definition_key"]
+
+    async def emit_overdue(self) -> int:
+        """Emit `task.overdue` once for every open task past its due date; returns how many."""
+        async with transaction(self.db, actor=SYSTEM) as uow:
+            stamped = await repository.mark_overdue(uow.session, utcnow())
+            for task in stamped:
+                uow.emit(
+                    "task.overdue",
+                    engine=task["engine"],
+                    instance_id=task["instance_id"],
+                    data={
+                        "task_id": task["task_id"],
+                        "task_name": task["name"],
+                        "task_definition_key": task["task_definition_key"],
+                        "definition_key": task["definition_key"],
+                        "assignee": task["assignee"],
+                        "due": task["due"].isoformat(),
+                    },
+                )
+        for engine in {task["engine"] for task in stamped}:
+            await self.cache.invalidate(engine, {task["definition_key"] or "" for task in stamped if task["engine"] == engine})
+        return len(stamped)
+
+    async def _loop(self, work: Callable[[], Awaitable[Any]], interval: float, wake: asyncio.Event | None = None) -> None:
+        failing = False
+        while True:
+            try:
+                await work()
+                failing = False
+            except Exception:  # a failed round (an engine down, the database restarting) is tried again
+                if not failing:
+                    log.exception("Analytics: a projection round failed; trying again every %ss", interval)
+                failing = True
+            if wake is None:
+                await asyncio.sleep(interval)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=interval)
+            wake.clear()

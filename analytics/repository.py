@@ -1,0 +1,729 @@
+"""Every query of analytics: the projection's writes (for `analytics.projection`) and the aggregates the
+answers are made of (for `analytics.service`). Aggregates are computed by the database; only small results
+(one row per 15-minute slot, per process, per activity) come back to Python."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analytics.tables import (
+    SLOT_SECONDS,
+    analytics_activities as activities,
+    analytics_activity_slots as activity_slots,
+    analytics_instances as instances,
+    analytics_state as state,
+    analytics_task_groups as task_groups,
+    analytics_tasks as tasks,
+)
+from incidents.models import UNRESOLVED, incidents
+
+Row = sa.RowMapping
+TERMINATED = ("terminated", "externally_terminated")
+HUMAN_TASK_TYPES = ("userTask", "manualTask")
+TASK_TYPES = ("userTask", "manualTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "businessRuleTask")
+SYNC_MARGIN = timedelta(minutes=1)
+UNRESOLVED_VALUES = [status.value for status in UNRESOLVED]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an answer covers: one engine, the period [start, end), optionally one process definition key."""
+
+    engine: str
+    start: datetime
+    end: datetime
+    definition_key: str | None = None
+
+
+def _key(column: sa.ColumnElement[Any], scope: Scope) -> list[sa.ColumnElement[bool]]:
+    return [] if scope.definition_key is None else [column == scope.definition_key]
+
+
+def _between(column: sa.ColumnElement[Any], scope: Scope) -> list[sa.ColumnElement[bool]]:
+    return [column >= scope.start, column < scope.end]
+
+
+def _nearest_rank(count: int, percent: int) -> int:
+    """The 0-based offset of the nearest-rank percentile among `count` sorted values: ceil(p/100 · n) − 1."""
+    return max(0, -(-count * percent // 100) - 1)
+
+
+# ---------------------------------------------------------------- projection state
+PROJECTION_LOCK_ID = 7_301_014  # PostgreSQL advisory lock: one projection write at a time across replicas
+
+
+async def lock_projection(session: AsyncSession) -> None:
+    """Serialise projection writes (held to the end of the transaction). SQLite has one writer anyway."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(PROJECTION_LOCK_ID)))
+
+
+async def get_state(session: AsyncSession, name: str) -> Row | None:
+    return (await session.execute(sa.select(state).where(state.c.name == name))).mappings().first()
+
+
+async def set_state(session: AsyncSession, name: str, *, cursor: int | None = None, synced_at: datetime | None = None) -> None:
+    values = {key: value for key, value in (("cursor", cursor), ("synced_at", synced_at)) if value is not None}
+    updated = await session.execute(state.update().where(state.c.name == name).values(**values))
+    if updated.rowcount == 0:
+        await session.execute(state.insert().values(name=name, **values))
+
+
+async def sync_watermark(session: AsyncSession, engine: str) -> datetime | None:
+    """Where the next read of an engine's history starts (None: read everything): the earliest start of an
+    unfinished projected instance or activity run, else the newest instance's start; minus SYNC_MARGIN, since
+    an engine may stamp an instance's start a little after its first activity's. What started before is
+    finished, and so read for the last time."""
+    unfinished = [
+        await session.scalar(
+            sa.select(sa.func.min(table.c.start_time)).where(table.c.engine == engine, table.c.end_time.is_(None))
+        )
+        for table in (instances, activities)
+    ]
+    earliest = min((moment for moment in unfinished if moment is not None), default=None)
+    if earliest is None:
+        earliest = await session.scalar(sa.select(sa.func.max(instances.c.start_time)).where(instances.c.engine == engine))
+    return None if earliest is None else earliest - SYNC_MARGIN
+
+
+async def replace_history(
+    session: AsyncSession,
+    engine: str,
+    since: datetime | None,
+    instance_rows: Sequence[dict[str, Any]],
+    activity_rows: Sequence[dict[str, Any]],
+) -> set[str]:
+    """Replace the engine's projected instances and activities started at or after `since` (all when None) by
+    the rows just read. Returns the definition keys whose rows changed (for cache invalidation)."""
+    conditions = [instances.c.engine == engine] + ([] if since is None else [instances.c.start_time >= since])
+    activity_conditions = [activities.c.engine == engine] + ([] if since is None else [activities.c.start_time >= since])
+    before = {
+        tuple(r)
+        for r in await session.execute(
+            sa.select(instances.c.definition_key, instances.c.instance_id, instances.c.status, instances.c.end_time).where(
+                *conditions
+            )
+        )
+    }
+    before_activities = {
+        tuple(r)
+        for r in await session.execute(
+            sa.select(activities.c.definition_key, activities.c.instance_id, activities.c.activity_id, activities.c.end_time).where(
+                *activity_conditions
+            )
+        )
+    }
+    after = {(r["definition_key"], r["instance_id"], r["status"], r["end_time"]) for r in instance_rows}
+    after_activities = {
+        (r["definition_key"], r["instance_id"], r["activity_id"], r["end_time"]) for r in activity_rows
+    }
+    changed = {row[0] for row in before ^ after} | {row[0] for row in before_activities ^ after_activities}
+    if not changed:
+        return changed
+    await session.execute(instances.delete().where(*conditions))
+    await session.execute(activities.delete().where(*activity_conditions))
+    if instance_rows:
+        await session.execute(instances.insert(), list(instance_rows))
+    if activity_rows:
+        await session.execute(activities.insert(), list(activity_rows))
+    await _mark_first_runs(session, engine, since)
+    await rebuild_activity_slots(session, engine, since)
+    return changed
+
+
+async def _mark_first_runs(session: AsyncSession, engine: str, since: datetime | None) -> None:
+    """first_run: no run of the same activity in the same instance started before (ties: lower id)."""
+    earlier = activities.alias("earlier")
+    before = sa.exists().where(
+        earlier.c.engine == activities.c.engine,
+        earlier.c.instance_id == activities.c.instance_id,
+        earlier.c.activity_id == activities.c.activity_id,
+        sa.or_(
+            earlier.c.start_time < activities.c.start_time,
+            sa.and_(earlier.c.start_time == activities.c.start_time, earlier.c.id < activities.c.id),
+        ),
+    )
+    conditions = [activities.c.engine == engine] + ([] if since is None else [activities.c.start_time >= since])
+    await session.execute(activities.update().where(*conditions).values(first_run=~before))
+
+
+async def rebuild_activity_slots(session: AsyncSession, engine: str, since: datetime | None) -> None:
+    """Recompute the per-slot sums of completed runs from the slot `since` falls in on (all when None)."""
+    first_slot = None if since is None else int(since.timestamp()) // SLOT_SECONDS
+    slot_conditions = [activity_slots.c.engine == engine]
+    run_conditions = [activities.c.engine == engine, activities.c.end_time.is_not(None), activities.c.canceled.is_(False)]
+    if first_slot is not None:
+        slot_conditions.append(activity_slots.c.start_slot >= first_slot)
+        run_conditions.append(activities.c.start_slot >= first_slot)
+    await session.execute(activity_slots.delete().where(*slot_conditions))
+    duration = sa.cast(activities.c.duration_ms, sa.Float)
+    sums = sa.select(
+        activities.c.engine,
+        activities.c.definition_key,
+        activities.c.activity_id,
+        activities.c.start_slot,
+        sa.func.max(activities.c.activity_name),
+        sa.func.max(activities.c.activity_type),
+        sa.func.count(),
+        sa.func.sum(sa.case((activities.c.first_run.is_(True), 1), else_=0)),
+        sa.func.coalesce(sa.func.sum(duration), 0.0),
+        sa.func.coalesce(sa.func.sum(duration * duration), 0.0),
+    ).where(*run_conditions).group_by(
+        activities.c.engine, activities.c.definition_key, activities.c.activity_id, activities.c.start_slot
+    )
+    await session.execute(
+        activity_slots.insert().from_select(
+            ["engine", "definition_key", "activity_id", "start_slot", "activity_name", "activity_type", "runs",
+             "first_runs", "total_ms", "squares"],
+            sums,
+        )
+    )
+
+
+async def open_tasks(session: AsyncSession, engine: str) -> dict[str, Row]:
+    rows = await session.execute(sa.select(tasks).where(tasks.c.engine == engine, tasks.c.status == "open"))
+    return {row["task_id"]: row for row in rows.mappings()}
+
+
+async def task_groups_of(session: AsyncSession, engine: str, task_ids: Iterable[str]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    ids = list(task_ids)
+    for chunk in range(0, len(ids), 500):
+        rows = await session.execute(
+            sa.select(task_groups.c.task_id, task_groups.c.group_id).where(
+                task_groups.c.engine == engine, task_groups.c.task_id.in_(ids[chunk : chunk + 500])
+            )
+        )
+        for task_id, group_id in rows:
+            found.setdefault(task_id, set()).add(group_id)
+    return found
+
+
+async def get_task(session: AsyncSession, engine: str, task_id: str) -> Row | None:
+    return (
+        (await session.execute(sa.select(tasks).where(tasks.c.engine == engine, tasks.c.task_id == task_id)))
+        .mappings()
+        .first()
+    )
+
+
+async def insert_task(session: AsyncSession, values: dict[str, Any], groups: Iterable[str]) -> None:
+    await session.execute(tasks.insert().values(**values))
+    await set_task_groups(session, values["engine"], values["task_id"], groups)
+
+
+async def update_task(session: AsyncSession, engine: str, task_id: str, **values: Any) -> None:
+    await session.execute(tasks.update().where(tasks.c.engine == engine, tasks.c.task_id == task_id).values(**values))
+
+
+async def set_task_groups(session: AsyncSession, engine: str, task_id: str, groups: Iterable[str]) -> None:
+    await session.execute(task_groups.delete().where(task_groups.c.engine == engine, task_groups.c.task_id == task_id))
+    rows = [{"engine": engine, "task_id": task_id, "group_id": group} for group in sorted(set(groups))]
+    if rows:
+        await session.execute(task_groups.insert(), rows)
+
+
+async def user_task_end(session: AsyncSession, engine: str, instance_id: str | None, activity_id: str | None) -> Row | None:
+    """The latest run of a user task's activity in its instance (when the task ended, and whether canceled)."""
+    if instance_id is None or activity_id is None:
+        return None
+    return (
+        (
+            await session.execute(
+                sa.select(activities.c.start_time, activities.c.end_time, activities.c.canceled)
+                .where(activities.c.engine == engine, activities.c.instance_id == instance_id, activities.c.activity_id == activity_id)
+                .order_by(activities.c.start_time.desc())
+                .limit(1)
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+async def mark_overdue(session: AsyncSession, now: datetime) -> list[Row]:
+    """Stamp open tasks past their due that were not stamped yet and return them. The UPDATE's condition makes
+    each task stamped once, however many replicas run this at the same time."""
+    due = sa.and_(tasks.c.status == "open", tasks.c.due < now, tasks.c.overdue_at.is_(None))
+    candidates = (await session.execute(sa.select(tasks.c.engine, tasks.c.task_id).where(due))).all()
+    stamped = []
+    for engine, task_id in candidates:
+        result = await session.execute(
+            tasks.update().where(due, tasks.c.engine == engine, tasks.c.task_id == task_id).values(overdue_at=now)
+        )
+        if result.rowcount == 1:
+            stamped.append(await get_task(session, engine, task_id))
+    return stamped
+
+
+# ---------------------------------------------------------------- statistics
+async def instance_counts(session: AsyncSession, scope: Scope) -> list[Row]:
+    """Per (definition_key, status): instances started in the period, their name, and the duration sum."""
+    return list(
+        (
+            await session.execute(
+                sa.select(
+                    instances.c.definition_key,
+                    instances.c.status,
+                    sa.func.max(instances.c.definition_name).label("definition_name"),
+                    sa.func.count().label("count"),
+                    sa.func.sum(instances.c.duration_ms).label("duration_sum"),
+                )
+                .where(instances.c.engine == scope.engine, *_between(instances.c.start_time, scope), *_key(instances.c.definition_key, scope))
+                .group_by(instances.c.definition_key, instances.c.status)
+            )
+        ).mappings()
+    )
+
+
+async def median_completed_duration(session: AsyncSession, scope: Scope, completed: int) -> int | None:
+    """Nearest-rank median duration of the completed instances started in the period (`completed` of them)."""
+    if completed == 0:
+        return None
+    return await session.scalar(
+        sa.select(instances.c.duration_ms)
+        .where(
+            instances.c.engine == scope.engine,
+            instances.c.status == "completed",
+            *_between(instances.c.start_time, scope),
+            *_key(instances.c.definition_key, scope),
+        )
+        .order_by(instances.c.duration_ms)
+        .offset(_nearest_rank(completed, 50))
+        .limit(1)
+    )
+
+
+async def task_counts(session: AsyncSession, scope: Scope, now: datetime) -> list[Row]:
+    """Per (definition_key, status): tasks created in the period, and how many open ones are past due."""
+    overdue = sa.func.sum(sa.case((sa.and_(tasks.c.status == "open", tasks.c.due < now), 1), else_=0))
+    return list(
+        (
+            await session.execute(
+                sa.select(tasks.c.definition_key, tasks.c.status, sa.func.count().label("count"), overdue.label("overdue"))
+                .where(tasks.c.engine == scope.engine, *_between(tasks.c.created, scope), *_key(tasks.c.definition_key, scope))
+                .group_by(tasks.c.definition_key, tasks.c.status)
+            )
+        ).mappings()
+    )
+
+
+async def incident_counts(session: AsyncSession, scope: Scope) -> tuple[int, int]:
+    """(incidents created in the period, of those resolved)."""
+    resolved = sa.func.sum(sa.case((incidents.c.status == "resolved", 1), else_=0))
+    row = (
+        await session.execute(
+            sa.select(sa.func.count(), resolved).where(
+                incidents.c.engine == scope.engine, *_between(incidents.c.created, scope), *_key(incidents.c.definition_key, scope)
+            )
+        )
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+async def started_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int]]:
+    rows = await session.execute(
+        sa.select(instances.c.start_slot, sa.func.count())
+        .where(instances.c.engine == scope.engine, *_between(instances.c.start_time, scope), *_key(instances.c.definition_key, scope))
+        .group_by(instances.c.start_slot)
+    )
+    return [(slot, count) for slot, count in rows]
+
+
+async def completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int, int]]:
+    """(slot, instances completed in it, their duration sum) for instances completed in the period."""
+    rows = await session.execute(
+        sa.select(instances.c.end_slot, sa.func.count(), sa.func.sum(instances.c.duration_ms))
+        .where(
+            instances.c.engine == scope.engine,
+            instances.c.status == "completed",
+            *_between(instances.c.end_time, scope),
+            *_key(instances.c.definition_key, scope),
+        )
+        .group_by(instances.c.end_slot)
+    )
+    return [(slot, count, int(total or 0)) for slot, count, total in rows]
+
+
+async def tasks_completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int]]:
+    rows = await session.execute(
+        sa.select(tasks.c.completed_slot, sa.func.count())
+        .where(
+            tasks.c.engine == scope.engine,
+            tasks.c.status == "completed",
+            *_between(tasks.c.completed_at, scope),
+            *_key(tasks.c.definition_key, scope),
+        )
+        .group_by(tasks.c.completed_slot)
+    )
+    return [(slot, count) for slot, count in rows]
+
+
+async def incident_times(session: AsyncSession, scope: Scope) -> list[datetime]:
+    rows = await session.execute(
+        sa.select(incidents.c.created).where(
+            incidents.c.engine == scope.engine, *_between(incidents.c.created, scope), *_key(incidents.c.definition_key, scope)
+        )
+    )
+    return [row[0] for row in rows]
+
+
+# ---------------------------------------------------------------- activities
+async def activity_waits(session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
+    """Per (definition_key, activity_id), over its runs that started in the period and completed (not canceled):
+    `runs`, the sum (`total`) and sum of squares (`squares`) of their durations in ms, and `instances` (runs that
+    were their instance's first run of the activity). Whole 15-minute slots are summed from
+    analytics_activity_slots, the period's partial first and last slots from the runs themselves."""
+    first = -(-int(scope.start.timestamp()) // SLOT_SECONDS)  # the first slot wholly inside the period
+    last = int(scope.end.timestamp()) // SLOT_SECONDS  # the slot the period ends in (not wholly inside)
+    parts: list[Any] = []
+    if first < last:
+        parts.append(
+            sa.select(
+                activity_slots.c.definition_key,
+                activity_slots.c.activity_id,
+                sa.func.max(activity_slots.c.activity_name),
+                sa.func.max(activity_slots.c.activity_type),
+                sa.func.sum(activity_slots.c.runs),
+                sa.func.sum(activity_slots.c.total_ms),
+                sa.func.sum(activity_slots.c.squares),
+                sa.func.sum(activity_slots.c.first_runs),
+            )
+            .where(
+                activity_slots.c.engine == scope.engine,
+                activity_slots.c.start_slot >= first,
+                activity_slots.c.start_slot < last,
+                *_key(activity_slots.c.definition_key, scope),
+            )
+            .group_by(activity_slots.c.definition_key, activity_slots.c.activity_id)
+        )
+        edges = [(scope.start, _slot_start(first)), (_slot_start(last), scope.end)]
+    else:
+        edges = [(scope.start, scope.end)]
+    duration = sa.cast(activities.c.duration_ms, sa.Float)
+    for since, until in edges:
+        if since >= until:
+            continue
+        parts.append(
+            sa.select(
+                activities.c.definition_key,
+                activities.c.activity_id,
+                sa.func.max(activities.c.activity_name),
+                sa.func.max(activities.c.activity_type),
+                sa.func.count(),
+                sa.func.sum(duration),
+                sa.func.sum(duration * duration),
+                sa.func.sum(sa.case((activities.c.first_run.is_(True), 1), else_=0)),
+            )
+            .where(
+                activities.c.engine == scope.engine,
+                activities.c.end_time.is_not(None),
+                activities.c.canceled.is_(False),
+                activities.c.start_time >= since,
+                activities.c.start_time < until,
+                *_key(activities.c.definition_key, scope),
+            )
+            .group_by(activities.c.definition_key, activities.c.activity_id)
+        )
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for part in parts:
+        for key, activity_id, name, kind, runs, total, squares, first_runs in await session.execute(part):
+            row = merged.setdefault(
+                (key, activity_id),
+                {"definition_key": key, "activity_id": activity_id, "activity_name": name, "activity_type": kind,
+                 "runs": 0, "total": 0.0, "squares": 0.0, "instances": 0},
+            )
+            row["runs"] += int(runs or 0)
+            row["total"] += float(total or 0)
+            row["squares"] += float(squares or 0)
+            row["instances"] += int(first_runs or 0)
+    return [row for row in merged.values() if row["runs"]]
+
+
+def _slot_start(slot: int) -> datetime:
+    return datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
+
+
+async def element_counts(session: AsyncSession, scope: Scope) -> list[Row]:
+    """Per activity of one definition: runs that started in the period (completed, canceled, duration sum)."""
+    completed = sa.and_(activities.c.end_time.is_not(None), activities.c.canceled.is_(False))
+    return list(
+        (
+            await session.execute(
+                sa.select(
+                    activities.c.activity_id,
+                    sa.func.max(activities.c.activity_name).label("activity_name"),
+                    sa.func.max(activities.c.activity_type).label("activity_type"),
+                    sa.func.sum(sa.case((completed, 1), else_=0)).label("completed"),
+                    sa.func.sum(sa.case((activities.c.canceled.is_(True), 1), else_=0)).label("canceled"),
+                    sa.func.sum(sa.case((completed, activities.c.duration_ms), else_=None)).label("duration_sum"),
+                )
+                .where(activities.c.engine == scope.engine, *_between(activities.c.start_time, scope), *_key(activities.c.definition_key, scope))
+                .group_by(activities.c.activity_id)
+            )
+        ).mappings()
+    )
+
+
+async def active_elements(session: AsyncSession, scope: Scope) -> list[Row]:
+    """Per activity of one definition: runs active now, whenever they started."""
+    return list(
+        (
+            await session.execute(
+                sa.select(
+                    activities.c.activity_id,
+                    sa.func.max(activities.c.activity_name).label("activity_name"),
+                    sa.func.max(activities.c.activity_type).label("activity_type"),
+                    sa.func.count().label("active"),
+                )
+                .where(activities.c.engine == scope.engine, activities.c.end_time.is_(None), *_key(activities.c.definition_key, scope))
+                .group_by(activities.c.activity_id)
+            )
+        ).mappings()
+    )
+
+
+async def element_percentiles(session: AsyncSession, scope: Scope, percents: Sequence[int]) -> dict[tuple[str, int], int]:
+    """Nearest-rank percentiles of completed run durations per activity: {(activity_id, percent): ms}."""
+    ranked = (
+        sa.select(
+            activities.c.activity_id,
+            activities.c.duration_ms,
+            sa.func.row_number().over(partition_by=activities.c.activity_id, order_by=activities.c.duration_ms).label("rank"),
+            sa.func.count().over(partition_by=activities.c.activity_id).label("runs"),
+        )
+        .where(
+            activities.c.engine == scope.engine,
+            activities.c.end_time.is_not(None),
+            activities.c.canceled.is_(False),
+            *_between(activities.c.start_time, scope),
+            *_key(activities.c.definition_key, scope),
+        )
+        .subquery()
+    )
+    wanted = [(p, (ranked.c.runs * p + 99) // 100) for p in percents]  # ceil(p/100 · n), integer arithmetic
+    rows = await session.execute(
+        sa.select(ranked.c.activity_id, ranked.c.duration_ms, ranked.c.rank, ranked.c.runs).where(
+            sa.or_(*(ranked.c.rank == rank for _, rank in wanted))
+        )
+    )
+    found: dict[tuple[str, int], int] = {}
+    for activity_id, duration, rank, runs in rows:
+        for percent in percents:
+            if rank == _nearest_rank(runs, percent) + 1:
+                found[(activity_id, percent)] = duration
+    return found
+
+
+async def open_incidents_per_activity(session: AsyncSession, scope: Scope) -> dict[str, tuple[str | None, int]]:
+    rows = await session.execute(
+        sa.select(incidents.c.activity_id, sa.func.max(incidents.c.activity_name), sa.func.count())
+        .where(
+            incidents.c.engine == scope.engine,
+            incidents.c.status.in_(UNRESOLVED_VALUES),
+            incidents.c.activity_id.is_not(None),
+            *_key(incidents.c.definition_key, scope),
+        )
+        .group_by(incidents.c.activity_id)
+    )
+    return {activity_id: (name, count) for activity_id, name, count in rows}
+
+
+# ---------------------------------------------------------------- performance
+async def completed_instance_work(session: AsyncSession, scope: Scope) -> list[Row]:
+    """Per instance completed in the period: its duration, end, the start of its first task and the summed
+    duration of its tasks, whether an activity ran twice in it, and whether it had an incident."""
+    task_runs = (
+        sa.select(
+            activities.c.instance_id,
+            sa.func.min(activities.c.start_time).label("first_task_start"),
+            sa.func.sum(activities.c.duration_ms).label("task_time"),
+        )
+        .where(activities.c.engine == scope.engine, activities.c.activity_type.in_(TASK_TYPES), activities.c.end_time.is_not(None))
+        .group_by(activities.c.instance_id)
+        .subquery()
+    )
+    repeated = (
+        sa.select(activities.c.instance_id)
+        .where(activities.c.engine == scope.engine)
+        .group_by(activities.c.instance_id, activities.c.activity_id)
+        .having(sa.func.count() > 1)
+    )
+    failed = sa.select(incidents.c.instance_id).where(incidents.c.engine == scope.engine, incidents.c.instance_id.is_not(None))
+    return list(
+        (
+            await session.execute(
+                sa.select(
+                    instances.c.instance_id,
+                    instances.c.duration_ms,
+                    instances.c.end_time,
+                    task_runs.c.first_task_start,
+                    task_runs.c.task_time,
+                    instances.c.instance_id.in_(repeated).label("rework"),
+                    instances.c.instance_id.in_(failed).label("failed"),
+                )
+                .select_from(instances.outerjoin(task_runs, task_runs.c.instance_id == instances.c.instance_id))
+                .where(
+                    instances.c.engine == scope.engine,
+                    instances.c.status == "completed",
+                    *_between(instances.c.end_time, scope),
+                    *_key(instances.c.definition_key, scope),
+                )
+            )
+        ).mappings()
+    )
+
+
+async def task_type_counts(session: AsyncSession, scope: Scope) -> tuple[int, int]:
+    """(task runs completed in the period, of those user or manual tasks)."""
+    human = sa.func.sum(sa.case((activities.c.activity_type.in_(HUMAN_TASK_TYPES), 1), else_=0))
+    row = (
+        await session.execute(
+            sa.select(sa.func.count(), human).where(
+                activities.c.engine == scope.engine,
+                activities.c.activity_type.in_(TASK_TYPES),
+                activities.c.canceled.is_(False),
+                *_between(activities.c.end_time, scope),
+                *_key(activities.c.definition_key, scope),
+            )
+        )
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+async def instances_with_incidents(session: AsyncSession, scope: Scope) -> int:
+    """Instances started in the period that had at least one incident."""
+    started = sa.select(instances.c.instance_id).where(
+        instances.c.engine == scope.engine, *_between(instances.c.start_time, scope), *_key(instances.c.definition_key, scope)
+    )
+    return int(
+        await session.scalar(
+            sa.select(sa.func.count(sa.distinct(incidents.c.instance_id))).where(
+                incidents.c.engine == scope.engine, incidents.c.instance_id.in_(started)
+            )
+        )
+        or 0
+    )
+
+
+async def completed_task_rows(session: AsyncSession, scope: Scope) -> list[Row]:
+    """Tasks completed in the period: who, when, and their due date."""
+    return list(
+        (
+            await session.execute(
+                sa.select(tasks.c.assignee, tasks.c.completed_by, tasks.c.completed_at, tasks.c.due).where(
+                    tasks.c.engine == scope.engine,
+                    tasks.c.status == "completed",
+                    *_between(tasks.c.completed_at, scope),
+                    *_key(tasks.c.definition_key, scope),
+                )
+            )
+        ).mappings()
+    )
+
+
+# ---------------------------------------------------------------- task statistics
+def _task_scope(scope: Scope) -> list[sa.ColumnElement[bool]]:
+    return [tasks.c.engine == scope.engine, *_key(tasks.c.definition_key, scope)]
+
+
+async def open_task_counts(session: AsyncSession, scope: Scope, now: datetime) -> Row:
+    """Open tasks now: unclaimed, claimed, past due."""
+    return (
+        (
+            await session.execute(
+                sa.select(
+                    sa.func.sum(sa.case((tasks.c.assignee.is_(None), 1), else_=0)).label("open"),
+                    sa.func.sum(sa.case((tasks.c.assignee.is_not(None), 1), else_=0)).label("claimed"),
+                    sa.func.sum(sa.case((tasks.c.due < now, 1), else_=0)).label("overdue"),
+                ).where(*_task_scope(scope), tasks.c.status == "open")
+            )
+        )
+        .mappings()
+        .one()
+    )
+
+
+async def task_period_averages(session: AsyncSession, scope: Scope) -> Row:
+    """Tasks completed in the period and their mean completion time; mean claim wait of those claimed in it."""
+    completed = (
+        await session.execute(
+            sa.select(sa.func.count(), sa.func.avg(tasks.c.completion_ms)).where(
+                *_task_scope(scope), tasks.c.status == "completed", *_between(tasks.c.completed_at, scope)
+            )
+        )
+    ).one()
+    claim = await session.scalar(
+        sa.select(sa.func.avg(tasks.c.claim_wait_ms)).where(*_task_scope(scope), *_between(tasks.c.claimed_at, scope))
+    )
+    return {"completed": completed[0], "average_completion": completed[1], "average_claim": claim}
+
+
+async def group_task_stats(session: AsyncSession, scope: Scope, now: datetime) -> list[Row]:
+    open_ = tasks.c.status == "open"
+    in_period = sa.and_(tasks.c.status == "completed", tasks.c.completed_at >= scope.start, tasks.c.completed_at < scope.end)
+    claimed_in_period = sa.and_(tasks.c.claimed_at >= scope.start, tasks.c.claimed_at < scope.end)
+    return list(
+        (
+            await session.execute(
+                sa.select(
+                    task_groups.c.group_id,
+                    sa.func.sum(sa.case((sa.and_(open_, tasks.c.assignee.is_(None)), 1), else_=0)).label("open"),
+                    sa.func.sum(sa.case((sa.and_(open_, tasks.c.assignee.is_not(None)), 1), else_=0)).label("claimed"),
+                    sa.func.sum(sa.case((sa.and_(open_, tasks.c.due < now), 1), else_=0)).label("overdue"),
+                    sa.func.sum(sa.case((in_period, 1), else_=0)).label("completed"),
+                    sa.func.avg(sa.case((in_period, tasks.c.completion_ms), else_=None)).label("average_completion"),
+                    sa.func.avg(sa.case((claimed_in_period, tasks.c.claim_wait_ms), else_=None)).label("average_claim"),
+                )
+                .select_from(task_groups.join(tasks, sa.and_(tasks.c.engine == task_groups.c.engine, tasks.c.task_id == task_groups.c.task_id)))
+                .where(*_task_scope(scope))
+                .group_by(task_groups.c.group_id)
+            )
+        ).mappings()
+    )
+
+
+async def oldest_open_per_group(session: AsyncSession, scope: Scope) -> dict[str, Row]:
+    ranked = (
+        sa.select(
+            task_groups.c.group_id,
+            tasks.c.task_id,
+            tasks.c.name,
+            tasks.c.instance_id,
+            tasks.c.created,
+            sa.func.row_number()
+            .over(partition_by=task_groups.c.group_id, order_by=(tasks.c.created, tasks.c.task_id))
+            .label("rank"),
+        )
+        .select_from(task_groups.join(tasks, sa.and_(tasks.c.engine == task_groups.c.engine, tasks.c.task_id == task_groups.c.task_id)))
+        .where(*_task_scope(scope), tasks.c.status == "open")
+        .subquery()
+    )
+    rows = await session.execute(sa.select(ranked).where(ranked.c.rank == 1))
+    return {row["group_id"]: row for row in rows.mappings()}
+
+
+async def assignee_task_stats(session: AsyncSession, scope: Scope) -> list[Row]:
+    user = sa.func.coalesce(tasks.c.assignee, tasks.c.completed_by)
+    in_period = sa.and_(tasks.c.status == "completed", tasks.c.completed_at >= scope.start, tasks.c.completed_at < scope.end)
+    open_held = sa.and_(tasks.c.status == "open", tasks.c.assignee.is_not(None))
+    return list(
+        (
+            await session.execute(
+                sa.select(
+                    user.label("assignee"),
+                    sa.func.sum(sa.case((open_held, 1), else_=0)).label("claimed"),
+                    sa.func.sum(sa.case((in_period, 1), else_=0)).label("completed"),
+                    sa.func.avg(sa.case((in_period, tasks.c.completion_ms), else_=None)).label("average_completion"),
+                )
+                .where(*_task_scope(scope), user.is_not(None), sa.or_(open_held, in_period))
+                .group_by(user)
+            )
+        ).mappings()
+    )

@@ -1,0 +1,117 @@
+"""The analytics projection: the gateway's own copy of each engine's instances, activities and user tasks.
+
+Rows are written only by `analytics.projection` (from the engines' history and the gateway's events) and read
+only by `analytics.repository`. Every time also has its 15-minute slot (`*_slot`: Unix seconds // 900) so that
+day and hour buckets in any time zone are integer GROUP BYs (every zone's offset is a multiple of 15 minutes).
+"""
+
+import sqlalchemy as sa
+
+from gateway.db import BigId, UTCDateTime, metadata
+
+SLOT_SECONDS = 900
+
+analytics_instances = sa.Table(
+    "analytics_instances",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("instance_id", sa.String(255), primary_key=True),
+    sa.Column("definition_key", sa.String(255), nullable=False),
+    sa.Column("definition_name", sa.String(255)),
+    sa.Column("tenant_id", sa.String(100)),
+    sa.Column("status", sa.String(30), nullable=False),  # API.md instance status
+    sa.Column("start_time", UTCDateTime, nullable=False),
+    sa.Column("end_time", UTCDateTime),
+    sa.Column("duration_ms", sa.BigInteger),
+    sa.Column("start_slot", sa.Integer, nullable=False),
+    sa.Column("end_slot", sa.Integer),
+    sa.Index("ix_analytics_instances_start", "engine", "start_time"),
+    sa.Index("ix_analytics_instances_key_start", "engine", "definition_key", "start_time"),
+    sa.Index("ix_analytics_instances_end", "engine", "end_time"),
+)
+
+analytics_activities = sa.Table(
+    "analytics_activities",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("engine", sa.String(100), nullable=False),
+    sa.Column("instance_id", sa.String(255), nullable=False),
+    sa.Column("definition_key", sa.String(255), nullable=False),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Column("activity_name", sa.String(255)),
+    sa.Column("activity_type", sa.String(50), nullable=False),
+    sa.Column("start_time", UTCDateTime, nullable=False),
+    sa.Column("end_time", UTCDateTime),
+    sa.Column("duration_ms", sa.BigInteger),
+    sa.Column("start_slot", sa.Integer, nullable=False),
+    sa.Column("canceled", sa.Boolean, nullable=False),  # ended because its instance was terminated
+    sa.Column("first_run", sa.Boolean, nullable=False),  # the instance's earliest run of this activity
+    sa.Column("assignee", sa.String(255)),
+    sa.Index("ix_analytics_activities_start", "engine", "start_time"),
+    sa.Index("ix_analytics_activities_key", "engine", "definition_key", "activity_id", "start_time"),
+    sa.Index("ix_analytics_activities_instance", "engine", "instance_id"),
+)
+
+# Completed runs per (activity, 15-minute slot of their start): what bottlenecks and the statistics' bottleneck
+# lists sum over a period instead of reading every run. Rebuilt from analytics_activities for the slots a
+# projection round replaced.
+analytics_activity_slots = sa.Table(
+    "analytics_activity_slots",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("definition_key", sa.String(255), primary_key=True),
+    sa.Column("activity_id", sa.String(255), primary_key=True),
+    sa.Column("start_slot", sa.Integer, primary_key=True),
+    sa.Column("activity_name", sa.String(255)),
+    sa.Column("activity_type", sa.String(50), nullable=False),
+    sa.Column("runs", sa.Integer, nullable=False),
+    sa.Column("first_runs", sa.Integer, nullable=False),  # runs that are their instance's first of the activity
+    sa.Column("total_ms", sa.Float, nullable=False),
+    sa.Column("squares", sa.Float, nullable=False),  # sum of squared durations (ms²)
+    sa.Index("ix_analytics_activity_slots_slot", "engine", "start_slot"),
+)
+
+analytics_tasks = sa.Table(
+    "analytics_tasks",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("task_id", sa.String(255), primary_key=True),
+    sa.Column("instance_id", sa.String(255)),
+    sa.Column("definition_key", sa.String(255)),
+    sa.Column("task_definition_key", sa.String(255)),
+    sa.Column("name", sa.String(255)),
+    sa.Column("assignee", sa.String(255)),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # open, completed, cancelled
+    sa.Column("created", UTCDateTime),
+    sa.Column("due", UTCDateTime),
+    sa.Column("claimed_at", UTCDateTime),  # the first claim or assignment
+    sa.Column("completed_at", UTCDateTime),
+    sa.Column("completed_by", sa.String(255)),
+    sa.Column("claim_wait_ms", sa.BigInteger),  # claimed_at - created
+    sa.Column("completion_ms", sa.BigInteger),  # completed_at - created
+    sa.Column("overdue_at", UTCDateTime),  # when task.overdue was emitted (once)
+    sa.Column("created_slot", sa.Integer),
+    sa.Column("completed_slot", sa.Integer),
+    sa.Index("ix_analytics_tasks_created", "engine", "created"),
+    sa.Index("ix_analytics_tasks_completed", "engine", "completed_at"),
+    sa.Index("ix_analytics_tasks_open_due", "status", "due"),
+)
+
+analytics_task_groups = sa.Table(
+    "analytics_task_groups",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("task_id", sa.String(255), primary_key=True),
+    sa.Column("group_id", sa.String(255), primary_key=True),
+    sa.Index("ix_analytics_task_groups_group", "engine", "group_id"),
+)
+
+# Where the projection stands: the outbox cursor ("events") and each engine's last history sync ("engine:NAME").
+analytics_state = sa.Table(
+    "analytics_state",
+    metadata,
+    sa.Column("name", sa.String(150), primary_key=True),
+    sa.Column("cursor", sa.BigInteger),
+    sa.Column("synced_at", UTCDateTime),
+)
