@@ -1,15 +1,15 @@
 """embedded engine: an index in task-queue order (priority high to low, then oldest) over unassigned open tasks,
 so that claim-next walks it and stops at the first task it may take instead of sorting the whole queue
 
-Revision ID: embedded_0002
-Revises: embedded_0001
+Revision ID: embedded_0003
+Revises: embedded_0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "embedded_0002"
-down_revision = "embedded_0001"
+revision = "embedded_0003"
+down_revision = "embedded_0002"
 branch_labels = None
 depends_on = None
 
