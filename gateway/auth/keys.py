@@ -103,14 +103,17 @@ class OidcKeys(KeySource):
         self.keys: dict[str | None, PyJWK] = {}
         self.fetched_at: float | None = None  # last successful fetch
         self.tried_at: float | None = None  # last attempt, successful or not
+        self.failed_at: float | None = None  # last failed attempt
         self.lock = asyncio.Lock()
 
     async def key_for(self, kid: str | None) -> PyJWK:
         now = self.clock()
-        if self.fetched_at is None or now - self.fetched_at >= self.cache_seconds:
+        expired = self.fetched_at is None or now - self.fetched_at >= self.cache_seconds
+        failing = self.failed_at is not None and now - self.failed_at < self.refetch_cooldown
+        if expired and not failing:  # a provider that is down is asked again once per cooldown
             await self._refresh(now, reason="expired")
         key = _pick(self.keys, kid)
-        if key is None and (self.tried_at is None or self.clock() - self.tried_at >= self.refetch_cooldown):
+        if key is None and not self._cooling_down(self.clock()):
             await self._refresh(self.clock(), reason=f"unknown kid {kid!r}")
             key = _pick(self.keys, kid)
         if key is None:
@@ -119,6 +122,9 @@ class OidcKeys(KeySource):
             raise Unauthorized(f"The token's signing key {kid!r} is not one of the identity provider's keys")
         return key
 
+    def _cooling_down(self, now: float) -> bool:
+        return self.tried_at is not None and now - self.tried_at < self.refetch_cooldown
+
     async def _refresh(self, now: float, *, reason: str) -> None:
         async with self.lock:
             if self.tried_at is not None and self.tried_at >= now:
@@ -126,9 +132,10 @@ class OidcKeys(KeySource):
             self.tried_at = self.clock()
             try:
                 self.keys = _parse_jwks(await self._get(await self._jwks_url()), "the provider's JWKS")
-                self.fetched_at = self.clock()
+                self.fetched_at, self.failed_at = self.clock(), None
                 log.info("fetched the identity provider's JWKS (%s): %d signing keys", reason, len(self.keys))
             except (httpx.HTTPError, ValueError) as exc:
+                self.failed_at = self.clock()
                 if self.keys:
                     log.warning("JWKS refresh failed (%s); keeping the last good keys: %s", reason, exc)
                 else:

@@ -42,7 +42,7 @@ class Provider:
     keys: dict[str, rsa.RSAPrivateKey]
     url: str = ""
     down: bool = False
-    jwks_requests: int = 0
+    jwks_requests: int = 0  # attempts to read the JWKS, including those answered 503
     published: list[str] = field(default_factory=list)  # kids in the JWKS
 
     def mint(self, claims: dict[str, Any] | None = None, *, kid: str = "k1", **header: Any) -> str:
@@ -63,13 +63,14 @@ def provider(signing_keys: dict[str, rsa.RSAPrivateKey]) -> Iterator[Provider]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path == "/jwks":
+                state.jwks_requests += 1  # every attempt, answered or not
             if state.down:
                 self.send_error(503)
                 return
             if self.path == "/.well-known/openid-configuration":
                 body: dict[str, Any] = {"issuer": state.url, "jwks_uri": f"{state.url}/jwks"}
             elif self.path == "/jwks":
-                state.jwks_requests += 1
                 body = {"keys": [public_jwk(state.keys[kid], kid) for kid in state.published]}
             else:
                 self.send_error(404)

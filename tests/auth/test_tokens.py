@@ -244,3 +244,15 @@ APPROVAL = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="http://x">
   <bpmn:process id="approval" isExecutable="true"><bpmn:startEvent id="s"/></bpmn:process>
 </bpmn:definitions>"""
+
+
+async def test_a_provider_that_is_down_is_asked_once_per_cooldown(make_gateway: Any, provider: Provider) -> None:
+    async with make_gateway(auth_jwks_cache_seconds=0.05, auth_jwks_refetch_cooldown=30) as gw:
+        token = provider.mint({"roles": ["task-user"]})
+        assert (await gw.client.get(TASKS, headers=bearer(token))).status_code == 200
+        provider.down = True
+        await _wait(0.1)
+        for _ in range(5):  # the cache has expired, but the failed refresh is not repeated within the cooldown
+            fresh = provider.mint({"roles": ["task-user"], "jti": str(_)})  # not remembered: checked with the keys
+            assert (await gw.client.get(TASKS, headers=bearer(fresh))).status_code == 200
+        assert provider.jwks_requests == 2  # the first fetch, and one failed refresh
