@@ -1,33 +1,49 @@
 # `make run` starts the gateway on the embedded engine; `make test` runs every test.
+# `make engine-camunda7` / `engine-operaton` / `engine-flowable` build (first use) and run a real engine in
+# the foreground on PM_ENGINE_PORT (default 8080); they need java 17+ and mvn.
 # Both create the virtualenv and install what they need on first use.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUNTIME := $(VENV)/.installed-run-$(SUM)
+TESTING := $(VENV)/.installed-test-$(SUM)
 
-.PHONY: run test migrate verify-audit bench clean
+.PHONY: run test migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
-$(STAMP): pyproject.toml
+# `make run` installs only what running needs; `make test` adds the test extras.
+$(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUNTIME)
 
-run: $(STAMP)
+$(TESTING): $(RUNTIME)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-test-*
+	touch $(TESTING)
+
+run: $(RUNTIME)
 	$(BIN)/pm-gateway
 
-test: $(STAMP)
+test: $(TESTING)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-migrate: $(STAMP)
+migrate: $(RUNTIME)
 	$(BIN)/pm-gateway migrate
 
-verify-audit: $(STAMP)
+verify-audit: $(RUNTIME)
 	$(BIN)/pm-gateway verify-audit
 
-bench: $(STAMP)
+bench: $(TESTING)
 	$(BIN)/python -m bench.all
+
+api-docs: $(RUNTIME)
+	$(BIN)/python -m tools.api_docs
+
+engine-camunda7 engine-operaton engine-flowable:
+	engines/run $(@:engine-%=%)
 
 clean:
 	rm -rf $(VENV) .pytest_cache pm-gateway.db*

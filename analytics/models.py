@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gateway.schemas import Model
+from gateway.schemas import Model, RequestBody
 
 BottleneckSeverity = Literal["low", "medium", "high", "critical"]
 
@@ -183,7 +183,7 @@ class DefinitionElements(Answer):
     elements: list[ElementStatistics] = Field(description="One per BPMN element that ran or has an incident, by id")
 
 
-class ClaimNextRequest(Model):
+class ClaimNextRequest(RequestBody):
     candidate_groups: list[str] | None = Field(
         None, description="The caller's groups: only tasks offered to one of them (or to the caller by name)"
     )

@@ -1,6 +1,6 @@
 """Run every benchmark and print its figures: `make bench`."""
 
-from bench import analytics, auth, embedded, incident_latency, overhead
+from bench import analytics, auth, change_feed_latency, embedded, events, incident_latency, overhead
 
 if __name__ == "__main__":
     embedded.main()
@@ -8,3 +8,5 @@ if __name__ == "__main__":
     incident_latency.main()
     analytics.main()
     auth.main()
+    events.main()
+    change_feed_latency.main()

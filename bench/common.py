@@ -9,6 +9,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -52,23 +53,26 @@ async def timed(call: Callable[[], Awaitable[object]], count: int, concurrency: 
 
 @contextlib.contextmanager
 def server(args: list[str], port: int, env: dict[str, str] | None = None, ready_path: str = "/health") -> Iterator[str]:
-    """Start a server process and wait until it answers on `ready_path`."""
-    process = subprocess.Popen(
-        [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + ready_path, timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server {args} did not start: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    """Start a server process and wait until it answers on `ready_path`. Its output goes to a temporary file
+    (a pipe nobody reads would block a server that logs every request)."""
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(base + ready_path, timeout=1).status_code < 500:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output.seek(0)
+                    raise RuntimeError(f"server {args} did not start: {output.read().decode()[-2000:]}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

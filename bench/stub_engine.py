@@ -1,7 +1,7 @@
 """A minimal local HTTP engine stub (Camunda 7 shaped) for measuring the gateway's own overhead.
 
-It answers instantly from memory: `GET /engine-rest/version` and the variables and instance of any
-process instance id. Run: python -m bench.stub_engine PORT
+It answers instantly from memory: `GET /engine-rest/version`, the process definition list and its count,
+a deployment, and the variables and instance of any process instance id. Run: python -m bench.stub_engine PORT
 """
 
 from __future__ import annotations
@@ -19,6 +19,29 @@ VARIABLES = json.dumps(
     }
 ).encode()
 VERSION = json.dumps({"version": "7.23.0"}).encode()
+DEFINITIONS = json.dumps(
+    [
+        {
+            "id": f"approval-{n}:1:abc{n}",
+            "key": f"approval-{n}",
+            "category": "http://example.com",
+            "description": None,
+            "name": f"Approval {n}",
+            "version": 1,
+            "resource": "approval.bpmn",
+            "deploymentId": "dep-1",
+            "diagram": None,
+            "suspended": False,
+            "tenantId": None,
+            "versionTag": None,
+            "historyTimeToLive": None,
+            "startableInTasklist": True,
+        }
+        for n in range(5)
+    ]
+).encode()
+COUNT = json.dumps({"count": 5}).encode()
+DEPLOYMENT = json.dumps({"id": "dep-1", "name": "approval", "deploymentTime": "2026-11-01T10:00:00.000+0000"}).encode()
 
 
 def instance(instance_id: str) -> bytes:
@@ -45,6 +68,12 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
     status, body = 404, b'{"type":"InvalidRequestException","message":"not found"}'
     if path == "/version":
         status, body = 200, VERSION
+    elif path == "/process-definition":
+        status, body = 200, DEFINITIONS
+    elif path == "/process-definition/count":
+        status, body = 200, COUNT
+    elif len(parts) == 2 and parts[0] == "deployment":
+        status, body = 200, DEPLOYMENT
     elif len(parts) == 3 and parts[0] == "process-instance" and parts[2] == "variables":
         status, body = 200, VARIABLES
     elif len(parts) == 2 and parts[0] == "process-instance":

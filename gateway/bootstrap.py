@@ -1,7 +1,7 @@
 """The composition root: the one place that wires settings, database, engine registry, adapters, the change
 log, the Incident Center and the routers into the FastAPI application.
 
-Only this module imports the domain packages (`incidents`); adapters are found through their entry points
+Only this module imports the domain packages (`incidents`, `events`); adapters are found through their entry points
 by the registry. Every other core module depends on the port (`gateway.engines.port`), never on a plugin.
 """
 
@@ -20,16 +20,20 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from gateway import __version__
 from gateway.api import definitions, instances, operations, tasks
 from gateway.api.context import AUTH_RESPONSES, operational_access
-from gateway.app import MetricsMiddleware, UploadLimitMiddleware, install_error_handlers
+from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
 from gateway.auth import build_authenticator
 from gateway.changes import ChangeLog
 from gateway.db import Database
+from gateway.openapi import problem_openapi
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
 from analytics import views as analytics_views
 from analytics.center import AnalyticsCenter
 from analytics.settings import load_analytics_settings
+from events import views as event_views
+from events.service import EventService
+from events.settings import load_event_settings
 from incidents import views as incident_views
 from incidents.center import IncidentCenter
 from incidents.settings import load_incident_settings
@@ -62,6 +66,7 @@ def create_app(
     incident_settings = load_incident_settings()
     analytics_settings = load_analytics_settings()
     authenticator = build_authenticator(settings)
+    event_settings = load_event_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +87,8 @@ def create_app(
         await incidents.start()
         app.state.analytics = AnalyticsCenter(db, registry, redis, analytics_settings)
         await app.state.analytics.start()
+        app.state.events = EventService(db, registry, event_settings, redis)
+        await app.state.events.start()
         housekeeping = [
             asyncio.create_task(
                 _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
@@ -96,6 +103,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await app.state.analytics.stop()
+            await app.state.events.stop()
             await incidents.stop()
             await registry.close()
             if redis is not None:
@@ -111,12 +119,14 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         openapi_url=None,
+        redirect_slashes=False,  # RequestContextMiddleware routes `/path/` like `/path`; never an empty 307
     )
     app.state.settings, app.state.authenticator = settings, authenticator
+    app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     _document(app)
     # analytics first: its /tasks/statistics must win over /tasks/{task_id}
-    for module in (analytics_views, definitions, instances, tasks, operations, incident_views):
+    for module in (analytics_views, definitions, instances, tasks, operations, incident_views, event_views):
         app.include_router(module.router, responses={} if module is operations else AUTH_RESPONSES)
     app.add_middleware(
         IdempotencyMiddleware,
@@ -125,7 +135,7 @@ def create_app(
         authenticator_getter=lambda: app.state.authenticator,
     )
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware)
     return app
 
 

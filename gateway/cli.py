@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.settings import load_settings
+from gateway.logs import configure_logging
+from gateway.settings import Settings, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pm-gateway: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)
 
     from gateway.db import Database
 
@@ -52,16 +54,86 @@ def main(argv: list[str] | None = None) -> int:
 
         return asyncio.run(verify())
 
+    return serve(settings)
+
+
+def worker_count(settings: Settings) -> int:
+    """PM_WORKERS, else one process per CPU core; SQLite is always one process (its database is one file
+    and the Incident Center elects its leader through PostgreSQL). Raises ConfigError for SQLite with more."""
+    is_sqlite = settings.database_url.startswith("sqlite")
+    if settings.workers is None:
+        return 1 if is_sqlite else os.cpu_count() or 1
+    if is_sqlite and settings.workers > 1:
+        raise ConfigError("invalid configuration: PM_WORKERS: more than one worker needs PostgreSQL (PM_DATABASE_URL)")
+    return settings.workers
+
+
+def start_banner(settings: Settings, workers: int) -> str:
+    """One line naming what runs: version, address and docs, workers, engines and the database (no password)."""
+    from sqlalchemy.engine import make_url
+
+    from gateway import __version__
+
+    default = settings.default_engine_name()
+    engines = ", ".join(
+        f"{engine.name} ({engine.type}{' at ' + engine.public_url() if engine.url else ''}"
+        f"{', default' if engine.name == default else ''})"
+        for engine in settings.engine_configs
+    )
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    base = f"http://{settings.host}:{settings.port}"
+    return (
+        f"pm-gateway {__version__} listening on {base} (API docs {base}/docs), {workers} worker(s); "
+        f"engines: {engines}; database: {database}"
+    )
+
+
+def worker_app() -> Any:
+    """The application of one server process (uvicorn's factory; a worker process starts with no logging)."""
+    from gateway.bootstrap import create_app
+    from gateway.tracing import configure_tracing
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)
+    configure_tracing()
+    return create_app(settings)
+
+
+def serve(settings: Settings) -> int:
+    """Run uvicorn with PM_WORKERS processes. Migrations run once here, before the workers start; every
+    worker runs the background loops, which elect one leader per database (incidents.sync.Leadership) or
+    are safe to run concurrently (idempotency purge, stale intents, embedded timers)."""
     import uvicorn
 
     from gateway.bootstrap import create_app
+    from gateway.db import Database
 
     try:
-        app = create_app(settings)
+        workers = worker_count(settings)
+        create_app(settings)  # checks the whole configuration before any process starts
     except ConfigError as exc:
         print(f"pm-gateway: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    if settings.auto_migrate:
+
+        async def migrate() -> None:
+            db = Database(settings.database_url)
+            await db.migrate()
+            await db.dispose()
+
+        asyncio.run(migrate())
+    logging.getLogger("gateway").info(start_banner(settings, workers))
+    os.environ["PM_AUTO_MIGRATE"] = "false"  # the workers read their settings from the environment
+    uvicorn.run(
+        "gateway.cli:worker_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        log_config=None,  # keep configure_logging's handlers and format
+        access_log=False,  # RequestContextMiddleware writes the access line
+    )
     return 0
 
 

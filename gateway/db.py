@@ -25,7 +25,7 @@ metadata = sa.MetaData()
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 JsonColumn = sa.JSON().with_variant(JSONB(), "postgresql")
 
-DOMAIN_PACKAGES = ("incidents", "analytics")
+DOMAIN_PACKAGES = ("incidents", "analytics", "events")
 MIGRATIONS_LOCK_ID = 7_301_001  # PostgreSQL advisory lock: one replica migrates at a time
 
 

@@ -208,7 +208,7 @@ async def list_audit(
     return [_audit_public(dict(r._mapping)) for r in rows], int(total or 0)
 
 
-def _event_public(row: dict[str, Any]) -> dict[str, Any]:
+def event_public(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["event_id"],
         "cursor": str(row["id"]),
@@ -236,4 +236,4 @@ async def list_events(
         sa.select(outbox).where(*conditions).order_by(outbox.c.id).limit(limit)
     )]
     next_cursor = rows[-1]["id"] if rows else after
-    return [_event_public(row) for row in rows], next_cursor
+    return [event_public(row) for row in rows], next_cursor

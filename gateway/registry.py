@@ -14,6 +14,7 @@ from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.plugins import adapter_class, adapter_options
 from gateway.engines.port import CAPABILITY_DESCRIPTIONS, AdapterContext, Capability, EngineAdapter
 from gateway.errors import GatewayError, NotFound, NotSupported
+from gateway.logs import note_engine
 from gateway.metadata import MetadataStore
 from gateway.resilience import EngineBreaker, EngineHttp, RedisBreakerSync
 from gateway.settings import EngineConfig, Settings
@@ -62,7 +63,9 @@ class EngineRegistry:
             breaker = http = None
             if issubclass(cls, HttpEngineAdapter):
                 transport = transports.get(config.name)
-                breaker = EngineBreaker(config.name, config.breaker_fail_max, config.breaker_reset_timeout)
+                breaker = EngineBreaker(
+                    config.name, config.breaker_fail_max, config.breaker_reset_timeout, url=config.public_url()
+                )
                 auth = build_auth(config.auth, engine=config.name, transport=transport)
                 http = EngineHttp(config, breaker=breaker, auth=auth, transport=transport)
             context = AdapterContext(
@@ -80,6 +83,7 @@ class EngineRegistry:
         if handle is None:
             known = ", ".join(sorted(self.engines))
             raise NotFound(f"Unknown engine '{name}'. Known engines: {known}")
+        note_engine(handle.name)
         return handle
 
     async def start(self) -> None:

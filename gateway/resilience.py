@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json as jsonlib
 import logging
+import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 import pybreaker
 from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.errors import (
     BadRequest,
     Conflict,
@@ -36,6 +40,7 @@ from gateway.errors import (
     NotFound,
     ValidationFailed,
 )
+from gateway.logs import current_request
 from gateway.settings import EngineConfig
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,16 @@ log = logging.getLogger(__name__)
 STATE_VALUES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BACKOFF = wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05)
+
+
+_background = contextvars.ContextVar("pm_background_engine_calls", default=False)
+
+
+def mark_background() -> None:
+    """Mark the engine calls of the current task as background work (pollers): while an engine's circuit
+    is not closed they still reach the engine, but a failure neither re-opens the circuit nor delays the
+    probe that the first user call after the reset timeout makes, so users get the engine's real error."""
+    _background.set(True)
 
 
 class _EngineFault(Exception):
@@ -90,8 +105,10 @@ class EngineBreaker:
     others are rejected until it finishes.
     """
 
-    def __init__(self, engine: str, fail_max: int, reset_timeout: float) -> None:
+    def __init__(self, engine: str, fail_max: int, reset_timeout: float, url: str | None = None) -> None:
         self.engine = engine
+        self.url = url
+        self.last_error: str | None = None
         self.storage = SharedStateStorage()
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
@@ -111,9 +128,18 @@ class EngineBreaker:
             return pybreaker.STATE_HALF_OPEN
         return state
 
+    @property
+    def opened_at(self) -> datetime | None:
+        return self.storage.opened_at if self.breaker.current_state != pybreaker.STATE_CLOSED else None
+
     def snapshot(self) -> dict[str, Any]:
-        opened_at = self.storage.opened_at if self.breaker.current_state != pybreaker.STATE_CLOSED else None
-        return {"state": self.state, "failure_count": self.breaker.fail_counter, "opened_at": opened_at}
+        """`/api/processes/engines` → `circuit`: state, failures counted, when it opened, the last engine error."""
+        return {
+            "state": self.state,
+            "failure_count": self.breaker.fail_counter,
+            "opened_at": self.opened_at,
+            "last_error": self.last_error,
+        }
 
     def seconds_until_probe(self) -> float:
         opened_at = self.storage.opened_at
@@ -122,17 +148,23 @@ class EngineBreaker:
         remaining = opened_at + timedelta(seconds=self.breaker.reset_timeout) - datetime.now(UTC)
         return max(0.0, remaining.total_seconds())
 
+    def open_circuit_detail(self) -> str:
+        """Which engine, where, since when and why: the detail of every call the open circuit rejects."""
+        where = f" at {self.url}" if self.url else ""
+        opened_at = self.opened_at
+        since = f" since {opened_at.isoformat(timespec='seconds')}" if opened_at else ""
+        last = f"; last error: {self.last_error}" if self.last_error else " (opened by another replica)"
+        return f"Engine '{self.engine}'{where} is unavailable: its circuit is open{since} after repeated failures{last}"
+
     def _reject(self) -> EngineUnavailable:
         metrics.circuit_rejections.labels(self.engine).inc()
         wait = max(1, round(self.seconds_until_probe()))
-        return EngineUnavailable(
-            f"Engine '{self.engine}' is unavailable: its circuit is open after repeated failures",
-            engine=self.engine,
-            headers={"Retry-After": str(wait)},
-        )
+        return EngineUnavailable(self.open_circuit_detail(), engine=self.engine, headers={"Retry-After": str(wait)})
 
     async def run(self, attempt: Callable[[], Any]) -> Any:
         current = self.breaker.current_state
+        if current != pybreaker.STATE_CLOSED and _background.get():
+            return await self._run_in_background(attempt)
         probe = current != pybreaker.STATE_CLOSED
         if probe:
             if self._probe_running or self.seconds_until_probe() > 0:
@@ -140,13 +172,39 @@ class EngineBreaker:
             self._probe_running = True
         try:
             with self.breaker.calling():
-                return await attempt()
+                return await self._recording(attempt)
         except pybreaker.CircuitBreakerError:
             raise self._reject() from None
         finally:
             if probe:
                 self._probe_running = False
             metrics.circuit_state.labels(self.engine).set(STATE_VALUES[self.breaker.current_state])
+
+    async def _recording(self, attempt: Callable[[], Any]) -> Any:
+        """Remember the last fault before the breaker counts it, so a state change it causes carries it."""
+        try:
+            return await attempt()
+        except _EngineFault as fault:
+            self.last_error = fault.error.detail
+            raise
+
+    async def _run_in_background(self, attempt: Callable[[], Any]) -> Any:
+        """A poller's call while the circuit is not closed: an answer closes the circuit, a fault leaves it as
+        it is (see `mark_background`)."""
+        try:
+            result = await self._recording(attempt)
+        except _EngineFault:
+            raise
+        except Exception:
+            self._close_after_answer()
+            raise
+        self._close_after_answer()
+        return result
+
+    def _close_after_answer(self) -> None:
+        if self.breaker.current_state != pybreaker.STATE_CLOSED:
+            self.breaker.close()
+        metrics.circuit_state.labels(self.engine).set(STATE_VALUES[self.breaker.current_state])
 
 
 class RetryBudget:
@@ -220,8 +278,12 @@ class EngineHttp:
         self.classify: ErrorClassifier = lambda response, message: None
         self.deadline = config.connect_timeout + config.read_timeout + 1.0
         limits = httpx.Limits(max_connections=config.pool_size, max_keepalive_connections=config.pool_size)
+        base_url = httpx.URL((config.url or "").rstrip("/"))
+        if base_url.username and auth is None:
+            # user:password in the URL is Basic auth; aiohttp refuses it alongside httpx's Authorization header.
+            auth = httpx.BasicAuth(base_url.username, base_url.password)
         self.client = httpx.AsyncClient(
-            base_url=(config.url or "").rstrip("/"),
+            base_url=base_url.copy_with(username=None, password=None) if base_url.username else base_url,
             timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout, pool=config.connect_timeout),
             limits=limits,
             auth=auth,
@@ -260,15 +322,19 @@ class EngineHttp:
         """Send one logical call; returns a 2xx response or raises a GatewayError."""
         if idempotent is None:
             idempotent = method.upper() in IDEMPOTENT_METHODS
+        context = current_request.get()
+        if context is not None:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "X-Request-Id": context.request_id}
         self.budget.record_call()
         started = time.perf_counter()
         outcome = "error"
-        try:
-            response = await self._with_retries(method, path, operation, idempotent, kwargs)
-            outcome = "ok"
-            return response
-        finally:
-            metrics.engine_calls.labels(self.engine, operation, outcome).observe(time.perf_counter() - started)
+        with tracing.span(f"engine {operation}", **{"pm.engine": self.engine, "http.request.method": method}):
+            try:
+                response = await self._with_retries(method, path, operation, idempotent, kwargs)
+                outcome = "ok"
+                return response
+            finally:
+                metrics.engine_calls.labels(self.engine, operation, outcome).observe(time.perf_counter() - started)
 
     async def _with_retries(
         self, method: str, path: str, operation: str, idempotent: bool, kwargs: dict[str, Any]
@@ -308,23 +374,28 @@ class EngineHttp:
         try:
             async with asyncio.timeout(self.deadline):
                 response = await self.client.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _EngineFault(
-                EngineUnavailable(
-                    f"Engine '{self.engine}' is unreachable ({where}): {exc.__class__.__name__}", engine=self.engine
-                )
-            ) from None
-        except (httpx.TimeoutException, TimeoutError):
-            raise _EngineFault(
-                EngineTimeout(f"Engine '{self.engine}' did not answer {where} in time", engine=self.engine)
-            ) from None
-        except httpx.TransportError as exc:
-            raise _EngineFault(
-                EngineUnavailable(f"Engine '{self.engine}' connection failed ({where}): {exc}", engine=self.engine)
-            ) from None
+        except (httpx.TransportError, TimeoutError) as exc:
+            raise _EngineFault(self._transport_error(exc, where)) from None
         if response.status_code < 400:
             return response
         raise self._error_for(response, where)
+
+    def _transport_error(self, exc: BaseException, where: str) -> GatewayError:
+        """Tell apart why no answer came: connection refused, DNS failure, TLS failure, connect timeout (503) or
+        read timeout (504), from the causes under the httpx exception (httpx-aiohttp maps a refused connection
+        to `httpx.ConnectTimeout`, so the httpx class alone would mislead)."""
+        url = self.config.public_url()
+        unreachable = f"Engine '{self.engine}' at {url} is unreachable ({where})"
+        reason = transport_failure(exc)
+        if reason == "read timeout":
+            return EngineTimeout(
+                f"Engine '{self.engine}' at {url} did not answer {where} within {self.config.read_timeout:g} s "
+                "(read timeout)",
+                engine=self.engine,
+            )
+        if reason == "connect timeout":
+            reason = f"connect timeout: no connection within {self.config.connect_timeout:g} s"
+        return EngineUnavailable(f"{unreachable}: {reason}", engine=self.engine)
 
     def _error_for(self, response: httpx.Response, where: str) -> Exception:
         status = response.status_code
@@ -347,6 +418,47 @@ class EngineHttp:
             return EngineError(f"Engine '{self.engine}' rejected the gateway's credentials ({status})", **context)
         mapped = {404: NotFound, 409: Conflict, 422: ValidationFailed}.get(status, BadRequest)
         return mapped(detail, **context)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _first(chain: list[BaseException], *kinds: type[BaseException]) -> BaseException | None:
+    return next((exc for exc in chain if isinstance(exc, kinds)), None)
+
+
+def transport_failure(exc: BaseException) -> str:
+    """A short, user-readable reason for a failed HTTP exchange with no answer, e.g. `connection refused`,
+    `DNS lookup failed: Name or service not known`, `TLS handshake failed: ...`, `connect timeout`,
+    `read timeout`, `connection closed by the engine`."""
+    chain = _causes(exc)
+    if dns := _first(chain, aiohttp.ClientConnectorDNSError, socket.gaierror):
+        reason = dns.strerror if isinstance(dns, socket.gaierror) else getattr(dns.os_error, "strerror", None)
+        return f"DNS lookup failed: {reason or dns}"
+    tls = _first(chain, aiohttp.ClientSSLError, ssl.SSLError)
+    if tls is not None and not isinstance(tls, ssl.SSLWantReadError | ssl.SSLWantWriteError):
+        cause = _first(chain, ssl.SSLError)
+        reason = getattr(cause, "reason", None) or getattr(cause, "verify_message", None) or str(cause or tls)
+        return f"TLS handshake failed: {reason}"
+    if _first(chain, ConnectionRefusedError):
+        return "connection refused"
+    if _first(chain, httpx.PoolTimeout):
+        return "no free connection in the gateway's pool to the engine (pool timeout)"
+    if _first(chain, aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout):
+        return "connect timeout"
+    if _first(chain, aiohttp.SocketTimeoutError, aiohttp.ServerTimeoutError, httpx.TimeoutException, TimeoutError):
+        return "read timeout"
+    if _first(chain, aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError, ConnectionResetError):
+        return "connection closed by the engine before it answered"
+    if os_error := _first(chain, OSError):
+        return f"network error: {getattr(os_error, 'strerror', None) or os_error.__class__.__name__}"
+    return f"network error: {str(exc) or exc.__class__.__name__}"
 
 
 class RedisBreakerSync:
@@ -381,20 +493,26 @@ class RedisBreakerSync:
             for engine, breaker in self.breakers.items():
                 stored = await self.redis.hgetall(f"pm:breaker:{engine}")
                 if stored:
-                    breaker.storage.apply_remote(*self._decode(stored))
+                    self._adopt(breaker, stored)
             return pubsub
         except Exception:  # noqa: BLE001 - /ready reports Redis; engine calls go on with local state
             log.warning("could not reach Redis to share circuit states; retrying every second", exc_info=True)
             return None
 
     @staticmethod
-    def _decode(fields: dict[Any, Any]) -> tuple[str, datetime | None]:
+    def _adopt(breaker: EngineBreaker, fields: dict[Any, Any]) -> None:
         text = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v for k, v in fields.items()}
         opened_at = datetime.fromisoformat(text["opened_at"]) if text.get("opened_at") else None
-        return text["state"], opened_at
+        breaker.storage.apply_remote(text["state"], opened_at)
+        if text.get("last_error"):
+            breaker.last_error = text["last_error"]
 
     def _publish(self, engine: str, state: str, opened_at: datetime | None) -> None:
-        fields = {"state": state, "opened_at": opened_at.isoformat() if opened_at else ""}
+        fields = {
+            "state": state,
+            "opened_at": opened_at.isoformat() if opened_at else "",
+            "last_error": self.breakers[engine].last_error or "",
+        }
 
         async def send() -> None:
             try:
@@ -427,7 +545,7 @@ class RedisBreakerSync:
     def _apply(self, data: dict[str, Any]) -> None:
         breaker = self.breakers.get(data.get("engine", ""))
         if breaker is not None and data.get("origin") != self.origin:
-            breaker.storage.apply_remote(*self._decode(data))
+            self._adopt(breaker, data)
 
     async def close(self) -> None:
         if self._listener is not None:

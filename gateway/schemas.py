@@ -21,6 +21,13 @@ class Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class RequestBody(BaseModel):
+    """Base of every JSON request body: a field the API does not know is a 422 naming it, never silently
+    dropped (`{"approved": true}` instead of `{"variables": {...}}` must not complete a task without variables)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Page(Model, Generic[T]):
     items: list[T]
     total: int

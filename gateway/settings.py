@@ -3,22 +3,75 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.engines.plugins import adapter_class, adapter_options
 from gateway.errors import ConfigError
+
+_TIMEDELTA = TypeAdapter(timedelta)
+
+
+def duration_in(unit_seconds: float) -> Any:
+    """A validator for duration settings: a number is already in the setting's unit (seconds, or hours for
+    `*_hours`); a string may also be ISO 8601 (`PT30S`, `PT1H`, `P1D`)."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str) and value.strip().upper().startswith(("P", "-P")):
+            return _TIMEDELTA.validate_python(value.strip()).total_seconds() / unit_seconds
+        return value
+
+    return BeforeValidator(parse)
+
+
+Seconds = Annotated[float, duration_in(1)]
+Hours = Annotated[float, duration_in(3600)]
+def _port_in_range(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise ValueError("the port must be a number from 1 to 65535")
+    return port
+
+
+Port = Annotated[int, AfterValidator(_port_in_range)]
+
+
+def _url_port_in_range(url: str | None) -> str | None:
+    """A URL whose explicit port, if any, is 1..65535 (a typo like `:80800` stops the start, not a call)."""
+    if url:
+        try:
+            port = urlsplit(url).port
+        except ValueError:
+            raise ValueError("the port must be a number from 1 to 65535") from None
+        if port == 0:
+            raise ValueError("the port must be a number from 1 to 65535")
+    return url
+
+
+Url = Annotated[str, AfterValidator(_url_port_in_range)]
+
 
 class AuthConfig(BaseModel):
     type: Literal["none", "basic", "bearer", "oauth2"] = "none"
     username: str | None = None
     password: SecretStr | None = None
     token: SecretStr | None = None
-    token_url: str | None = None
+    token_url: Url | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
     audience: str | None = None
@@ -40,15 +93,15 @@ class AuthConfig(BaseModel):
 class EngineConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     type: str = Field(description="An installed adapter: embedded, camunda7, flowable, zeebe, or a plugin's name")
-    url: str | None = None
+    url: Url | None = None
     auth: AuthConfig = Field(default_factory=AuthConfig)
-    connect_timeout: float = Field(2.0, gt=0)
-    read_timeout: float = Field(10.0, gt=0)
+    connect_timeout: Seconds = Field(2.0, gt=0)
+    read_timeout: Seconds = Field(10.0, gt=0)
     pool_size: int = Field(20, ge=1)
     tenant_id: str | None = None
     default: bool = False
     breaker_fail_max: int = Field(5, ge=1)
-    breaker_reset_timeout: float = Field(30.0, gt=0)
+    breaker_reset_timeout: Seconds = Field(30.0, gt=0)
     retry_attempts: int = Field(3, ge=1, le=10)
     retry_budget_ratio: float = Field(0.2, ge=0, le=1)
     options: dict[str, Any] = Field(
@@ -66,18 +119,21 @@ class EngineConfig(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PM_", env_file=".env", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./pm-gateway.db"
-    redis_url: str | None = None
+    database_url: Url = "sqlite+aiosqlite:///./pm-gateway.db"
+    redis_url: Url | None = None
     host: str = "127.0.0.1"
-    port: int = 3007
+    port: Port = 3007
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
+    workers: int | None = Field(None, ge=1, description="Server processes; default: one per CPU core (PostgreSQL)")
     max_upload_bytes: int = 5 * 1024 * 1024
     auto_migrate: bool = True
 
     # Engines: either the single-engine shorthand or PM_ENGINES (JSON list) / PM_CONFIG (a JSON file).
     engine_type: str = "embedded"
     engine_name: str = "default"
-    engine_url: str | None = None
+    engine_url: Url | None = None
     engine_username: str | None = None
     engine_password: SecretStr | None = None
     engine_token: SecretStr | None = None
@@ -85,7 +141,7 @@ class Settings(BaseSettings):
     config: Path | None = None
     default_engine: str | None = None  # overrides the engine marked default
 
-    idempotency_ttl_hours: float = Field(24.0, gt=0)
+    idempotency_ttl_hours: Hours = Field(24.0, gt=0)
 
     # Authentication and authorization (README "Authentication and authorization").
     auth_mode: Literal["none", "jwt"] | None = None  # unset: none on loopback, refusal elsewhere

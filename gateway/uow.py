@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import journal
+from gateway import tracing
 from gateway.db import Database
 from gateway.journal import EVENT_PREFIX, AuditDraft, EventDraft
 
@@ -100,14 +101,15 @@ async def transaction(db: Database, *, actor: str = "system") -> AsyncIterator[U
     if running is not None and running.db is db and running._session is not None:
         yield running
         return
-    async with db.writer(), db.sessionmaker() as session, session.begin():
-        uow = UnitOfWork(db, session, actor)
-        token = _current.set(uow)
-        try:
-            yield uow
-            await uow.write_journal(session)
-        finally:
-            _current.reset(token)
+    with tracing.span("db transaction", **{"db.system": db.engine.dialect.name}):
+        async with db.writer(), db.sessionmaker() as session, session.begin():
+            uow = UnitOfWork(db, session, actor)
+            token = _current.set(uow)
+            try:
+                yield uow
+                await uow.write_journal(session)
+            finally:
+                _current.reset(token)
 
 
 @contextlib.asynccontextmanager
@@ -117,5 +119,6 @@ async def reading(db: Database) -> AsyncIterator[AsyncSession]:
     if running is not None and running.db is db and running._session is not None:
         yield running._session
         return
-    async with db.sessionmaker() as session:
-        yield session
+    with tracing.span("db read", **{"db.system": db.engine.dialect.name}):
+        async with db.sessionmaker() as session:
+            yield session

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import ValidationFailed
 
@@ -32,13 +32,25 @@ class VariableType(StrEnum):
 
 
 class TypedValue(BaseModel):
+    """A process variable: its value and its type. Answers always carry `type`; in requests it may be left out
+    and is then inferred from the value (`true` → Boolean, `7` → Integer, `"x"` → String, ...)."""
+
     model_config = ConfigDict(frozen=True)
 
     value: Any = None
-    type: VariableType
+    type: VariableType = Field(
+        None,  # type: ignore[assignment] - every TypedValue the gateway builds has one; see the docstring
+        description="Null, Boolean, String, Integer, Long, Double, Date or Json; optional in requests (inferred)",
+    )
 
 
 Variables = dict[str, TypedValue]
+
+REQUEST_VARIABLES_DOC: dict[str, Any] = {
+    "description": "Variables by name: `{\"value\": ..., \"type\": ...}` (type optional, inferred when left out) "
+    "or a bare value",
+    "json_schema_extra": {"additionalProperties": {"$ref": "#/components/schemas/TypedValue"}},
+}
 
 
 def format_datetime(moment: datetime) -> str:

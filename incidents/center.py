@@ -14,6 +14,7 @@ from datetime import datetime
 from gateway.db import Database, utcnow
 from gateway.errors import GatewayError
 from gateway.registry import EngineRegistry
+from gateway.resilience import mark_background
 from gateway.uow import reading, transaction
 from incidents import policies, repository
 from incidents.actions import perform
@@ -139,6 +140,7 @@ class IncidentCenter:
             await self._refresh_leadership()
 
     async def _loop(self, name: str, work: Callable[[], Awaitable[None]], wake: asyncio.Event | None) -> None:
+        mark_background()
         failing = False
         while True:
             if self.leadership.held:

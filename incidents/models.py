@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from pydantic import ConfigDict, Field
 
 from gateway.db import BigId, JsonColumn, UTCDateTime, metadata
-from gateway.schemas import ListQuery, Model
+from gateway.schemas import ListQuery, Model, RequestBody
+from gateway.variables import REQUEST_VARIABLES_DOC
 
 
 _VARYING_PARTS = re.compile(
@@ -260,23 +261,29 @@ class IncidentFilter(Model):
     error_hash: str | None = Field(None, description="Only incidents with this normalised error (see by-error)")
 
 
+class IncidentSelection(IncidentFilter):
+    """The incidents a bulk operation acts on: the filters of `GET /incidents`, no other field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class IncidentQuery(ListQuery, IncidentFilter):
     sortable = frozenset({"created", "updated", "severity"})
 
 
-class IncidentAcknowledgement(Model):
+class IncidentAcknowledgement(RequestBody):
     message: str | None = Field(None, max_length=4000)
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Looking into it"}]})
 
 
-class IncidentAssignment(Model):
+class IncidentAssignment(RequestBody):
     user_id: str = Field(min_length=1, max_length=255)
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"user_id": "alice"}]})
 
 
-class IncidentComment(Model):
+class IncidentComment(RequestBody):
     message: str = Field(min_length=1, max_length=4000)
 
     model_config = ConfigDict(
@@ -284,14 +291,14 @@ class IncidentComment(Model):
     )
 
 
-class IncidentRetryRequest(Model):
+class IncidentRetryRequest(RequestBody):
     retries: int = Field(1, ge=1, le=100)
-    variables: dict[str, Any] | None = None
+    variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"retries": 1, "variables": {"fail": {"value": False}}}]})
 
 
-class IncidentResolveRequest(Model):
+class IncidentResolveRequest(RequestBody):
     resolution_type: Literal["manual", "retry", "skip", "modify", "abort"]
     message: str = Field(min_length=1, max_length=4000)
 
@@ -300,7 +307,7 @@ class IncidentResolveRequest(Model):
     )
 
 
-class IncidentEscalateRequest(Model):
+class IncidentEscalateRequest(RequestBody):
     message: str = Field(min_length=1, max_length=4000)
     level: int | None = Field(None, ge=1, le=10)
 
@@ -309,8 +316,8 @@ class IncidentEscalateRequest(Model):
     )
 
 
-class BulkRetryRequest(Model):
-    filter: IncidentFilter = Field(default_factory=IncidentFilter)
+class BulkRetryRequest(RequestBody):
+    filter: IncidentSelection = Field(default_factory=IncidentSelection)
     retries: int = Field(1, ge=1, le=100)
 
     model_config = ConfigDict(

@@ -9,13 +9,14 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.errors import ConfigError
+from gateway.settings import Seconds
 from incidents.models import IncidentSeverity
 
 
 class IncidentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PM_INCIDENTS_", env_file=".env", extra="ignore")
 
-    poll_interval: float = Field(1.0, gt=0, description="Seconds between two reads of each engine's incidents")
+    poll_interval: Seconds = Field(1.0, gt=0, description="Seconds between two reads of each engine's incidents")
 
     auto_retry_attempts: int = Field(0, ge=0, description="Automatic retries of a transient incident; 0 turns them off")
     auto_retry_types: Annotated[list[str], NoDecode] = Field(

@@ -40,10 +40,15 @@ SNAPSHOT_PAGE_SIZE = 500
 
 
 class Leadership:
-    """Whether this replica runs the background work. A SQLite deployment is one process: always the leader."""
+    """Whether this replica runs the background work. A SQLite deployment is one process: always the leader.
 
-    def __init__(self, db: Database) -> None:
+    Each kind of background work elects its leader with a lock id of its own (`lock_id`); `role` names it in logs.
+    """
+
+    def __init__(self, db: Database, lock_id: int = LEADER_LOCK_ID, role: str = "Incident Center") -> None:
         self.db = db
+        self.lock_id = lock_id
+        self.role = role
         self._connection: AsyncConnection | None = None
 
     @property
@@ -59,12 +64,12 @@ class Leadership:
                 await self._connection.execute(sa.text("SELECT 1"))
                 return True
             except Exception:  # noqa: BLE001 - any failure of the connection ends the leadership
-                log.warning("Incident Center: the leader's database connection failed; leadership released")
+                log.warning("%s: the leader's database connection failed; leadership released", self.role)
                 await self._drop()
         connection = await self.db.engine.connect()
         try:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
-            acquired = await connection.scalar(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": LEADER_LOCK_ID})
+            acquired = await connection.scalar(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": self.lock_id})
         except BaseException:
             await connection.close()
             raise
@@ -72,14 +77,14 @@ class Leadership:
             await connection.close()
             return False
         self._connection = connection
-        log.info("Incident Center: this replica is the leader and runs detection, policies and bulk operations")
+        log.info("%s: this replica is the leader and runs its background work", self.role)
         return True
 
     async def release(self) -> None:
         if self._connection is None:
             return
         try:
-            await self._connection.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": LEADER_LOCK_ID})
+            await self._connection.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": self.lock_id})
             await self._connection.close()
         except Exception:  # noqa: BLE001 - a dead connection has released the lock already
             await self._drop()

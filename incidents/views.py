@@ -43,6 +43,9 @@ _act = access.act
 async def list_incidents(
     center: Center, caller: CurrentCaller, query: Annotated[IncidentQuery, Query()]
 ) -> Page[Incident]:
+    """A page of incidents of every engine (or the one `engine` names), filtered by status, instance, definition, type,
+    assignee, severity or age, and sorted.
+    """
     return await access.list_incidents(center, caller, query)
 
 
@@ -69,11 +72,15 @@ async def incidents_by_error(
     summary="Retry every incident a filter selects, as an operation (progress: GET /operations/{id})",
 )
 async def bulk_retry(body: BulkRetryRequest, center: Center, caller: CurrentCaller) -> OperationAccepted:
+    """Retry every incident the filter selects, as a background operation; answers 202 with its id (progress: GET
+    /api/processes/operations/{operation_id}).
+    """
     return await access.bulk_retry(center, caller, body)
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetails, summary="An incident with its history")
 async def get_incident(incident_id: str, center: Center, caller: CurrentCaller) -> IncidentDetails:
+    """One incident with its linked engine incidents and its history of actions."""
     return await access.incident_details(center, caller, incident_id)
 
 
@@ -83,6 +90,7 @@ async def get_incident(incident_id: str, center: Center, caller: CurrentCaller) 
 async def acknowledge(
     incident_id: str, center: Center, caller: CurrentCaller, body: IncidentAcknowledgement | None = None
 ) -> IncidentDetails:
+    """Acknowledge an open incident, optionally with a message."""
     message = body.message if body else None
     return await _act(
         center,
@@ -98,6 +106,7 @@ async def acknowledge(
     "/incidents/{incident_id}/assign", response_model=IncidentDetails, summary="Assign (acknowledges an open one)"
 )
 async def assign(incident_id: str, body: IncidentAssignment, center: Center, caller: CurrentCaller) -> IncidentDetails:
+    """Assign an incident to a user (an open one is acknowledged too)."""
     return await _act(
         center,
         caller,
@@ -115,6 +124,7 @@ async def assign(incident_id: str, body: IncidentAssignment, center: Center, cal
     summary="Add a comment",
 )
 async def comment(incident_id: str, body: IncidentComment, center: Center, caller: CurrentCaller) -> IncidentDetails:
+    """Add a comment to an incident's history."""
     return await _act(
         center,
         caller,
@@ -133,6 +143,7 @@ async def comment(incident_id: str, body: IncidentComment, center: Center, calle
     summary="Set variables (optional), then retry in the engine",
 )
 async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
+    """Retry the failed job or external task behind an incident, optionally setting variables first."""
     variables = parse_request_variables(body.variables)
     incident = await _act(
         center,
@@ -149,6 +160,7 @@ async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, ca
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentDetails, summary="Resolve an incident")
 async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
+    """Resolve an incident by hand, saying how (`resolution_type`) and why."""
     resolution = ResolutionType(body.resolution_type)
     return await _act(
         center,
@@ -162,6 +174,7 @@ async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center
 
 @router.post("/incidents/{incident_id}/escalate", response_model=IncidentDetails, summary="Escalate an incident")
 async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
+    """Escalate an incident, with a message and an optional level."""
     return await _act(
         center,
         caller,
@@ -174,4 +187,5 @@ async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Cent
 
 @router.get("/operations/{operation_id}", response_model=OperationProgress, summary="Progress of a bulk operation")
 async def get_operation(operation_id: str, center: Center, caller: CurrentCaller) -> OperationProgress:
+    """Progress of a bulk operation: counts of incidents done, failed and pending, and each failure."""
     return await access.operation(center, caller, operation_id)

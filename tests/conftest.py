@@ -1,7 +1,9 @@
 """Shared fixtures: the gateway database on SQLite (always) and PostgreSQL (when one is reachable).
 
-PostgreSQL comes from PM_TEST_DATABASE_URL, else from testcontainers when a Docker engine runs, else
-the PostgreSQL variants are skipped with the reason. Redis likewise from PM_TEST_REDIS_URL.
+PostgreSQL comes from PM_TEST_DATABASE_URL, else the local server at 127.0.0.1:5432 (user postgres, password
+from PGPASSWORD) when it answers, else testcontainers when a Docker engine runs, else the PostgreSQL variants
+are skipped with the reason. Redis likewise: PM_TEST_REDIS_URL, else 127.0.0.1:6379 (database 15).
+At the end one line says which optional suites ran and which were skipped, and why.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import shutil
 import socket
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import sqlalchemy as sa
 from gateway.db import Database, metadata
 
 import gateway.tables  # noqa: F401 - registers the gateway tables on the metadata
+from tests.real_engines.fixtures import real_engines  # noqa: F401 - the session's real engines, for every test module
 
 # The shipped conformance suite's plugin (fixtures `adapter` and a default `database`, `requires(...)` handling);
 # the `database` fixture below overrides its SQLite-only default. pytester runs the suite as a third party would.
@@ -52,17 +56,61 @@ def closed_port() -> int:
     return port
 
 
+OPTIONAL_SUITES: dict[str, str] = {}  # "PostgreSQL" → "ran (where)" or "skipped (why)", for the summary line
+LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS = "redis://127.0.0.1:6379/15"
+
+
+def _local_postgres() -> str | None:
+    """The local server's URL when it accepts user postgres (password from PGPASSWORD), else None."""
+    url = sa.make_url(LOCAL_POSTGRES)
+    if os.environ.get("PGPASSWORD"):
+        url = url.set(password=os.environ["PGPASSWORD"])
+    rendered = url.render_as_string(hide_password=False)
+
+    async def ping() -> None:
+        db = Database(rendered)
+        try:
+            await db.ping()
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(asyncio.wait_for(ping(), timeout=3))
+        return rendered
+    except Exception:  # noqa: BLE001 - anything wrong means "not usable here"
+        return None
+
+
+def _local_redis() -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as probe:
+            probe.sendall(b"PING\r\n")
+            return LOCAL_REDIS if probe.recv(16).startswith(b"+PONG") else None
+    except OSError:
+        return None
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     url = os.environ.get("PM_TEST_DATABASE_URL")
     if url:
+        OPTIONAL_SUITES["PostgreSQL"] = "ran (PM_TEST_DATABASE_URL)"
+        yield url
+        return
+    url = _local_postgres()
+    if url:
+        OPTIONAL_SUITES["PostgreSQL"] = "ran (local 127.0.0.1:5432)"
         yield url
         return
     if not _docker_available():
-        pytest.skip("PostgreSQL: PM_TEST_DATABASE_URL is not set and no Docker engine is available for testcontainers")
+        reason = "PM_TEST_DATABASE_URL is not set, none answers at 127.0.0.1:5432, no Docker for testcontainers"
+        OPTIONAL_SUITES["PostgreSQL"] = f"skipped ({reason})"
+        pytest.skip(f"PostgreSQL: {reason}")
     from testcontainers.postgres import PostgresContainer
 
     with PostgresContainer("postgres:16-alpine", driver="asyncpg") as container:
+        OPTIONAL_SUITES["PostgreSQL"] = "ran (testcontainers)"
         yield container.get_connection_url()
 
 
@@ -70,14 +118,35 @@ def postgres_server_url() -> Iterator[str]:
 def redis_url() -> Iterator[str]:
     url = os.environ.get("PM_TEST_REDIS_URL")
     if url:
+        OPTIONAL_SUITES["Redis"] = "ran (PM_TEST_REDIS_URL)"
+        yield url
+        return
+    url = _local_redis()
+    if url:
+        OPTIONAL_SUITES["Redis"] = "ran (local 127.0.0.1:6379, database 15)"
         yield url
         return
     if not _docker_available():
-        pytest.skip("Redis: PM_TEST_REDIS_URL is not set and no Docker engine is available for testcontainers")
+        reason = "PM_TEST_REDIS_URL is not set, none answers at 127.0.0.1:6379, no Docker for testcontainers"
+        OPTIONAL_SUITES["Redis"] = f"skipped ({reason})"
+        pytest.skip(f"Redis: {reason}")
     from testcontainers.redis import RedisContainer
 
     with RedisContainer("redis:7-alpine") as container:
+        OPTIONAL_SUITES["Redis"] = "ran (testcontainers)"
         yield f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line: which optional suites ran, which were skipped and why (grouped skip reasons with counts)."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    parts = [f"{suite}: {state}" for suite, state in OPTIONAL_SUITES.items()]
+    parts += [f"{count} skipped: {reason}" for reason, count in reasons.most_common()]
+    terminalreporter.write_line("optional suites: " + ("; ".join(parts) or "none needed by the selected tests"))
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from gateway.errors import BadRequest, EngineError, EngineTimeout, EngineUnavailable, NotFound
-from gateway.resilience import EngineBreaker, EngineHttp, RedisBreakerSync
+from gateway.resilience import EngineBreaker, EngineHttp, RedisBreakerSync, mark_background
 from gateway.settings import EngineConfig
 
 BASE = "http://engine.test/api"
@@ -30,7 +30,8 @@ def make_http(**overrides: object) -> EngineHttp:
         **overrides,
     }
     config = EngineConfig(**fields)
-    return EngineHttp(config, breaker=EngineBreaker(config.name, config.breaker_fail_max, config.breaker_reset_timeout))
+    breaker = EngineBreaker(config.name, config.breaker_fail_max, config.breaker_reset_timeout, url=config.public_url())
+    return EngineHttp(config, breaker=breaker)
 
 
 @pytest.fixture
@@ -103,21 +104,107 @@ def silent_server() -> Iterator[int]:
     server.close()
 
 
+@pytest.fixture
+def full_backlog_server() -> Iterator[int]:
+    """A real TCP server whose accept queue is full: a new connection is never established (connect timeout)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    yield port
+    for filler in fillers:
+        filler.close()
+    server.close()
+
+
+@pytest.fixture
+async def plain_http_server() -> AsyncIterator[int]:
+    """A real server that speaks plain HTTP, so an https:// call to it fails in the TLS handshake."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
 async def test_real_server_that_never_answers_times_out_with_504(silent_server: int) -> None:
     http = make_http(url=f"http://127.0.0.1:{silent_server}", read_timeout=0.3, retry_attempts=1)
     started = time.monotonic()
-    with pytest.raises(EngineTimeout):
+    with pytest.raises(EngineTimeout) as caught:
         await http.json("GET", "/version", operation="health")
     assert time.monotonic() - started < 2.0
+    assert "read timeout" in caught.value.detail
+    assert f"http://127.0.0.1:{silent_server}" in caught.value.detail
     await http.aclose()
 
 
-async def test_closed_port_is_503_at_once(closed_port: int) -> None:
+async def test_closed_port_is_503_at_once_and_says_connection_refused(closed_port: int) -> None:
     http = make_http(url=f"http://127.0.0.1:{closed_port}", retry_attempts=1)
     started = time.monotonic()
-    with pytest.raises(EngineUnavailable):
+    with pytest.raises(EngineUnavailable) as caught:
         await http.json("GET", "/version", operation="health")
     assert time.monotonic() - started < 1.0
+    assert "connection refused" in caught.value.detail
+    assert "timeout" not in caught.value.detail.lower()
+    await http.aclose()
+
+
+async def test_connect_timeout_is_told_apart_from_a_refusal(full_backlog_server: int) -> None:
+    http = make_http(url=f"http://127.0.0.1:{full_backlog_server}", connect_timeout=0.3, retry_attempts=1)
+    with pytest.raises(EngineUnavailable) as caught:
+        await http.json("GET", "/version", operation="health")
+    assert "connect timeout" in caught.value.detail
+    assert "refused" not in caught.value.detail
+    await http.aclose()
+
+
+async def test_tls_failure_is_named(plain_http_server: int) -> None:
+    http = make_http(url=f"https://127.0.0.1:{plain_http_server}", retry_attempts=1)
+    with pytest.raises(EngineUnavailable) as caught:
+        await http.json("GET", "/version", operation="health")
+    assert "TLS handshake failed" in caught.value.detail
+    await http.aclose()
+
+
+class UnresolvableHost(httpx.AsyncBaseTransport):
+    """Fails as a transport does when the resolver knows no such host (the tests reach loopback only)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        raise httpx.ConnectError(f"Cannot connect to host {request.url.host}", request=request) from lookup
+
+
+async def test_dns_failure_is_named() -> None:
+    config = EngineConfig(name="remote", type="camunda7", url="http://camunda.internal:8080", retry_attempts=1)
+    http = EngineHttp(config, breaker=EngineBreaker("remote", 3, 1.0), transport=UnresolvableHost())
+    with pytest.raises(EngineUnavailable) as caught:
+        await http.json("GET", "/version", operation="health")
+    assert "DNS lookup failed: Name or service not known" in caught.value.detail
+    await http.aclose()
+
+
+async def test_url_credentials_never_appear_in_errors(closed_port: int) -> None:
+    http = make_http(url=f"http://demo:s3cret@127.0.0.1:{closed_port}", retry_attempts=1, breaker_fail_max=1)
+    with pytest.raises(EngineUnavailable) as caught:
+        await http.json("GET", "/version", operation="health")
+    with pytest.raises(EngineUnavailable) as rejected:
+        await http.json("GET", "/version", operation="health")
+    for detail in (caught.value.detail, rejected.value.detail):
+        assert "s3cret" not in detail and f"http://127.0.0.1:{closed_port}" in detail
     await http.aclose()
 
 
@@ -133,8 +220,12 @@ async def test_breaker_trips_rejects_fast_half_opens_and_closes(closed_port: int
     with pytest.raises(EngineUnavailable) as rejected:
         await http.json("GET", "/version", operation="health")
     assert time.perf_counter() - started < 0.005
-    assert "circuit is open" in rejected.value.detail
+    detail = rejected.value.detail
+    assert "circuit is open since " in detail
+    assert f"Engine 'remote' at http://127.0.0.1:{closed_port} is unavailable" in detail
+    assert detail.endswith("connection refused")  # the last underlying error
     assert int(rejected.value.headers["Retry-After"]) >= 1
+    assert http.breaker.snapshot()["last_error"].endswith("connection refused")
 
     await asyncio.sleep(0.35)
     assert http.breaker.state == "half-open"
@@ -183,6 +274,45 @@ async def test_only_one_probe_goes_through_while_half_open(http: EngineHttp) -> 
     release.set()
     assert await probe == {"ok": True}
     assert route.call_count == 1
+    assert http.breaker.state == "closed"
+
+
+async def test_a_failing_poller_does_not_keep_the_circuit_open_for_users(closed_port: int) -> None:
+    http = make_http(url=f"http://127.0.0.1:{closed_port}", retry_attempts=1)
+    for _ in range(3):
+        with pytest.raises(EngineUnavailable):
+            await http.json("GET", "/version", operation="health")
+    await asyncio.sleep(0.35)
+
+    async def poll() -> None:
+        mark_background()
+        for _ in range(5):  # a poller hammering the dead engine right after the reset timeout
+            with pytest.raises(EngineUnavailable) as failed:
+                await http.json("GET", "/incident", operation="incidents")
+            assert "connection refused" in failed.value.detail
+
+    await asyncio.create_task(poll())
+    with pytest.raises(EngineUnavailable) as user:
+        await http.json("GET", "/version", operation="health")
+    assert "circuit is open" not in user.value.detail
+    assert "connection refused" in user.value.detail
+    await http.aclose()
+
+
+@respx.mock
+async def test_a_poller_that_reaches_the_engine_closes_the_circuit(http: EngineHttp) -> None:
+    respx.get(f"{BASE}/fail").respond(500)
+    respx.get(f"{BASE}/incident").respond(200, json=[])
+    for _ in range(3):
+        with pytest.raises(EngineError):
+            await http.json("GET", "/fail", operation="op", idempotent=False)
+    assert http.breaker.state == "open"
+
+    async def poll() -> None:
+        mark_background()
+        assert await http.json("GET", "/incident", operation="incidents") == []
+
+    await asyncio.create_task(poll())
     assert http.breaker.state == "closed"
 
 
@@ -252,6 +382,7 @@ async def test_two_gateways_sharing_redis_see_the_same_open_circuit(redis_url: s
         with pytest.raises(EngineUnavailable) as rejected:
             await second.json("GET", "/version", operation="health")
         assert "circuit is open" in rejected.value.detail
+        assert rejected.value.detail.endswith("connection refused")  # the error replica one saw
 
         # a replica that starts later reads the stored state
         third = make_http(name="shared-engine", url=f"http://127.0.0.1:{closed_port}")

@@ -95,3 +95,50 @@ def test_embedded_options_come_from_its_environment_variables_or_the_engine_opti
     monkeypatch.setenv("PM_EMBEDDED_TIMER_INTERVAL", "0.25")
     assert EmbeddedOptions.model_validate({}).timer_interval == 0.25
     assert EmbeddedOptions.model_validate({"timer_interval": 2}).timer_interval == 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("PM_PORT", "0", "PM_PORT"),
+        ("PM_PORT", "70000", "PM_PORT"),
+        ("PM_ENGINE_URL", "http://camunda:80800/engine-rest", "PM_ENGINE_URL"),
+        ("PM_DATABASE_URL", "postgresql+asyncpg://pm@db:0/pm", "PM_DATABASE_URL"),
+        ("PM_REDIS_URL", "redis://cache:123456/0", "PM_REDIS_URL"),
+    ],
+)
+def test_ports_outside_1_to_65535_stop_the_start(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv("PM_ENGINE_TYPE", "camunda7")
+    monkeypatch.setenv("PM_ENGINE_URL", "http://camunda:8080/engine-rest")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"{named}: .*65535"):
+        load_settings()
+
+
+def test_durations_accept_seconds_and_iso_8601(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "PM_ENGINES",
+        json.dumps(
+            [
+                {"name": "a", "type": "camunda7", "url": "http://a:8080/engine-rest", "read_timeout": "PT1M30S",
+                 "connect_timeout": "2.5", "breaker_reset_timeout": "PT0.5S"},
+            ]
+        ),
+    )
+    monkeypatch.setenv("PM_IDEMPOTENCY_TTL_HOURS", "P2D")
+    settings = load_settings()
+    (engine,) = settings.engine_configs
+    assert (engine.read_timeout, engine.connect_timeout, engine.breaker_reset_timeout) == (90.0, 2.5, 0.5)
+    assert settings.idempotency_ttl_hours == 48.0
+    monkeypatch.setenv("PM_IDEMPOTENCY_TTL_HOURS", "an hour")
+    with pytest.raises(ConfigError, match="PM_IDEMPOTENCY_TTL_HOURS"):
+        load_settings()
+
+
+def test_incident_poll_interval_accepts_iso_8601(monkeypatch: pytest.MonkeyPatch) -> None:
+    from incidents.settings import load_incident_settings
+
+    monkeypatch.setenv("PM_INCIDENTS_POLL_INTERVAL", "PT2S")
+    assert load_incident_settings().poll_interval == 2.0

@@ -2,6 +2,8 @@ r"""Check recorded adapter requests against an engine's official OpenAPI spec.
 
     PM_RECORD_REQUESTS_DIR=/tmp/rec .venv/bin/python -m pytest -q tests/conformance
     .venv/bin/python -m tools.validate_requests --engine camunda7 --spec SPEC.json /tmp/rec/camunda7.jsonl
+    .venv/bin/python -m tools.validate_requests --engine flowable --base-path /process-api --spec SPEC.json \
+        /tmp/rec/real-flowable.jsonl
 
 Recordings are the JSON lines written by `gateway/engines/testing/recording.py`. Prints one line per invalid
 request with the reason, then `N requests, N valid, N invalid`; exits 1 if any request is invalid.
@@ -14,6 +16,7 @@ not part of the project; pass their path. Known spec quirks are patched in memor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import base64
 import json
 import re
@@ -219,10 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--spec", required=True, type=Path, help="the engine's OpenAPI 3 file (kept outside the project)"
     )
+    parser.add_argument(
+        "--base-path",
+        help="the engine's REST base path when it differs from the default (a real Flowable: /process-api)",
+    )
     parser.add_argument("recordings", nargs="+", type=Path, help="JSON-lines files from PM_RECORD_REQUESTS_DIR")
     args = parser.parse_args(argv)
 
     engine = ENGINES[args.engine]
+    if args.base_path:
+        engine = dataclasses.replace(engine, base_path=args.base_path.rstrip("/"))
     api = load_spec(args.spec, engine)
     total = invalid = 0
     for recording in args.recordings:

@@ -8,6 +8,7 @@ definition, who started an instance) live in the gateway's metadata store.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from collections.abc import Awaitable
 from pathlib import PurePath
 from typing import Any, TypeVar
@@ -16,8 +17,8 @@ import httpx
 
 from gateway.bpmn import TaskExtensions
 from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability
-from adapters.camunda import queries
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
+from adapters.camunda import changes, queries
 from adapters.camunda.errors import classify, error_type
 from adapters.camunda.facts import DefinitionFacts
 from adapters.camunda.mapping import (
@@ -94,6 +95,8 @@ class Camunda7Adapter(HttpEngineAdapter):
             # (DELETE /incident/{id}); failed jobs and external tasks, the incidents that matter, need one.
         }
     )
+
+    observes_changes = True
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)
@@ -665,6 +668,11 @@ class Camunda7Adapter(HttpEngineAdapter):
     @staticmethod
     def _page(items: list[T], total: int, query: ListQuery) -> Page[T]:
         return Page(items=items, total=total, page=query.page, size=query.size)
+
+    # ------------------------------------------------------------ change feed
+    async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
+        """What the engine did after `mark`, from its history (adapters/camunda/changes.py)."""
+        return await changes.read_changes(self.http, mark, settled_before)
 
 
 async def _unless_missing(call: Awaitable[T]) -> T | None:

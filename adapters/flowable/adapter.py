@@ -17,8 +17,8 @@ import httpx
 
 from gateway.bpmn import TaskExtensions
 from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability
-from adapters.flowable import errors, mapping, queries
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
+from adapters.flowable import changes, errors, mapping, queries
 from adapters.flowable.facts import EngineFacts, segment
 from adapters.flowable.paging import Fetch, Item, collect, page_across
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
@@ -68,6 +68,8 @@ class FlowableAdapter(HttpEngineAdapter):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.SUSPEND_DEFINITION, Capability.SUSPEND_INSTANCE, Capability.DELEGATE_TASK}
     )
+
+    observes_changes = True
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)
@@ -548,9 +550,10 @@ class FlowableAdapter(HttpEngineAdapter):
             if DELEGATION_PENDING not in (exc.engine_message or ""):
                 raise
             # The unified API completes a delegated task in one step on every engine: Flowable wants the
-            # delegation resolved (the task handed back to its owner) first.
-            await self._task_action(task_id, "resolve_task", {**action, "action": "resolve"})
-            await self._task_action(task_id, "complete_task", {"action": "complete"})
+            # delegation resolved (the task handed back to its owner) first. Its REST "resolve" action drops
+            # the variables it is given, so they go with the completion.
+            await self._task_action(task_id, "resolve_task", {"action": "resolve"})
+            await self._task_action(task_id, "complete_task", action)
         return task
 
     # ------------------------------------------------------------ engine incidents
@@ -703,6 +706,11 @@ class FlowableAdapter(HttpEngineAdapter):
         if info.get("exception"):
             return EngineHealth(status="down", version=info.get("version"), detail=info["exception"])
         return EngineHealth(status="up", version=info.get("version"))
+
+    # ------------------------------------------------------------ change feed
+    async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
+        """What the engine did after `mark`, from its history (adapters/flowable/changes.py)."""
+        return await changes.read_changes(self.http, mark, settled_before)
 
 
 def _all_of(predicates: list[Callable[[Item], bool]]) -> Callable[[Item], bool] | None:

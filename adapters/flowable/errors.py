@@ -21,10 +21,19 @@ STATE_CONFLICTS = ("is suspended", "a suspended", "cannot be completed, but shou
 # FlowableOptimisticLockingException: another transaction changed the same row first.
 CONCURRENT_UPDATE = "was updated by another transaction concurrently"
 # FlowableObjectNotFoundException texts that Flowable re-throws as 400: starting an instance of an unknown
-# definition, and (as the spec documents it) listing the variables of an unknown process instance.
-NOT_FOUND_AS_BAD_REQUEST = ("no processes deployed with key", "no deployed process definition found", "could not find")
-# How the texts of a deployment's parse and validation failures begin (BpmnParse, XMLException and the
-# XSD validator's cvc- messages); they come as 500.
+# definition (7.2 by key: "No process definition found for key 'x'", with a tenant: "Process definition with
+# key 'x' and tenantId 't' was not found"; 6.x: "no processes deployed with key 'x'"), and (as the spec
+# documents it) listing the variables of an unknown process instance.
+NOT_FOUND_AS_BAD_REQUEST = (
+    "no process definition found",
+    "process definition with key",
+    "no processes deployed with key",
+    "no deployed process definition found",
+    "could not find",
+)
+# What the texts of a deployment's parse and validation failures begin with (BpmnParse, XMLException) or
+# hold (the XSD validator's cvc- messages, wrapped by 7.2 in "javax.xml.transform.TransformerException: ...
+# SAXParseException; lineNumber: 9; columnNumber: 8; cvc-id.2: ..."); they come as 500.
 BPMN_REJECTED = (
     "errors while parsing",
     "error while reading the bpmn",
@@ -59,7 +68,9 @@ def classify(response: httpx.Response, message: str | None) -> type[GatewayError
     request = response.request
     if request.method != "POST":
         return None
-    if request.url.path.endswith("/repository/deployments") and text.startswith(BPMN_REJECTED):
+    if request.url.path.endswith("/repository/deployments") and (
+        text.startswith(BPMN_REJECTED) or "saxparseexception" in text
+    ):
         return InvalidBpmn
     if "/management/jobs/" in request.url.path:
         # Running a failed job again (action "execute") answers 500 with the job's own exception when it

@@ -20,8 +20,8 @@ from lxml import etree
 
 from gateway.bpmn import Assignment, TaskExtensions, split_list
 from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability
-from adapters.zeebe import mapping
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
+from adapters.zeebe import changes, mapping
 from adapters.zeebe.mapping import between, eq
 from gateway import bpmn
 from gateway.errors import (
@@ -95,6 +95,7 @@ class ZeebeTaskExtensions(TaskExtensions):
 
 class ZeebeAdapter(HttpEngineAdapter):
     task_extensions = ZeebeTaskExtensions()
+    observes_changes = True
     capabilities = frozenset({Capability.DELEGATE_TASK})
     emulated = {
         "delegate_task": (
@@ -502,6 +503,11 @@ class ZeebeAdapter(HttpEngineAdapter):
                 status="down", version=version, detail="No partition of the cluster has a healthy leader"
             )
         return EngineHealth(status="up", version=version)
+
+    # ------------------------------------------------------------ change feed
+    async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
+        """What the cluster did after `mark`, from its searches (adapters/zeebe/changes.py)."""
+        return await changes.read_changes(self.http, mark, settled_before)
 
     # ------------------------------------------------------------ helpers
     def _key(self, value: str, what: str) -> str:

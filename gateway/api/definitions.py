@@ -10,7 +10,14 @@ from starlette.datastructures import UploadFile
 
 from gateway.api.context import Processes
 from gateway.errors import BadRequest, PayloadTooLarge
-from gateway.schemas import DefinitionQuery, Deployment, Page, ProcessDefinition, ProcessDefinitionDetails
+from gateway.schemas import (
+    DefinitionQuery,
+    Deployment,
+    Page,
+    ProcessDefinition,
+    ProcessDefinitionDetails,
+    RequestBody,
+)
 
 router = APIRouter(prefix="/api/processes/definitions", tags=["definitions"])
 
@@ -59,7 +66,7 @@ class Upload(BaseModel):
     tenant_id: str | None = None
 
 
-class JsonDeploy(BaseModel):
+class JsonDeploy(RequestBody):
     bpmn_xml: str = Field(min_length=1)
     name: str | None = None
     tenant_id: str | None = None
@@ -98,6 +105,9 @@ async def list_definitions(
     query: Annotated[DefinitionQuery, Query()],
     with_counts: Annotated[bool, Query(description="Add `instances`, the running count, to each")] = False,
 ) -> Page[ProcessDefinition]:
+    """A page of deployed process definitions (latest versions unless `latest_only=false`), filtered and sorted; on the
+    engine chosen by `engine` (default engine otherwise).
+    """
     return await processes.list_definitions(query, with_counts=with_counts)
 
 
@@ -109,6 +119,9 @@ async def list_definitions(
     openapi_extra=DEPLOY_BODY,
 )
 async def deploy(request: Request, processes: Processes) -> Deployment:
+    """Deploy a BPMN 2.0 file (multipart part `file`, or JSON `bpmn_xml`) to the engine; answers the deployment with
+    every process definition it created. Invalid BPMN is a 400 naming the line or element.
+    """
     upload = await read_upload(request)
     return await processes.deploy(upload.xml, filename=upload.filename, name=upload.name, tenant_id=upload.tenant_id)
 
@@ -117,6 +130,9 @@ async def deploy(request: Request, processes: Processes) -> Deployment:
 async def get_definition(
     definition_id: str, processes: Processes, with_counts: Annotated[bool, Query()] = False
 ) -> ProcessDefinitionDetails:
+    """One process definition with its user and service tasks and its start form; `with_counts` adds the number of
+    running instances.
+    """
     return await processes.get_definition(definition_id, with_counts=with_counts)
 
 
@@ -127,6 +143,7 @@ async def get_definition(
     responses={200: {"content": {"application/xml": {"example": EXAMPLE_XML}}}},
 )
 async def get_definition_xml(definition_id: str, processes: Processes) -> Response:
+    """The BPMN 2.0 XML of a process definition exactly as deployed."""
     return Response(await processes.get_definition_xml(definition_id), media_type="application/xml")
 
 
@@ -138,6 +155,7 @@ async def get_definition_xml(definition_id: str, processes: Processes) -> Respon
     openapi_extra=DEPLOY_BODY,
 )
 async def update_definition(definition_id: str, request: Request, processes: Processes) -> Deployment:
+    """Deploy a new version of a process definition: the uploaded BPMN must define the same process key."""
     upload = await read_upload(request)
     return await processes.redeploy(
         definition_id, upload.xml, filename=upload.filename, name=upload.name, tenant_id=upload.tenant_id
@@ -150,17 +168,19 @@ async def delete_definition(
     processes: Processes,
     cascade: Annotated[bool, Query(description="Also delete its instances")] = False,
 ) -> Response:
+    """Delete a process definition; with running instances it is a 409 unless `cascade=true`, which deletes them too."""
     await processes.delete_definition(definition_id, cascade=cascade)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-class SuspensionChange(BaseModel):
+class SuspensionChange(RequestBody):
     suspended: bool
     include_instances: bool = False
 
 
 @router.put("/{definition_id}/suspended", response_model=ProcessDefinition, summary="Suspend or activate")
 async def set_suspended(definition_id: str, change: SuspensionChange, processes: Processes) -> ProcessDefinition:
+    """Suspend (no new instances, optionally its instances paused too) or activate a process definition."""
     return await processes.set_definition_suspended(
         definition_id, suspended=change.suspended, include_instances=change.include_instances
     )

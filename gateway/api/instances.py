@@ -5,22 +5,29 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from gateway.api.context import Processes
-from gateway.schemas import InstanceQuery, Page, ProcessInstance, ProcessInstanceDetails, StartInstance
-from gateway.variables import TypedValue, parse_request_variables
+from gateway.schemas import (
+    InstanceQuery,
+    Page,
+    ProcessInstance,
+    ProcessInstanceDetails,
+    RequestBody,
+    StartInstance,
+)
+from gateway.variables import REQUEST_VARIABLES_DOC, TypedValue, parse_request_variables
 
 router = APIRouter(prefix="/api/processes/instances", tags=["instances"])
 
 VARIABLES_EXAMPLE = {"amount": {"value": 250, "type": "Integer"}, "customer": {"value": "ACME"}}
 
 
-class StartRequest(BaseModel):
+class StartRequest(RequestBody):
     definition_key: str | None = None
     definition_id: str | None = None
     business_key: str | None = None
-    variables: dict[str, Any] | None = None
+    variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
     tenant_id: str | None = None
 
     model_config = {
@@ -38,11 +45,15 @@ class StartRequest(BaseModel):
 
 @router.get("", response_model=Page[ProcessInstance], summary="List process instances")
 async def list_instances(processes: Processes, query: Annotated[InstanceQuery, Query()]) -> Page[ProcessInstance]:
+    """A page of process instances, filtered by definition, business key, status, start time or incidents, and sorted."""
     return await processes.list_instances(query)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProcessInstance, summary="Start an instance")
 async def start_instance(body: StartRequest, processes: Processes, response: Response) -> ProcessInstance:
+    """Start a process instance by `definition_key` (latest version) or `definition_id`, with typed variables; answers
+    201 with the instance and a `Location` header.
+    """
     instance = await processes.start_instance(
         StartInstance(
             definition_key=body.definition_key,
@@ -58,6 +69,9 @@ async def start_instance(body: StartRequest, processes: Processes, response: Res
 
 @router.get("/{instance_id}", response_model=ProcessInstanceDetails, summary="An instance with its activities")
 async def get_instance(instance_id: str, processes: Processes) -> ProcessInstanceDetails:
+    """One process instance with its variables, activities, current activities, incidents, execution path and the
+    gateway's audit trail for it (rows the caller may read).
+    """
     return await processes.get_instance(instance_id)
 
 
@@ -65,16 +79,18 @@ async def get_instance(instance_id: str, processes: Processes) -> ProcessInstanc
 async def terminate_instance(
     instance_id: str, processes: Processes, reason: Annotated[str | None, Query(max_length=4000)] = None
 ) -> Response:
+    """Terminate a running process instance; `reason` is kept in the audit log."""
     await processes.terminate_instance(instance_id, reason)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-class InstanceSuspension(BaseModel):
+class InstanceSuspension(RequestBody):
     suspended: bool
 
 
 @router.put("/{instance_id}/suspended", response_model=ProcessInstance, summary="Suspend or activate")
 async def set_suspended(instance_id: str, change: InstanceSuspension, processes: Processes) -> ProcessInstance:
+    """Suspend or activate a process instance."""
     return await processes.set_instance_suspended(instance_id, suspended=change.suspended)
 
 
@@ -85,16 +101,20 @@ async def set_suspended(instance_id: str, change: InstanceSuspension, processes:
     responses={200: {"content": {"application/json": {"example": VARIABLES_EXAMPLE}}}},
 )
 async def get_variables(instance_id: str, processes: Processes) -> dict[str, TypedValue]:
+    """The process instance's variables, each as `{value, type}`."""
     return await processes.get_variables(instance_id)
 
 
-class VariablesChange(BaseModel):
-    variables: dict[str, Any] = Field(default_factory=dict)
-    deletions: list[str] = Field(default_factory=list)
+class VariablesChange(RequestBody):
+    variables: dict[str, Any] = Field(default_factory=dict, **REQUEST_VARIABLES_DOC)
+    deletions: list[str] = Field(default_factory=list, description="Names of the variables to delete")
 
     model_config = {"json_schema_extra": {"examples": [{"variables": VARIABLES_EXAMPLE, "deletions": ["draft"]}]}}
 
 
 @router.put("/{instance_id}/variables", response_model=dict[str, TypedValue], summary="Change variables")
 async def update_variables(instance_id: str, change: VariablesChange, processes: Processes) -> dict[str, TypedValue]:
+    """Set (`variables`) and delete (`deletions`) process instance variables in one change; answers the variables after
+    it.
+    """
     return await processes.update_variables(instance_id, parse_request_variables(change.variables), change.deletions)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -21,9 +22,13 @@ router = APIRouter(tags=["operations"])
 
 
 class EngineCircuit(BaseModel):
+    """The engine's circuit breaker: `closed` (calls go through), `open` (calls answered 503 at once) or
+    `half-open` (the next call probes the engine)."""
+
     state: str
-    failure_count: int
-    opened_at: datetime | None = None
+    failure_count: int = Field(description="Failures counted since the circuit last closed")
+    opened_at: datetime | None = Field(None, description="When the circuit opened (null while closed)")
+    last_error: str | None = Field(None, description="The last network or engine error seen on this engine")
 
 
 class EngineStatus(BaseModel):
@@ -81,6 +86,9 @@ class EventPage(BaseModel):
     responses=AUTH_RESPONSES,
 )
 async def list_engines(request: Request, caller: CurrentCaller) -> list[dict[str, Any]]:
+    """Every configured engine: type, URL (without credentials), whether it is the default, health, version,
+    capabilities, emulated operations and its circuit breaker (state, since when, last error).
+    """
     caller.require("engines:read")
     registry: EngineRegistry = request.app.state.registry
     return list(await asyncio.gather(*(registry.describe(name) for name in registry.engines)))
@@ -105,6 +113,8 @@ async def list_audit(
     page: Annotated[int, Query(ge=1)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
+    """A page of the tamper-evident audit log, newest first, filtered by resource, actor, operation and time; only
+    the rows of the caller's tenants."""
     items, total = await records.audit_page(
         request.app.state.db,
         caller,
@@ -132,8 +142,12 @@ async def list_events(
     caller: CurrentCaller,
     after: Annotated[int, Query(ge=0, description="Cursor of the last event seen; 0 for the beginning")] = 0,
     types: Annotated[str | None, Query(description="Comma-separated event types, e.g. instance.started")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    size: Annotated[int | None, Query(ge=1, le=1000, description="Events per page (default 100)")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000, deprecated=True, description="Old name of `size`")] = None,
 ) -> dict[str, Any]:
+    """Events after the cursor `after`, oldest first, at most `size` of them; pass `next_cursor` as `after` to
+    read on. Event types carry the `process_manager.` prefix; `types` accepts them with or without it."""
+    limit = size or limit or 100
     wanted = None
     if types:
         wanted = [t if t.startswith(EVENT_PREFIX) else EVENT_PREFIX + t for t in (p.strip() for p in types.split(",")) if t]
@@ -143,6 +157,7 @@ async def list_events(
 
 @router.get("/health", summary="Liveness")
 async def health() -> dict[str, str]:
+    """Liveness: the process answers. Never checks dependencies."""
     return {"status": "ok", "version": __version__}
 
 
@@ -154,6 +169,9 @@ async def health() -> dict[str, str]:
     responses={401: AUTH_RESPONSES[401]},
 )
 async def ready(request: Request) -> JSONResponse:
+    """Readiness: database, Redis (when configured) and each engine with its URL and circuit; 200 when all are up, else
+    503 naming what is down.
+    """
     state = request.app.state
     checks: dict[str, Any] = {}
     try:
@@ -169,9 +187,15 @@ async def ready(request: Request) -> JSONResponse:
             checks["redis"] = {"status": "down", "detail": str(exc) or exc.__class__.__name__}
     registry: EngineRegistry = state.registry
     for description in await asyncio.gather(*(registry.describe(name) for name in registry.engines)):
-        checks[f"engine:{description['name']}"] = {"status": description["status"], "detail": description["detail"]}
+        checks[f"engine:{description['name']}"] = {
+            "status": description["status"],
+            "detail": description["detail"],
+            "url": description["url"],
+            "circuit": description["circuit"],
+        }
     ok = all(check["status"] == "up" for check in checks.values())
-    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+    body = jsonable_encoder({"status": "ready" if ok else "not_ready", "checks": checks})
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get(
@@ -183,5 +207,6 @@ async def ready(request: Request) -> JSONResponse:
     responses={401: AUTH_RESPONSES[401]},
 )
 async def prometheus_metrics() -> Response:
+    """Prometheus metrics: request latency by route and status, engine call latency and retries, circuit states."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

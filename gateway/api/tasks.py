@@ -5,58 +5,69 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from gateway.api.context import Processes
-from gateway.schemas import Page, Task, TaskDetails, TaskQuery
-from gateway.variables import parse_request_variables
+from gateway.schemas import Page, RequestBody, Task, TaskDetails, TaskQuery
+from gateway.variables import REQUEST_VARIABLES_DOC, parse_request_variables
 
 router = APIRouter(prefix="/api/processes/tasks", tags=["tasks"])
 
 
-class UserRef(BaseModel):
+class UserRef(RequestBody):
     user_id: str = Field(min_length=1, max_length=255)
 
     model_config = {"json_schema_extra": {"examples": [{"user_id": "alice"}]}}
 
 
-class Completion(BaseModel):
-    variables: dict[str, Any] | None = None
+class Completion(RequestBody):
+    variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
 
     model_config = {"json_schema_extra": {"examples": [{"variables": {"approved": {"value": True, "type": "Boolean"}}}]}}
 
 
 @router.get("", response_model=Page[Task], summary="List tasks")
 async def list_tasks(processes: Processes, query: Annotated[TaskQuery, Query()]) -> Page[Task]:
+    """A page of open user tasks, by assignee, candidate group or user, unassigned, instance, definition, status or due
+    date, sorted by created, due, priority, name or assignee.
+    """
     return await processes.list_tasks(query)
 
 
 @router.get("/{task_id}", response_model=TaskDetails, summary="A task with its variables")
 async def get_task(task_id: str, processes: Processes) -> TaskDetails:
+    """One user task with its variables, delegation and suspension state."""
     return await processes.get_task(task_id)
 
 
 @router.post("/{task_id}/claim", response_model=Task, summary="Claim a task (409 if another user holds it)")
 async def claim(task_id: str, body: UserRef, processes: Processes) -> Task:
+    """Claim a task for a user; 409 if another user holds it."""
     return await processes.claim_task(task_id, body.user_id)
 
 
 @router.post("/{task_id}/unclaim", response_model=Task, summary="Give a task back")
 async def unclaim(task_id: str, processes: Processes) -> Task:
+    """Give a claimed task back to its candidates."""
     return await processes.unclaim_task(task_id)
 
 
 @router.post("/{task_id}/assign", response_model=Task, summary="Assign a task to a user")
 async def assign(task_id: str, body: UserRef, processes: Processes) -> Task:
+    """Assign a task to a user, whoever held it before."""
     return await processes.assign_task(task_id, body.user_id)
 
 
 @router.post("/{task_id}/delegate", response_model=Task, summary="Delegate a task (the assignee stays owner)")
 async def delegate(task_id: str, body: UserRef, processes: Processes) -> Task:
+    """Delegate a task to another user; the assignee stays its owner and gets it back when the delegate resolves it."""
     return await processes.delegate_task(task_id, body.user_id)
 
 
 @router.post("/{task_id}/complete", status_code=status.HTTP_204_NO_CONTENT, summary="Complete a task")
 async def complete(task_id: str, processes: Processes, body: Completion | None = None) -> Response:
+    """Complete a task, optionally setting variables; answers 204. Unknown body fields are a 422 (so a misspelt
+    `variables` never completes a task without them).
+    """
     await processes.complete_task(task_id, parse_request_variables(body.variables if body else None))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,7 +22,7 @@ suite shipped in `gateway.engines.testing`, whose tests state this contract rule
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -103,6 +103,31 @@ CLAIM_NEXT_BATCH = 50  # candidates read per query by the default claim_next
 CLAIM_NEXT_ROUNDS = 5  # queries before claim_next gives up under heavy contention
 
 
+@dataclass(frozen=True)
+class EngineChange:
+    """One change the engine made, as the event the gateway emits for it (`EngineAdapter.read_changes`).
+
+    `type` is the event type without the `process_manager.` prefix (`task.created`, `task.assigned`,
+    `task.completed`, `instance.completed`, `instance.terminated`, `instance.suspended`, `instance.activated`);
+    `data` has the fields the embedded engine's event of that type has (task events always `task_id`, and
+    `task.assigned` the new `assignee`). `occurred_at` is the engine's time of the change.
+    """
+
+    type: str
+    instance_id: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    tenant_id: str | None = None
+
+
+@dataclass
+class ChangeBatch:
+    """The changes after a high-water mark, oldest first, and the mark to read from next time (JSON-able)."""
+
+    changes: list[EngineChange]
+    mark: dict[str, Any] = field(default_factory=dict)
+
+
 class EngineAdapter(ABC):
     """One engine behind the unified API (see the module docstring for the error contract)."""
 
@@ -120,6 +145,9 @@ class EngineAdapter(ABC):
     transactional: ClassVar[bool] = False
     # Where the engine reads a task's assignee, candidates and form in BPMN (for GET /definitions/{id}).
     task_extensions: ClassVar[TaskExtensions] = TaskExtensions()
+    # Whether `read_changes` follows what the engine does on its own (the HTTP engines; a transactional engine
+    # emits its events itself, in the transaction that changes it).
+    observes_changes: ClassVar[bool] = False
 
     def __init__(self, context: AdapterContext) -> None:
         self.context = context
@@ -367,4 +395,11 @@ class EngineAdapter(ABC):
     @abstractmethod
     async def health(self) -> EngineHealth:
         """Whether the engine answers, its version, and a detail when it does not (never raises for "down")."""
+
+    # ------------------------------------------------------------ change feed
+    async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
+        """The engine's changes after `mark` (empty at first: start from `settled_before`) that happened before
+        `settled_before`, oldest first, with the new mark. Only adapters with `observes_changes` implement it;
+        the gateway's change feed (events/feeds.py) calls it on the leader replica."""
+        raise NotImplementedError
 

@@ -405,3 +405,26 @@ async def test_the_gateway_starts_and_serves_while_redis_is_down(make_client: An
         assert ready.status_code == 503
         assert ready.json()["checks"]["redis"]["status"] == "down"
         assert ready.json()["checks"]["database"]["status"] == "up"
+
+
+async def test_open_circuit_names_engine_url_last_error_and_since_everywhere(make_client: Any, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/engine-rest"
+    engine = {"name": "c7", "type": "camunda7", "url": url, "breaker_fail_max": 1, "breaker_reset_timeout": 60}
+    async with make_client(engines=[{"name": "local", "type": "embedded", "default": True}, engine]) as client:
+        first = await client.get("/api/processes/tasks", params={"engine": "c7"})
+        assert_problem(first, 503, url, "connection refused")
+        rejected = await client.get("/api/processes/tasks", params={"engine": "c7"})
+        assert_problem(rejected, 503, "'c7'", url, "circuit is open since", "last error:", "connection refused")
+        assert int(rejected.headers["retry-after"]) > 0
+
+        engines = {e["name"]: e for e in (await client.get("/api/processes/engines")).json()}
+        circuit = engines["c7"]["circuit"]
+        assert circuit["state"] == "open" and circuit["opened_at"] is not None
+        assert "connection refused" in circuit["last_error"]
+        assert "circuit is open since" in engines["c7"]["detail"] and engines["c7"]["url"] == url
+
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        check = ready.json()["checks"]["engine:c7"]
+        assert check["status"] == "down" and "circuit is open since" in check["detail"]
+        assert "connection refused" in check["detail"] and check["circuit"]["state"] == "open"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.auth.conftest import Provider, bearer
 
 P = "/api/processes"
@@ -58,6 +60,16 @@ REQUIRED: dict[tuple[str, str], str | None] = {
     ("GET", f"{P}/performance"): "statistics:read",
     ("GET", f"{P}/bottlenecks"): "statistics:read",
     ("POST", f"{P}/tasks/claim-next"): "task:claim",
+    ("GET", f"{P}/events/stream"): "events:read",
+    ("GET", f"{P}/subscriptions"): "subscriptions:manage",
+    ("POST", f"{P}/subscriptions"): "subscriptions:manage",
+    ("GET", f"{P}/subscriptions/{{subscription_id}}"): "subscriptions:manage",
+    ("PATCH", f"{P}/subscriptions/{{subscription_id}}"): "subscriptions:manage",
+    ("DELETE", f"{P}/subscriptions/{{subscription_id}}"): "subscriptions:manage",
+    ("GET", f"{P}/subscriptions/{{subscription_id}}/deliveries"): "subscriptions:manage",
+    ("POST", f"{P}/subscriptions/{{subscription_id}}/deliveries/{{delivery_id}}/retry"): "subscriptions:manage",
+    ("POST", f"{P}/subscriptions/{{subscription_id}}/recover"): "subscriptions:manage",
+    ("POST", f"{P}/subscriptions/{{subscription_id}}/test"): "subscriptions:manage",
 }
 
 EVERYTHING = {
@@ -120,6 +132,15 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{P}/incidents/{{incident_id}}/retry"): {},
     ("POST", f"{P}/incidents/{{incident_id}}/resolve"): {"resolution_type": "manual", "message": "done"},
     ("POST", f"{P}/incidents/{{incident_id}}/escalate"): {"message": "help"},
+    ("POST", f"{P}/subscriptions"): {"url": "http://127.0.0.1:9/hook"},
+    ("PATCH", f"{P}/subscriptions/{{subscription_id}}"): {"active": False},
+    ("POST", f"{P}/subscriptions/{{subscription_id}}/recover"): {"since": "2026-01-01T00:00:00Z"},
+}
+
+# The SSE stream never ends for a caller it lets in; a Last-Event-ID that is no cursor makes it answer 400 at once
+# (after the permission check), so the matrix sees allowed (400) and refused (401/403) alike.
+HEADERS: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", f"{P}/events/stream"): {"Last-Event-ID": "not-a-cursor"},
 }
 
 
@@ -129,12 +150,19 @@ def routes(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    for name in ("definition_id", "instance_id", "task_id", "incident_id", "operation_id", "definition_key"):
+    for name in (
+        "definition_id", "instance_id", "task_id", "incident_id", "operation_id", "definition_key", "subscription_id",
+        "delivery_id",
+    ):  # fmt: skip
         path = path.replace(f"{{{name}}}", "no-such-id")
     return path
 
 
-async def test_every_route_obeys_the_default_permission_matrix(make_gateway: Any, provider: Provider) -> None:
+async def test_every_route_obeys_the_default_permission_matrix(
+    make_gateway: Any, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the subscriptions created here point at a closed loopback port (nothing leaves the machine)
+    monkeypatch.setenv("PM_EVENTS_ALLOW_PRIVATE_TARGETS", "true")
     async with make_gateway() as gw:
         spec = (await gw.client.get("/openapi.json")).json()
         every = routes(spec)
@@ -145,7 +173,8 @@ async def test_every_route_obeys_the_default_permission_matrix(make_gateway: Any
         checked, mismatches = 0, []
         for method, template in every:
             path, body, permission = concrete(template), BODIES.get((method, template)), REQUIRED[(method, template)]
-            anonymous = await gw.client.request(method, path, json=body)
+            headers = HEADERS.get((method, template), {})
+            anonymous = await gw.client.request(method, path, json=body, headers=headers)
             if permission is None:
                 ok = anonymous.status_code == 200
             else:
@@ -156,7 +185,7 @@ async def test_every_route_obeys_the_default_permission_matrix(make_gateway: Any
             for role, granted in ROLES.items():
                 # every tenant: this matrix is about roles (tests/auth/test_tenants.py is about tenants)
                 token = provider.mint({"sub": "alice", "roles": [role], "tenants": ["*"]})
-                response = await gw.client.request(method, path, json=body, headers=bearer(token))
+                response = await gw.client.request(method, path, json=body, headers=headers | bearer(token))
                 checked += 1
                 if permission is None or permission in granted:
                     # allowed: whatever the outcome for an unknown id, never refused, never a malformed request

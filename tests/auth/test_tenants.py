@@ -1,5 +1,5 @@
 """Tenant isolation and the task-level rule, through the API with auth on: a cross-tenant probe over every
-GET route of the OpenAPI document and the event log, deployments and instances kept in the caller's
+GET route of the OpenAPI document, the event log and the SSE stream, deployments and instances kept in the caller's
 tenants, tasks visible only to their assignee and candidates."""
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.auth.conftest import Gateway, Provider, bearer
+from gateway.settings import Settings
+from tests.auth.conftest import AUDIENCE, Gateway, Provider, bearer
+from tests.events.conftest import serve
+from tests.events.test_stream import stream
 from tests.conformance.harnesses.embedded import APPROVAL, CHARGING, register_charging
 from gateway.engines.testing.polling import eventually
 
@@ -24,6 +27,7 @@ CROSS_TENANT_STATISTICS = {
     f"{P}/performance",
     f"{P}/bottlenecks",
 }
+SSE_STREAM = f"{P}/events/stream"  # endless: probed over real HTTP by test_the_sse_stream_carries_only_the_callers_tenants
 
 
 @dataclass
@@ -114,6 +118,14 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(gateway: Gat
             probes += 1
             if response.status_code != 403:
                 leaks.append((template, response.status_code, response.text[:200]))
+        elif template == SSE_STREAM:
+            probes += 1
+        elif template.startswith(f"{P}/subscriptions"):
+            # subscriptions are not kept per tenant: refused to a caller limited to tenants
+            response = await client.get(template.replace("{subscription_id}", "no-such-id"), headers=bearer(t2))
+            probes += 1
+            if response.status_code != 403 or "tenants: *" not in response.json()["detail"]:
+                leaks.append((template, response.status_code, response.text[:200]))
         elif template == f"{P}/incidents/statistics/by-error":
             groups = (await client.get(template, headers=bearer(t2))).json()["items"]
             probes += 1
@@ -137,6 +149,37 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(gateway: Gat
     print(f"cross-tenant probe: {probes} GET routes probed, {len(leaks)} leaks")
     assert probes == len(get_routes)
     assert leaks == []
+
+
+async def test_the_sse_stream_carries_only_the_callers_tenants(sqlite_url: str, provider: Provider) -> None:
+    settings = Settings(
+        database_url=sqlite_url,
+        auto_migrate=False,
+        engines=[{"name": "local", "type": "embedded", "default": True}],
+        auth_mode="jwt",
+        auth_issuer=provider.url,
+        auth_audience=AUDIENCE,
+    )
+    t1, t2 = admin_of(provider, "t1"), admin_of(provider, "t2")
+    async with serve(settings) as gw:
+        for token in (t1, t2):  # t1 first: a leaking stream would start with t1's events
+            await call(gw.client, token, "POST", f"{P}/definitions", 201, files={"file": ("p.bpmn", APPROVAL)})
+            await call(gw.client, token, "POST", f"{P}/instances", 201, json={"definition_key": "approval"})
+        ours = (await call(gw.client, t1, "GET", f"{P}/events", 200, params={"limit": 1000}))["items"]
+        theirs = (await call(gw.client, t2, "GET", f"{P}/events", 200, params={"limit": 1000}))["items"]
+        assert ours and theirs and {e["tenant_id"] for e in ours} == {"t1"}
+        async with stream(gw, headers=bearer(t2), after=0) as reader:
+            seen = [await reader.next_event() for _ in theirs]
+    assert [e["id"] for e in seen] == [e["cursor"] for e in theirs]
+    assert {e["data"]["tenant_id"] for e in seen} == {"t2"}
+
+
+async def test_webhook_subscriptions_need_a_caller_of_every_tenant(gateway: Gateway, provider: Provider) -> None:
+    body = {"url": "http://127.0.0.1:9/hook"}
+    refused = await gateway.client.post(f"{P}/subscriptions", json=body, headers=bearer(admin_of(provider, "t1")))
+    assert refused.status_code == 403 and "tenants: *" in refused.json()["detail"]
+    audit = await call(gateway.client, admin_of(provider, "t1"), "GET", f"{P}/audit", 200, params={"resource_type": "subscription"})
+    assert [(row["operation"], row["status"], row["tenant_id"]) for row in audit["items"]] == [("create", 403, "t1")]
 
 
 async def test_commands_on_another_tenants_objects_are_404_and_audited(gateway: Gateway, provider: Provider) -> None:

@@ -44,12 +44,19 @@ from xml.etree import ElementTree
 
 import httpx
 
-VERSION = "7.23.0"
+from tests.expressions import expression_failure
+
+VERSION = "7.24.0"
 BASE_PATH = "/engine-rest"
 ENGINE_NAME = "default"  # also served under /engine-rest/engine/default, as a named engine
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 FAILING_VARIABLE = "fail"
+# Elements that branch, join or wait for time: the simulator runs one straight line and refuses them.
+STRAIGHT_LINES_ONLY = {
+    "parallelGateway", "exclusiveGateway", "inclusiveGateway", "eventBasedGateway", "boundaryEvent",
+    "intermediateCatchEvent", "subProcess",
+}
 DEPLOYMENT_FIELDS = (
     "deployment-name",
     "deployment-source",
@@ -234,6 +241,8 @@ class EngineState:
     tasks: dict[str, UserTask] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     incidents: dict[str, Incident] = field(default_factory=dict)
+    identity_link_log: list[dict[str, Any]] = field(default_factory=list)  # HistoricIdentityLinkLogDto rows
+    user_operations: list[dict[str, Any]] = field(default_factory=list)  # UserOperationLogEntryDto rows
     sequence: int = 0
 
 
@@ -340,6 +349,13 @@ def parse_bpmn(xml: bytes) -> tuple[str | None, list[dict[str, Any]]]:
         raise BpmnProblem(str(error).split(":")[0], line, column + 1) from None
     if root.tag != f"{{{BPMN_NS}}}definitions":
         raise BpmnProblem(f"cvc-elt.1.a: Cannot find the declaration of element '{root.tag.split('}')[-1]}'.", 1, 1)
+    seen: set[str] = set()
+    for element in root.iter():
+        element_id = element.get("id")
+        if element_id in seen:
+            raise BpmnProblem(f"cvc-id.2: There are multiple occurrences of ID value '{element_id}'.")
+        if element_id:
+            seen.add(element_id)
     processes = []
     for process in root.findall(f"{{{BPMN_NS}}}process"):
         if process.get("isExecutable", "true") != "true":
@@ -364,8 +380,13 @@ def _process(process: ElementTree.Element) -> dict[str, Any]:
     start = None
     for element in process:
         kind = element.tag.split("}")[-1]
+        if kind in STRAIGHT_LINES_ONLY or (kind == "sequenceFlow" and element.get("sourceRef", "") in outgoing):
+            raise NotImplementedError(
+                f"the Camunda simulator runs straight lines only; {kind} '{element.get('id')}' needs the real "
+                "engine (tests/real_engines)"
+            )
         if kind == "sequenceFlow":
-            outgoing.setdefault(element.get("sourceRef", ""), element.get("targetRef", ""))
+            outgoing[element.get("sourceRef", "")] = element.get("targetRef", "")
             continue
         if kind in ("extensionElements", "documentation", "laneSet") or element.get("id") is None:
             continue
@@ -533,6 +554,8 @@ class CamundaSimulator:
             ("GET", "/history/task", self.get_historic_tasks),
             ("GET", "/history/task/count", self.count_historic_tasks),
             ("GET", "/history/incident", self.get_historic_incidents),
+            ("GET", "/history/identity-link-log", self.get_identity_link_log),
+            ("GET", "/history/user-operation", self.get_user_operations),
             ("GET", "/task", self.get_tasks),
             ("GET", "/task/count", self.count_tasks),
             ("GET", f"/task/{id_}", self.get_task),
@@ -720,6 +743,10 @@ class CamundaSimulator:
         return run
 
     def _execute_service_task(self, instance: Instance, node: FlowNode) -> None:
+        failure = expression_failure(node.expression, {name: v.value for name, v in instance.variables.items()})
+        if failure is not None:
+            what = "Unknown property used in expression" if failure.unknown else "Error while evaluating expression"
+            raise CamundaError(500, "ProcessEngineException", f"{what}: {node.expression}. Cause: {failure.cause}")
         flag = instance.variables.get(FAILING_VARIABLE)
         if flag is not None and flag.type == "Boolean" and flag.value is True:
             bean = re.search(r"\?\s*(\w+)\.", node.expression or "")
@@ -746,6 +773,8 @@ class CamundaSimulator:
         )
         run.task_id, run.assignee = task.id, task.assignee
         self.state.tasks[task.id] = task
+        if task.assignee is not None:
+            self._log_assignee(task, "add", task.assignee, task.created)
 
     def _create_job(self, instance: Instance, definition: Definition, node: FlowNode) -> None:
         now = self.now()
@@ -1341,8 +1370,31 @@ class CamundaSimulator:
     def suspend_instance(self, call: Call, id: str) -> Any:  # updateSuspensionStateById: PUT .../{id}/suspended
         instance = self.state.instances.get(id)
         if instance is not None and instance.end is None:  # the engine's command does nothing for an unknown id
-            self._suspend(instance, bool(call.body().get("suspended")))
+            suspended = bool(call.body().get("suspended"))
+            self._suspend(instance, suspended)
+            self._log_operation("Suspend" if suspended else "Activate", instance, "suspensionState")
         return None
+
+    def _log_operation(self, operation: str, instance: Instance, changed: str) -> None:
+        """A user operation log entry, as engine-rest writes it for an authenticated user (the simulator's
+        callers always are)."""
+        self.state.user_operations.append(
+            {
+                "id": self._new_id(),
+                "userId": self.credentials[0] if self.credentials else "demo",
+                "timestamp": format_date(self.now()),
+                "operationId": self._new_id(),
+                "operationType": operation,
+                "entityType": "ProcessInstance",
+                "category": "Operator",
+                "property": changed,
+                "processDefinitionId": instance.definition_id,
+                "processDefinitionKey": instance.definition_key,
+                "processInstanceId": instance.id,
+                "taskId": None,
+                "rootProcessInstanceId": instance.id,
+            }
+        )
 
     def _suspend(self, instance: Instance, suspended: bool) -> None:
         instance.suspended = suspended
@@ -1397,6 +1449,11 @@ class CamundaSimulator:
             rows = [i for i in rows if i.start > after]
         if before is not None:
             rows = [i for i in rows if i.start < before]
+        finished_after, finished_before = call.date("finishedAfter"), call.date("finishedBefore")
+        if finished_after is not None:
+            rows = [i for i in rows if i.end is not None and i.end > finished_after]
+        if finished_before is not None:
+            rows = [i for i in rows if i.end is not None and i.end < finished_before]
         return rows
 
     def get_historic_instances(self, call: Call) -> Any:  # getHistoricProcessInstances: GET /history/process-instance
@@ -1519,6 +1576,16 @@ class CamundaSimulator:
         for name, test in flags.items():
             if call.flag(name):
                 rows = [t for t in rows if test(t)]
+        bounds: dict[str, Callable[[UserTask, datetime], bool]] = {
+            "startedAfter": lambda t, d: t.created > d,
+            "startedBefore": lambda t, d: t.created < d,
+            "finishedAfter": lambda t, d: t.end is not None and t.end > d,
+            "finishedBefore": lambda t, d: t.end is not None and t.end < d,
+        }
+        for name, test in bounds.items():
+            moment = call.date(name)
+            if moment is not None:
+                rows = [t for t in rows if test(t, moment)]
         return rows
 
     def get_historic_tasks(self, call: Call) -> Any:  # getHistoricTaskInstances: GET /history/task
@@ -1533,6 +1600,30 @@ class CamundaSimulator:
             if name in call.params:
                 rows = [i for i in rows if getattr(i, attribute) == call.params[name]]
         return [self._historic_incident_dto(i) for i in paged(call, rows, {"createTime": lambda i: i.created})]
+
+    def get_identity_link_log(self, call: Call) -> Any:  # getHistoricIdentityLinks: GET /history/identity-link-log
+        rows = list(self.state.identity_link_log)
+        for name in ("type", "userId", "taskId", "operationType", "processDefinitionKey"):
+            if name in call.params:
+                rows = [row for row in rows if row[name] == call.params[name]]
+        after, before = call.date("dateAfter"), call.date("dateBefore")
+        if after is not None:
+            rows = [row for row in rows if parse_date(row["time"]) > after]
+        if before is not None:
+            rows = [row for row in rows if parse_date(row["time"]) < before]
+        return paged(call, rows, {"time": lambda row: parse_date(row["time"]), "taskId": lambda row: row["taskId"]})
+
+    def get_user_operations(self, call: Call) -> Any:  # queryUserOperationEntries: GET /history/user-operation
+        rows = list(self.state.user_operations)
+        for name in ("entityType", "operationType", "processInstanceId", "processDefinitionKey", "userId"):
+            if name in call.params:
+                rows = [row for row in rows if row[name] == call.params[name]]
+        after, before = call.date("afterTimestamp"), call.date("beforeTimestamp")
+        if after is not None:
+            rows = [row for row in rows if parse_date(row["timestamp"]) > after]
+        if before is not None:
+            rows = [row for row in rows if parse_date(row["timestamp"]) < before]
+        return paged(call, rows, {"timestamp": lambda row: parse_date(row["timestamp"])})
 
     # ------------------------------------------------------------ tasks
     TASK_SORT: dict[str, Callable[[Any], Any]] = {
@@ -1604,8 +1695,32 @@ class CamundaSimulator:
         return task
 
     def _assign(self, task: UserTask, user_id: str | None) -> None:
+        now = self.now()
+        if task.assignee is not None and task.assignee != user_id:
+            self._log_assignee(task, "delete", task.assignee, now)
+        if user_id is not None and task.assignee != user_id:
+            self._log_assignee(task, "add", user_id, now)
         task.assignee, task.state = user_id, "Updated"
         self.state.runs[task.run_id].assignee = user_id
+
+    def _log_assignee(self, task: UserTask, operation: str, user_id: str, at: datetime) -> None:
+        self.state.identity_link_log.append(
+            {
+                "id": self._new_id(),
+                "time": format_date(at),
+                "type": "assignee",
+                "userId": user_id,
+                "groupId": None,
+                "taskId": task.id,
+                "processDefinitionId": task.definition_id,
+                "processDefinitionKey": task.definition_key,
+                "operationType": operation,
+                "assignerId": None,
+                "tenantId": task.tenant_id,
+                "removalTime": None,
+                "rootProcessInstanceId": task.instance_id,
+            }
+        )
 
     def claim(self, call: Call, id: str) -> Any:  # claim: POST /task/{id}/claim
         user_id = call.body().get("userId")

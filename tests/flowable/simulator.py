@@ -401,11 +401,11 @@ def only(params: dict[str, Any], allowed: set[str]) -> None:
 def without_nulls(value: Any) -> Any:
     """Flowable's Jackson writes absent fields as null, which the spec's schemas (none nullable) do not allow.
 
-    The simulator leaves them out instead, as the spec describes; a variable's `value` stays, since a null
-    variable is a null value there.
+    The simulator leaves them out instead, as the spec describes; a variable's `value` stays as it is, since a
+    null variable is a null value there and a Json value's null entries are data (`{"n": null}` keeps `n`).
     """
     if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None or k == "value"}
+        return {k: v if k == "value" else without_nulls(v) for k, v in value.items() if v is not None or k == "value"}
     if isinstance(value, list):
         return [without_nulls(item) for item in value]
     return value
@@ -734,7 +734,7 @@ class FlowableSimulator:
         # queryHistoricProcessInstance
         body = await request.json()
         only(body, {"processDefinitionKey", "processDefinitionId", "processBusinessKey", "processInstanceIds",
-                    "startedAfter", "startedBefore", "tenantId", "finished"})
+                    "startedAfter", "startedBefore", "tenantId", "finished", "finishedAfter", "finishedBefore"})
         sorts: Sorts = {
             "processInstanceId": lambda i: i.id,
             "processDefinitionId": lambda i: i.definition.id,
@@ -744,6 +744,10 @@ class FlowableSimulator:
             "tenantId": lambda i: i.tenant_id,
         }
         found = self._instance_filters(body, list(self.engine.instances.values()))
+        for name, test in (("finishedAfter", lambda end, bound: end > bound), ("finishedBefore", lambda end, bound: end < bound)):
+            if body.get(name) is not None:
+                bound = parse_moment(body[name])
+                found = [i for i in found if i.end_time is not None and test(i.end_time, bound)]
         return SpecJSONResponse(paginate(found, body, "processInstanceId", sorts, historic_instance_json))
 
     async def get_historic_instance(self, request: Request) -> Response:
@@ -826,7 +830,7 @@ class FlowableSimulator:
             case "complete":
                 self.engine.complete(task, variables_from_rest(body.get("variables")))
             case "resolve":
-                self.engine.resolve(task, variables_from_rest(body.get("variables")))
+                self.engine.resolve(task)
             case action:
                 raise IllegalArgument(f"Invalid action: '{action}'.")
         return Response(status_code=200)
@@ -859,7 +863,8 @@ class FlowableSimulator:
         # queryHistoricTaskInstance
         body = await request.json()
         only(body, {"finished", "withoutDeleteReason", "taskDeleteReasonLike", "taskAssignee", "taskCandidateGroup",
-                    "processInstanceId", "processDefinitionKey", "tenantId", "dueDateBefore"})
+                    "processInstanceId", "processDefinitionKey", "tenantId", "dueDateBefore", "taskCreatedAfter",
+                    "taskCreatedBefore", "taskCompletedAfter", "taskCompletedBefore"})
         checks: dict[str, Callable[[TaskEntity, Any], bool]] = {
             "finished": lambda t, v: (t.end_time is not None) == v,
             "withoutDeleteReason": lambda t, v: not v or t.delete_reason is None,
@@ -870,12 +875,21 @@ class FlowableSimulator:
             "processDefinitionKey": lambda t, v: t.instance.definition.key == v,
             "tenantId": lambda t, v: t.instance.tenant_id == v,
             "dueDateBefore": lambda t, v: False,
+            "taskCreatedAfter": lambda t, v: t.create_time > parse_moment(v),
+            "taskCreatedBefore": lambda t, v: t.create_time < parse_moment(v),
+            "taskCompletedAfter": lambda t, v: t.end_time is not None and t.end_time > parse_moment(v),
+            "taskCompletedBefore": lambda t, v: t.end_time is not None and t.end_time < parse_moment(v),
         }
         found = list(self.engine.tasks.values())
         for name, value in body.items():
             if name in checks:
                 found = [t for t in found if checks[name](t, value)]
-        sorts: Sorts = {**self.TASK_SORTS, "taskInstanceId": lambda t: t.id, "startTime": lambda t: t.create_time}
+        sorts: Sorts = {
+            **self.TASK_SORTS,
+            "taskInstanceId": lambda t: t.id,
+            "startTime": lambda t: t.create_time,
+            "endTime": lambda t: t.end_time,
+        }
         return SpecJSONResponse(paginate(found, body, "taskInstanceId", sorts, historic_task_json))
 
     async def get_historic_task(self, request: Request) -> Response:

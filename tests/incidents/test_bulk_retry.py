@@ -15,7 +15,7 @@ from gateway.uow import reading
 from incidents import repository
 from incidents.models import (
     BulkRetryRequest,
-    IncidentFilter,
+    IncidentSelection,
     incidents,
     operation_items,
 )
@@ -138,6 +138,6 @@ async def test_bulk_retry_selects_by_the_list_filters(center: Any, world: FakeWo
     world.fail("pi-2", definition_key="shipping")
     await center.syncs["fake"].run_once()
     accepted = await start_bulk_retry(
-        center.db, "alice", BulkRetryRequest(filter=IncidentFilter(definition_key="shipping"))
+        center.db, "alice", BulkRetryRequest(filter=IncidentSelection(definition_key="shipping"))
     )
     assert accepted.total == 1

@@ -1,5 +1,6 @@
-"""The Incident Center on every engine of the conformance suite (the embedded engine and each HTTP engine's
-simulator): a charge fails, the incident appears, the variable is fixed, the retry runs, the instance goes on."""
+"""The Incident Center on every engine of the conformance suite (the embedded engine, each HTTP engine's
+simulator and the real engines under engines/): a charge fails, the incident appears, the variable is fixed,
+the retry runs, the instance goes on."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import pytest
 from gateway.engines.testing import Harness
 from gateway.engines.testing.polling import eventually
 from tests.conformance.harnesses import HARNESSES
+from tests.real_engines.harness import on_real_engine
 
 
 @pytest.mark.parametrize("harness", [pytest.param(h, id=h.id, marks=h.marks) for h in HARNESSES])
 async def test_a_failed_charge_is_fixed_and_retried_through_the_incident_center(
-    make_gateway: Callable[..., Any], harness: Harness
+    make_gateway: Callable[..., Any], harness: Harness, request: pytest.FixtureRequest
 ) -> None:
+    harness = on_real_engine(harness, request)
     engines = [{"name": "engine", "default": True, **harness.engine}]
     transports = {"engine": harness.make_transport()} if harness.make_transport else None
     async with make_gateway(engines=engines, transports=transports) as gateway:

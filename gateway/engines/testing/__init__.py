@@ -33,7 +33,7 @@ defining `HARNESS`. For a real engine: leave out `make_transport`, so the adapte
 before each test) to delete what earlier tests deployed, since the suite expects an engine without other
 versions of its two processes. A module that runs the suite against a container it starts itself registers
 `harness_fixture(dataclasses.replace(HARNESS, make_transport=None))` and overrides `adapter` to point the
-configuration at the container (tests/camunda/test_camunda_integration.py).
+configuration at the container (this repository starts real engines instead: tests/real_engines/harness.py).
 """
 
 from gateway.engines.testing.harness import SCENARIOS, Harness, harness_fixture

@@ -170,7 +170,7 @@ EVERY_TYPE = {
     "big": {"value": 9_007_199_254_740_993, "type": "Long"},
     "ratio": {"value": 0.125, "type": "Double"},
     "when": {"value": "2026-11-22T10:00:00.250Z", "type": "Date"},
-    "doc": {"value": {"items": [1, 2], "nested": {"ok": True}}, "type": "Json"},
+    "doc": {"value": {"items": [1, 2], "nested": {"ok": True}, "n": None}, "type": "Json"},
 }
 
 

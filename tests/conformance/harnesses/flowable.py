@@ -2,7 +2,7 @@
 
 The BPMN is what a real Flowable runs: the charging task is an async service task whose expression calls
 a method that does not exist while `fail` is true, and whose retry cycle `R1` dead-letters the job on its
-first failure (tests/flowable/test_flowable_integration.py runs the same harness against a container).
+first failure (harnesses/real_flowable.py runs the same BPMN on a real Flowable built from engines/flowable).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ AUTH = {"type": "basic", "username": "rest-admin", "password": "test"}
 
 
 def harness_for(url: str, **overrides: object) -> Harness:
-    """The Flowable harness with another engine URL (the integration module points it at a container)."""
+    """The Flowable harness with another engine URL."""
     return Harness(
         id="flowable",
         engine={"type": "flowable", "url": url, "auth": AUTH},

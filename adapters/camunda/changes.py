@@ -1,0 +1,153 @@
+"""Camunda 7 change feed: what the engine did, read from its history (engine-rest, history level full).
+
+| event | source |
+|---|---|
+| task.created | `GET /history/task?startedAfter&startedBefore` (sortBy startTime) |
+| task.completed | `GET /history/task?finishedAfter&finishedBefore` (sortBy endTime), delete reason `completed` |
+| task.assigned | `GET /history/identity-link-log?type=assignee&operationType=add&dateAfter&dateBefore`, the task's instance from `GET /history/task?taskId` |
+| instance.completed / instance.terminated | `GET /history/process-instance?finishedAfter&finishedBefore` (sortBy endTime) by `state` |
+| instance.suspended / instance.activated | `GET /history/user-operation?entityType=ProcessInstance&afterTimestamp&beforeTimestamp`, operation Suspend / Activate |
+
+Limits: Camunda writes the user operation log only for an authenticated user, so a suspension made without one
+is not seen; an assignee removed outside the gateway (unclaim) is not reported (the log's `delete` rows come
+with the `add` of a reassignment at the same instant, and only the new assignee is news).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from gateway.engines.port import ChangeBatch, EngineChange
+from adapters.camunda.mapping import COMPLETED_TASK_REASON, format_camunda_date, parse_camunda_date
+from adapters.change_window import PAGE_SIZE, SourceRows, SourceWindow, collect
+from gateway.resilience import EngineHttp
+
+INSTANCE_END_EVENTS = {
+    "COMPLETED": "instance.completed",
+    "EXTERNALLY_TERMINATED": "instance.terminated",
+    "INTERNALLY_TERMINATED": "instance.terminated",
+}
+SUSPENSION_EVENTS = {"Suspend": "instance.suspended", "Activate": "instance.activated"}
+
+
+async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
+    """The changes after `mark` up to `settled_before` (see the module's table), per `EngineAdapter.read_changes`."""
+    until = format_camunda_date(settled_before)
+
+    def after(source: str) -> str:
+        return format_camunda_date(SourceWindow.load(mark.get(source), settled_before).query_after)
+
+    async def rows(path: str, operation: str, **params: Any) -> list[dict[str, Any]]:
+        return await http.json("GET", path, operation=operation, params={**params, "maxResults": PAGE_SIZE})
+
+    created = await rows(
+        "/history/task", "changes_created_tasks",
+        startedAfter=after("tasks_created"), startedBefore=until, sortBy="startTime", sortOrder="asc",
+    )
+    finished = await rows(
+        "/history/task", "changes_finished_tasks",
+        finishedAfter=after("tasks_finished"), finishedBefore=until, sortBy="endTime", sortOrder="asc",
+    )
+    assignments = await rows(
+        "/history/identity-link-log", "changes_assignments",
+        type="assignee", operationType="add", dateAfter=after("assignments"), dateBefore=until,
+        sortBy="time", sortOrder="asc",
+    )
+    ended = await rows(
+        "/history/process-instance", "changes_ended_instances",
+        finishedAfter=after("instances_ended"), finishedBefore=until, sortBy="endTime", sortOrder="asc",
+    )
+    operations = await rows(
+        "/history/user-operation", "changes_instance_operations",
+        entityType="ProcessInstance", afterTimestamp=after("suspensions"), beforeTimestamp=until,
+        sortBy="timestamp", sortOrder="asc",
+    )
+    tasks = {row["id"]: row for row in created + finished}
+    for task_id in {row["taskId"] for row in assignments if row.get("taskId")} - set(tasks):
+        found = await http.json("GET", "/history/task", operation="changes_assigned_task", params={"taskId": task_id})
+        tasks.update((row["id"], row) for row in found)
+    read = {
+        "tasks_created": SourceRows(
+            [(row["id"], _time(row["startTime"]), _task_created(row)) for row in created], len(created) == PAGE_SIZE
+        ),
+        "tasks_finished": SourceRows(
+            [(row["id"], _time(row["endTime"]), _task_completed(row)) for row in finished], len(finished) == PAGE_SIZE
+        ),
+        "assignments": SourceRows(
+            [(row["id"], _time(row["time"]), _task_assigned(row, tasks.get(row.get("taskId")))) for row in assignments],
+            len(assignments) == PAGE_SIZE,
+        ),
+        "instances_ended": SourceRows(
+            [(row["id"], _time(row["endTime"]), _instance_ended(row)) for row in ended], len(ended) == PAGE_SIZE
+        ),
+        "suspensions": SourceRows(
+            [(row["id"], _time(row["timestamp"]), _suspension(row)) for row in operations],
+            len(operations) == PAGE_SIZE,
+        ),
+    }
+    return collect(mark, settled_before, read)
+
+
+def _time(text: str) -> datetime:
+    moment = parse_camunda_date(text)
+    assert moment is not None  # the query selected rows by this very time
+    return moment
+
+
+def _task_data(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task_id": row["id"],
+        "task_name": row.get("name"),
+        "task_definition_key": row.get("taskDefinitionKey"),
+        "definition_key": row.get("processDefinitionKey"),
+    }
+
+
+def _task_created(row: dict[str, Any]) -> EngineChange | None:
+    if not row.get("processInstanceId"):
+        return None  # a standalone task belongs to no process instance
+    return EngineChange(
+        "task.created", row["processInstanceId"], _time(row["startTime"]),
+        {**_task_data(row), "assignee": row.get("assignee")}, row.get("tenantId"),
+    )
+
+
+def _task_completed(row: dict[str, Any]) -> EngineChange | None:
+    if not row.get("processInstanceId") or row.get("deleteReason") != COMPLETED_TASK_REASON:
+        return None  # deleted with its instance: instance.terminated says it
+    return EngineChange(
+        "task.completed", row["processInstanceId"], _time(row["endTime"]),
+        {**_task_data(row), "completed_by": row.get("assignee")}, row.get("tenantId"),
+    )
+
+
+def _task_assigned(row: dict[str, Any], task: dict[str, Any] | None) -> EngineChange | None:
+    if task is None or not task.get("processInstanceId"):
+        return None
+    return EngineChange(
+        "task.assigned", task["processInstanceId"], _time(row["time"]),
+        {"task_id": task["id"], "task_name": task.get("name"), "action": "assign", "assignee": row.get("userId")},
+        row.get("tenantId"),
+    )
+
+
+def _instance_ended(row: dict[str, Any]) -> EngineChange | None:
+    event = INSTANCE_END_EVENTS.get(row.get("state") or "")
+    if event is None:
+        return None
+    data: dict[str, Any] = {"definition_key": row.get("processDefinitionKey"), "business_key": row.get("businessKey")}
+    if event == "instance.completed":
+        data["duration_ms"] = row.get("durationInMillis")
+    else:
+        data["reason"] = row.get("deleteReason")
+    return EngineChange(event, row["id"], _time(row["endTime"]), data, row.get("tenantId"))
+
+
+def _suspension(row: dict[str, Any]) -> EngineChange | None:
+    event = SUSPENSION_EVENTS.get(row.get("operationType") or "")
+    if event is None or not row.get("processInstanceId"):
+        return None  # other operations, or a whole definition's instances (not one instance)
+    return EngineChange(
+        event, row["processInstanceId"], _time(row["timestamp"]), {"definition_key": row.get("processDefinitionKey")}
+    )

@@ -1,0 +1,149 @@
+"""Shapes of the event delivery API (API.md "Events": subscriptions, deliveries, the SSE stream)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+from gateway.uow import EVENT_PREFIX
+
+
+def full_type(name: str) -> str:
+    """`task.created` or `process_manager.task.created` → `process_manager.task.created`."""
+    name = name.strip()
+    return name if name.startswith(EVENT_PREFIX) else EVENT_PREFIX + name
+
+
+class PayloadFormat(StrEnum):
+    STANDARD = "standard"  # the event envelope as JSON
+    CLOUDEVENTS = "cloudevents"  # CloudEvents 1.0 structured mode, the envelope in `data`
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # waiting for its first or next attempt
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # dead-lettered: every attempt failed, or the receiver answered 410
+
+
+class EventFilter(BaseModel):
+    """Only events that match every field given here are delivered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: str | None = Field(None, description="Configured engine name")
+    instance_id: str | None = Field(None, description="One process instance")
+    definition_key: str | None = Field(None, description="Process definition key (from the event's data)")
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl = Field(description="Where events are POSTed (http or https)")
+    event_types: list[str] = Field(
+        default_factory=list, description="Event types, with or without the `process_manager.` prefix; empty: all"
+    )
+    filter: EventFilter = Field(default_factory=EventFilter)
+    secret: str | None = Field(
+        None,
+        min_length=16,
+        max_length=255,
+        description="Signing secret; `whsec_<base64>` (Standard Webhooks) or any string of 16+ characters. "
+        "Generated and returned once when omitted.",
+    )
+    active: bool = True
+    format: PayloadFormat = Field(PayloadFormat.STANDARD, description="`cloudevents`: CloudEvents 1.0 structured")
+
+    @field_validator("event_types")
+    @classmethod
+    def _prefixed(cls, value: list[str]) -> list[str]:
+        return sorted({full_type(name) for name in value if name.strip()})
+
+
+class SubscriptionUpdate(BaseModel):
+    """Fields to change. A new `secret` starts a rotation: the old one keeps signing for the overlap too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl | None = None
+    event_types: list[str] | None = None
+    filter: EventFilter | None = None
+    secret: str | None = Field(None, min_length=16, max_length=255)
+    active: bool | None = Field(None, description="true re-enables a subscription the gateway disabled")
+    format: PayloadFormat | None = None
+
+    @field_validator("event_types")
+    @classmethod
+    def _prefixed(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else sorted({full_type(name) for name in value if name.strip()})
+
+
+class Subscription(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    filter: EventFilter
+    format: PayloadFormat
+    active: bool
+    disabled_reason: str | None = Field(None, description="Why the gateway disabled it (410, failing for too long)")
+    failing_since: datetime | None = Field(None, description="First failed attempt since the last success")
+    previous_secret_until: datetime | None = Field(None, description="Until then the previous secret also signs")
+    secret: str | None = Field(None, description="Only in the answer that created or rotated it")
+    created_by: str
+    created: datetime
+    updated: datetime
+
+
+class Delivery(BaseModel):
+    id: str
+    subscription_id: str
+    event_id: str = Field(description="Also the `webhook-id` header: stable across retries, for deduplication")
+    event_cursor: str
+    event_type: str
+    instance_id: str | None = None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None = Field(None, description="When a pending delivery is tried next")
+    last_attempt_at: datetime | None = None
+    response_status: int | None = Field(None, description="HTTP status of the last answer")
+    last_error: str | None = None
+    created: datetime
+    delivered_at: datetime | None = None
+
+
+class RecoverRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime = Field(description="Replay events that occurred at or after this time")
+    until: datetime | None = Field(None, description="... and before this time; default now")
+
+
+class RecoverAccepted(BaseModel):
+    deliveries: int = Field(description="Deliveries queued for the window")
+
+
+class TestDeliveryResult(BaseModel):
+    delivered: bool
+    response_status: int | None = None
+    error: str | None = None
+    duration_ms: int
+
+
+def envelope(event: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready event envelope `{id, cursor, type, occurred_at, engine, tenant_id, actor, instance_id, data}`."""
+    occurred_at = event["occurred_at"]
+    return {**event, "occurred_at": occurred_at.isoformat().replace("+00:00", "Z")}
+
+
+def matches(event: dict[str, Any], event_types: list[str], event_filter: dict[str, Any]) -> bool:
+    """Whether an event (as `journal.list_events` returns it) passes a type list (empty: all) and a filter."""
+    if event_types and event["type"] not in event_types:
+        return False
+    if event_filter.get("engine") and event["engine"] != event_filter["engine"]:
+        return False
+    if event_filter.get("instance_id") and event["instance_id"] != event_filter["instance_id"]:
+        return False
+    wanted_key = event_filter.get("definition_key")
+    return not wanted_key or (event.get("data") or {}).get("definition_key") == wanted_key

@@ -1,0 +1,272 @@
+"""Moving events out of the outbox: to the Redis stream, to webhook deliveries, and from deliveries to receivers.
+
+Each relay keeps a durable position (`event_relay_positions`, the cursor of the last event it handed on). A round
+locks the position, reads the events after it and moves them, and saves the new position:
+- the webhook fan-out writes the deliveries and the position in one transaction: exactly once;
+- the Redis relay XADDs first and saves the position after: a crash between the two re-sends a batch, never
+  loses one (each entry carries the event id, so consumers deduplicate);
+- the dispatcher POSTs due deliveries and records each outcome; a crash before recording sends again, with the
+  same `webhook-id`.
+Only the leader replica runs them (`events.service.EventService`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from redis.asyncio import Redis
+
+from events import repository
+from events.models import DeliveryStatus, envelope, matches
+from events.settings import EventSettings
+from events.webhooks import Attempt, post
+from gateway.db import Database, utcnow
+from gateway.errors import NotFound
+from gateway.uow import UnitOfWork, reading, transaction
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+MAX_RETRY_AFTER = 86_400.0  # a receiver asking for more than a day is waited for a day
+
+
+class OutboxWatch:
+    """The newest event cursor, read every poll interval on every replica; SSE streams wait on it."""
+
+    def __init__(self, db: Database, interval: float) -> None:
+        self.db = db
+        self.interval = interval
+        self.latest = 0
+        self._changed = asyncio.Condition()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with reading(self.db) as session:
+                    latest = await repository.last_cursor(session)
+                if latest != self.latest:
+                    self.latest = latest
+                    async with self._changed:
+                        self._changed.notify_all()
+            except Exception:  # noqa: BLE001 - the database may be restarting; look again next interval
+                log.debug("reading the outbox's last cursor failed", exc_info=True)
+            await asyncio.sleep(self.interval)
+
+    async def wait_past(self, cursor: int, timeout: float) -> None:
+        """Return once an event newer than `cursor` exists, or after `timeout` seconds."""
+        if self.latest > cursor:
+            return
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.latest > cursor), timeout)
+            except TimeoutError:
+                pass
+
+
+class RedisRelay:
+    """Appends every event to the Redis stream (`XADD <stream> MAXLEN ~ N * id … event …`)."""
+
+    RELAY = "redis"
+
+    def __init__(self, db: Database, redis: Redis, settings: EventSettings) -> None:
+        self.db = db
+        self.redis = redis
+        self.settings = settings
+
+    async def run_once(self) -> int:
+        """Move one batch; returns how many events were appended.
+
+        No database transaction is open while Redis answers (on SQLite it would hold the single writer lock).
+        """
+        async with reading(self.db) as session:
+            position = await repository.read_position(session, self.RELAY)
+            events = await repository.events_after(session, position, self.settings.batch_size)
+        if not events:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(
+                    self.settings.redis_stream, stream_fields(event), maxlen=self.settings.redis_maxlen, approximate=True
+                )
+            await pipe.execute()
+        async with transaction(self.db, actor=SYSTEM) as uow:
+            if await repository.lock_position(uow.session, self.RELAY) == position:
+                await repository.save_position(uow.session, self.RELAY, int(events[-1]["cursor"]))
+        return len(events)
+
+
+def stream_fields(event: dict[str, Any]) -> dict[str, str]:
+    """A stream entry: `id` (the event id, for deduplication), `cursor`, `type`, `instance_id`, `event` (JSON)."""
+    return {
+        "id": event["id"],
+        "cursor": event["cursor"],
+        "type": event["type"],
+        "instance_id": event["instance_id"] or "",
+        "event": json.dumps(envelope(event), separators=(",", ":")),
+    }
+
+
+class WebhookFanOut:
+    """Turns each new event into one pending delivery per active subscription it matches."""
+
+    RELAY = "webhooks"
+
+    def __init__(self, db: Database, settings: EventSettings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def run_once(self) -> int:
+        async with transaction(self.db, actor=SYSTEM) as uow:
+            position = await repository.lock_position(uow.session, self.RELAY)
+            events = await repository.events_after(uow.session, position, self.settings.batch_size)
+            if not events:
+                return 0
+            now = utcnow()
+            subscriptions = await repository.active_subscriptions(uow.session)
+            rows = [
+                repository.new_delivery(subscription["id"], event, now)
+                for event in events
+                for subscription in subscriptions
+                if matches(event, subscription["event_types"], subscription["filter"])
+            ]
+            await repository.insert_deliveries(uow.session, rows)
+            await repository.save_position(uow.session, self.RELAY, int(events[-1]["cursor"]))
+        return len(events)
+
+
+class WebhookDispatcher:
+    """POSTs due deliveries (one per instance and subscription at a time) and records each outcome."""
+
+    def __init__(self, db: Database, settings: EventSettings) -> None:
+        self.db = db
+        self.settings = settings
+        limits = httpx.Limits(max_connections=settings.webhook_concurrency)
+        # aiohttp's connection handling behind the httpx API, as for engine calls (gateway.resilience).
+        self.client = httpx.AsyncClient(
+            timeout=settings.webhook_timeout,
+            limits=limits,
+            follow_redirects=False,
+            transport=AiohttpTransport(limits=limits),
+        )
+        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def run_once(self) -> int:
+        """Attempt one batch of due deliveries; returns how many were attempted.
+
+        Each instance's deliveries (per subscription) go out one after the other in event order, stopping at
+        the first failure; different instances go out concurrently.
+        """
+        now = utcnow()
+        async with reading(self.db) as session:
+            due = await repository.due_deliveries(session, now, self.settings.batch_size)
+            events = await repository.events_by_cursor(session, {row["event_cursor"] for row in due}) if due else {}
+        queues: dict[tuple[str, str], list[Any]] = {}
+        for row in due:
+            queues.setdefault((row["subscription_id"], row["instance_id"] or row["id"]), []).append(row)
+        outcomes = await asyncio.gather(*(self._send_in_order(queue, events, now) for queue in queues.values()))
+        attempted = [outcome for queue_outcomes in outcomes for outcome in queue_outcomes]
+        if attempted:
+            async with transaction(self.db, actor=SYSTEM) as uow:
+                await self._record(uow, attempted)
+        return len(attempted)
+
+    async def _send_in_order(
+        self, queue: list[Any], events: dict[int, dict[str, Any]], now: datetime
+    ) -> list[tuple[Any, Attempt]]:
+        outcomes = []
+        for row in queue:
+            attempt = await self._attempt(row, events[row["event_cursor"]], now)
+            outcomes.append((row, attempt))
+            if not attempt.ok:
+                break
+        return outcomes
+
+    async def _attempt(self, row: Any, event: dict[str, Any], now: datetime) -> Attempt:
+        signing = [row["secret"]]
+        if row["previous_secret"] and row["previous_secret_until"] and row["previous_secret_until"] > now:
+            signing.append(row["previous_secret"])
+        async with self._slots:
+            return await post(self.client, row["url"], row["event_id"], event, row["format"], signing)
+
+    async def _record(self, uow: UnitOfWork, attempted: list[tuple[Any, Attempt]]) -> None:
+        now = utcnow()
+        await repository.record_delivered(
+            uow.session,
+            [
+                {"delivery_id": row["id"], "attempts": row["attempts"] + 1, "at": now, "response_status": a.status}
+                for row, a in attempted
+                if a.ok
+            ],
+        )
+        succeeded = {row["subscription_id"] for row, attempt in attempted if attempt.ok}
+        failed = [(row, attempt) for row, attempt in attempted if not attempt.ok]
+        for subscription_id in sorted(succeeded | {row["subscription_id"] for row, _ in failed}):
+            try:
+                subscription = await repository.get_subscription(uow.session, subscription_id, lock=True)
+            except NotFound:
+                continue  # deleted while the requests were in flight, its deliveries with it
+            failures = [(row, attempt) for row, attempt in failed if row["subscription_id"] == subscription_id]
+            for row, attempt in failures:
+                await self._record_failure(uow, row, attempt, now)
+            if any(attempt.gone for _, attempt in failures):
+                await disable(uow, subscription, "the receiver answered 410 Gone")
+            elif subscription_id in succeeded:
+                if subscription["failing_since"] is not None:
+                    await repository.update_subscription(uow.session, subscription_id, {"failing_since": None})
+            elif failures:
+                await self._subscription_failed(uow, subscription, failures, now)
+
+    async def _record_failure(self, uow: UnitOfWork, row: Any, attempt: Attempt, now: datetime) -> None:
+        attempts = row["attempts"] + 1
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_attempt_at": now,
+            "response_status": attempt.status,
+            "last_error": attempt.error,
+        }
+        if attempt.gone or attempts >= len(self.settings.webhook_retry_schedule):
+            values["status"] = DeliveryStatus.FAILED.value
+        else:
+            values["next_attempt_at"] = now + timedelta(seconds=self.retry_delay(attempts, attempt.retry_after))
+        await repository.update_delivery(uow.session, row["id"], values)
+
+    async def _subscription_failed(
+        self, uow: UnitOfWork, subscription: Any, failures: list[tuple[Any, Attempt]], now: datetime
+    ) -> None:
+        """Nothing went through to this subscription this round: failing for too long disables it."""
+        failing_since = subscription["failing_since"] or now
+        if now - failing_since >= self.settings.webhook_disable_after:
+            await disable(uow, subscription, f"every delivery failed since {failing_since.isoformat()}")
+        elif subscription["failing_since"] is None:
+            await repository.update_subscription(uow.session, subscription["id"], {"failing_since": now})
+
+    def retry_delay(self, attempts: int, retry_after: float | None) -> float:
+        """Seconds before attempt number `attempts + 1`: the receiver's Retry-After if it sent one, else the
+        schedule's delay varied by up to ± the jitter fraction (so retries of many deliveries spread out)."""
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        delay = self.settings.webhook_retry_schedule[attempts]
+        return delay * (1 + random.uniform(-self.settings.webhook_jitter, self.settings.webhook_jitter))
+
+
+async def disable(uow: UnitOfWork, subscription: Any, reason: str) -> None:
+    """Deactivate a subscription the gateway gave up on and emit `subscription.disabled`."""
+    if not subscription["active"]:
+        return
+    await repository.update_subscription(uow.session, subscription["id"], {"active": False, "disabled_reason": reason})
+    uow.emit(
+        "subscription.disabled",
+        engine=None,
+        data={"subscription_id": subscription["id"], "url": subscription["url"], "reason": reason},
+    )
+    log.warning("Webhook subscription %s disabled: %s", subscription["id"], reason)

@@ -1,0 +1,248 @@
+"""Event delivery in one gateway process: the subscription operations the API uses and, on the leader replica,
+the relays (Redis stream, webhook fan-out and dispatch) and the engines' change feeds, each in a loop of its own.
+
+The leader is elected like the Incident Center's (`incidents.sync.Leadership`, a PostgreSQL advisory lock held
+on a connection of its own) with a lock of its own, so the two kinds of work may run on different replicas.
+A replica that stops or dies releases the lock with its connection; another takes over at its next refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from events import repository
+from events.models import (
+    DeliveryStatus,
+    RecoverRequest,
+    Subscription,
+    SubscriptionCreate,
+    SubscriptionUpdate,
+    TestDeliveryResult,
+    matches,
+)
+from events.feeds import ChangeFeed
+from events.relay import OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
+from events.settings import EventSettings
+from events.webhooks import check_target, new_secret, post
+from gateway.db import Database, utcnow
+from gateway.errors import Conflict, ValidationFailed
+from gateway.registry import EngineRegistry
+from gateway.uow import UnitOfWork, reading, transaction
+from incidents.sync import Leadership
+
+log = logging.getLogger(__name__)
+
+EVENTS_LEADER_LOCK_ID = 7_301_013  # PostgreSQL advisory lock held by the replica that relays events
+LEADERSHIP_INTERVAL = 1.0
+RECOVER_BATCH = 1000
+RECOVER_LIMIT = 100_000
+
+
+class EventService:
+    def __init__(
+        self, db: Database, registry: EngineRegistry, settings: EventSettings, redis: Redis | None = None
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.settings = settings
+        self.leadership = Leadership(db, EVENTS_LEADER_LOCK_ID, "Event relay")
+        self.watch = OutboxWatch(db, settings.poll_interval)
+        self.fan_out = WebhookFanOut(db, settings)
+        self.dispatcher = WebhookDispatcher(db, settings)
+        self.redis_relay = RedisRelay(db, redis, settings) if redis is not None else None
+        self.change_feeds = change_feeds(db, registry, settings)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._refresh_leadership()
+        loops: list[tuple[str, Callable[[], Awaitable[int]], float]] = [
+            ("webhook fan-out", self.fan_out.run_once, self.settings.poll_interval),
+            ("webhook dispatch", self.dispatcher.run_once, self.settings.poll_interval),
+        ]
+        if self.redis_relay is not None:
+            loops.append(("Redis stream relay", self.redis_relay.run_once, self.settings.poll_interval))
+        loops += [
+            (f"change feed of {feed.engine}", feed.run_once, self.settings.change_feed_interval)
+            for feed in self.change_feeds
+        ]
+        self._tasks = [
+            asyncio.create_task(self.watch.run(), name="events: outbox watch"),
+            asyncio.create_task(self._keep_leadership(), name="events: leadership"),
+        ]
+        self._tasks += [
+            asyncio.create_task(self._loop(name, work, interval), name=f"events: {name}")
+            for name, work, interval in loops
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.dispatcher.close()
+        await self.leadership.release()
+
+    async def _refresh_leadership(self) -> None:
+        try:
+            await self.leadership.refresh()
+        except Exception:  # the database may be restarting: try again at the next interval
+            log.exception("Event relay: checking leadership failed")
+
+    async def _keep_leadership(self) -> None:
+        while True:
+            await asyncio.sleep(LEADERSHIP_INTERVAL)
+            await self._refresh_leadership()
+
+    async def _loop(self, name: str, work: Callable[[], Awaitable[int]], interval: float) -> None:
+        """Run `work` while leader: again at once while it finds work, else after `interval` seconds."""
+        failing = False
+        while True:
+            moved = 0
+            if self.leadership.held:
+                try:
+                    moved = await work()
+                    if failing:
+                        log.info("Event relay: %s works again", name)
+                    failing = False
+                except Exception:  # a failed round is tried again at the next interval
+                    if not failing:
+                        log.exception("Event relay: %s failed; trying again every %ss", name, interval)
+                    failing = True
+            if not moved:
+                await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------ subscriptions
+    async def create_subscription(self, uow: UnitOfWork, body: SubscriptionCreate, actor: str) -> Subscription:
+        """Create a webhook subscription; its secret is returned here only (generated when not given).
+
+        Raises ValidationFailed (422) for a target on a private, loopback or link-local address unless allowed.
+        """
+        url = str(body.url)
+        await check_target(url, allow_private=self.settings.allow_private_targets)
+        secret = body.secret or new_secret()
+        row = await repository.insert_subscription(
+            uow.session,
+            {
+                "url": url,
+                "event_types": body.event_types,
+                "filter": body.filter.model_dump(exclude_none=True),
+                "format": body.format.value,
+                "secret": secret,
+                "active": body.active,
+                "created_by": actor,
+            },
+        )
+        return repository.subscription_view(row, secret=secret)
+
+    async def update_subscription(self, uow: UnitOfWork, subscription_id: str, body: SubscriptionUpdate) -> Subscription:
+        """Change a subscription. A new secret rotates: the old one keeps signing for the configured overlap.
+        Activating clears what disabled it; its pending deliveries then go out again."""
+        current = await repository.get_subscription(uow.session, subscription_id, lock=True)
+        values: dict[str, Any] = {}
+        if body.url is not None:
+            await check_target(str(body.url), allow_private=self.settings.allow_private_targets)
+            values["url"] = str(body.url)
+        if body.event_types is not None:
+            values["event_types"] = body.event_types
+        if body.filter is not None:
+            values["filter"] = body.filter.model_dump(exclude_none=True)
+        if body.format is not None:
+            values["format"] = body.format.value
+        if body.secret is not None and body.secret != current["secret"]:
+            values.update(
+                secret=body.secret,
+                previous_secret=current["secret"],
+                previous_secret_until=utcnow() + self.settings.webhook_secret_overlap,
+            )
+        if body.active is not None:
+            values["active"] = body.active
+            if body.active:
+                values.update(disabled_reason=None, failing_since=None)
+        row = await repository.update_subscription(uow.session, subscription_id, values) if values else current
+        return repository.subscription_view(row, secret=body.secret if "secret" in values else None)
+
+    async def retry_delivery(self, uow: UnitOfWork, subscription_id: str, delivery_id: str) -> None:
+        """Send a failed (dead-lettered) delivery again, with a fresh retry schedule. A pending one is a Conflict."""
+        delivery = await repository.get_delivery(uow.session, subscription_id, delivery_id)
+        if delivery["status"] == DeliveryStatus.PENDING:
+            raise Conflict(f"Delivery {delivery_id} is pending already; it is tried at {delivery['next_attempt_at']}")
+        await repository.update_delivery(
+            uow.session,
+            delivery_id,
+            {"status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": utcnow(), "delivered_at": None},
+        )
+
+    async def recover(self, uow: UnitOfWork, subscription_id: str, window: RecoverRequest) -> int:
+        """Queue a new delivery of every matching event that occurred in [since, until); returns their number.
+
+        Raises ValidationFailed when the window is empty or holds more than 100,000 events (replay in parts).
+        """
+        subscription = await repository.get_subscription(uow.session, subscription_id)
+        until = window.until or utcnow()
+        since = _utc(window.since)
+        if _utc(until) <= since:
+            raise ValidationFailed("The window is empty: `until` must be after `since`")
+        now, after, queued = utcnow(), 0, 0
+        while True:
+            events = await repository.events_between(uow.session, since, _utc(until), after, RECOVER_BATCH)
+            if not events:
+                return queued
+            rows = [
+                repository.new_delivery(subscription_id, event, now)
+                for event in events
+                if matches(event, subscription["event_types"], subscription["filter"])
+            ]
+            queued += len(rows)
+            if queued > RECOVER_LIMIT:
+                raise ValidationFailed(f"The window holds more than {RECOVER_LIMIT} events; recover it in parts")
+            await repository.insert_deliveries(uow.session, rows)
+            after = int(events[-1]["cursor"])
+
+    async def test_delivery(self, subscription_id: str, actor: str) -> TestDeliveryResult:
+        """POST a `process_manager.subscription.test` event (not in the outbox) now and report the answer."""
+        async with reading(self.db) as session:
+            subscription = await repository.get_subscription(session, subscription_id)
+        now = utcnow()
+        event = {
+            "id": f"test-{int(time.time() * 1000)}",
+            "cursor": "0",
+            "type": "process_manager.subscription.test",
+            "occurred_at": now,
+            "engine": None,
+            "tenant_id": None,
+            "actor": actor,
+            "instance_id": None,
+            "data": {"subscription_id": subscription_id},
+        }
+        signing = [subscription["secret"]]
+        if subscription["previous_secret"] and (subscription["previous_secret_until"] or now) > now:
+            signing.append(subscription["previous_secret"])
+        attempt = await post(
+            self.dispatcher.client, subscription["url"], event["id"], event, subscription["format"], signing
+        )
+        return TestDeliveryResult(
+            delivered=attempt.ok, response_status=attempt.status, error=attempt.error, duration_ms=attempt.duration_ms
+        )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def change_feeds(db: Database, registry: EngineRegistry, settings: EventSettings) -> list[ChangeFeed]:
+    """One change feed per engine whose adapter reads its engine's changes (the HTTP engines)."""
+    return [
+        ChangeFeed(db, handle, settings)
+        for handle in registry.engines.values()
+        if handle.adapter.observes_changes
+    ]

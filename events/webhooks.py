@@ -1,0 +1,167 @@
+"""Webhook requests: the payload, its signatures and the check that a target URL is one we may call.
+
+Signatures (both on every request):
+- Standard Webhooks: `webhook-id` (the event id, the same on every retry), `webhook-timestamp` (Unix seconds),
+  `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, computed by the `standardwebhooks` library;
+- API.md: `X-PM-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+The HMAC key is the secret's bytes: base64-decoded for a `whsec_...` secret (as Standard Webhooks defines it),
+the UTF-8 bytes of any other secret. During a secret rotation each header carries one signature per secret,
+newest first (`webhook-signature` space-separated, `X-PM-Signature` comma-separated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from events.models import PayloadFormat, envelope
+from gateway.errors import ValidationFailed
+
+SECRET_PREFIX = "whsec_"
+USER_AGENT = "pm-gateway-webhooks/1"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 24 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def secret_key(secret: str) -> bytes:
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret[len(SECRET_PREFIX) :] + "==", validate=False)
+        except ValueError:
+            pass
+    return secret.encode()
+
+
+def payload(event: dict[str, Any], payload_format: str) -> tuple[bytes, str]:
+    """The request body and its content type for an event in the subscription's format."""
+    body = envelope(event)
+    if payload_format == PayloadFormat.CLOUDEVENTS:
+        cloud_event = {
+            "specversion": "1.0",
+            "id": body["id"],
+            "type": body["type"],
+            "source": f"/engines/{body['engine'] or 'gateway'}",
+            "subject": body["instance_id"],
+            "time": body["occurred_at"],
+            "datacontenttype": "application/json",
+            "data": body,
+        }
+        return json.dumps(cloud_event, separators=(",", ":")).encode(), "application/cloudevents+json"
+    return json.dumps(body, separators=(",", ":")).encode(), "application/json"
+
+
+def signature_headers(webhook_id: str, body: bytes, signing_secrets: list[str], now: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers and X-PM-Signature, one signature per secret (newest first)."""
+    text = body.decode()
+    standard = [Webhook(secret_key(secret)).sign(webhook_id, now, text) for secret in signing_secrets]
+    legacy = [
+        "sha256=" + hmac.new(secret_key(secret), body, hashlib.sha256).hexdigest() for secret in signing_secrets
+    ]
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": " ".join(standard),
+        "X-PM-Signature": ",".join(legacy),
+    }
+
+
+async def check_target(url: str, *, allow_private: bool) -> None:
+    """Refuse (422) a URL whose host is or resolves to a private, loopback, link-local or otherwise internal address.
+
+    Resolving uses the event loop's resolver (a worker thread), never blocking the loop. A host that does not
+    resolve is refused too: nothing could be delivered to it.
+    """
+    if allow_private:
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError as exc:
+            raise ValidationFailed(f"The webhook URL's host {host!r} does not resolve: {exc.strerror or exc}") from None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not address.is_global or address.is_multicast:
+            raise ValidationFailed(
+                f"The webhook URL's host {host!r} is a private, loopback or link-local address ({address}); "
+                "set PM_EVENTS_ALLOW_PRIVATE_TARGETS=true to allow such targets"
+            )
+
+
+@dataclass
+class Attempt:
+    """What one POST to a receiver came to."""
+
+    ok: bool
+    status: int | None
+    error: str | None
+    retry_after: float | None
+    duration_ms: int
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    webhook_id: str,
+    event: dict[str, Any],
+    payload_format: str,
+    signing_secrets: list[str],
+) -> Attempt:
+    """POST one event; any answer but 2xx, and any transport failure or timeout, is a failed attempt."""
+    body, content_type = payload(event, payload_format)
+    headers = {
+        "Content-Type": content_type,
+        "User-Agent": USER_AGENT,
+        **signature_headers(webhook_id, body, signing_secrets, datetime.now(UTC)),
+    }
+    started = time.perf_counter()
+    try:
+        response = await client.post(url, content=body, headers=headers)
+    except httpx.TimeoutException:
+        return Attempt(False, None, "the receiver did not answer in time", None, _ms(started))
+    except httpx.HTTPError as exc:
+        return Attempt(False, None, f"the receiver could not be reached: {type(exc).__name__}", None, _ms(started))
+    ok = 200 <= response.status_code < 300
+    error = None if ok else f"the receiver answered {response.status_code}: {response.text[:200]}"
+    return Attempt(
+        ok, response.status_code, error, retry_after_seconds(response.headers.get("retry-after")), _ms(started)
+    )
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

@@ -1,0 +1,16 @@
+"""A real Flowable 7.2.0 (engines/flowable, built from Maven Central) under the conformance suite."""
+
+from __future__ import annotations
+
+from httpx_aiohttp import AiohttpTransport
+
+from tests.conformance.harnesses.flowable import HARNESS as SIMULATED
+from tests.real_engines.harness import real_engine_harness
+
+HARNESS = real_engine_harness(
+    SIMULATED,
+    "flowable",
+    id="real-flowable",
+    engine={**SIMULATED.engine, "url": "http://flowable.invalid/process-api"},
+    make_transport=AiohttpTransport,
+)

@@ -1,0 +1,167 @@
+"""The SSE stream (on a real HTTP server) and the Redis Streams relay (on a real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from gateway.db import Database
+from tests.events.conftest import ServedGateway, serve, unique_stream, write_events
+from gateway.engines.testing.polling import eventually
+
+
+class SseReader:
+    """Reads an SSE response message by message (blank-line separated), keeping comments and fields."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.lines = response.aiter_lines()
+        self.comments: list[str] = []
+        self.retry: int | None = None
+
+    async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self._next_event(), timeout)
+
+    async def _next_event(self) -> dict[str, Any]:
+        fields: dict[str, str] = {}
+        async for line in self.lines:
+            if line == "":
+                if "data" in fields:
+                    return {"id": fields.get("id"), "event": fields.get("event"), "data": json.loads(fields["data"])}
+                fields = {}
+                continue
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "retry":
+                self.retry = int(value)
+            fields[name] = value
+        raise EOFError("the stream ended")
+
+
+@contextlib.asynccontextmanager
+async def stream(gateway: ServedGateway, headers: dict[str, str] | None = None, **params: Any) -> AsyncIterator[SseReader]:
+    async with gateway.client.stream(
+        "GET", "/api/processes/events/stream", params=params, headers=headers or {}, timeout=None
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield SseReader(response)
+
+
+async def test_sse_streams_new_events_with_cursor_ids_filters_retry_and_heartbeats(
+    served: ServedGateway, database: Database
+) -> None:
+    await write_events(database, [("task.created", "old", {"task_id": "before-connect"})])
+    async with stream(served, types="task.created", definition_key="order") as reader:
+        await asyncio.sleep(0.2)
+        await write_events(
+            database,
+            [
+                ("instance.started", "i-1", {"definition_key": "order"}),
+                ("task.created", "i-1", {"task_id": "t-1", "definition_key": "order"}),
+                ("task.created", "i-2", {"task_id": "t-2", "definition_key": "other"}),
+            ],
+        )
+        first = await reader.next_event()
+        assert first["event"] == "process_manager.task.created" and first["data"]["data"]["task_id"] == "t-1"
+        assert first["id"] == first["data"]["cursor"]
+        assert reader.retry == 3000
+        await asyncio.sleep(1.2)  # the heartbeat is 0.5 s in these tests
+        await write_events(database, [("task.created", "i-3", {"task_id": "t-3", "definition_key": "order"})])
+        second = await reader.next_event()
+        assert second["data"]["data"]["task_id"] == "t-3"  # t-2 (other definition) and instance.started skipped
+        assert "ping" in " ".join(reader.comments)
+
+
+async def test_sse_resumes_after_a_gateway_restart_from_last_event_id_without_gaps(
+    event_env: Any, gateway_settings: Any, database: Database
+) -> None:
+    async with serve(gateway_settings()) as gateway:
+        async with stream(gateway, after="0", instance_id="i-1") as reader:
+            await write_events(database, [("task.created", "i-1", {"task_id": f"t-{n}"}) for n in range(3)])
+            seen = [await reader.next_event() for _ in range(3)]
+    last_id = seen[-1]["id"]
+    # While no gateway runs, more events are committed (by another replica, say).
+    await write_events(database, [("task.created", "i-1", {"task_id": f"t-{n}"}) for n in range(3, 6)])
+    async with serve(gateway_settings()) as gateway:
+        async with stream(gateway, headers={"Last-Event-ID": last_id}) as reader:
+            rest = [await reader.next_event() for _ in range(3)]
+        bad = await gateway.client.get("/api/processes/events/stream", headers={"Last-Event-ID": "abc"})
+        assert bad.status_code == 400 and "Last-Event-ID" in bad.json()["detail"]
+    assert [e["data"]["data"]["task_id"] for e in seen + rest] == [f"t-{n}" for n in range(6)]
+    cursors = [int(e["id"]) for e in seen + rest]
+    assert cursors == sorted(cursors) and len(set(cursors)) == 6
+
+
+async def test_the_relay_appends_every_event_to_the_redis_stream_for_consumer_groups(
+    event_env: Any, gateway_settings: Any, database: Database, redis_url: str
+) -> None:
+    stream_name = unique_stream()
+    event_env(REDIS_STREAM=stream_name, REDIS_MAXLEN="1000")
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with serve(gateway_settings(redis_url=redis_url)):
+            await write_events(database, [("task.created", f"i-{n % 3}", {"task_id": f"t-{n}"}) for n in range(20)])
+            length = await eventually(lambda: redis.xlen(stream_name), lambda n: n >= 20)
+            assert length == 20
+        await redis.xgroup_create(stream_name, "billing", id="0")
+        entries = await redis.xreadgroup("billing", "worker-1", {stream_name: ">"}, count=100)
+        [(_, messages)] = entries
+        assert len(messages) == 20
+        fields = [message for _, message in messages]
+        assert [json.loads(f["event"])["data"]["task_id"] for f in fields] == [f"t-{n}" for n in range(20)]
+        assert all(f["id"] == json.loads(f["event"])["id"] and f["type"] == "process_manager.task.created" for f in fields)
+        assert [int(f["cursor"]) for f in fields] == sorted(int(f["cursor"]) for f in fields)
+        # worker-1 dies before acknowledging; worker-2 claims its entries, handles them and acknowledges.
+        claimed = (await redis.xautoclaim(stream_name, "billing", "worker-2", min_idle_time=0, count=100))[1]
+        assert [message_id for message_id, _ in claimed] == [message_id for message_id, _ in messages]
+        await redis.xack(stream_name, "billing", *[message_id for message_id, _ in claimed])
+        assert (await redis.xpending(stream_name, "billing"))["pending"] == 0
+    finally:
+        await redis.delete(stream_name)
+        await redis.aclose()
+
+
+async def test_only_the_leader_relays_and_another_replica_takes_over(
+    event_env: Any, gateway_settings: Any, database: Database, redis_url: str
+) -> None:
+    if database.is_sqlite:
+        pytest.skip("a SQLite deployment is one process: there is no second replica to elect")
+    stream_name = unique_stream()
+    event_env(REDIS_STREAM=stream_name)
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        first_cm = serve(gateway_settings(redis_url=redis_url))
+        first = await first_cm.__aenter__()
+        try:
+            async with serve(gateway_settings(redis_url=redis_url)) as second:
+                assert first.events.leadership.held and not second.events.leadership.held
+                await write_events(database, [("task.created", "i-1", {"task_id": "t-1"})])
+                await eventually(lambda: redis.xlen(stream_name), lambda n: n >= 1)
+                await first_cm.__aexit__(None, None, None)
+                first_cm = None
+                # The leader is gone; the other replica takes the lock at its next refresh (every second).
+                await eventually(lambda: asyncio.sleep(0, second.events.leadership.held), bool, timeout=5)
+                assert second.events.leadership.held
+                await write_events(database, [("task.created", "i-1", {"task_id": "t-2"})])
+                await eventually(lambda: redis.xlen(stream_name), lambda n: n >= 2)
+        finally:
+            if first_cm is not None:
+                await first_cm.__aexit__(None, None, None)
+        # At least once: a leader stopped between XADD and saving its position leaves a duplicate (same `id`).
+        first_seen: dict[str, str] = {}
+        for _, fields in await redis.xrange(stream_name):
+            first_seen.setdefault(fields["id"], json.loads(fields["event"])["data"]["task_id"])
+        assert list(first_seen.values()) == ["t-1", "t-2"]
+    finally:
+        await redis.delete(stream_name)
+        await redis.aclose()
