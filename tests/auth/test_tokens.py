@@ -150,6 +150,8 @@ async def test_an_unknown_kid_refetches_the_jwks_once_per_cooldown_then_rotation
         assert provider.jwks_requests == 1
 
         rotated = provider.mint({"roles": ["task-user"]}, kid="k2")
+        await _wait(0.35)  # the first fetch started a cooldown too: without waiting, whether k2 is looked for would
+        # depend on how fast the requests above ran
         assert_unauthorized(await gw.client.get(TASKS, headers=bearer(rotated)), "'k2'")
         assert provider.jwks_requests == 2  # looked for it once
         assert_unauthorized(await gw.client.get(TASKS, headers=bearer(rotated)))
