@@ -34,7 +34,9 @@ def free_port() -> int:
 async def start_gateway(environment: dict[str, str], port: int) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main(['serve']))",
-        env={**os.environ, **environment, "PM_PORT": str(port)},
+        # one process: on PostgreSQL the gateway otherwise starts a worker per core, and kill -9 of the parent
+        # would leave the workers running (holding the leader locks every later test needs)
+        env={**os.environ, **environment, "PM_PORT": str(port), "PM_WORKERS": "1"},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
