@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from gateway.db import Database, utcnow
 from gateway.errors import ConcurrentModification, GatewayError
-from gateway.journal import AuditDraft
+from gateway.journal import AuditDraft, EventDraft
 from gateway.tables import change_intents
 from gateway.uow import UnitOfWork, transaction
 
@@ -122,10 +122,7 @@ class Attempts:
 
     async def close(self, uow: UnitOfWork) -> None:
         """Write the outcome of a remote change: its journal and the intent's removal, in one transaction."""
-        async with transaction(self.db, actor=self.actor) as outcome:
-            outcome.events, outcome.audit_entry = uow.events, uow.audit_entry
-            if self.intent_id is not None:
-                await outcome.session.execute(change_intents.delete().where(change_intents.c.id == self.intent_id))
+        await self._record(uow.events, uow.audit_entry)
 
     async def fail(self, error: GatewayError) -> None:
         """Audit the failed change in its own transaction (the change itself rolled back or never happened)."""
@@ -136,8 +133,11 @@ class Attempts:
             outcome="failure",
             detail=error.detail,
         )
+        await self._record([], failed)
+
+    async def _record(self, events: list[EventDraft], audit: AuditDraft | None) -> None:
         async with transaction(self.db, actor=self.actor) as outcome:
-            outcome.audit(failed)
+            outcome.events, outcome.audit_entry = events, audit
             if self.intent_id is not None:
                 await outcome.session.execute(change_intents.delete().where(change_intents.c.id == self.intent_id))
 
