@@ -6,8 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.conditions import CONDITIONS_DOC, TASK_CONDITIONS_DOC, VariableCondition, VariableScope, parse_conditions
 from gateway.variables import TypedValue
 
 T = TypeVar("T")
@@ -201,6 +202,18 @@ class InstanceQuery(ListQuery):
     started_before: datetime | None = None
     has_incident: bool | None = None
     tenant_id: str | None = None
+    variable: list[str] = Field(default_factory=list, description=CONDITIONS_DOC)
+
+    @field_validator("variable")
+    @classmethod
+    def _parsable_conditions(cls, texts: list[str]) -> list[str]:
+        parse_conditions(texts, VariableScope.INSTANCE)
+        return texts
+
+    @property
+    def conditions(self) -> list[VariableCondition]:
+        """The `variable` conditions, parsed (they were checked when the query was made)."""
+        return parse_conditions(self.variable, VariableScope.INSTANCE)
 
 
 class StartInstance(Model):
@@ -244,7 +257,7 @@ class TaskDetails(Task):
 
 
 class TaskQuery(ListQuery):
-    sortable = frozenset({"created", "due", "priority", "name", "assignee"})
+    sortable = frozenset({"created", "due", "follow_up", "priority", "name", "assignee"})
     assignee: str | None = None
     candidate_group: str | None = None
     candidate_user: str | None = None
@@ -254,6 +267,21 @@ class TaskQuery(ListQuery):
     status: TaskStatus | None = None
     due_before: datetime | None = None
     tenant_id: str | None = None
+    variable: list[str] = Field(default_factory=list, description=CONDITIONS_DOC)
+    task_variable: list[str] = Field(default_factory=list, description=TASK_CONDITIONS_DOC)
+
+    @field_validator("variable", "task_variable")
+    @classmethod
+    def _parsable_conditions(cls, texts: list[str]) -> list[str]:
+        parse_conditions(texts, VariableScope.INSTANCE)
+        return texts
+
+    @property
+    def conditions(self) -> list[VariableCondition]:
+        """The `variable` (process instance) then `task_variable` (task-local) conditions, parsed."""
+        return parse_conditions(self.variable, VariableScope.INSTANCE) + parse_conditions(
+            self.task_variable, VariableScope.TASK
+        )
 
 
 # ---------------------------------------------------------------- engine incidents and history

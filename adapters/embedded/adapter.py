@@ -31,6 +31,7 @@ from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, load_schema, parse_
 from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
 from gateway.bpmn import TaskExtensions
+from gateway.conditions import VariableOperator
 from gateway.db import Database, utcnow
 from gateway.engines.port import AdapterContext, Capability, EngineAdapter
 from gateway.errors import BadRequest, ConcurrentModification, Conflict, NotFound
@@ -71,6 +72,7 @@ class EmbeddedOptions(BaseSettings):
 
 class EmbeddedAdapter(EngineAdapter):
     capabilities = frozenset(Capability)
+    variable_operators = frozenset(VariableOperator)  # indexed in embedded_variable_index
     options_schema = EmbeddedOptions
     task_extensions = TaskExtensions(namespaces=(CAMUNDA_NS,))
     transactional = True

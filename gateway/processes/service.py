@@ -168,6 +168,8 @@ class ProcessService:
         return instance
 
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
+        """A page of instances; a sort or variable operator the engine lacks is a 501 (`EngineHandle.check_query`)."""
+        self.engine.check_query(query)
         return await self.adapter.list_instances(query)
 
     async def get_instance(self, instance_id: str) -> ProcessInstanceDetails:
@@ -216,6 +218,8 @@ class ProcessService:
 
     # ------------------------------------------------------------ tasks
     async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+        """A page of tasks; a sort or variable operator the engine lacks is a 501 (`EngineHandle.check_query`)."""
+        self.engine.check_query(query)
         return await self.adapter.list_tasks(query)
 
     async def get_task(self, task_id: str) -> TaskDetails:
