@@ -41,7 +41,8 @@ from adapters.camunda.mapping import (
     variables_from_history,
 )
 from adapters.camunda.paths import locate, segment
-from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
+from gateway.conditions import VariableScope
+from gateway.errors import BadRequest, Conflict, GatewayError, NotFound, NotSupported
 from gateway.resilience import EngineHttp
 from gateway.schemas import (
     ActivityRecord,
@@ -97,6 +98,7 @@ class Camunda7Adapter(HttpEngineAdapter):
     )
 
     observes_changes = True
+    variable_operators = frozenset(queries.VARIABLE_OPERATORS)  # no `in` in VariableQueryParameterDto
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)
@@ -230,13 +232,14 @@ class Camunda7Adapter(HttpEngineAdapter):
         return await self._instance(started["id"])
 
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
-        rows, total = await self._list(
-            "/history/process-instance",
-            "instances",
-            queries.instance_filters(query),
-            query,
-            queries.sorting(query, queries.INSTANCE_SORT, "start_time"),
-        )
+        """`POST /history/process-instance` (+ `/count`): variable conditions as typed `variables`, sorted by the
+        requested field then by id."""
+        body = queries.query_body(queries.instance_filters(query))
+        variables = queries.variable_filters(query.conditions, VariableScope.INSTANCE)
+        if variables:
+            body["variables"] = variables
+        sorting = queries.sorting_list(query, queries.INSTANCE_SORT, "start_time", "instanceId")
+        rows, total = await self._query("/history/process-instance", "instances", body, sorting, query)
         return self._page(await self._instances(rows), total, query)
 
     async def get_instance(self, instance_id: str) -> ProcessInstanceDetails:
@@ -407,7 +410,13 @@ class Camunda7Adapter(HttpEngineAdapter):
 
     # ------------------------------------------------------------ tasks
     async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+        """Open tasks: `POST /task` (+ `/count`) with typed `processVariables` / `taskVariables`, sorted by the
+        requested field then by id. Finished tasks: `GET /history/task` (no variable conditions: 501)."""
         if queries.is_finished_task_query(query):
+            if query.conditions:
+                raise NotSupported(
+                    f"Engine '{self.name}' (camunda7) cannot filter finished tasks by variables", engine=self.name
+                )
             rows, total = await self._list(
                 "/history/task",
                 "historic_tasks",
@@ -416,9 +425,13 @@ class Camunda7Adapter(HttpEngineAdapter):
                 queries.sorting(query, queries.HISTORIC_TASK_SORT, "created"),
             )
             return self._page([task_from_history(row, engine=self.name) for row in rows], total, query)
-        rows, total = await self._list(
-            "/task", "tasks", queries.task_filters(query), query, queries.sorting(query, queries.TASK_SORT, "created")
-        )
+        body = queries.query_body(queries.task_filters(query))
+        for field, scope in (("processVariables", VariableScope.INSTANCE), ("taskVariables", VariableScope.TASK)):
+            variables = queries.variable_filters(query.conditions, scope)
+            if variables:
+                body[field] = variables
+        sorting = queries.sorting_list(query, queries.TASK_SORT, "created", "id")
+        rows, total = await self._query("/task", "tasks", body, sorting, query)
         return self._page(await self._tasks(rows), total, query)
 
     async def get_task(self, task_id: str) -> TaskDetails:
@@ -663,6 +676,19 @@ class Camunda7Adapter(HttpEngineAdapter):
             self._count(f"{path}/count", filters, what),
         )
         return rows, total
+
+    async def _query(
+        self, path: str, what: str, body: dict[str, Any], sorting: list[dict[str, str]], query: ListQuery
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page and the total of a POST query (`firstResult`/`maxResults` in the URL, filters in the body)."""
+        rows, counted = await asyncio.gather(
+            self.http.json(
+                "POST", path, operation=f"list_{what}", idempotent=True, params=queries.page(query),
+                json={**body, "sorting": sorting},
+            ),
+            self.http.json("POST", f"{path}/count", operation=f"count_{what}", idempotent=True, json=body),
+        )
+        return rows, int(counted["count"])
 
     async def _count(self, path: str, filters: dict[str, Any], what: str) -> int:
         body = await self.http.json("GET", path, operation=f"count_{what}", params=filters)
