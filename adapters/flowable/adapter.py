@@ -70,6 +70,9 @@ class FlowableAdapter(HttpEngineAdapter):
     )
 
     observes_changes = True
+    variable_operators = frozenset(queries.VARIABLE_OPERATIONS)  # QueryVariable has no `in`
+    # Flowable's task queries sort by id, name, priority, assignee, createTime and dueDate only.
+    unsortable = {TaskQuery: frozenset({"follow_up"})}
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)

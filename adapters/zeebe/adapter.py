@@ -24,6 +24,7 @@ from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from adapters.zeebe import changes, mapping
 from adapters.zeebe.mapping import between, eq
 from gateway import bpmn
+from gateway.conditions import VariableScope
 from gateway.errors import (
     BadRequest,
     Conflict,
@@ -97,6 +98,9 @@ class ZeebeAdapter(HttpEngineAdapter):
     task_extensions = ZeebeTaskExtensions()
     observes_changes = True
     capabilities = frozenset({Capability.DELEGATE_TASK})
+    variable_operators = mapping.VARIABLE_OPERATORS
+    # Business keys are the gateway's (Camunda 8.8 has none) and user task searches cannot sort by assignee.
+    unsortable = {InstanceQuery: frozenset({"business_key"}), TaskQuery: frozenset({"assignee"})}
     emulated = {
         "delegate_task": (
             "Camunda 8 has no delegation: the task is reassigned to the delegate and the gateway keeps the "
@@ -274,6 +278,7 @@ class ZeebeAdapter(HttpEngineAdapter):
             "startDate": between(query.started_after, query.started_before),
             "hasIncident": query.has_incident,
             "tenantId": eq(query.tenant_id),
+            "variables": mapping.variable_filters(query.conditions, VariableScope.INSTANCE),
         }
         if query.business_key is not None:
             keys = await self.store.find(INSTANCE, "business_key", query.business_key)
@@ -373,6 +378,8 @@ class ZeebeAdapter(HttpEngineAdapter):
             "processDefinitionId": query.definition_key,
             "dueDate": between(None, query.due_before),
             "tenantId": eq(query.tenant_id),
+            "processInstanceVariables": mapping.variable_filters(query.conditions, VariableScope.INSTANCE),
+            "localVariables": mapping.variable_filters(query.conditions, VariableScope.TASK),
         }
         sort = mapping.sort(query, mapping.TASK_SORT, "created", "tasks")
         body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
@@ -443,7 +450,7 @@ class ZeebeAdapter(HttpEngineAdapter):
             "processDefinitionId": query.definition_key,
             "errorType": mapping.error_type(query.incident_type) if query.incident_type else None,
         }
-        sort = mapping.sort(query, mapping.INCIDENT_SORT, "created", "incidents")
+        sort = mapping.sort(query, mapping.INCIDENT_SORT, "created", "incidents", mapping.INCIDENT_TIEBREAK)
         body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
         result = await self._search("incidents", body, "list_engine_incidents")
         incidents = [mapping.incident(item, engine=self.name) for item in result["items"]]
@@ -563,7 +570,7 @@ class ZeebeAdapter(HttpEngineAdapter):
     async def _instance_page(
         self, filter: dict[str, Any], query: InstanceQuery | HistoryQuery, operation: str
     ) -> Page[ProcessInstance]:
-        sort = mapping.sort(query, mapping.INSTANCE_SORT, "start_time", "instances")
+        sort = mapping.sort(query, mapping.INSTANCE_SORT, "start_time", "instances", mapping.INSTANCE_TIEBREAK)
         body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
         result = await self._search("process-instances", body, operation)
         metas = await self.store.get_many(INSTANCE, [str(item["processInstanceKey"]) for item in result["items"]])

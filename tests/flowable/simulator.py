@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -392,6 +393,36 @@ def paginate(
     }
 
 
+QUERY_OPERATIONS: dict[str, Callable[[Any, Any], bool]] = {
+    "equals": lambda a, b: a == b,
+    "notEquals": lambda a, b: a != b,
+    "greaterThan": lambda a, b: a > b,
+    "greaterThanOrEquals": lambda a, b: a >= b,
+    "lessThan": lambda a, b: a < b,
+    "lessThanOrEquals": lambda a, b: a <= b,
+    "like": lambda a, b: re.fullmatch(re.escape(b).replace("%", ".*").replace("_", "."), a) is not None,
+}
+
+
+def variables_meet(variables: dict[str, Variable], conditions: list[dict[str, Any]] | None) -> bool:
+    """QueryVariables (`{name, operation, value}`) against typed variables: a value meets only variables of its
+    own kind (numbers with numbers, strings with strings), as Flowable compares typed columns."""
+    for condition in conditions or []:
+        operation = condition.get("operation", "equals")
+        if operation not in QUERY_OPERATIONS:
+            raise IllegalArgument(f"Unsupported variable query operation: {operation}")
+        if operation == "like" and not isinstance(condition.get("value"), str):
+            raise IllegalArgument("Only string variable values are supported for like comparison")
+        variable = variables.get(condition.get("name"))
+        actual, expected = (None if variable is None else variable.value), condition.get("value")
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (actual, expected))
+        if not (numbers or (actual is not None and type(actual) is type(expected))):
+            return False
+        if not QUERY_OPERATIONS[operation](actual, expected):
+            return False
+    return True
+
+
 def only(params: dict[str, Any], allowed: set[str]) -> None:
     unknown = set(params) - allowed - {"start", "size", "sort", "order"}
     if unknown:
@@ -633,8 +664,10 @@ class FlowableSimulator:
         # queryProcessInstances
         body = await request.json()
         only(body, {"processDefinitionKey", "processDefinitionId", "processBusinessKey", "processInstanceIds",
-                    "startedAfter", "startedBefore", "tenantId", "suspended"})
-        running = [i for i in self.engine.instances.values() if not i.ended]
+                    "startedAfter", "startedBefore", "tenantId", "suspended", "variables"})
+        running = [
+            i for i in self.engine.instances.values() if not i.ended and variables_meet(i.variables, body.get("variables"))
+        ]
         sorts: Sorts = {
             "processDefinitionId": lambda i: i.definition.id,
             "processDefinitionKey": lambda i: i.definition.key,
@@ -734,7 +767,8 @@ class FlowableSimulator:
         # queryHistoricProcessInstance
         body = await request.json()
         only(body, {"processDefinitionKey", "processDefinitionId", "processBusinessKey", "processInstanceIds",
-                    "startedAfter", "startedBefore", "tenantId", "finished", "finishedAfter", "finishedBefore"})
+                    "startedAfter", "startedBefore", "tenantId", "finished", "finishedAfter", "finishedBefore",
+                    "variables"})
         sorts: Sorts = {
             "processInstanceId": lambda i: i.id,
             "processDefinitionId": lambda i: i.definition.id,
@@ -744,6 +778,7 @@ class FlowableSimulator:
             "tenantId": lambda i: i.tenant_id,
         }
         found = self._instance_filters(body, list(self.engine.instances.values()))
+        found = [i for i in found if variables_meet(i.variables, body.get("variables"))]
         for name, test in (("finishedAfter", lambda end, bound: end > bound), ("finishedBefore", lambda end, bound: end < bound)):
             if body.get(name) is not None:
                 bound = parse_moment(body[name])
@@ -793,8 +828,13 @@ class FlowableSimulator:
         # queryTasks
         body = await request.json()
         only(body, {"assignee", "assigneeLike", "candidateGroup", "candidateUser", "unassigned", "delegationState",
-                    "processInstanceId", "processDefinitionKey", "tenantId", "dueBefore"})
-        found = self.engine.open_tasks()
+                    "processInstanceId", "processDefinitionKey", "tenantId", "dueBefore",
+                    "processInstanceVariables", "taskVariables"})
+        found = [
+            t for t in self.engine.open_tasks()
+            if variables_meet(t.instance.variables, body.get("processInstanceVariables"))
+            and variables_meet({}, body.get("taskVariables"))  # the simulated tasks have no local variables
+        ]
         checks: dict[str, Callable[[TaskEntity, Any], bool]] = {
             "assignee": lambda t, v: t.assignee == v,
             "assigneeLike": lambda t, v: v == "%" and t.assignee is not None,
@@ -864,7 +904,8 @@ class FlowableSimulator:
         body = await request.json()
         only(body, {"finished", "withoutDeleteReason", "taskDeleteReasonLike", "taskAssignee", "taskCandidateGroup",
                     "processInstanceId", "processDefinitionKey", "tenantId", "dueDateBefore", "taskCreatedAfter",
-                    "taskCreatedBefore", "taskCompletedAfter", "taskCompletedBefore"})
+                    "taskCreatedBefore", "taskCompletedAfter", "taskCompletedBefore", "processVariables",
+                    "taskVariables"})
         checks: dict[str, Callable[[TaskEntity, Any], bool]] = {
             "finished": lambda t, v: (t.end_time is not None) == v,
             "withoutDeleteReason": lambda t, v: not v or t.delete_reason is None,
@@ -880,7 +921,10 @@ class FlowableSimulator:
             "taskCompletedAfter": lambda t, v: t.end_time is not None and t.end_time > parse_moment(v),
             "taskCompletedBefore": lambda t, v: t.end_time is not None and t.end_time < parse_moment(v),
         }
-        found = list(self.engine.tasks.values())
+        found = [
+            t for t in self.engine.tasks.values()
+            if variables_meet(t.instance.variables, body.get("processVariables")) and variables_meet({}, body.get("taskVariables"))
+        ]
         for name, value in body.items():
             if name in checks:
                 found = [t for t in found if checks[name](t, value)]

@@ -711,7 +711,27 @@ class Simulator:
 
     def search_process_instances(self, request: httpx.Request) -> httpx.Response:
         body = self._body(request, {"filter", "sort", "page"})
-        return self._search("process-instances", body, [self._instance_result(i) for i in self.instances.values()])
+        items = [self._instance_result(i) for i in self.instances.values()]
+        special = {"variables": lambda item, condition, kind: self._variables_match(item["processInstanceKey"], condition)}
+        return self._search("process-instances", body, items, special=special)
+
+    def _variables_match(self, scope_key: str | None, conditions: Any) -> bool:
+        """VariableValueFilterProperty items (`{name, value}`) against the JSON text of the scope's variables."""
+        if not isinstance(conditions, list):
+            raise unparsable("filter.variables")
+        for condition in conditions:
+            if not isinstance(condition, dict) or set(condition) != {"name", "value"}:
+                raise unparsable("filter.variables")
+            found = next(
+                (v for v in self.variables.values() if str(v.scope_key) == scope_key and v.name == condition["name"]),
+                None,
+            )
+            if found is None:  # only instances that have the variable match, whatever the operator
+                return False
+            text = json.dumps(found.value, separators=(",", ":"), ensure_ascii=False)
+            if not _matches(text, condition["value"], "property", "variables.value"):
+                return False
+        return True
 
     def get_process_instance(self, request: httpx.Request, processInstanceKey: int) -> httpx.Response:
         if processInstanceKey not in self.instances:
@@ -896,7 +916,14 @@ class Simulator:
     def search_user_tasks(self, request: httpx.Request) -> httpx.Response:
         body = self._body(request, {"filter", "sort", "page"})
         items = [self._user_task_result(t) for t in self.user_tasks.values()]
-        return self._search("user-tasks", body, items, special=SPECIAL_FILTERS)
+        special = {
+            **SPECIAL_FILTERS,
+            "processInstanceVariables": lambda item, condition, kind: self._variables_match(
+                item["processInstanceKey"], condition
+            ),
+            "localVariables": lambda item, condition, kind: self._variables_match(item["elementInstanceKey"], condition),
+        }
+        return self._search("user-tasks", body, items, special=special)
 
     def get_user_task(self, request: httpx.Request, userTaskKey: int) -> httpx.Response:
         if userTaskKey not in self.user_tasks:
