@@ -26,7 +26,8 @@ def upgrade() -> None:
         sa.Column("scope_id", sa.String(36), primary_key=True),
         sa.Column("name", sa.String(255), primary_key=True),
         sa.Column("instance_id", sa.String(36), nullable=False),
-        sa.Column("text_value", sa.String(1000)),
+        # byte order ("C") on PostgreSQL, so that a `like` with a fixed prefix is a range scan of the index
+        sa.Column("text_value", sa.String(1000).with_variant(sa.String(1000, collation="C"), "postgresql")),
         sa.Column("number_value", sa.Float(precision=53)),
     )
     op.create_index("ix_embedded_variable_index_number", "embedded_variable_index", ["name", "number_value", "scope_id"])
