@@ -10,7 +10,7 @@ import hashlib
 import re
 
 import sqlalchemy as sa
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from gateway.db import BigId, JsonColumn, UTCDateTime, metadata
 from gateway.schemas import ListQuery, Model, RequestBody, UtcDatetime
@@ -250,7 +250,10 @@ class IncidentDetails(Incident):
 class IncidentFilter(Model):
     """The filters of `GET /incidents`, also the selection of a bulk retry."""
 
-    engine: str | None = None
+    engine: str | None = Field(
+        None, description="Only this engine's incidents; `*` or left out: every engine's (the Incident Center keeps "
+        "them all, so an engine that is down does not shorten the list)"
+    )
     status: IncidentStatus | None = None
     instance_id: str | None = None
     definition_key: str | None = None
@@ -259,6 +262,11 @@ class IncidentFilter(Model):
     severity: IncidentSeverity | None = None
     created_after: UtcDatetime | None = None
     error_hash: str | None = Field(None, description="Only incidents with this normalised error (see by-error)")
+
+    @field_validator("engine")
+    @classmethod
+    def _every_engine(cls, engine: str | None) -> str | None:
+        return None if engine == "*" else engine
 
 
 class IncidentSelection(IncidentFilter):
