@@ -1,9 +1,10 @@
 """Run every benchmark and print its figures: `make bench`."""
 
-from bench import analytics, auth, change_feed_latency, embedded, events, incident_latency, memory, overhead
+from bench import analytics, auth, change_feed_latency, embedded, events, incident_latency, memory, overhead, queries
 
 if __name__ == "__main__":
     embedded.main()
+    queries.main()
     overhead.main()
     incident_latency.main()
     analytics.main()

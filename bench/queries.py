@@ -160,10 +160,14 @@ def merged_inbox() -> None:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{MERGED_DATABASE}" WITH (FORCE)'))
 
 
-def main() -> None:
-    embedded_variable_queries()
-    merged_inbox()
+def main(parts: list[str] | None = None) -> None:
+    """Both benchmarks, or those named: `python -m bench.queries [variables] [merged]`."""
+    parts = parts or ["variables", "merged"]
+    if "variables" in parts:
+        embedded_variable_queries()
+    if "merged" in parts:
+        merged_inbox()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
