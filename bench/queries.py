@@ -117,7 +117,7 @@ async def merged_first_page() -> None:
     transports = {name: harness.make_transport() for name, harness in harnesses.items() if harness.make_transport}
     settings = Settings(engines=engines, database_url=database_url(MERGED_DATABASE), log_level="warning")
     app = create_app(settings, engine_transports=transports)  # type: ignore[arg-type]
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=300) as manager:  # the start migrates the new database
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://gw") as client:
             bpmn = {"local": APPROVAL, **{name: harness.bpmn["approval"] for name, harness in harnesses.items()}}
             for engine, xml in bpmn.items():

@@ -4,6 +4,7 @@ gateway, paged by cursor, and still answering when one engine is down."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -86,7 +87,8 @@ async def test_one_inbox_over_every_engine_pages_by_cursor_in_order(gateway: htt
     tasks, bodies = await all_pages(gateway, TASKS, size=3, sort="created", order="asc")
     assert len(tasks) == 8 and len({(t["engine"], t["id"]) for t in tasks}) == 8
     assert sorted({t["engine"] for t in tasks}) == ["c7", "c8", "flowable", "local"]
-    assert [t["created"] for t in tasks] == sorted(t["created"] for t in tasks)
+    created = [datetime.fromisoformat(t["created"]) for t in tasks]
+    assert created == sorted(created)
     assert [len(b["items"]) for b in bodies] == [3, 3, 2]
     assert all(b["total"] == 8 and b["partial"] is False and b["unavailable_engines"] == [] for b in bodies)
 
