@@ -386,12 +386,16 @@ class FlowableAdapter(HttpEngineAdapter):
         return ProcessInstanceDetails.model_validate(details)
 
     async def terminate_instance(self, instance_id: str, reason: str | None) -> None:
-        await self.http.request(
-            "DELETE",
-            f"/runtime/process-instances/{segment(instance_id)}",
-            operation="terminate_instance",
-            params=queries.clean({"deleteReason": reason}),
-        )
+        try:
+            await self.http.request(
+                "DELETE",
+                f"/runtime/process-instances/{segment(instance_id)}",
+                operation="terminate_instance",
+                params=queries.clean({"deleteReason": reason}),
+            )
+        except NotFound:
+            await self._refuse_if_ended(instance_id, "terminate it")
+            raise
 
     async def set_instance_suspended(self, instance_id: str, suspended: bool) -> ProcessInstance:
         path = f"/runtime/process-instances/{segment(instance_id)}"

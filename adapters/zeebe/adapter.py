@@ -311,7 +311,11 @@ class ZeebeAdapter(HttpEngineAdapter):
     async def terminate_instance(self, instance_id: str, reason: str | None) -> None:
         # Camunda 8 records no reason; the gateway's audit log keeps it.
         key = self._key(instance_id, "process instance")
-        await self.http.request("POST", f"/process-instances/{key}/cancellation", operation="terminate_instance")
+        try:
+            await self.http.request("POST", f"/process-instances/{key}/cancellation", operation="terminate_instance")
+        except NotFound:
+            await self._refuse_if_ended(instance_id, "terminate it")
+            raise
         await self._settled(
             lambda: self._find(f"/process-instances/{key}", "get_instance"),
             lambda item: item is None or item["state"] != "ACTIVE",

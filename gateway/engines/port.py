@@ -240,9 +240,8 @@ class EngineAdapter(ABC):
     async def terminate_instance(self, instance_id: str, reason: str | None) -> None:
         """End a running instance now (`reason` kept where the engine keeps one).
 
-        Errors: `NotFound` (unknown). An instance that already ended is refused, but not alike: `Conflict`
-        ("has already ended") on the embedded engine and Camunda 7, whose adapters read the history, `NotFound`
-        on Flowable and Camunda 8, whose runtime no longer knows it. Camunda 7 `DELETE /process-instance/{id}`,
+        Errors: `NotFound` (unknown), `Conflict` ("has already ended") for an instance that ended, on every
+        engine (HTTP adapters read the history when the runtime no longer knows it). Camunda 7 `DELETE /process-instance/{id}`,
         Flowable `DELETE /runtime/process-instances/{id}`, Camunda 8 `POST /process-instances/{key}/cancellation`.
         """
 
