@@ -352,14 +352,15 @@ def parse_bpmn(xml: bytes, filename: str | None = None, called: Sequence[bytes] 
         keys = parser.get_process_ids()  # before parsing: embedded subprocesses register as processes too
         if not keys:
             raise InvalidBpmn('The BPMN contains no executable process (only isExecutable="false" ones)')
+        documents = [root]
         for document in called:
             other = _read_xml(document)
+            documents.append(other)
             nodes = {**_flow_nodes(other), **nodes}  # the called processes' activities, typed too
             normalize(other)
             if not {p.get("id") for p in other.iter(f"{{{BPMN_NS}}}process")} & set(parser.get_process_ids()):
                 parser.add_bpmn_xml(other, None)
-        for key in keys:
-            _refuse_endless_self_call(root, key)
+        _refuse_endless_calls(documents, keys)
         return [_parsed_process(parser, root, key, nodes, rewrites) for key in keys]
     except ValidationException as exc:
         raise InvalidBpmn(_validation_message(exc, root)) from None
@@ -471,16 +472,56 @@ def _timer_literal(text: str, *, cycle: bool) -> str:
 _PASS_THROUGH = {"startEvent", "task", "manualTask", "scriptTask", "parallelGateway", "intermediateThrowEvent"}
 
 
-def _refuse_endless_self_call(root: etree._Element, key: str) -> None:
-    """A call activity that calls its own process on every run would recurse without end: refuse it.
+def _refuse_endless_calls(documents: Sequence[etree._Element], keys: Iterable[str]) -> None:
+    """Call activities that call their own process on every run, directly (A calls A) or through other
+    processes (A calls B calls A), would recurse without end: refuse them, naming each call of the cycle.
 
-    It does when a start event reaches it through elements that neither wait nor choose and flows without a
-    condition. A self-call behind a gateway condition, a user task or an event stays allowed (recursion that
-    ends), and the call depth limit at run time catches what this cannot see.
+    A process calls another on every run when a none start event reaches the call activity through elements
+    that neither wait nor choose and flows without a condition. A call behind a gateway condition, a user task
+    or an event stays allowed (recursion that ends), and the call depth limit at run time catches what this
+    cannot see. `documents` come first the deploying one, then the deployed ones it calls (see `parse_bpmn`).
     """
-    process = next((e for e in root.iter(f"{{{BPMN_NS}}}process") if e.get("id") == key), None)
-    if process is None:
-        return
+    always: dict[str, list[tuple[str, str]]] = {}  # process -> [(call activity, process it calls every run)]
+    for root in documents:
+        for process in root.iter(f"{{{BPMN_NS}}}process"):
+            always.setdefault(process.get("id"), _calls_on_every_run(process))
+    for key in keys:
+        cycle = _call_cycle(key, always)
+        if cycle is None:
+            continue
+        if len(cycle) == 1:
+            ((_, activity, _),) = cycle
+            raise InvalidBpmn(
+                f"Call activity {activity!r} calls its own process {key!r} every time the process runs: "
+                "it would call itself without end (put the call behind a condition)"
+            )
+        chain = ", whose ".join(
+            f"call activity {activity!r} of process {caller!r} calls {called!r}" for caller, activity, called in cycle
+        )
+        raise InvalidBpmn(
+            f"Process {key!r} calls itself through other processes on every run ({chain}): they would call each "
+            "other without end (put one of the calls behind a condition)"
+        )
+
+
+def _call_cycle(key: str, always: dict[str, list[tuple[str, str]]]) -> list[tuple[str, str, str]] | None:
+    """The calls (caller, call activity, called) that lead from `key` back to `key` on every run, if any."""
+    visited: set[str] = set()
+    pending: list[tuple[str, list[tuple[str, str, str]]]] = [(key, [])]
+    while pending:
+        caller, path = pending.pop()
+        for activity, called in always.get(caller, []):
+            step = [*path, (caller, activity, called)]
+            if called == key:
+                return step
+            if called not in visited:
+                visited.add(called)
+                pending.append((called, step))
+    return None
+
+
+def _calls_on_every_run(process: etree._Element) -> list[tuple[str, str]]:
+    """(call activity id, called process) for each call activity a none start event reaches unconditionally."""
     outgoing: dict[str, list[etree._Element]] = {}
     for sequence_flow in process.findall(f"{{{BPMN_NS}}}sequenceFlow"):
         outgoing.setdefault(sequence_flow.get("sourceRef"), []).append(sequence_flow)
@@ -491,14 +532,12 @@ def _refuse_endless_self_call(root: etree._Element, key: str) -> None:
         for child in process.findall(f"{{{BPMN_NS}}}startEvent")
         if not any(isinstance(c.tag, str) and c.tag.endswith("EventDefinition") for c in child)
     ]
+    calls = []
     seen, pending = set(starts), list(starts)
     while pending:
         node = pending.pop()
-        if kinds.get(node) == "callActivity" and elements[node].get("calledElement") == key:
-            raise InvalidBpmn(
-                f"Call activity {node!r} calls its own process {key!r} every time the process runs: "
-                "it would call itself without end (put the call behind a condition)"
-            )
+        if kinds.get(node) == "callActivity" and (elements[node].get("calledElement") or "").strip():
+            calls.append((node, elements[node].get("calledElement").strip()))
         if kinds.get(node) not in _PASS_THROUGH:
             continue
         for sequence_flow in outgoing.get(node, []):
@@ -508,6 +547,7 @@ def _refuse_endless_self_call(root: etree._Element, key: str) -> None:
             if target not in seen and (kinds.get(target) in _PASS_THROUGH or kinds.get(target) == "callActivity"):
                 seen.add(target)
                 pending.append(target)
+    return calls
 
 
 def _flow_nodes(root: etree._Element) -> dict[str, FlowNode]:

@@ -13,9 +13,9 @@ Rules the engine follows:
 - A failure (script error, condition error, handler exception, uncaught BPMN error) puts the task in ERROR,
   records a `Failure` (an incident) and the other branches carry on. A retry resets the task and runs it again.
 - SpiffWorkflow is synchronous: every piece of engine work runs in a worker thread (`asyncio.to_thread`),
-  never on the event loop, and one change may run at most MAX_ENGINE_STEPS tasks, MAX_ENGINE_SECONDS of
-  engine time and MAX_CALL_DEPTH nested call activities; beyond that the task that would run next fails
-  with an incident and the change stops there (a runaway process, not a hung gateway).
+  never on the event loop, and one change may run at most MAX_ENGINE_STEPS tasks, MAX_LOOP_ROUNDS rounds of one
+  loop, MAX_ENGINE_SECONDS of engine time and MAX_CALL_DEPTH nested call activities; beyond that the task that
+  would run next fails with an incident and the change stops there (a runaway process, not a hung gateway).
 """
 
 from __future__ import annotations
@@ -60,6 +60,10 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 MAX_ENGINE_STEPS = 1_000  # tasks one change may run: an endless loop becomes an incident, not a hang
+# Rounds one element may loop in one change. SpiffWorkflow keeps every round in the task tree and scans the whole
+# tree at each step, so a loop's rounds cost quadratically: a step budget alone let a tight loop run ~1 s.
+MAX_LOOP_ROUNDS = 50
+LOOP_LOOKBACK = 50  # ancestors searched for the element's previous round (longer loops hit MAX_ENGINE_STEPS)
 MAX_ENGINE_SECONDS = 1.0  # engine time one change may use (SpiffWorkflow's steps grow with the task tree)
 MAX_CALL_DEPTH = 20  # nested call activities / subprocesses: a recursive call becomes an incident
 MAX_HANDLER_RUNS = 100  # handler calls one change may make; the rest wait for the poller
@@ -280,6 +284,7 @@ class Execution:
         self._started_at: dict[UUID, datetime] = {}
         self._running: SpiffTask | None = None
         self._steps = 0
+        self._loop_rounds: dict[Any, int] = {}  # task spec -> rounds it looped in this change
         self._engine_started = 0.0
         self._runaway = False
         self._apply_variables(variables)
@@ -358,6 +363,13 @@ class Execution:
         self._steps += 1
         if self._steps == 1:
             self._engine_started = time.monotonic()
+        if _loops_back(task):
+            rounds = self._loop_rounds[task.task_spec] = self._loop_rounds.get(task.task_spec, 0) + 1
+            if rounds >= MAX_LOOP_ROUNDS:
+                self._stop_runaway(
+                    f"The {self.process.node(task.task_spec.bpmn_id).type} {task.task_spec.bpmn_id!r} ran {rounds} "
+                    "rounds of a loop without waiting: is there an endless loop?"
+                )
         if self._steps > MAX_ENGINE_STEPS:
             self._stop_runaway(f"The process ran {MAX_ENGINE_STEPS} steps without waiting: is there an endless loop?")
         if time.monotonic() - self._engine_started > MAX_ENGINE_SECONDS:
@@ -595,6 +607,19 @@ def _is_open_activity(task: SpiffTask) -> bool:
         return False
     # A boundary event waits with its activity and a join for its other branches: neither is an activity yet.
     return not (task.state == TaskState.WAITING and isinstance(task.task_spec, BoundaryEvent | Join))
+
+
+def _loops_back(task: SpiffTask) -> bool:
+    """The task is another round of an element that ran before on its own path (a loop), not a sibling (a
+    multi-instance or a parallel branch): SpiffWorkflow adds each round as a descendant of the previous one."""
+    ancestor = task.parent
+    for _ in range(LOOP_LOOKBACK):
+        if ancestor is None:
+            return False
+        if ancestor.task_spec is task.task_spec:
+            return True
+        ancestor = ancestor.parent
+    return False
 
 
 def _is_user_task(task: SpiffTask) -> bool:

@@ -71,7 +71,9 @@ async def test_an_endless_loop_is_an_incident_and_other_work_goes_on_meanwhile(a
     assert during > 10, "the event loop was held while the engine ran"
     (incident,) = await incidents_of(adapter, instance_id)
     assert incident.activity_id in ("spin", "again")
-    assert "without waiting: is there an endless loop?" in incident.message
+    assert f"ran {runtime.MAX_LOOP_ROUNDS} rounds of a loop without waiting: is there an endless loop?" in (
+        incident.message
+    )
     assert (await adapter.get_instance(instance_id)).status == "active"
 
 
@@ -79,6 +81,34 @@ async def test_an_unconditional_self_call_is_refused_at_deployment(adapter: Embe
     with pytest.raises(InvalidBpmn) as refused:
         await deploy(adapter, RECURSIVE)
     assert "Call activity 'myself' calls its own process 'recursive'" in refused.value.detail
+
+
+def calling(process_id: str, called: str) -> bytes:
+    return bpmn(
+        process_id,
+        START + flow("start", f"call-{called}") + f'<bpmn:callActivity id="call-{called}" calledElement="{called}"/>'
+        + flow(f"call-{called}", "end") + END,
+    )  # fmt: skip
+
+
+async def test_processes_calling_each_other_on_every_run_are_refused_at_deployment(adapter: EmbeddedAdapter) -> None:
+    await deploy(adapter, bpmn("ping", START + flow("start", "end") + END))
+    await deploy(adapter, calling("pong", "ping"))  # pong calls the first ping, which ends
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, calling("ping", "pong"))  # a new ping calling pong, which calls ping again
+    assert refused.value.detail == (
+        "Process 'ping' calls itself through other processes on every run (call activity 'call-pong' of process "
+        "'ping' calls 'pong', whose call activity 'call-ping' of process 'pong' calls 'ping'): they would call each "
+        "other without end (put one of the calls behind a condition)"
+    )
+    both = calling("ping", "pong").replace(b"</bpmn:definitions>", b"") + (
+        b'<bpmn:process id="pong" isExecutable="true"><bpmn:startEvent id="pong-start"/>'
+        b'<bpmn:sequenceFlow id="f1" sourceRef="pong-start" targetRef="back"/>'
+        b'<bpmn:callActivity id="back" calledElement="ping"/></bpmn:process></bpmn:definitions>'
+    )
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, both)
+    assert "call activity 'back' of process 'pong' calls 'ping'" in refused.value.detail
 
 
 async def test_a_self_call_that_never_ends_is_an_incident_on_the_call_activity(adapter: EmbeddedAdapter) -> None:
