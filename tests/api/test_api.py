@@ -151,6 +151,27 @@ async def test_variables_of_the_wrong_type_are_422_and_start_nothing(client: htt
     assert (await client.get("/api/processes/instances")).json()["total"] == 0
 
 
+async def test_integers_inside_json_values_beyond_the_long_range_are_422_and_start_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await deploy(client)
+    response = await client.post(
+        "/api/processes/instances",
+        json={
+            "definition_key": "approval",
+            "variables": {
+                "order": {"items": [{"amount": 1}, {"amount": 2**64}]},
+                "typed": {"value": {"ids": [2**63]}, "type": "Json"},
+                "fine": {"value": {"ids": [2**63 - 1, -(2**63)]}, "type": "Json"},
+            },
+        },
+    )
+    body = assert_problem(response, 422, "order: the number 18446744073709551616 at items[1].amount is outside")
+    assert [e["loc"] for e in body["errors"]] == [["body", "variables", "order"], ["body", "variables", "typed"]]
+    assert "typed: the number 9223372036854775808 at ids[0] is outside the Long range" in body["detail"]
+    assert (await client.get("/api/processes/instances")).json()["total"] == 0
+
+
 async def test_malformed_request_bodies(client: httpx.AsyncClient) -> None:
     assert_problem(
         await client.post("/api/processes/instances", content=b"{not json", headers={"content-type": "application/json"}),
