@@ -48,9 +48,18 @@ class InstanceEngine:
             self.specs.put(definition_id, process)
         return process
 
-    async def start(self, uow: UnitOfWork, definition: Row, request: StartInstance, started_by: str) -> ProcessInstance:
+    async def start(
+        self,
+        uow: UnitOfWork,
+        definition: Row,
+        request: StartInstance,
+        started_by: str | None,
+        timer_start: str | None = None,
+    ) -> ProcessInstance:
+        """A new instance of `definition`; `timer_start` names the timer start event whose schedule is due (then
+        nobody started it: `started_by` is None)."""
         process = await self.process(uow, definition.id, definition.key, definition.tenant_id)
-        execution = await asyncio.to_thread(self.runtime.start, process, plain(request.variables))
+        execution = await asyncio.to_thread(self.runtime.start, process, plain(request.variables), timer_start)
         await execution.advance()
         changes = await asyncio.to_thread(execution.finish)
         now = utcnow()

@@ -37,6 +37,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, StartEvent, UserTask
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -238,16 +239,23 @@ class Runtime:
         self._registry = BpmnWorkflowSerializer.configure({**DEFAULT_CONFIG, BpmnWorkflow: _RunStateConverter})
         self._serializer = BpmnWorkflowSerializer(self._registry)
 
-    def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:
-        """A new workflow, started through its none start event, or its only message start event (as Camunda's
-        startProcessInstanceByKey does), or waiting at its timer start event. Conflict when it starts only by
-        a signal, or by one of several messages: the error says how it starts."""
-        message_start = _message_start(process)
+    def start(self, process: ParsedProcess, variables: dict[str, Any], timer_start: str | None = None) -> Execution:
+        """A new workflow, started through its (first) none start event, else (as Camunda's
+        startProcessInstanceByKey does) at once through its first timer start event, else its only message start
+        event. `timer_start`
+        names the timer start event whose schedule is due (see `adapter.EmbeddedAdapter.fire_start_timers`).
+        Timer start events never wait inside an instance: their schedules start instances. Conflict when it
+        starts only by a signal, or by one of several messages: the error says how it starts."""
+        through = _start_event(process, timer_start)
+        message_start = None if through is not None else _message_start(process)
         workflow = EmbeddedWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(variables))
         execution = Execution(self, process, workflow, variables)
-        if message_start is not None:
+        if through is not None:
+            root = workflow.get_tasks(state=TaskState.READY)[0]
+            execution._guarded(lambda: _start_through(workflow, through), blame=root)
+        elif message_start is not None:
 
             def receive_message() -> None:
                 workflow.do_engine_steps()  # the start event begins to wait for its message
@@ -568,6 +576,44 @@ class Execution:
                 yield Job(id=str(task.id), kind="external", activity_id=spec.bpmn_id, topic=spec.topic)
             elif task.state == TaskState.WAITING and _waits_for_timer(spec) and not _cycle_exhausted(task):
                 yield Job(id=str(task.id), kind="timer", activity_id=spec.bpmn_id, due_at=_timer_due(task))
+
+
+def _start_event(process: ParsedProcess, timer_start: str | None) -> Any:
+    """In a process with timer start events, the start event to start through: `timer_start`, else the first none
+    start event, else the first timer start event. None without timer start events (SpiffWorkflow's own way)."""
+    starts = [spec for spec in process.spec.task_specs.values() if isinstance(spec, StartEvent)]
+    timers = [start for start in starts if isinstance(start.event_definition, TimerEventDefinition)]
+    if timer_start is not None:
+        return next(start for start in timers if start.bpmn_id == timer_start)  # schedules come from these specs
+    if not timers:
+        return None
+    nones = [start for start in starts if isinstance(start.event_definition, NoneEventDefinition)]
+    return (nones or timers)[0]
+
+
+def _start_through(workflow: BpmnWorkflow, start: Any) -> None:
+    """Start at once through the start event `start`: SpiffWorkflow's start tasks run, the other start events
+    are withdrawn (a due timer would start the instance a second time) and `start` fires (a timer cycle's path
+    is added as SpiffWorkflow adds each of its rounds)."""
+    for _ in range(2):  # the root task, then the split before several start events
+        for task in workflow.get_tasks(state=TaskState.READY):
+            if task.task_spec.bpmn_id is None:
+                task.run()
+    starts = [
+        task for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
+        if isinstance(task.task_spec, StartEvent)
+    ]  # fmt: skip
+    for task in starts:
+        workflow.event_manager.remove_task(task)
+        if task.task_spec is not start:
+            task.cancel()
+    fired = next(task for task in starts if task.task_spec is start)
+    if not fired.children:
+        for output in start.outputs:
+            child = fired._add_child(output, TaskState.FUTURE)
+            child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
+    fired._set_internal_data(event_fired=True)
+    start._update(fired)
 
 
 def _message_start(process: ParsedProcess) -> Any:
