@@ -48,8 +48,7 @@ Variables = dict[str, TypedValue]
 
 REQUEST_VARIABLES_DOC: dict[str, Any] = {
     "description": "Variables by name: `{\"value\": ..., \"type\": ...}` (type optional, inferred when left out) "
-    "or a bare value. Whole numbers, also those inside Json values, must fit a Long (64 bits): a larger one is a 422 "
-    "naming where it is; send it as a string",
+    "or a bare value",
     "json_schema_extra": {"additionalProperties": {"$ref": "#/components/schemas/TypedValue"}},
 }
 
@@ -100,8 +99,6 @@ def coerce(name: str, value: Any, declared: VariableType | str | None) -> TypedV
             raise ValueError(
                 f"{value} is outside the Long range [{INT64_MIN}, {INT64_MAX}]; send it as a String (or a Double)"
             )
-        if isinstance(value, dict | list):
-            _refuse_big_integers(value)
         return TypedValue(value=value, type=infer_type(value))
     try:
         var_type = VariableType(declared)
@@ -143,27 +140,8 @@ def coerce(name: str, value: Any, declared: VariableType | str | None) -> TypedV
             except OverflowError:
                 raise ValueError(f"{value!r} lies outside 0001-01-01..9999-12-31 once moved to UTC") from None
         case VariableType.JSON:
-            _refuse_big_integers(value)
+            pass
     return TypedValue(value=value, type=var_type)
-
-
-def _refuse_big_integers(value: Any) -> None:
-    """ValueError naming the first integer inside a Json value beyond the Long range, by its JSON path
-    (`items[2].amount`): Camunda and Flowable (Jackson), Zeebe and the gateway's own stores read Json
-    numbers as 64-bit at most."""
-    pending: list[tuple[Any, str]] = [(value, "")]
-    while pending:  # not recursive: a deeply nested value must not exhaust the stack
-        item, path = pending.pop()
-        if isinstance(item, dict):
-            pending.extend((inner, f"{path}.{key}" if path else str(key)) for key, inner in reversed(item.items()))
-        elif isinstance(item, list):
-            pending.extend((inner, f"{path}[{index}]") for index, inner in reversed(list(enumerate(item))))
-        elif isinstance(item, int) and not isinstance(item, bool) and not INT64_MIN <= item <= INT64_MAX:
-            where = f" at {path}" if path else ""
-            raise ValueError(
-                f"the number {item}{where} is outside the Long range [{INT64_MIN}, {INT64_MAX}]; "
-                "send it as a string (or a decimal number)"
-            )
 
 
 def parse_request_variables(raw: dict[str, Any] | None, *, loc: str = "variables") -> Variables:
