@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.embedded import mapping, repository, schedules
-from adapters.embedded.engine import InstanceEngine, called_documents
-from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, load_schema, parse_bpmn
+from adapters.embedded.engine import InstanceEngine
+from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, called_elements, load_schema, parse_bpmn
 from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
 from gateway.bpmn import TaskExtensions
@@ -215,8 +215,10 @@ class EmbeddedAdapter(EngineAdapter):
         self, bpmn_xml: bytes, *, filename: str, name: str | None, tenant_id: str | None, deployed_by: str
     ) -> Deployment:
         tenant_id = tenant_id or self.context.config.tenant_id
+        calls = await asyncio.to_thread(called_elements, bpmn_xml)
         async with reading(self.db) as session:
-            called = await called_documents(session, bpmn_xml, tenant_id)
+            called_ids = await self.engine.called_definitions(session, calls, tenant_id)
+            called = [await repository.definition_xml(session, called_id) for called_id in called_ids]
         # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
         processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename, called)
         deployment_id, now = str(uuid.uuid4()), utcnow()
@@ -258,7 +260,7 @@ class EmbeddedAdapter(EngineAdapter):
                 await repository.replace_start_timers(uow.session, process.key, tenant_id, row["id"], timers[process.key])
             rows = await repository.definitions_of_deployment(uow.session, deployment_id)
         for process, row in zip(processes, definition_rows, strict=True):
-            self.engine.specs.put(row["id"], process, len(bpmn_xml))
+            self.engine.cache(row["id"], called_ids, process, len(bpmn_xml) + sum(len(document) for document in called))
         return Deployment(
             deployment_id=deployment_id,
             name=deployment_row["name"],

@@ -607,7 +607,9 @@ class SpecCache:
         return entry[0]
 
     def put(self, definition_id: str, process: ParsedProcess, size: int) -> None:
-        self.discard(definition_id)
+        replaced = self._entries.pop(definition_id, None)
+        if replaced is not None:
+            self.size -= replaced[1]
         if size > self.capacity_bytes:
             return
         self._entries[definition_id] = (process, size)
@@ -617,6 +619,6 @@ class SpecCache:
             self.size -= evicted
 
     def discard(self, definition_id: str) -> None:
-        entry = self._entries.pop(definition_id, None)
-        if entry is not None:
-            self.size -= entry[1]
+        """Forget the definition, also as parsed with each set of called definitions (keys `id|called|...`)."""
+        for key in [key for key in self._entries if key == definition_id or key.startswith(definition_id + "|")]:
+            self.size -= self._entries.pop(key)[1]

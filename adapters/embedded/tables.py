@@ -66,6 +66,8 @@ instances = sa.Table(
     sa.Column("duration_ms", sa.BigInteger),
     sa.Column("variables", JsonColumn, nullable=False),  # {name: {value, type}}: the typed truth
     sa.Column("state", sa.Text, nullable=False),  # the SpiffWorkflow run state, without specs
+    # The definitions its call activities call (latest binding resolved at its start); NULL: resolve on each change
+    sa.Column("called_definitions", JsonColumn),
     sa.Column("version", sa.Integer, nullable=False),  # optimistic lock
     sa.Index("ix_embedded_instances_definition_key", "definition_key", "start_time"),
     sa.Index("ix_embedded_instances_definition_id", "definition_id"),

@@ -482,6 +482,22 @@ async def test_a_call_activity_calls_the_latest_process_deployed_in_another_file
     assert await open_keys(adapter, instance_id) == ["after"]
 
 
+async def test_a_newly_deployed_version_of_a_called_process_is_called_by_the_next_instance(
+    adapter: EmbeddedAdapter,
+) -> None:
+    await deploy(adapter, CHILD)
+    await deploy(adapter, PARENT)
+    running = await start(adapter, "parent")  # parsed and cached with child version 1
+    assert await open_keys(adapter, running) == ["child-work"]
+    await deploy(adapter, CHILD.replace(b'"child-work"', b'"child-work-v2"'))  # version 2, no restart
+    following = await start(adapter, "parent")
+    assert await open_keys(adapter, following) == ["child-work-v2"]
+    await complete(adapter, running, "child-work")  # the running instance goes on in the version it called
+    assert await open_keys(adapter, running) == ["after"]
+    await complete(adapter, following, "child-work-v2")
+    assert await open_keys(adapter, following) == ["after"]
+
+
 async def test_a_call_activity_bound_to_a_version_calls_that_version(adapter: EmbeddedAdapter) -> None:
     await deploy(adapter, CHILD)
     await deploy(adapter, CHILD.replace(b'"child-work"', b'"child-work-v2"'))  # version 2, the latest
