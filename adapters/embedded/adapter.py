@@ -34,7 +34,7 @@ from adapters.embedded.variables import loaded, stored
 from gateway.bpmn import TaskExtensions
 from gateway.db import Database, utcnow
 from gateway.engines.port import AdapterContext, Capability, EngineAdapter
-from gateway.errors import BadRequest, ConcurrentModification, Conflict, NotFound
+from gateway.errors import BadRequest, ConcurrentModification, Conflict, GatewayError, NotFound
 from gateway.schemas import (
     ActivityRecord,
     DefinitionQuery,
@@ -190,7 +190,8 @@ class EmbeddedAdapter(EngineAdapter):
         """A failed background resume: its due jobs back off (doubling), the first failure in a row becomes an
         incident on the waiting activity, and the log gets one line per failure, without a traceback."""
         now = utcnow()
-        message = f"Resuming the instance in the background failed: {type(exc).__name__}: {exc}"
+        reason = exc.detail if isinstance(exc, GatewayError) else "the engine could not restore or run its workflow"
+        message = f"Resuming the instance in the background failed: {reason} (the incident's detail has the report)"
         async with transaction(self.db) as uow:
             base = self.options.timer_interval
             job = await repository.back_off_jobs(uow.session, instance_id, now, base)

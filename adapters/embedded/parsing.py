@@ -375,7 +375,10 @@ def parse_bpmn(xml: bytes, filename: str | None = None, called: Sequence[bytes] 
             raise InvalidBpmn(f"{TOO_LONG_A_CHAIN} ({_validation_message(exc, root).rpartition('(')[2]}") from None
         raise InvalidBpmn(_validation_message(exc, root)) from None
     except SpiffWorkflowException as exc:
-        raise InvalidBpmn(f"Invalid BPMN: {exc.args[0] if exc.args else exc}") from None
+        message = str(exc.args[0]) if exc.args else type(exc).__name__
+        spec = getattr(exc, "task_spec", None)
+        worded = _in_bpmn_terms(message, None, getattr(spec, "bpmn_id", None))
+        raise InvalidBpmn(worded or f"Invalid BPMN: {message}") from None
 
 
 def _read_xml(xml: bytes) -> etree._Element:
@@ -574,9 +577,60 @@ def _validation_message(exc: ValidationException, root: etree._Element) -> str:
     message = re.sub(r"\{[^{}\s]+\}", lambda m: "bpmn:" if m.group(0) == f"{{{BPMN_NS}}}" else "", message)
     message = re.sub(r"<Element (\S+) at 0x[0-9a-f]+>", r"(its \1)", message)  # never a Python repr
     line = exc.line_number or _line_of(root, exc.id)
+    worded = _in_bpmn_terms(message, exc.tag, exc.id)
+    if worded is not None:
+        return worded + (f" (line {line})" if line else "")
     where = [f"{exc.tag} {exc.id!r}" if exc.id else exc.tag, f"line {line}" if line else ""]
     located = ", ".join(part for part in where if part)
     return f"Invalid BPMN: {message}" + (f" ({located})" if located else "")
+
+
+# SpiffWorkflow's own phrases for what it refuses, and what they mean in BPMN terms ({element}: the element
+# named by its type and id, e.g. "complex gateway 'c'"; {Element}: the same, capitalised).
+_SPIFF_PHRASES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"There is no support implemented for this task type"),
+     "{Element} is an element the embedded engine does not run"),
+    (re.compile(r"Exactly one start event is required in a SubWorkflow Task; found (?P<count>\d+)"),
+     "{Element} has {count} start events; a subprocess needs exactly one, without an event definition"),
+    (re.compile(r"Time Specification Error|Unknown Time Specification"),
+     "{Element} has a timer event definition without a timeDate, timeDuration or timeCycle"),
+    (re.compile(r"No start event found"), "{Element} has no start event"),
+    (re.compile(r'No "calledElement" attribute for Call Activity'),
+     "{Element} names no process to call: give it a calledElement"),
+    (re.compile(r"Invalid Script Task"), "{Element} has no script"),
+    (re.compile(r"A SubWorkflow Must contain an End event"), "{Element} has no end event"),
+    (re.compile(r"Ad hoc subprocesses may not contain start or end events"),
+     "{Element} contains start or end events, which an ad-hoc subprocess may not"),
+    (re.compile(r"Sequential ordering for ad hoc subprocesses not supported"),
+     "{Element} orders its activities sequentially, which the embedded engine does not run"),
+    (re.compile(r"Non-default exclusive outgoing sequence flow without condition"),
+     "{Element} has an outgoing flow that is neither its default nor conditional"),
+    (re.compile(r"(?P<kind>Error|Escalation|Message|Signal|Correlation) identifier is missing"),
+     "This file has an element <{kind_lower}> without an id"),
+    (re.compile(r"Element 'bpmn:(?P<tag>\w+)', attribute 'id': '(?P<value>[^']*)' is not a valid value of the atomic "
+                r"type 'xs:ID'"),
+     "The id {value!r} (of a {tag}) is used by more than one element of this file, or is not a valid XML id"),
+    (re.compile(r"When looking for a task spec, we found two items.*\((?P<target>[^()]*)\)"),
+     "A sequence flow from {element} leads to {target!r}, which is no element of the same process"),
+    (re.compile(r"The process '(?P<key>[^']*)' was not found"),
+     "{Element} calls process {key!r}, which is neither in this file nor deployed"),
+]
+_ELEMENT_WORDS = {"subProcess": "subprocess", "adHocSubProcess": "ad-hoc subprocess", "process": "process"}
+
+
+def _in_bpmn_terms(message: str, tag: str | None, element_id: str | None) -> str | None:
+    """SpiffWorkflow's message in BPMN terms, naming the element; None when it is not one of its known phrases."""
+    for pattern, wording in _SPIFF_PHRASES:
+        found = pattern.search(message)
+        if found is None:
+            continue
+        kind = (tag or "element").removeprefix("bpmn:")
+        words = _ELEMENT_WORDS.get(kind) or re.sub(r"(?<!^)([A-Z])", lambda m: " " + m.group(1).lower(), kind)
+        element = f"{words} {element_id!r}" if element_id else f"a {words}"
+        groups = found.groupdict()
+        extra = {"kind_lower": groups["kind"].lower()} if "kind" in groups else {}
+        return wording.format(element=element, Element=element[0].upper() + element[1:], **groups, **extra)
+    return None
 
 
 def _line_of(root: etree._Element, element_id: str) -> int | None:

@@ -632,6 +632,40 @@ async def test_an_error_ref_that_names_no_error_is_the_error_code_as_in_camunda(
     assert await open_keys(adapter, await start(adapter, "coded")) == ["fix"]
 
 
+SPIFF_PHRASES = ("SubWorkflow", "task type", "Time Specification", "task spec", "Call Activity.", "Invalid Script")
+
+
+@pytest.mark.parametrize(
+    ("body", "head", "says"),
+    [
+        (START + flow("start", "c") + '<bpmn:complexGateway id="c"/>' + flow("c", "end") + END, "",
+         "Complex gateway 'c' is an element the embedded engine does not run (line 5)"),
+        (START + flow("start", "sub") + '<bpmn:subProcess id="sub"><bpmn:startEvent id="a"/><bpmn:startEvent id="b"/>'
+         + flow("a", "x") + flow("b", "x") + '<bpmn:endEvent id="x"/></bpmn:subProcess>' + flow("sub", "end") + END, "",
+         "Subprocess 'sub' has 2 start events; a subprocess needs exactly one, without an event definition (line 5)"),
+        (START + flow("start", "t") + '<bpmn:intermediateCatchEvent id="t"><bpmn:timerEventDefinition/>'
+         "</bpmn:intermediateCatchEvent>" + flow("t", "end") + END, "",
+         "Intermediate catch event 't' has a timer event definition without a timeDate, timeDuration or timeCycle"),
+        ('<bpmn:userTask id="u"/>' + flow("u", "end") + END, "", "Process 'worded' has no start event (line 5)"),
+        (START + flow("start", "c") + '<bpmn:callActivity id="c"/>' + flow("c", "end") + END, "",
+         "Call activity 'c' names no process to call: give it a calledElement (line 5)"),
+        (START + flow("start", "s") + '<bpmn:scriptTask id="s"/>' + flow("s", "end") + END, "",
+         "Script task 's' has no script (line 5)"),
+        (START + flow("start", "nowhere") + END, "",
+         "A sequence flow from start event 'start' leads to 'nowhere', which is no element of the same process"),
+        (START + flow("start", "end") + '<bpmn:endEvent id="end"><bpmn:errorEventDefinition errorRef="e"/>'
+         "</bpmn:endEvent>", '<bpmn:error name="unnamed"/>', "This file has an element <error> without an id"),
+    ],
+)  # fmt: skip
+async def test_what_spiffworkflow_refuses_is_said_in_bpmn_terms_naming_the_element(
+    adapter: EmbeddedAdapter, body: str, head: str, says: str
+) -> None:
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, bpmn("worded", body, head=head))
+    assert says in refused.value.detail
+    assert not any(phrase in refused.value.detail for phrase in SPIFF_PHRASES)
+
+
 async def test_a_boundary_event_without_an_event_definition_is_refused_in_words(adapter: EmbeddedAdapter) -> None:
     model = bpmn(
         "listening",
@@ -689,6 +723,7 @@ async def test_a_failing_background_resume_is_one_incident_backs_off_and_logs_on
     (incident,) = await incidents_of(adapter, instance_id)
     assert (incident.activity_id, incident.incident_type) == ("pause", "failedJob")
     assert incident.message.startswith("Resuming the instance in the background failed")
+    assert "Error" not in incident.message and "Traceback" in (await adapter.get_engine_incident(incident.id)).detail
     lines = [record for record in caplog.records if instance_id in record.getMessage()]
     assert len(lines) == 1 and lines[0].exc_info is None
     assert (await adapter.get_instance(instance_id)).status == "active"
