@@ -121,7 +121,7 @@ class InstanceEngine:
         process, called = await self.process(uow, definition.id, definition.key, definition.tenant_id)
         execution = await asyncio.to_thread(self.runtime.start, process, plain(request.variables), timer_start)
         await execution.advance()
-        changes = await asyncio.to_thread(execution.finish)
+        changes, variables = await _finished(execution, request.variables)
         now = utcnow()
         values = {
             "id": str(uuid.uuid4()),
@@ -136,7 +136,7 @@ class InstanceEngine:
             "start_time": now,
             "end_time": now if changes.completed else None,
             "duration_ms": 0 if changes.completed else None,
-            "variables": stored(typed(changes.variables, request.variables)),
+            "variables": variables,
             "state": changes.state,
             "called_definitions": called,
             "version": 1,
@@ -226,14 +226,14 @@ class InstanceEngine:
         known: Variables,
         completed_by: dict[str, str] | None = None,
     ) -> None:
-        changes = await asyncio.to_thread(execution.finish)
+        changes, variables = await _finished(execution, known)
         now = utcnow()
         ended = {"status": "completed", "end_time": now, "duration_ms": _milliseconds(instance.start_time, now)}
         await repository.save_instance(
             uow.session,
             instance,
             state=changes.state,
-            variables=stored(typed(changes.variables, known)),
+            variables=variables,
             **(ended if changes.completed else {}),
         )
         await self._record(uow, instance, changes, now, completed_by)
@@ -284,6 +284,17 @@ class InstanceEngine:
 
 
 MAX_CALL_CHAIN = 20  # definitions followed from call activity to call activity
+
+
+async def _finished(execution: Execution, known: Variables) -> tuple[Changes, dict[str, Any]]:
+    """What the change did, and the instance's variables typed and as stored, worked out in a worker thread:
+    typing a large Json value walks all of it and would hold the event loop."""
+
+    def finish() -> tuple[Changes, dict[str, Any]]:
+        changes = execution.finish()
+        return changes, stored(typed(changes.variables, known))
+
+    return await asyncio.to_thread(finish)
 
 
 def _milliseconds(start: datetime, end: datetime) -> int:

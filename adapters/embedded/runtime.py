@@ -328,12 +328,7 @@ class Execution:
         (on the loop), until nothing moves."""
         handler_runs = 0
         while True:
-            await asyncio.to_thread(self._run_engine_steps)
-            runnable = [
-                task
-                for task in self.workflow.get_tasks(state=TaskState.STARTED)
-                if isinstance(task.task_spec, ExternalTask) and task.task_spec.topic in self.runtime.handlers
-            ]
+            runnable = await asyncio.to_thread(self._run_engine_steps)
             if not runnable or handler_runs >= MAX_HANDLER_RUNS or self._runaway:
                 return
             for task in runnable:
@@ -362,13 +357,21 @@ class Execution:
         )
 
     # ------------------------------------------------------------ running
-    def _run_engine_steps(self) -> None:
-        if self._runaway:
-            return
-        for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
-            if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)) or self._runaway:
-                return
-        self._runaway = True  # every attempt failed a task: what failed is an incident; stop here
+    def _run_engine_steps(self) -> list[SpiffTask]:
+        """Engine steps until every branch waits; returns the external tasks whose handler is registered."""
+        if not self._runaway:
+            for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
+                if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)):
+                    break
+                if self._runaway:
+                    break
+            else:
+                self._runaway = True  # every attempt failed a task: what failed is an incident; stop here
+        return [
+            task
+            for task in self.workflow.get_tasks(state=TaskState.STARTED)
+            if isinstance(task.task_spec, ExternalTask) and task.task_spec.topic in self.runtime.handlers
+        ]
 
     def _will_run(self, task: SpiffTask) -> None:
         self._running = task
@@ -414,7 +417,7 @@ class Execution:
             if result is not None and not isinstance(result, dict):
                 raise TypeError(f"the handler returned {type(result).__name__}; expected a dict of variables or None")
         except BpmnError as error:
-            self._throw_bpmn_error(task, error)
+            await asyncio.to_thread(self._throw_bpmn_error, task, error)
         except TimeoutError:
             self._fail(
                 task, "failedExternalTask", f"The handler did not finish within {self.runtime.handler_timeout:g} s"
@@ -424,7 +427,7 @@ class Execution:
             self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", detail)
         else:
             task.data.update(copy.deepcopy(result or {}))
-            self._guarded(task.complete, blame=task)
+            await asyncio.to_thread(self._guarded, task.complete, task)
 
     def _throw_bpmn_error(self, task: SpiffTask, error: BpmnError) -> None:
         task.data.update(copy.deepcopy(error.variables))
