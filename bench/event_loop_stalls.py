@@ -184,8 +184,8 @@ async def run(base: str, directories: list[str]) -> None:
     )
 
 
-def main() -> None:
-    directories = sys.argv[1:]
+def main(directories: list[str] | None = None) -> None:
+    directories = sys.argv[1:] if directories is None else directories
     with tempfile.TemporaryDirectory() as workdir:
         url = os.environ.get("PM_BENCH_DATABASE_URL", f"sqlite+aiosqlite:///{workdir}/stalls.db")
         env = {
