@@ -17,6 +17,7 @@ import contextlib
 import logging
 import traceback
 import uuid
+from datetime import timedelta
 from typing import cast
 
 import SpiffWorkflow
@@ -25,15 +26,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.embedded import mapping, repository
-from adapters.embedded.engine import InstanceEngine, called_documents
-from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, load_schema, parse_bpmn
+from adapters.embedded import mapping, repository, schedules
+from adapters.embedded.engine import InstanceEngine
+from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, called_elements, load_schema, parse_bpmn
 from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
 from gateway.bpmn import TaskExtensions
 from gateway.db import Database, utcnow
 from gateway.engines.port import AdapterContext, Capability, EngineAdapter
-from gateway.errors import BadRequest, ConcurrentModification, Conflict, NotFound
+from gateway.errors import BadRequest, ConcurrentModification, Conflict, GatewayError, NotFound
 from gateway.schemas import (
     ActivityRecord,
     DefinitionQuery,
@@ -121,10 +122,11 @@ class EmbeddedAdapter(EngineAdapter):
                 logger.exception("Embedded engine %r: resuming waiting instances failed", self.name)
 
     async def run_waiting_work(self) -> int:
-        """Fire due timers and run external work that has a handler now; returns how many instances moved."""
+        """Start instances whose timer start event is due, fire due timers and run external work that has a
+        handler now; returns how many instances started or moved."""
+        moved = await self.fire_start_timers()
         async with reading(self.db) as session:
             ids = await repository.instances_with_work(session, utcnow(), list(self.runtime.handlers), POLL_BATCH)
-        moved = 0
         for instance_id in ids:
             try:
                 async with transaction(self.db) as uow:
@@ -136,11 +138,60 @@ class EmbeddedAdapter(EngineAdapter):
                 await self._background_failure(instance_id, exc)
         return moved
 
+    async def fire_start_timers(self) -> int:
+        """Start an instance through each due timer start event (see `schedules`); returns how many started.
+
+        Taking the schedule's occurrence and starting the instance commit together, so an occurrence starts
+        one instance even with several gateway workers; a failure leaves the occurrence due for the next round."""
+        now = utcnow()
+        async with reading(self.db) as session:
+            due = await repository.due_start_timers(session, now, POLL_BATCH)
+        started = 0
+        for timer in due:
+            interval = None if timer.interval_seconds is None else timedelta(seconds=timer.interval_seconds)
+            following = schedules.next_occurrence(timer.due_at, timer.remaining, interval, now)
+            try:
+                async with transaction(self.db) as uow:
+                    if not await repository.take_start_timer(uow.session, timer, following):
+                        continue
+                    definition = await self._definition(uow.session, timer.definition_id)
+                    request = StartInstance(definition_id=definition.id)
+                    mark = uow.mark()
+                    instance = await self.engine.start(uow, definition, request, None, timer_start=timer.activity_id)
+                    uow.emit(
+                        "instance.started",
+                        at=mark,
+                        engine=self.name,
+                        instance_id=instance.id,
+                        tenant_id=instance.tenant_id,
+                        data={
+                            "definition_id": definition.id,
+                            "definition_key": definition.key,
+                            "business_key": None,
+                            "started_by": None,
+                            "start_event_id": timer.activity_id,
+                        },
+                    )
+                started += 1
+            except (ConcurrentModification, NotFound):
+                continue  # the definition was deleted meanwhile (its schedules with it)
+            except Exception as exc:  # noqa: BLE001 - one broken schedule must not hold up the others
+                logger.warning(
+                    "Embedded engine %r: timer start event %r of process %r could not start an instance: %s: %s",
+                    self.name,
+                    timer.activity_id,
+                    timer.definition_key,
+                    type(exc).__name__,
+                    exc,
+                )
+        return started
+
     async def _background_failure(self, instance_id: str, exc: Exception) -> None:
         """A failed background resume: its due jobs back off (doubling), the first failure in a row becomes an
         incident on the waiting activity, and the log gets one line per failure, without a traceback."""
         now = utcnow()
-        message = f"Resuming the instance in the background failed: {type(exc).__name__}: {exc}"
+        reason = exc.detail if isinstance(exc, GatewayError) else "the engine could not restore or run its workflow"
+        message = f"Resuming the instance in the background failed: {reason} (the incident's detail has the report)"
         async with transaction(self.db) as uow:
             base = self.options.timer_interval
             job = await repository.back_off_jobs(uow.session, instance_id, now, base)
@@ -165,11 +216,14 @@ class EmbeddedAdapter(EngineAdapter):
         self, bpmn_xml: bytes, *, filename: str, name: str | None, tenant_id: str | None, deployed_by: str
     ) -> Deployment:
         tenant_id = tenant_id or self.context.config.tenant_id
+        calls = await asyncio.to_thread(called_elements, bpmn_xml)
         async with reading(self.db) as session:
-            called = await called_documents(session, bpmn_xml, tenant_id)
+            called_ids = await self.engine.called_definitions(session, calls, tenant_id)
+            called = [await repository.definition_xml(session, called_id) for called_id in called_ids]
         # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
         processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename, called)
         deployment_id, now = str(uuid.uuid4()), utcnow()
+        timers = {process.key: schedules.start_timers(process, now) for process in processes}
         async with transaction(self.db) as uow:
             versions = await repository.latest_versions(uow.session, [p.key for p in processes], tenant_id)
             definition_rows = [
@@ -203,9 +257,11 @@ class EmbeddedAdapter(EngineAdapter):
                 raise ConcurrentModification(
                     "Another deployment of the same process took this version number; try again", engine=self.name
                 ) from None
+            for process, row in zip(processes, definition_rows, strict=True):
+                await repository.replace_start_timers(uow.session, process.key, tenant_id, row["id"], timers[process.key])
             rows = await repository.definitions_of_deployment(uow.session, deployment_id)
         for process, row in zip(processes, definition_rows, strict=True):
-            self.engine.specs.put(row["id"], process, len(bpmn_xml))
+            self.engine.cache(row["id"], called_ids, process, len(bpmn_xml) + sum(len(document) for document in called))
         return Deployment(
             deployment_id=deployment_id,
             name=deployment_row["name"],
@@ -268,6 +324,7 @@ class EmbeddedAdapter(EngineAdapter):
                         tenant_id=instance.tenant_id,
                         data={"reason": f"Process definition {definition_id} was deleted with cascade"},
                     )
+            await repository.delete_start_timers(uow.session, definition_id)
             await repository.delete_definition(uow.session, definition)
         self.engine.specs.discard(definition_id)
 

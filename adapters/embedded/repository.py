@@ -25,6 +25,7 @@ from adapters.embedded.tables import (
     incidents,
     instances,
     jobs,
+    start_timers,
     task_candidates,
     tasks,
 )
@@ -694,6 +695,60 @@ async def instances_with_work(session: AsyncSession, now: datetime, topics: Sequ
         .limit(limit)
     )
     return [row[0] for row in result]
+
+
+# ------------------------------------------------------------------ timer start events
+async def replace_start_timers(
+    session: AsyncSession, key: str, tenant_id: str | None, definition_id: str, schedules: Iterable[Any]
+) -> None:
+    """The schedules of a newly deployed definition (`schedules.StartTimer`s) replace those of older versions
+    of its key, as Camunda 7 drops the timer start jobs of the previous version."""
+    await session.execute(
+        start_timers.delete().where(start_timers.c.definition_key == key, _same_tenant(start_timers.c.tenant_id, tenant_id))
+    )
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "definition_id": definition_id,
+            "definition_key": key,
+            "tenant_id": tenant_id,
+            "activity_id": schedule.activity_id,
+            "due_at": schedule.due_at,
+            "remaining": schedule.remaining,
+            "interval_seconds": None if schedule.interval is None else schedule.interval.total_seconds(),
+        }
+        for schedule in schedules
+    ]
+    if rows:
+        await session.execute(start_timers.insert(), rows)
+
+
+async def delete_start_timers(session: AsyncSession, definition_id: str) -> None:
+    await session.execute(start_timers.delete().where(start_timers.c.definition_id == definition_id))
+
+
+async def due_start_timers(session: AsyncSession, now: datetime, limit: int) -> list[Row]:
+    """Schedules due now whose definition is not suspended, the longest due first."""
+    result = await session.execute(
+        sa.select(start_timers)
+        .join(definitions, definitions.c.id == start_timers.c.definition_id)
+        .where(start_timers.c.due_at <= now, definitions.c.suspended.is_(False))
+        .order_by(start_timers.c.due_at, start_timers.c.id)
+        .limit(limit)
+    )
+    return list(result)
+
+
+async def take_start_timer(session: AsyncSession, timer: Row, following: tuple[datetime, int] | None) -> bool:
+    """Move a due schedule to its following occurrence (due time, occurrences left), or drop it after its last.
+    False when another worker took this occurrence first (the row moved on meanwhile)."""
+    current = sa.and_(start_timers.c.id == timer.id, start_timers.c.due_at == timer.due_at)
+    if following is None:
+        result = await session.execute(start_timers.delete().where(current))
+    else:
+        due_at, remaining = following
+        result = await session.execute(start_timers.update().where(current).values(due_at=due_at, remaining=remaining))
+    return result.rowcount == 1
 
 
 # ------------------------------------------------------------------ paging

@@ -13,9 +13,9 @@ Rules the engine follows:
 - A failure (script error, condition error, handler exception, uncaught BPMN error) puts the task in ERROR,
   records a `Failure` (an incident) and the other branches carry on. A retry resets the task and runs it again.
 - SpiffWorkflow is synchronous: every piece of engine work runs in a worker thread (`asyncio.to_thread`),
-  never on the event loop, and one change may run at most MAX_ENGINE_STEPS tasks, MAX_ENGINE_SECONDS of
-  engine time and MAX_CALL_DEPTH nested call activities; beyond that the task that would run next fails
-  with an incident and the change stops there (a runaway process, not a hung gateway).
+  never on the event loop, and one change may run at most MAX_ENGINE_STEPS tasks, MAX_LOOP_ROUNDS rounds of one
+  loop, MAX_ENGINE_SECONDS of engine time and MAX_CALL_DEPTH nested call activities; beyond that the task that
+  would run next fails with an incident and the change stops there (a runaway process, not a hung gateway).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, StartEvent, UserTask
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -61,6 +62,10 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 MAX_ENGINE_STEPS = 1_000  # tasks one change may run: an endless loop becomes an incident, not a hang
+# Rounds one element may loop in one change. SpiffWorkflow keeps every round in the task tree and scans the whole
+# tree at each step, so a loop's rounds cost quadratically: a step budget alone let a tight loop run ~1 s.
+MAX_LOOP_ROUNDS = 50
+LOOP_LOOKBACK = 50  # ancestors searched for the element's previous round (longer loops hit MAX_ENGINE_STEPS)
 MAX_ENGINE_SECONDS = 1.0  # engine time one change may use (SpiffWorkflow's steps grow with the task tree)
 MAX_CALL_DEPTH = 20  # nested call activities / subprocesses: a recursive call becomes an incident
 MAX_HANDLER_RUNS = 100  # handler calls one change may make; the rest wait for the poller
@@ -238,16 +243,23 @@ class Runtime:
         )
         self._serializer = BpmnWorkflowSerializer(self._registry)
 
-    def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:
-        """A new workflow, started through its none start event, or its only message start event (as Camunda's
-        startProcessInstanceByKey does), or waiting at its timer start event. Conflict when it starts only by
-        a signal, or by one of several messages: the error says how it starts."""
-        message_start = _message_start(process)
+    def start(self, process: ParsedProcess, variables: dict[str, Any], timer_start: str | None = None) -> Execution:
+        """A new workflow, started through its (first) none start event, else (as Camunda's
+        startProcessInstanceByKey does) at once through its first timer start event, else its only message start
+        event. `timer_start`
+        names the timer start event whose schedule is due (see `adapter.EmbeddedAdapter.fire_start_timers`).
+        Timer start events never wait inside an instance: their schedules start instances. Conflict when it
+        starts only by a signal, or by one of several messages: the error says how it starts."""
+        through = _start_event(process, timer_start)
+        message_start = None if through is not None else _message_start(process)
         workflow = EmbeddedWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(variables))
         execution = Execution(self, process, workflow, variables)
-        if message_start is not None:
+        if through is not None:
+            root = workflow.get_tasks(state=TaskState.READY)[0]
+            execution._guarded(lambda: _start_through(workflow, through), blame=root)
+        elif message_start is not None:
 
             def receive_message() -> None:
                 workflow.do_engine_steps()  # the start event begins to wait for its message
@@ -284,6 +296,7 @@ class Execution:
         self._started_at: dict[UUID, datetime] = {}
         self._running: SpiffTask | None = None
         self._steps = 0
+        self._loop_rounds: dict[Any, int] = {}  # task spec -> rounds it looped in this change
         self._engine_started = 0.0
         self._runaway = False
         self._apply_variables(variables)
@@ -315,12 +328,7 @@ class Execution:
         (on the loop), until nothing moves."""
         handler_runs = 0
         while True:
-            await asyncio.to_thread(self._run_engine_steps)
-            runnable = [
-                task
-                for task in self.workflow.get_tasks(state=TaskState.STARTED)
-                if isinstance(task.task_spec, ExternalTask) and task.task_spec.topic in self.runtime.handlers
-            ]
+            runnable = await asyncio.to_thread(self._run_engine_steps)
             if not runnable or handler_runs >= MAX_HANDLER_RUNS or self._runaway:
                 return
             for task in runnable:
@@ -349,19 +357,34 @@ class Execution:
         )
 
     # ------------------------------------------------------------ running
-    def _run_engine_steps(self) -> None:
-        if self._runaway:
-            return
-        for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
-            if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)) or self._runaway:
-                return
-        self._runaway = True  # every attempt failed a task: what failed is an incident; stop here
+    def _run_engine_steps(self) -> list[SpiffTask]:
+        """Engine steps until every branch waits; returns the external tasks whose handler is registered."""
+        if not self._runaway:
+            for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
+                if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)):
+                    break
+                if self._runaway:
+                    break
+            else:
+                self._runaway = True  # every attempt failed a task: what failed is an incident; stop here
+        return [
+            task
+            for task in self.workflow.get_tasks(state=TaskState.STARTED)
+            if isinstance(task.task_spec, ExternalTask) and task.task_spec.topic in self.runtime.handlers
+        ]
 
     def _will_run(self, task: SpiffTask) -> None:
         self._running = task
         self._steps += 1
         if self._steps == 1:
             self._engine_started = time.monotonic()
+        if _loops_back(task):
+            rounds = self._loop_rounds[task.task_spec] = self._loop_rounds.get(task.task_spec, 0) + 1
+            if rounds >= MAX_LOOP_ROUNDS:
+                self._stop_runaway(
+                    f"The {self.process.node(task.task_spec.bpmn_id).type} {task.task_spec.bpmn_id!r} ran {rounds} "
+                    "rounds of a loop without waiting: is there an endless loop?"
+                )
         if self._steps > MAX_ENGINE_STEPS:
             self._stop_runaway(f"The process ran {MAX_ENGINE_STEPS} steps without waiting: is there an endless loop?")
         if time.monotonic() - self._engine_started > MAX_ENGINE_SECONDS:
@@ -394,7 +417,7 @@ class Execution:
             if result is not None and not isinstance(result, dict):
                 raise TypeError(f"the handler returned {type(result).__name__}; expected a dict of variables or None")
         except BpmnError as error:
-            self._throw_bpmn_error(task, error)
+            await asyncio.to_thread(self._throw_bpmn_error, task, error)
         except TimeoutError:
             self._fail(
                 task, "failedExternalTask", f"The handler did not finish within {self.runtime.handler_timeout:g} s"
@@ -404,7 +427,7 @@ class Execution:
             self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", detail)
         else:
             task.data.update(copy.deepcopy(result or {}))
-            self._guarded(task.complete, blame=task)
+            await asyncio.to_thread(self._guarded, task.complete, task)
 
     def _throw_bpmn_error(self, task: SpiffTask, error: BpmnError) -> None:
         task.data.update(copy.deepcopy(error.variables))
@@ -562,6 +585,44 @@ class Execution:
                 yield Job(id=str(task.id), kind="timer", activity_id=spec.bpmn_id, due_at=_timer_due(task))
 
 
+def _start_event(process: ParsedProcess, timer_start: str | None) -> Any:
+    """In a process with timer start events, the start event to start through: `timer_start`, else the first none
+    start event, else the first timer start event. None without timer start events (SpiffWorkflow's own way)."""
+    starts = [spec for spec in process.spec.task_specs.values() if isinstance(spec, StartEvent)]
+    timers = [start for start in starts if isinstance(start.event_definition, TimerEventDefinition)]
+    if timer_start is not None:
+        return next(start for start in timers if start.bpmn_id == timer_start)  # schedules come from these specs
+    if not timers:
+        return None
+    nones = [start for start in starts if isinstance(start.event_definition, NoneEventDefinition)]
+    return (nones or timers)[0]
+
+
+def _start_through(workflow: BpmnWorkflow, start: Any) -> None:
+    """Start at once through the start event `start`: SpiffWorkflow's start tasks run, the other start events
+    are withdrawn (a due timer would start the instance a second time) and `start` fires (a timer cycle's path
+    is added as SpiffWorkflow adds each of its rounds)."""
+    for _ in range(2):  # the root task, then the split before several start events
+        for task in workflow.get_tasks(state=TaskState.READY):
+            if task.task_spec.bpmn_id is None:
+                task.run()
+    starts = [
+        task for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
+        if isinstance(task.task_spec, StartEvent)
+    ]  # fmt: skip
+    for task in starts:
+        workflow.event_manager.remove_task(task)
+        if task.task_spec is not start:
+            task.cancel()
+    fired = next(task for task in starts if task.task_spec is start)
+    if not fired.children:
+        for output in start.outputs:
+            child = fired._add_child(output, TaskState.FUTURE)
+            child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
+    fired._set_internal_data(event_fired=True)
+    start._update(fired)
+
+
 def _message_start(process: ParsedProcess) -> Any:
     """The start event to start through when the process has no none or timer start event (see Runtime.start)."""
     starts = [spec for spec in process.spec.task_specs.values() if isinstance(spec, StartEvent)]
@@ -599,6 +660,19 @@ def _is_open_activity(task: SpiffTask) -> bool:
         return False
     # A boundary event waits with its activity and a join for its other branches: neither is an activity yet.
     return not (task.state == TaskState.WAITING and isinstance(task.task_spec, BoundaryEvent | Join))
+
+
+def _loops_back(task: SpiffTask) -> bool:
+    """The task is another round of an element that ran before on its own path (a loop), not a sibling (a
+    multi-instance or a parallel branch): SpiffWorkflow adds each round as a descendant of the previous one."""
+    ancestor = task.parent
+    for _ in range(LOOP_LOOKBACK):
+        if ancestor is None:
+            return False
+        if ancestor.task_spec is task.task_spec:
+            return True
+        ancestor = ancestor.parent
+    return False
 
 
 def _is_user_task(task: SpiffTask) -> bool:
