@@ -16,7 +16,7 @@ import httpx
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import definitions, instances, operations, tasks
+from gateway.api import definitions, instances, messages, operations, tasks
 from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
 from gateway.changes import ChangeLog
 from gateway.db import Database
@@ -116,7 +116,7 @@ def create_app(
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     # analytics first: its /tasks/statistics must win over /tasks/{task_id}
-    for module in (analytics_views, definitions, instances, tasks, operations, incident_views, event_views):
+    for module in (analytics_views, definitions, instances, messages, tasks, operations, incident_views, event_views):
         app.include_router(module.router)
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)

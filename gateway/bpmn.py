@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from gateway.errors import InvalidBpmn
-from gateway.schemas import ProcessTask, StartForm
+from gateway.schemas import ProcessEvent, ProcessTask, StartForm
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 TASK_TYPES = ("userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask")
@@ -141,3 +141,58 @@ def describe_process(
             start_form = StartForm(key=form_key)
             break
     return tasks, start_form
+
+
+def describe_events(xml: bytes, process_id: str) -> tuple[list[ProcessEvent], list[ProcessEvent]]:
+    """The start events of one process (its own, not its event subprocesses') and the events inside it that
+    wait for a message or signal (intermediate catch, boundary, receive task, event subprocess start), with
+    the message and signal names the `<message>`/`<signal>` elements give them. Unknown `process_id`: none."""
+    root = parse(xml)
+    process = next((p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id") == process_id), None)
+    if process is None:
+        return [], []
+    names = {
+        kind: {element.get("id"): element.get("name") or element.get("id") for element in root.iter(f"{{{BPMN_NS}}}{kind}")}
+        for kind in ("message", "signal")
+    }
+    starts = [_event(element, names) for element in process.findall(f"{{{BPMN_NS}}}startEvent")]
+    catches = []
+    for element in process.iter():
+        if not isinstance(element.tag, str) or element.getparent() is process and element.tag.endswith("}startEvent"):
+            continue
+        kind = etree.QName(element).localname
+        if kind in ("startEvent", "intermediateCatchEvent", "boundaryEvent", "receiveTask"):
+            event = _event(element, names)
+            if event.trigger in ("message", "signal"):
+                catches.append(event)
+    return starts, catches
+
+
+def _event(element: etree._Element, names: dict[str, dict[str | None, str | None]]) -> ProcessEvent:
+    kind = etree.QName(element).localname
+    message = element.find(f"{{{BPMN_NS}}}messageEventDefinition")
+    signal = element.find(f"{{{BPMN_NS}}}signalEventDefinition")
+    timer = element.find(f"{{{BPMN_NS}}}timerEventDefinition")
+    message_ref = element.get("messageRef") if kind == "receiveTask" else (message.get("messageRef") if message is not None else None)
+    trigger = None
+    if message is not None or message_ref is not None:
+        trigger = "message"
+    elif signal is not None:
+        trigger = "signal"
+    elif timer is not None:
+        trigger = "timer"
+    interrupting = None
+    if kind == "boundaryEvent":
+        interrupting = element.get("cancelActivity", "true").lower() == "true"
+    elif kind == "startEvent":
+        interrupting = element.get("isInterrupting", "true").lower() == "true"
+    return ProcessEvent(
+        id=element.get("id", ""),
+        name=element.get("name"),
+        element_type=kind,
+        trigger=trigger,
+        message_name=names["message"].get(message_ref, message_ref) if message_ref else None,
+        signal_name=names["signal"].get(signal.get("signalRef"), signal.get("signalRef")) if signal is not None else None,
+        interrupting=interrupting,
+        attached_to=element.get("attachedToRef"),
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -48,9 +49,14 @@ class InstanceEngine:
             self.specs.put(definition_id, process)
         return process
 
-    async def start(self, uow: UnitOfWork, definition: Row, request: StartInstance, started_by: str) -> ProcessInstance:
+    async def start(
+        self, uow: UnitOfWork, definition: Row, request: StartInstance, started_by: str, *, signal: str | None = None
+    ) -> ProcessInstance:
+        """Start an instance of `definition` (at `request.start_message`'s or `signal`'s start event if given)."""
         process = await self.process(uow, definition.id, definition.key, definition.tenant_id)
-        execution = await asyncio.to_thread(self.runtime.start, process, plain(request.variables))
+        execution = await asyncio.to_thread(
+            partial(self.runtime.start, message=request.start_message, signal=signal), process, plain(request.variables)
+        )
         await execution.advance()
         changes = await asyncio.to_thread(execution.finish)
         now = utcnow()
@@ -106,6 +112,19 @@ class InstanceEngine:
         await asyncio.to_thread(execution.fire_timers)
         await execution.advance()
         await self._save(uow, instance, execution, loaded(instance.variables))
+
+    async def deliver(
+        self, uow: UnitOfWork, instance_id: str, event_type: str, name: str, task_ids: list[str], variables: Variables
+    ) -> None:
+        """Deliver a correlated message or a signal to the waiting tasks `task_ids` of one instance, with
+        `variables` becoming process variables, and run the instance on (its events follow)."""
+        instance, execution = await self._resume(uow, instance_id)
+        if instance.status != "active":
+            raise Conflict(f"Instance {instance_id} is suspended; it catches no {event_type}", engine=self.engine_name)
+        for task_id in task_ids:
+            await asyncio.to_thread(execution.receive, task_id, event_type, name, plain(variables))
+        await execution.advance()
+        await self._save(uow, instance, execution, {**loaded(instance.variables), **variables})
 
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
         instance, execution = await self._resume(uow, instance_id)
@@ -171,6 +190,8 @@ class InstanceEngine:
         await repository.update_activities(session, changes.updated_activities, completed_by or {})
         await repository.insert_incidents(session, instance, changes.failures, now)
         await repository.update_jobs(session, instance.id, changes.jobs_added, changes.jobs_removed)
+        if changes.subscriptions_changed:
+            await repository.replace_subscriptions(session, instance.id, changes.subscriptions)
         for task in changes.opened_tasks:
             uow.emit(
                 "task.created",

@@ -53,7 +53,7 @@ from SpiffWorkflow.util.task import TaskState
 from adapters.embedded.errors import BpmnError
 from adapters.embedded.expressions import EmbeddedScriptEngine, ExpressionError, evaluate
 from adapters.embedded.parsing import EventGatewayEvents, ExternalTask, ParsedProcess
-from gateway.errors import Conflict, EngineError, NotFound
+from gateway.errors import BadRequest, Conflict, EngineError, NotFound
 from gateway.variables import parse_datetime
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -128,6 +128,16 @@ class Job:
     topic: str | None = None
 
 
+@dataclass(frozen=True)
+class Subscription:
+    """A waiting activity's interest in a message or signal (Camunda's event subscription)."""
+
+    task_id: str
+    event_type: str  # "message" or "signal"
+    event_name: str
+    activity_id: str
+
+
 @dataclass
 class Changes:
     state: str
@@ -140,6 +150,8 @@ class Changes:
     failures: list[Failure]
     jobs_added: list[Job]
     jobs_removed: list[str]
+    subscriptions: list[Subscription]
+    subscriptions_changed: bool
 
 
 class _RunawayProcess(Exception):
@@ -234,22 +246,31 @@ class Runtime:
         self._registry = BpmnWorkflowSerializer.configure({**DEFAULT_CONFIG, BpmnWorkflow: _RunStateConverter})
         self._serializer = BpmnWorkflowSerializer(self._registry)
 
-    def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:
-        """A new workflow, started through its none start event, or its only message start event (as Camunda's
-        startProcessInstanceByKey does), or waiting at its timer start event. Conflict when it starts only by
-        a signal, or by one of several messages: the error says how it starts."""
-        message_start = _message_start(process)
+    def start(
+        self, process: ParsedProcess, variables: dict[str, Any], *, message: str | None = None, signal: str | None = None
+    ) -> Execution:
+        """A new workflow, started through the message start event of `message`, or the signal start event of
+        `signal`; without either through its none start event, or its only message start event (as Camunda's
+        startProcessInstanceByKey does), or waiting at its timer start event. BadRequest naming the message
+        when no start event catches it; Conflict when it starts only by a signal, or by one of several
+        messages: the error says how it starts."""
+        if message is not None:
+            start = _start_event(process, MessageEventDefinition, message)
+        elif signal is not None:
+            start = _start_event(process, SignalEventDefinition, signal)
+        else:
+            start = _message_start(process)
         workflow = EmbeddedWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(variables))
         execution = Execution(self, process, workflow, variables)
-        if message_start is not None:
+        if start is not None:
 
-            def receive_message() -> None:
-                workflow.do_engine_steps()  # the start event begins to wait for its message
-                workflow.catch(BpmnEvent(message_start.event_definition, payload=copy.deepcopy(variables)))
+            def receive_event() -> None:
+                workflow.do_engine_steps()  # the start event begins to wait for its message or signal
+                workflow.catch(BpmnEvent(start.event_definition, payload=copy.deepcopy(variables)))
 
-            execution._guarded(receive_message, blame=workflow.get_tasks(state=TaskState.READY)[0])
+            execution._guarded(receive_event, blame=workflow.get_tasks(state=TaskState.READY)[0])
         return execution
 
     def resume(self, process: ParsedProcess, state: str, variables: dict[str, Any]) -> Execution:
@@ -276,6 +297,7 @@ class Execution:
             task.id for task in workflow.get_tasks(state=TaskState.READY) if _is_user_task(task)
         }
         self.jobs_before = {job.id: job for job in self._jobs()}
+        self.subscriptions_before = set(self._subscriptions())
         self.failures: list[Failure] = []
         self._started_at: dict[UUID, datetime] = {}
         self._running: SpiffTask | None = None
@@ -306,6 +328,29 @@ class Execution:
     def cancel(self) -> None:
         self.workflow.cancel()
 
+    def receive(self, task_id: str, event_type: str, name: str, data: dict[str, Any]) -> None:
+        """Deliver message or signal `name` with `data` (its variables) to the waiting task `task_id` alone (the
+        gateway has correlated it); the task moves on at the next `advance`. NotFound when it no longer waits."""
+        task = self._task(task_id)
+        if task.state != TaskState.WAITING or (event_type, name) not in _catches(task.task_spec):
+            raise NotFound(f"Activity {task.task_spec.bpmn_id} no longer waits for {event_type} {name!r}")
+        definition_class = MessageEventDefinition if event_type == "message" else SignalEventDefinition
+        event = BpmnEvent(definition_class(name), payload=copy.deepcopy(data))
+        task.data.update(copy.deepcopy(data))
+
+        def catch() -> None:
+            definition = task.task_spec.event_definition
+            if isinstance(definition, MessageEventDefinition):
+                # Without SpiffWorkflow's correlation-property check: the gateway chose this task.
+                definition.update_internal_data(task, event)
+                task._set_internal_data(event_fired=True)
+                task._set_state(TaskState.WAITING)
+            else:
+                task.task_spec.catch(task, event)
+            task.task_spec._update(task)
+
+        self._guarded(catch, blame=task)
+
     async def advance(self) -> None:
         """Run until every branch waits: engine steps (in a worker thread), then the handlers of external tasks
         (on the loop), until nothing moves."""
@@ -328,6 +373,7 @@ class Execution:
         opened = self._open_user_tasks()  # may fail tasks whose assignment cannot be resolved: do it first
         new_activities, updated_activities = self._activity_changes({task.id: task.assignee for task in opened})
         jobs_after = {job.id: job for job in self._jobs()}
+        subscriptions = list(self._subscriptions())
         variables = project_variables(self.workflow)
         contested = self._contested_names()
         opened = [replace(task, variables=self._own_variables(task.id, variables, contested)) for task in opened]
@@ -342,6 +388,8 @@ class Execution:
             failures=self.failures,
             jobs_added=[job for job_id, job in jobs_after.items() if self.jobs_before.get(job_id) != job],
             jobs_removed=[job_id for job_id, job in self.jobs_before.items() if jobs_after.get(job_id) != job],
+            subscriptions=subscriptions,
+            subscriptions_changed=set(subscriptions) != self.subscriptions_before,
         )
 
     # ------------------------------------------------------------ running
@@ -556,6 +604,50 @@ class Execution:
                 yield Job(id=str(task.id), kind="external", activity_id=spec.bpmn_id, topic=spec.topic)
             elif task.state == TaskState.WAITING and _waits_for_timer(spec) and not _cycle_exhausted(task):
                 yield Job(id=str(task.id), kind="timer", activity_id=spec.bpmn_id, due_at=_timer_due(task))
+
+
+    def _subscriptions(self) -> Iterator[Subscription]:
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            for event_type, name in _catches(task.task_spec):
+                yield Subscription(str(task.id), event_type, name, task.task_spec.bpmn_id)
+
+
+def _catches(spec: Any) -> list[tuple[str, str]]:
+    """The (event type, name) pairs of the messages and signals a waiting task spec catches."""
+    definition = getattr(spec, "event_definition", None)
+    if definition is None:
+        return []
+    definitions = getattr(definition, "event_definitions", [definition])
+    found = []
+    for one in definitions:
+        if isinstance(one, MessageEventDefinition):
+            found.append(("message", one.name))
+        elif isinstance(one, SignalEventDefinition):
+            found.append(("signal", one.name))
+    return found
+
+
+def _start_event(process: ParsedProcess, kind: type, name: str) -> Any:
+    """The process's own start event catching message or signal `name`; BadRequest naming the start events."""
+    starts = [spec for spec in process.spec.task_specs.values() if isinstance(spec, StartEvent)]
+    for start in starts:
+        if isinstance(start.event_definition, kind) and start.event_definition.name == name:
+            return start
+    what = "message" if kind is MessageEventDefinition else "signal"
+    known = ", ".join(
+        f"{start.bpmn_id!r} ({_trigger(start.event_definition)})" for start in starts
+    )
+    raise BadRequest(f"Process {process.key!r} has no start event for {what} {name!r}; its start events: {known}")
+
+
+def _trigger(definition: Any) -> str:
+    if isinstance(definition, MessageEventDefinition):
+        return f"message {definition.name!r}"
+    if isinstance(definition, SignalEventDefinition):
+        return f"signal {definition.name!r}"
+    if isinstance(definition, TimerEventDefinition):
+        return "timer"
+    return "none"
 
 
 def _message_start(process: ParsedProcess) -> Any:
