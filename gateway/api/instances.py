@@ -30,11 +30,11 @@ VARIABLES_EXAMPLE = {"amount": {"value": 250, "type": "Integer"}, "customer": {"
 
 
 class StartRequest(RequestBody):
-    definition_key: str | None = None
-    definition_id: str | None = None
-    business_key: str | None = None
+    definition_key: str | None = Field(None, max_length=255)
+    definition_id: str | None = Field(None, max_length=255)
+    business_key: str | None = Field(None, max_length=255)
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
-    tenant_id: str | None = None
+    tenant_id: str | None = Field(None, max_length=100)
     start_message: str | None = Field(
         None,
         max_length=255,
@@ -187,7 +187,7 @@ async def modify_instance(instance_id: str, body: ModificationRequest, processes
 
 
 class MigrationRequest(RequestBody):
-    target_definition_id: str = Field(min_length=1, description="The definition (version) to move the instance to")
+    target_definition_id: str = Field(min_length=1, max_length=255, description="The definition (version) to move the instance to")
     mappings: dict[str, str] | None = Field(
         None, description="Source activity id to target activity id, where ids differ; equal ids map themselves"
     )

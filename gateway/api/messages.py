@@ -16,16 +16,16 @@ router = APIRouter(prefix="/api/processes", tags=["messages"])
 
 class MessageRequest(RequestBody):
     message_name: str = Field(min_length=1, max_length=255, description="The BPMN message's name")
-    business_key: str | None = Field(None, description="Only instances with this business key; a started one gets it")
+    business_key: str | None = Field(None, max_length=255, description="Only instances with this business key; a started one gets it")
     correlation_keys: dict[str, Any] | None = Field(
         None,
         description="Only instances whose process variables have these values (Camunda 7 `correlationKeys`). "
         "Camunda 8 correlates by one value: give exactly one key there.",
     )
-    process_instance_id: str | None = Field(None, description="Only this instance")
+    process_instance_id: str | None = Field(None, max_length=255, description="Only this instance")
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
     all: bool = Field(False, description="Deliver to every matching instance; without it several matches are a 409")
-    tenant_id: str | None = None
+    tenant_id: str | None = Field(None, max_length=100)
 
     model_config = {
         "json_schema_extra": {
@@ -39,7 +39,7 @@ class MessageRequest(RequestBody):
 class SignalRequest(RequestBody):
     signal_name: str = Field(min_length=1, max_length=255, description="The BPMN signal's name")
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
-    tenant_id: str | None = None
+    tenant_id: str | None = Field(None, max_length=100)
 
     model_config = {"json_schema_extra": {"examples": [{"signal_name": "order-cancelled"}]}}
 
