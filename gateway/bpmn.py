@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from gateway.errors import InvalidBpmn
+from gateway.errors import BadRequest, InvalidBpmn
 from gateway.schemas import ProcessEvent, ProcessTask, StartForm
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -260,3 +260,35 @@ def _event(element: etree._Element, names: dict[str, dict[str | None, str | None
         interrupting=interrupting,
         attached_to=element.get("attachedToRef"),
     )
+
+
+def message_start_event(xml: bytes, process_id: str, message_name: str) -> str:
+    """The id of the process's start event for message `message_name` (for engines that start "before" an
+    element); BadRequest naming the start events the process has when none catches that message."""
+    starts, _ = describe_events(xml, process_id)
+    for start in starts:
+        if start.message_name == message_name:
+            return start.id
+    known = ", ".join(f"{s.id!r} ({s.trigger or 'none'}{f' {s.message_name!r}' if s.message_name else ''})" for s in starts)
+    raise BadRequest(f"Process {process_id!r} has no start event for message {message_name!r}; its start events: {known}")
+
+
+def flow_node_ids(xml: bytes, process_id: str) -> set[str]:
+    """The ids of every flow node of one process, its subprocesses included (what modification may name)."""
+    root = parse(xml)
+    process = next((p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id") == process_id), None)
+    if process is None:
+        return set()
+    skipped = {"sequenceFlow", "extensionElements", "documentation", "laneSet", "lane", "flowNodeRef", "incoming",
+               "outgoing", "conditionExpression", "multiInstanceLoopCharacteristics", "textAnnotation", "association",
+               "dataObject", "dataObjectReference", "dataStoreReference", "ioSpecification", "property"}
+    return {
+        element.get("id")
+        for element in process.iter()
+        if element is not process
+        and isinstance(element.tag, str)
+        and element.tag.startswith(f"{{{BPMN_NS}}}")
+        and etree.QName(element).localname not in skipped
+        and not etree.QName(element).localname.endswith("EventDefinition")
+        and element.get("id")
+    }

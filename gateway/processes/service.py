@@ -270,6 +270,14 @@ class ProcessService:
         self.engine.require(Capability.MODIFY_INSTANCE)
         if not modification.instructions:
             raise BadRequest("Give at least one instruction (start_before, start_after or cancel)")
+        instance = await self.adapter.get_instance(instance_id)
+        known = bpmn.flow_node_ids(await self.adapter.get_definition_xml(instance.definition_id), instance.definition_key)
+        unknown = [i.activity_id for i in modification.instructions if i.activity_id not in known]
+        if unknown:
+            raise BadRequest(
+                f"Process {instance.definition_key!r} has no activity {', '.join(repr(u) for u in unknown)}: "
+                "name BPMN element ids of the instance's definition"
+            )
         request = {
             "instructions": [
                 {"type": i.type, "activity_id": i.activity_id, "variables": audit_summary(i.variables)}
