@@ -361,8 +361,8 @@ class ProcessService:
             "variables": audit_summary(message.variables),
         }
         async with self._checking("correlate", "message", message.message_name, summary):
-            self.engine.require(Capability.CORRELATE_MESSAGE)
             self._require_everywhere("message:correlate")
+            self.engine.require(Capability.CORRELATE_MESSAGE)
             if message.all and message.process_instance_id:
                 raise BadRequest("Give either process_instance_id or all, not both: an instance id names one instance")
             if message.process_instance_id is not None and self.caller.tenants is not None:
@@ -412,8 +412,8 @@ class ProcessService:
         emits `signal.broadcast`."""
         summary = {"signal_name": signal.signal_name, "tenant_id": signal.tenant_id, "variables": audit_summary(signal.variables)}
         async with self._checking("broadcast", "signal", signal.signal_name, summary, status=202):
-            self.engine.require(Capability.BROADCAST_SIGNAL)
             self._require_everywhere("signal:broadcast")
+            self.engine.require(Capability.BROADCAST_SIGNAL)
             tenant_id = self._tenant_for_new(signal.tenant_id, "broadcast signals")
             signal = signal.model_copy(update={"tenant_id": tenant_id})
         async for attempt in self._attempts("broadcast", "signal", signal.signal_name, summary, status=202, tenant_id=tenant_id):
@@ -447,6 +447,7 @@ class ProcessService:
             "annotation": modification.annotation,
         }
         async with self._checking("modify", "instance", instance_id, request):
+            self.caller.require("instance:modify")
             self.engine.require(Capability.MODIFY_INSTANCE)
             if not modification.instructions:
                 raise BadRequest("Give at least one instruction (start_before, start_after or cancel)")
@@ -481,6 +482,7 @@ class ProcessService:
         """Move an instance to another definition (501 where the engine cannot); emits `instance.migrated`."""
         request = {"target_definition_id": migration.target_definition_id, "mappings": migration.mappings}
         async with self._checking("migrate", "instance", instance_id, request):
+            self.caller.require("instance:modify")
             self.engine.require(Capability.MIGRATE_INSTANCE)
             current = await self._instance(instance_id, "instance:modify")
             target = await self._definition(migration.target_definition_id, "instance:modify")
