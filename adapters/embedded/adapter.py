@@ -43,6 +43,7 @@ from gateway.schemas import (
     EngineIncidentQuery,
     CorrelationResult,
     HistoryQuery,
+    InstanceModification,
     InstanceQuery,
     MessageCorrelation,
     MessageResults,
@@ -81,7 +82,7 @@ class EmbeddedOptions(BaseSettings):
 
 
 class EmbeddedAdapter(EngineAdapter):
-    capabilities = frozenset(Capability) - {Capability.MODIFY_INSTANCE, Capability.MIGRATE_INSTANCE}
+    capabilities = frozenset(Capability) - {Capability.MIGRATE_INSTANCE}
     options_schema = EmbeddedOptions
     task_extensions = TaskExtensions(namespaces=(CAMUNDA_NS,))
     transactional = True
@@ -352,6 +353,15 @@ class EmbeddedAdapter(EngineAdapter):
                 request = StartInstance(definition_id=definition.id, variables=signal.variables)
                 await self.engine.start(uow, definition, request, started_by, signal=signal.signal_name)
             return SignalResult(signal_name=signal.signal_name, executions=len(waiting) + len(starts))
+
+    async def modify_instance(self, instance_id: str, modification: InstanceModification) -> ProcessInstance:
+        """As far as SpiffWorkflow allows (`runtime.Execution.modify`): skip an active activity (`start_after`, with
+        or after `cancel`), go back to a passed one (`start_before`), cancel one while another stays active."""
+        async with transaction(self.db) as uow:
+            await self._instance_row(uow.session, instance_id)
+            instructions = [(i.type, i.activity_id, i.variables) for i in modification.instructions]
+            await self.engine.modify(uow, instance_id, instructions)
+            return await self._instance(uow.session, instance_id)
 
     async def _definitions_starting_by(
         self, uow: UnitOfWork, event_type: str, name: str, tenant_id: str | None

@@ -129,6 +129,27 @@ class InstanceEngine:
         await execution.advance()
         await self._save(uow, instance, execution, {**loaded(instance.variables), **variables})
 
+    async def modify(self, uow: UnitOfWork, instance_id: str, instructions: list[tuple[str, str, Variables]]) -> None:
+        """Apply modification instructions (`Execution.modify`), run on, resolve the incidents of the tasks that
+        are no longer open."""
+        instance, execution = await self._resume(uow, instance_id)
+        if instance.status != "active":
+            raise Conflict(f"Instance {instance_id} is suspended; activate it to modify it", engine=self.engine_name)
+        plain_instructions = [(kind, activity_id, plain(variables)) for kind, activity_id, variables in instructions]
+        left = await asyncio.to_thread(execution.modify, plain_instructions)
+        await execution.advance()
+        if execution.stranded():
+            raise BadRequest(
+                "The modification would leave the instance without an active activity; the embedded engine ends an "
+                "instance only by terminating it (DELETE /instances/{id})",
+                engine=self.engine_name,
+            )
+        known = dict(loaded(instance.variables))
+        for _, _, variables in instructions:
+            known.update(variables)
+        await self._save(uow, instance, execution, known)
+        await repository.resolve_incidents(uow.session, utcnow(), instance_id=instance_id, task_ids=left)
+
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
         """End the instance; one whose stored state can no longer be restored is ended all the same."""
         try:

@@ -608,9 +608,17 @@ async def list_incidents(session: AsyncSession, query: EngineIncidentQuery) -> t
 
 
 async def resolve_incidents(
-    session: AsyncSession, resolved_at: datetime, *, incident_id: str | None = None, instance_id: str | None = None
+    session: AsyncSession,
+    resolved_at: datetime,
+    *,
+    incident_id: str | None = None,
+    instance_id: str | None = None,
+    task_ids: Sequence[str] | None = None,
 ) -> None:
+    """Resolve one incident, or the instance's (only those of `task_ids` when given)."""
     target = incidents.c.id == incident_id if incident_id is not None else incidents.c.instance_id == instance_id
+    if task_ids is not None:
+        target = sa.and_(target, incidents.c.task_id.in_(task_ids))
     await session.execute(
         incidents.update().where(target, incidents.c.resolved_at.is_(None)).values(resolved_at=resolved_at)
     )

@@ -34,6 +34,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, StartEvent, UserTask
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -332,6 +333,67 @@ class Execution:
     def cancel(self) -> None:
         self.workflow.cancel()
 
+    def modify(self, instructions: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+        """Move tokens as far as SpiffWorkflow can, instructions (type, activity id, variables) in order; returns
+        the ids of the tasks that were open and no longer are (their incidents are resolved).
+
+        - `start_after X`: X's open task ends without running (a failing activity is skipped) and its outgoing
+          flow is taken; a passed X is reset to first ("reset to task") and then skipped.
+        - `start_before X`: X was passed: the instance goes back to it (what ran after it is undone); X is open:
+          nothing to do. The engine cannot start an activity ahead of the token.
+        - `cancel X`: X's open tasks end; a later `start_after X` skips them instead. What is still cancelled at the
+          end must leave another token (`stranded`): the embedded engine ends an instance only by terminating it.
+        BadRequest naming the activity when an instruction cannot be carried out (nothing is applied)."""
+        open_before = {task.id for task in self.workflow.get_tasks(state=OPEN)}
+        cancelled: list[SpiffTask] = []
+        for kind, activity_id, data in instructions:
+            open_tasks = [t for t in self.workflow.get_tasks(state=OPEN) if t.task_spec.bpmn_id == activity_id]
+            if kind == "cancel":
+                if not open_tasks:
+                    raise BadRequest(f"Activity {activity_id!r} is not active in this instance: nothing to cancel")
+                cancelled += [t for t in open_tasks if t not in cancelled]
+                continue
+            if kind == "start_before" and open_tasks and not any(t in cancelled for t in open_tasks):
+                continue
+            if kind == "start_after" and open_tasks:
+                target = open_tasks[0]
+            else:
+                passed = [t for t in self.workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id == activity_id]
+                if not passed:
+                    raise BadRequest(
+                        f"The embedded engine cannot start {'before' if kind == 'start_before' else 'after'} activity "
+                        f"{activity_id!r}: the instance has not reached it. It can go back to an activity it passed "
+                        "(start_before), or skip an active one (start_after)"
+                    )
+                latest = max(passed, key=lambda t: t.last_state_change)
+                self.workflow.reset_from_task_id(latest.id)
+                cancelled = [t for t in cancelled if self._find(t.id) is not None]
+                target = self._task(str(latest.id))
+            target.data.update(copy.deepcopy(data))
+            if kind == "start_after":
+                cancelled = [t for t in cancelled if t.id != target.id]
+                target._set_state(TaskState.READY)
+                target.complete()  # without running it: the activity is skipped
+        moved = any(kind != "cancel" for kind, _, _ in instructions)
+        if not moved and all(t in cancelled for t in self.workflow.get_tasks(state=OPEN) if _is_open_activity(t)):
+            raise BadRequest(
+                "The modification would leave the instance without an active activity; the embedded engine ends an "
+                "instance only by terminating it (DELETE /instances/{id})"
+            )
+        for task in cancelled:
+            if self._find(task.id) is not None and task.state & OPEN:
+                # an activity with boundary events: its events stop waiting with it
+                scope = task.parent if isinstance(task.parent.task_spec, BoundaryEventSplit) else task
+                for waiting in scope:
+                    self.workflow.event_manager.remove_task(waiting)
+                scope.cancel()
+        return [str(task_id) for task_id in open_before if (t := self._find(task_id)) is None or not t.state & OPEN]
+
+    def stranded(self) -> bool:
+        """Whether the workflow has neither ended nor an active activity (after a modification cancelled its last)."""
+        remaining = [t for t in self.workflow.get_tasks(state=OPEN) if _is_open_activity(t)]
+        return not remaining and not self.workflow.is_completed()
+
     def receive(self, task_id: str, event_type: str, name: str, data: dict[str, Any]) -> None:
         """Deliver message or signal `name` with `data` (its variables) to the waiting task `task_id` alone (the
         gateway has correlated it); the task moves on at the next `advance`. NotFound when it no longer waits."""
@@ -576,6 +638,9 @@ class Execution:
                     updated.append(
                         ActivityUpdate(id=str(task.id), status=_activity_status(task), ended_at=_ended(task))
                     )
+            elif _is_open_activity(task) and before == TaskState.COMPLETED:
+                # reset to a passed activity (modification): its record is open again
+                updated.append(ActivityUpdate(id=str(task.id), status=_activity_status(task), ended_at=None))
             elif _is_open_activity(task) or self._ended_here(task, before):
                 new.append(self._activity(task, assignees.get(str(task.id))))
         now = datetime.now(UTC)

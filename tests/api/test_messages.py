@@ -121,3 +121,50 @@ async def test_bad_message_requests_are_clear_problems(client: httpx.AsyncClient
     assert_problem(
         await message(client, message_name="x", process_instance_id="some-id", all=True), 400, "process_instance_id"
     )
+
+
+async def test_modification_goes_back_to_a_passed_activity_and_skips_an_active_one(client: httpx.AsyncClient) -> None:
+    await deploy(client, ORDERING)
+    instance = await start(client, "ordering", business_key="o-5")
+    await message(client, message_name="payment-received", business_key="o-5")
+    (task,) = await open_tasks(client, instance["id"])
+
+    back = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "start_before", "activity_id": "payment-received"}], "annotation": "paid twice"},
+    )
+    assert back.status_code == 200, back.text
+    assert [a["id"] for a in back.json()["current_activities"]] == ["payment-received"]
+    assert await open_tasks(client, instance["id"]) == []
+    assert (await client.get(f"/api/processes/tasks/{task['id']}")).json()["status"] == "cancelled"
+
+    skipped = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "start_after", "activity_id": "payment-received", "variables": {"paid": False}}]},
+    )
+    assert skipped.status_code == 200, skipped.text
+    assert [t["task_definition_key"] for t in await open_tasks(client, instance["id"])] == ["ship"]
+    assert (await client.get(f"/api/processes/instances/{instance['id']}/variables")).json()["paid"]["value"] is False
+
+    ahead = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "start_before", "activity_id": "withdrawn"}]},
+    )
+    assert_problem(ahead, 400, "'withdrawn'", "has not reached it")
+    unknown = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "cancel", "activity_id": "nope"}]},
+    )
+    assert_problem(unknown, 400, "'nope'")
+    empty = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "cancel", "activity_id": "ship"}]},
+    )
+    assert_problem(empty, 400, "without an active activity")
+    assert [t["task_definition_key"] for t in await open_tasks(client, instance["id"])] == ["ship"]
+    migration = await client.post(
+        f"/api/processes/instances/{instance['id']}/migration", json={"target_definition_id": "x"}
+    )
+    assert_problem(migration, 501, "migrating")
+    types = await event_types(client)
+    assert types.count("instance.modified") == 2

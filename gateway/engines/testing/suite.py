@@ -349,7 +349,7 @@ async def test_modification_moves_an_instance_past_a_failing_activity(
             instructions=[
                 ModificationInstruction(type="cancel", activity_id="charge"),
                 ModificationInstruction(
-                    type="start_before", activity_id="confirm", variables=parse_request_variables({"charged": False})
+                    type="start_after", activity_id="charge", variables=parse_request_variables({"charged": False})
                 ),
             ],
             annotation="card gateway down; confirmed by hand",
