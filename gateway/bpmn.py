@@ -292,3 +292,19 @@ def flow_node_ids(xml: bytes, process_id: str) -> set[str]:
         and not etree.QName(element).localname.endswith("EventDefinition")
         and element.get("id")
     }
+
+
+def single_successor(xml: bytes, process_id: str, activity_id: str) -> str:
+    """The target of the single sequence flow leaving `activity_id` (what "start after" an activity starts, for
+    engines that can only start before one). BadRequest when it has none or several."""
+    root = parse(xml)
+    process = next((p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id") == process_id), None)
+    targets = [] if process is None else [
+        flow.get("targetRef") for flow in process.iter(f"{{{BPMN_NS}}}sequenceFlow") if flow.get("sourceRef") == activity_id
+    ]
+    if len(targets) != 1:
+        raise BadRequest(
+            f"Activity {activity_id!r} has {len(targets)} outgoing sequence flows; start_after needs exactly one "
+            "(start_before the activity to go to instead)"
+        )
+    return targets[0] or ""
