@@ -288,14 +288,13 @@ class FlowableAdapter(HttpEngineAdapter):
 
     # ------------------------------------------------------------ messages, signals, change-state
     async def correlate_message(self, message: MessageCorrelation, *, started_by: str) -> MessageResults:
-        """The executions subscribed to the message (`POST /query/executions`, filtered by business key, instance
-        and process variables) each get `messageEventReceived` (`PUT /runtime/executions/{id}`); when none
+        """The executions subscribed to the message (`POST /query/executions`, filtered by instance and process
+        variables; by business key through `POST /query/process-instances`) each get `messageEventReceived` (`PUT /runtime/executions/{id}`); when none
         waits, `POST /runtime/process-instances` with `message` starts the definition whose message start event
         it is (Flowable keeps at most one per name and tenant)."""
         tenant = message.tenant_id or self.context.config.tenant_id
         query: dict[str, Any] = {
             "messageEventSubscriptionName": message.message_name,
-            "processBusinessKey": message.business_key,
             "processInstanceId": message.process_instance_id,
             "tenantId": tenant,
             "processInstanceVariables": [
@@ -304,7 +303,19 @@ class FlowableAdapter(HttpEngineAdapter):
             ]
             or None,
         }
-        executions = await collect(self._searcher("/query/executions", query, "list_executions"), lambda item: True)
+        keep = None
+        if message.business_key is not None:
+            # The subscribed execution is a child of the process instance, which alone carries the business key
+            # (an execution query by business key matches process instances only): match it on the instances.
+            named = await collect(
+                self._searcher("/query/process-instances", {"processBusinessKey": message.business_key}, "list_instances"),
+                lambda item: True,
+            )
+            ids = {item["id"] for item in named}
+            keep = lambda item: item["processInstanceId"] in ids  # noqa: E731
+        executions = await collect(
+            self._searcher("/query/executions", query, "list_executions"), keep or (lambda item: True)
+        )
         waiting: dict[str, Item] = {}
         for execution in executions:
             waiting.setdefault(execution["processInstanceId"], execution)

@@ -653,9 +653,12 @@ class FlowableSimulator:
         else:
             raise NotImplementedError("the Flowable simulator queries executions by event subscription only")
         instances = [instance for instance, _ in rows]
+        if body.get("processBusinessKey") is not None:
+            # As ExecutionQuery.processInstanceBusinessKey: only process-instance executions carry the business
+            # key, and the executions subscribed to an event are their children: none of them matches.
+            instances = []
         for name, check in (
             ("processInstanceId", lambda i, v: i.id == v),
-            ("processBusinessKey", lambda i, v: i.business_key == v),
             ("tenantId", lambda i, v: i.tenant_id == v),
         ):
             if body.get(name) is not None:
