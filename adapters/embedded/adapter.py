@@ -42,18 +42,24 @@ from gateway.schemas import (
     EngineHealth,
     EngineIncident,
     EngineIncidentQuery,
+    CorrelationResult,
     HistoryQuery,
+    InstanceModification,
     InstanceQuery,
+    MessageCorrelation,
+    MessageResults,
     Page,
     ProcessDefinition,
     ProcessInstance,
     ProcessInstanceDetails,
+    SignalBroadcast,
+    SignalResult,
     StartInstance,
     Task,
     TaskDetails,
     TaskQuery,
 )
-from gateway.uow import reading, transaction
+from gateway.uow import UnitOfWork, reading, transaction
 from gateway.variables import Variables
 
 logger = logging.getLogger(__name__)
@@ -77,7 +83,7 @@ class EmbeddedOptions(BaseSettings):
 
 
 class EmbeddedAdapter(EngineAdapter):
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.MIGRATE_INSTANCE}
     options_schema = EmbeddedOptions
     task_extensions = TaskExtensions(namespaces=(CAMUNDA_NS,))
     transactional = True
@@ -339,6 +345,92 @@ class EmbeddedAdapter(EngineAdapter):
                 )
             return await self.engine.start(uow, definition, request, started_by)
 
+    # ------------------------------------------------------------ messages and signals
+    async def correlate_message(self, message: MessageCorrelation, *, started_by: str) -> MessageResults:
+        """Camunda 7's rules: the instances waiting for the message (event subscriptions) that match business key,
+        instance id and `correlation_keys` (process variables, value and type) come first; only when none waits
+        are the latest definitions whose start event catches it started (with `all`, both). One subscription per
+        instance receives the message."""
+        async with transaction(self.db) as uow:
+            waiting = await repository.subscribers(
+                uow.session,
+                "message",
+                message.message_name,
+                tenant_id=message.tenant_id,
+                business_key=message.business_key,
+                instance_id=message.process_instance_id,
+            )
+            targets: dict[str, repository.Row] = {}
+            for row in waiting:
+                if row.instance_id not in targets and _variables_match(loaded(row.variables), message.correlation_keys):
+                    targets[row.instance_id] = row
+            starts = []
+            if message.process_instance_id is None and not message.correlation_keys and (message.all or not targets):
+                starts = await self._definitions_starting_by(uow, "message", message.message_name, message.tenant_id)
+            matches = len(targets) + len(starts)
+            if matches == 0:
+                raise NotFound(f"{_no_match(message)}", engine=self.name)
+            if matches > 1 and not message.all:
+                described = [f"instance {row.instance_id} at {row.activity_id!r}" for row in targets.values()]
+                described += [f"a new instance of {row.key!r}" for row in starts]
+                raise Conflict(
+                    f"Message {message.message_name!r} matches {matches} receivers ({', '.join(described)}); "
+                    "narrow it with business_key, correlation_keys or process_instance_id, or give all=true",
+                    engine=self.name,
+                )
+            results = []
+            for row in targets.values():
+                await self.engine.deliver(
+                    uow, row.instance_id, "message", message.message_name, [row.task_id], message.variables
+                )
+                results.append(CorrelationResult(type="correlated", instance_id=row.instance_id, definition_key=row.definition_key))
+            for definition in starts:
+                request = StartInstance(
+                    definition_id=definition.id,
+                    business_key=message.business_key,
+                    variables=message.variables,
+                    start_message=message.message_name,
+                )
+                instance = await self.engine.start(uow, definition, request, started_by)
+                results.append(CorrelationResult(type="started", instance_id=instance.id, definition_key=definition.key))
+            return MessageResults(results=results)
+
+    async def broadcast_signal(self, signal: SignalBroadcast, *, started_by: str) -> SignalResult:
+        """Every active instance's waiting signal events (all of them in each instance) and a new instance of
+        every latest definition whose start event catches it; `executions` counts both."""
+        async with transaction(self.db) as uow:
+            waiting = await repository.subscribers(uow.session, "signal", signal.signal_name, tenant_id=signal.tenant_id)
+            by_instance: dict[str, list[str]] = {}
+            for row in waiting:
+                by_instance.setdefault(row.instance_id, []).append(row.task_id)
+            for instance_id, task_ids in by_instance.items():
+                await self.engine.deliver(uow, instance_id, "signal", signal.signal_name, task_ids, signal.variables)
+            starts = await self._definitions_starting_by(uow, "signal", signal.signal_name, signal.tenant_id)
+            for definition in starts:
+                request = StartInstance(definition_id=definition.id, variables=signal.variables)
+                await self.engine.start(uow, definition, request, started_by, signal=signal.signal_name)
+            return SignalResult(signal_name=signal.signal_name, executions=len(waiting) + len(starts))
+
+    async def modify_instance(self, instance_id: str, modification: InstanceModification) -> ProcessInstance:
+        """As far as SpiffWorkflow allows (`runtime.Execution.modify`): skip an active activity (`start_after`, with
+        or after `cancel`), go back to a passed one (`start_before`), cancel one while another stays active."""
+        async with transaction(self.db) as uow:
+            await self._instance_row(uow.session, instance_id)
+            instructions = [(i.type, i.activity_id, i.variables) for i in modification.instructions]
+            await self.engine.modify(uow, instance_id, instructions)
+            return await self._instance(uow.session, instance_id)
+
+    async def _definitions_starting_by(
+        self, uow: UnitOfWork, event_type: str, name: str, tenant_id: str | None
+    ) -> list[repository.Row]:
+        """The latest active definitions whose own start event catches the message or signal `name`."""
+        found = []
+        for definition in await repository.latest_active_definitions(uow.session, tenant_id):
+            process, _ = await self.engine.process(uow, definition.id, definition.key, definition.tenant_id)
+            if (event_type, name) in process.start_triggers:
+                found.append(definition)
+        return found
+
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
         async with reading(self.db) as session:
             rows, total = await repository.list_instances(session, query)
@@ -554,6 +646,26 @@ class EmbeddedAdapter(EngineAdapter):
         if row is None:
             raise NotFound(f"Engine incident {incident_id} not found", engine=self.name)
         return row
+
+
+def _variables_match(variables: Variables, expected: Variables) -> bool:
+    """Every expected variable is there with the same value (Camunda's correlationKeys / processVariables)."""
+    return all(name in variables and variables[name].value == typed.value for name, typed in expected.items())
+
+
+def _no_match(message: MessageCorrelation) -> str:
+    narrowed = [
+        f"{label} {value!r}"
+        for label, value in (
+            ("business key", message.business_key),
+            ("instance", message.process_instance_id),
+            ("tenant", message.tenant_id),
+        )
+        if value is not None
+    ]
+    narrowed += [f"variable {name} = {typed.value!r}" for name, typed in message.correlation_keys.items()]
+    where = f" with {', '.join(narrowed)}" if narrowed else ""
+    return f"No active process instance{where} waits for message {message.message_name!r}, and no process starts with it"
 
 
 def _status(assignee: str | None, delegation_state: str | None) -> str:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -115,11 +116,19 @@ class InstanceEngine:
         request: StartInstance,
         started_by: str | None,
         timer_start: str | None = None,
+        *,
+        signal: str | None = None,
     ) -> ProcessInstance:
-        """A new instance of `definition`; `timer_start` names the timer start event whose schedule is due (then
-        nobody started it: `started_by` is None)."""
+        """A new instance of `definition`, started at `request.start_message`'s or `signal`'s start event if given;
+        `timer_start` names the timer start event whose schedule is due (then nobody started it: `started_by` is
+        None)."""
         process, called = await self.process(uow, definition.id, definition.key, definition.tenant_id)
-        execution = await asyncio.to_thread(self.runtime.start, process, plain(request.variables), timer_start)
+        execution = await asyncio.to_thread(
+            partial(self.runtime.start, message=request.start_message, signal=signal),
+            process,
+            plain(request.variables),
+            timer_start,
+        )
         await execution.advance()
         changes, variables = await _finished(execution, request.variables)
         now = utcnow()
@@ -176,6 +185,40 @@ class InstanceEngine:
         await asyncio.to_thread(execution.fire_timers)
         await execution.advance()
         await self._save(uow, instance, execution, loaded(instance.variables))
+
+    async def deliver(
+        self, uow: UnitOfWork, instance_id: str, event_type: str, name: str, task_ids: list[str], variables: Variables
+    ) -> None:
+        """Deliver a correlated message or a signal to the waiting tasks `task_ids` of one instance, with
+        `variables` becoming process variables, and run the instance on (its events follow)."""
+        instance, execution = await self._resume(uow, instance_id)
+        if instance.status != "active":
+            raise Conflict(f"Instance {instance_id} is suspended; it catches no {event_type}", engine=self.engine_name)
+        for task_id in task_ids:
+            await asyncio.to_thread(execution.receive, task_id, event_type, name, plain(variables))
+        await execution.advance()
+        await self._save(uow, instance, execution, {**loaded(instance.variables), **variables})
+
+    async def modify(self, uow: UnitOfWork, instance_id: str, instructions: list[tuple[str, str, Variables]]) -> None:
+        """Apply modification instructions (`Execution.modify`), run on, resolve the incidents of the tasks that
+        are no longer open."""
+        instance, execution = await self._resume(uow, instance_id)
+        if instance.status != "active":
+            raise Conflict(f"Instance {instance_id} is suspended; activate it to modify it", engine=self.engine_name)
+        plain_instructions = [(kind, activity_id, plain(variables)) for kind, activity_id, variables in instructions]
+        left = await asyncio.to_thread(execution.modify, plain_instructions)
+        await execution.advance()
+        if execution.stranded():
+            raise BadRequest(
+                "The modification would leave the instance without an active activity; the embedded engine ends an "
+                "instance only by terminating it (DELETE /instances/{id})",
+                engine=self.engine_name,
+            )
+        known = dict(loaded(instance.variables))
+        for _, _, variables in instructions:
+            known.update(variables)
+        await self._save(uow, instance, execution, known)
+        await repository.resolve_incidents(uow.session, utcnow(), instance_id=instance_id, task_ids=left)
 
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
         """End the instance; one whose stored state can no longer be restored is ended all the same."""
@@ -254,6 +297,8 @@ class InstanceEngine:
         await repository.update_activities(session, changes.updated_activities, completed_by or {})
         await repository.insert_incidents(session, instance, changes.failures, now)
         await repository.update_jobs(session, instance.id, changes.jobs_added, changes.jobs_removed)
+        if changes.subscriptions_changed:
+            await repository.replace_subscriptions(session, instance.id, changes.subscriptions)
         for task in changes.opened_tasks:
             uow.emit(
                 "task.created",

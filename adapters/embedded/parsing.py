@@ -40,8 +40,11 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     ParallelMultiInstanceTask,
     SequentialMultiInstanceTask,
     ServiceTask,
+    StartEvent,
     UserTask,
 )
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
@@ -298,6 +301,18 @@ class ParsedProcess:
 
     def node(self, bpmn_id: str) -> FlowNode:
         return self.nodes.get(bpmn_id, FlowNode(type="task", name=None))
+
+    @property
+    def start_triggers(self) -> set[tuple[str, str]]:
+        """("message" | "signal", name) of the process's own message and signal start events."""
+        triggers = set()
+        for spec in self.spec.task_specs.values():
+            if isinstance(spec, StartEvent):
+                if isinstance(spec.event_definition, MessageEventDefinition):
+                    triggers.add(("message", spec.event_definition.name))
+                elif isinstance(spec.event_definition, SignalEventDefinition):
+                    triggers.add(("signal", spec.event_definition.name))
+        return triggers
 
 
 TOO_LONG_A_CHAIN = (

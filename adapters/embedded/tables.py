@@ -201,3 +201,16 @@ start_timers = sa.Table(
     sa.Index("ix_embedded_start_timers_definition", "definition_id"),
     sa.Index("ix_embedded_start_timers_key", "definition_key", "tenant_id"),
 )
+
+
+event_subscriptions = sa.Table(
+    "embedded_event_subscriptions",
+    metadata,
+    sa.Column("task_id", sa.String(36), primary_key=True),  # the waiting SpiffWorkflow task
+    sa.Column("event_type", sa.String(10), primary_key=True),  # "message" or "signal"
+    sa.Column("event_name", sa.String(255), primary_key=True),
+    sa.Column("instance_id", sa.String(36), nullable=False),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Index("ix_embedded_event_subscriptions_name", "event_type", "event_name"),
+    sa.Index("ix_embedded_event_subscriptions_instance", "instance_id"),
+)
