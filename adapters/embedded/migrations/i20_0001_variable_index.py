@@ -2,7 +2,7 @@
 (issue 20); filled from the variables already stored
 
 Revision ID: i20_0001
-Revises: embedded_0003
+Revises: i15_0001_event_subscriptions
 """
 
 import json
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i20_0001"
-down_revision = "embedded_0003"
+down_revision = "i15_0001_event_subscriptions"
 branch_labels = None
 depends_on = None
 
