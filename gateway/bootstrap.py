@@ -19,6 +19,7 @@ from gateway import __version__
 from gateway.api import definitions, instances, operations, tasks
 from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
 from gateway.changes import ChangeLog
+from gateway.console import install_console
 from gateway.db import Database
 from gateway.openapi import problem_openapi
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
@@ -111,6 +112,8 @@ def create_app(
         "Camunda 8 and an embedded engine. Errors are RFC 9457 problem details.",
         lifespan=lifespan,
         redirect_slashes=False,  # RequestContextMiddleware routes `/path/` like `/path`; never an empty 307
+        docs_url=None,  # served by install_console from local assets; FastAPI's own pages load from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
@@ -118,6 +121,7 @@ def create_app(
     # analytics first: its /tasks/statistics must win over /tasks/{task_id}
     for module in (analytics_views, definitions, instances, tasks, operations, incident_views, event_views):
         app.include_router(module.router)
+    install_console(app)
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)
