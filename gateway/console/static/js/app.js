@@ -1,0 +1,54 @@
+// The console's router: the URL fragment names the page (#/incidents, #/incidents/ID, #/instances/ID?engine=,
+// #/tasks, #/definitions, #/definitions/ID, #/events, #/login); each page module renders into <main>.
+import { session } from "./api.js";
+import { notify } from "./ui.js";
+import { incidentList, incidentDetail } from "./incidents.js";
+import { instancePage } from "./instance.js";
+import { taskPage } from "./tasks.js";
+import { definitionList, definitionDetail } from "./definitions.js";
+import { eventPage } from "./events.js";
+import { loginPage } from "./login.js";
+
+const routes = [
+  [/^\/incidents$/, incidentList],
+  [/^\/incidents\/([^/]+)$/, incidentDetail],
+  [/^\/instances\/([^/]+)$/, instancePage],
+  [/^\/tasks$/, taskPage],
+  [/^\/definitions$/, definitionList],
+  [/^\/definitions\/([^/]+)$/, definitionDetail],
+  [/^\/events$/, eventPage],
+  [/^\/login$/, loginPage],
+];
+
+let leave = null;  // the current page's clean-up (closes its event stream, stops its polling)
+
+async function show() {
+  const [path, search = ""] = (location.hash.slice(1) || "/incidents").split("?");
+  const params = new URLSearchParams(search);
+  const main = document.getElementById("main");
+  if (leave) leave();
+  leave = null;
+  notify("");
+  for (const link of document.querySelectorAll("nav a")) {
+    link.toggleAttribute("aria-current", path.startsWith(link.getAttribute("href").slice(1)));
+    if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
+  }
+  const { user } = session();
+  document.getElementById("who").textContent = user ? `Signed in: ${user}` : "Sign in";
+  const route = routes.find(([pattern]) => pattern.test(path));
+  main.replaceChildren();
+  if (!route) {
+    main.append("No such page.");
+    return;
+  }
+  const [pattern, page] = route;
+  try {
+    leave = (await page(main, params, ...path.match(pattern).slice(1).map(decodeURIComponent))) || null;
+  } catch (error) {
+    notify(error.message || String(error));
+  }
+  main.focus();
+}
+
+window.addEventListener("hashchange", show);
+show();

@@ -1,0 +1,31 @@
+// BPMN diagrams through bpmn-js's navigated viewer (window.BpmnJS, loaded by index.html). Its bpmn.io
+// watermark stays visible, as bpmn-js's licence requires.
+
+/**
+ * Renders `xml` into `container` and decorates it:
+ * markers {elementId: "failed" | "active" | "completed"}, counts {elementId: {active, incidents}},
+ * heat {elementId: 0..1} (fills from pale to red). Unknown element ids are skipped.
+ */
+export async function renderDiagram(container, xml, { markers = {}, counts = {}, heat = {} } = {}) {
+  const viewer = new window.BpmnJS({ container });
+  await viewer.importXML(xml);
+  const canvas = viewer.get("canvas");
+  const registry = viewer.get("elementRegistry");
+  const overlays = viewer.get("overlays");
+  canvas.zoom("fit-viewport");
+  for (const [id, kind] of Object.entries(markers)) {
+    if (registry.get(id)) canvas.addMarker(id, `marker-${kind}`);
+  }
+  for (const [id, { active = 0, incidents = 0 }] of Object.entries(counts)) {
+    if (!registry.get(id)) continue;
+    if (active) overlays.add(id, { position: { bottom: 8, left: -6 }, html: `<span class="overlay active" title="active">${active}</span>` });
+    if (incidents) overlays.add(id, { position: { top: -8, right: 8 }, html: `<span class="overlay incidents" title="incidents">${incidents}</span>` });
+  }
+  for (const [id, level] of Object.entries(heat)) {
+    const graphics = registry.get(id) && registry.getGraphics(id);
+    const shape = graphics && graphics.querySelector(".djs-visual > :first-child");
+    if (shape) shape.style.fill = `hsl(${Math.round(60 - 60 * level)}, 90%, ${Math.round(92 - 35 * level)}%)`;
+  }
+  container.dataset.rendered = "true";
+  return viewer;
+}
