@@ -12,7 +12,7 @@ TESTING := $(VENV)/.installed-test-$(SUM)
 CONSOLE_SUM := $(shell cat console/package-lock.json console/build.mjs | cksum | cut -d' ' -f1)
 CONSOLE := gateway/console/static/vendor/.built-$(CONSOLE_SUM)
 
-.PHONY: console run test migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
+.PHONY: console run test fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
 # `make run` installs only what running needs; `make test` adds the test extras.
 $(RUNTIME): pyproject.toml
@@ -40,6 +40,9 @@ run: $(RUNTIME) $(CONSOLE)
 
 test: $(TESTING) $(CONSOLE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+fuzz: $(TESTING)
+	tools/fuzz.sh
 
 migrate: $(RUNTIME)
 	$(BIN)/pm-gateway migrate

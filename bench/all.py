@@ -1,6 +1,6 @@
 """Run every benchmark and print its figures: `make bench`."""
 
-from bench import analytics, change_feed_latency, embedded, events, incident_latency, overhead
+from bench import analytics, change_feed_latency, embedded, events, incident_latency, memory, overhead
 
 if __name__ == "__main__":
     embedded.main()
@@ -9,3 +9,4 @@ if __name__ == "__main__":
     analytics.main()
     events.main()
     change_feed_latency.main()
+    memory.main()

@@ -15,16 +15,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 from fastapi import FastAPI
 
-from gateway import __version__
+from gateway import __version__, journal
 from gateway.api import definitions, instances, operations, tasks
 from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
 from gateway.changes import ChangeLog
 from gateway.console import install_console
 from gateway.db import Database
 from gateway.openapi import problem_openapi
+from gateway.guard import RequestGuardMiddleware
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
+from gateway.slow_clients import BodyDeadlineMiddleware
 from analytics import views as analytics_views
 from analytics.center import AnalyticsCenter
 from analytics.settings import load_analytics_settings
@@ -90,6 +92,13 @@ def create_app(
             ),
             asyncio.create_task(_periodic(STALE_INTENT_SWEEP_INTERVAL, changes.settle_stale_intents)),
         ]
+        anchor_key = settings.audit_anchor_key.get_secret_value().encode() if settings.audit_anchor_key else None
+        if anchor_key is not None:
+            housekeeping.append(
+                asyncio.create_task(
+                    _periodic(settings.audit_checkpoint_seconds, lambda: journal.write_checkpoint(db, anchor_key))
+                )
+            )
         try:
             yield
         finally:
@@ -97,6 +106,9 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if anchor_key is not None:
+                with contextlib.suppress(Exception):  # a last anchor at shutdown; the periodic one covers failures
+                    await journal.write_checkpoint(db, anchor_key)
             await app.state.analytics.stop()
             await app.state.events.stop()
             await incidents.stop()
@@ -122,7 +134,14 @@ def create_app(
     for module in (analytics_views, definitions, instances, tasks, operations, incident_views, event_views):
         app.include_router(module.router)
     install_console(app)
-    app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        db_getter=lambda: app.state.db,
+        ttl_hours=settings.idempotency_ttl_hours,
+        lease_seconds=settings.idempotency_lease_seconds,
+    )
+    app.add_middleware(RequestGuardMiddleware, db_getter=lambda: app.state.db)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.client_body_timeout)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     access_log: bool = True
     workers: int | None = Field(None, ge=1, description="Server processes; default: one per CPU core (PostgreSQL)")
     max_upload_bytes: int = 5 * 1024 * 1024
+    client_header_timeout: Seconds = Field(10.0, gt=0)
+    client_body_timeout: Seconds = Field(30.0, gt=0)
     auto_migrate: bool = True
 
     # Engines: either the single-engine shorthand or PM_ENGINES (JSON list) / PM_CONFIG (a JSON file).
@@ -141,7 +143,13 @@ class Settings(BaseSettings):
     config: Path | None = None
     default_engine: str | None = None  # overrides the engine marked default
 
+    max_bpmn_elements: int = Field(10_000, ge=1)
+
     idempotency_ttl_hours: Hours = Field(24.0, gt=0)
+    idempotency_lease_seconds: Seconds = Field(10.0, gt=0)
+
+    audit_anchor_key: SecretStr | None = None
+    audit_checkpoint_seconds: Seconds = Field(60.0, gt=0)
 
     @field_validator("engines", mode="before")
     @classmethod

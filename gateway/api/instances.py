@@ -26,11 +26,11 @@ VARIABLES_EXAMPLE = {"amount": {"value": 250, "type": "Integer"}, "customer": {"
 
 
 class StartRequest(RequestBody):
-    definition_key: str | None = None
-    definition_id: str | None = None
-    business_key: str | None = None
+    definition_key: str | None = Field(None, max_length=255)
+    definition_id: str | None = Field(None, max_length=255)
+    business_key: str | None = Field(None, max_length=255)
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
-    tenant_id: str | None = None
+    tenant_id: str | None = Field(None, max_length=100)
 
     model_config = {
         "json_schema_extra": {

@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 
 from gateway import __version__, journal
 from gateway.registry import EngineRegistry
-from gateway.schemas import Page
+from gateway.schemas import MAX_PAGE, Page, UtcDatetime
 from gateway.uow import EVENT_PREFIX, reading
+from gateway.variables import INT64_MAX
 
 router = APIRouter(tags=["operations"])
 
@@ -92,9 +93,9 @@ async def list_audit(
     resource_id: str | None = None,
     actor: str | None = None,
     operation: str | None = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    since: Annotated[UtcDatetime | None, Query(alias="from")] = None,
+    until: Annotated[UtcDatetime | None, Query(alias="to")] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """A page of the tamper-evident audit log, newest first, filtered by resource, actor, operation and time."""
@@ -116,7 +117,7 @@ async def list_audit(
 @router.get("/api/processes/events", response_model=EventPage, summary="The event log, oldest first, by cursor")
 async def list_events(
     request: Request,
-    after: Annotated[int, Query(ge=0, description="Cursor of the last event seen; 0 for the beginning")] = 0,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX, description="Cursor of the last event seen; 0 for the beginning")] = 0,
     types: Annotated[str | None, Query(description="Comma-separated event types, e.g. instance.started")] = None,
     size: Annotated[int | None, Query(ge=1, le=1000, description="Events per page (default 100)")] = None,
     limit: Annotated[int | None, Query(ge=1, le=1000, deprecated=True, description="Old name of `size`")] = None,

@@ -56,7 +56,7 @@ class ProcessService:
     # ------------------------------------------------------------ definitions
     async def deploy(self, xml: bytes, *, filename: str, name: str | None, tenant_id: str | None) -> Deployment:
         """Check the BPMN (400 naming the line when malformed), deploy it, emit `definition.deployed`."""
-        bpmn.validate(xml)
+        self._validate(xml)
         return await self._deploy(xml, filename, name, tenant_id, operation="deploy", resource_id=None)
 
     async def redeploy(
@@ -64,13 +64,17 @@ class ProcessService:
     ) -> Deployment:
         """Deploy a new version of `definition_id`'s key; the file must contain that executable process (400)."""
         current = await self.adapter.get_definition(definition_id)
-        processes = bpmn.validate(xml)
+        processes = self._validate(xml)
         if current.key not in {p.id for p in processes if p.executable}:
             raise BadRequest(
                 f"The new BPMN must contain the executable process '{current.key}' to be a new version of {definition_id}"
             )
         tenant_id = tenant_id or current.tenant_id
         return await self._deploy(xml, filename, name, tenant_id, operation="redeploy", resource_id=definition_id)
+
+    def _validate(self, xml: bytes) -> list[bpmn.ProcessSummary]:
+        """The file's processes; InvalidBpmn (400) when malformed or over PM_MAX_BPMN_ELEMENTS elements."""
+        return bpmn.validate(xml, max_elements=self.adapter.context.settings.max_bpmn_elements)
 
     async def _deploy(
         self, xml: bytes, filename: str, name: str | None, tenant_id: str | None, *, operation: str, resource_id: str | None
