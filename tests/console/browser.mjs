@@ -47,3 +47,13 @@ export async function signIn(page, user, groups) {
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(/#\/incidents/);
 }
+
+/** Waits (up to `ms`) until `locator` matches exactly `count` elements; fails naming `what` otherwise. */
+export async function waitForCount(locator, count, what, ms = 20000) {
+  const deadline = Date.now() + ms;
+  let seen;
+  while ((seen = await locator.count()) !== count) {
+    if (Date.now() > deadline) throw new Error(`check failed: ${what} (expected ${count}, saw ${seen})`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.engines.testing.polling import eventually
+
 from tests.console.conftest import ROOT, run_scenario
 from tests.events.conftest import ServedGateway
 
@@ -20,3 +22,59 @@ async def test_the_readme_incident_flow_by_clicking(console: ServedGateway) -> N
     assert "incident-flow: ok" in output
     incidents = (await console.client.get("/api/processes/incidents")).json()["items"]
     assert [(i["status"], i["resolution"]["type"]) for i in incidents] == [("resolved", "retry")]
+
+
+async def deploy_order_process(gateway: ServedGateway) -> None:
+    with open(ORDER_PROCESS, "rb") as bpmn:
+        response = await gateway.client.post("/api/processes/definitions", files={"file": bpmn})
+    assert response.status_code == 201, response.text
+
+
+async def start_orders(gateway: ServedGateway, amount: object, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        body = {"definition_key": "order-process", "business_key": f"order-{n}", "variables": {"amount": amount}}
+        response = await gateway.client.post("/api/processes/instances", json=body, headers={"X-User-Id": "alice"})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+async def open_incidents(gateway: ServedGateway, expected: int) -> None:
+    async def count() -> int:
+        return (await gateway.client.get("/api/processes/incidents", params={"status": "open"})).json()["total"]
+
+    assert await eventually(count, lambda n: n == expected, timeout=30) == expected, "every failure is recorded"
+
+
+async def test_claim_complete_and_claim_next_in_the_task_inbox(console: ServedGateway) -> None:
+    await deploy_order_process(console)
+    started = set(await start_orders(console, 120, 3))
+    output = await run_scenario(console, "tasks.mjs")
+    assert "tasks: ok" in output
+    instances = [(await console.client.get(f"/api/processes/instances/{i}")).json() for i in started]
+    completed = [i for i in instances if i["status"] == "completed"]
+    assert len(completed) == 1, "one task was completed"
+    assert completed[0]["variables"]["approved"] == {"value": True, "type": "Boolean"}, "with the typed Boolean"
+    bobs = (await console.client.get("/api/processes/tasks", params={"assignee": "bob"})).json()["items"]
+    waiting = (await console.client.get("/api/processes/tasks", params={"unassigned": True})).json()["items"]
+    assert len(bobs) == 1 and len(waiting) == 1, "claim next took one of the two waiting tasks"
+    assert {bobs[0]["instance_id"], waiting[0]["instance_id"], completed[0]["id"]} == started
+
+
+async def test_bulk_retry_of_an_error_group_shows_its_progress(console: ServedGateway) -> None:
+    await deploy_order_process(console)
+    await start_orders(console, "abc", 12)
+    await open_incidents(console, 12)
+    output = await run_scenario(console, "bulk_retry.mjs", "12")
+    assert "bulk-retry: ok" in output
+    incidents = (await console.client.get("/api/processes/incidents", params={"size": 50})).json()["items"]
+    retries = sorted(incident["retry_count"] for incident in incidents)
+    assert retries == [1] * 10 + [2, 2], "the bulk retry reached all twelve, the hand-picked retry two of them"
+
+
+async def test_keyboard_navigation_and_every_control_labelled(console: ServedGateway) -> None:
+    await deploy_order_process(console)
+    await start_orders(console, "abc", 1)
+    await open_incidents(console, 1)
+    assert "keyboard: ok" in await run_scenario(console, "keyboard.mjs")

@@ -22,7 +22,8 @@ const routes = [
 
 let leave = null;  // the current page's clean-up (closes its event stream, stops its polling)
 
-async function show() {
+/** Renders the page the fragment names; after a route change (not the first load) focus moves to <main>. */
+async function show(event) {
   const [path, search = ""] = (location.hash.slice(1) || "/incidents").split("?");
   const params = new URLSearchParams(search);
   const main = document.getElementById("main");
@@ -47,7 +48,7 @@ async function show() {
   } catch (error) {
     notify(error.message || String(error));
   }
-  main.focus();
+  if (event) main.focus();
 }
 
 window.addEventListener("hashchange", show);

@@ -54,7 +54,7 @@ export async function incidentList(main, params) {
     let items = answer.items;
     if (params.get("activity_id")) items = items.filter((i) => i.activity_id === params.get("activity_id"));
     const rows = items.map((incident) => h("tr", {},
-      h("td", {}, h("input", { type: "checkbox", value: incident.id, "aria-label": `Select incident ${incident.incident_type} at ${incident.activity_id || "?"}`, onchange: updateSelection })),
+      h("td", {}, h("input", { type: "checkbox", value: incident.id, checked: picked.has(incident.id), "aria-label": `Select incident ${incident.incident_type} at ${incident.activity_id || "?"}`, onchange: pick })),
       h("td", {}, badge(incident.severity)),
       h("td", {}, badge(incident.status)),
       h("td", {}, h("a", { href: `#/incidents/${incident.id}` }, incident.incident_message || incident.incident_type)),
@@ -93,11 +93,18 @@ export async function incidentList(main, params) {
     results.dataset.loaded = "true";
   }
 
+  // The selection outlives the list's live refreshes (a refresh must not drop what the operator ticked).
+  const picked = new Set();
+  function pick(event) {
+    if (event.target.checked) picked.add(event.target.value);
+    else picked.delete(event.target.value);
+    updateSelection();
+  }
   function selected() {
-    return [...results.querySelectorAll("tbody input[type=checkbox]:checked")].map((box) => box.value);
+    return [...picked];
   }
   function updateSelection() {
-    const count = selected().length;
+    const count = picked.size;
     retrySelected.disabled = count === 0;
     retrySelected.textContent = `Retry selected (${count})`;
   }
@@ -115,6 +122,7 @@ export async function incidentList(main, params) {
       try { await api(`incidents/${id}/retry`, { method: "POST", body: {} }); done++; } catch { failed++; }
       showProgress(done, failed, ids.length);
     }
+    picked.clear();
     load();
   });
   retryAll.addEventListener("click", async () => {
@@ -131,8 +139,10 @@ export async function incidentList(main, params) {
     poll();
   });
   let timer;
-  await load();
+  // Listen first: the stream starts with the next new event, so one written during the first load is not missed.
   const stop = listen(debounce(load, 500), "incident.");
+  await stop.ready;
+  await load();
   return () => { stop(); clearTimeout(timer); };
 }
 
@@ -197,7 +207,8 @@ export async function incidentDetail(main, params, id) {
       });
     }
   };
-  await render();
   const stop = listen(debounce((event) => event.data.incident_id === id && render(), 300), "incident.");
+  await stop.ready;
+  await render();
   return stop;
 }

@@ -49,6 +49,8 @@ export async function instancePage(main, params, id) {
     const xml = await api(`definitions/${instance.definition_id}/xml`, { query: { engine } });
     await renderDiagram(diagram, xml, { markers, counts });
   };
+  const stop = listen(debounce((event) => event.instance_id === id && render(), 300));
+  await stop.ready;
   await render();
-  return listen(debounce((event) => event.instance_id === id && render(), 300));
+  return stop;
 }

@@ -10,15 +10,24 @@ export const EVENT_TYPES = [
   "subscription.disabled",
 ].map((type) => `process_manager.${type}`);
 
-/** Calls `onEvent(envelope)` for each new event whose type contains `typePart`; answers a function that stops. */
+/**
+ * Calls `onEvent(envelope)` for each new event whose type contains `typePart`; answers a function that stops,
+ * whose `ready` promise settles once the stream is open (at most 3 s): the stream starts with the next new
+ * event, so a page awaits `ready` before its first load and misses nothing written in between.
+ */
 export function listen(onEvent, typePart = "") {
   const source = new EventSource(`${BASE}/events/stream`);
+  const stop = () => source.close();
+  stop.ready = new Promise((resolve) => {
+    source.addEventListener("open", resolve, { once: true });
+    setTimeout(resolve, 3000);
+  });
   const handler = (message) => {
     const envelope = JSON.parse(message.data);
     if (!typePart || envelope.type.includes(typePart)) onEvent(envelope);
   };
   for (const type of EVENT_TYPES) source.addEventListener(type, handler);
-  return () => source.close();
+  return stop;
 }
 
 /** Runs `fn` once, `ms` after the last of a burst of calls (refreshes triggered by many events). */

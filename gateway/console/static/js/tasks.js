@@ -16,7 +16,7 @@ export async function taskPage(main) {
     else if (task) { notify(`Claimed ${task.name}`, true); load(); open(task.id); }
   });
   main.append(h("h1", {}, "Tasks"),
-    user ? null : h("p", { class: "error" }, "Sign in (with your user and groups) to see your tasks."),
+    user ? "" : h("p", { class: "error" }, "Sign in (with your user and groups) to see your tasks."),
     h("div", { class: "bar" }, claimNext),
     h("div", { class: "cols" }, h("div", {}, h("h2", {}, "My tasks"), mine, h("h2", {}, `My groups' queues (${groups.join(", ") || "no groups"})`), queue), detail));
 
@@ -55,6 +55,8 @@ export async function taskPage(main) {
       h("h2", {}, "Variables"), editor.element, h("p", {}, complete));
   }
 
+  const stop = listen(debounce(load, 400), "task.");
+  await stop.ready;
   await load();
-  return listen(debounce(load, 400), "task.");
+  return stop;
 }
