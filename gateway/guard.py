@@ -16,9 +16,9 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.auth import Authenticator
 from gateway import journal
 from gateway.journal import AuditDraft
-from gateway.api.context import actor_of
 from gateway.db import Database
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.idempotency import read_body, replay_body
@@ -129,11 +129,17 @@ def _user_header(scope: Scope) -> str | None:
     return None if value is None else value.decode("utf-8", errors="replace")
 
 
-def _actor(scope: Scope) -> str:
+async def _actor(scope: Scope, authenticator: Authenticator) -> str:
+    """Who made the request, as the route would have seen it; `unauthenticated` when its token was refused."""
     user = _user_header(scope)
     if user is not None and ("\x00" in user or len(user) > MAX_ACTOR_LENGTH):
         return INVALID_ACTOR
-    return actor_of(user)
+    authorization = dict(scope["headers"]).get(b"authorization")
+    try:
+        caller = await authenticator.caller(None if authorization is None else authorization.decode(errors="replace"), user)
+    except GatewayError:
+        return "unauthenticated"
+    return caller.actor
 
 
 def _is_json(scope: Scope) -> bool:
@@ -145,9 +151,10 @@ class RequestGuardMiddleware:
     """Refuse what `check_target` and `check_json` find, and audit every mutating call that failed (4xx or
     5xx) without an audit row of its own: validation errors, unknown routes, refusals here."""
 
-    def __init__(self, app: ASGIApp, db_getter: Any) -> None:
+    def __init__(self, app: ASGIApp, db_getter: Any, authenticator_getter: Any) -> None:
         self.app = app
         self.db_getter = db_getter
+        self.authenticator_getter = authenticator_getter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,7 +204,7 @@ class RequestGuardMiddleware:
             detail=detail if isinstance(detail, str) else None,
         )
         db: Database = self.db_getter()
-        async with transaction(db, actor=_actor(scope)) as uow:
+        async with transaction(db, actor=await _actor(scope, self.authenticator_getter())) as uow:
             uow.audit(entry)
 
 

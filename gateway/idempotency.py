@@ -28,7 +28,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.context import actor_of
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, GatewayError, ValidationFailed
 from gateway.tables import idempotency_keys as keys
@@ -97,9 +96,14 @@ def _stored(scope_id: str, key: str) -> sa.ColumnElement[bool]:
 
 
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp, db_getter: Any, ttl_hours: float, lease_seconds: float) -> None:
+    """Keys are scoped by caller (`authenticator_getter()`: the token's subject, or X-User-Id with auth off)
+    and path; a request whose caller cannot be established is passed on untouched (the route answers 401),
+    so a stored response never reaches someone who could not have made the request."""
+
+    def __init__(self, app: ASGIApp, db_getter: Any, ttl_hours: float, lease_seconds: float, authenticator_getter: Any) -> None:
         self.app = app
         self.db_getter = db_getter
+        self.authenticator_getter = authenticator_getter
         self.ttl = timedelta(hours=ttl_hours)
         self.lease = timedelta(seconds=lease_seconds)
 
@@ -118,10 +122,18 @@ class IdempotencyMiddleware:
             error = ValidationFailed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
             await _send(send, *_problem_response(error, path))
             return
+        user, authorization = headers.get(b"x-user-id"), headers.get(b"authorization")
+        try:
+            caller = await self.authenticator_getter().caller(
+                authorization.decode(errors="replace") if authorization is not None else None,
+                user.decode(errors="replace") if user is not None else None,
+            )
+        except GatewayError:
+            await self.app(scope, receive, send)
+            return
         body = await read_body(receive)
         db: Database = self.db_getter()
-        user = headers.get(b"x-user-id")
-        scope_id = f"{actor_of(user.decode(errors='replace') if user is not None else None)}|{path}"
+        scope_id = f"{caller.actor}|{path}"
         request_hash = hashlib.sha256(scope.get("query_string", b"") + b"\n" + body).hexdigest()
 
         claim = Claim(scope_id, key_text, uuid.uuid4().hex)

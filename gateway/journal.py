@@ -56,6 +56,7 @@ class AuditDraft:
     status: int
     outcome: str = "success"
     detail: str | None = None
+    tenant_id: str | None = None  # the tenant of the changed object: who may read the row (PM_AUTH_TENANTS_CLAIM)
 
 
 GENESIS_HASH = "0" * 64
@@ -78,7 +79,12 @@ def watching_appends() -> Iterator[list[str]]:
 
 
 def _chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    material = {key: row[key] for key in sorted(row) if key not in {"id", "hash", "prev_hash"}}
+    # tenant_id came later (migration 0003): rows without one hash as they did before it existed.
+    material = {
+        key: row[key]
+        for key in sorted(row)
+        if key not in {"id", "hash", "prev_hash"} and not (key == "tenant_id" and row[key] is None)
+    }
     material["occurred_at"] = row["occurred_at"].isoformat()
     payload = prev_hash + json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -139,6 +145,7 @@ async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft, pr
         "status": entry.status,
         "outcome": entry.outcome,
         "detail": entry.detail,
+        "tenant_id": entry.tenant_id,
     }
     row["prev_hash"] = prev_hash
     row["hash"] = _chain_hash(prev_hash, row)
@@ -282,6 +289,7 @@ def _audit_public(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "outcome": row["outcome"],
         "detail": row["detail"],
+        "tenant_id": row["tenant_id"],
         "hash": row["hash"],
     }
 
@@ -298,7 +306,9 @@ async def list_audit(
     offset: int = 0,
     limit: int = 50,
     newest_first: bool = True,
+    tenants: frozenset[str] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
+    """Audit rows matching the filters; with `tenants`, only rows of those tenants (None: every row)."""
     conditions = [
         column == value
         for column, value in (
@@ -309,6 +319,8 @@ async def list_audit(
         )
         if value is not None
     ]
+    if tenants is not None:
+        conditions.append(audit_log.c.tenant_id.in_(sorted(tenants)))
     if since is not None:
         conditions.append(audit_log.c.occurred_at >= since)
     if until is not None:
@@ -334,10 +346,13 @@ def event_public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_events(
-    session: AsyncSession, *, after: int, types: list[str] | None, limit: int
+    session: AsyncSession, *, after: int, types: list[str] | None, limit: int, tenants: frozenset[str] | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    """Events with a cursor above `after`, oldest first; returns them and the cursor to continue from."""
+    """Events with a cursor above `after`, oldest first; returns them and the cursor to continue from. With
+    `tenants`, only events of those tenants (None: every event)."""
     conditions = [outbox.c.id > after]
+    if tenants is not None:
+        conditions.append(outbox.c.tenant_id.in_(sorted(tenants)))
     if types:
         conditions.append(outbox.c.type.in_(types))
     rows = [dict(r._mapping) for r in await session.execute(

@@ -18,11 +18,13 @@ audit_log = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("detail", sa.Text),
+    sa.Column("tenant_id", sa.String(100)),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Index("ix_audit_resource", "resource_type", "resource_id"),
     sa.Index("ix_audit_actor", "actor"),
     sa.Index("ix_audit_occurred_at", "occurred_at"),
+    sa.Index("ix_audit_tenant", "tenant_id"),
 )
 
 # Signed anchors of the audit chain (journal.write_checkpoint): what verify-audit holds the chain against.

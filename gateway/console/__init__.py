@@ -3,7 +3,8 @@ the gateway: the console's own ES modules in `static/` and the npm packages it n
 which `make console` copies into `static/vendor/` at set-up. Nothing is loaded from the internet.
 
 The console is a static page: every action it offers is a call to the public API (`/api/processes/...`) with
-the caller's credentials, so these routes need no permission of their own and stay out of the OpenAPI document.
+the caller's credentials, so its routes need no permission of their own and stay out of the OpenAPI document.
+`/docs` itself is routed in `gateway.bootstrap` (open or behind a token as PM_AUTH_OPEN_PATHS says).
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ async def console_page() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/docs")
-async def swagger_ui() -> HTMLResponse:
-    """Swagger UI for `/openapi.json`, from the locally built swagger-ui-dist (works offline)."""
+def swagger_ui_page() -> HTMLResponse:
+    """Swagger UI for `/openapi.json` (the `/docs` page), from the locally built swagger-ui-dist (works offline).
+    Raises ServiceUnavailable when the assets were never built."""
     _require_vendor_assets()
     return get_swagger_ui_html(
         openapi_url="/openapi.json",
-        title="pm-gateway - API docs",
+        title="pm-gateway",
         swagger_js_url=f"{ASSETS_URL}/vendor/swagger-ui/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS_URL}/vendor/swagger-ui/swagger-ui.css",
         swagger_favicon_url=f"{ASSETS_URL}/vendor/swagger-ui/favicon-32x32.png",
@@ -53,7 +54,7 @@ async def swagger_ui() -> HTMLResponse:
 
 
 def install_console(app: FastAPI) -> None:
-    """Serve the console at `/console` (assets under `/console/static`) and Swagger UI at `/docs`; the app must
-    be created with `docs_url=None, redoc_url=None` (FastAPI's own pages load from a CDN)."""
+    """Serve the console at `/console` and its assets (and Swagger UI's) under `/console/static`, open to anyone:
+    they are public files; the data behind them needs the caller's token on every API call."""
     app.include_router(router)
     app.mount(ASSETS_URL, StaticFiles(directory=STATIC, check_dir=False), name="console-static")
