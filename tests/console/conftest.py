@@ -14,6 +14,7 @@ import pytest
 
 from gateway.db import Database
 from gateway.settings import Settings
+from tests.auth.conftest import provider, signing_keys  # noqa: F401 - fixtures of the tenant-limited test
 from tests.conftest import OPTIONAL_SUITES
 from tests.events.conftest import ServedGateway, serve
 

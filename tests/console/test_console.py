@@ -6,8 +6,10 @@ import pytest
 
 from gateway.engines.testing.polling import eventually
 
+from gateway.settings import Settings
+from tests.auth.conftest import AUDIENCE, Provider, bearer
 from tests.console.conftest import ROOT, run_scenario
-from tests.events.conftest import ServedGateway
+from tests.events.conftest import ServedGateway, serve
 
 # A browser run per database would only repeat the API's own database tests; SQLite keeps the suite quick.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -78,3 +80,45 @@ async def test_keyboard_navigation_and_every_control_labelled(console: ServedGat
     await start_orders(console, "abc", 1)
     await open_incidents(console, 1)
     assert "keyboard: ok" in await run_scenario(console, "keyboard.mjs")
+
+
+async def test_an_incident_responder_of_one_tenant_sees_only_its_incidents(
+    browser_tools: str, database_url: str, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auth on (PM_AUTH_MODE=jwt): tenants t1 and t2 each have a failing order; carol (incident-responder, t1)
+    signs in with a pasted token and sees, opens and acknowledges t1's incident only."""
+    monkeypatch.setenv("PM_INCIDENTS_POLL_INTERVAL", "0.2")
+    settings = Settings(
+        database_url=database_url,
+        auto_migrate=False,
+        engines=[{"name": "local", "type": "embedded", "default": True}],
+        auth_mode="jwt",
+        auth_issuer=provider.url,
+        auth_audience=AUDIENCE,
+    )
+    async with serve(settings) as gateway:
+        instances = {}
+        for tenant in ("t1", "t2"):
+            admin = bearer(provider.mint({"sub": f"admin-{tenant}", "roles": ["admin"], "tenants": [tenant]}))
+            with open(ORDER_PROCESS, "rb") as bpmn:
+                deployed = await gateway.client.post("/api/processes/definitions", files={"file": bpmn}, headers=admin)
+            assert deployed.status_code == 201, deployed.text
+            body = {"definition_key": "order-process", "variables": {"amount": "abc"}}
+            started = await gateway.client.post("/api/processes/instances", json=body, headers=admin)
+            assert started.status_code == 201, started.text
+            instances[tenant] = started.json()["id"]
+        every = bearer(provider.mint({"sub": "root", "roles": ["admin"], "tenants": ["t1", "t2"]}))
+
+        async def open_count() -> int:
+            page = await gateway.client.get("/api/processes/incidents", params={"status": "open"}, headers=every)
+            return page.json()["total"]
+
+        assert await eventually(open_count, lambda n: n == 2, timeout=30) == 2
+        carol = provider.mint({"sub": "carol", "roles": ["incident-responder"], "tenants": ["t1"]})
+        output = await run_scenario(gateway, "tenants.mjs", carol, instances["t1"])
+        assert "tenant-limited: ok" in output
+        page = (await gateway.client.get("/api/processes/incidents", headers=every)).json()["items"]
+        assert {(i["instance_id"], i["status"]) for i in page} == {
+            (instances["t1"], "acknowledged"),
+            (instances["t2"], "open"),
+        }, "carol acknowledged t1's incident and could not touch t2's"

@@ -9,7 +9,8 @@ export function saveSession(value) {
   sessionStorage.setItem("pm-console-session", JSON.stringify(value));
 }
 
-function headers(extra = {}) {
+/** The caller's headers: X-User-Id (development, auth off) and the bearer token when signed in with one. */
+export function authHeaders(extra = {}) {
   const { user, token } = session();
   const result = { ...extra };
   if (user) result["X-User-Id"] = user;
@@ -32,7 +33,7 @@ export async function api(path, { method = "GET", query, body, form } = {}) {
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
   }
-  const init = { method, headers: headers() };
+  const init = { method, headers: authHeaders() };
   if (form) init.body = form;
   else if (body !== undefined) {
     init.body = JSON.stringify(body);
