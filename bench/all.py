@@ -1,6 +1,6 @@
 """Run every benchmark and print its figures: `make bench`."""
 
-from bench import analytics, auth, change_feed_latency, embedded, events, incident_latency, memory, overhead
+from bench import analytics, auth, change_feed_latency, console, embedded, events, incident_latency, memory, overhead
 
 if __name__ == "__main__":
     embedded.main()
@@ -11,3 +11,4 @@ if __name__ == "__main__":
     events.main()
     change_feed_latency.main()
     memory.main()
+    console.main()

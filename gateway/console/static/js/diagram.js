@@ -1,5 +1,19 @@
-// BPMN diagrams through bpmn-js's navigated viewer (window.BpmnJS, loaded by index.html). Its bpmn.io
-// watermark stays visible, as bpmn-js's licence requires.
+// BPMN diagrams through bpmn-js's navigated viewer (window.BpmnJS). Its bpmn.io watermark stays visible, as
+// bpmn-js's licence requires. The viewer (about 1 MB of script) is loaded on the first diagram, so pages without
+// one (the incident list) do not pay for it.
+const VIEWER = "/console/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js";
+let viewerLoaded;
+
+function loadViewer() {
+  viewerLoaded ||= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = VIEWER;
+    script.onload = resolve;
+    script.onerror = () => reject(new Error("The diagram viewer could not be loaded"));
+    document.head.append(script);
+  });
+  return viewerLoaded;
+}
 
 /**
  * Renders `xml` into `container` and decorates it:
@@ -7,6 +21,7 @@
  * heat {elementId: 0..1} (fills from pale to red). Unknown element ids are skipped.
  */
 export async function renderDiagram(container, xml, { markers = {}, counts = {}, heat = {} } = {}) {
+  await loadViewer();
   const viewer = new window.BpmnJS({ container });
   await viewer.importXML(xml);
   const canvas = viewer.get("canvas");
