@@ -30,7 +30,13 @@ await run("keyboard", async (page, { shot, signIn }) => {
     await page.locator("main h1").waitFor();
     const missing = await unlabelled(page);
     check(missing.length === 0, `every control on ${hash} is labelled: ${missing.join(", ")}`);
+    await shot(`page-${hash.replace(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "")}`);
   }
+  await page.goto(`${baseUrl}/console#/definitions`);
+  await page.getByRole("link", { name: "order-process" }).click();
+  await page.locator("#diagram[data-rendered]").waitFor();
+  check((await unlabelled(page)).length === 0, "every control on the definition page is labelled");
+  await shot("page-definition-heatmap");
   await page.getByRole("link", { name: "Incidents" }).click();
   await page.getByRole("link", { name: /Cannot evaluate/ }).first().click();
   await page.locator("#diagram[data-rendered]").waitFor();
