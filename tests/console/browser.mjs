@@ -1,7 +1,7 @@
 // Shared by the console's end-to-end scenarios: headless Debian chromium driven by playwright-core (installed
 // with the console's npm packages; its own browser download does not work offline), screenshots, assertions.
 import { createRequire } from "node:module";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const require = createRequire(new URL("../../console/package.json", import.meta.url));
@@ -17,6 +17,7 @@ export function check(condition, message) {
 
 /** Runs `scenario(page, tools)` in a fresh browser; exits 1 with the error (and a screenshot) when it throws. */
 export async function run(name, scenario) {
+  rmSync(join(outputDir, `${name}-failure.png`), { force: true });  // only this run's failure is shown
   const browser = await chromium.launch({ executablePath: process.env.PM_CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   const consoleErrors = [];

@@ -1,6 +1,6 @@
 // A permission-limited user: an incident responder of tenant t1 signs in with a pasted token. The console shows
 // the one incident of t1 (not t2's), opens and acknowledges it; the task inbox, which the role does not grant,
-// shows the gateway's refusal instead of data.
+// is not offered in the navigation, and typed in by hand shows the gateway's refusal instead of data.
 import { baseUrl, check, run, waitForCount } from "./browser.mjs";
 
 const [, , , , token, ownInstance] = process.argv;
@@ -21,7 +21,10 @@ await run("tenant-limited", async (page, { shot }) => {
   await page.locator("#incident-status .badge.acknowledged").waitFor();
   await shot("incident-acknowledged");
 
-  await page.getByRole("link", { name: "Tasks" }).click();
+  await page.getByRole("link", { name: "Events" }).waitFor({ state: "hidden" });
+  check(!(await page.getByRole("link", { name: "Tasks" }).isVisible()), "the task inbox is not offered (no task:read)");
+  check(await page.getByRole("link", { name: "Definitions" }).isVisible(), "definitions are (definition:read)");
+  await page.goto(`${baseUrl}/console#/tasks`);  // typed in by hand: the gateway's refusal is shown
   await page.getByText("This needs the permission 'task:read'").waitFor();
   await shot("tasks-refused");
 });

@@ -1,6 +1,6 @@
 // The console's router: the URL fragment names the page (#/incidents, #/incidents/ID, #/instances/ID?engine=,
 // #/tasks, #/definitions, #/definitions/ID, #/events, #/login); each page module renders into <main>.
-import { session } from "./api.js";
+import { api, session } from "./api.js";
 import { notify } from "./ui.js";
 import { incidentList, incidentDetail } from "./incidents.js";
 import { instancePage } from "./instance.js";
@@ -51,5 +51,16 @@ async function show(event) {
   if (event) main.focus();
 }
 
-window.addEventListener("hashchange", show);
+/** Hides the navigation entries whose page the caller may not read (their list answers 401/403). */
+async function hideForbiddenPages() {
+  for (const link of document.querySelectorAll("nav a[data-probe]")) {
+    api(link.dataset.probe).then(() => { link.hidden = false; }, (error) => { link.hidden = [401, 403].includes(error.status); });
+  }
+}
+
+window.addEventListener("hashchange", (event) => {
+  if (event.oldURL.endsWith("#/login")) hideForbiddenPages();  // signed in anew
+  show(event);
+});
+hideForbiddenPages();
 show();
