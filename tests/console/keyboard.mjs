@@ -11,7 +11,7 @@ await run("keyboard", async (page, { shot, signIn }) => {
   await signIn("carol", "sales");
   await page.goto(`${baseUrl}/console#/tasks`);
   await page.reload();  // a fresh load keeps focus at the document's start (route changes move it to <main>)
-  await page.locator("main[data-loaded]").waitFor();
+  await page.locator("main [data-loaded]").waitFor();
   await page.keyboard.press("Tab");
   check(await page.evaluate(() => document.activeElement.textContent) === "Skip to content", "Tab first reaches the skip link");
   await page.keyboard.press("Tab");

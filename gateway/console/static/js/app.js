@@ -21,12 +21,14 @@ const routes = [
 ];
 
 let leave = null;  // the current page's clean-up (closes its event stream, stops its polling)
+let shown = 0;  // counts navigations: a page still loading when the next one starts is cleaned up, never shown
 
 /** Renders the page the fragment names; after a route change (not the first load) focus moves to <main>. */
 async function show(event) {
   const [path, search = ""] = (location.hash.slice(1) || "/incidents").split("?");
   const params = new URLSearchParams(search);
   const main = document.getElementById("main");
+  const navigation = ++shown;
   if (leave) leave();
   leave = null;
   notify("");
@@ -37,18 +39,22 @@ async function show(event) {
   const { user } = session();
   document.getElementById("who").textContent = user ? `Signed in: ${user}` : "Sign in";
   const route = routes.find(([pattern]) => pattern.test(path));
-  main.replaceChildren();
+  // Each navigation renders into a view of its own: a slow page that finishes late writes into a detached view.
+  const view = document.createElement("div");
+  main.replaceChildren(view);
   if (!route) {
-    main.append("No such page.");
+    view.append("No such page.");
     return;
   }
   const [pattern, page] = route;
   try {
-    leave = (await page(main, params, ...path.match(pattern).slice(1).map(decodeURIComponent))) || null;
+    const cleanUp = (await page(view, params, ...path.match(pattern).slice(1).map(decodeURIComponent))) || null;
+    if (navigation === shown) leave = cleanUp;
+    else if (cleanUp) cleanUp();
   } catch (error) {
-    notify(error.message || String(error));
+    if (navigation === shown) notify(error.message || String(error));
   }
-  if (event) main.focus();
+  if (event && navigation === shown) main.focus();
 }
 
 /** Hides the navigation entries whose page the caller may not read (their list answers 401/403). */

@@ -14,7 +14,7 @@ function bars(values, label) {
     values.map((v) => h("div", { style: `height:${(100 * v) / top}%`, title: String(v) })));
 }
 
-export async function definitionList(main) {
+export async function definitionList(view) {
   const file = h("input", { type: "file", name: "file", accept: ".bpmn,.xml", required: true });
   const deploy = h("form", { class: "bar", "aria-label": "Deploy a BPMN file" }, field("BPMN file", file), h("button", { type: "submit", class: "primary" }, "Deploy"));
   const list = h("div");
@@ -26,7 +26,7 @@ export async function definitionList(main) {
     const deployment = await attempt(() => api("definitions", { method: "POST", form }), "Deployed");
     if (deployment) load();
   });
-  main.append(h("h1", {}, "Definitions and dashboard"), deploy, list, dashboard);
+  view.append(h("h1", {}, "Definitions and dashboard"), deploy, list, dashboard);
 
   async function load() {
     const page = await api("definitions", { query: { latest_only: false, with_counts: true, size: 100, sort: "key" } });
@@ -39,12 +39,12 @@ export async function definitionList(main) {
       h("p", {}, `${s.total_instances} instances (${s.active_instances} active, ${s.completed_instances} completed, ${s.terminated_instances} terminated); ${s.incidents} incidents, ${s.resolved_incidents} resolved; mean duration ${duration(s.average_duration)}`),
       bars(stats.by_day.map((d) => d.instances), "Instances started per day"),
       h("p", { class: "muted" }, `Instances started per day, data as of ${when(stats.data_as_of)}`));
-    main.dataset.loaded = "true";
+    view.dataset.loaded = "true";
   }
   await load();
 }
 
-export async function definitionDetail(main, params, id) {
+export async function definitionDetail(view, params, id) {
   const engine = params.get("engine") || undefined;
   const definition = await api(`definitions/${id}`, { query: { engine, with_counts: true } });
   const diagram = h("div", { class: "diagram", id: "diagram", role: "img", "aria-label": `Heatmap of ${definition.key}` });
@@ -71,7 +71,7 @@ export async function definitionDetail(main, params, id) {
     const instance = await attempt(() => api("instances", { method: "POST", query: { engine }, body: { definition_id: id, business_key: businessKey.value || undefined, variables } }));
     if (instance) location.hash = `#/instances/${instance.id}?engine=${instance.engine}`;
   });
-  main.append(h("h1", {}, `${definition.name || definition.key} (version ${definition.version})`),
+  view.append(h("h1", {}, `${definition.name || definition.key} (version ${definition.version})`),
     h("p", { class: "muted" }, `${definition.instances ?? 0} running on ${definition.engine}; heat = p95 duration of completed runs, badges = active runs and open incidents`),
     diagram,
     h("h2", {}, "Elements"),

@@ -3,11 +3,11 @@ import { api } from "./api.js";
 import { listen } from "./live.js";
 import { attempt, field, h, table, when } from "./ui.js";
 
-export async function eventPage(main) {
+export async function eventPage(view) {
   const filter = h("input", { name: "type", placeholder: "e.g. incident.", size: 20 });
   const stream = h("tbody", { id: "event-stream" });
   const subscriptions = h("div");
-  main.append(h("h1", {}, "Events"),
+  view.append(h("h1", {}, "Events"),
     h("div", { class: "bar" }, field("Show only types containing", filter)),
     h("div", { class: "stream" }, table(["When", "Type", "Instance", "Actor", "Data"], stream, "Live: newest first")),
     h("h2", {}, "Subscriptions"), subscriptions);

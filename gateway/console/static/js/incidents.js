@@ -21,7 +21,7 @@ function selection(params) {
   return filter;
 }
 
-export async function incidentList(main, params) {
+export async function incidentList(view, params) {
   const page = Number(params.get("page") || 1);
   const form = h("form", { class: "filters", "aria-label": "Incident filters" },
     choice("Status", "status", STATUSES, params.get("status") || ""),
@@ -46,7 +46,7 @@ export async function incidentList(main, params) {
   const retrySelected = h("button", { type: "button", disabled: true }, "Retry selected");
   const retryAll = h("button", { type: "button" }, "Retry all matching");
   const results = h("div");
-  main.append(h("h1", {}, "Incidents"), form, h("div", { class: "bar" }, retrySelected, retryAll, progress), results);
+  view.append(h("h1", {}, "Incidents"), form, h("div", { class: "bar" }, retrySelected, retryAll, progress), results);
 
   async function load() {
     if (params.get("group") === "1") return showGroups();
@@ -148,7 +148,7 @@ export async function incidentList(main, params) {
   return () => { stop(); clearTimeout(timer); };
 }
 
-export async function incidentDetail(main, params, id) {
+export async function incidentDetail(view, params, id) {
   const render = async () => {
     const incident = await api(`incidents/${id}`);
     const engine = incident.engine;
@@ -199,7 +199,7 @@ export async function incidentDetail(main, params, id) {
       variables.append(editor.element, h("p", {}, retry));
     } else variables.append(h("p", { class: "muted" }, "Nothing to edit: the incident is resolved or has no instance."));
 
-    main.replaceChildren(heading, h("div", { class: "cols" }, h("div", {}, diagram, errors, variables), h("div", {}, facts, actions, h("h2", {}, "History"), history)));
+    view.replaceChildren(heading, h("div", { class: "cols" }, h("div", {}, diagram, errors, variables), h("div", {}, facts, actions, h("h2", {}, "History"), history)));
     if (incident.definition_id) {
       const xml = await api(`definitions/${incident.definition_id}/xml`, { query: { engine } });
       const open = incident.status !== "resolved";

@@ -6,7 +6,7 @@ import { debounce, listen } from "./live.js";
 import { attempt, badge, h, notify, table, when } from "./ui.js";
 import { variablesEditor } from "./variables.js";
 
-export async function instancePage(main, params, id) {
+export async function instancePage(view, params, id) {
   const engine = params.get("engine") || undefined;
   const render = async () => {
     const instance = await api(`instances/${id}`, { query: { engine } });
@@ -37,7 +37,7 @@ export async function instancePage(main, params, id) {
     });
     const activities = (instance.activities || []).map((a) => h("tr", {}, h("td", {}, a.name || a.id), h("td", {}, a.type), h("td", {}, badge(a.status)), h("td", {}, when(a.start_time)), h("td", {}, when(a.end_time))));
     const incidents = (instance.incidents || []).map((i) => h("tr", {}, h("td", {}, i.incident_type), h("td", {}, i.activity_id || ""), h("td", {}, i.message || "")));
-    main.replaceChildren(
+    view.replaceChildren(
       h("h1", {}, `${instance.definition_name || instance.definition_key} `, badge(instance.status)),
       h("p", { class: "muted" }, `Instance ${instance.id}`, instance.business_key ? `, business key ${instance.business_key}` : "", `, engine ${instance.engine}, started ${when(instance.start_time)}`),
       lifecycle,

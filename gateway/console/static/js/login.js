@@ -13,7 +13,7 @@ function claims(token) {
   }
 }
 
-export async function loginPage(main) {
+export async function loginPage(view) {
   const current = session();
   const form = h("form", { "aria-label": "Sign in" },
     field("User id", h("input", { name: "user", value: current.user || "", autocomplete: "username" })),
@@ -35,5 +35,5 @@ export async function loginPage(main) {
     saveSession({ user, groups, token: token || undefined });
     location.hash = "#/incidents";
   });
-  main.append(h("h1", {}, "Sign in"), form);
+  view.append(h("h1", {}, "Sign in"), form);
 }

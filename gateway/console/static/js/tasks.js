@@ -4,7 +4,7 @@ import { debounce, listen } from "./live.js";
 import { attempt, h, notify, table, when } from "./ui.js";
 import { variablesEditor } from "./variables.js";
 
-export async function taskPage(main) {
+export async function taskPage(view) {
   const { user, groups = [] } = session();
   const detail = h("section", { id: "task-detail", "aria-label": "Selected task" });
   const mine = h("div");
@@ -15,7 +15,7 @@ export async function taskPage(main) {
     if (task === null) notify("No task is waiting in your queues.", true);
     else if (task) { notify(`Claimed ${task.name}`, true); load(); open(task.id); }
   });
-  main.append(h("h1", {}, "Tasks"),
+  view.append(h("h1", {}, "Tasks"),
     user ? "" : h("p", { class: "error" }, "Sign in (with your user and groups) to see your tasks."),
     h("div", { class: "bar" }, claimNext),
     h("div", { class: "cols" }, h("div", {}, h("h2", {}, "My tasks"), mine, h("h2", {}, `My groups' queues (${groups.join(", ") || "no groups"})`), queue), detail));
@@ -37,7 +37,7 @@ export async function taskPage(main) {
     }
     queue.replaceChildren(table(columns, waiting.map((t) => row(t,
       h("button", { type: "button", onclick: () => attempt(() => api(`tasks/${t.id}/claim`, { method: "POST", body: { user_id: user } }), `Claimed ${t.name}`).then(load) }, `Claim ${t.name}`)))));
-    main.dataset.loaded = "true";
+    view.dataset.loaded = "true";
   }
 
   async function open(taskId) {
