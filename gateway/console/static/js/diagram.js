@@ -18,12 +18,17 @@ function loadViewer() {
 /**
  * Renders `xml` into `container` and decorates it:
  * markers {elementId: "failed" | "active" | "completed"}, counts {elementId: {active, incidents}},
- * heat {elementId: 0..1} (fills from pale to red). Unknown element ids are skipped.
+ * heat {elementId: 0..1} (fills from pale to red). Unknown element ids are skipped. Answers the viewer, or null
+ * when `container` left the page before the diagram was ready.
  */
 export async function renderDiagram(container, xml, { markers = {}, counts = {}, heat = {} } = {}) {
   await loadViewer();
   const viewer = new window.BpmnJS({ container });
   await viewer.importXML(xml);
+  if (!container.isConnected) {  // the page moved on (or re-rendered) meanwhile: a detached view has no size
+    viewer.destroy();
+    return null;
+  }
   const canvas = viewer.get("canvas");
   const registry = viewer.get("elementRegistry");
   const overlays = viewer.get("overlays");
