@@ -1,15 +1,18 @@
 # `make run` starts the gateway on the embedded engine; `make test` runs every test.
 # `make engine-camunda7` / `engine-operaton` / `engine-flowable` build (first use) and run a real engine in
 # the foreground on PM_ENGINE_PORT (default 8080); they need java 17+ and mvn.
-# Both create the virtualenv and install what they need on first use.
+# Both create the virtualenv and install what they need on first use; both also build the operator console's
+# assets (bpmn-js, Swagger UI) from npm into gateway/console/static/vendor (needs node and npm at set-up only).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 RUNTIME := $(VENV)/.installed-run-$(SUM)
 TESTING := $(VENV)/.installed-test-$(SUM)
+CONSOLE_SUM := $(shell cat console/package-lock.json console/build.mjs | cksum | cut -d' ' -f1)
+CONSOLE := gateway/console/static/vendor/.built-$(CONSOLE_SUM)
 
-.PHONY: run test fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
+.PHONY: console run test fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
 # `make run` installs only what running needs; `make test` adds the test extras.
 $(RUNTIME): pyproject.toml
@@ -24,10 +27,18 @@ $(TESTING): $(RUNTIME)
 	rm -f $(VENV)/.installed-test-*
 	touch $(TESTING)
 
-run: $(RUNTIME)
+# The console's npm packages, copied into the gateway's static files (served offline from then on).
+$(CONSOLE): console/package.json console/package-lock.json console/build.mjs
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	node console/build.mjs
+	touch $(CONSOLE)
+
+console: $(CONSOLE)
+
+run: $(RUNTIME) $(CONSOLE)
 	$(BIN)/pm-gateway
 
-test: $(TESTING)
+test: $(TESTING) $(CONSOLE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 fuzz: $(TESTING)
@@ -49,4 +60,4 @@ engine-camunda7 engine-operaton engine-flowable:
 	engines/run $(@:engine-%=%)
 
 clean:
-	rm -rf $(VENV) .pytest_cache pm-gateway.db*
+	rm -rf $(VENV) .pytest_cache pm-gateway.db* console/node_modules gateway/console/static/vendor
