@@ -1,4 +1,5 @@
-# `make run` starts the gateway on the embedded engine; `make test` runs every test.
+# `make run` starts the gateway on the embedded engine; `make test` runs every test; `make check` runs the
+# linter (ruff), the format check (ruff format --check) and the type checker (mypy) on the packages.
 # `make engine-camunda7` / `engine-operaton` / `engine-flowable` build (first use) and run a real engine in
 # the foreground on PM_ENGINE_PORT (default 8080); they need java 17+ and mvn.
 # Both create the virtualenv and install what they need on first use.
@@ -9,7 +10,7 @@ SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 RUNTIME := $(VENV)/.installed-run-$(SUM)
 TESTING := $(VENV)/.installed-test-$(SUM)
 
-.PHONY: run test fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
+.PHONY: run test check fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
 # `make run` installs only what running needs; `make test` adds the test extras.
 $(RUNTIME): pyproject.toml
@@ -29,6 +30,15 @@ run: $(RUNTIME)
 
 test: $(TESTING)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every step runs (and reports) even when an earlier one fails; the target fails if any did.
+PACKAGES := gateway adapters incidents events analytics
+check: $(TESTING)
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy $(PACKAGES) || status=1; \
+	exit $$status
 
 fuzz: $(TESTING)
 	tools/fuzz.sh
