@@ -26,9 +26,9 @@ from analytics.settings import AnalyticsSettings
 from analytics.tables import SLOT_SECONDS
 from gateway import journal
 from gateway.db import Database, utcnow
+from gateway.journal import EVENT_PREFIX
 from gateway.registry import EngineRegistry
 from gateway.schemas import ActivityRecord, HistoryQuery, Page, ProcessInstance, SortOrder, Task, TaskQuery
-from gateway.journal import EVENT_PREFIX
 from gateway.uow import reading, transaction
 
 log = logging.getLogger(__name__)

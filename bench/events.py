@@ -18,6 +18,7 @@ import sys
 import time
 
 import httpx
+import sqlalchemy as sa
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -25,8 +26,6 @@ from bench.common import free_port, percentile, server
 from bench.embedded import admin
 from gateway.db import Database
 from gateway.uow import transaction
-
-import sqlalchemy as sa
 
 SERVER_URL = os.environ.get("PM_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PM_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -19,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from events import repository
+from events.feeds import ChangeFeed
 from events.models import (
     DeliveryStatus,
     RecoverRequest,
@@ -28,14 +29,13 @@ from events.models import (
     TestDeliveryResult,
     matches,
 )
-from events.feeds import ChangeFeed
 from events.relay import OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
 from events.settings import EventSettings
 from events.webhooks import check_target, new_secret, post
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, ValidationFailed
 from gateway.registry import EngineRegistry
-from gateway.uow import UnitOfWork, reading, transaction
+from gateway.uow import UnitOfWork, reading
 from incidents.sync import Leadership
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,12 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from analytics import views as analytics_views
+from analytics.center import AnalyticsCenter
+from analytics.settings import load_analytics_settings
+from events import views as event_views
+from events.service import EventService
+from events.settings import load_event_settings
 from gateway import __version__, journal
 from gateway.api import definitions, instances, operations, tasks
 from gateway.api.context import AUTH_RESPONSES, operational_access
@@ -24,18 +30,12 @@ from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install
 from gateway.auth import build_authenticator
 from gateway.changes import ChangeLog
 from gateway.db import Database
-from gateway.openapi import problem_openapi
 from gateway.guard import RequestGuardMiddleware
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
+from gateway.openapi import problem_openapi
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
 from gateway.slow_clients import BodyDeadlineMiddleware
-from analytics import views as analytics_views
-from analytics.center import AnalyticsCenter
-from analytics.settings import load_analytics_settings
-from events import views as event_views
-from events.service import EventService
-from events.settings import load_event_settings
 from incidents import views as incident_views
 from incidents.center import IncidentCenter
 from incidents.settings import load_incident_settings

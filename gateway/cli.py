@@ -106,9 +106,8 @@ def start_banner(settings: Settings, workers: int) -> str:
 def worker_app() -> Any:
     """The application of one server process (uvicorn's factory; a worker process starts with no logging)."""
     from gateway.bootstrap import create_app
-    from gateway.tracing import configure_tracing
-
     from gateway.slow_clients import HeaderDeadlineProtocol
+    from gateway.tracing import configure_tracing
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)

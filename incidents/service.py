@@ -11,8 +11,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.engines.port import Capability
 from gateway.db import utcnow
+from gateway.engines.port import Capability
 from gateway.errors import Conflict, GatewayError, NotFound, ValidationFailed
 from gateway.registry import EngineHandle, EngineRegistry
 from gateway.schemas import EngineIncident

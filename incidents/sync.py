@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.engines.port import EngineAdapter
 from gateway.db import Database
+from gateway.engines.port import EngineAdapter
 from gateway.registry import EngineHandle
 from gateway.schemas import EngineIncident, EngineIncidentQuery, SortOrder
 from gateway.uow import reading

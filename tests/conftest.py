@@ -21,9 +21,8 @@ import pytest
 import respx.mocks
 import sqlalchemy as sa
 
-from gateway.db import Database, metadata
-
 import gateway.tables  # noqa: F401 - registers the gateway tables on the metadata
+from gateway.db import Database, metadata
 from tests.real_engines.fixtures import real_engines  # noqa: F401 - the session's real engines, for every test module
 
 # The shipped conformance suite's plugin (fixtures `adapter` and a default `database`, `requires(...)` handling);

@@ -48,7 +48,7 @@ def test_every_error_answer_is_documented_as_a_problem(document: dict[str, Any])
             if status[0] in "45":
                 assert list(answer["content"]) == ["application/problem+json"], f"{method.upper()} {path} {status}"
     task_list = document["paths"]["/api/processes/tasks"]["get"]["responses"]
-    assert ENGINE_STATUSES <= set(task_list)
+    assert set(task_list) >= ENGINE_STATUSES
     assert task_list["422"]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/ValidationProblem")
     validation = document["components"]["schemas"]["ValidationProblem"]["allOf"][1]
     assert validation["required"] == ["errors"]

@@ -8,16 +8,13 @@ definition, who started an instance) live in the gateway's metadata store.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from collections.abc import Awaitable
+from datetime import datetime
 from pathlib import PurePath
 from typing import Any, TypeVar
 
 import httpx
 
-from gateway.bpmn import TaskExtensions
-from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from adapters.camunda import changes, queries
 from adapters.camunda.errors import classify, error_type
 from adapters.camunda.facts import DefinitionFacts
@@ -41,6 +38,9 @@ from adapters.camunda.mapping import (
     variables_from_history,
 )
 from adapters.camunda.paths import locate, segment
+from gateway.bpmn import TaskExtensions
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
 from gateway.resilience import EngineHttp
 from gateway.schemas import (

@@ -30,6 +30,7 @@ from gateway.variables import (
     parse_datetime,
 )
 
+
 # ---------------------------------------------------------------- dates
 def format_camunda_date(moment: datetime) -> str:
     """Camunda's default REST date format `yyyy-MM-dd'T'HH:mm:ss.SSSZ`, in UTC: `2026-11-22T10:00:00.250+0000`."""

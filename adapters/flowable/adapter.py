@@ -15,12 +15,12 @@ from typing import Any, ClassVar
 
 import httpx
 
-from gateway.bpmn import TaskExtensions
-from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from adapters.flowable import changes, errors, mapping, queries
 from adapters.flowable.facts import EngineFacts, segment
 from adapters.flowable.paging import Fetch, Item, collect, page_across
+from gateway.bpmn import TaskExtensions
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
 from gateway.schemas import (
     ActivityRecord,

@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 
 from lxml import etree
 
-from gateway.bpmn import Assignment, TaskExtensions, split_list
-from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from adapters.zeebe import changes, mapping
 from adapters.zeebe.mapping import between, eq
 from gateway import bpmn
+from gateway.bpmn import Assignment, TaskExtensions, split_list
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from gateway.errors import (
     BadRequest,
     Conflict,

@@ -16,7 +16,7 @@ from gateway import __version__, records
 from gateway.api.context import AUTH_RESPONSES, CurrentCaller, operational_access
 from gateway.registry import EngineRegistry
 from gateway.schemas import MAX_PAGE, Page, UtcDatetime
-from gateway.uow import EVENT_PREFIX, reading
+from gateway.uow import EVENT_PREFIX
 from gateway.variables import INT64_MAX
 
 router = APIRouter(tags=["operations"])

@@ -13,8 +13,8 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.db import Database
-from tests.events.conftest import ServedGateway, serve, unique_stream, write_events
 from gateway.engines.testing.polling import eventually
+from tests.events.conftest import ServedGateway, serve, unique_stream, write_events
 
 
 class SseReader:
@@ -85,10 +85,9 @@ async def test_sse_streams_new_events_with_cursor_ids_filters_retry_and_heartbea
 async def test_sse_resumes_after_a_gateway_restart_from_last_event_id_without_gaps(
     event_env: Any, gateway_settings: Any, database: Database
 ) -> None:
-    async with serve(gateway_settings()) as gateway:
-        async with stream(gateway, after="0", instance_id="i-1") as reader:
-            await write_events(database, [("task.created", "i-1", {"task_id": f"t-{n}"}) for n in range(3)])
-            seen = [await reader.next_event() for _ in range(3)]
+    async with serve(gateway_settings()) as gateway, stream(gateway, after="0", instance_id="i-1") as reader:
+        await write_events(database, [("task.created", "i-1", {"task_id": f"t-{n}"}) for n in range(3)])
+        seen = [await reader.next_event() for _ in range(3)]
     last_id = seen[-1]["id"]
     # While no gateway runs, more events are committed (by another replica, say).
     await write_events(database, [("task.created", "i-1", {"task_id": f"t-{n}"}) for n in range(3, 6)])

@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.errors import Conflict
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, Conflict
 from incidents import policies
 from incidents.models import Action, IncidentSeverity, IncidentStatus, ResolutionType
 from incidents.settings import IncidentSettings, load_incident_settings
