@@ -55,7 +55,7 @@ class OutboxWatch:
                     self.latest = latest
                     async with self._changed:
                         self._changed.notify_all()
-            except Exception:  # noqa: BLE001 - the database may be restarting; look again next interval
+            except Exception:  # the database may be restarting; look again next interval
                 log.debug("reading the outbox's last cursor failed", exc_info=True)
             await asyncio.sleep(self.interval)
 

@@ -52,7 +52,7 @@ async def _periodic(interval: float, job: Callable[[], Awaitable[object]]) -> No
     while True:
         try:
             await job()
-        except Exception:  # noqa: BLE001 - a failed round is retried at the next interval
+        except Exception:  # a failed round is retried at the next interval
             log.exception("periodic job failed")
         await asyncio.sleep(interval)
 

@@ -245,7 +245,7 @@ class IdempotencyMiddleware:
                         .where(_stored(claim.scope, claim.key) & (keys.c.claim_token == claim.token))
                         .values(lease_until=utcnow() + self.lease)
                     )
-            except Exception:  # noqa: BLE001 - the next round tries again; a lapsed lease is safe, see record_commit
+            except Exception:  # the next round tries again; a lapsed lease is safe, see record_commit
                 log.warning("could not renew the lease of Idempotency-Key %s", claim.key, exc_info=True)
 
     async def _store(self, db: Database, claim: Claim, answer: Answer) -> None:

@@ -495,7 +495,7 @@ class RedisBreakerSync:
                 if stored:
                     self._adopt(breaker, stored)
             return pubsub
-        except Exception:  # noqa: BLE001 - /ready reports Redis; engine calls go on with local state
+        except Exception:  # /ready reports Redis; engine calls go on with local state
             log.warning("could not reach Redis to share circuit states; retrying every second", exc_info=True)
             return None
 
@@ -518,7 +518,7 @@ class RedisBreakerSync:
             try:
                 await self.redis.hset(f"pm:breaker:{engine}", mapping=fields)
                 await self.redis.publish(self.CHANNEL, jsonlib.dumps({"engine": engine, "origin": self.origin, **fields}))
-            except Exception:  # noqa: BLE001 - a Redis outage must not fail engine calls
+            except Exception:  # a Redis outage must not fail engine calls
                 log.warning("could not share circuit state of %s through Redis", engine, exc_info=True)
 
         task = asyncio.get_running_loop().create_task(send())
@@ -535,7 +535,7 @@ class RedisBreakerSync:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep listening across Redis outages
+            except Exception:  # keep listening across Redis outages
                 log.warning("circuit state listener lost Redis", exc_info=True)
                 pubsub = None
                 continue

@@ -63,7 +63,7 @@ class Leadership:
             try:
                 await self._connection.execute(sa.text("SELECT 1"))
                 return True
-            except Exception:  # noqa: BLE001 - any failure of the connection ends the leadership
+            except Exception:  # any failure of the connection ends the leadership
                 log.warning("%s: the leader's database connection failed; leadership released", self.role)
                 await self._drop()
         connection = await self.db.engine.connect()
@@ -86,7 +86,7 @@ class Leadership:
         try:
             await self._connection.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": self.lock_id})
             await self._connection.close()
-        except Exception:  # noqa: BLE001 - a dead connection has released the lock already
+        except Exception:  # a dead connection has released the lock already
             await self._drop()
         self._connection = None
 

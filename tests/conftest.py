@@ -41,7 +41,7 @@ def _docker_available() -> bool:
 
         docker.from_env().ping()
         return True
-    except Exception:  # noqa: BLE001 - any failure means no usable engine
+    except Exception:  # any failure means no usable engine
         return False
 
 
@@ -77,7 +77,7 @@ def _local_postgres() -> str | None:
     try:
         asyncio.run(asyncio.wait_for(ping(), timeout=3))
         return rendered
-    except Exception:  # noqa: BLE001 - anything wrong means "not usable here"
+    except Exception:  # anything wrong means "not usable here"
         return None
 
 

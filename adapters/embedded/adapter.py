@@ -117,7 +117,7 @@ class EmbeddedAdapter(EngineAdapter):
             await asyncio.sleep(self.options.timer_interval)
             try:
                 await self.run_waiting_work()
-            except Exception:  # noqa: BLE001 - the poller must outlive a failed round (e.g. the database restarting)
+            except Exception:  # the poller must outlive a failed round (e.g. the database restarting)
                 logger.exception("Embedded engine %r: resuming waiting instances failed", self.name)
 
     async def run_waiting_work(self) -> int:
@@ -132,7 +132,7 @@ class EmbeddedAdapter(EngineAdapter):
                 moved += 1
             except (ConcurrentModification, NotFound, Conflict):
                 continue  # changed, ended or deleted meanwhile: the next round sees the new state
-            except Exception as exc:  # noqa: BLE001 - one broken instance must not hold up the others
+            except Exception as exc:  # one broken instance must not hold up the others
                 await self._background_failure(instance_id, exc)
         return moved
 
@@ -435,7 +435,7 @@ class EmbeddedAdapter(EngineAdapter):
         version = f"SpiffWorkflow {SpiffWorkflow.__version__}"
         try:
             await self.db.ping()
-        except Exception as exc:  # noqa: BLE001 - any database failure means the engine cannot work
+        except Exception as exc:  # any database failure means the engine cannot work
             return EngineHealth(status="down", version=version, detail=f"The gateway database is unreachable: {exc}")
         return EngineHealth(status="up", version=version)
 

@@ -116,7 +116,7 @@ class InstanceEngine:
             instance, execution = await self._resume(uow, instance_id)
         except GatewayError:
             raise
-        except Exception:  # noqa: BLE001 - e.g. a state written before user data was escaped (serializer.py)
+        except Exception:  # e.g. a state written before user data was escaped (serializer.py)
             logger.exception(
                 "Embedded engine %r: instance %s cannot be restored; terminating it as stored", self.engine_name, instance_id
             )

@@ -448,7 +448,7 @@ def _check_timer(definition: TimerEventDefinition, bpmn_id: str) -> None:
         return
     try:
         definition.expression = _timer_literal(text.upper(), cycle=isinstance(definition, CycleTimerEventDefinition))
-    except Exception:  # noqa: BLE001 - SpiffWorkflow's ISO 8601 parsers raise bare Exceptions
+    except Exception:  # SpiffWorkflow's ISO 8601 parsers raise bare Exceptions
         expected = "a repeating interval such as R3/PT1H" if kind == "timeCycle" else "an ISO 8601 date-time or duration"
         raise InvalidBpmn(f"The {kind} {text!r} of timer event {bpmn_id!r} is not {expected}") from None
 

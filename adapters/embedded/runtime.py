@@ -399,7 +399,7 @@ class Execution:
             self._fail(
                 task, "failedExternalTask", f"The handler did not finish within {self.runtime.handler_timeout:g} s"
             )
-        except Exception as exc:  # noqa: BLE001 - any handler failure becomes an incident
+        except Exception as exc:  # any handler failure becomes an incident
             detail = "".join(traceback.format_exception(exc))[-DETAIL_LIMIT:]
             self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", detail)
         else:
@@ -421,7 +421,7 @@ class Execution:
         try:
             action()
             return True
-        except Exception as exc:  # noqa: BLE001 - scripts and expressions may raise anything
+        except Exception as exc:  # scripts and expressions may raise anything
             culprit = getattr(exc, "task", None) or self._running or blame
             self._running = None
             if culprit is None:
@@ -744,5 +744,5 @@ def _deadline(value: Any, now: datetime) -> datetime | None:
                 TimerEventDefinition.parse_iso_duration(text), now
             )
         return parse_datetime(text)
-    except Exception:  # noqa: BLE001 - SpiffWorkflow's duration parser raises a bare Exception
+    except Exception:  # SpiffWorkflow's duration parser raises a bare Exception
         raise ExpressionError(f"{text!r} is neither an ISO 8601 date-time nor a duration") from None
