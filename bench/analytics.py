@@ -17,6 +17,7 @@ import itertools
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -145,7 +146,7 @@ async def answers(base: str) -> None:
         for path in ("/statistics", "/bottlenecks"):
             offsets = itertools.count()
 
-            async def cold(path: str = path) -> None:
+            async def cold(path: str = path, offsets: Iterator[int] = offsets) -> None:
                 since = (start + timedelta(seconds=next(offsets))).isoformat()
                 response = await client.get(f"/api/processes{path}", params={"from": since, "timezone": "Europe/Berlin"})
                 response.raise_for_status()

@@ -59,15 +59,12 @@ class OutboxWatch:
                 log.debug("reading the outbox's last cursor failed", exc_info=True)
             await asyncio.sleep(self.interval)
 
-    async def wait_past(self, cursor: int, timeout: float) -> None:
-        """Return once an event newer than `cursor` exists, or after `timeout` seconds."""
+    async def wait_past(self, cursor: int) -> None:
+        """Return once an event newer than `cursor` exists; the caller bounds the wait (`asyncio.timeout`)."""
         if self.latest > cursor:
             return
         async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.latest > cursor), timeout)
-            except TimeoutError:
-                pass
+            await self._changed.wait_for(lambda: self.latest > cursor)
 
 
 class RedisRelay:

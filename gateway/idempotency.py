@@ -196,7 +196,7 @@ class IdempotencyMiddleware:
                 )
             if row["state"] == "done":
                 headers = [(k.encode(), v.encode()) for k, v in row["response_headers"]]
-                return row["response_status"], headers + [(b"idempotent-replayed", b"true")], row["response_body"]
+                return row["response_status"], [*headers, (b"idempotent-replayed", b"true")], row["response_body"]
             if row["lease_until"] is not None and row["lease_until"] >= now:
                 return _problem_response(
                     Conflict("A request with this Idempotency-Key is still in progress; retry later"), path
@@ -231,7 +231,7 @@ class IdempotencyMiddleware:
                 headers += [(b"content-type", JSON), (b"location", location.encode())]
                 return committed.status, headers, captured["body"]
         body = json.dumps({"resource_type": resource_type, "resource_id": resource_id or None}).encode()
-        return committed.status, headers + [(b"content-type", JSON)], body
+        return committed.status, [*headers, (b"content-type", JSON)], body
 
     async def _renew(self, db: Database, claim: Claim) -> None:
         """Extend the lease every third of its length while the request runs."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 from gateway import __version__
 from gateway.openapi import compatibility_breaks
@@ -66,7 +67,7 @@ def test_no_breaking_change_against_the_snapshot_unless_versioned_in_the_changel
         return
     recorded = snapshot["info"]["version"]
     changelog = (ROOT / "CHANGELOG.md").read_text()
-    bumped = tuple(map(int, __version__.split("."))) > tuple(map(int, recorded.split(".")))
+    bumped = Version(__version__) > Version(recorded)
     assert bumped and re.search(rf"^## {re.escape(__version__)}\b", changelog, re.M), (
         f"breaking API changes against docs/openapi.json (version {recorded}): {breaks}. Bump the version, "
         "describe the change in CHANGELOG.md, then run `python -m tools.api_docs --snapshot`."

@@ -8,6 +8,7 @@ and `start`/`size` in one JSON body. Translation lives in `mapping`, error readi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -443,10 +444,8 @@ class FlowableAdapter(HttpEngineAdapter):
         for name in deletions:
             if name not in present:
                 continue
-            try:
+            with contextlib.suppress(NotFound):  # removed meanwhile
                 await self.http.request("DELETE", f"{path}/{segment(name)}", operation="update_variables")
-            except NotFound:
-                pass  # removed meanwhile
         return await self._runtime_variables(instance_id)
 
     # ------------------------------------------------------------ tasks

@@ -11,10 +11,11 @@ metadata) lives in the gateway's MetadataStore, keyed by the engine's keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
 
@@ -97,7 +98,7 @@ class ZeebeAdapter(HttpEngineAdapter):
     task_extensions = ZeebeTaskExtensions()
     observes_changes = True
     capabilities = frozenset({Capability.DELEGATE_TASK})
-    emulated = {
+    emulated: ClassVar[dict[str, str]] = {
         "delegate_task": (
             "Camunda 8 has no delegation: the task is reassigned to the delegate and the gateway keeps the "
             "previous assignee as owner (status delegated) until the task is reassigned, unclaimed or completed."
@@ -574,12 +575,10 @@ class ZeebeAdapter(HttpEngineAdapter):
         return mapping.page(result, instances, query)
 
     async def _cancel(self, instance_key: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):  # finished meanwhile
             await self.http.request(
                 "POST", f"/process-instances/{instance_key}/cancellation", operation="terminate_instance"
             )
-        except NotFound:
-            pass  # finished meanwhile
 
     async def _variable_items(self, instance_key: str) -> list[dict[str, Any]]:
         """The instance's own variables (its scope only), with full values where the search truncated them."""

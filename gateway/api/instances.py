@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from gateway.api.context import Processes
 from gateway.schemas import (
@@ -30,11 +30,11 @@ class StartRequest(RequestBody):
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
     tenant_id: str | None = Field(None, max_length=100)
 
-    model_config = {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [{"definition_key": "order", "business_key": "order-4711", "variables": VARIABLES_EXAMPLE}]
         }
-    }
+    )
 
     @model_validator(mode="after")
     def _one_definition(self) -> StartRequest:
@@ -109,7 +109,7 @@ class VariablesChange(RequestBody):
     variables: dict[str, Any] = Field(default_factory=dict, **REQUEST_VARIABLES_DOC)
     deletions: list[str] = Field(default_factory=list, description="Names of the variables to delete")
 
-    model_config = {"json_schema_extra": {"examples": [{"variables": VARIABLES_EXAMPLE, "deletions": ["draft"]}]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [{"variables": VARIABLES_EXAMPLE, "deletions": ["draft"]}]})
 
 
 @router.put("/{instance_id}/variables", response_model=dict[str, TypedValue], summary="Change variables")

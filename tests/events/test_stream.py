@@ -25,8 +25,10 @@ class SseReader:
         self.comments: list[str] = []
         self.retry: int | None = None
 
-    async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
-        return await asyncio.wait_for(self._next_event(), timeout)
+    async def next_event(self) -> dict[str, Any]:
+        """The next event (id, event, data); TimeoutError when none comes within 5 seconds."""
+        async with asyncio.timeout(5.0):
+            return await self._next_event()
 
     async def _next_event(self) -> dict[str, Any]:
         fields: dict[str, str] = {}
