@@ -90,7 +90,10 @@ class RedisRelay:
         async with self.redis.pipeline(transaction=False) as pipe:
             for event in events:
                 pipe.xadd(
-                    self.settings.redis_stream, stream_fields(event), maxlen=self.settings.redis_maxlen, approximate=True
+                    self.settings.redis_stream,
+                    stream_fields(event),  # type: ignore[arg-type]  # redis-py types the fields as an invariant dict of its own unions
+                    maxlen=self.settings.redis_maxlen,
+                    approximate=True,
                 )
             await pipe.execute()
         async with transaction(self.db, actor=SYSTEM) as uow:

@@ -213,7 +213,7 @@ class EventService:
         async with reading(self.db) as session:
             subscription = await repository.get_subscription(session, subscription_id)
         now = utcnow()
-        event = {
+        event: dict[str, Any] = {
             "id": f"test-{int(time.time() * 1000)}",
             "cursor": "0",
             "type": "process_manager.subscription.test",

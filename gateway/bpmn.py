@@ -175,7 +175,7 @@ def _task(element: etree._Element, extensions: TaskExtensions) -> ProcessTask:
     return ProcessTask(
         id=element.get("id", ""),
         name=element.get("name"),
-        type=kind,  # type: ignore[arg-type]
+        type=kind,
         assignee=assignment.assignee,
         candidate_groups=assignment.candidate_groups,
         candidate_users=assignment.candidate_users,

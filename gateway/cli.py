@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"audit chain intact: {result.rows} rows")
             if key is None:
                 print("not anchored: PM_AUDIT_ANCHOR_KEY is not set, so deleting the newest rows cannot be detected")
-            elif result.anchored_id is None:
+            elif result.anchored_id is None or result.anchored_at is None:
                 print("no checkpoint yet: nothing is anchored")
             else:
                 print(
@@ -91,7 +91,7 @@ def start_banner(settings: Settings, workers: int) -> str:
 
     default = settings.default_engine_name()
     engines = ", ".join(
-        f"{engine.name} ({engine.type}{' at ' + engine.public_url() if engine.url else ''}"
+        f"{engine.name} ({engine.type}{f' at {engine.public_url()}' if engine.url else ''}"
         f"{', default' if engine.name == default else ''})"
         for engine in settings.engine_configs
     )

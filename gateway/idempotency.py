@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.db import Database, utcnow
+from gateway.db import Database, rowcount, utcnow
 from gateway.errors import Conflict, GatewayError, ValidationFailed
 from gateway.tables import idempotency_keys as keys
 
@@ -82,7 +82,7 @@ async def record_commit(session: AsyncSession, status: int, resource_type: str, 
         .where(_stored(claim.scope, claim.key) & (keys.c.claim_token == claim.token))
         .values(committed_status=status, committed_resource=resource[:320])
     )
-    if result.rowcount == 0:
+    if rowcount(result) == 0:
         raise Conflict("This request's Idempotency-Key lease expired and another request took the key over")
 
 
@@ -281,7 +281,7 @@ async def purge_expired(db: Database, ttl_hours: float) -> int:
     cutoff = utcnow() - timedelta(hours=ttl_hours)
     async with db.writer(), db.sessionmaker() as session, session.begin():
         result = await session.execute(keys.delete().where(keys.c.created_at < cutoff))
-        return result.rowcount or 0
+        return rowcount(result) or 0
 
 
 async def read_body(receive: Receive) -> bytes:

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import httpx
@@ -401,7 +401,7 @@ class EngineHttp:
         status = response.status_code
         message = self.engine_message(response)
         special = self.classify(response, message)
-        context = {"engine": self.engine, "engine_status": status, "engine_message": message}
+        context = EngineContext(engine=self.engine, engine_status=status, engine_message=message)
         detail = message or f"{where} answered {status}"
         if special is not None:
             return special(detail, **context)
@@ -429,6 +429,14 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+class EngineContext(TypedDict):
+    """The engine fields of a GatewayError built from an engine's answer."""
+
+    engine: str
+    engine_status: int
+    engine_message: str | None
+
+
 def _first(chain: list[BaseException], *kinds: type[BaseException]) -> BaseException | None:
     return next((exc for exc in chain if isinstance(exc, kinds)), None)
 
@@ -439,7 +447,7 @@ def transport_failure(exc: BaseException) -> str:
     `read timeout`, `connection closed by the engine`."""
     chain = _causes(exc)
     if dns := _first(chain, aiohttp.ClientConnectorDNSError, socket.gaierror):
-        reason = dns.strerror if isinstance(dns, socket.gaierror) else getattr(dns.os_error, "strerror", None)
+        reason = dns.strerror if isinstance(dns, socket.gaierror) else getattr(getattr(dns, "os_error", None), "strerror", None)
         return f"DNS lookup failed: {reason or dns}"
     tls = _first(chain, aiohttp.ClientSSLError, ssl.SSLError)
     if tls is not None and not isinstance(tls, ssl.SSLWantReadError | ssl.SSLWantWriteError):

@@ -42,9 +42,10 @@ class IncidentService:
             await repository.set_link_closed(session, engine, [found.id], None)
             target = await repository.lock_incident(session, link["incident_id"])
         else:
-            target = await self._recurrence_target(uow, engine, found)
-            if target is None:
+            same_failure = await self._recurrence_target(uow, engine, found)
+            if same_failure is None:
                 return await self._create(uow, engine, found, now)
+            target = same_failure
             await repository.insert_link(session, _link(engine, target["id"], found, now))
         if not policies.takes_recurrence(IncidentStatus(target["status"]), target["resolution_type"]):
             return None

@@ -14,6 +14,7 @@ two replicas ever sync at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 
@@ -146,7 +147,7 @@ class IncidentSync:
                 operation="detect",
                 incident_id=None,
                 request={"engine_incident_id": engine_incident_id, "change": "disappeared"},
-                change=lambda uow, gone=engine_incident_id: self.service.engine_incident_gone(uow, self.engine, gone),
+                change=functools.partial(self.service.engine_incident_gone, engine=self.engine, engine_incident_id=engine_incident_id),
             )
 
     async def _appeared(self, incident: EngineIncident) -> None:

@@ -205,8 +205,8 @@ class Camunda7Adapter(HttpEngineAdapter):
             definition_from(
                 row,
                 engine=self.name,
-                deployed_at=times.get(row.get("deploymentId")),
-                deployed_by=deployers.get(row.get("deploymentId"), {}).get("deployed_by"),
+                deployed_at=times.get(row.get("deploymentId", "")),
+                deployed_by=deployers.get(row.get("deploymentId", ""), {}).get("deployed_by"),
             )
             for row in rows
         ]
@@ -495,7 +495,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             asyncio.gather(*(links(row["id"]) for row in rows)),
         )
         return [
-            task_from(row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId")), links=found)
+            task_from(row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId", "")), links=found)
             for row, found in zip(rows, task_links, strict=True)
         ]
 
@@ -569,8 +569,8 @@ class Camunda7Adapter(HttpEngineAdapter):
             incident_from(
                 row,
                 engine=self.name,
-                definition_key=keys.get(row.get("processDefinitionId")),
-                activity_name=names_by_definition.get(row.get("processDefinitionId"), {}).get(
+                definition_key=keys.get(row.get("processDefinitionId", "")),
+                activity_name=names_by_definition.get(row.get("processDefinitionId", ""), {}).get(
                     row.get("failedActivityId") or row.get("activityId")
                 ),
             )
@@ -620,13 +620,13 @@ class Camunda7Adapter(HttpEngineAdapter):
             operation="list_definitions",
             params={"key": query.definition_key, "sortBy": "version", "sortOrder": "desc", "maxResults": DETAIL_LIMIT},
         )
-        filters = [queries.history_activity_filters(query, version["id"]) for version in versions]
+        per_version = [queries.history_activity_filters(query, version["id"]) for version in versions]
         counts = await asyncio.gather(
-            *(self._count("/history/activity-instance/count", f, "activity_history") for f in filters)
+            *(self._count("/history/activity-instance/count", f, "activity_history") for f in per_version)
         )
         rows = []
         skip = query.offset
-        for version_filters, count in zip(filters, counts, strict=True):
+        for version_filters, count in zip(per_version, counts, strict=True):
             if len(rows) == query.size:
                 break
             if skip >= count:

@@ -126,7 +126,7 @@ def activity_names(bpmn_xml: str) -> dict[str, str]:
     """Element id -> name for every named element of a deployed BPMN (activities, events, gateways)."""
     root = ElementTree.fromstring(bpmn_xml.encode("utf-8"))
     return {
-        element.get("id"): element.get("name") for element in root.iter() if element.get("id") and element.get("name")
+        element_id: name for element in root.iter() if (element_id := element.get("id")) and (name := element.get("name"))
     }
 
 

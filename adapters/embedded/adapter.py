@@ -17,7 +17,7 @@ import contextlib
 import logging
 import traceback
 import uuid
-from typing import cast
+from typing import Any, cast
 
 import SpiffWorkflow
 from pydantic import Field
@@ -172,7 +172,7 @@ class EmbeddedAdapter(EngineAdapter):
         deployment_id, now = str(uuid.uuid4()), utcnow()
         async with transaction(self.db) as uow:
             versions = await repository.latest_versions(uow.session, [p.key for p in processes], tenant_id)
-            definition_rows = [
+            definition_rows: list[dict[str, Any]] = [
                 {
                     "id": str(uuid.uuid4()),
                     "deployment_id": deployment_id,
@@ -348,6 +348,8 @@ class EmbeddedAdapter(EngineAdapter):
             status = _status(user_id, row.delegation_state)
             if not await repository.assign_task(uow.session, task_id, user_id, only_if_free=True, status=status):
                 holder = await repository.get_task(uow.session, task_id)
+                if holder is None:  # completed or deleted meanwhile
+                    raise NotFound(f"Task {task_id} not found", engine=self.name)
                 raise Conflict(f"Task {task_id} is already claimed by {holder.assignee}", engine=self.name)
             return await self._task(uow.session, task_id)
 

@@ -121,6 +121,8 @@ class InstanceEngine:
                 "Embedded engine %r: instance %s cannot be restored; terminating it as stored", self.engine_name, instance_id
             )
             instance = await repository.load_instance(uow.session, instance_id)
+            if instance is None:
+                raise
             state = instance.state
         else:
             await asyncio.to_thread(execution.cancel)
@@ -242,6 +244,8 @@ async def called_documents(session: AsyncSession, xml: bytes, tenant_id: str | N
                     "in this file nor deployed: deploy it first"
                 )
             document = await repository.definition_xml(session, row.id)
+            if document is None:
+                raise NotFound(f"Process definition {row.id} not found")
             documents.append(document)
             pending.append(document)
     return documents

@@ -215,7 +215,7 @@ class OrderedParallelMultiInstance(ParallelMultiInstanceTask):
         before = len(output) if isinstance(output, list) else None
         super().merge_child(workflow, child)
         index = child.internal_data.get("key_or_index")
-        if before is not None and len(output) == before + 1 and isinstance(index, int):
+        if isinstance(output, list) and before is not None and len(output) == before + 1 and isinstance(index, int):
             order = my_task.internal_data.setdefault("output_order", [])
             order.append(index)
             output[:] = [item for _, item in sorted(zip(order, output, strict=True), key=lambda pair: pair[0])]

@@ -10,7 +10,7 @@ deadlocking: the instance, then its tasks, their candidates, activities, inciden
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from adapters.embedded.tables import (
     tasks,
 )
 from adapters.embedded.variables import stored, typed
+from gateway.db import rowcount
 from gateway.errors import ConcurrentModification
 from gateway.schemas import (
     DefinitionQuery,
@@ -171,7 +172,7 @@ async def save_instance(session: AsyncSession, instance: Row, **values: Any) -> 
         .where(instances.c.id == instance.id, instances.c.version == instance.version)
         .values(version=instance.version + 1, **values)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise ConcurrentModification(f"Instance {instance.id} was changed by someone else at the same time; try again")
 
 
@@ -192,14 +193,14 @@ async def set_instances_status(
     )
 
 
-async def running_instances(session: AsyncSession, definition_id: str) -> list[Row]:
+async def running_instances(session: AsyncSession, definition_id: str) -> Sequence[sa.Row[Any, Any, Any]]:
     """The active and suspended instances of a definition (id, tenant_id, business_key), oldest first."""
     result = await session.execute(
         sa.select(instances.c.id, instances.c.tenant_id, instances.c.business_key)
         .where(instances.c.definition_id == definition_id, instances.c.status.in_(RUNNING))
         .order_by(instances.c.start_time, instances.c.id)
     )
-    return list(result)
+    return result.all()
 
 
 async def delete_instances_of(session: AsyncSession, definition_id: str) -> None:
@@ -448,7 +449,7 @@ async def assign_task(
     if only_if_free:
         conditions.append(sa.or_(tasks.c.assignee.is_(None), tasks.c.assignee == assignee))
     result = await session.execute(tasks.update().where(*conditions).values(assignee=assignee, **values))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return False
     await session.execute(
         task_candidates.update().where(task_candidates.c.task_id == task_id).values(assigned=assignee is not None)
@@ -703,7 +704,7 @@ async def _page(
     columns: Sequence[sa.ColumnElement[Any]],
     conditions: Sequence[sa.ColumnElement[bool]],
     query: ListQuery,
-    sortable: dict[str, sa.ColumnElement[Any]],
+    sortable: Mapping[str, sa.ColumnElement[Any]],
     default_sort: str,
     tiebreak: sa.ColumnElement[Any],
     count: sa.Select[Any] | None = None,

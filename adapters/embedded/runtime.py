@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import time
 import traceback
@@ -305,7 +306,7 @@ class Execution:
     def fire_timers(self) -> None:
         for task in list(self.workflow.event_manager.tasks.values()):
             if _waits_for_timer(task.task_spec):
-                self._guarded(lambda task=task: task.task_spec._update(task), blame=task)
+                self._guarded(functools.partial(task.task_spec._update, task), blame=task)
 
     def cancel(self) -> None:
         self.workflow.cancel()
@@ -641,8 +642,9 @@ def _message(exc: Exception) -> str:
     text = str(exc.args[0]) if exc.args else type(exc).__name__
     notes = [note for note in getattr(exc, "notes", []) if note]
     line = getattr(exc, "line_number", None)
-    if line and getattr(exc, "error_line", None):
-        notes.append(f"(line {line}: {exc.error_line.strip()})")
+    error_line = getattr(exc, "error_line", None)
+    if line and error_line:
+        notes.append(f"(line {line}: {error_line.strip()})")
     return " ".join([text, *notes]).strip()
 
 

@@ -148,7 +148,7 @@ class ZeebeAdapter(HttpEngineAdapter):
             ) from None
         deployment_id = str(result["deploymentKey"])
         deployed_at = format_datetime(now)  # Camunda 8 records no deployment time: the gateway keeps it
-        meta = {"deployment_id": deployment_id, "deployed_at": deployed_at, "deployed_by": deployed_by}
+        meta: dict[str, str | None] = {"deployment_id": deployment_id, "deployed_at": deployed_at, "deployed_by": deployed_by}
         definitions = [
             mapping.deployed_definition(
                 entry["processDefinition"],

@@ -20,7 +20,7 @@ from gateway.variables import REQUEST_VARIABLES_DOC, TypedValue, parse_request_v
 
 router = APIRouter(prefix="/api/processes/instances", tags=["instances"])
 
-VARIABLES_EXAMPLE = {"amount": {"value": 250, "type": "Integer"}, "customer": {"value": "ACME"}}
+VARIABLES_EXAMPLE: dict[str, Any] = {"amount": {"value": 250, "type": "Integer"}, "customer": {"value": "ACME"}}
 
 
 class StartRequest(RequestBody):

@@ -26,7 +26,7 @@ def tenant_scopes(caller: Caller, requested: str | None) -> list[str | None] | N
         return [requested]
     if requested is not None:
         return [requested] if requested in caller.tenants else []
-    return sorted(caller.tenants)
+    return [*sorted(caller.tenants)]
 
 
 async def tenant_page(caller: Caller, query: Q, fetch: Callable[[Q], Awaitable[Page[T]]]) -> Page[T]:
