@@ -1,4 +1,5 @@
-# `make run` starts the gateway on the embedded engine; `make test` runs every test.
+# `make run` starts the gateway on the embedded engine; `make test` runs every test; `make check` runs the
+# linter (ruff), the format check (ruff format --check) and the type checker (mypy) on the packages.
 # `make engine-camunda7` / `engine-operaton` / `engine-flowable` build (first use) and run a real engine in
 # the foreground on PM_ENGINE_PORT (default 8080); they need java 17+ and mvn.
 # Both create the virtualenv and install what they need on first use; both also build the operator console's
@@ -12,7 +13,7 @@ TESTING := $(VENV)/.installed-test-$(SUM)
 CONSOLE_SUM := $(shell cat console/package-lock.json console/build.mjs | cksum | cut -d' ' -f1)
 CONSOLE := gateway/console/static/vendor/.built-$(CONSOLE_SUM)
 
-.PHONY: console run test fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
+.PHONY: console run test check fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
 # `make run` installs only what running needs; `make test` adds the test extras.
 $(RUNTIME): pyproject.toml
@@ -40,6 +41,15 @@ run: $(RUNTIME) $(CONSOLE)
 
 test: $(TESTING) $(CONSOLE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every step runs (and reports) even when an earlier one fails; the target fails if any did.
+PACKAGES := gateway adapters incidents events analytics
+check: $(TESTING)
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy $(PACKAGES) || status=1; \
+	exit $$status
 
 fuzz: $(TESTING)
 	tools/fuzz.sh

@@ -55,19 +55,16 @@ class OutboxWatch:
                     self.latest = latest
                     async with self._changed:
                         self._changed.notify_all()
-            except Exception:  # noqa: BLE001 - the database may be restarting; look again next interval
+            except Exception:  # the database may be restarting; look again next interval
                 log.debug("reading the outbox's last cursor failed", exc_info=True)
             await asyncio.sleep(self.interval)
 
-    async def wait_past(self, cursor: int, timeout: float) -> None:
-        """Return once an event newer than `cursor` exists, or after `timeout` seconds."""
+    async def wait_past(self, cursor: int) -> None:
+        """Return once an event newer than `cursor` exists; the caller bounds the wait (`asyncio.timeout`)."""
         if self.latest > cursor:
             return
         async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.latest > cursor), timeout)
-            except TimeoutError:
-                pass
+            await self._changed.wait_for(lambda: self.latest > cursor)
 
 
 class RedisRelay:
@@ -93,7 +90,10 @@ class RedisRelay:
         async with self.redis.pipeline(transaction=False) as pipe:
             for event in events:
                 pipe.xadd(
-                    self.settings.redis_stream, stream_fields(event), maxlen=self.settings.redis_maxlen, approximate=True
+                    self.settings.redis_stream,
+                    stream_fields(event),  # type: ignore[arg-type]  # redis-py types the fields as an invariant dict of its own unions
+                    maxlen=self.settings.redis_maxlen,
+                    approximate=True,
                 )
             await pipe.execute()
         async with transaction(self.db, actor=SYSTEM) as uow:

@@ -19,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from events import repository
+from events.feeds import ChangeFeed
 from events.models import (
     DeliveryStatus,
     RecoverRequest,
@@ -28,14 +29,13 @@ from events.models import (
     TestDeliveryResult,
     matches,
 )
-from events.feeds import ChangeFeed
 from events.relay import OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
 from events.settings import EventSettings
 from events.webhooks import check_target, new_secret, post
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, ValidationFailed
 from gateway.registry import EngineRegistry
-from gateway.uow import UnitOfWork, reading, transaction
+from gateway.uow import UnitOfWork, reading
 from incidents.sync import Leadership
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class EventService:
         async with reading(self.db) as session:
             subscription = await repository.get_subscription(session, subscription_id)
         now = utcnow()
-        event = {
+        event: dict[str, Any] = {
             "id": f"test-{int(time.time() * 1000)}",
             "cursor": "0",
             "type": "process_manager.subscription.test",

@@ -6,6 +6,8 @@ changes are audited like failed ones (`gateway.changes`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -142,7 +144,9 @@ async def stream_events(
                         id=event["cursor"], event=event["type"], data=json.dumps(envelope(event), separators=(",", ":"))
                     )
             if len(events) < STREAM_PAGE:
-                await service.watch.wait_past(cursor, settings.sse_heartbeat)
+                with contextlib.suppress(TimeoutError):  # nothing new within a heartbeat: read again
+                    async with asyncio.timeout(settings.sse_heartbeat):
+                        await service.watch.wait_past(cursor)
 
     return EventSourceResponse(messages(), ping=settings.sse_heartbeat, headers={"Cache-Control": "no-store"})
 

@@ -16,6 +16,12 @@ import httpx
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from analytics import views as analytics_views
+from analytics.center import AnalyticsCenter
+from analytics.settings import load_analytics_settings
+from events import views as event_views
+from events.service import EventService
+from events.settings import load_event_settings
 from gateway import __version__, journal
 from gateway.api import definitions, instances, messages, operations, tasks
 from gateway.api.context import AUTH_RESPONSES, operational_access
@@ -24,18 +30,12 @@ from gateway.auth import build_authenticator
 from gateway.changes import ChangeLog
 from gateway.console import install_console, swagger_ui_page
 from gateway.db import Database
-from gateway.openapi import problem_openapi
 from gateway.guard import RequestGuardMiddleware
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
+from gateway.openapi import problem_openapi
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
 from gateway.slow_clients import BodyDeadlineMiddleware
-from analytics import views as analytics_views
-from analytics.center import AnalyticsCenter
-from analytics.settings import load_analytics_settings
-from events import views as event_views
-from events.service import EventService
-from events.settings import load_event_settings
 from incidents import views as incident_views
 from incidents.center import IncidentCenter
 from incidents.settings import load_incident_settings
@@ -52,7 +52,7 @@ async def _periodic(interval: float, job: Callable[[], Awaitable[object]]) -> No
     while True:
         try:
             await job()
-        except Exception:  # noqa: BLE001 - a failed round is retried at the next interval
+        except Exception:  # a failed round is retried at the next interval
             log.exception("periodic job failed")
         await asyncio.sleep(interval)
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.db import Database, utcnow
+from gateway.db import Database, rowcount, utcnow
 from gateway.errors import ConcurrentModification, GatewayError
 from gateway.journal import AuditDraft, EventDraft
 from gateway.tables import change_intents
@@ -74,7 +74,7 @@ class ChangeLog:
         for intent in stale:
             async with transaction(self.db, actor=intent.actor) as uow:
                 deleted = await uow.session.execute(change_intents.delete().where(change_intents.c.id == intent.id))
-                if deleted.rowcount != 1:
+                if rowcount(deleted) != 1:
                     continue
                 uow.audit(
                     AuditDraft(

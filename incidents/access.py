@@ -17,7 +17,15 @@ from gateway.uow import UnitOfWork, reading
 from incidents import operations, repository
 from incidents.actions import perform
 from incidents.center import IncidentCenter
-from incidents.models import BulkRetryRequest, ErrorGroups, Incident, IncidentDetails, IncidentQuery, OperationAccepted, OperationProgress
+from incidents.models import (
+    BulkRetryRequest,
+    ErrorGroups,
+    Incident,
+    IncidentDetails,
+    IncidentQuery,
+    OperationAccepted,
+    OperationProgress,
+)
 from incidents.repository import Row
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -15,11 +16,12 @@ from gateway.db import Database, utcnow
 from gateway.errors import GatewayError
 from gateway.registry import EngineRegistry
 from gateway.resilience import mark_background
-from gateway.uow import reading, transaction
+from gateway.uow import UnitOfWork, reading, transaction
 from incidents import policies, repository
 from incidents.actions import perform
 from incidents.models import IncidentSeverity
 from incidents.operations import BulkRetryRunner
+from incidents.repository import Row
 from incidents.service import IncidentService
 from incidents.settings import IncidentSettings
 from incidents.sync import SYSTEM, IncidentSync, Leadership
@@ -89,7 +91,9 @@ class IncidentCenter:
             overdue = await repository.open_since(session, cutoff)
         for incident_id in overdue:
             await self._system_action(
-                "escalate", incident_id, lambda uow, i=incident_id: self.service.auto_escalate(uow, i, cutoff)
+                "escalate",
+                incident_id,
+                functools.partial(self.service.auto_escalate, incident_id=incident_id, cutoff=cutoff),
             )
 
     async def _raise_severities(self, now: datetime) -> None:
@@ -101,7 +105,7 @@ class IncidentCenter:
                 await self._system_action(
                     "reassess_severity",
                     row["id"],
-                    lambda uow, i=row["id"]: self.service.reassess_severity(uow, i, now),
+                    functools.partial(self.service.reassess_severity, incident_id=row["id"], now=now),
                 )
 
     async def _auto_retry(self, incident_id: str) -> None:
@@ -120,7 +124,7 @@ class IncidentCenter:
             async with transaction(self.db, actor=SYSTEM) as uow:
                 await self.service.postpone_auto_retry(uow, incident_id, utcnow())
 
-    async def _system_action(self, operation: str, incident_id: str, change: Callable[..., Awaitable[object]]) -> None:
+    async def _system_action(self, operation: str, incident_id: str, change: Callable[[UnitOfWork], Awaitable[Row | None]]) -> None:
         try:
             await perform(
                 self.db, actor=SYSTEM, operation=operation, incident_id=incident_id, request={}, change=change

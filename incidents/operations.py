@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import uuid
 
+from gateway.changes import ChangeLog
 from gateway.db import Database, utcnow
 from gateway.errors import GatewayError
-from gateway.changes import ChangeLog
 from gateway.journal import AuditDraft
 from gateway.uow import UnitOfWork, reading, transaction
 from incidents import repository

@@ -11,8 +11,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.engines.port import Capability
 from gateway.db import utcnow
+from gateway.engines.port import Capability
 from gateway.errors import Conflict, GatewayError, NotFound, ValidationFailed
 from gateway.registry import EngineHandle, EngineRegistry
 from gateway.schemas import EngineIncident
@@ -42,9 +42,10 @@ class IncidentService:
             await repository.set_link_closed(session, engine, [found.id], None)
             target = await repository.lock_incident(session, link["incident_id"])
         else:
-            target = await self._recurrence_target(uow, engine, found)
-            if target is None:
+            same_failure = await self._recurrence_target(uow, engine, found)
+            if same_failure is None:
                 return await self._create(uow, engine, found, now)
+            target = same_failure
             await repository.insert_link(session, _link(engine, target["id"], found, now))
         if not policies.takes_recurrence(IncidentStatus(target["status"]), target["resolution_type"]):
             return None

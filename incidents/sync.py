@@ -14,6 +14,7 @@ two replicas ever sync at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 
@@ -21,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.engines.port import EngineAdapter
 from gateway.db import Database
+from gateway.engines.port import EngineAdapter
 from gateway.registry import EngineHandle
 from gateway.schemas import EngineIncident, EngineIncidentQuery, SortOrder
 from gateway.uow import reading
@@ -63,7 +64,7 @@ class Leadership:
             try:
                 await self._connection.execute(sa.text("SELECT 1"))
                 return True
-            except Exception:  # noqa: BLE001 - any failure of the connection ends the leadership
+            except Exception:  # any failure of the connection ends the leadership
                 log.warning("%s: the leader's database connection failed; leadership released", self.role)
                 await self._drop()
         connection = await self.db.engine.connect()
@@ -86,7 +87,7 @@ class Leadership:
         try:
             await self._connection.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": self.lock_id})
             await self._connection.close()
-        except Exception:  # noqa: BLE001 - a dead connection has released the lock already
+        except Exception:  # a dead connection has released the lock already
             await self._drop()
         self._connection = None
 
@@ -146,7 +147,7 @@ class IncidentSync:
                 operation="detect",
                 incident_id=None,
                 request={"engine_incident_id": engine_incident_id, "change": "disappeared"},
-                change=lambda uow, gone=engine_incident_id: self.service.engine_incident_gone(uow, self.engine, gone),
+                change=functools.partial(self.service.engine_incident_gone, engine=self.engine, engine_incident_id=engine_incident_id),
             )
 
     async def _appeared(self, incident: EngineIncident) -> None:

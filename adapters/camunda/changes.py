@@ -18,9 +18,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway.engines.port import ChangeBatch, EngineChange
 from adapters.camunda.mapping import COMPLETED_TASK_REASON, format_camunda_date, parse_camunda_date
 from adapters.change_window import PAGE_SIZE, SourceRows, SourceWindow, collect
+from gateway.engines.port import ChangeBatch, EngineChange
 from gateway.resilience import EngineHttp
 
 INSTANCE_END_EVENTS = {

@@ -20,8 +20,8 @@ from gateway.changes import Attempts, ChangeLog
 from gateway.engines.port import Capability, EngineAdapter
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
 from gateway.journal import AuditDraft
-from gateway.registry import EngineHandle
 from gateway.processes.scoping import tenant_page, visible_task_page
+from gateway.registry import EngineHandle
 from gateway.schemas import (
     DefinitionQuery,
     Deployment,

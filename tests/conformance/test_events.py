@@ -12,11 +12,11 @@ from asgi_lifespan import LifespanManager
 
 from gateway.bootstrap import create_app
 from gateway.db import Database
-from gateway.settings import Settings
 from gateway.engines.testing import Harness
+from gateway.engines.testing.polling import eventually
+from gateway.settings import Settings
 from tests.conformance.harnesses import HARNESSES
 from tests.real_engines.harness import RealEngineHarness
-from gateway.engines.testing.polling import eventually
 
 # The embedded engine (it emits its own events) and the HTTP engines' simulators (their change feeds). The change
 # feeds have not been run against the real engines of tests/real_engines yet.

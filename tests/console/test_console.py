@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from gateway.engines.testing.polling import eventually
-
 from gateway.settings import Settings
 from tests.auth.conftest import AUDIENCE, Provider, bearer
 from tests.console.conftest import ROOT, run_scenario
@@ -15,6 +14,7 @@ from tests.events.conftest import ServedGateway, serve
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 ORDER_PROCESS = str(ROOT / "examples" / "order-process.bpmn")
+ORDER_PROCESS_BPMN = (ROOT / "examples" / "order-process.bpmn").read_bytes()
 
 
 async def test_the_readme_incident_flow_by_clicking(console: ServedGateway) -> None:
@@ -27,8 +27,7 @@ async def test_the_readme_incident_flow_by_clicking(console: ServedGateway) -> N
 
 
 async def deploy_order_process(gateway: ServedGateway) -> None:
-    with open(ORDER_PROCESS, "rb") as bpmn:
-        response = await gateway.client.post("/api/processes/definitions", files={"file": bpmn})
+    response = await gateway.client.post("/api/processes/definitions", files={"file": ("order-process.bpmn", ORDER_PROCESS_BPMN)})
     assert response.status_code == 201, response.text
 
 
@@ -100,8 +99,9 @@ async def test_an_incident_responder_of_one_tenant_sees_only_its_incidents(
         instances = {}
         for tenant in ("t1", "t2"):
             admin = bearer(provider.mint({"sub": f"admin-{tenant}", "roles": ["admin"], "tenants": [tenant]}))
-            with open(ORDER_PROCESS, "rb") as bpmn:
-                deployed = await gateway.client.post("/api/processes/definitions", files={"file": bpmn}, headers=admin)
+            deployed = await gateway.client.post(
+                "/api/processes/definitions", files={"file": ("order-process.bpmn", ORDER_PROCESS_BPMN)}, headers=admin
+            )
             assert deployed.status_code == 201, deployed.text
             body = {"definition_key": "order-process", "variables": {"amount": "abc"}}
             started = await gateway.client.post("/api/processes/instances", json=body, headers=admin)

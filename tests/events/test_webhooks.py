@@ -10,9 +10,9 @@ from typing import Any
 
 from events.webhooks import new_secret
 from gateway.db import Database
+from gateway.engines.testing.polling import eventually
 from tests.events.conftest import ServedGateway, serve, write_events
 from tests.events.receiver import Receiver
-from gateway.engines.testing.polling import eventually
 
 
 async def deliveries(gateway: ServedGateway, subscription_id: str, **params: Any) -> list[dict[str, Any]]:

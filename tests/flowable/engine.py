@@ -15,8 +15,8 @@ import contextlib
 import copy
 import itertools
 import re
-from collections.abc import Iterator
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any

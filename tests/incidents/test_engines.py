@@ -14,7 +14,6 @@ from gateway.engines.testing.polling import eventually
 from tests.conformance.harnesses import HARNESSES
 from tests.real_engines.harness import on_real_engine
 
-
 # Known race on the real Flowable, whose async executor moves the retried dead-letter job at once: the detection
 # round can see the engine incident gone before the retry is recorded and resolve the record as `external`
 # instead of `retry`. Seen in some runs, not in others; to be fixed in the Incident Center, not in this test.
