@@ -6,7 +6,9 @@ COPY adapters ./adapters
 COPY incidents ./incidents
 RUN pip install --no-cache-dir . && useradd --system --uid 1001 gateway
 USER gateway
-ENV PM_HOST=0.0.0.0 PM_PORT=3007
+# Beyond loopback the gateway demands authentication (PM_AUTH_MODE=none only on purpose): give it the
+# identity provider with PM_AUTH_ISSUER (OIDC discovery) or its keys with PM_AUTH_JWKS_FILE / PM_AUTH_PUBLIC_KEY_FILE.
+ENV PM_HOST=0.0.0.0 PM_PORT=3007 PM_AUTH_MODE=jwt PM_AUTH_AUDIENCE=pm-gateway
 EXPOSE 3007
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:3007/health').status == 200 else 1)"

@@ -9,7 +9,7 @@ SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 RUNTIME := $(VENV)/.installed-run-$(SUM)
 TESTING := $(VENV)/.installed-test-$(SUM)
 
-.PHONY: run test migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
+.PHONY: run test fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
 # `make run` installs only what running needs; `make test` adds the test extras.
 $(RUNTIME): pyproject.toml
@@ -29,6 +29,9 @@ run: $(RUNTIME)
 
 test: $(TESTING)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+fuzz: $(TESTING)
+	tools/fuzz.sh
 
 migrate: $(RUNTIME)
 	$(BIN)/pm-gateway migrate

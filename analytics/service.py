@@ -51,8 +51,9 @@ from analytics.models import (
 )
 from analytics.repository import Scope
 from analytics.tables import SLOT_SECONDS
+from gateway.auth import Caller
 from gateway.db import Database, utcnow
-from gateway.errors import ValidationFailed
+from gateway.errors import Forbidden, ValidationFailed
 from gateway.uow import reading
 
 DEFAULT_DAYS = 30
@@ -85,6 +86,18 @@ class Period:
     def day_starts(self, days: list[date]) -> list[int]:
         """The slot each day starts in (a day begins on a slot boundary in every time zone)."""
         return [int(datetime.combine(day, time(), self.zone).timestamp()) // SLOT_SECONDS for day in days]
+
+
+def readable_scope(caller: Caller, engine: str, period: Period, definition_key: str | None) -> Scope:
+    """What `caller` may read statistics of: `statistics:read` (for `definition_key` when the grant is scoped by
+    key). The projection is not kept per tenant, so a caller limited to tenants is refused (403) rather than
+    shown figures that include other tenants."""
+    caller.require("statistics:read", definition_key)
+    if definition_key is None and not caller.may("statistics:read"):
+        raise Forbidden("Your roles grant 'statistics:read' only for some process definitions; give definition_key")
+    if caller.tenants is not None:
+        raise Forbidden("Statistics cover every tenant; reading them needs a token for every tenant (tenants: *)")
+    return Scope(engine, period.start, period.end, definition_key)
 
 
 def resolve_period(start: str | None, end: str | None, timezone: str | None, default_zone: str) -> Period:

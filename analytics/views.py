@@ -17,7 +17,6 @@ from analytics.models import (
     ProcessStatistics,
     TaskStatistics,
 )
-from analytics.repository import Scope
 from analytics.service import Period
 from gateway.api.context import Processes
 from gateway.schemas import Task
@@ -63,7 +62,7 @@ def _json(body: bytes) -> Response:
     "+ terminated) and its bottlenecks of severity medium or worse; per local day." + PERIOD_NOTE,
 )
 async def statistics(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.statistics(Scope(processes.engine.name, period.start, period.end, definition_key), period))
+    return _json(await center.service.statistics(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
 
 
 @router.get(
@@ -74,7 +73,7 @@ async def statistics(center: Center, processes: Processes, period: ThePeriod, de
     "completed runs) cover the runs that started in the period." + PERIOD_NOTE,
 )
 async def elements(definition_key: str, center: Center, processes: Processes, period: ThePeriod) -> Response:
-    return _json(await center.service.elements(Scope(processes.engine.name, period.start, period.end, definition_key), period))
+    return _json(await center.service.elements(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
 
 
 @router.get(
@@ -86,7 +85,7 @@ async def elements(definition_key: str, center: Center, processes: Processes, pe
     "claimed in it; per candidate group (with its oldest open task) and per assignee." + PERIOD_NOTE,
 )
 async def task_statistics(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.task_statistics(Scope(processes.engine.name, period.start, period.end, definition_key), period))
+    return _json(await center.service.task_statistics(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
 
 
 @router.get(
@@ -103,7 +102,7 @@ async def task_statistics(center: Center, processes: Processes, period: ThePerio
     "due date completed in the period by that date." + PERIOD_NOTE,
 )
 async def performance(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.performance(Scope(processes.engine.name, period.start, period.end, definition_key), period))
+    return _json(await center.service.performance(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
 
 
 @router.get(
@@ -116,7 +115,7 @@ async def performance(center: Center, processes: Processes, period: ThePeriod, d
     "low); instances_affected = instances with such a run. Longest wait first." + PERIOD_NOTE,
 )
 async def bottlenecks(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.bottlenecks(Scope(processes.engine.name, period.start, period.end, definition_key), period))
+    return _json(await center.service.bottlenecks(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
 
 
 @router.post(

@@ -1,4 +1,8 @@
-"""The event delivery API (API.md "Events"): the SSE stream and webhook subscriptions with their deliveries."""
+"""The event delivery API (API.md "Events"): the SSE stream and webhook subscriptions with their deliveries.
+
+The stream needs `events:read` and carries only events of the caller's tenants; subscriptions and their deliveries
+need `subscriptions:manage` and, as they are not yet kept per tenant, a caller of every tenant. Refused subscription
+changes are audited like failed ones (`gateway.changes`)."""
 
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ from events.models import (
     matches,
 )
 from events.service import EventService
-from gateway.api.context import caller
+from gateway.api.context import CurrentCaller
+from gateway.auth import Caller
 from gateway.changes import ChangeLog
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, Forbidden, GatewayError
 from gateway.journal import AuditDraft
 from gateway.schemas import Page
 from gateway.uow import UnitOfWork, reading
@@ -41,21 +46,38 @@ def event_service(request: Request) -> EventService:
 
 
 Events = Annotated[EventService, Depends(event_service)]
-Actor = Annotated[str, Depends(caller)]
+
+
+def require_manage(caller: Caller) -> None:
+    """`subscriptions:manage`. Subscriptions are not kept per tenant (a webhook receives every tenant's events), so
+    a caller limited to tenants is refused (403) rather than shown or sent other tenants' events."""
+    caller.require("subscriptions:manage")
+    if caller.tenants is not None:
+        raise Forbidden(
+            "Webhook subscriptions receive the events of every tenant; managing them needs a token for every tenant "
+            "(tenants: *)"
+        )
 
 
 async def _audited(
     service: EventService,
-    actor: str,
+    caller: Caller,
     operation: str,
     subscription_id: str | None,
     request: dict[str, Any],
     change: Callable[[UnitOfWork], Awaitable[T]],
     status_code: int = 200,
 ) -> T:
-    """Run a subscription change as an audited change (`gateway.changes`); a failed one is audited too."""
+    """Run a subscription change (`subscriptions:manage`) as an audited change (`gateway.changes`); a failed or
+    refused one is audited too."""
     audit = AuditDraft(operation, "subscription", subscription_id, None, request, status_code)
-    async for attempt in ChangeLog(service.db).attempts(actor, audit, transactional=True):
+    try:
+        require_manage(caller)
+    except GatewayError as error:
+        audit.tenant_id = caller.home_tenant
+        await ChangeLog(service.db).refused(caller.actor, audit, error)
+        raise
+    async for attempt in ChangeLog(service.db).attempts(caller.actor, audit, transactional=True):
         async with attempt as uow:
             result = await change(uow)
             if uow.audit_entry is not None and subscription_id is None:
@@ -79,19 +101,21 @@ def _safe_request(body: Any) -> dict[str, Any]:
     "envelope as JSON. Resume after a disconnect or a gateway restart with the `Last-Event-ID` header (browsers "
     "send it on their own) or `?after=CURSOR`; without either the stream starts with the next new event "
     "(`?after=0`: from the first event). The stream starts with `retry:` and sends a `: ping` comment at least "
-    "every 15 seconds.",
+    "every 15 seconds. Needs `events:read`; carries only the events of the caller's tenants.",
     response_class=Response,
     responses={200: {"content": {"text/event-stream": {}}, "description": "An endless event stream"}},
 )
 async def stream_events(
     request: Request,
     service: Events,
+    caller: CurrentCaller,
     after: Annotated[int | None, Query(ge=0, description="Cursor of the last event seen")] = None,
     types: Annotated[str | None, Query(description="Comma-separated event types, e.g. task.created")] = None,
     instance_id: Annotated[str | None, Query(description="Only events of this process instance")] = None,
     definition_key: Annotated[str | None, Query(description="Only events of this process definition key")] = None,
     last_event_id: Annotated[str | None, Header(description="The `id:` of the last event received")] = None,
 ) -> EventSourceResponse:
+    caller.require("events:read")
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
             raise BadRequest(f"Last-Event-ID must be an event cursor (a number), not {last_event_id!r}")
@@ -113,7 +137,7 @@ async def stream_events(
                 events = await repository.events_after(session, cursor, STREAM_PAGE)
             for event in events:
                 cursor = int(event["cursor"])
-                if matches(event, wanted, event_filter):
+                if caller.sees_tenant(event["tenant_id"]) and matches(event, wanted, event_filter):
                     yield ServerSentEvent(
                         id=event["cursor"], event=event["type"], data=json.dumps(envelope(event), separators=(",", ":"))
                     )
@@ -130,29 +154,33 @@ async def stream_events(
     response_model=Subscription,
     summary="Subscribe a webhook to events (the answer holds the signing secret, shown only here)",
 )
-async def create_subscription(body: SubscriptionCreate, service: Events, actor: Actor) -> Subscription:
+async def create_subscription(body: SubscriptionCreate, service: Events, caller: CurrentCaller) -> Subscription:
     """Register a webhook receiver for event types (and an optional filter). Deliveries are signed per the Standard Webhooks spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and with `X-PM-Signature: sha256=<hex HMAC of the body>`; target URLs on private, loopback or link-local addresses are refused unless allowed by a setting."""
     return await _audited(
-        service, actor, "create", None, _safe_request(body),
-        lambda uow: service.create_subscription(uow, body, actor), status.HTTP_201_CREATED,
+        service, caller, "create", None, _safe_request(body),
+        lambda uow: service.create_subscription(uow, body, caller.actor), status.HTTP_201_CREATED,
     )
 
 
 @router.get("/subscriptions", response_model=Page[Subscription], summary="List webhook subscriptions")
 async def list_subscriptions(
     service: Events,
+    caller: CurrentCaller,
     page: Annotated[int, Query(ge=1)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Every webhook subscription, paged; secrets are never shown."""
+    """Every webhook subscription, paged; secrets are never shown. Needs `subscriptions:manage`."""
+    require_manage(caller)
     async with reading(service.db) as session:
         rows, total = await repository.list_subscriptions(session, (page - 1) * size, size)
     return {"items": [repository.subscription_view(row) for row in rows], "total": total, "page": page, "size": size}
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=Subscription, summary="One webhook subscription")
-async def get_subscription(subscription_id: str, service: Events) -> Subscription:
-    """One subscription with its state (active, failing since, disabled). 404 when unknown."""
+async def get_subscription(subscription_id: str, service: Events, caller: CurrentCaller) -> Subscription:
+    """One subscription with its state (active, failing since, disabled). 404 when unknown. Needs
+    `subscriptions:manage`."""
+    require_manage(caller)
     async with reading(service.db) as session:
         return repository.subscription_view(await repository.get_subscription(session, subscription_id))
 
@@ -163,11 +191,11 @@ async def get_subscription(subscription_id: str, service: Events) -> Subscriptio
     summary="Change a subscription: url, types, filter, format, active; a new secret starts a rotation",
 )
 async def update_subscription(
-    subscription_id: str, body: SubscriptionUpdate, service: Events, actor: Actor
+    subscription_id: str, body: SubscriptionUpdate, service: Events, caller: CurrentCaller
 ) -> Subscription:
     """Change url, event types, filter, format or active; giving a new secret starts a rotation during which both signatures are sent."""
     return await _audited(
-        service, actor, "update", subscription_id, _safe_request(body),
+        service, caller, "update", subscription_id, _safe_request(body),
         lambda uow: service.update_subscription(uow, subscription_id, body),
     )
 
@@ -178,10 +206,10 @@ async def update_subscription(
     response_class=Response,
     summary="Delete a subscription and its deliveries",
 )
-async def delete_subscription(subscription_id: str, service: Events, actor: Actor) -> Response:
+async def delete_subscription(subscription_id: str, service: Events, caller: CurrentCaller) -> Response:
     """Delete a subscription and its delivery records; nothing more is sent to it."""
     await _audited(
-        service, actor, "delete", subscription_id, {},
+        service, caller, "delete", subscription_id, {},
         lambda uow: repository.delete_subscription(uow.session, subscription_id), status.HTTP_204_NO_CONTENT,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -195,11 +223,14 @@ async def delete_subscription(subscription_id: str, service: Events, actor: Acto
 async def list_deliveries(
     subscription_id: str,
     service: Events,
+    caller: CurrentCaller,
     delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Deliveries of one subscription, newest event first; `status=failed` lists the dead-lettered ones."""
+    """Deliveries of one subscription, newest event first; `status=failed` lists the dead-lettered ones. Needs
+    `subscriptions:manage`."""
+    require_manage(caller)
     async with reading(service.db) as session:
         await repository.get_subscription(session, subscription_id)
         rows, total = await repository.list_deliveries(session, subscription_id, delivery_status, (page - 1) * size, size)
@@ -212,14 +243,14 @@ async def list_deliveries(
     response_model=Delivery,
     summary="Send a failed delivery again, with a fresh retry schedule",
 )
-async def retry_delivery(subscription_id: str, delivery_id: str, service: Events, actor: Actor) -> Delivery:
+async def retry_delivery(subscription_id: str, delivery_id: str, service: Events, caller: CurrentCaller) -> Delivery:
     """Send a failed (dead-lettered) delivery again now, with a fresh retry schedule."""
     async def change(uow: UnitOfWork) -> Delivery:
         await service.retry_delivery(uow, subscription_id, delivery_id)
         return repository.delivery_view(await repository.get_delivery(uow.session, subscription_id, delivery_id))
 
     delivery = await _audited(
-        service, actor, "retry_delivery", subscription_id, {"delivery_id": delivery_id}, change, status.HTTP_202_ACCEPTED
+        service, caller, "retry_delivery", subscription_id, {"delivery_id": delivery_id}, change, status.HTTP_202_ACCEPTED
     )
     return delivery
 
@@ -230,10 +261,10 @@ async def retry_delivery(subscription_id: str, delivery_id: str, service: Events
     response_model=RecoverAccepted,
     summary="Deliver again every matching event of a time window [since, until)",
 )
-async def recover(subscription_id: str, body: RecoverRequest, service: Events, actor: Actor) -> RecoverAccepted:
+async def recover(subscription_id: str, body: RecoverRequest, service: Events, caller: CurrentCaller) -> RecoverAccepted:
     """Queue every event of the window [since, until) that matches the subscription again (replay after a receiver outage)."""
     queued = await _audited(
-        service, actor, "recover", subscription_id, body.model_dump(mode="json"),
+        service, caller, "recover", subscription_id, body.model_dump(mode="json"),
         lambda uow: service.recover(uow, subscription_id, body), status.HTTP_202_ACCEPTED,
     )
     return RecoverAccepted(deliveries=queued)
@@ -244,6 +275,8 @@ async def recover(subscription_id: str, body: RecoverRequest, service: Events, a
     response_model=TestDeliveryResult,
     summary="POST a signed `process_manager.subscription.test` event to the receiver now and report its answer",
 )
-async def test_delivery(subscription_id: str, service: Events, actor: Actor) -> TestDeliveryResult:
-    """Send a signed `process_manager.subscription.test` event to the receiver now and report its HTTP answer."""
-    return await service.test_delivery(subscription_id, actor)
+async def test_delivery(subscription_id: str, service: Events, caller: CurrentCaller) -> TestDeliveryResult:
+    """Send a signed `process_manager.subscription.test` event to the receiver now and report its HTTP answer.
+    Needs `subscriptions:manage`."""
+    require_manage(caller)
+    return await service.test_delivery(subscription_id, caller.actor)

@@ -13,17 +13,23 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway import __version__
+from gateway import __version__, journal
 from gateway.api import definitions, instances, operations, tasks
+from gateway.api.context import AUTH_RESPONSES, operational_access
 from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
+from gateway.auth import build_authenticator
 from gateway.changes import ChangeLog
 from gateway.db import Database
 from gateway.openapi import problem_openapi
+from gateway.guard import RequestGuardMiddleware
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
+from gateway.slow_clients import BodyDeadlineMiddleware
 from analytics import views as analytics_views
 from analytics.center import AnalyticsCenter
 from analytics.settings import load_analytics_settings
@@ -37,6 +43,7 @@ from incidents.settings import load_incident_settings
 log = logging.getLogger("gateway")
 
 IDEMPOTENCY_PURGE_INTERVAL = 3600.0  # seconds
+
 STALE_INTENT_SWEEP_INTERVAL = 60.0  # seconds
 
 
@@ -60,6 +67,7 @@ def create_app(
     settings = settings or load_settings()
     incident_settings = load_incident_settings()
     analytics_settings = load_analytics_settings()
+    authenticator = build_authenticator(settings)
     event_settings = load_event_settings()
 
     @contextlib.asynccontextmanager
@@ -89,6 +97,13 @@ def create_app(
             ),
             asyncio.create_task(_periodic(STALE_INTENT_SWEEP_INTERVAL, changes.settle_stale_intents)),
         ]
+        anchor_key = settings.audit_anchor_key.get_secret_value().encode() if settings.audit_anchor_key else None
+        if anchor_key is not None:
+            housekeeping.append(
+                asyncio.create_task(
+                    _periodic(settings.audit_checkpoint_seconds, lambda: journal.write_checkpoint(db, anchor_key))
+                )
+            )
         try:
             yield
         finally:
@@ -96,6 +111,9 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if anchor_key is not None:
+                with contextlib.suppress(Exception):  # a last anchor at shutdown; the periodic one covers failures
+                    await journal.write_checkpoint(db, anchor_key)
             await app.state.analytics.stop()
             await app.state.events.stop()
             await incidents.stop()
@@ -103,6 +121,7 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
             await db.dispose()
+            await authenticator.close()
 
     app = FastAPI(
         title="pm-gateway",
@@ -110,15 +129,40 @@ def create_app(
         description="One stable REST API for BPMN process management over Camunda 7, Flowable, "
         "Camunda 8 and an embedded engine. Errors are RFC 9457 problem details.",
         lifespan=lifespan,
+        docs_url=None,
+        openapi_url=None,
         redirect_slashes=False,  # RequestContextMiddleware routes `/path/` like `/path`; never an empty 307
     )
-    app.state.settings = settings
+    app.state.settings, app.state.authenticator = settings, authenticator
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
+    _document(app)
     # analytics first: its /tasks/statistics must win over /tasks/{task_id}
     for module in (analytics_views, definitions, instances, tasks, operations, incident_views, event_views):
-        app.include_router(module.router)
-    app.add_middleware(IdempotencyMiddleware, db_getter=lambda: app.state.db, ttl_hours=settings.idempotency_ttl_hours)
+        app.include_router(module.router, responses={} if module is operations else AUTH_RESPONSES)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        db_getter=lambda: app.state.db,
+        ttl_hours=settings.idempotency_ttl_hours,
+        lease_seconds=settings.idempotency_lease_seconds,
+        authenticator_getter=lambda: app.state.authenticator,
+    )
+    app.add_middleware(
+        RequestGuardMiddleware, db_getter=lambda: app.state.db, authenticator_getter=lambda: app.state.authenticator
+    )
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.client_body_timeout)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _document(app: FastAPI) -> None:
+    """/openapi.json and /docs, open or behind a token as PM_AUTH_OPEN_PATHS says (`operational_access`)."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(operational_access)])
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(operational_access)])
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="pm-gateway")

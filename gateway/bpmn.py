@@ -7,6 +7,9 @@ engine vocabulary: each adapter declares it as its `task_extensions` (see `TaskE
 
 from __future__ import annotations
 
+import codecs
+import io
+import re
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -16,6 +19,8 @@ from gateway.schemas import ProcessTask, StartForm
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 TASK_TYPES = ("userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask")
+MAX_ELEMENTS = 10_000  # default of PM_MAX_BPMN_ELEMENTS
+MAX_ID_LENGTH = 255  # process, element and definition ids and names, as the engines store them
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
@@ -33,6 +38,10 @@ def parse(xml: bytes) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or exc.position[0]
         raise InvalidBpmn(f"Malformed XML at line {line}: {exc.msg}") from None
+    if root.getroottree().docinfo.doctype:
+        raise InvalidBpmn(
+            "The BPMN file has a DOCTYPE declaration; BPMN 2.0 needs none, and DTDs and entities are refused"
+        )
     if root.tag != f"{{{BPMN_NS}}}definitions":
         raise InvalidBpmn(
             f"Not a BPMN 2.0 document: the root element is {etree.QName(root).localname!r}, "
@@ -41,8 +50,47 @@ def parse(xml: bytes) -> etree._Element:
     return root
 
 
-def validate(xml: bytes) -> list[ProcessSummary]:
-    """The processes of a deployable BPMN file; at least one must be executable."""
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def encode_text(xml: str) -> bytes:
+    """BPMN sent as text (JSON `bpmn_xml`) as bytes in the encoding its XML declaration names (UTF-8 without
+    one), so the parser decodes it as written. InvalidBpmn when that encoding is unknown or cannot hold it."""
+    head = xml[:200].encode("utf-8", errors="replace")
+    declared = _DECLARED_ENCODING.match(head)
+    encoding = declared.group(1).decode() if declared else "utf-8"
+    try:
+        return xml.encode(codecs.lookup(encoding).name)
+    except LookupError:
+        raise InvalidBpmn(f"The XML declaration names the unknown encoding {encoding!r}") from None
+    except UnicodeEncodeError as exc:
+        raise InvalidBpmn(
+            f"The BPMN text holds {exc.object[exc.start]!r} at offset {exc.start}, which the encoding its XML "
+            f"declaration names ({encoding}) cannot represent"
+        ) from None
+
+
+def _check_element_count(xml: bytes, limit: int) -> None:
+    """Count elements while streaming (nothing is kept), stopping at the first one over the limit."""
+    count = 0
+    try:
+        for _, element in etree.iterparse(
+            io.BytesIO(xml), events=("end",), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        ):
+            count += 1
+            if count > limit:
+                raise InvalidBpmn(
+                    f"The BPMN file has more than {limit} XML elements; the limit is {limit} (PM_MAX_BPMN_ELEMENTS)"
+                )
+            element.clear(keep_tail=True)  # only ever at "end": clearing at "start" corrupts lxml's tree
+    except etree.XMLSyntaxError:
+        return  # `parse` reports it with its line
+
+
+def validate(xml: bytes, *, max_elements: int = MAX_ELEMENTS) -> list[ProcessSummary]:
+    """The processes of a deployable BPMN file; at least one must be executable. A file with more than
+    `max_elements` XML elements is refused before it is built in memory (InvalidBpmn naming the limit)."""
+    _check_element_count(xml, max_elements)
     root = parse(xml)
     processes = [
         ProcessSummary(
@@ -61,7 +109,23 @@ def validate(xml: bytes) -> list[ProcessSummary]:
     missing_id = next((p for p in processes if not p.id), None)
     if missing_id is not None:
         raise InvalidBpmn("Every <process> needs an id")
+    _check_lengths(root)
     return processes
+
+
+def _check_lengths(root: etree._Element) -> None:
+    """Ids and names longer than the engines' columns (255) are a 400 naming the element, not a failed insert."""
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for attribute in ("id", "name"):
+            value = element.get(attribute)
+            if value is not None and len(value) > MAX_ID_LENGTH:
+                raise InvalidBpmn(
+                    f"The {attribute} of <{etree.QName(element).localname}> at line {element.sourceline} is "
+                    f"{len(value)} characters long; the limit is {MAX_ID_LENGTH}"
+                )
+
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,11 @@ class ChangeLog:
         or the entry dropped with `uow.audit(None)` when the change turned out to change nothing)."""
         return Attempts(self.db, actor, audit, transactional)
 
+    async def refused(self, actor: str, audit: AuditDraft, error: GatewayError) -> None:
+        """Audit a change refused before it reached the engine (no permission, not visible, lookup failed) as a
+        failure with the error's status and detail."""
+        await Attempts(self.db, actor, audit, transactional=True).fail(error)
+
     async def settle_stale_intents(self, older_than: timedelta = STALE_INTENT_AGE) -> int:
         """Audit every intent older than `older_than` with outcome `unknown`; returns how many were settled.
 
@@ -191,4 +196,5 @@ def _audit_fields(audit: AuditDraft) -> dict[str, Any]:
         "engine": audit.engine,
         "request": audit.request,
         "status": audit.status,
+        "tenant_id": audit.tenant_id,
     }

@@ -19,7 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the HTTP server (the default)")
     sub.add_parser("migrate", help="apply the database migrations and exit")
-    sub.add_parser("verify-audit", help="recompute the audit log's hash chain; exit 1 if it was tampered with")
+    sub.add_parser(
+        "verify-audit",
+        help="recompute the audit log's hash chain and check it against the signed checkpoints; exit 1 if it "
+        "was tampered with",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -44,13 +48,24 @@ def main(argv: list[str] | None = None) -> int:
 
         async def verify() -> int:
             db = Database(settings.database_url)
-            result = await verify_chain(db)
+            key = settings.audit_anchor_key
+            result = await verify_chain(db, anchor_key=key.get_secret_value().encode() if key else None)
             await db.dispose()
-            if result.ok:
-                print(f"audit chain intact: {result.rows} rows")
-                return 0
-            print(f"audit chain BROKEN at row {result.first_bad_id} (after {result.rows} good rows)")
-            return 1
+            if not result.ok:
+                where = f" at row {result.first_bad_id}" if result.first_bad_id is not None else ""
+                print(f"audit chain BROKEN{where}: {result.problem} (after {result.rows} good rows)")
+                return 1
+            print(f"audit chain intact: {result.rows} rows")
+            if key is None:
+                print("not anchored: PM_AUDIT_ANCHOR_KEY is not set, so deleting the newest rows cannot be detected")
+            elif result.anchored_id is None:
+                print("no checkpoint yet: nothing is anchored")
+            else:
+                print(
+                    f"last anchored position: row {result.anchored_id} at {result.anchored_at.isoformat()}; "
+                    f"{result.rows_after_anchor} rows after it are not anchored yet"
+                )
+            return 0
 
         return asyncio.run(verify())
 
@@ -93,9 +108,12 @@ def worker_app() -> Any:
     from gateway.bootstrap import create_app
     from gateway.tracing import configure_tracing
 
+    from gateway.slow_clients import HeaderDeadlineProtocol
+
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)
     configure_tracing()
+    HeaderDeadlineProtocol.header_timeout = settings.client_header_timeout  # uvicorn builds it in this process
     return create_app(settings)
 
 
@@ -107,6 +125,7 @@ def serve(settings: Settings) -> int:
 
     from gateway.bootstrap import create_app
     from gateway.db import Database
+    from gateway.slow_clients import HeaderDeadlineProtocol
 
     try:
         workers = worker_count(settings)
@@ -133,6 +152,7 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level,
         log_config=None,  # keep configure_logging's handlers and format
         access_log=False,  # RequestContextMiddleware writes the access line
+        http=HeaderDeadlineProtocol,  # closes connections that trickle their headers (PM_CLIENT_HEADER_TIMEOUT)
     )
     return 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
+import math
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -49,6 +51,19 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def json_keeping_floats(value: Any) -> str:
+    """JSON text for PostgreSQL's JSONB, which keeps a number as written: a float with an integral value is
+    written with a decimal point (`1e+16` becomes `10000000000000000.0`), so it reads back as a float, not
+    as an integer. Everything else is as `json.dumps` writes it."""
+    if isinstance(value, float) and value.is_integer() and math.isfinite(value) and "e" in repr(value):
+        return f"{int(value)}.0"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{json_keeping_floats(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(json_keeping_floats(item) for item in value) + "]"
+    return json.dumps(value)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -61,7 +76,7 @@ class Database:
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size)
+            options.update(pool_size=pool_size, max_overflow=pool_size, json_serializer=json_keeping_floats)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -57,6 +57,21 @@ class InvalidBpmn(BadRequest):
     title, slug = "Invalid BPMN", "invalid-bpmn"
 
 
+class Unauthorized(GatewayError):
+    """No valid bearer token (PM_AUTH_MODE=jwt); answered with `WWW-Authenticate: Bearer` (RFC 6750)."""
+
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, detail: str, *, error: str = "invalid_token") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": f'Bearer error="{error}"'})
+
+
+class Forbidden(GatewayError):
+    """The caller is known but lacks the permission the detail names."""
+
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
 class NotFound(GatewayError):
     status, title, slug = 404, "Not found", "not-found"
 

@@ -6,9 +6,14 @@ transaction (see `gateway.uow`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import json
+import logging
 import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import Database, utcnow
-from gateway.tables import audit_log, outbox
+from gateway.tables import audit_checkpoints, audit_log, outbox
+
+log = logging.getLogger(__name__)
 
 EVENT_PREFIX = "process_manager."
 
@@ -49,33 +56,55 @@ class AuditDraft:
     status: int
     outcome: str = "success"
     detail: str | None = None
+    tenant_id: str | None = None  # the tenant of the changed object: who may read the row (PM_AUTH_TENANTS_CLAIM)
 
 
 GENESIS_HASH = "0" * 64
 JOURNAL_LOCK_ID = 7_301_002  # PostgreSQL advisory lock that serialises journal appends
 
 
+_appends: ContextVar[list[str] | None] = ContextVar("pm_gateway_audit_appends", default=None)
+
+
+@contextlib.contextmanager
+def watching_appends() -> Iterator[list[str]]:
+    """Collect the operations of the audit rows appended in this context (the request guard's way of
+    knowing whether a failed call was audited by its route)."""
+    seen: list[str] = []
+    token = _appends.set(seen)
+    try:
+        yield seen
+    finally:
+        _appends.reset(token)
+
+
 def _chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    material = {key: row[key] for key in sorted(row) if key not in {"id", "hash", "prev_hash"}}
+    # tenant_id came later (migration 0003): rows without one hash as they did before it existed.
+    material = {
+        key: row[key]
+        for key in sorted(row)
+        if key not in {"id", "hash", "prev_hash"} and not (key == "tenant_id" and row[key] is None)
+    }
     material["occurred_at"] = row["occurred_at"].isoformat()
     payload = prev_hash + json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-_LAST_HASH = sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1).scalar_subquery()
+_LAST_HASH = sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
 
 
 async def _lock(session: AsyncSession) -> str:
-    """Serialise journal appends and return the audit chain's last hash (one round trip).
+    """Serialise journal appends and return the audit chain's last hash.
 
     Taking the lock before inserting makes outbox and audit ids follow commit order, so a reader paging by
-    id never skips a row that commits later, and the hash chain has one linear order.
+    id never skips a row that commits later, and the hash chain has one linear order. On PostgreSQL the head
+    is read in a statement of its own, after the lock is granted: a statement's snapshot is taken when it
+    starts (READ COMMITTED), so reading the head in the statement that waits for the lock would see the
+    chain as it was before the previous holder committed, and two appends would share one `prev_hash`.
     """
     if session.bind.dialect.name == "postgresql":
-        lock = sa.func.pg_advisory_xact_lock(JOURNAL_LOCK_ID)
-        row = (await session.execute(sa.select(lock, _LAST_HASH))).one()
-        return row[1] or GENESIS_HASH
-    return await session.scalar(sa.select(_LAST_HASH)) or GENESIS_HASH
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(JOURNAL_LOCK_ID)))
+    return await session.scalar(_LAST_HASH) or GENESIS_HASH
 
 
 async def write(session: AsyncSession, actor: str, events: list[EventDraft], audit: AuditDraft | None) -> None:
@@ -116,21 +145,100 @@ async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft, pr
         "status": entry.status,
         "outcome": entry.outcome,
         "detail": entry.detail,
+        "tenant_id": entry.tenant_id,
     }
     row["prev_hash"] = prev_hash
     row["hash"] = _chain_hash(prev_hash, row)
     await session.execute(audit_log.insert().values(**row))
+    if (seen := _appends.get()) is not None:
+        seen.append(entry.operation)
+    if entry.outcome == "success":
+        from gateway.idempotency import record_commit  # idempotency imports the API context, which imports us
+
+        await record_commit(session, entry.status, entry.resource_type, entry.resource_id)
 
 
 @dataclass
 class ChainCheck:
+    """What `verify_chain` found. `ok` is False when a hash, a link, a checkpoint's signature or an anchored
+    row is wrong or missing; `problem` says which. `anchored_id`/`anchored_at`: the newest checkpoint (None
+    without checkpoints or without a key); `rows_after_anchor`: rows written after it, which no anchor covers."""
+
     rows: int
     ok: bool
     first_bad_id: int | None = None
+    problem: str | None = None
+    anchored_id: int | None = None
+    anchored_at: datetime | None = None
+    rows_after_anchor: int | None = None
 
 
-async def verify_chain(db: Database, batch: int = 5000) -> ChainCheck:
-    """Recompute every hash in id order; the first row whose hash or link is wrong is reported."""
+def _checkpoint_mac(key: bytes, checkpoint: dict[str, Any]) -> str:
+    material = "|".join(
+        str(checkpoint[name]) for name in ("audit_id", "audit_hash", "rows", "prev_mac")
+    ) + "|" + checkpoint["created_at"].isoformat()
+    return hmac.new(key, material.encode(), hashlib.sha256).hexdigest()
+
+
+async def write_checkpoint(db: Database, key: bytes) -> dict[str, Any] | None:
+    """Anchor the chain's head: a checkpoint row signed with HMAC-SHA256 (`key`, PM_AUDIT_ANCHOR_KEY) over the
+    newest audit row's id and hash, the row count and the previous checkpoint's mac; also logged, so a copy
+    lives outside the database. None when nothing was written since the last checkpoint."""
+    async with db.writer(), db.sessionmaker() as session, session.begin():
+        head_hash = await _lock(session)  # no append can slip in between the head and the count
+        head_id = await session.scalar(sa.select(sa.func.max(audit_log.c.id)))
+        if head_id is None:
+            return None
+        last = (
+            await session.execute(sa.select(audit_checkpoints).order_by(audit_checkpoints.c.id.desc()).limit(1))
+        ).mappings().first()
+        if last is not None and last["audit_id"] == head_id:
+            return None
+        rows = await session.scalar(sa.select(sa.func.count()).select_from(audit_log))
+        checkpoint: dict[str, Any] = {
+            "created_at": utcnow(),
+            "audit_id": head_id,
+            "audit_hash": head_hash,
+            "rows": rows,
+            "prev_mac": last["mac"] if last is not None else GENESIS_HASH,
+        }
+        checkpoint["mac"] = _checkpoint_mac(key, checkpoint)
+        await session.execute(audit_checkpoints.insert().values(**checkpoint))
+    log.info(
+        "audit checkpoint: row %s hash %s rows %s mac %s", head_id, head_hash, rows, checkpoint["mac"]
+    )
+    return checkpoint
+
+
+async def _checkpoints(db: Database, key: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """The checkpoints in order, and the first problem with their signatures or their own chain."""
+    async with db.sessionmaker() as session:
+        result = await session.execute(sa.select(audit_checkpoints).order_by(audit_checkpoints.c.id))
+        checkpoints = [dict(r._mapping) for r in result]
+    prev_mac = GENESIS_HASH
+    for checkpoint in checkpoints:
+        if not hmac.compare_digest(_checkpoint_mac(key, checkpoint), checkpoint["mac"]):
+            return checkpoints, f"checkpoint {checkpoint['id']} has an invalid signature (forged, edited or another key)"
+        if checkpoint["prev_mac"] != prev_mac:
+            return checkpoints, f"checkpoint {checkpoint['id']} does not follow the one before it (a checkpoint was removed)"
+        prev_mac = checkpoint["mac"]
+    return checkpoints, None
+
+
+async def verify_chain(db: Database, batch: int = 5000, *, anchor_key: bytes | None = None) -> ChainCheck:
+    """Recompute every hash in id order; the first row whose hash or link is wrong is reported.
+
+    With `anchor_key`, the signed checkpoints are checked too: each must be signed with the key and follow
+    the one before it, and the row it anchors must still be there with the same hash and the same number of
+    rows up to it. That finds rows deleted from the tail up to the newest checkpoint, and rows edited with
+    every later hash recomputed. Rows after the newest checkpoint are counted, not vouched for.
+    """
+    checkpoints: list[dict[str, Any]] = []
+    if anchor_key is not None:
+        checkpoints, problem = await _checkpoints(db, anchor_key)
+        if problem is not None:
+            return ChainCheck(rows=0, ok=False, problem=problem)
+    anchors = {checkpoint["audit_id"]: checkpoint for checkpoint in checkpoints}
     prev_hash, rows, last_id = GENESIS_HASH, 0, 0
     async with db.sessionmaker() as session:
         while True:
@@ -139,11 +247,33 @@ async def verify_chain(db: Database, batch: int = 5000) -> ChainCheck:
             )
             chunk = [dict(r._mapping) for r in result]
             if not chunk:
-                return ChainCheck(rows=rows, ok=True)
+                break
             for row in chunk:
                 if row["prev_hash"] != prev_hash or _chain_hash(prev_hash, row) != row["hash"]:
-                    return ChainCheck(rows=rows, ok=False, first_bad_id=row["id"])
+                    return ChainCheck(rows=rows, ok=False, first_bad_id=row["id"], problem="hash or link does not match")
                 prev_hash, last_id, rows = row["hash"], row["id"], rows + 1
+                anchor = anchors.pop(row["id"], None)
+                if anchor is not None and (anchor["audit_hash"] != row["hash"] or anchor["rows"] != rows):
+                    return ChainCheck(
+                        rows=rows,
+                        ok=False,
+                        first_bad_id=row["id"],
+                        problem=f"row {row['id']} differs from checkpoint {anchor['id']} (rows before it were "
+                        "changed or removed and the hashes recomputed)",
+                    )
+    check = ChainCheck(rows=rows, ok=True)
+    if checkpoints:
+        newest = checkpoints[-1]
+        check.anchored_id, check.anchored_at = newest["audit_id"], newest["created_at"]
+        check.rows_after_anchor = max(rows - newest["rows"], 0)
+    if anchors:  # anchored rows the walk never met: deleted
+        missing = min(anchors.values(), key=lambda c: c["audit_id"])
+        check.ok = False
+        check.problem = (
+            f"rows are missing: checkpoint {missing['id']} anchors row {missing['audit_id']} "
+            f"({missing['rows']} rows), which is gone; the log ends at row {last_id} ({rows} rows)"
+        )
+    return check
 
 
 def _audit_public(row: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +289,7 @@ def _audit_public(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "outcome": row["outcome"],
         "detail": row["detail"],
+        "tenant_id": row["tenant_id"],
         "hash": row["hash"],
     }
 
@@ -175,7 +306,9 @@ async def list_audit(
     offset: int = 0,
     limit: int = 50,
     newest_first: bool = True,
+    tenants: frozenset[str] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
+    """Audit rows matching the filters; with `tenants`, only rows of those tenants (None: every row)."""
     conditions = [
         column == value
         for column, value in (
@@ -186,6 +319,8 @@ async def list_audit(
         )
         if value is not None
     ]
+    if tenants is not None:
+        conditions.append(audit_log.c.tenant_id.in_(sorted(tenants)))
     if since is not None:
         conditions.append(audit_log.c.occurred_at >= since)
     if until is not None:
@@ -211,10 +346,13 @@ def event_public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_events(
-    session: AsyncSession, *, after: int, types: list[str] | None, limit: int
+    session: AsyncSession, *, after: int, types: list[str] | None, limit: int, tenants: frozenset[str] | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    """Events with a cursor above `after`, oldest first; returns them and the cursor to continue from."""
+    """Events with a cursor above `after`, oldest first; returns them and the cursor to continue from. With
+    `tenants`, only events of those tenants (None: every event)."""
     conditions = [outbox.c.id > after]
+    if tenants is not None:
+        conditions.append(outbox.c.tenant_id.in_(sorted(tenants)))
     if types:
         conditions.append(outbox.c.type.in_(types))
     rows = [dict(r._mapping) for r in await session.execute(

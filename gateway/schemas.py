@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gateway.variables import TypedValue
 
@@ -15,6 +15,20 @@ T = TypeVar("T")
 TaskType = Literal[
     "userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask"
 ]
+
+
+MAX_PAGE = 10_000_000  # page x size stays far inside a 64-bit OFFSET
+
+
+def _representable_in_utc(moment: datetime) -> datetime:
+    try:
+        return moment if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the date-time lies outside 0001-01-01..9999-12-31 once moved to UTC") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_representable_in_utc)]
+"""A date-time filter: refused (422) when it cannot be expressed in UTC (year 1 with a positive offset)."""
 
 
 class Model(BaseModel):
@@ -45,7 +59,7 @@ class ListQuery(Model):
 
     sortable: ClassVar[frozenset[str]] = frozenset()
 
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=MAX_PAGE)
     size: int = Field(50, ge=1, le=500)
     sort: str | None = None
     order: SortOrder = SortOrder.DESC
@@ -201,8 +215,8 @@ class InstanceQuery(ListQuery):
     definition_id: str | None = None
     business_key: str | None = None
     status: InstanceStatus | None = None
-    started_after: datetime | None = None
-    started_before: datetime | None = None
+    started_after: UtcDatetime | None = None
+    started_before: UtcDatetime | None = None
     has_incident: bool | None = None
     tenant_id: str | None = None
 
@@ -256,7 +270,7 @@ class TaskQuery(ListQuery):
     instance_id: str | None = None
     definition_key: str | None = None
     status: TaskStatus | None = None
-    due_before: datetime | None = None
+    due_before: UtcDatetime | None = None
     tenant_id: str | None = None
 
 
@@ -271,8 +285,8 @@ class EngineIncidentQuery(ListQuery):
 class HistoryQuery(ListQuery):
     sortable = frozenset({"start_time", "end_time"})
     definition_key: str | None = None
-    started_after: datetime | None = None
-    started_before: datetime | None = None
+    started_after: UtcDatetime | None = None
+    started_before: UtcDatetime | None = None
     finished: bool | None = None
 
 

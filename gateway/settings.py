@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.engines.plugins import adapter_class, adapter_options
 from gateway.errors import ConfigError
@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     access_log: bool = True
     workers: int | None = Field(None, ge=1, description="Server processes; default: one per CPU core (PostgreSQL)")
     max_upload_bytes: int = 5 * 1024 * 1024
+    client_header_timeout: Seconds = Field(10.0, gt=0)
+    client_body_timeout: Seconds = Field(30.0, gt=0)
     auto_migrate: bool = True
 
     # Engines: either the single-engine shorthand or PM_ENGINES (JSON list) / PM_CONFIG (a JSON file).
@@ -141,7 +143,69 @@ class Settings(BaseSettings):
     config: Path | None = None
     default_engine: str | None = None  # overrides the engine marked default
 
+    max_bpmn_elements: int = Field(10_000, ge=1)
+
     idempotency_ttl_hours: Hours = Field(24.0, gt=0)
+    idempotency_lease_seconds: Seconds = Field(10.0, gt=0)
+
+    audit_anchor_key: SecretStr | None = None
+    audit_checkpoint_seconds: Seconds = Field(60.0, gt=0)
+
+    # Authentication and authorization (README "Authentication and authorization").
+    auth_mode: Literal["none", "jwt"] | None = None  # unset: none on loopback, refusal elsewhere
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["RS256"])
+    auth_jwks_url: str | None = None  # default: the issuer's OIDC discovery document names it
+    auth_jwks_file: Path | None = None
+    auth_public_key_file: Path | None = None
+    auth_jwks_cache_seconds: float = Field(300.0, gt=0)
+    auth_jwks_refetch_cooldown: float = Field(30.0, ge=0)
+    auth_leeway: float = Field(10.0, ge=0, le=30)
+    auth_actor_claim: str = "sub"
+    auth_roles_claim: str = "roles"
+    auth_groups_claim: str = "groups"
+    auth_tenants_claim: str = "tenants"  # empty: no tenant isolation
+    auth_roles_file: Path | None = None  # default: gateway/auth/roles.json
+    auth_open_paths: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["/ready", "/metrics", "/docs", "/openapi.json"])
+
+    @field_validator(
+        "auth_issuer", "auth_jwks_url", "auth_jwks_file", "auth_public_key_file", "auth_roles_file", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("auth_algorithms", "auth_open_paths", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _asymmetric_algorithms(cls, value: list[str]) -> list[str]:
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+        wrong = [a for a in value if a not in allowed]
+        if wrong or not value:
+            raise ValueError(
+                f"give one or more of {', '.join(sorted(allowed))} (public-key algorithms only); got {', '.join(wrong) or 'none'}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _jwt_complete(self) -> Settings:
+        if self.auth_mode != "jwt":
+            return self
+        if not self.auth_audience:
+            raise ValueError("PM_AUTH_MODE=jwt needs PM_AUTH_AUDIENCE (the `aud` tokens must carry)")
+        if not (self.auth_jwks_file or self.auth_public_key_file or self.auth_jwks_url or self.auth_issuer):
+            raise ValueError(
+                "PM_AUTH_MODE=jwt needs where the signing keys are: PM_AUTH_ISSUER (OIDC discovery), "
+                "PM_AUTH_JWKS_URL, PM_AUTH_JWKS_FILE or PM_AUTH_PUBLIC_KEY_FILE"
+            )
+        return self
 
     @field_validator("engines", mode="before")
     @classmethod

@@ -18,11 +18,26 @@ audit_log = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("detail", sa.Text),
+    sa.Column("tenant_id", sa.String(100)),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Index("ix_audit_resource", "resource_type", "resource_id"),
     sa.Index("ix_audit_actor", "actor"),
     sa.Index("ix_audit_occurred_at", "occurred_at"),
+    sa.Index("ix_audit_tenant", "tenant_id"),
+)
+
+# Signed anchors of the audit chain (journal.write_checkpoint): what verify-audit holds the chain against.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("audit_id", sa.BigInteger, nullable=False),  # the newest audit row when the checkpoint was taken
+    sa.Column("audit_hash", sa.String(64), nullable=False),  # its hash
+    sa.Column("rows", sa.BigInteger, nullable=False),  # audit rows up to and including it
+    sa.Column("prev_mac", sa.String(64), nullable=False),  # the previous checkpoint's mac: checkpoints chain too
+    sa.Column("mac", sa.String(64), nullable=False),  # HMAC-SHA256 over the fields above, key PM_AUDIT_ANCHOR_KEY
 )
 
 outbox = sa.Table(
@@ -52,6 +67,12 @@ idempotency_keys = sa.Table(
     sa.Column("response_headers", JsonColumn),
     sa.Column("response_body", sa.LargeBinary),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The request holding the key renews its lease while it runs; a key whose lease lapsed was left by a
+    # request that died. Its change, if it committed, stamped committed_status/_resource in its transaction.
+    sa.Column("claim_token", sa.String(36)),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("committed_status", sa.Integer),
+    sa.Column("committed_resource", sa.String(320)),
     sa.Index("ix_idempotency_created_at", "created_at"),
 )
 

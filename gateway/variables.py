@@ -137,6 +137,8 @@ def coerce(name: str, value: Any, declared: VariableType | str | None) -> TypedV
                 value = format_datetime(parse_datetime(value))
             except ValueError:
                 raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
+            except OverflowError:
+                raise ValueError(f"{value!r} lies outside 0001-01-01..9999-12-31 once moved to UTC") from None
         case VariableType.JSON:
             pass
     return TypedValue(value=value, type=var_type)

@@ -36,5 +36,6 @@ async def perform(
             if incident is None:
                 uow.audit(None)
             elif uow.audit_entry is not None:
-                uow.audit_entry.resource_id, uow.audit_entry.engine = incident["id"], incident["engine"]
+                entry = uow.audit_entry
+                entry.resource_id, entry.engine, entry.tenant_id = incident["id"], incident["engine"], incident["tenant_id"]
     return incident

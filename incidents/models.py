@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import ConfigDict, Field
 
 from gateway.db import BigId, JsonColumn, UTCDateTime, metadata
-from gateway.schemas import ListQuery, Model, RequestBody
+from gateway.schemas import ListQuery, Model, RequestBody, UtcDatetime
 from gateway.variables import REQUEST_VARIABLES_DOC
 
 
@@ -257,7 +257,7 @@ class IncidentFilter(Model):
     incident_type: str | None = None
     assignee: str | None = None
     severity: IncidentSeverity | None = None
-    created_after: datetime | None = None
+    created_after: UtcDatetime | None = None
     error_hash: str | None = Field(None, description="Only incidents with this normalised error (see by-error)")
 
 

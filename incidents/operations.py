@@ -29,14 +29,18 @@ log = logging.getLogger(__name__)
 BULK_RETRY = "incident_retry"
 
 
-async def start_bulk_retry(db: Database, actor: str, request: BulkRetryRequest) -> OperationAccepted:
-    """Record the operation and its items (the incidents the filter selects that can be retried now)."""
+async def start_bulk_retry(
+    db: Database, actor: str, request: BulkRetryRequest, tenants: frozenset[str] | None = None
+) -> OperationAccepted:
+    """Record the operation and its items (the incidents the filter selects, of `tenants` when given, that can
+    be retried now)."""
     operation_id = str(uuid.uuid4())
     body = request.model_dump(mode="json")
-    audit = AuditDraft("bulk_retry", "operation", operation_id, request.filter.engine, body, 202)
+    home = next(iter(tenants)) if tenants is not None and len(tenants) == 1 else None
+    audit = AuditDraft("bulk_retry", "operation", operation_id, request.filter.engine, body, 202, tenant_id=home)
     async for attempt in ChangeLog(db).attempts(actor, audit, transactional=True):
         async with attempt as uow:
-            incident_ids = await repository.matching_ids(uow.session, request.filter, Action.RETRIED)
+            incident_ids = await repository.matching_ids(uow.session, request.filter, Action.RETRIED, tenants)
             await repository.insert_operation(
                 uow.session,
                 operation_id=operation_id,

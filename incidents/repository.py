@@ -110,7 +110,10 @@ async def latest_at_place(session: AsyncSession, engine: str, instance_id: str, 
     )
 
 
-def _filter_conditions(selection: IncidentFilter) -> list[sa.ColumnElement[bool]]:
+def _filter_conditions(
+    selection: IncidentFilter, tenants: frozenset[str] | None = None
+) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions; with `tenants`, only incidents of those tenants (None: every incident)."""
     conditions = [
         column == value
         for column, value in (
@@ -127,11 +130,15 @@ def _filter_conditions(selection: IncidentFilter) -> list[sa.ColumnElement[bool]
     ]
     if selection.created_after is not None:
         conditions.append(incidents.c.created > selection.created_after)
+    if tenants is not None:
+        conditions.append(incidents.c.tenant_id.in_(sorted(tenants)))
     return conditions
 
 
-async def list_incidents(session: AsyncSession, query: IncidentQuery) -> Page[Incident]:
-    conditions = _filter_conditions(query)
+async def list_incidents(
+    session: AsyncSession, query: IncidentQuery, tenants: frozenset[str] | None = None
+) -> Page[Incident]:
+    conditions = _filter_conditions(query, tenants)
     column = SORT_COLUMNS[query.sort or "created"]
     order = column.asc() if query.order is SortOrder.ASC else column.desc()
     rows = (
@@ -157,11 +164,15 @@ async def list_incidents(session: AsyncSession, query: IncidentQuery) -> Page[In
     )
 
 
-async def open_error_groups(session: AsyncSession, engine: str | None) -> list[ErrorGroup]:
-    """Unresolved incidents grouped by error_hash, largest group first (ties: hash order)."""
+async def open_error_groups(
+    session: AsyncSession, engine: str | None, tenants: frozenset[str] | None = None
+) -> list[ErrorGroup]:
+    """Unresolved incidents (of `tenants` when given) grouped by error_hash, largest group first (ties: hash order)."""
     conditions = [incidents.c.status.in_([s.value for s in UNRESOLVED]), incidents.c.error_hash.is_not(None)]
     if engine is not None:
         conditions.append(incidents.c.engine == engine)
+    if tenants is not None:
+        conditions.append(incidents.c.tenant_id.in_(sorted(tenants)))
     rows = (
         await session.execute(
             sa.select(incidents.c.error_hash, incidents.c.message, incidents.c.definition_key)
@@ -180,11 +191,16 @@ async def open_error_groups(session: AsyncSession, engine: str | None) -> list[E
     return sorted(groups.values(), key=lambda g: (-g.open_count, g.error_hash))
 
 
-async def matching_ids(session: AsyncSession, selection: IncidentFilter, action: Action) -> list[str]:
-    """Ids of the incidents a filter selects that `action` may happen to now (`policies.TRANSITIONS`), oldest first."""
+async def matching_ids(
+    session: AsyncSession, selection: IncidentFilter, action: Action, tenants: frozenset[str] | None = None
+) -> list[str]:
+    """Ids of the incidents a filter selects (of `tenants` when given) that `action` may happen to now
+    (`policies.TRANSITIONS`), oldest first."""
     rows = await session.execute(
         sa.select(incidents.c.id)
-        .where(*_filter_conditions(selection), incidents.c.status.in_(_values(policies.statuses_allowing(action))))
+        .where(
+            *_filter_conditions(selection, tenants), incidents.c.status.in_(_values(policies.statuses_allowing(action)))
+        )
         .order_by(incidents.c.created, incidents.c.id)
     )
     return [row[0] for row in rows]

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from gateway.api.context import caller
-from gateway.db import utcnow
+from gateway.api.context import CurrentCaller
 from gateway.schemas import Page
-from gateway.uow import UnitOfWork, reading
-from gateway.variables import parse_request_variables, audit_summary
-from incidents import operations, repository
-from incidents.actions import perform
+from gateway.variables import audit_summary, parse_request_variables
+from incidents import access
 from incidents.center import IncidentCenter
 from incidents.models import (
     BulkRetryRequest,
@@ -31,7 +27,6 @@ from incidents.models import (
     OperationProgress,
     ResolutionType,
 )
-from incidents.repository import Row
 
 router = APIRouter(prefix="/api/processes", tags=["incidents"])
 
@@ -41,38 +36,17 @@ def incident_center(request: Request) -> IncidentCenter:
 
 
 Center = Annotated[IncidentCenter, Depends(incident_center)]
-Actor = Annotated[str, Depends(caller)]
-
-
-async def _act(
-    center: IncidentCenter,
-    actor: str,
-    incident_id: str,
-    operation: str,
-    request: dict[str, Any],
-    change: Callable[[UnitOfWork], Awaitable[Row]],
-    status: int = 200,
-) -> IncidentDetails:
-    await perform(
-        center.db,
-        actor=actor,
-        operation=operation,
-        incident_id=incident_id,
-        request=request,
-        change=change,
-        status=status,
-    )
-    async with reading(center.db) as session:
-        return await repository.incident_details(session, incident_id)
+_act = access.act
 
 
 @router.get("/incidents", response_model=Page[Incident], summary="List incidents of every engine (`engine` filters)")
-async def list_incidents(center: Center, query: Annotated[IncidentQuery, Query()]) -> Page[Incident]:
+async def list_incidents(
+    center: Center, caller: CurrentCaller, query: Annotated[IncidentQuery, Query()]
+) -> Page[Incident]:
     """A page of incidents of every engine (or the one `engine` names), filtered by status, instance, definition, type,
     assignee, severity or age, and sorted.
     """
-    async with reading(center.db) as session:
-        return await repository.list_incidents(session, query)
+    return await access.list_incidents(center, caller, query)
 
 
 @router.get(
@@ -84,12 +58,11 @@ async def list_incidents(center: Center, query: Annotated[IncidentQuery, Query()
     "Largest group first. `GET /incidents?error_hash=` lists a group's incidents.",
 )
 async def incidents_by_error(
-    center: Center, engine: Annotated[str | None, Query(description="Only this engine's incidents")] = None
+    center: Center,
+    caller: CurrentCaller,
+    engine: Annotated[str | None, Query(description="Only this engine's incidents")] = None,
 ) -> ErrorGroups:
-    now = utcnow()  # read before the query: every incident committed by then is counted
-    async with reading(center.db) as session:
-        groups = await repository.open_error_groups(session, engine)
-    return ErrorGroups(items=groups, generated_at=utcnow(), data_as_of=now)
+    return await access.error_groups(center, caller, engine)
 
 
 @router.post(
@@ -98,33 +71,30 @@ async def incidents_by_error(
     response_model=OperationAccepted,
     summary="Retry every incident a filter selects, as an operation (progress: GET /operations/{id})",
 )
-async def bulk_retry(body: BulkRetryRequest, center: Center, actor: Actor) -> OperationAccepted:
+async def bulk_retry(body: BulkRetryRequest, center: Center, caller: CurrentCaller) -> OperationAccepted:
     """Retry every incident the filter selects, as a background operation; answers 202 with its id (progress: GET
     /api/processes/operations/{operation_id}).
     """
-    accepted = await operations.start_bulk_retry(center.db, actor, body)
-    center.nudge_operations()
-    return accepted
+    return await access.bulk_retry(center, caller, body)
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetails, summary="An incident with its history")
-async def get_incident(incident_id: str, center: Center) -> IncidentDetails:
+async def get_incident(incident_id: str, center: Center, caller: CurrentCaller) -> IncidentDetails:
     """One incident with its linked engine incidents and its history of actions."""
-    async with reading(center.db) as session:
-        return await repository.incident_details(session, incident_id)
+    return await access.incident_details(center, caller, incident_id)
 
 
 @router.post(
     "/incidents/{incident_id}/acknowledge", response_model=IncidentDetails, summary="Acknowledge an open incident"
 )
 async def acknowledge(
-    incident_id: str, center: Center, actor: Actor, body: IncidentAcknowledgement | None = None
+    incident_id: str, center: Center, caller: CurrentCaller, body: IncidentAcknowledgement | None = None
 ) -> IncidentDetails:
     """Acknowledge an open incident, optionally with a message."""
     message = body.message if body else None
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "acknowledge",
         {"message": message},
@@ -135,11 +105,11 @@ async def acknowledge(
 @router.post(
     "/incidents/{incident_id}/assign", response_model=IncidentDetails, summary="Assign (acknowledges an open one)"
 )
-async def assign(incident_id: str, body: IncidentAssignment, center: Center, actor: Actor) -> IncidentDetails:
+async def assign(incident_id: str, body: IncidentAssignment, center: Center, caller: CurrentCaller) -> IncidentDetails:
     """Assign an incident to a user (an open one is acknowledged too)."""
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "assign",
         body.model_dump(),
@@ -153,11 +123,11 @@ async def assign(incident_id: str, body: IncidentAssignment, center: Center, act
     response_model=IncidentDetails,
     summary="Add a comment",
 )
-async def comment(incident_id: str, body: IncidentComment, center: Center, actor: Actor) -> IncidentDetails:
+async def comment(incident_id: str, body: IncidentComment, center: Center, caller: CurrentCaller) -> IncidentDetails:
     """Add a comment to an incident's history."""
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "comment",
         {},  # the text is in the incident's history; the audit log keeps no free text
@@ -172,12 +142,12 @@ async def comment(incident_id: str, body: IncidentComment, center: Center, actor
     response_model=IncidentDetails,
     summary="Set variables (optional), then retry in the engine",
 )
-async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, actor: Actor) -> IncidentDetails:
+async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
     """Retry the failed job or external task behind an incident, optionally setting variables first."""
     variables = parse_request_variables(body.variables)
     incident = await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "retry",
         {"retries": body.retries, "variables": audit_summary(variables)},
@@ -189,12 +159,12 @@ async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, ac
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentDetails, summary="Resolve an incident")
-async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center, actor: Actor) -> IncidentDetails:
+async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
     """Resolve an incident by hand, saying how (`resolution_type`) and why."""
     resolution = ResolutionType(body.resolution_type)
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "resolve",
         {"resolution_type": resolution.value},
@@ -203,11 +173,11 @@ async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center
 
 
 @router.post("/incidents/{incident_id}/escalate", response_model=IncidentDetails, summary="Escalate an incident")
-async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Center, actor: Actor) -> IncidentDetails:
+async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
     """Escalate an incident, with a message and an optional level."""
     return await _act(
         center,
-        actor,
+        caller,
         incident_id,
         "escalate",
         {"level": body.level},
@@ -216,7 +186,6 @@ async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Cent
 
 
 @router.get("/operations/{operation_id}", response_model=OperationProgress, summary="Progress of a bulk operation")
-async def get_operation(operation_id: str, center: Center) -> OperationProgress:
+async def get_operation(operation_id: str, center: Center, caller: CurrentCaller) -> OperationProgress:
     """Progress of a bulk operation: counts of incidents done, failed and pending, and each failure."""
-    async with reading(center.db) as session:
-        return await repository.operation(session, operation_id)
+    return await access.operation(center, caller, operation_id)

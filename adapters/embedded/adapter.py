@@ -67,6 +67,12 @@ class EmbeddedOptions(BaseSettings):
 
     allow_scripts: bool = Field(False, description="Run BPMN script tasks (Python; trusted models only)")
     timer_interval: float = Field(1.0, gt=0, description="Seconds between timer and external-work checks")
+    max_cardinality: int = Field(
+        1_000, ge=1, description="Most instances one multi-instance activity may create (more: an incident)"
+    )
+    spec_cache_bytes: int = Field(
+        16 * 1024 * 1024, ge=0, description="Bytes of BPMN XML whose parsed definitions are kept in memory"
+    )
 
 
 class EmbeddedAdapter(EngineAdapter):
@@ -79,9 +85,11 @@ class EmbeddedAdapter(EngineAdapter):
         super().__init__(context)
         self.options = cast(EmbeddedOptions, context.options)
         self.runtime = Runtime(
-            allow_scripts=self.options.allow_scripts, handler_timeout=context.config.read_timeout
+            allow_scripts=self.options.allow_scripts,
+            handler_timeout=context.config.read_timeout,
+            max_cardinality=self.options.max_cardinality,
         )
-        self.engine = InstanceEngine(self.name, self.runtime, SpecCache())
+        self.engine = InstanceEngine(self.name, self.runtime, SpecCache(self.options.spec_cache_bytes))
         self._poller: asyncio.Task[None] | None = None
 
     @property
@@ -197,7 +205,7 @@ class EmbeddedAdapter(EngineAdapter):
                 ) from None
             rows = await repository.definitions_of_deployment(uow.session, deployment_id)
         for process, row in zip(processes, definition_rows, strict=True):
-            self.engine.specs.put(row["id"], process)
+            self.engine.specs.put(row["id"], process, len(bpmn_xml))
         return Deployment(
             deployment_id=deployment_id,
             name=deployment_row["name"],

@@ -9,6 +9,7 @@ nothing of it is kept (the gateway retries it as a whole).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
@@ -21,10 +22,12 @@ from adapters.embedded.parsing import ParsedProcess, SpecCache, called_elements,
 from adapters.embedded.runtime import Changes, Execution, Runtime
 from adapters.embedded.variables import loaded, plain, stored, typed
 from gateway.db import utcnow
-from gateway.errors import Conflict, InvalidBpmn, NotFound
+from gateway.errors import Conflict, GatewayError, InvalidBpmn, NotFound
 from gateway.schemas import ProcessInstance, StartInstance
 from gateway.uow import UnitOfWork
 from gateway.variables import Variables
+
+logger = logging.getLogger(__name__)
 
 Row = Any  # a SQLAlchemy row
 
@@ -45,7 +48,7 @@ class InstanceEngine:
             called = await called_documents(uow.session, xml, tenant_id)
             parsed = await asyncio.to_thread(parse_bpmn, xml, None, called)
             process = next(p for p in parsed if p.key == key)
-            self.specs.put(definition_id, process)
+            self.specs.put(definition_id, process, len(xml))
         return process
 
     async def start(self, uow: UnitOfWork, definition: Row, request: StartInstance, started_by: str) -> ProcessInstance:
@@ -108,9 +111,20 @@ class InstanceEngine:
         await self._save(uow, instance, execution, loaded(instance.variables))
 
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
-        instance, execution = await self._resume(uow, instance_id)
-        await asyncio.to_thread(execution.cancel)
-        state = await asyncio.to_thread(self.runtime.dump, execution.workflow)
+        """End the instance; one whose stored state can no longer be restored is ended all the same."""
+        try:
+            instance, execution = await self._resume(uow, instance_id)
+        except GatewayError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. a state written before user data was escaped (serializer.py)
+            logger.exception(
+                "Embedded engine %r: instance %s cannot be restored; terminating it as stored", self.engine_name, instance_id
+            )
+            instance = await repository.load_instance(uow.session, instance_id)
+            state = instance.state
+        else:
+            await asyncio.to_thread(execution.cancel)
+            state = await asyncio.to_thread(self.runtime.dump, execution.workflow)
         now = utcnow()
         await repository.save_instance(
             uow.session,

@@ -8,6 +8,11 @@ attributes of Python objects, so an expression cannot reach anything but the dat
 Camunda-style expressions are accepted too: `${amount > 0}`, and the JUEL operators `&&`, `||`, `!` and the
 literals `true`, `false`, `null`.
 
+Every evaluation has a budget: at most MAX_STEPS nodes visited and at most MAX_BUILT characters or list
+items built by `+` in total, so a short expression over a big variable cannot eat the gateway's memory.
+A multi-instance activity's `loopCardinality` may be at most the cap the engine was given
+(PM_EMBEDDED_MAX_CARDINALITY); a larger one fails the activity (an incident).
+
 Script tasks are a different matter: they run real Python (`exec`) and are off unless the operator
 turns them on with PM_EMBEDDED_ALLOW_SCRIPTS.
 """
@@ -69,6 +74,11 @@ _ALLOWED_NODES = (
 )  # fmt: skip
 
 
+MAX_STEPS = 10_000  # AST nodes one evaluation may visit
+MAX_BUILT = 1_048_576  # characters (texts) or items (lists) `+` may build in one evaluation, all joins together
+MAX_INT_BITS = 4_096  # the largest integer arithmetic may produce
+
+
 class ExpressionError(Exception):
     """An expression that cannot be compiled (at deployment) or evaluated (at run time); the message says why."""
 
@@ -94,7 +104,14 @@ def compile_expression(text: str) -> ast.Expression:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"Invalid expression {text.strip()!r}: {exc.msg}") from None
-    for node in ast.walk(tree):
+    except (RecursionError, MemoryError):
+        raise ExpressionError(
+            f"Invalid expression {text.strip()[:200]!r}...: it is nested too deeply (evaluation budget)"
+        ) from None
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_STEPS:
+        raise ExpressionError(f"Invalid expression: it has more than {MAX_STEPS} parts (evaluation budget)")
+    for node in nodes:
         if not isinstance(node, _ALLOWED_NODES):
             raise ExpressionError(f"Invalid expression {text.strip()!r}: {_describe(node)} is not allowed")
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
@@ -112,6 +129,8 @@ def evaluate(text: str, variables: Mapping[str, Any]) -> Any:
         raise ExpressionError(f"Cannot evaluate {text.strip()!r}: {exc}") from None
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise ExpressionError(f"Cannot evaluate {text.strip()!r}: {exc}") from None
+    except RecursionError:
+        raise ExpressionError(f"Cannot evaluate {text.strip()[:200]!r}: it is nested too deeply") from None
 
 
 def is_timer_literal(text: str) -> bool:
@@ -129,8 +148,13 @@ def _describe(node: ast.AST) -> str:
 class _Evaluator:
     def __init__(self, variables: Mapping[str, Any]) -> None:
         self.variables = variables
+        self.steps = 0
+        self.built = 0
 
     def visit(self, node: ast.AST) -> Any:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise ExpressionError(f"the evaluation takes more than {MAX_STEPS} steps (evaluation budget)")
         return getattr(self, f"visit_{type(node).__name__}")(node)
 
     def visit_Constant(self, node: ast.Constant) -> Any:
@@ -172,6 +196,15 @@ class _Evaluator:
             raise ExpressionError(
                 f"cannot apply {type(node.op).__name__.lower()} to {type(left).__name__} and {type(right).__name__}"
             )
+        if joining:
+            self.built += len(left) + len(right)
+            if self.built > MAX_BUILT:
+                raise ExpressionError(
+                    f"the expression builds more than {MAX_BUILT} characters or items with + (evaluation budget)"
+                )
+        elif isinstance(node.op, ast.Mult) and isinstance(left, int) and isinstance(right, int):
+            if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                raise ExpressionError(f"the product is larger than {MAX_INT_BITS} bits (evaluation budget)")
         return _BINARY[type(node.op)](left, right)
 
     def visit_Compare(self, node: ast.Compare) -> bool:
@@ -215,9 +248,10 @@ class _SafeEnvironment(TaskDataEnvironment):
 class EmbeddedScriptEngine(PythonScriptEngine):
     """SpiffWorkflow's hook for every expression and script: expressions go to the safe evaluator above."""
 
-    def __init__(self, *, allow_scripts: bool) -> None:
+    def __init__(self, *, allow_scripts: bool, max_cardinality: int = 1_000) -> None:
         super().__init__(environment=_SafeEnvironment())
         self.allow_scripts = allow_scripts
+        self.max_cardinality = max_cardinality
 
     def validate(self, expression: str) -> None:
         compile_expression(expression)
@@ -226,9 +260,17 @@ class EmbeddedScriptEngine(PythonScriptEngine):
         if is_timer_literal(expression):
             return expression.strip()
         try:
-            return evaluate(expression, {**(external_context or {}), **task.data})
+            result = evaluate(expression, {**(external_context or {}), **task.data})
         except ExpressionError as exc:
             raise WorkflowTaskException(str(exc), task=task, exception=exc) from None
+        if expression == getattr(task.task_spec, "cardinality", None) and isinstance(result, int):
+            if result > self.max_cardinality:
+                raise WorkflowTaskException(
+                    f"loopCardinality {result} is above the limit of {self.max_cardinality} instances "
+                    "(PM_EMBEDDED_MAX_CARDINALITY)",
+                    task=task,
+                )
+        return result
 
     def execute(self, task: Any, script: str, external_context: Mapping[str, Any] | None = None) -> Any:
         if not self.allow_scripts:

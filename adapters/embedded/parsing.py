@@ -300,6 +300,12 @@ class ParsedProcess:
         return self.nodes.get(bpmn_id, FlowNode(type="task", name=None))
 
 
+TOO_LONG_A_CHAIN = (
+    "Invalid BPMN: a sequence flow chain is longer than the embedded engine's parser can follow "
+    "(about 450 elements in a row); split it with a call activity or an embedded subprocess"
+)
+
+
 @dataclass(frozen=True)
 class CalledElement:
     """A call activity's `calledElement` that its own document does not define (Camunda's binding attributes)."""
@@ -361,7 +367,11 @@ def parse_bpmn(xml: bytes, filename: str | None = None, called: Sequence[bytes] 
         for key in keys:
             _refuse_endless_self_call(root, key)
         return [_parsed_process(parser, root, key, nodes, rewrites) for key in keys]
+    except RecursionError:
+        raise InvalidBpmn(TOO_LONG_A_CHAIN) from None
     except ValidationException as exc:
+        if isinstance(exc.__context__, RecursionError):  # the parser wraps what it meets in its own exception
+            raise InvalidBpmn(f"{TOO_LONG_A_CHAIN} ({_validation_message(exc, root).rpartition('(')[2]}") from None
         raise InvalidBpmn(_validation_message(exc, root)) from None
     except SpiffWorkflowException as exc:
         raise InvalidBpmn(f"Invalid BPMN: {exc.args[0] if exc.args else exc}") from None
@@ -537,23 +547,36 @@ def _line_of(root: etree._Element, element_id: str) -> int | None:
 
 
 class SpecCache:
-    """Parsed definitions by id, so a running instance never re-parses its BPMN (least recently used go first)."""
+    """Parsed definitions by id, so a running instance never re-parses its BPMN (least recently used go first).
 
-    def __init__(self, capacity: int = 512) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[str, ParsedProcess] = OrderedDict()
+    Bounded by `capacity_bytes` of BPMN source (the size of the XML each entry was parsed from, a proxy for
+    the parsed spec, which takes some 10-30 times more); a definition larger than the whole budget is parsed
+    for each use and never kept.
+    """
+
+    def __init__(self, capacity_bytes: int = 16 * 1024 * 1024) -> None:
+        self.capacity_bytes = capacity_bytes
+        self.size = 0
+        self._entries: OrderedDict[str, tuple[ParsedProcess, int]] = OrderedDict()
 
     def get(self, definition_id: str) -> ParsedProcess | None:
-        process = self._entries.get(definition_id)
-        if process is not None:
-            self._entries.move_to_end(definition_id)
-        return process
-
-    def put(self, definition_id: str, process: ParsedProcess) -> None:
-        self._entries[definition_id] = process
+        entry = self._entries.get(definition_id)
+        if entry is None:
+            return None
         self._entries.move_to_end(definition_id)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        return entry[0]
+
+    def put(self, definition_id: str, process: ParsedProcess, size: int) -> None:
+        self.discard(definition_id)
+        if size > self.capacity_bytes:
+            return
+        self._entries[definition_id] = (process, size)
+        self.size += size
+        while self.size > self.capacity_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self.size -= evicted
 
     def discard(self, definition_id: str) -> None:
-        self._entries.pop(definition_id, None)
+        entry = self._entries.pop(definition_id, None)
+        if entry is not None:
+            self.size -= entry[1]

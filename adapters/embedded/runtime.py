@@ -53,6 +53,7 @@ from SpiffWorkflow.util.task import TaskState
 from adapters.embedded.errors import BpmnError
 from adapters.embedded.expressions import EmbeddedScriptEngine, ExpressionError, evaluate
 from adapters.embedded.parsing import EventGatewayEvents, ExternalTask, ParsedProcess
+from adapters.embedded.serializer import USER_DATA_CONVERTERS, UserDataWorkflowMixin, data_to_dict
 from gateway.errors import Conflict, EngineError, NotFound
 from gateway.variables import parse_datetime
 
@@ -202,7 +203,7 @@ class EmbeddedWorkflow(BpmnWorkflow):
                 del self.subprocesses[subprocess.parent_task_id]
 
 
-class _RunStateConverter(BpmnWorkflowConverter):
+class _RunStateConverter(UserDataWorkflowMixin, BpmnWorkflowConverter):
     """The workflow's run state without its specs: those come from the parsed definition, shared and cached."""
 
     def __init__(self, target_class: type, registry: Any, typename: str | None = None) -> None:
@@ -210,6 +211,7 @@ class _RunStateConverter(BpmnWorkflowConverter):
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         dct = WorkflowConverter.to_dict(self, workflow)
+        dct["data"] = data_to_dict(self.registry, workflow.data)
         dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return dct
@@ -227,11 +229,13 @@ class _RunStateConverter(BpmnWorkflowConverter):
 class Runtime:
     """What every execution of one adapter shares: the script engine, the serializer and the handlers."""
 
-    def __init__(self, *, allow_scripts: bool, handler_timeout: float) -> None:
-        self.script_engine = EmbeddedScriptEngine(allow_scripts=allow_scripts)
+    def __init__(self, *, allow_scripts: bool, handler_timeout: float, max_cardinality: int = 1_000) -> None:
+        self.script_engine = EmbeddedScriptEngine(allow_scripts=allow_scripts, max_cardinality=max_cardinality)
         self.handler_timeout = handler_timeout
         self.handlers: dict[str, Handler] = {}
-        self._registry = BpmnWorkflowSerializer.configure({**DEFAULT_CONFIG, BpmnWorkflow: _RunStateConverter})
+        self._registry = BpmnWorkflowSerializer.configure(
+            {**DEFAULT_CONFIG, **USER_DATA_CONVERTERS, BpmnWorkflow: _RunStateConverter}
+        )
         self._serializer = BpmnWorkflowSerializer(self._registry)
 
     def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:

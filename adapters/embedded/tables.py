@@ -110,7 +110,7 @@ tasks = sa.Table(
     partial_index("ix_embedded_tasks_open_definition", "definition_key", "created", where=OPEN_TASK),
     partial_index("ix_embedded_tasks_open_due", "due", where=OPEN_TASK),
     partial_index("ix_embedded_tasks_open_priority", "priority", "created", where=OPEN_TASK),
-    # claim-next's order: highest priority, then oldest (embedded_0002)
+    # claim-next's order: highest priority, then oldest (embedded_0003)
     partial_index("ix_embedded_tasks_queue", sa.text("priority DESC"), "created", "id", where=UNASSIGNED_TASK),
     partial_index("ix_embedded_tasks_open_name", "name", where=OPEN_TASK),
     partial_index("ix_embedded_tasks_open_tenant", "tenant_id", "created", where=OPEN_TASK),

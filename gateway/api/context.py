@@ -1,35 +1,56 @@
-"""Per-request dependencies: who calls, which engine, and the process service for both."""
+"""Per-request dependencies: who calls (`Caller`), which engine, and the process service for both."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from gateway.auth import Authenticator, Caller
 from gateway.processes import ProcessService
 from gateway.registry import EngineRegistry
 
+# Declares the bearer scheme in the OpenAPI document; the Authenticator reads the header itself.
+bearer = HTTPBearer(auto_error=False, description="A JWT from the identity provider (PM_AUTH_MODE=jwt)")
 
-def actor_of(x_user_id: str | None) -> str:
-    """The caller as recorded in audit and events: the X-User-Id header, or `anonymous`."""
-    return (x_user_id or "").strip() or "anonymous"
 
+AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
+    401: {"description": "No valid bearer token (PM_AUTH_MODE=jwt); `WWW-Authenticate: Bearer`, problem+json"},
+    403: {"description": "The caller lacks a permission; the problem's detail names it (README, Authentication)"},
+}
+"""The answers of routes behind authentication, for the OpenAPI document."""
 
 # Dependencies are `async def` so FastAPI calls them inline instead of in its thread pool.
-async def caller(
-    x_user_id: Annotated[str | None, Header(description="The calling user (recorded in audit and events)")] = None,
-) -> str:
-    return actor_of(x_user_id)
+async def current_caller(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    x_user_id: Annotated[
+        str | None, Header(description="The calling user with PM_AUTH_MODE=none; ignored when auth is on")
+    ] = None,
+) -> Caller:
+    """The caller of this request: 401 (auth on) without a valid bearer token."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.caller(request.headers.get("authorization"), x_user_id)
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+async def operational_access(request: Request) -> None:
+    """/ready, /metrics, /docs, /openapi.json: open when listed in PM_AUTH_OPEN_PATHS, else a valid token."""
+    if request.url.path not in request.app.state.settings.auth_open_paths:
+        await request.app.state.authenticator.caller(request.headers.get("authorization"), None)
 
 
 async def process_service(
     request: Request,
-    actor: Annotated[str, Depends(caller)],
+    caller: CurrentCaller,
     engine: Annotated[str | None, Query(description="Engine name; the configured default when omitted")] = None,
 ) -> ProcessService:
     """The process use cases on the requested engine (404 listing the known ones when unknown), for the caller."""
     registry: EngineRegistry = request.app.state.registry
-    return ProcessService(request.app.state.changes, registry.get(engine), actor)
+    return ProcessService(request.app.state.changes, registry.get(engine), caller)
 
 
 Processes = Annotated[ProcessService, Depends(process_service)]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
+from gateway import bpmn
 from gateway.api.context import Processes
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.schemas import (
@@ -61,15 +62,15 @@ DEPLOY_BODY = {
 
 class Upload(BaseModel):
     xml: bytes
-    filename: str
-    name: str | None = None
-    tenant_id: str | None = None
+    filename: str = Field(max_length=255)
+    name: str | None = Field(None, max_length=255)
+    tenant_id: str | None = Field(None, max_length=100)
 
 
 class JsonDeploy(RequestBody):
     bpmn_xml: str = Field(min_length=1)
-    name: str | None = None
-    tenant_id: str | None = None
+    name: str | None = Field(None, max_length=255)
+    tenant_id: str | None = Field(None, max_length=100)
 
 
 async def read_upload(request: Request) -> Upload:
@@ -91,7 +92,8 @@ async def read_upload(request: Request) -> Upload:
         )
     elif content_type.startswith("application/json"):
         body = JsonDeploy.model_validate_json(await request.body())
-        upload = Upload(xml=body.bpmn_xml.encode(), filename="process.bpmn", name=body.name, tenant_id=body.tenant_id)
+        xml = bpmn.encode_text(body.bpmn_xml)
+        upload = Upload(xml=xml, filename="process.bpmn", name=body.name, tenant_id=body.tenant_id)
     else:
         raise BadRequest("Send the BPMN as multipart/form-data (part 'file') or as JSON {\"bpmn_xml\": ...}")
     if len(upload.xml) > limit:

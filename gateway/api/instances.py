@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import Field, model_validator
 
-from gateway import journal
 from gateway.api.context import Processes
 from gateway.schemas import (
     InstanceQuery,
@@ -17,7 +16,6 @@ from gateway.schemas import (
     RequestBody,
     StartInstance,
 )
-from gateway.uow import reading
 from gateway.variables import REQUEST_VARIABLES_DOC, TypedValue, parse_request_variables
 
 router = APIRouter(prefix="/api/processes/instances", tags=["instances"])
@@ -26,11 +24,11 @@ VARIABLES_EXAMPLE = {"amount": {"value": 250, "type": "Integer"}, "customer": {"
 
 
 class StartRequest(RequestBody):
-    definition_key: str | None = None
-    definition_id: str | None = None
-    business_key: str | None = None
+    definition_key: str | None = Field(None, max_length=255)
+    definition_id: str | None = Field(None, max_length=255)
+    business_key: str | None = Field(None, max_length=255)
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
-    tenant_id: str | None = None
+    tenant_id: str | None = Field(None, max_length=100)
 
     model_config = {
         "json_schema_extra": {
@@ -72,15 +70,9 @@ async def start_instance(body: StartRequest, processes: Processes, response: Res
 @router.get("/{instance_id}", response_model=ProcessInstanceDetails, summary="An instance with its activities")
 async def get_instance(instance_id: str, processes: Processes) -> ProcessInstanceDetails:
     """One process instance with its variables, activities, current activities, incidents, execution path and the
-    gateway's audit trail for it.
+    gateway's audit trail for it (rows the caller may read).
     """
-    details = await processes.get_instance(instance_id)
-    async with reading(processes.changes.db) as session:
-        trail, _ = await journal.list_audit(
-            session, resource_type="instance", resource_id=instance_id, limit=100, newest_first=False
-        )
-    details.audit_trail = trail
-    return details
+    return await processes.get_instance(instance_id)
 
 
 @router.delete("/{instance_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Terminate an instance")

@@ -6,16 +6,18 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from gateway import __version__, journal
+from gateway import __version__, records
+from gateway.api.context import AUTH_RESPONSES, CurrentCaller, operational_access
 from gateway.registry import EngineRegistry
-from gateway.schemas import Page
+from gateway.schemas import MAX_PAGE, Page, UtcDatetime
 from gateway.uow import EVENT_PREFIX, reading
+from gateway.variables import INT64_MAX
 
 router = APIRouter(tags=["operations"])
 
@@ -56,6 +58,7 @@ class AuditEntry(BaseModel):
     status: int
     outcome: str
     detail: str | None = None
+    tenant_id: str | None = Field(None, description="The tenant of the changed object")
     hash: str
 
 
@@ -76,47 +79,69 @@ class EventPage(BaseModel):
     next_cursor: str
 
 
-@router.get("/api/processes/engines", response_model=list[EngineStatus], summary="Configured engines and their state")
-async def list_engines(request: Request) -> list[dict[str, Any]]:
+@router.get(
+    "/api/processes/engines",
+    response_model=list[EngineStatus],
+    summary="Configured engines and their state",
+    description="Needs `engines:read`.",
+    responses=AUTH_RESPONSES,
+)
+async def list_engines(request: Request, caller: CurrentCaller) -> list[dict[str, Any]]:
     """Every configured engine: type, URL (without credentials), whether it is the default, health, version,
     capabilities, emulated operations and its circuit breaker (state, since when, last error).
     """
+    caller.require("engines:read")
     registry: EngineRegistry = request.app.state.registry
     return list(await asyncio.gather(*(registry.describe(name) for name in registry.engines)))
 
 
-@router.get("/api/processes/audit", response_model=Page[AuditEntry], summary="The audit log, newest first")
+@router.get(
+    "/api/processes/audit",
+    response_model=Page[AuditEntry],
+    summary="The audit log, newest first",
+    description="Needs `audit:read`; only the rows of the caller's tenants.",
+    responses=AUTH_RESPONSES,
+)
 async def list_audit(
     request: Request,
+    caller: CurrentCaller,
     resource_type: str | None = None,
     resource_id: str | None = None,
     actor: str | None = None,
     operation: str | None = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    since: Annotated[UtcDatetime | None, Query(alias="from")] = None,
+    until: Annotated[UtcDatetime | None, Query(alias="to")] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """A page of the tamper-evident audit log, newest first, filtered by resource, actor, operation and time."""
-    async with reading(request.app.state.db) as session:
-        items, total = await journal.list_audit(
-            session,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            actor=actor,
-            operation=operation,
-            since=since,
-            until=until,
-            offset=(page - 1) * size,
-            limit=size,
-        )
+    """A page of the tamper-evident audit log, newest first, filtered by resource, actor, operation and time; only
+    the rows of the caller's tenants."""
+    items, total = await records.audit_page(
+        request.app.state.db,
+        caller,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        actor=actor,
+        operation=operation,
+        since=since,
+        until=until,
+        offset=(page - 1) * size,
+        limit=size,
+    )
     return {"items": items, "total": total, "page": page, "size": size}
 
 
-@router.get("/api/processes/events", response_model=EventPage, summary="The event log, oldest first, by cursor")
+@router.get(
+    "/api/processes/events",
+    response_model=EventPage,
+    summary="The event log, oldest first, by cursor",
+    description="Needs `events:read`; only the events of the caller's tenants.",
+    responses=AUTH_RESPONSES,
+)
 async def list_events(
     request: Request,
-    after: Annotated[int, Query(ge=0, description="Cursor of the last event seen; 0 for the beginning")] = 0,
+    caller: CurrentCaller,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX, description="Cursor of the last event seen; 0 for the beginning")] = 0,
     types: Annotated[str | None, Query(description="Comma-separated event types, e.g. instance.started")] = None,
     size: Annotated[int | None, Query(ge=1, le=1000, description="Events per page (default 100)")] = None,
     limit: Annotated[int | None, Query(ge=1, le=1000, deprecated=True, description="Old name of `size`")] = None,
@@ -127,8 +152,7 @@ async def list_events(
     wanted = None
     if types:
         wanted = [t if t.startswith(EVENT_PREFIX) else EVENT_PREFIX + t for t in (p.strip() for p in types.split(",")) if t]
-    async with reading(request.app.state.db) as session:
-        items, next_cursor = await journal.list_events(session, after=after, types=wanted, limit=limit)
+    items, next_cursor = await records.event_page(request.app.state.db, caller, after=after, types=wanted, limit=limit)
     return {"items": items, "next_cursor": str(next_cursor)}
 
 
@@ -138,7 +162,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/ready", summary="Readiness: database, Redis and each engine")
+@router.get(
+    "/ready",
+    summary="Readiness: database, Redis and each engine",
+    description="Open, or behind a bearer token when left out of PM_AUTH_OPEN_PATHS.",
+    dependencies=[Depends(operational_access)],
+    responses={401: AUTH_RESPONSES[401]},
+)
 async def ready(request: Request) -> JSONResponse:
     """Readiness: database, Redis (when configured) and each engine with its URL and circuit; 200 when all are up, else
     503 naming what is down.
@@ -169,7 +199,14 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="Open, or behind a bearer token when left out of PM_AUTH_OPEN_PATHS.",
+    response_class=Response,
+    dependencies=[Depends(operational_access)],
+    responses={401: AUTH_RESPONSES[401]},
+)
 async def prometheus_metrics() -> Response:
     """Prometheus metrics: request latency by route and status, engine call latency and retries, circuit states."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -28,6 +28,7 @@ from gateway.engines.port import EngineAdapter
 from gateway.engines.testing.harness import Harness
 from gateway.engines.testing.recording import maybe_recording
 from gateway.engines.testing.requirements import MARKER, not_applicable
+from gateway.auth import Caller
 from gateway.processes.service import ProcessService
 from gateway.registry import EngineHandle, EngineRegistry
 from gateway.settings import Settings
@@ -97,4 +98,5 @@ async def adapter(harness: Harness, database: Database) -> AsyncIterator[EngineA
 
 @pytest.fixture
 def processes(adapter: EngineAdapter, database: Database) -> ProcessService:
-    return ProcessService(ChangeLog(database), EngineHandle(config=adapter.context.config, adapter=adapter), ACTOR)
+    caller = Caller.unrestricted(ACTOR)
+    return ProcessService(ChangeLog(database), EngineHandle(config=adapter.context.config, adapter=adapter), caller)

@@ -1,0 +1,69 @@
+"""The caller of one request: who (the actor of audit rows and events), their roles, groups and tenants, and
+what they may do. Every access decision of the gateway is a question to a `Caller`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gateway.auth.permissions import ALL_GRANTS, Grants, may
+from gateway.errors import Forbidden, NotFound
+
+
+@dataclass(frozen=True)
+class Caller:
+    """`tenants` None: every tenant (PM_AUTH_MODE=none, tenant isolation off, or the `*` tenant in the token).
+    Otherwise the caller sees only objects of those tenants; an object without a tenant belongs to none."""
+
+    actor: str
+    roles: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    tenants: frozenset[str] | None = None
+    grants: Grants = field(default_factory=lambda: ALL_GRANTS)
+
+    @classmethod
+    def unrestricted(cls, actor: str) -> Caller:
+        """Anyone, with every permission on every tenant: PM_AUTH_MODE=none."""
+        return cls(actor=actor)
+
+    def may(self, permission: str, definition_key: str | None = None) -> bool:
+        return may(self.grants, permission, definition_key)
+
+    def require(self, permission: str, definition_key: str | None = None) -> None:
+        """Raise Forbidden naming `permission` unless granted (for `definition_key` when scoped by key).
+
+        With `definition_key` None, a permission granted for some definition keys passes: the caller must
+        then check it again once the object's key is known (`require_for`)."""
+        if permission not in self.grants:
+            raise Forbidden(f"This needs the permission '{permission}', which none of your roles grants")
+        if definition_key is not None:
+            self.require_for(permission, definition_key)
+
+    def require_for(self, permission: str, definition_key: str | None) -> None:
+        if not may(self.grants, permission, definition_key):
+            if permission not in self.grants:
+                self.require(permission)
+            raise Forbidden(
+                f"This needs the permission '{permission}' for process definition '{definition_key}'; your roles "
+                f"grant it only for {', '.join(self.grants[permission] or ())}"
+            )
+
+    @property
+    def home_tenant(self) -> str | None:
+        """The caller's only tenant, if they have exactly one: where their refused requests are audited."""
+        return next(iter(self.tenants)) if self.tenants is not None and len(self.tenants) == 1 else None
+
+    def sees_tenant(self, tenant_id: str | None) -> bool:
+        return self.tenants is None or (tenant_id is not None and tenant_id in self.tenants)
+
+    def visible(self, tenant_id: str | None, what: str, *, engine: str | None = None) -> None:
+        """Raise NotFound(`what` does not exist) for an object of another tenant: no existence leak."""
+        if not self.sees_tenant(tenant_id):
+            raise NotFound(f"{what} does not exist", engine=engine)
+
+    def sees_task(self, assignee: str | None, candidate_users: Iterable[str], candidate_groups: Iterable[str]) -> bool:
+        """The task-level rule: without `task:admin`, only tasks one is the assignee or a candidate user of, or
+        whose candidate groups include one of one's groups."""
+        if self.may("task:admin"):
+            return True
+        return assignee == self.actor or self.actor in candidate_users or bool(self.groups & set(candidate_groups))
