@@ -22,7 +22,8 @@ from incidents.actions import perform
 from incidents.models import Action, BulkRetryRequest, ItemState, OperationAccepted, OperationStatus
 from incidents.repository import Row
 from incidents.service import IncidentService
-from incidents.sync import Leadership, open_engine_incidents
+from gateway.leader import Leadership
+from incidents.sync import open_engine_incidents
 
 log = logging.getLogger(__name__)
 
