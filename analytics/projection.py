@@ -25,6 +25,7 @@ from analytics.cache import StatisticsCache
 from analytics.settings import AnalyticsSettings
 from analytics.tables import SLOT_SECONDS
 from gateway import journal
+from gateway.leader import cancel_tasks
 from gateway.db import Database, utcnow
 from gateway.registry import EngineRegistry
 from gateway.schemas import ActivityRecord, HistoryQuery, Page, ProcessInstance, SortOrder, Task, TaskQuery
@@ -132,11 +133,7 @@ class Projector:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         self._tasks = []
 
     def nudge(self) -> None:

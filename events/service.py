@@ -9,7 +9,6 @@ A replica that stops or dies releases the lock with its connection; another take
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from gateway.db import Database, utcnow
 from gateway.errors import Conflict, ValidationFailed
 from gateway.registry import EngineRegistry
 from gateway.uow import UnitOfWork, reading, transaction
-from gateway.leader import LeaderLoops, LeaderWork, Leadership
+from gateway.leader import LeaderLoops, LeaderWork, Leadership, cancel_tasks
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +76,7 @@ class EventService:
 
     async def stop(self) -> None:
         if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            await cancel_tasks([self._watch])
             self._watch = None
         await self.loops.stop()
         await self.dispatcher.close()

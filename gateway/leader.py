@@ -82,6 +82,15 @@ class Leadership:
             await connection.close()
 
 
+async def cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel background tasks and wait until each has ended."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 @dataclass(frozen=True)
 class LeaderWork:
     """One loop of background work: `run` does one round and returns how much it found (a truthy count runs the
@@ -113,11 +122,7 @@ class LeaderLoops:
 
     async def stop(self) -> None:
         """Cancel every loop, then release the leadership."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         self._tasks = []
         await self.leadership.release()
 
