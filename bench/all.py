@@ -1,6 +1,16 @@
 """Run every benchmark and print its figures: `make bench`."""
 
-from bench import analytics, auth, change_feed_latency, embedded, events, incident_latency, memory, overhead
+from bench import (
+    analytics,
+    auth,
+    change_feed_latency,
+    embedded,
+    event_loop_stalls,
+    events,
+    incident_latency,
+    memory,
+    overhead,
+)
 
 if __name__ == "__main__":
     embedded.main()
@@ -11,3 +21,4 @@ if __name__ == "__main__":
     events.main()
     change_feed_latency.main()
     memory.main()
+    event_loop_stalls.main([])

@@ -18,7 +18,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway import __version__, journal
-from gateway.api import definitions, instances, operations, tasks
+from gateway.api import definitions, instances, messages, operations, tasks
 from gateway.api.context import AUTH_RESPONSES, operational_access
 from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
 from gateway.auth import build_authenticator
@@ -138,7 +138,7 @@ def create_app(
     install_error_handlers(app)
     _document(app)
     # analytics first: its /tasks/statistics must win over /tasks/{task_id}
-    for module in (analytics_views, definitions, instances, tasks, operations, incident_views, event_views):
+    for module in (analytics_views, definitions, instances, messages, tasks, operations, incident_views, event_views):
         app.include_router(module.router, responses={} if module is operations else AUTH_RESPONSES)
     app.add_middleware(
         IdempotencyMiddleware,

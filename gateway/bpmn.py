@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from gateway.errors import InvalidBpmn
-from gateway.schemas import ProcessTask, StartForm
+from gateway.errors import BadRequest, InvalidBpmn
+from gateway.schemas import ProcessEvent, ProcessTask, StartForm
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 TASK_TYPES = ("userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask")
@@ -205,3 +205,106 @@ def describe_process(
             start_form = StartForm(key=form_key)
             break
     return tasks, start_form
+
+
+def describe_events(xml: bytes, process_id: str) -> tuple[list[ProcessEvent], list[ProcessEvent]]:
+    """The start events of one process (its own, not its event subprocesses') and the events inside it that
+    wait for a message or signal (intermediate catch, boundary, receive task, event subprocess start), with
+    the message and signal names the `<message>`/`<signal>` elements give them. Unknown `process_id`: none."""
+    root = parse(xml)
+    process = next((p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id") == process_id), None)
+    if process is None:
+        return [], []
+    names = {
+        kind: {element.get("id"): element.get("name") or element.get("id") for element in root.iter(f"{{{BPMN_NS}}}{kind}")}
+        for kind in ("message", "signal")
+    }
+    starts = [_event(element, names) for element in process.findall(f"{{{BPMN_NS}}}startEvent")]
+    catches = []
+    for element in process.iter():
+        if not isinstance(element.tag, str) or element.getparent() is process and element.tag.endswith("}startEvent"):
+            continue
+        kind = etree.QName(element).localname
+        if kind in ("startEvent", "intermediateCatchEvent", "boundaryEvent", "receiveTask"):
+            event = _event(element, names)
+            if event.trigger in ("message", "signal"):
+                catches.append(event)
+    return starts, catches
+
+
+def _event(element: etree._Element, names: dict[str, dict[str | None, str | None]]) -> ProcessEvent:
+    kind = etree.QName(element).localname
+    message = element.find(f"{{{BPMN_NS}}}messageEventDefinition")
+    signal = element.find(f"{{{BPMN_NS}}}signalEventDefinition")
+    timer = element.find(f"{{{BPMN_NS}}}timerEventDefinition")
+    message_ref = element.get("messageRef") if kind == "receiveTask" else (message.get("messageRef") if message is not None else None)
+    trigger = None
+    if message is not None or message_ref is not None:
+        trigger = "message"
+    elif signal is not None:
+        trigger = "signal"
+    elif timer is not None:
+        trigger = "timer"
+    interrupting = None
+    if kind == "boundaryEvent":
+        interrupting = element.get("cancelActivity", "true").lower() == "true"
+    elif kind == "startEvent":
+        interrupting = element.get("isInterrupting", "true").lower() == "true"
+    return ProcessEvent(
+        id=element.get("id", ""),
+        name=element.get("name"),
+        element_type=kind,
+        trigger=trigger,
+        message_name=names["message"].get(message_ref, message_ref) if message_ref else None,
+        signal_name=names["signal"].get(signal.get("signalRef"), signal.get("signalRef")) if signal is not None else None,
+        interrupting=interrupting,
+        attached_to=element.get("attachedToRef"),
+    )
+
+
+def message_start_event(xml: bytes, process_id: str, message_name: str) -> str:
+    """The id of the process's start event for message `message_name` (for engines that start "before" an
+    element); BadRequest naming the start events the process has when none catches that message."""
+    starts, _ = describe_events(xml, process_id)
+    for start in starts:
+        if start.message_name == message_name:
+            return start.id
+    known = ", ".join(f"{s.id!r} ({s.trigger or 'none'}{f' {s.message_name!r}' if s.message_name else ''})" for s in starts)
+    raise BadRequest(f"Process {process_id!r} has no start event for message {message_name!r}; its start events: {known}")
+
+
+def flow_node_ids(xml: bytes, process_id: str) -> set[str]:
+    """The ids of every flow node of one process, its subprocesses included (what modification may name)."""
+    root = parse(xml)
+    process = next((p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id") == process_id), None)
+    if process is None:
+        return set()
+    skipped = {"sequenceFlow", "extensionElements", "documentation", "laneSet", "lane", "flowNodeRef", "incoming",
+               "outgoing", "conditionExpression", "multiInstanceLoopCharacteristics", "textAnnotation", "association",
+               "dataObject", "dataObjectReference", "dataStoreReference", "ioSpecification", "property"}
+    return {
+        element.get("id")
+        for element in process.iter()
+        if element is not process
+        and isinstance(element.tag, str)
+        and element.tag.startswith(f"{{{BPMN_NS}}}")
+        and etree.QName(element).localname not in skipped
+        and not etree.QName(element).localname.endswith("EventDefinition")
+        and element.get("id")
+    }
+
+
+def single_successor(xml: bytes, process_id: str, activity_id: str) -> str:
+    """The target of the single sequence flow leaving `activity_id` (what "start after" an activity starts, for
+    engines that can only start before one). BadRequest when it has none or several."""
+    root = parse(xml)
+    process = next((p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id") == process_id), None)
+    targets = [] if process is None else [
+        flow.get("targetRef") for flow in process.iter(f"{{{BPMN_NS}}}sequenceFlow") if flow.get("sourceRef") == activity_id
+    ]
+    if len(targets) != 1:
+        raise BadRequest(
+            f"Activity {activity_id!r} has {len(targets)} outgoing sequence flows; start_after needs exactly one "
+            "(start_before the activity to go to instead)"
+        )
+    return targets[0] or ""

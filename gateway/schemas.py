@@ -109,9 +109,30 @@ class StartForm(Model):
     fields: list[dict[str, Any]] = Field(default_factory=list)
 
 
+ProcessEventKind = Literal["message", "signal", "timer"]
+
+
+class ProcessEvent(Model):
+    """A start event, or an event that waits for a message or signal (intermediate catch, boundary, receive
+    task), as the definition's BPMN declares it."""
+
+    id: str = Field(description="The BPMN element id")
+    name: str | None = None
+    element_type: str = Field(description="`startEvent`, `intermediateCatchEvent`, `boundaryEvent` or `receiveTask`")
+    trigger: ProcessEventKind | None = Field(None, description="What the event waits for; null for a none start event")
+    message_name: str | None = Field(None, description="The message's name, to give as `message_name`/`start_message`")
+    signal_name: str | None = None
+    interrupting: bool | None = Field(None, description="Boundary and start events: whether they cancel what they interrupt")
+    attached_to: str | None = Field(None, description="A boundary event's activity")
+
+
 class ProcessDefinitionDetails(ProcessDefinition):
     tasks: list[ProcessTask] = Field(default_factory=list)
     start_form: StartForm | None = None
+    start_events: list[ProcessEvent] = Field(default_factory=list, description="The process's start events")
+    catch_events: list[ProcessEvent] = Field(
+        default_factory=list, description="Where an instance waits for a message or signal"
+    )
 
 
 class Deployment(Model):
@@ -227,6 +248,73 @@ class StartInstance(Model):
     business_key: str | None = None
     variables: dict[str, TypedValue] = Field(default_factory=dict)
     tenant_id: str | None = None
+    start_message: str | None = None  # start at the message start event of this message name
+
+
+# ---------------------------------------------------------------- messages, signals, modification
+class MessageCorrelation(Model):
+    """A message to correlate: to the instances waiting for it, or starting those whose start event it is.
+
+    `correlation_keys` match process variables of the waiting instance (Camunda 7 `correlationKeys`; Camunda 8
+    takes exactly one value as its `correlationKey`)."""
+
+    message_name: str
+    business_key: str | None = None
+    correlation_keys: dict[str, TypedValue] = Field(default_factory=dict)
+    process_instance_id: str | None = None
+    variables: dict[str, TypedValue] = Field(default_factory=dict)
+    all: bool = False
+    tenant_id: str | None = None
+
+
+class CorrelationResult(Model):
+    type: Literal["started", "correlated"] = Field(
+        description="`started`: a new instance at a message start event; `correlated`: a waiting instance moved on"
+    )
+    instance_id: str
+    definition_key: str | None = None
+
+
+class MessageResults(Model):
+    """What a message did; `published` when the engine buffered it (Camunda 8) instead of correlating it now."""
+
+    results: list[CorrelationResult] = Field(default_factory=list)
+    published: bool = False
+    message_key: str | None = Field(None, description="The engine's key of a buffered message (Camunda 8)")
+
+
+class SignalBroadcast(Model):
+    signal_name: str
+    variables: dict[str, TypedValue] = Field(default_factory=dict)
+    tenant_id: str | None = None
+
+
+class SignalResult(Model):
+    signal_name: str
+    executions: int | None = Field(
+        None, description="How many waiting executions and start events it reached, where the engine says"
+    )
+    signal_key: str | None = Field(None, description="The engine's key of the broadcast (Camunda 8)")
+
+
+ModificationType = Literal["start_before", "start_after", "cancel"]
+
+
+class ModificationInstruction(Model):
+    type: ModificationType
+    activity_id: str
+    variables: dict[str, TypedValue] = Field(default_factory=dict)
+
+
+class InstanceModification(Model):
+    instructions: list[ModificationInstruction]
+    skip_listeners: bool = False
+    annotation: str | None = None
+
+
+class InstanceMigration(Model):
+    target_definition_id: str
+    mappings: dict[str, str] = Field(default_factory=dict)  # source activity id -> target activity id
 
 
 # ---------------------------------------------------------------- tasks

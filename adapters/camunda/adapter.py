@@ -8,6 +8,7 @@ definition, who started an instance) live in the gateway's metadata store.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 from collections.abc import Awaitable
 from pathlib import PurePath
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from gateway import bpmn
 from gateway.bpmn import TaskExtensions
 from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.port import AdapterContext, Capability, ChangeBatch
@@ -50,13 +52,19 @@ from gateway.schemas import (
     EngineHealth,
     EngineIncident,
     EngineIncidentQuery,
+    CorrelationResult,
     HistoryQuery,
+    InstanceModification,
     InstanceQuery,
     ListQuery,
+    MessageCorrelation,
+    MessageResults,
     Page,
     ProcessDefinition,
     ProcessInstance,
     ProcessInstanceDetails,
+    SignalBroadcast,
+    SignalResult,
     StartInstance,
     Task,
     TaskDetails,
@@ -81,6 +89,10 @@ def resource_name(filename: str) -> str:
 
 
 DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
+# MismatchingMessageCorrelationException's messages (MessageCorrelationCmd / CorrelationHandler).
+_NO_MATCH = "No process definition or execution matches the parameters"
+_SEVERAL_MATCH = re.compile(r"to a single (?:execution|process definition)|\d+ (?:executions|process definitions) match")
+_MODIFICATION_TYPES = {"start_before": "startBeforeActivity", "start_after": "startAfterActivity", "cancel": "cancel"}
 
 
 class Camunda7Adapter(HttpEngineAdapter):
@@ -91,6 +103,9 @@ class Camunda7Adapter(HttpEngineAdapter):
             Capability.SUSPEND_INSTANCE,
             Capability.DELEGATE_TASK,
             Capability.ANNOTATE_INCIDENT,
+            Capability.CORRELATE_MESSAGE,
+            Capability.BROADCAST_SIGNAL,
+            Capability.MODIFY_INSTANCE,
             # Not RESOLVE_INCIDENT: Camunda resolves only custom incidents without a retry
             # (DELETE /incident/{id}); failed jobs and external tasks, the incidents that matter, need one.
         }
@@ -225,9 +240,116 @@ class Camunda7Adapter(HttpEngineAdapter):
         body: dict[str, Any] = {"variables": to_camunda_variables(request.variables)}
         if request.business_key is not None:
             body["businessKey"] = request.business_key
+        if request.start_message is not None:
+            body["startInstructions"] = [
+                {"type": "startBeforeActivity", "activityId": await self._message_start_event(request, tenant)}
+            ]
         started = await self.http.json("POST", path, operation="start_instance", json=body)
         await self.context.store.put("instance", started["id"], {"started_by": started_by})
         return await self._instance(started["id"])
+
+    # ------------------------------------------------------------ messages, signals, modification
+    async def correlate_message(self, message: MessageCorrelation, *, started_by: str) -> MessageResults:
+        """`POST /message` with `resultEnabled`. Camunda answers 400 both when nothing matches and when several do
+        (MismatchingMessageCorrelationException); its message tells which: NotFound or Conflict."""
+        body: dict[str, Any] = {"messageName": message.message_name, "all": message.all, "resultEnabled": True}
+        for name, value in (
+            ("businessKey", message.business_key),
+            ("processInstanceId", message.process_instance_id),
+            ("tenantId", message.tenant_id or self.context.config.tenant_id),
+        ):
+            if value is not None:
+                body[name] = value
+        if message.correlation_keys:
+            body["correlationKeys"] = to_camunda_variables(message.correlation_keys)
+        if message.variables:
+            body["processVariables"] = to_camunda_variables(message.variables)
+        try:
+            rows = await self.http.json("POST", "/message", operation="correlate_message", json=body)
+        except BadRequest as error:
+            text = error.engine_message or error.detail
+            if _NO_MATCH in text:
+                raise NotFound(
+                    f"Nothing waits for message {message.message_name!r} and no process starts with it",
+                    engine=self.name,
+                    engine_status=error.engine_status,
+                    engine_message=error.engine_message,
+                ) from None
+            if _SEVERAL_MATCH.search(text):
+                raise Conflict(
+                    f"Message {message.message_name!r} matches several receivers; narrow it with business_key, "
+                    "correlation_keys or process_instance_id, or give all=true",
+                    engine=self.name,
+                    engine_status=error.engine_status,
+                    engine_message=error.engine_message,
+                ) from None
+            raise
+        results = []
+        for row in rows:
+            if row.get("resultType") == "ProcessDefinition":
+                instance = row.get("processInstance") or {}
+                await self.context.store.put("instance", instance["id"], {"started_by": started_by})
+                results.append(
+                    CorrelationResult(type="started", instance_id=instance["id"], definition_key=instance.get("definitionKey"))
+                )
+            else:
+                instance_id = (row.get("execution") or {})["processInstanceId"]
+                history = await self._historic_instance(instance_id)
+                key = history.get("processDefinitionKey") if history else None
+                results.append(CorrelationResult(type="correlated", instance_id=instance_id, definition_key=key))
+        return MessageResults(results=results)
+
+    async def broadcast_signal(self, signal: SignalBroadcast, *, started_by: str) -> SignalResult:
+        """`POST /signal`; Camunda does not say how many executions it reached (`executions` stays None)."""
+        body: dict[str, Any] = {"name": signal.signal_name}
+        tenant = signal.tenant_id or self.context.config.tenant_id
+        if tenant is not None:
+            body["tenantId"] = tenant
+        if signal.variables:
+            body["variables"] = to_camunda_variables(signal.variables)
+        await self.http.request("POST", "/signal", operation="broadcast_signal", json=body)
+        return SignalResult(signal_name=signal.signal_name)
+
+    async def modify_instance(self, instance_id: str, modification: InstanceModification) -> ProcessInstance:
+        """`POST /process-instance/{id}/modification`: the instructions in order, one engine transaction."""
+        await self._refuse_unless_running(instance_id, "modify it")
+        instructions = []
+        for instruction in modification.instructions:
+            item: dict[str, Any] = {"type": _MODIFICATION_TYPES[instruction.type], "activityId": instruction.activity_id}
+            if instruction.variables:
+                item["variables"] = to_camunda_variables(instruction.variables)
+            instructions.append(item)
+        body: dict[str, Any] = {
+            "instructions": instructions,
+            "skipCustomListeners": modification.skip_listeners,
+            "skipIoMappings": False,
+        }
+        if modification.annotation is not None:
+            body["annotation"] = modification.annotation
+        await self.http.request(
+            "POST", f"/process-instance/{segment(instance_id)}/modification", operation="modify_instance", json=body
+        )
+        return await self._instance(instance_id)
+
+    async def _refuse_unless_running(self, instance_id: str, action: str) -> None:
+        history, runtime = await self._sources(instance_id)
+        if history is None and runtime is None:
+            raise NotFound(f"Process instance {instance_id} not found", engine=self.name)
+        if runtime is None:
+            raise Conflict(f"Process instance {instance_id} has already ended; cannot {action}", engine=self.name)
+
+    async def _message_start_event(self, request: StartInstance, tenant: str | None) -> str:
+        """The id of the start event of `request.start_message` in the definition to start (Camunda's REST API
+        starts "before" an element, not by message name on one definition)."""
+        if request.definition_id:
+            definition = await self.get_definition(request.definition_id)
+        else:
+            found = await self.list_definitions(DefinitionQuery(key=request.definition_key, tenant_id=tenant, size=1))
+            if not found.items:
+                raise NotFound(f"No process definition with key {request.definition_key!r}", engine=self.name)
+            definition = found.items[0]
+        xml = await self.get_definition_xml(definition.id)
+        return bpmn.message_start_event(xml, definition.key, request.start_message or "")
 
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
         rows, total = await self._list(

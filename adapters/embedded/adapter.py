@@ -17,6 +17,7 @@ import contextlib
 import logging
 import traceback
 import uuid
+from datetime import timedelta
 from typing import cast
 
 import SpiffWorkflow
@@ -25,15 +26,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.embedded import mapping, repository
-from adapters.embedded.engine import InstanceEngine, called_documents
-from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, load_schema, parse_bpmn
+from adapters.embedded import mapping, repository, schedules
+from adapters.embedded.engine import InstanceEngine
+from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, called_elements, load_schema, parse_bpmn
 from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
 from gateway.bpmn import TaskExtensions
 from gateway.db import Database, utcnow
 from gateway.engines.port import AdapterContext, Capability, EngineAdapter
-from gateway.errors import BadRequest, ConcurrentModification, Conflict, NotFound
+from gateway.errors import BadRequest, ConcurrentModification, Conflict, GatewayError, NotFound
 from gateway.schemas import (
     ActivityRecord,
     DefinitionQuery,
@@ -41,18 +42,24 @@ from gateway.schemas import (
     EngineHealth,
     EngineIncident,
     EngineIncidentQuery,
+    CorrelationResult,
     HistoryQuery,
+    InstanceModification,
     InstanceQuery,
+    MessageCorrelation,
+    MessageResults,
     Page,
     ProcessDefinition,
     ProcessInstance,
     ProcessInstanceDetails,
+    SignalBroadcast,
+    SignalResult,
     StartInstance,
     Task,
     TaskDetails,
     TaskQuery,
 )
-from gateway.uow import reading, transaction
+from gateway.uow import UnitOfWork, reading, transaction
 from gateway.variables import Variables
 
 logger = logging.getLogger(__name__)
@@ -76,7 +83,7 @@ class EmbeddedOptions(BaseSettings):
 
 
 class EmbeddedAdapter(EngineAdapter):
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.MIGRATE_INSTANCE}
     options_schema = EmbeddedOptions
     task_extensions = TaskExtensions(namespaces=(CAMUNDA_NS,))
     transactional = True
@@ -121,10 +128,11 @@ class EmbeddedAdapter(EngineAdapter):
                 logger.exception("Embedded engine %r: resuming waiting instances failed", self.name)
 
     async def run_waiting_work(self) -> int:
-        """Fire due timers and run external work that has a handler now; returns how many instances moved."""
+        """Start instances whose timer start event is due, fire due timers and run external work that has a
+        handler now; returns how many instances started or moved."""
+        moved = await self.fire_start_timers()
         async with reading(self.db) as session:
             ids = await repository.instances_with_work(session, utcnow(), list(self.runtime.handlers), POLL_BATCH)
-        moved = 0
         for instance_id in ids:
             try:
                 async with transaction(self.db) as uow:
@@ -136,11 +144,60 @@ class EmbeddedAdapter(EngineAdapter):
                 await self._background_failure(instance_id, exc)
         return moved
 
+    async def fire_start_timers(self) -> int:
+        """Start an instance through each due timer start event (see `schedules`); returns how many started.
+
+        Taking the schedule's occurrence and starting the instance commit together, so an occurrence starts
+        one instance even with several gateway workers; a failure leaves the occurrence due for the next round."""
+        now = utcnow()
+        async with reading(self.db) as session:
+            due = await repository.due_start_timers(session, now, POLL_BATCH)
+        started = 0
+        for timer in due:
+            interval = None if timer.interval_seconds is None else timedelta(seconds=timer.interval_seconds)
+            following = schedules.next_occurrence(timer.due_at, timer.remaining, interval, now)
+            try:
+                async with transaction(self.db) as uow:
+                    if not await repository.take_start_timer(uow.session, timer, following):
+                        continue
+                    definition = await self._definition(uow.session, timer.definition_id)
+                    request = StartInstance(definition_id=definition.id)
+                    mark = uow.mark()
+                    instance = await self.engine.start(uow, definition, request, None, timer_start=timer.activity_id)
+                    uow.emit(
+                        "instance.started",
+                        at=mark,
+                        engine=self.name,
+                        instance_id=instance.id,
+                        tenant_id=instance.tenant_id,
+                        data={
+                            "definition_id": definition.id,
+                            "definition_key": definition.key,
+                            "business_key": None,
+                            "started_by": None,
+                            "start_event_id": timer.activity_id,
+                        },
+                    )
+                started += 1
+            except (ConcurrentModification, NotFound):
+                continue  # the definition was deleted meanwhile (its schedules with it)
+            except Exception as exc:  # noqa: BLE001 - one broken schedule must not hold up the others
+                logger.warning(
+                    "Embedded engine %r: timer start event %r of process %r could not start an instance: %s: %s",
+                    self.name,
+                    timer.activity_id,
+                    timer.definition_key,
+                    type(exc).__name__,
+                    exc,
+                )
+        return started
+
     async def _background_failure(self, instance_id: str, exc: Exception) -> None:
         """A failed background resume: its due jobs back off (doubling), the first failure in a row becomes an
         incident on the waiting activity, and the log gets one line per failure, without a traceback."""
         now = utcnow()
-        message = f"Resuming the instance in the background failed: {type(exc).__name__}: {exc}"
+        reason = exc.detail if isinstance(exc, GatewayError) else "the engine could not restore or run its workflow"
+        message = f"Resuming the instance in the background failed: {reason} (the incident's detail has the report)"
         async with transaction(self.db) as uow:
             base = self.options.timer_interval
             job = await repository.back_off_jobs(uow.session, instance_id, now, base)
@@ -165,11 +222,14 @@ class EmbeddedAdapter(EngineAdapter):
         self, bpmn_xml: bytes, *, filename: str, name: str | None, tenant_id: str | None, deployed_by: str
     ) -> Deployment:
         tenant_id = tenant_id or self.context.config.tenant_id
+        calls = await asyncio.to_thread(called_elements, bpmn_xml)
         async with reading(self.db) as session:
-            called = await called_documents(session, bpmn_xml, tenant_id)
+            called_ids = await self.engine.called_definitions(session, calls, tenant_id)
+            called = [await repository.definition_xml(session, called_id) for called_id in called_ids]
         # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
         processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename, called)
         deployment_id, now = str(uuid.uuid4()), utcnow()
+        timers = {process.key: schedules.start_timers(process, now) for process in processes}
         async with transaction(self.db) as uow:
             versions = await repository.latest_versions(uow.session, [p.key for p in processes], tenant_id)
             definition_rows = [
@@ -203,9 +263,11 @@ class EmbeddedAdapter(EngineAdapter):
                 raise ConcurrentModification(
                     "Another deployment of the same process took this version number; try again", engine=self.name
                 ) from None
+            for process, row in zip(processes, definition_rows, strict=True):
+                await repository.replace_start_timers(uow.session, process.key, tenant_id, row["id"], timers[process.key])
             rows = await repository.definitions_of_deployment(uow.session, deployment_id)
         for process, row in zip(processes, definition_rows, strict=True):
-            self.engine.specs.put(row["id"], process, len(bpmn_xml))
+            self.engine.cache(row["id"], called_ids, process, len(bpmn_xml) + sum(len(document) for document in called))
         return Deployment(
             deployment_id=deployment_id,
             name=deployment_row["name"],
@@ -268,6 +330,7 @@ class EmbeddedAdapter(EngineAdapter):
                         tenant_id=instance.tenant_id,
                         data={"reason": f"Process definition {definition_id} was deleted with cascade"},
                     )
+            await repository.delete_start_timers(uow.session, definition_id)
             await repository.delete_definition(uow.session, definition)
         self.engine.specs.discard(definition_id)
 
@@ -281,6 +344,92 @@ class EmbeddedAdapter(EngineAdapter):
                     engine=self.name,
                 )
             return await self.engine.start(uow, definition, request, started_by)
+
+    # ------------------------------------------------------------ messages and signals
+    async def correlate_message(self, message: MessageCorrelation, *, started_by: str) -> MessageResults:
+        """Camunda 7's rules: the instances waiting for the message (event subscriptions) that match business key,
+        instance id and `correlation_keys` (process variables, value and type) come first; only when none waits
+        are the latest definitions whose start event catches it started (with `all`, both). One subscription per
+        instance receives the message."""
+        async with transaction(self.db) as uow:
+            waiting = await repository.subscribers(
+                uow.session,
+                "message",
+                message.message_name,
+                tenant_id=message.tenant_id,
+                business_key=message.business_key,
+                instance_id=message.process_instance_id,
+            )
+            targets: dict[str, repository.Row] = {}
+            for row in waiting:
+                if row.instance_id not in targets and _variables_match(loaded(row.variables), message.correlation_keys):
+                    targets[row.instance_id] = row
+            starts = []
+            if message.process_instance_id is None and not message.correlation_keys and (message.all or not targets):
+                starts = await self._definitions_starting_by(uow, "message", message.message_name, message.tenant_id)
+            matches = len(targets) + len(starts)
+            if matches == 0:
+                raise NotFound(f"{_no_match(message)}", engine=self.name)
+            if matches > 1 and not message.all:
+                described = [f"instance {row.instance_id} at {row.activity_id!r}" for row in targets.values()]
+                described += [f"a new instance of {row.key!r}" for row in starts]
+                raise Conflict(
+                    f"Message {message.message_name!r} matches {matches} receivers ({', '.join(described)}); "
+                    "narrow it with business_key, correlation_keys or process_instance_id, or give all=true",
+                    engine=self.name,
+                )
+            results = []
+            for row in targets.values():
+                await self.engine.deliver(
+                    uow, row.instance_id, "message", message.message_name, [row.task_id], message.variables
+                )
+                results.append(CorrelationResult(type="correlated", instance_id=row.instance_id, definition_key=row.definition_key))
+            for definition in starts:
+                request = StartInstance(
+                    definition_id=definition.id,
+                    business_key=message.business_key,
+                    variables=message.variables,
+                    start_message=message.message_name,
+                )
+                instance = await self.engine.start(uow, definition, request, started_by)
+                results.append(CorrelationResult(type="started", instance_id=instance.id, definition_key=definition.key))
+            return MessageResults(results=results)
+
+    async def broadcast_signal(self, signal: SignalBroadcast, *, started_by: str) -> SignalResult:
+        """Every active instance's waiting signal events (all of them in each instance) and a new instance of
+        every latest definition whose start event catches it; `executions` counts both."""
+        async with transaction(self.db) as uow:
+            waiting = await repository.subscribers(uow.session, "signal", signal.signal_name, tenant_id=signal.tenant_id)
+            by_instance: dict[str, list[str]] = {}
+            for row in waiting:
+                by_instance.setdefault(row.instance_id, []).append(row.task_id)
+            for instance_id, task_ids in by_instance.items():
+                await self.engine.deliver(uow, instance_id, "signal", signal.signal_name, task_ids, signal.variables)
+            starts = await self._definitions_starting_by(uow, "signal", signal.signal_name, signal.tenant_id)
+            for definition in starts:
+                request = StartInstance(definition_id=definition.id, variables=signal.variables)
+                await self.engine.start(uow, definition, request, started_by, signal=signal.signal_name)
+            return SignalResult(signal_name=signal.signal_name, executions=len(waiting) + len(starts))
+
+    async def modify_instance(self, instance_id: str, modification: InstanceModification) -> ProcessInstance:
+        """As far as SpiffWorkflow allows (`runtime.Execution.modify`): skip an active activity (`start_after`, with
+        or after `cancel`), go back to a passed one (`start_before`), cancel one while another stays active."""
+        async with transaction(self.db) as uow:
+            await self._instance_row(uow.session, instance_id)
+            instructions = [(i.type, i.activity_id, i.variables) for i in modification.instructions]
+            await self.engine.modify(uow, instance_id, instructions)
+            return await self._instance(uow.session, instance_id)
+
+    async def _definitions_starting_by(
+        self, uow: UnitOfWork, event_type: str, name: str, tenant_id: str | None
+    ) -> list[repository.Row]:
+        """The latest active definitions whose own start event catches the message or signal `name`."""
+        found = []
+        for definition in await repository.latest_active_definitions(uow.session, tenant_id):
+            process, _ = await self.engine.process(uow, definition.id, definition.key, definition.tenant_id)
+            if (event_type, name) in process.start_triggers:
+                found.append(definition)
+        return found
 
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
         async with reading(self.db) as session:
@@ -497,6 +646,26 @@ class EmbeddedAdapter(EngineAdapter):
         if row is None:
             raise NotFound(f"Engine incident {incident_id} not found", engine=self.name)
         return row
+
+
+def _variables_match(variables: Variables, expected: Variables) -> bool:
+    """Every expected variable is there with the same value (Camunda's correlationKeys / processVariables)."""
+    return all(name in variables and variables[name].value == typed.value for name, typed in expected.items())
+
+
+def _no_match(message: MessageCorrelation) -> str:
+    narrowed = [
+        f"{label} {value!r}"
+        for label, value in (
+            ("business key", message.business_key),
+            ("instance", message.process_instance_id),
+            ("tenant", message.tenant_id),
+        )
+        if value is not None
+    ]
+    narrowed += [f"variable {name} = {typed.value!r}" for name, typed in message.correlation_keys.items()]
+    where = f" with {', '.join(narrowed)}" if narrowed else ""
+    return f"No active process instance{where} waits for message {message.message_name!r}, and no process starts with it"
 
 
 def _status(assignee: str | None, delegation_state: str | None) -> str:

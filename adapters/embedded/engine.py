@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
+from functools import partial
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.embedded import mapping, repository
-from adapters.embedded.parsing import ParsedProcess, SpecCache, called_elements, parse_bpmn
+from adapters.embedded.parsing import CalledElement, ParsedProcess, SpecCache, called_elements, parse_bpmn
 from adapters.embedded.runtime import Changes, Execution, Runtime
 from adapters.embedded.variables import loaded, plain, stored, typed
 from gateway.db import utcnow
@@ -37,25 +39,98 @@ class InstanceEngine:
         self.engine_name = engine_name
         self.runtime = runtime
         self.specs = specs
+        self._call_lists: dict[str, list[CalledElement]] = {}  # by definition id
 
-    async def process(self, uow: UnitOfWork, definition_id: str, key: str, tenant_id: str | None) -> ParsedProcess:
-        """The parsed definition, from the cache or (once per definition and gateway process) from its XML."""
-        process = self.specs.get(definition_id)
+    async def process(
+        self, uow: UnitOfWork, definition_id: str, key: str, tenant_id: str | None, called: Sequence[str] | None = None
+    ) -> tuple[ParsedProcess, list[str]]:
+        """The parsed definition and the ids of the definitions its call activities call in it: `called` (those an
+        instance started with), else those they resolve to now (latest binding: a version deployed a moment ago
+        is the one a new instance calls). From the cache, or parsed once per combination and gateway process."""
+        session = uow.session
+        if called is None:
+            called = await self.called_definitions(session, await self._calls(session, definition_id), tenant_id)
+        cache_key = "|".join([definition_id, *called])
+        process = self.specs.get(cache_key)
         if process is None:
-            xml = await repository.definition_xml(uow.session, definition_id)
+            xml = await repository.definition_xml(session, definition_id)
+            documents = [await repository.definition_xml(session, called_id) for called_id in called]
+            if xml is None or None in documents:
+                raise NotFound(
+                    f"Process definition {definition_id} or a process it calls was deleted", engine=self.engine_name
+                )
+            parsed = await asyncio.to_thread(parse_bpmn, xml, None, documents)
+            process = next(p for p in parsed if p.key == key)
+            self.cache(definition_id, called, process, len(xml) + sum(len(document) for document in documents))
+        return process, list(called)
+
+    def cache(self, definition_id: str, called: Sequence[str], process: ParsedProcess, size: int) -> None:
+        """Keep a parsed definition (with the called definitions `called`) for the next change."""
+        self.specs.put("|".join([definition_id, *called]), process, size)
+
+    async def called_definitions(
+        self, session: AsyncSession, calls: Sequence[CalledElement], tenant_id: str | None
+    ) -> list[str]:
+        """The ids of the deployed definitions that `calls` (a document's calls of processes it does not define)
+        reach, directly or through each other's call activities.
+
+        A `calledElement` resolves as Camunda resolves it: to the latest deployed version of that key in the same
+        tenant, or the version `camunda:calledElementBinding="version"` names. InvalidBpmn names the call activity
+        whose process is not deployed."""
+        found: list[str] = []
+        seen: set[tuple[str, int | None]] = set()
+        pending = [list(calls)]
+        while pending and len(found) < MAX_CALL_CHAIN:
+            for called in pending.pop():
+                if (called.key, called.version) in seen:
+                    continue
+                seen.add((called.key, called.version))
+                if called.version is None:
+                    row = await repository.latest_definition(session, called.key, tenant_id)
+                else:
+                    row = await repository.definition_by_version(session, called.key, called.version, tenant_id)
+                if row is None:
+                    version = "" if called.version is None else f" version {called.version}"
+                    raise InvalidBpmn(
+                        f"Call activity {called.activity_id!r} calls process {called.key!r}{version}, which is "
+                        "neither in this file nor deployed: deploy it first"
+                    )
+                found.append(row.id)
+                pending.append(await self._calls(session, row.id))
+        return found
+
+    async def _calls(self, session: AsyncSession, definition_id: str) -> list[CalledElement]:
+        """A deployed definition's calls of processes its document does not define (read once: they never change)."""
+        calls = self._call_lists.get(definition_id)
+        if calls is None:
+            xml = await repository.definition_xml(session, definition_id)
             if xml is None:
                 raise NotFound(f"Process definition {definition_id} not found", engine=self.engine_name)
-            called = await called_documents(uow.session, xml, tenant_id)
-            parsed = await asyncio.to_thread(parse_bpmn, xml, None, called)
-            process = next(p for p in parsed if p.key == key)
-            self.specs.put(definition_id, process, len(xml))
-        return process
+            calls = self._call_lists[definition_id] = await asyncio.to_thread(called_elements, xml)
+        return calls
 
-    async def start(self, uow: UnitOfWork, definition: Row, request: StartInstance, started_by: str) -> ProcessInstance:
-        process = await self.process(uow, definition.id, definition.key, definition.tenant_id)
-        execution = await asyncio.to_thread(self.runtime.start, process, plain(request.variables))
+    async def start(
+        self,
+        uow: UnitOfWork,
+        definition: Row,
+        request: StartInstance,
+        started_by: str | None,
+        timer_start: str | None = None,
+        *,
+        signal: str | None = None,
+    ) -> ProcessInstance:
+        """A new instance of `definition`, started at `request.start_message`'s or `signal`'s start event if given;
+        `timer_start` names the timer start event whose schedule is due (then nobody started it: `started_by` is
+        None)."""
+        process, called = await self.process(uow, definition.id, definition.key, definition.tenant_id)
+        execution = await asyncio.to_thread(
+            partial(self.runtime.start, message=request.start_message, signal=signal),
+            process,
+            plain(request.variables),
+            timer_start,
+        )
         await execution.advance()
-        changes = await asyncio.to_thread(execution.finish)
+        changes, variables = await _finished(execution, request.variables)
         now = utcnow()
         values = {
             "id": str(uuid.uuid4()),
@@ -70,8 +145,9 @@ class InstanceEngine:
             "start_time": now,
             "end_time": now if changes.completed else None,
             "duration_ms": 0 if changes.completed else None,
-            "variables": stored(typed(changes.variables, request.variables)),
+            "variables": variables,
             "state": changes.state,
+            "called_definitions": called,
             "version": 1,
         }
         await repository.insert_instance(uow.session, values)
@@ -110,6 +186,40 @@ class InstanceEngine:
         await execution.advance()
         await self._save(uow, instance, execution, loaded(instance.variables))
 
+    async def deliver(
+        self, uow: UnitOfWork, instance_id: str, event_type: str, name: str, task_ids: list[str], variables: Variables
+    ) -> None:
+        """Deliver a correlated message or a signal to the waiting tasks `task_ids` of one instance, with
+        `variables` becoming process variables, and run the instance on (its events follow)."""
+        instance, execution = await self._resume(uow, instance_id)
+        if instance.status != "active":
+            raise Conflict(f"Instance {instance_id} is suspended; it catches no {event_type}", engine=self.engine_name)
+        for task_id in task_ids:
+            await asyncio.to_thread(execution.receive, task_id, event_type, name, plain(variables))
+        await execution.advance()
+        await self._save(uow, instance, execution, {**loaded(instance.variables), **variables})
+
+    async def modify(self, uow: UnitOfWork, instance_id: str, instructions: list[tuple[str, str, Variables]]) -> None:
+        """Apply modification instructions (`Execution.modify`), run on, resolve the incidents of the tasks that
+        are no longer open."""
+        instance, execution = await self._resume(uow, instance_id)
+        if instance.status != "active":
+            raise Conflict(f"Instance {instance_id} is suspended; activate it to modify it", engine=self.engine_name)
+        plain_instructions = [(kind, activity_id, plain(variables)) for kind, activity_id, variables in instructions]
+        left = await asyncio.to_thread(execution.modify, plain_instructions)
+        await execution.advance()
+        if execution.stranded():
+            raise BadRequest(
+                "The modification would leave the instance without an active activity; the embedded engine ends an "
+                "instance only by terminating it (DELETE /instances/{id})",
+                engine=self.engine_name,
+            )
+        known = dict(loaded(instance.variables))
+        for _, _, variables in instructions:
+            known.update(variables)
+        await self._save(uow, instance, execution, known)
+        await repository.resolve_incidents(uow.session, utcnow(), instance_id=instance_id, task_ids=left)
+
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
         """End the instance; one whose stored state can no longer be restored is ended all the same."""
         try:
@@ -145,7 +255,9 @@ class InstanceEngine:
             raise NotFound(f"Process instance {instance_id} not found", engine=self.engine_name)
         if instance.status not in repository.RUNNING:
             raise Conflict(f"Instance {instance_id} has already ended ({instance.status})", engine=self.engine_name)
-        process = await self.process(uow, instance.definition_id, instance.definition_key, instance.tenant_id)
+        process, _ = await self.process(
+            uow, instance.definition_id, instance.definition_key, instance.tenant_id, instance.called_definitions
+        )
         variables = plain(loaded(instance.variables))
         return instance, await asyncio.to_thread(self.runtime.resume, process, instance.state, variables)
 
@@ -157,14 +269,14 @@ class InstanceEngine:
         known: Variables,
         completed_by: dict[str, str] | None = None,
     ) -> None:
-        changes = await asyncio.to_thread(execution.finish)
+        changes, variables = await _finished(execution, known)
         now = utcnow()
         ended = {"status": "completed", "end_time": now, "duration_ms": _milliseconds(instance.start_time, now)}
         await repository.save_instance(
             uow.session,
             instance,
             state=changes.state,
-            variables=stored(typed(changes.variables, known)),
+            variables=variables,
             **(ended if changes.completed else {}),
         )
         await self._record(uow, instance, changes, now, completed_by)
@@ -185,6 +297,8 @@ class InstanceEngine:
         await repository.update_activities(session, changes.updated_activities, completed_by or {})
         await repository.insert_incidents(session, instance, changes.failures, now)
         await repository.update_jobs(session, instance.id, changes.jobs_added, changes.jobs_removed)
+        if changes.subscriptions_changed:
+            await repository.replace_subscriptions(session, instance.id, changes.subscriptions)
         for task in changes.opened_tasks:
             uow.emit(
                 "task.created",
@@ -214,37 +328,18 @@ class InstanceEngine:
             )
 
 
-MAX_CALL_CHAIN = 20  # documents followed from call activity to call activity
+MAX_CALL_CHAIN = 20  # definitions followed from call activity to call activity
 
 
-async def called_documents(session: AsyncSession, xml: bytes, tenant_id: str | None) -> list[bytes]:
-    """The deployed BPMN documents a document's call activities reach, directly or through each other.
+async def _finished(execution: Execution, known: Variables) -> tuple[Changes, dict[str, Any]]:
+    """What the change did, and the instance's variables typed and as stored, worked out in a worker thread:
+    typing a large Json value walks all of it and would hold the event loop."""
 
-    A `calledElement` the document does not define resolves as Camunda resolves it: to the latest deployed
-    version of that key in the same tenant, or the version `camunda:calledElementBinding="version"` names.
-    InvalidBpmn names the call activity whose process is not deployed."""
-    documents: list[bytes] = []
-    seen: set[tuple[str, int | None]] = set()
-    pending = [xml]
-    while pending and len(documents) < MAX_CALL_CHAIN:
-        for called in called_elements(pending.pop()):
-            if (called.key, called.version) in seen:
-                continue
-            seen.add((called.key, called.version))
-            if called.version is None:
-                row = await repository.latest_definition(session, called.key, tenant_id)
-            else:
-                row = await repository.definition_by_version(session, called.key, called.version, tenant_id)
-            if row is None:
-                version = "" if called.version is None else f" version {called.version}"
-                raise InvalidBpmn(
-                    f"Call activity {called.activity_id!r} calls process {called.key!r}{version}, which is neither "
-                    "in this file nor deployed: deploy it first"
-                )
-            document = await repository.definition_xml(session, row.id)
-            documents.append(document)
-            pending.append(document)
-    return documents
+    def finish() -> tuple[Changes, dict[str, Any]]:
+        changes = execution.finish()
+        return changes, stored(typed(changes.variables, known))
+
+    return await asyncio.to_thread(finish)
 
 
 def _milliseconds(start: datetime, end: datetime) -> int:

@@ -40,8 +40,11 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     ParallelMultiInstanceTask,
     SequentialMultiInstanceTask,
     ServiceTask,
+    StartEvent,
     UserTask,
 )
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
@@ -299,6 +302,18 @@ class ParsedProcess:
     def node(self, bpmn_id: str) -> FlowNode:
         return self.nodes.get(bpmn_id, FlowNode(type="task", name=None))
 
+    @property
+    def start_triggers(self) -> set[tuple[str, str]]:
+        """("message" | "signal", name) of the process's own message and signal start events."""
+        triggers = set()
+        for spec in self.spec.task_specs.values():
+            if isinstance(spec, StartEvent):
+                if isinstance(spec.event_definition, MessageEventDefinition):
+                    triggers.add(("message", spec.event_definition.name))
+                elif isinstance(spec.event_definition, SignalEventDefinition):
+                    triggers.add(("signal", spec.event_definition.name))
+        return triggers
+
 
 TOO_LONG_A_CHAIN = (
     "Invalid BPMN: a sequence flow chain is longer than the embedded engine's parser can follow "
@@ -358,14 +373,15 @@ def parse_bpmn(xml: bytes, filename: str | None = None, called: Sequence[bytes] 
         keys = parser.get_process_ids()  # before parsing: embedded subprocesses register as processes too
         if not keys:
             raise InvalidBpmn('The BPMN contains no executable process (only isExecutable="false" ones)')
+        documents = [root]
         for document in called:
             other = _read_xml(document)
+            documents.append(other)
             nodes = {**_flow_nodes(other), **nodes}  # the called processes' activities, typed too
             normalize(other)
             if not {p.get("id") for p in other.iter(f"{{{BPMN_NS}}}process")} & set(parser.get_process_ids()):
                 parser.add_bpmn_xml(other, None)
-        for key in keys:
-            _refuse_endless_self_call(root, key)
+        _refuse_endless_calls(documents, keys)
         return [_parsed_process(parser, root, key, nodes, rewrites) for key in keys]
     except RecursionError:
         raise InvalidBpmn(TOO_LONG_A_CHAIN) from None
@@ -374,7 +390,10 @@ def parse_bpmn(xml: bytes, filename: str | None = None, called: Sequence[bytes] 
             raise InvalidBpmn(f"{TOO_LONG_A_CHAIN} ({_validation_message(exc, root).rpartition('(')[2]}") from None
         raise InvalidBpmn(_validation_message(exc, root)) from None
     except SpiffWorkflowException as exc:
-        raise InvalidBpmn(f"Invalid BPMN: {exc.args[0] if exc.args else exc}") from None
+        message = str(exc.args[0]) if exc.args else type(exc).__name__
+        spec = getattr(exc, "task_spec", None)
+        worded = _in_bpmn_terms(message, None, getattr(spec, "bpmn_id", None))
+        raise InvalidBpmn(worded or f"Invalid BPMN: {message}") from None
 
 
 def _read_xml(xml: bytes) -> etree._Element:
@@ -481,16 +500,56 @@ def _timer_literal(text: str, *, cycle: bool) -> str:
 _PASS_THROUGH = {"startEvent", "task", "manualTask", "scriptTask", "parallelGateway", "intermediateThrowEvent"}
 
 
-def _refuse_endless_self_call(root: etree._Element, key: str) -> None:
-    """A call activity that calls its own process on every run would recurse without end: refuse it.
+def _refuse_endless_calls(documents: Sequence[etree._Element], keys: Iterable[str]) -> None:
+    """Call activities that call their own process on every run, directly (A calls A) or through other
+    processes (A calls B calls A), would recurse without end: refuse them, naming each call of the cycle.
 
-    It does when a start event reaches it through elements that neither wait nor choose and flows without a
-    condition. A self-call behind a gateway condition, a user task or an event stays allowed (recursion that
-    ends), and the call depth limit at run time catches what this cannot see.
+    A process calls another on every run when a none start event reaches the call activity through elements
+    that neither wait nor choose and flows without a condition. A call behind a gateway condition, a user task
+    or an event stays allowed (recursion that ends), and the call depth limit at run time catches what this
+    cannot see. `documents` come first the deploying one, then the deployed ones it calls (see `parse_bpmn`).
     """
-    process = next((e for e in root.iter(f"{{{BPMN_NS}}}process") if e.get("id") == key), None)
-    if process is None:
-        return
+    always: dict[str, list[tuple[str, str]]] = {}  # process -> [(call activity, process it calls every run)]
+    for root in documents:
+        for process in root.iter(f"{{{BPMN_NS}}}process"):
+            always.setdefault(process.get("id"), _calls_on_every_run(process))
+    for key in keys:
+        cycle = _call_cycle(key, always)
+        if cycle is None:
+            continue
+        if len(cycle) == 1:
+            ((_, activity, _),) = cycle
+            raise InvalidBpmn(
+                f"Call activity {activity!r} calls its own process {key!r} every time the process runs: "
+                "it would call itself without end (put the call behind a condition)"
+            )
+        chain = ", whose ".join(
+            f"call activity {activity!r} of process {caller!r} calls {called!r}" for caller, activity, called in cycle
+        )
+        raise InvalidBpmn(
+            f"Process {key!r} calls itself through other processes on every run ({chain}): they would call each "
+            "other without end (put one of the calls behind a condition)"
+        )
+
+
+def _call_cycle(key: str, always: dict[str, list[tuple[str, str]]]) -> list[tuple[str, str, str]] | None:
+    """The calls (caller, call activity, called) that lead from `key` back to `key` on every run, if any."""
+    visited: set[str] = set()
+    pending: list[tuple[str, list[tuple[str, str, str]]]] = [(key, [])]
+    while pending:
+        caller, path = pending.pop()
+        for activity, called in always.get(caller, []):
+            step = [*path, (caller, activity, called)]
+            if called == key:
+                return step
+            if called not in visited:
+                visited.add(called)
+                pending.append((called, step))
+    return None
+
+
+def _calls_on_every_run(process: etree._Element) -> list[tuple[str, str]]:
+    """(call activity id, called process) for each call activity a none start event reaches unconditionally."""
     outgoing: dict[str, list[etree._Element]] = {}
     for sequence_flow in process.findall(f"{{{BPMN_NS}}}sequenceFlow"):
         outgoing.setdefault(sequence_flow.get("sourceRef"), []).append(sequence_flow)
@@ -501,14 +560,12 @@ def _refuse_endless_self_call(root: etree._Element, key: str) -> None:
         for child in process.findall(f"{{{BPMN_NS}}}startEvent")
         if not any(isinstance(c.tag, str) and c.tag.endswith("EventDefinition") for c in child)
     ]
+    calls = []
     seen, pending = set(starts), list(starts)
     while pending:
         node = pending.pop()
-        if kinds.get(node) == "callActivity" and elements[node].get("calledElement") == key:
-            raise InvalidBpmn(
-                f"Call activity {node!r} calls its own process {key!r} every time the process runs: "
-                "it would call itself without end (put the call behind a condition)"
-            )
+        if kinds.get(node) == "callActivity" and (elements[node].get("calledElement") or "").strip():
+            calls.append((node, elements[node].get("calledElement").strip()))
         if kinds.get(node) not in _PASS_THROUGH:
             continue
         for sequence_flow in outgoing.get(node, []):
@@ -518,6 +575,7 @@ def _refuse_endless_self_call(root: etree._Element, key: str) -> None:
             if target not in seen and (kinds.get(target) in _PASS_THROUGH or kinds.get(target) == "callActivity"):
                 seen.add(target)
                 pending.append(target)
+    return calls
 
 
 def _flow_nodes(root: etree._Element) -> dict[str, FlowNode]:
@@ -534,9 +592,60 @@ def _validation_message(exc: ValidationException, root: etree._Element) -> str:
     message = re.sub(r"\{[^{}\s]+\}", lambda m: "bpmn:" if m.group(0) == f"{{{BPMN_NS}}}" else "", message)
     message = re.sub(r"<Element (\S+) at 0x[0-9a-f]+>", r"(its \1)", message)  # never a Python repr
     line = exc.line_number or _line_of(root, exc.id)
+    worded = _in_bpmn_terms(message, exc.tag, exc.id)
+    if worded is not None:
+        return worded + (f" (line {line})" if line else "")
     where = [f"{exc.tag} {exc.id!r}" if exc.id else exc.tag, f"line {line}" if line else ""]
     located = ", ".join(part for part in where if part)
     return f"Invalid BPMN: {message}" + (f" ({located})" if located else "")
+
+
+# SpiffWorkflow's own phrases for what it refuses, and what they mean in BPMN terms ({element}: the element
+# named by its type and id, e.g. "complex gateway 'c'"; {Element}: the same, capitalised).
+_SPIFF_PHRASES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"There is no support implemented for this task type"),
+     "{Element} is an element the embedded engine does not run"),
+    (re.compile(r"Exactly one start event is required in a SubWorkflow Task; found (?P<count>\d+)"),
+     "{Element} has {count} start events; a subprocess needs exactly one, without an event definition"),
+    (re.compile(r"Time Specification Error|Unknown Time Specification"),
+     "{Element} has a timer event definition without a timeDate, timeDuration or timeCycle"),
+    (re.compile(r"No start event found"), "{Element} has no start event"),
+    (re.compile(r'No "calledElement" attribute for Call Activity'),
+     "{Element} names no process to call: give it a calledElement"),
+    (re.compile(r"Invalid Script Task"), "{Element} has no script"),
+    (re.compile(r"A SubWorkflow Must contain an End event"), "{Element} has no end event"),
+    (re.compile(r"Ad hoc subprocesses may not contain start or end events"),
+     "{Element} contains start or end events, which an ad-hoc subprocess may not"),
+    (re.compile(r"Sequential ordering for ad hoc subprocesses not supported"),
+     "{Element} orders its activities sequentially, which the embedded engine does not run"),
+    (re.compile(r"Non-default exclusive outgoing sequence flow without condition"),
+     "{Element} has an outgoing flow that is neither its default nor conditional"),
+    (re.compile(r"(?P<kind>Error|Escalation|Message|Signal|Correlation) identifier is missing"),
+     "This file has an element <{kind_lower}> without an id"),
+    (re.compile(r"Element 'bpmn:(?P<tag>\w+)', attribute 'id': '(?P<value>[^']*)' is not a valid value of the atomic "
+                r"type 'xs:ID'"),
+     "The id {value!r} (of a {tag}) is used by more than one element of this file, or is not a valid XML id"),
+    (re.compile(r"When looking for a task spec, we found two items.*\((?P<target>[^()]*)\)"),
+     "A sequence flow from {element} leads to {target!r}, which is no element of the same process"),
+    (re.compile(r"The process '(?P<key>[^']*)' was not found"),
+     "{Element} calls process {key!r}, which is neither in this file nor deployed"),
+]
+_ELEMENT_WORDS = {"subProcess": "subprocess", "adHocSubProcess": "ad-hoc subprocess", "process": "process"}
+
+
+def _in_bpmn_terms(message: str, tag: str | None, element_id: str | None) -> str | None:
+    """SpiffWorkflow's message in BPMN terms, naming the element; None when it is not one of its known phrases."""
+    for pattern, wording in _SPIFF_PHRASES:
+        found = pattern.search(message)
+        if found is None:
+            continue
+        kind = (tag or "element").removeprefix("bpmn:")
+        words = _ELEMENT_WORDS.get(kind) or re.sub(r"(?<!^)([A-Z])", lambda m: " " + m.group(1).lower(), kind)
+        element = f"{words} {element_id!r}" if element_id else f"a {words}"
+        groups = found.groupdict()
+        extra = {"kind_lower": groups["kind"].lower()} if "kind" in groups else {}
+        return wording.format(element=element, Element=element[0].upper() + element[1:], **groups, **extra)
+    return None
 
 
 def _line_of(root: etree._Element, element_id: str) -> int | None:
@@ -567,7 +676,9 @@ class SpecCache:
         return entry[0]
 
     def put(self, definition_id: str, process: ParsedProcess, size: int) -> None:
-        self.discard(definition_id)
+        replaced = self._entries.pop(definition_id, None)
+        if replaced is not None:
+            self.size -= replaced[1]
         if size > self.capacity_bytes:
             return
         self._entries[definition_id] = (process, size)
@@ -577,6 +688,6 @@ class SpecCache:
             self.size -= evicted
 
     def discard(self, definition_id: str) -> None:
-        entry = self._entries.pop(definition_id, None)
-        if entry is not None:
-            self.size -= entry[1]
+        """Forget the definition, also as parsed with each set of called definitions (keys `id|called|...`)."""
+        for key in [key for key in self._entries if key == definition_id or key.startswith(definition_id + "|")]:
+            self.size -= self._entries.pop(key)[1]

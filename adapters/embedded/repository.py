@@ -17,14 +17,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.embedded.runtime import Activity, ActivityUpdate, Failure, HumanTask, Job
+from adapters.embedded.runtime import Activity, ActivityUpdate, Failure, HumanTask, Job, Subscription
 from adapters.embedded.tables import (
     activities,
     definitions,
     deployments,
+    event_subscriptions,
     incidents,
     instances,
     jobs,
+    start_timers,
     task_candidates,
     tasks,
 )
@@ -209,7 +211,7 @@ async def delete_instances_of(session: AsyncSession, definition_id: str) -> None
     await session.execute(ids.with_for_update())  # the lock order: instances, then their tasks
     await session.execute(task_ids.with_for_update())
     await session.execute(task_candidates.delete().where(task_candidates.c.task_id.in_(task_ids.scalar_subquery())))
-    for table in (tasks, activities, incidents, jobs):
+    for table in (tasks, activities, incidents, jobs, event_subscriptions):
         await session.execute(table.delete().where(table.c.instance_id.in_(ids.scalar_subquery())))
     await session.execute(instances.delete().where(instances.c.definition_id == definition_id))
 
@@ -607,9 +609,17 @@ async def list_incidents(session: AsyncSession, query: EngineIncidentQuery) -> t
 
 
 async def resolve_incidents(
-    session: AsyncSession, resolved_at: datetime, *, incident_id: str | None = None, instance_id: str | None = None
+    session: AsyncSession,
+    resolved_at: datetime,
+    *,
+    incident_id: str | None = None,
+    instance_id: str | None = None,
+    task_ids: Sequence[str] | None = None,
 ) -> None:
+    """Resolve one incident, or the instance's (only those of `task_ids` when given)."""
     target = incidents.c.id == incident_id if incident_id is not None else incidents.c.instance_id == instance_id
+    if task_ids is not None:
+        target = sa.and_(target, incidents.c.task_id.in_(task_ids))
     await session.execute(
         incidents.update().where(target, incidents.c.resolved_at.is_(None)).values(resolved_at=resolved_at)
     )
@@ -675,7 +685,9 @@ async def retry_jobs_now(session: AsyncSession, instance_id: str, job_id: str | 
 
 
 async def delete_jobs(session: AsyncSession, instance_id: str) -> None:
+    """The instance's jobs and event subscriptions: it waits for nothing any more."""
     await session.execute(jobs.delete().where(jobs.c.instance_id == instance_id))
+    await session.execute(event_subscriptions.delete().where(event_subscriptions.c.instance_id == instance_id))
 
 
 async def instances_with_work(session: AsyncSession, now: datetime, topics: Sequence[str], limit: int) -> list[str]:
@@ -694,6 +706,139 @@ async def instances_with_work(session: AsyncSession, now: datetime, topics: Sequ
         .limit(limit)
     )
     return [row[0] for row in result]
+
+
+# ------------------------------------------------------------------ timer start events
+async def replace_start_timers(
+    session: AsyncSession, key: str, tenant_id: str | None, definition_id: str, schedules: Iterable[Any]
+) -> None:
+    """The schedules of a newly deployed definition (`schedules.StartTimer`s) replace those of older versions
+    of its key, as Camunda 7 drops the timer start jobs of the previous version."""
+    await session.execute(
+        start_timers.delete().where(start_timers.c.definition_key == key, _same_tenant(start_timers.c.tenant_id, tenant_id))
+    )
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "definition_id": definition_id,
+            "definition_key": key,
+            "tenant_id": tenant_id,
+            "activity_id": schedule.activity_id,
+            "due_at": schedule.due_at,
+            "remaining": schedule.remaining,
+            "interval_seconds": None if schedule.interval is None else schedule.interval.total_seconds(),
+        }
+        for schedule in schedules
+    ]
+    if rows:
+        await session.execute(start_timers.insert(), rows)
+
+
+async def delete_start_timers(session: AsyncSession, definition_id: str) -> None:
+    await session.execute(start_timers.delete().where(start_timers.c.definition_id == definition_id))
+
+
+async def due_start_timers(session: AsyncSession, now: datetime, limit: int) -> list[Row]:
+    """Schedules due now whose definition is not suspended, the longest due first."""
+    result = await session.execute(
+        sa.select(start_timers)
+        .join(definitions, definitions.c.id == start_timers.c.definition_id)
+        .where(start_timers.c.due_at <= now, definitions.c.suspended.is_(False))
+        .order_by(start_timers.c.due_at, start_timers.c.id)
+        .limit(limit)
+    )
+    return list(result)
+
+
+# ------------------------------------------------------------------ event subscriptions
+async def replace_subscriptions(session: AsyncSession, instance_id: str, current: Sequence[Subscription]) -> None:
+    """Make the instance's message and signal subscriptions `current` (none once it has ended)."""
+    await session.execute(event_subscriptions.delete().where(event_subscriptions.c.instance_id == instance_id))
+    if current:
+        await session.execute(
+            event_subscriptions.insert(),
+            [
+                {
+                    "task_id": one.task_id,
+                    "event_type": one.event_type,
+                    "event_name": one.event_name,
+                    "instance_id": instance_id,
+                    "activity_id": one.activity_id,
+                }
+                for one in current
+            ],
+        )
+
+
+async def subscribers(
+    session: AsyncSession,
+    event_type: str,
+    event_name: str,
+    *,
+    tenant_id: str | None = None,
+    business_key: str | None = None,
+    instance_id: str | None = None,
+) -> list[Row]:
+    """The active instances waiting for the message or signal (instance_id, task_id, activity_id, definition_key,
+    variables), oldest instance first; suspended ones do not catch events."""
+    conditions = [
+        event_subscriptions.c.event_type == event_type,
+        event_subscriptions.c.event_name == event_name,
+        instances.c.status == "active",
+    ]
+    for column, value in (
+        (instances.c.tenant_id, tenant_id),
+        (instances.c.business_key, business_key),
+        (instances.c.id, instance_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    result = await session.execute(
+        sa.select(
+            event_subscriptions.c.instance_id,
+            event_subscriptions.c.task_id,
+            event_subscriptions.c.activity_id,
+            instances.c.definition_key,
+            instances.c.variables,
+        )
+        .join(instances, instances.c.id == event_subscriptions.c.instance_id)
+        .where(*conditions)
+        .order_by(instances.c.start_time, instances.c.id, event_subscriptions.c.task_id)
+    )
+    return list(result)
+
+
+async def take_start_timer(session: AsyncSession, timer: Row, following: tuple[datetime, int] | None) -> bool:
+    """Move a due schedule to its following occurrence (due time, occurrences left), or drop it after its last.
+    False when another worker took this occurrence first (the row moved on meanwhile)."""
+    current = sa.and_(start_timers.c.id == timer.id, start_timers.c.due_at == timer.due_at)
+    if following is None:
+        result = await session.execute(start_timers.delete().where(current))
+    else:
+        due_at, remaining = following
+        result = await session.execute(start_timers.update().where(current).values(due_at=due_at, remaining=remaining))
+    return result.rowcount == 1
+
+
+async def latest_active_definitions(session: AsyncSession, tenant_id: str | None) -> list[Row]:
+    """The latest version of every process key in the tenant (every tenant when None), unless suspended."""
+    latest = (
+        sa.select(definitions.c.key, definitions.c.tenant_id, sa.func.max(definitions.c.version).label("version"))
+        .group_by(definitions.c.key, definitions.c.tenant_id)
+        .subquery()
+    )
+    query = sa.select(*DEFINITION_COLUMNS).join(
+        latest,
+        sa.and_(
+            definitions.c.key == latest.c.key,
+            definitions.c.version == latest.c.version,
+            definitions.c.tenant_id.is_not_distinct_from(latest.c.tenant_id),
+        ),
+    )
+    if tenant_id is not None:
+        query = query.where(definitions.c.tenant_id == tenant_id)
+    result = await session.execute(query.where(definitions.c.suspended.is_(False)).order_by(definitions.c.key))
+    return list(result)
 
 
 # ------------------------------------------------------------------ paging

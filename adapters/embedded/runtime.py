@@ -13,9 +13,9 @@ Rules the engine follows:
 - A failure (script error, condition error, handler exception, uncaught BPMN error) puts the task in ERROR,
   records a `Failure` (an incident) and the other branches carry on. A retry resets the task and runs it again.
 - SpiffWorkflow is synchronous: every piece of engine work runs in a worker thread (`asyncio.to_thread`),
-  never on the event loop, and one change may run at most MAX_ENGINE_STEPS tasks, MAX_ENGINE_SECONDS of
-  engine time and MAX_CALL_DEPTH nested call activities; beyond that the task that would run next fails
-  with an incident and the change stops there (a runaway process, not a hung gateway).
+  never on the event loop, and one change may run at most MAX_ENGINE_STEPS tasks, MAX_LOOP_ROUNDS rounds of one
+  loop, MAX_ENGINE_SECONDS of engine time and MAX_CALL_DEPTH nested call activities; beyond that the task that
+  would run next fails with an incident and the change stops there (a runaway process, not a hung gateway).
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, StartEvent, UserTask
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -54,13 +56,17 @@ from adapters.embedded.errors import BpmnError
 from adapters.embedded.expressions import EmbeddedScriptEngine, ExpressionError, evaluate
 from adapters.embedded.parsing import EventGatewayEvents, ExternalTask, ParsedProcess
 from adapters.embedded.serializer import USER_DATA_CONVERTERS, UserDataWorkflowMixin, data_to_dict
-from gateway.errors import Conflict, EngineError, NotFound
+from gateway.errors import BadRequest, Conflict, EngineError, NotFound
 from gateway.variables import parse_datetime
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 MAX_ENGINE_STEPS = 1_000  # tasks one change may run: an endless loop becomes an incident, not a hang
+# Rounds one element may loop in one change. SpiffWorkflow keeps every round in the task tree and scans the whole
+# tree at each step, so a loop's rounds cost quadratically: a step budget alone let a tight loop run ~1 s.
+MAX_LOOP_ROUNDS = 50
+LOOP_LOOKBACK = 50  # ancestors searched for the element's previous round (longer loops hit MAX_ENGINE_STEPS)
 MAX_ENGINE_SECONDS = 1.0  # engine time one change may use (SpiffWorkflow's steps grow with the task tree)
 MAX_CALL_DEPTH = 20  # nested call activities / subprocesses: a recursive call becomes an incident
 MAX_HANDLER_RUNS = 100  # handler calls one change may make; the rest wait for the poller
@@ -129,6 +135,16 @@ class Job:
     topic: str | None = None
 
 
+@dataclass(frozen=True)
+class Subscription:
+    """A waiting activity's interest in a message or signal (Camunda's event subscription)."""
+
+    task_id: str
+    event_type: str  # "message" or "signal"
+    event_name: str
+    activity_id: str
+
+
 @dataclass
 class Changes:
     state: str
@@ -141,6 +157,8 @@ class Changes:
     failures: list[Failure]
     jobs_added: list[Job]
     jobs_removed: list[str]
+    subscriptions: list[Subscription]
+    subscriptions_changed: bool
 
 
 class _RunawayProcess(Exception):
@@ -238,22 +256,43 @@ class Runtime:
         )
         self._serializer = BpmnWorkflowSerializer(self._registry)
 
-    def start(self, process: ParsedProcess, variables: dict[str, Any]) -> Execution:
-        """A new workflow, started through its none start event, or its only message start event (as Camunda's
-        startProcessInstanceByKey does), or waiting at its timer start event. Conflict when it starts only by
-        a signal, or by one of several messages: the error says how it starts."""
-        message_start = _message_start(process)
+    def start(
+        self,
+        process: ParsedProcess,
+        variables: dict[str, Any],
+        timer_start: str | None = None,
+        *,
+        message: str | None = None,
+        signal: str | None = None,
+    ) -> Execution:
+        """A new workflow, started through the message start event of `message`, or the signal start event of
+        `signal`; without either through its (first) none start event, else (as Camunda's
+        startProcessInstanceByKey does) at once through its first timer start event, else its only message start
+        event. `timer_start` names the timer start event whose schedule is due (see
+        `adapter.EmbeddedAdapter.fire_start_timers`). Timer start events never wait inside an instance: their
+        schedules start instances. BadRequest naming the message or signal when no start event catches it;
+        Conflict when it starts only by a signal, or by one of several messages: the error says how it starts."""
+        if message is not None:
+            start, through = _start_event(process, MessageEventDefinition, message), None
+        elif signal is not None:
+            start, through = _start_event(process, SignalEventDefinition, signal), None
+        else:
+            through = _direct_start(process, timer_start)
+            start = None if through is not None else _message_start(process)
         workflow = EmbeddedWorkflow(process.spec, process.subprocess_specs, script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(variables))
         execution = Execution(self, process, workflow, variables)
-        if message_start is not None:
+        if through is not None:
+            root = workflow.get_tasks(state=TaskState.READY)[0]
+            execution._guarded(lambda: _start_through(workflow, through), blame=root)
+        elif start is not None:
 
-            def receive_message() -> None:
-                workflow.do_engine_steps()  # the start event begins to wait for its message
-                workflow.catch(BpmnEvent(message_start.event_definition, payload=copy.deepcopy(variables)))
+            def receive_event() -> None:
+                workflow.do_engine_steps()  # the start event begins to wait for its message or signal
+                workflow.catch(BpmnEvent(start.event_definition, payload=copy.deepcopy(variables)))
 
-            execution._guarded(receive_message, blame=workflow.get_tasks(state=TaskState.READY)[0])
+            execution._guarded(receive_event, blame=workflow.get_tasks(state=TaskState.READY)[0])
         return execution
 
     def resume(self, process: ParsedProcess, state: str, variables: dict[str, Any]) -> Execution:
@@ -280,10 +319,12 @@ class Execution:
             task.id for task in workflow.get_tasks(state=TaskState.READY) if _is_user_task(task)
         }
         self.jobs_before = {job.id: job for job in self._jobs()}
+        self.subscriptions_before = set(self._subscriptions())
         self.failures: list[Failure] = []
         self._started_at: dict[UUID, datetime] = {}
         self._running: SpiffTask | None = None
         self._steps = 0
+        self._loop_rounds: dict[Any, int] = {}  # task spec -> rounds it looped in this change
         self._engine_started = 0.0
         self._runaway = False
         self._apply_variables(variables)
@@ -310,17 +351,96 @@ class Execution:
     def cancel(self) -> None:
         self.workflow.cancel()
 
+    def modify(self, instructions: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+        """Move tokens as far as SpiffWorkflow can, instructions (type, activity id, variables) in order; returns
+        the ids of the tasks that were open and no longer are (their incidents are resolved).
+
+        - `start_after X`: X's open task ends without running (a failing activity is skipped) and its outgoing
+          flow is taken; a passed X is reset to first ("reset to task") and then skipped.
+        - `start_before X`: X was passed: the instance goes back to it (what ran after it is undone); X is open:
+          nothing to do. The engine cannot start an activity ahead of the token.
+        - `cancel X`: X's open tasks end; a later `start_after X` skips them instead. What is still cancelled at the
+          end must leave another token (`stranded`): the embedded engine ends an instance only by terminating it.
+        BadRequest naming the activity when an instruction cannot be carried out (nothing is applied)."""
+        open_before = {task.id for task in self.workflow.get_tasks(state=OPEN)}
+        cancelled: list[SpiffTask] = []
+        for kind, activity_id, data in instructions:
+            open_tasks = [t for t in self.workflow.get_tasks(state=OPEN) if t.task_spec.bpmn_id == activity_id]
+            if kind == "cancel":
+                if not open_tasks:
+                    raise BadRequest(f"Activity {activity_id!r} is not active in this instance: nothing to cancel")
+                cancelled += [t for t in open_tasks if t not in cancelled]
+                continue
+            if kind == "start_before" and open_tasks and not any(t in cancelled for t in open_tasks):
+                continue
+            if kind == "start_after" and open_tasks:
+                target = open_tasks[0]
+            else:
+                passed = [t for t in self.workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id == activity_id]
+                if not passed:
+                    raise BadRequest(
+                        f"The embedded engine cannot start {'before' if kind == 'start_before' else 'after'} activity "
+                        f"{activity_id!r}: the instance has not reached it. It can go back to an activity it passed "
+                        "(start_before), or skip an active one (start_after)"
+                    )
+                latest = max(passed, key=lambda t: t.last_state_change)
+                self.workflow.reset_from_task_id(latest.id)
+                cancelled = [t for t in cancelled if self._find(t.id) is not None]
+                target = self._task(str(latest.id))
+            target.data.update(copy.deepcopy(data))
+            if kind == "start_after":
+                cancelled = [t for t in cancelled if t.id != target.id]
+                target._set_state(TaskState.READY)
+                target.complete()  # without running it: the activity is skipped
+        moved = any(kind != "cancel" for kind, _, _ in instructions)
+        if not moved and all(t in cancelled for t in self.workflow.get_tasks(state=OPEN) if _is_open_activity(t)):
+            raise BadRequest(
+                "The modification would leave the instance without an active activity; the embedded engine ends an "
+                "instance only by terminating it (DELETE /instances/{id})"
+            )
+        for task in cancelled:
+            if self._find(task.id) is not None and task.state & OPEN:
+                # an activity with boundary events: its events stop waiting with it
+                scope = task.parent if isinstance(task.parent.task_spec, BoundaryEventSplit) else task
+                for waiting in scope:
+                    self.workflow.event_manager.remove_task(waiting)
+                scope.cancel()
+        return [str(task_id) for task_id in open_before if (t := self._find(task_id)) is None or not t.state & OPEN]
+
+    def stranded(self) -> bool:
+        """Whether the workflow has neither ended nor an active activity (after a modification cancelled its last)."""
+        remaining = [t for t in self.workflow.get_tasks(state=OPEN) if _is_open_activity(t)]
+        return not remaining and not self.workflow.is_completed()
+
+    def receive(self, task_id: str, event_type: str, name: str, data: dict[str, Any]) -> None:
+        """Deliver message or signal `name` with `data` (its variables) to the waiting task `task_id` alone (the
+        gateway has correlated it); the task moves on at the next `advance`. NotFound when it no longer waits."""
+        task = self._task(task_id)
+        if task.state != TaskState.WAITING or (event_type, name) not in _catches(task.task_spec):
+            raise NotFound(f"Activity {task.task_spec.bpmn_id} no longer waits for {event_type} {name!r}")
+        definition_class = MessageEventDefinition if event_type == "message" else SignalEventDefinition
+        event = BpmnEvent(definition_class(name), payload=copy.deepcopy(data))
+        task.data.update(copy.deepcopy(data))
+
+        def catch() -> None:
+            definition = task.task_spec.event_definition
+            if isinstance(definition, MessageEventDefinition):
+                # Without SpiffWorkflow's correlation-property check: the gateway chose this task.
+                definition.update_internal_data(task, event)
+                task._set_internal_data(event_fired=True)
+                task._set_state(TaskState.WAITING)
+            else:
+                task.task_spec.catch(task, event)
+            task.task_spec._update(task)
+
+        self._guarded(catch, blame=task)
+
     async def advance(self) -> None:
         """Run until every branch waits: engine steps (in a worker thread), then the handlers of external tasks
         (on the loop), until nothing moves."""
         handler_runs = 0
         while True:
-            await asyncio.to_thread(self._run_engine_steps)
-            runnable = [
-                task
-                for task in self.workflow.get_tasks(state=TaskState.STARTED)
-                if isinstance(task.task_spec, ExternalTask) and task.task_spec.topic in self.runtime.handlers
-            ]
+            runnable = await asyncio.to_thread(self._run_engine_steps)
             if not runnable or handler_runs >= MAX_HANDLER_RUNS or self._runaway:
                 return
             for task in runnable:
@@ -332,6 +452,7 @@ class Execution:
         opened = self._open_user_tasks()  # may fail tasks whose assignment cannot be resolved: do it first
         new_activities, updated_activities = self._activity_changes({task.id: task.assignee for task in opened})
         jobs_after = {job.id: job for job in self._jobs()}
+        subscriptions = list(self._subscriptions())
         variables = project_variables(self.workflow)
         contested = self._contested_names()
         opened = [replace(task, variables=self._own_variables(task.id, variables, contested)) for task in opened]
@@ -346,22 +467,39 @@ class Execution:
             failures=self.failures,
             jobs_added=[job for job_id, job in jobs_after.items() if self.jobs_before.get(job_id) != job],
             jobs_removed=[job_id for job_id, job in self.jobs_before.items() if jobs_after.get(job_id) != job],
+            subscriptions=subscriptions,
+            subscriptions_changed=set(subscriptions) != self.subscriptions_before,
         )
 
     # ------------------------------------------------------------ running
-    def _run_engine_steps(self) -> None:
-        if self._runaway:
-            return
-        for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
-            if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)) or self._runaway:
-                return
-        self._runaway = True  # every attempt failed a task: what failed is an incident; stop here
+    def _run_engine_steps(self) -> list[SpiffTask]:
+        """Engine steps until every branch waits; returns the external tasks whose handler is registered."""
+        if not self._runaway:
+            for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
+                if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)):
+                    break
+                if self._runaway:
+                    break
+            else:
+                self._runaway = True  # every attempt failed a task: what failed is an incident; stop here
+        return [
+            task
+            for task in self.workflow.get_tasks(state=TaskState.STARTED)
+            if isinstance(task.task_spec, ExternalTask) and task.task_spec.topic in self.runtime.handlers
+        ]
 
     def _will_run(self, task: SpiffTask) -> None:
         self._running = task
         self._steps += 1
         if self._steps == 1:
             self._engine_started = time.monotonic()
+        if _loops_back(task):
+            rounds = self._loop_rounds[task.task_spec] = self._loop_rounds.get(task.task_spec, 0) + 1
+            if rounds >= MAX_LOOP_ROUNDS:
+                self._stop_runaway(
+                    f"The {self.process.node(task.task_spec.bpmn_id).type} {task.task_spec.bpmn_id!r} ran {rounds} "
+                    "rounds of a loop without waiting: is there an endless loop?"
+                )
         if self._steps > MAX_ENGINE_STEPS:
             self._stop_runaway(f"The process ran {MAX_ENGINE_STEPS} steps without waiting: is there an endless loop?")
         if time.monotonic() - self._engine_started > MAX_ENGINE_SECONDS:
@@ -394,7 +532,7 @@ class Execution:
             if result is not None and not isinstance(result, dict):
                 raise TypeError(f"the handler returned {type(result).__name__}; expected a dict of variables or None")
         except BpmnError as error:
-            self._throw_bpmn_error(task, error)
+            await asyncio.to_thread(self._throw_bpmn_error, task, error)
         except TimeoutError:
             self._fail(
                 task, "failedExternalTask", f"The handler did not finish within {self.runtime.handler_timeout:g} s"
@@ -404,7 +542,7 @@ class Execution:
             self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", detail)
         else:
             task.data.update(copy.deepcopy(result or {}))
-            self._guarded(task.complete, blame=task)
+            await asyncio.to_thread(self._guarded, task.complete, task)
 
     def _throw_bpmn_error(self, task: SpiffTask, error: BpmnError) -> None:
         task.data.update(copy.deepcopy(error.variables))
@@ -528,6 +666,9 @@ class Execution:
                     updated.append(
                         ActivityUpdate(id=str(task.id), status=_activity_status(task), ended_at=_ended(task))
                     )
+            elif _is_open_activity(task) and before == TaskState.COMPLETED:
+                # reset to a passed activity (modification): its record is open again
+                updated.append(ActivityUpdate(id=str(task.id), status=_activity_status(task), ended_at=None))
             elif _is_open_activity(task) or self._ended_here(task, before):
                 new.append(self._activity(task, assignees.get(str(task.id))))
         now = datetime.now(UTC)
@@ -560,6 +701,88 @@ class Execution:
                 yield Job(id=str(task.id), kind="external", activity_id=spec.bpmn_id, topic=spec.topic)
             elif task.state == TaskState.WAITING and _waits_for_timer(spec) and not _cycle_exhausted(task):
                 yield Job(id=str(task.id), kind="timer", activity_id=spec.bpmn_id, due_at=_timer_due(task))
+
+
+    def _subscriptions(self) -> Iterator[Subscription]:
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            for event_type, name in _catches(task.task_spec):
+                yield Subscription(str(task.id), event_type, name, task.task_spec.bpmn_id)
+
+
+def _catches(spec: Any) -> list[tuple[str, str]]:
+    """The (event type, name) pairs of the messages and signals a waiting task spec catches."""
+    definition = getattr(spec, "event_definition", None)
+    if definition is None:
+        return []
+    definitions = getattr(definition, "event_definitions", [definition])
+    found = []
+    for one in definitions:
+        if isinstance(one, MessageEventDefinition):
+            found.append(("message", one.name))
+        elif isinstance(one, SignalEventDefinition):
+            found.append(("signal", one.name))
+    return found
+
+
+def _start_event(process: ParsedProcess, kind: type, name: str) -> Any:
+    """The process's own start event catching message or signal `name`; BadRequest naming the start events."""
+    starts = [spec for spec in process.spec.task_specs.values() if isinstance(spec, StartEvent)]
+    for start in starts:
+        if isinstance(start.event_definition, kind) and start.event_definition.name == name:
+            return start
+    what = "message" if kind is MessageEventDefinition else "signal"
+    known = ", ".join(
+        f"{start.bpmn_id!r} ({_trigger(start.event_definition)})" for start in starts
+    )
+    raise BadRequest(f"Process {process.key!r} has no start event for {what} {name!r}; its start events: {known}")
+
+
+def _trigger(definition: Any) -> str:
+    if isinstance(definition, MessageEventDefinition):
+        return f"message {definition.name!r}"
+    if isinstance(definition, SignalEventDefinition):
+        return f"signal {definition.name!r}"
+    if isinstance(definition, TimerEventDefinition):
+        return "timer"
+    return "none"
+
+
+def _direct_start(process: ParsedProcess, timer_start: str | None) -> Any:
+    """In a process with timer start events, the start event to start through: `timer_start`, else the first none
+    start event, else the first timer start event. None without timer start events (SpiffWorkflow's own way)."""
+    starts = [spec for spec in process.spec.task_specs.values() if isinstance(spec, StartEvent)]
+    timers = [start for start in starts if isinstance(start.event_definition, TimerEventDefinition)]
+    if timer_start is not None:
+        return next(start for start in timers if start.bpmn_id == timer_start)  # schedules come from these specs
+    if not timers:
+        return None
+    nones = [start for start in starts if isinstance(start.event_definition, NoneEventDefinition)]
+    return (nones or timers)[0]
+
+
+def _start_through(workflow: BpmnWorkflow, start: Any) -> None:
+    """Start at once through the start event `start`: SpiffWorkflow's start tasks run, the other start events
+    are withdrawn (a due timer would start the instance a second time) and `start` fires (a timer cycle's path
+    is added as SpiffWorkflow adds each of its rounds)."""
+    for _ in range(2):  # the root task, then the split before several start events
+        for task in workflow.get_tasks(state=TaskState.READY):
+            if task.task_spec.bpmn_id is None:
+                task.run()
+    starts = [
+        task for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
+        if isinstance(task.task_spec, StartEvent)
+    ]  # fmt: skip
+    for task in starts:
+        workflow.event_manager.remove_task(task)
+        if task.task_spec is not start:
+            task.cancel()
+    fired = next(task for task in starts if task.task_spec is start)
+    if not fired.children:
+        for output in start.outputs:
+            child = fired._add_child(output, TaskState.FUTURE)
+            child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
+    fired._set_internal_data(event_fired=True)
+    start._update(fired)
 
 
 def _message_start(process: ParsedProcess) -> Any:
@@ -599,6 +822,19 @@ def _is_open_activity(task: SpiffTask) -> bool:
         return False
     # A boundary event waits with its activity and a join for its other branches: neither is an activity yet.
     return not (task.state == TaskState.WAITING and isinstance(task.task_spec, BoundaryEvent | Join))
+
+
+def _loops_back(task: SpiffTask) -> bool:
+    """The task is another round of an element that ran before on its own path (a loop), not a sibling (a
+    multi-instance or a parallel branch): SpiffWorkflow adds each round as a descendant of the previous one."""
+    ancestor = task.parent
+    for _ in range(LOOP_LOOKBACK):
+        if ancestor is None:
+            return False
+        if ancestor.task_spec is task.task_spec:
+            return True
+        ancestor = ancestor.parent
+    return False
 
 
 def _is_user_task(task: SpiffTask) -> bool:

@@ -66,6 +66,8 @@ instances = sa.Table(
     sa.Column("duration_ms", sa.BigInteger),
     sa.Column("variables", JsonColumn, nullable=False),  # {name: {value, type}}: the typed truth
     sa.Column("state", sa.Text, nullable=False),  # the SpiffWorkflow run state, without specs
+    # The definitions its call activities call (latest binding resolved at its start); NULL: resolve on each change
+    sa.Column("called_definitions", JsonColumn),
     sa.Column("version", sa.Integer, nullable=False),  # optimistic lock
     sa.Index("ix_embedded_instances_definition_key", "definition_key", "start_time"),
     sa.Index("ix_embedded_instances_definition_id", "definition_id"),
@@ -182,4 +184,33 @@ jobs = sa.Table(
     sa.Index("ix_embedded_jobs_instance", "instance_id"),
     sa.Index("ix_embedded_jobs_due", "kind", "due_at"),
     sa.Index("ix_embedded_jobs_topic", "kind", "topic"),
+)
+
+start_timers = sa.Table(
+    "embedded_start_timers",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("definition_id", sa.String(36), nullable=False),
+    sa.Column("definition_key", sa.String(255), nullable=False),
+    sa.Column("tenant_id", sa.String(100)),
+    sa.Column("activity_id", sa.String(255), nullable=False),  # the timer start event
+    sa.Column("due_at", UTCDateTime, nullable=False),  # its next occurrence
+    sa.Column("remaining", sa.Integer, nullable=False),  # occurrences left; -1: a cycle without end
+    sa.Column("interval_seconds", sa.Float),  # a cycle's interval; NULL: it fires once
+    sa.Index("ix_embedded_start_timers_due", "due_at"),
+    sa.Index("ix_embedded_start_timers_definition", "definition_id"),
+    sa.Index("ix_embedded_start_timers_key", "definition_key", "tenant_id"),
+)
+
+
+event_subscriptions = sa.Table(
+    "embedded_event_subscriptions",
+    metadata,
+    sa.Column("task_id", sa.String(36), primary_key=True),  # the waiting SpiffWorkflow task
+    sa.Column("event_type", sa.String(10), primary_key=True),  # "message" or "signal"
+    sa.Column("event_name", sa.String(255), primary_key=True),
+    sa.Column("instance_id", sa.String(36), nullable=False),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Index("ix_embedded_event_subscriptions_name", "event_type", "event_name"),
+    sa.Index("ix_embedded_event_subscriptions_instance", "instance_id"),
 )

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from gateway import bpmn
 from gateway.bpmn import TaskExtensions
 from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.port import AdapterContext, Capability, ChangeBatch
@@ -29,13 +30,19 @@ from gateway.schemas import (
     EngineHealth,
     EngineIncident,
     EngineIncidentQuery,
+    CorrelationResult,
     HistoryQuery,
+    InstanceModification,
     InstanceQuery,
     ListQuery,
+    MessageCorrelation,
+    MessageResults,
     Page,
     ProcessDefinition,
     ProcessInstance,
     ProcessInstanceDetails,
+    SignalBroadcast,
+    SignalResult,
     StartInstance,
     Task,
     TaskDetails,
@@ -66,7 +73,14 @@ DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 class FlowableAdapter(HttpEngineAdapter):
     task_extensions = TaskExtensions(namespaces=("http://flowable.org/bpmn", "http://activiti.org/bpmn"))
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.SUSPEND_DEFINITION, Capability.SUSPEND_INSTANCE, Capability.DELEGATE_TASK}
+        {
+            Capability.SUSPEND_DEFINITION,
+            Capability.SUSPEND_INSTANCE,
+            Capability.DELEGATE_TASK,
+            Capability.CORRELATE_MESSAGE,
+            Capability.BROADCAST_SIGNAL,
+            Capability.MODIFY_INSTANCE,
+        }
     )
 
     observes_changes = True
@@ -248,6 +262,13 @@ class FlowableAdapter(HttpEngineAdapter):
             }
         else:
             raise BadRequest("Starting an instance needs definition_key or definition_id", engine=self.name)
+        if request.start_message is not None:
+            # Flowable starts by message name alone: the definition must be the one whose start event it is.
+            definition_id = request.definition_id or (await self._latest_definition(request)).id
+            xml = await self.get_definition_xml(definition_id)
+            key = (await self.get_definition(definition_id)).key
+            bpmn.message_start_event(xml, key, request.start_message)  # 400 naming the start events otherwise
+            body = {"message": request.start_message, "tenantId": request.tenant_id or self.context.config.tenant_id}
         body["businessKey"] = request.business_key
         if request.variables:
             body["variables"] = mapping.to_rest_variables(request.variables)
@@ -257,6 +278,138 @@ class FlowableAdapter(HttpEngineAdapter):
         await self.facts.record_start(data["id"], started_by)
         key = await self.facts.definition_key(data["processDefinitionId"])
         return mapping.runtime_instance(data, engine=self.name, definition_key=key or "", started_by=started_by)
+
+    async def _latest_definition(self, request: StartInstance) -> ProcessDefinition:
+        tenant = request.tenant_id or self.context.config.tenant_id
+        found = await self.list_definitions(DefinitionQuery(key=request.definition_key, tenant_id=tenant, size=1))
+        if not found.items:
+            raise NotFound(f"No process definition with key {request.definition_key!r}", engine=self.name)
+        return found.items[0]
+
+    # ------------------------------------------------------------ messages, signals, change-state
+    async def correlate_message(self, message: MessageCorrelation, *, started_by: str) -> MessageResults:
+        """The executions subscribed to the message (`POST /query/executions`, filtered by instance and process
+        variables; by business key through `POST /query/process-instances`) each get `messageEventReceived` (`PUT /runtime/executions/{id}`); when none
+        waits, `POST /runtime/process-instances` with `message` starts the definition whose message start event
+        it is (Flowable keeps at most one per name and tenant)."""
+        tenant = message.tenant_id or self.context.config.tenant_id
+        query: dict[str, Any] = {
+            "messageEventSubscriptionName": message.message_name,
+            "processInstanceId": message.process_instance_id,
+            "tenantId": tenant,
+            "processInstanceVariables": [
+                {**mapping.to_rest_variable(name, typed), "operation": "equals"}
+                for name, typed in message.correlation_keys.items()
+            ]
+            or None,
+        }
+        keep = None
+        if message.business_key is not None:
+            # The subscribed execution is a child of the process instance, which alone carries the business key
+            # (an execution query by business key matches process instances only): match it on the instances.
+            named = await collect(
+                self._searcher("/query/process-instances", {"processBusinessKey": message.business_key}, "list_instances"),
+                lambda item: True,
+            )
+            ids = {item["id"] for item in named}
+            keep = lambda item: item["processInstanceId"] in ids  # noqa: E731
+        executions = await collect(
+            self._searcher("/query/executions", query, "list_executions"), keep or (lambda item: True)
+        )
+        waiting: dict[str, Item] = {}
+        for execution in executions:
+            waiting.setdefault(execution["processInstanceId"], execution)
+        if len(waiting) > 1 and not message.all:
+            raise Conflict(
+                f"Message {message.message_name!r} matches {len(waiting)} waiting instances "
+                f"({', '.join(waiting)}); narrow it with business_key, correlation_keys or process_instance_id, "
+                "or give all=true",
+                engine=self.name,
+            )
+        results = []
+        action: dict[str, Any] = {"action": "messageEventReceived", "messageName": message.message_name}
+        if message.variables:
+            action["variables"] = mapping.to_rest_variables(message.variables)
+        for instance_id, execution in waiting.items():
+            await self.http.request(
+                "PUT", f"/runtime/executions/{segment(execution['id'])}", operation="message_received", json=action
+            )
+            instance = await self._any_instance(instance_id)
+            results.append(CorrelationResult(type="correlated", instance_id=instance_id, definition_key=instance.definition_key))
+        may_start = message.process_instance_id is None and not message.correlation_keys
+        if may_start and (message.all or not waiting):
+            body = {"message": message.message_name, "businessKey": message.business_key, "tenantId": tenant}
+            if message.variables:
+                body["variables"] = mapping.to_rest_variables(message.variables)
+            try:
+                data = await self.http.json(
+                    "POST", "/runtime/process-instances", operation="start_instance", json=queries.clean(body)
+                )
+            except BadRequest as error:
+                if _NO_MESSAGE_START not in (error.engine_message or ""):
+                    raise
+            else:
+                await self.facts.record_start(data["id"], started_by)
+                key = await self.facts.definition_key(data["processDefinitionId"])
+                results.append(CorrelationResult(type="started", instance_id=data["id"], definition_key=key))
+        if not results:
+            raise NotFound(
+                f"No process instance waits for message {message.message_name!r} with these conditions, and no "
+                "process starts with it",
+                engine=self.name,
+            )
+        return MessageResults(results=results)
+
+    async def _any_instance(self, instance_id: str) -> ProcessInstance:
+        """A running or (after the message ended it) finished instance."""
+        return await self.get_instance(instance_id)
+
+    async def broadcast_signal(self, signal: SignalBroadcast, *, started_by: str) -> SignalResult:
+        """`POST /runtime/signals`, synchronously (variables are allowed only then); Flowable does not count."""
+        body: dict[str, Any] = {
+            "signalName": signal.signal_name,
+            "tenantId": signal.tenant_id or self.context.config.tenant_id,
+            "async": False,
+        }
+        if signal.variables:
+            body["variables"] = mapping.to_rest_variables(signal.variables)
+        await self.http.request("POST", "/runtime/signals", operation="broadcast_signal", json=queries.clean(body))
+        return SignalResult(signal_name=signal.signal_name)
+
+    async def modify_instance(self, instance_id: str, modification: InstanceModification) -> ProcessInstance:
+        """`POST /runtime/process-instances/{id}/change-state`: Flowable moves tokens from the cancelled activities
+        to the started ones in one step, without variables. `start_after X` starts the target of X's single
+        outgoing sequence flow. BadRequest for what change-state cannot say (variables; nothing to cancel or to
+        start; several of both)."""
+        if any(i.variables for i in modification.instructions):
+            raise BadRequest(
+                "Flowable's change-state takes no variables; set them with PUT /instances/{id}/variables first",
+                engine=self.name,
+            )
+        instance = await self.get_instance(instance_id)
+        xml = await self.get_definition_xml(instance.definition_id)
+        cancel, start = [], []
+        for instruction in modification.instructions:
+            if instruction.type == "cancel":
+                cancel.append(instruction.activity_id)
+            elif instruction.type == "start_before":
+                start.append(instruction.activity_id)
+            else:
+                start.append(bpmn.single_successor(xml, instance.definition_key, instruction.activity_id))
+        if not cancel or not start or (len(cancel) > 1 and len(start) > 1):
+            raise BadRequest(
+                "Flowable moves tokens: give the activities to cancel and the ones to start (one of the two a "
+                "single activity), e.g. cancel X and start_after X",
+                engine=self.name,
+            )
+        body = {"cancelActivityIds": cancel, "startActivityIds": start}
+        await self.http.request(
+            "POST",
+            f"/runtime/process-instances/{segment(instance_id)}/change-state",
+            operation="change_state",
+            json=body,
+        )
+        return await self.get_instance(instance_id)
 
     async def _runtime_instances(self, items: list[Item]) -> list[ProcessInstance]:
         keys = await self.facts.definition_keys(item["processDefinitionId"] for item in items)
@@ -386,12 +539,16 @@ class FlowableAdapter(HttpEngineAdapter):
         return ProcessInstanceDetails.model_validate(details)
 
     async def terminate_instance(self, instance_id: str, reason: str | None) -> None:
-        await self.http.request(
-            "DELETE",
-            f"/runtime/process-instances/{segment(instance_id)}",
-            operation="terminate_instance",
-            params=queries.clean({"deleteReason": reason}),
-        )
+        try:
+            await self.http.request(
+                "DELETE",
+                f"/runtime/process-instances/{segment(instance_id)}",
+                operation="terminate_instance",
+                params=queries.clean({"deleteReason": reason}),
+            )
+        except NotFound:
+            await self._refuse_if_ended(instance_id, "terminate it")
+            raise
 
     async def set_instance_suspended(self, instance_id: str, suspended: bool) -> ProcessInstance:
         path = f"/runtime/process-instances/{segment(instance_id)}"
@@ -712,6 +869,9 @@ class FlowableAdapter(HttpEngineAdapter):
     async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
         """What the engine did after `mark`, from its history (adapters/flowable/changes.py)."""
         return await changes.read_changes(self.http, mark, settled_before)
+
+
+_NO_MESSAGE_START = "no subscription to message with name"
 
 
 def _all_of(predicates: list[Callable[[Item], bool]]) -> Callable[[Item], bool] | None:

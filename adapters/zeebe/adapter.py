@@ -40,12 +40,17 @@ from gateway.schemas import (
     EngineHealth,
     EngineIncident,
     EngineIncidentQuery,
+    CorrelationResult,
     HistoryQuery,
     InstanceQuery,
+    MessageCorrelation,
+    MessageResults,
     Page,
     ProcessDefinition,
     ProcessInstance,
     ProcessInstanceDetails,
+    SignalBroadcast,
+    SignalResult,
     StartInstance,
     Task,
     TaskDetails,
@@ -96,7 +101,7 @@ class ZeebeTaskExtensions(TaskExtensions):
 class ZeebeAdapter(HttpEngineAdapter):
     task_extensions = ZeebeTaskExtensions()
     observes_changes = True
-    capabilities = frozenset({Capability.DELEGATE_TASK})
+    capabilities = frozenset({Capability.DELEGATE_TASK, Capability.CORRELATE_MESSAGE, Capability.BROADCAST_SIGNAL})
     emulated = {
         "delegate_task": (
             "Camunda 8 has no delegation: the task is reassigned to the delegate and the gateway keeps the "
@@ -246,6 +251,11 @@ class ZeebeAdapter(HttpEngineAdapter):
         body["variables"] = to_plain(variables)
         if request.tenant_id:
             body["tenantId"] = request.tenant_id
+        if request.start_message is not None:
+            definition_key = body.get("processDefinitionKey") or (await self._latest_key(request))
+            xml = await self.get_definition_xml(definition_key)
+            process_id = request.definition_key or (await self.get_definition(definition_key)).key
+            body["startInstructions"] = [{"elementId": bpmn.message_start_event(xml, process_id, request.start_message)}]
         markers = self._marker_changes(variables, [], known={})
         started_at = datetime.now(UTC)
         created = await self.http.json("POST", "/process-instances", operation="start_instance", json=body)
@@ -263,6 +273,101 @@ class ZeebeAdapter(HttpEngineAdapter):
             started_at=started_at,
             variables=variables,
         )
+
+    async def _latest_key(self, request: StartInstance) -> str:
+        found = await self.list_definitions(
+            DefinitionQuery(key=request.definition_key, tenant_id=request.tenant_id, size=1)
+        )
+        if not found.items:
+            raise NotFound(f"No process definition with key {request.definition_key!r}", engine=self.name)
+        return found.items[0].id
+
+    # ------------------------------------------------------------ messages and signals
+    async def correlate_message(self, message: MessageCorrelation, *, started_by: str) -> MessageResults:
+        """Camunda 8 correlates by one correlation key: the single value of `correlation_keys`, else the business
+        key (a process should use `=businessKey`, or a variable holding it, as its subscription's key), else the
+        key of the only instance waiting for the message (several: 409). The
+        waiting subscriptions are searched first (`POST /message-subscriptions/search`), for the 409 on several
+        matches; then `POST /messages/correlation` (one receiver) or, with `all`, `POST /messages/publication`
+        with no time-to-live (every waiting instance; what it starts is not reported: `published`).
+        BadRequest for what Camunda 8 cannot correlate by (an instance id, several correlation keys)."""
+        if message.process_instance_id is not None or len(message.correlation_keys) > 1:
+            raise BadRequest(
+                "Camunda 8 correlates a message by its name and one correlation key only: give business_key or a "
+                "single correlation_keys entry, not process_instance_id",
+                engine=self.name,
+            )
+        correlation_key: str | None = message.business_key
+        if message.correlation_keys:
+            (typed,) = message.correlation_keys.values()
+            correlation_key = "" if typed.value is None else str(typed.value)
+        variables = dict(message.variables)
+        if message.business_key is not None:
+            variables.setdefault(BUSINESS_KEY_VARIABLE, TypedValue(value=message.business_key, type=VariableType.STRING))
+        tenant = message.tenant_id or self.context.config.tenant_id
+        filter = {
+            "messageName": eq(message.message_name),
+            "correlationKey": eq(correlation_key),  # None: any; the only waiting one's key is then used
+            "messageSubscriptionState": eq("CREATED"),
+            "tenantId": eq(tenant),
+        }
+        waiting = {
+            str(item["processInstanceKey"]): item
+            for item in await self._search_all("message-subscriptions", filter, "list_message_subscriptions")
+        }
+        if len(waiting) > 1 and not message.all:
+            raise Conflict(
+                f"Message {message.message_name!r} matches {len(waiting)} waiting instances ({', '.join(waiting)}); "
+                "narrow it with business_key or correlation_keys, or give all=true",
+                engine=self.name,
+            )
+        if correlation_key is None:
+            correlation_key = next((str(item.get("correlationKey") or "") for item in waiting.values()), "")
+        body: dict[str, Any] = {
+            "name": message.message_name,
+            "correlationKey": correlation_key,
+            "variables": to_plain(variables),
+        }
+        if tenant:
+            body["tenantId"] = tenant
+        if message.all:
+            published = await self.http.json(
+                "POST", "/messages/publication", operation="publish_message", json={**body, "timeToLive": 0}
+            )
+            results = [
+                CorrelationResult(type="correlated", instance_id=key, definition_key=item.get("processDefinitionId"))
+                for key, item in waiting.items()
+            ]
+            return MessageResults(results=results, published=True, message_key=str(published.get("messageKey")))
+        try:
+            correlated = await self.http.json("POST", "/messages/correlation", operation="correlate_message", json=body)
+        except NotFound as error:
+            raise NotFound(
+                f"No process instance waits for message {message.message_name!r} with correlation key "
+                f"{correlation_key!r}, and no process starts with it",
+                engine=self.name,
+                engine_status=error.engine_status,
+                engine_message=error.engine_message,
+            ) from None
+        instance_id = str(correlated["processInstanceKey"])
+        if instance_id in waiting:
+            key = waiting[instance_id].get("processDefinitionId")
+            return MessageResults(results=[CorrelationResult(type="correlated", instance_id=instance_id, definition_key=key)])
+        meta = {"business_key": message.business_key, "started_by": started_by}
+        await self.store.put(INSTANCE, instance_id, {name: value for name, value in meta.items() if value is not None})
+        await self._visible(f"/process-instances/{instance_id}", "get_instance")
+        started = await self._find(f"/process-instances/{instance_id}", "get_instance")
+        key = started.get("processDefinitionId") if started else None
+        return MessageResults(results=[CorrelationResult(type="started", instance_id=instance_id, definition_key=key)])
+
+    async def broadcast_signal(self, signal: SignalBroadcast, *, started_by: str) -> SignalResult:
+        """`POST /signals/broadcast`; Camunda 8 answers the signal's key, not how many it reached."""
+        body: dict[str, Any] = {"signalName": signal.signal_name, "variables": to_plain(signal.variables)}
+        tenant = signal.tenant_id or self.context.config.tenant_id
+        if tenant:
+            body["tenantId"] = tenant
+        result = await self.http.json("POST", "/signals/broadcast", operation="broadcast_signal", json=body)
+        return SignalResult(signal_name=signal.signal_name, signal_key=str(result.get("signalKey")))
 
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
         if query.status == "suspended":  # Camunda 8 has no suspended instances
@@ -311,7 +416,11 @@ class ZeebeAdapter(HttpEngineAdapter):
     async def terminate_instance(self, instance_id: str, reason: str | None) -> None:
         # Camunda 8 records no reason; the gateway's audit log keeps it.
         key = self._key(instance_id, "process instance")
-        await self.http.request("POST", f"/process-instances/{key}/cancellation", operation="terminate_instance")
+        try:
+            await self.http.request("POST", f"/process-instances/{key}/cancellation", operation="terminate_instance")
+        except NotFound:
+            await self._refuse_if_ended(instance_id, "terminate it")
+            raise
         await self._settled(
             lambda: self._find(f"/process-instances/{key}", "get_instance"),
             lambda item: item is None or item["state"] != "ACTIVE",

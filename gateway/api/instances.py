@@ -9,7 +9,11 @@ from pydantic import Field, model_validator
 
 from gateway.api.context import Processes
 from gateway.schemas import (
+    InstanceMigration,
+    InstanceModification,
     InstanceQuery,
+    ModificationInstruction,
+    ModificationType,
     Page,
     ProcessInstance,
     ProcessInstanceDetails,
@@ -29,6 +33,12 @@ class StartRequest(RequestBody):
     business_key: str | None = Field(None, max_length=255)
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
     tenant_id: str | None = Field(None, max_length=100)
+    start_message: str | None = Field(
+        None,
+        max_length=255,
+        description="Start at the message start event of this message name (see `start_events` of the definition); "
+        "without it the none start event is used, or the only message start event",
+    )
 
     model_config = {
         "json_schema_extra": {
@@ -61,6 +71,7 @@ async def start_instance(body: StartRequest, processes: Processes, response: Res
             business_key=body.business_key,
             variables=parse_request_variables(body.variables),
             tenant_id=body.tenant_id,
+            start_message=body.start_message,
         )
     )
     response.headers["Location"] = f"/api/processes/instances/{instance.id}"
@@ -118,3 +129,67 @@ async def update_variables(instance_id: str, change: VariablesChange, processes:
     it.
     """
     return await processes.update_variables(instance_id, parse_request_variables(change.variables), change.deletions)
+
+
+class InstructionRequest(RequestBody):
+    type: ModificationType = Field(
+        description="`start_before`: start the activity (run it); `start_after`: take the activity's outgoing flow; "
+        "`cancel`: cancel every running instance of the activity"
+    )
+    activity_id: str = Field(min_length=1, max_length=255, description="The BPMN element id")
+    variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
+
+
+class ModificationRequest(RequestBody):
+    instructions: list[InstructionRequest] = Field(min_length=1, description="Applied in order, all or none")
+    skip_listeners: bool = Field(False, description="Skip execution listeners (Camunda 7 `skipCustomListeners`)")
+    annotation: str | None = Field(None, max_length=4000, description="Why; kept in the audit log and by the engine")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "instructions": [{"type": "cancel", "activity_id": "charge-card"}, {"type": "start_before", "activity_id": "review"}],
+                    "annotation": "card service down; reviewed by hand",
+                }
+            ]
+        }
+    }
+
+
+@router.post("/{instance_id}/modification", response_model=ProcessInstance, summary="Move an instance's tokens")
+async def modify_instance(instance_id: str, body: ModificationRequest, processes: Processes) -> ProcessInstance:
+    """Start activities before or after a given one and cancel running ones, in the order given: move a stuck instance
+    past a failing activity or back to an earlier one. Answers the instance after the change; 400 naming an
+    activity id the process does not have or the engine cannot start there; 501 on an engine that cannot.
+    """
+    return await processes.modify_instance(
+        instance_id,
+        InstanceModification(
+            instructions=[
+                ModificationInstruction(
+                    type=i.type, activity_id=i.activity_id, variables=parse_request_variables(i.variables)
+                )
+                for i in body.instructions
+            ],
+            skip_listeners=body.skip_listeners,
+            annotation=body.annotation,
+        ),
+    )
+
+
+class MigrationRequest(RequestBody):
+    target_definition_id: str = Field(min_length=1, max_length=255, description="The definition (version) to move the instance to")
+    mappings: dict[str, str] | None = Field(
+        None, description="Source activity id to target activity id, where ids differ; equal ids map themselves"
+    )
+
+
+@router.post("/{instance_id}/migration", response_model=ProcessInstance, summary="Migrate to another definition")
+async def migrate_instance(instance_id: str, body: MigrationRequest, processes: Processes) -> ProcessInstance:
+    """Move a running instance to another definition version, its waiting activities mapped by id (`mappings` for ids
+    that differ). 501 on an engine that cannot migrate.
+    """
+    return await processes.migrate_instance(
+        instance_id, InstanceMigration(target_definition_id=body.target_definition_id, mappings=body.mappings or {})
+    )

@@ -7,7 +7,7 @@ from typing import ClassVar
 import httpx
 
 from gateway.engines.port import EngineAdapter
-from gateway.errors import GatewayError
+from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.resilience import default_engine_message
 
 
@@ -26,3 +26,21 @@ class HttpEngineAdapter(EngineAdapter):
         None keeps the mapping by status (4xx → 400/404/409/422, 5xx → 502/503/504).
         """
         return None
+
+    async def _refuse_if_ended(self, instance_id: str, action: str) -> None:
+        """Raise `Conflict` ("has already ended") when the engine refused `action` on `instance_id` as unknown
+        because the instance ended: engines forget ended instances in their runtime API but keep them in their
+        history, and the unified API answers 409 for an ended instance, 404 only for an unknown one.
+
+        Reads the instance with `get_instance`; returns quietly when it is unknown or still running (the caller
+        then re-raises the engine's NotFound). Adapters with a cheaper history read override it.
+        """
+        try:
+            instance = await self.get_instance(instance_id)
+        except NotFound:
+            return
+        if instance.status not in ("active", "suspended"):
+            raise Conflict(
+                f"Cannot {action}: process instance {instance_id} has already ended ({instance.status})",
+                engine=self.name,
+            )

@@ -38,11 +38,17 @@ from gateway.schemas import (
     EngineIncident,
     EngineIncidentQuery,
     HistoryQuery,
+    InstanceMigration,
+    InstanceModification,
     InstanceQuery,
+    MessageCorrelation,
+    MessageResults,
     Page,
     ProcessDefinition,
     ProcessInstance,
     ProcessInstanceDetails,
+    SignalBroadcast,
+    SignalResult,
     StartInstance,
     Task,
     TaskDetails,
@@ -66,6 +72,10 @@ class Capability(StrEnum):
     DELEGATE_TASK = "delegate_task"
     ANNOTATE_INCIDENT = "annotate_incident"
     RESOLVE_INCIDENT = "resolve_incident"
+    CORRELATE_MESSAGE = "correlate_message"
+    BROADCAST_SIGNAL = "broadcast_signal"
+    MODIFY_INSTANCE = "modify_instance"
+    MIGRATE_INSTANCE = "migrate_instance"
 
 
 CAPABILITY_DESCRIPTIONS: dict[Capability, str] = {
@@ -74,6 +84,10 @@ CAPABILITY_DESCRIPTIONS: dict[Capability, str] = {
     Capability.DELEGATE_TASK: "delegating a task",
     Capability.ANNOTATE_INCIDENT: "annotating an incident",
     Capability.RESOLVE_INCIDENT: "resolving an incident without a retry",
+    Capability.CORRELATE_MESSAGE: "correlating messages",
+    Capability.BROADCAST_SIGNAL: "broadcasting signals",
+    Capability.MODIFY_INSTANCE: "modifying a process instance (moving its tokens)",
+    Capability.MIGRATE_INSTANCE: "migrating a process instance to another definition",
 }
 
 
@@ -240,9 +254,8 @@ class EngineAdapter(ABC):
     async def terminate_instance(self, instance_id: str, reason: str | None) -> None:
         """End a running instance now (`reason` kept where the engine keeps one).
 
-        Errors: `NotFound` (unknown). An instance that already ended is refused, but not alike: `Conflict`
-        ("has already ended") on the embedded engine and Camunda 7, whose adapters read the history, `NotFound`
-        on Flowable and Camunda 8, whose runtime no longer knows it. Camunda 7 `DELETE /process-instance/{id}`,
+        Errors: `NotFound` (unknown), `Conflict` ("has already ended") for an instance that ended, on every
+        engine (HTTP adapters read the history when the runtime no longer knows it). Camunda 7 `DELETE /process-instance/{id}`,
         Flowable `DELETE /runtime/process-instances/{id}`, Camunda 8 `POST /process-instances/{key}/cancellation`.
         """
 
@@ -266,6 +279,43 @@ class EngineAdapter(ABC):
         `POST /process-instance/{id}/variables`, Flowable `PUT/DELETE .../variables`, Camunda 8
         `PUT /element-instances/{key}/variables`.
         """
+
+    # ------------------------------------------------------------ messages, signals, modification
+    async def correlate_message(self, message: MessageCorrelation, *, started_by: str) -> MessageResults:
+        """Deliver a message; capability `CORRELATE_MESSAGE`.
+
+        Correlates to the instances waiting for `message_name` (intermediate catch, boundary event, receive task)
+        that match `business_key`, `correlation_keys` (process variables) and `process_instance_id`, or starts
+        an instance at the message start event of that name. Several matches without `all`: `Conflict` (nothing
+        delivered). No match: `NotFound`, unless the engine buffers the message (`published=True`).
+        Camunda 7 `POST /message`, Flowable `PUT /runtime/executions/{id}` `messageEventReceived` and
+        `POST /runtime/process-instances` with `message`, Camunda 8 `POST /messages/correlation` or
+        `/messages/publication`.
+        """
+        raise NotImplementedError
+
+    async def broadcast_signal(self, signal: SignalBroadcast, *, started_by: str) -> SignalResult:
+        """Throw a signal to every catching event and signal start event; capability `BROADCAST_SIGNAL`.
+
+        Camunda 7 `POST /signal`, Flowable `POST /runtime/signals`, Camunda 8 `POST /signals/broadcast`.
+        """
+        raise NotImplementedError
+
+    async def modify_instance(self, instance_id: str, modification: InstanceModification) -> ProcessInstance:
+        """Start before/after or cancel activities of a running instance, in order; capability `MODIFY_INSTANCE`.
+        Returns the instance after the change. Errors: `NotFound` (instance), `BadRequest` naming an
+        unknown or inapplicable activity id, `Conflict` (ended or suspended).
+        Camunda 7 `POST /process-instance/{id}/modification`, Flowable
+        `POST /runtime/process-instances/{id}/change-state`, Camunda 8 `POST /process-instances/{key}/modification`.
+        """
+        raise NotImplementedError
+
+    async def migrate_instance(self, instance_id: str, migration: InstanceMigration) -> ProcessInstance:
+        """Move a running instance to another definition (activities mapped by id, plus `mappings`); capability
+        `MIGRATE_INSTANCE`. Camunda 7 `POST /migration/execute`, Flowable
+        `POST /runtime/process-instances/{id}/migrate`, Camunda 8 `POST /process-instances/{key}/migration`.
+        """
+        raise NotImplementedError
 
     # ------------------------------------------------------------ tasks
     @abstractmethod

@@ -25,12 +25,18 @@ from gateway.processes.scoping import tenant_page, visible_task_page
 from gateway.schemas import (
     DefinitionQuery,
     Deployment,
+    InstanceMigration,
+    InstanceModification,
     InstanceQuery,
+    MessageCorrelation,
+    MessageResults,
     Page,
     ProcessDefinition,
     ProcessDefinitionDetails,
     ProcessInstance,
     ProcessInstanceDetails,
+    SignalBroadcast,
+    SignalResult,
     StartInstance,
     Task,
     TaskDetails,
@@ -151,6 +157,15 @@ class ProcessService:
         self.caller.require_for(permission, task.definition_key)
         return task
 
+    def _require_everywhere(self, permission: str) -> None:
+        """For changes that may reach any process definition (messages, signals): the permission for all of them."""
+        self.caller.require(permission)
+        if not self.caller.may(permission):
+            raise Forbidden(
+                f"Your roles grant '{permission}' only for some process definitions; a message or signal may reach "
+                "any of them, so it needs the permission for every definition"
+            )
+
     def _listing(self, permission: str, definition_key: str | None) -> None:
         """A list needs the permission for every definition, or the filter by a definition key it is granted for."""
         self.caller.require(permission)
@@ -233,10 +248,16 @@ class ProcessService:
     async def get_definition(self, definition_id: str, *, with_counts: bool) -> ProcessDefinitionDetails:
         """A definition with the tasks and start form read from its BPMN. Errors: NotFound, Forbidden."""
         definition = await self._definition(definition_id, "definition:read")
-        tasks, start_form = bpmn.describe_process(
-            await self.adapter.get_definition_xml(definition_id), definition.key, self.adapter.task_extensions
+        xml = await self.adapter.get_definition_xml(definition_id)
+        tasks, start_form = bpmn.describe_process(xml, definition.key, self.adapter.task_extensions)
+        start_events, catch_events = bpmn.describe_events(xml, definition.key)
+        details = ProcessDefinitionDetails(
+            **definition.model_dump(),
+            tasks=tasks,
+            start_form=start_form,
+            start_events=start_events,
+            catch_events=catch_events,
         )
-        details = ProcessDefinitionDetails(**definition.model_dump(), tasks=tasks, start_form=start_form)
         if with_counts:
             details.instances = await self._running_count(definition_id)
         return details
@@ -288,6 +309,7 @@ class ProcessService:
             "definition_id": request.definition_id,
             "business_key": request.business_key,
             "tenant_id": request.tenant_id,
+            "start_message": request.start_message,
             "variables": audit_summary(request.variables),
         }
         async with self._checking("start", "instance", None, summary, status=201):
@@ -314,6 +336,161 @@ class ProcessService:
                         started_by=self.actor,
                         variables={name: typed.model_dump(mode="json") for name, typed in request.variables.items()},
                     ),
+                )
+        return instance
+
+    # ------------------------------------------------------------ messages and signals
+    async def correlate_message(self, message: MessageCorrelation) -> MessageResults:
+        """Deliver a message (501 where the engine cannot; `EngineAdapter.correlate_message` for matching); emits
+        `message.correlated` per instance reached (and `instance.started` for one it started), or
+        `message.published` when the engine buffered it. Errors: NotFound (nobody waits), Conflict (several
+        match without `all`), BadRequest (both a process instance id and `all`)."""
+        summary = {
+            "message_name": message.message_name,
+            "business_key": message.business_key,
+            "correlation_keys": audit_summary(message.correlation_keys),
+            "process_instance_id": message.process_instance_id,
+            "all": message.all,
+            "tenant_id": message.tenant_id,
+            "variables": audit_summary(message.variables),
+        }
+        async with self._checking("correlate", "message", message.message_name, summary):
+            self._require_everywhere("message:correlate")
+            self.engine.require(Capability.CORRELATE_MESSAGE)
+            if message.all and message.process_instance_id:
+                raise BadRequest("Give either process_instance_id or all, not both: an instance id names one instance")
+            if message.process_instance_id is not None and self.caller.tenants is not None:
+                await self._instance(message.process_instance_id, "message:correlate")
+            tenant_id = self._tenant_for_new(message.tenant_id, "correlate messages")
+            message = message.model_copy(update={"tenant_id": tenant_id})
+        variables = {name: typed.model_dump(mode="json") for name, typed in message.variables.items()}
+        async for attempt in self._attempts("correlate", "message", message.message_name, summary, tenant_id=tenant_id):
+            async with attempt as uow:
+                mark = uow.mark()
+                outcome = await self.adapter.correlate_message(message, started_by=self.actor)
+                common = {"message_name": message.message_name, "business_key": message.business_key}
+                if outcome.published:
+                    uow.emit(
+                        "message.published",
+                        engine=self.engine.name,
+                        tenant_id=message.tenant_id,
+                        data={**common, "message_key": outcome.message_key, "variables": variables},
+                    )
+                for result in outcome.results:
+                    if result.type == "started":
+                        uow.emit(
+                            "instance.started",
+                            at=mark,
+                            engine=self.engine.name,
+                            instance_id=result.instance_id,
+                            tenant_id=message.tenant_id,
+                            data={
+                                "definition_key": result.definition_key,
+                                "business_key": message.business_key,
+                                "started_by": self.actor,
+                                "start_message": message.message_name,
+                                "variables": variables,
+                            },
+                        )
+                    uow.emit(
+                        "message.correlated",
+                        engine=self.engine.name,
+                        instance_id=result.instance_id,
+                        tenant_id=message.tenant_id,
+                        data={**common, "type": result.type, "definition_key": result.definition_key, "variables": variables},
+                    )
+        return outcome
+
+    async def broadcast_signal(self, signal: SignalBroadcast) -> SignalResult:
+        """Throw a signal to every waiting catch event and signal start event (501 where the engine cannot);
+        emits `signal.broadcast`."""
+        summary = {"signal_name": signal.signal_name, "tenant_id": signal.tenant_id, "variables": audit_summary(signal.variables)}
+        async with self._checking("broadcast", "signal", signal.signal_name, summary, status=202):
+            self._require_everywhere("signal:broadcast")
+            self.engine.require(Capability.BROADCAST_SIGNAL)
+            tenant_id = self._tenant_for_new(signal.tenant_id, "broadcast signals")
+            signal = signal.model_copy(update={"tenant_id": tenant_id})
+        async for attempt in self._attempts("broadcast", "signal", signal.signal_name, summary, status=202, tenant_id=tenant_id):
+            async with attempt as uow:
+                mark = uow.mark()
+                result = await self.adapter.broadcast_signal(signal, started_by=self.actor)
+                uow.emit(
+                    "signal.broadcast",
+                    at=mark,
+                    engine=self.engine.name,
+                    tenant_id=signal.tenant_id,
+                    data={
+                        "signal_name": signal.signal_name,
+                        "executions": result.executions,
+                        "signal_key": result.signal_key,
+                        "variables": {name: typed.model_dump(mode="json") for name, typed in signal.variables.items()},
+                    },
+                )
+        return result
+
+    # ------------------------------------------------------------ modification and migration
+    async def modify_instance(self, instance_id: str, modification: InstanceModification) -> ProcessInstance:
+        """Move an instance's tokens (501 where the engine cannot); emits `instance.modified`.
+        Errors: NotFound, BadRequest (unknown activity), Conflict (ended or suspended)."""
+        request = {
+            "instructions": [
+                {"type": i.type, "activity_id": i.activity_id, "variables": audit_summary(i.variables)}
+                for i in modification.instructions
+            ],
+            "skip_listeners": modification.skip_listeners,
+            "annotation": modification.annotation,
+        }
+        async with self._checking("modify", "instance", instance_id, request):
+            self.caller.require("instance:modify")
+            self.engine.require(Capability.MODIFY_INSTANCE)
+            if not modification.instructions:
+                raise BadRequest("Give at least one instruction (start_before, start_after or cancel)")
+            current = await self._instance(instance_id, "instance:modify")
+            xml = await self.adapter.get_definition_xml(current.definition_id)
+            known = bpmn.flow_node_ids(xml, current.definition_key)
+            unknown = [i.activity_id for i in modification.instructions if i.activity_id not in known]
+            if unknown:
+                raise BadRequest(
+                    f"Process {current.definition_key!r} has no activity {', '.join(repr(u) for u in unknown)}: "
+                    "name BPMN element ids of the instance's definition"
+                )
+        async for attempt in self._attempts("modify", "instance", instance_id, request, tenant_id=_tenant(current)):
+            async with attempt as uow:
+                mark = uow.mark()
+                instance = await self.adapter.modify_instance(instance_id, modification)
+                uow.emit(
+                    "instance.modified",
+                    at=mark,
+                    engine=self.engine.name,
+                    instance_id=instance_id,
+                    tenant_id=instance.tenant_id,
+                    data=_instance_event_data(
+                        instance,
+                        instructions=[{"type": i.type, "activity_id": i.activity_id} for i in modification.instructions],
+                        annotation=modification.annotation,
+                    ),
+                )
+        return instance
+
+    async def migrate_instance(self, instance_id: str, migration: InstanceMigration) -> ProcessInstance:
+        """Move an instance to another definition (501 where the engine cannot); emits `instance.migrated`."""
+        request = {"target_definition_id": migration.target_definition_id, "mappings": migration.mappings}
+        async with self._checking("migrate", "instance", instance_id, request):
+            self.caller.require("instance:modify")
+            self.engine.require(Capability.MIGRATE_INSTANCE)
+            current = await self._instance(instance_id, "instance:modify")
+            target = await self._definition(migration.target_definition_id, "instance:modify")
+            if target.key != current.definition_key:
+                self.caller.require_for("instance:modify", target.key)
+        async for attempt in self._attempts("migrate", "instance", instance_id, request, tenant_id=_tenant(current)):
+            async with attempt as uow:
+                instance = await self.adapter.migrate_instance(instance_id, migration)
+                uow.emit(
+                    "instance.migrated",
+                    engine=self.engine.name,
+                    instance_id=instance_id,
+                    tenant_id=instance.tenant_id,
+                    data=_instance_event_data(instance, mappings=migration.mappings),
                 )
         return instance
 

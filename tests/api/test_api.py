@@ -151,6 +151,22 @@ async def test_variables_of_the_wrong_type_are_422_and_start_nothing(client: htt
     assert (await client.get("/api/processes/instances")).json()["total"] == 0
 
 
+async def test_integers_inside_json_values_beyond_the_long_range_are_422_and_start_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await deploy(client)
+    for variables, where in [
+        ({"order": {"items": [{"amount": 1}, {"amount": 2**64}]}}, "variables.order.items.1.amount"),
+        ({"typed": {"value": {"ids": [-(2**63) - 1]}, "type": "Json"}}, "variables.typed.value.ids.0"),
+    ]:
+        response = await client.post("/api/processes/instances", json={"definition_key": "approval", "variables": variables})
+        assert_problem(response, 422, f"{where}: the integer is outside the signed 64-bit range")
+    fine = {"typed": {"value": {"ids": [2**63 - 1, -(2**63)]}, "type": "Json"}}
+    started = await client.post("/api/processes/instances", json={"definition_key": "approval", "variables": fine})
+    assert started.status_code == 201, started.text
+    assert (await client.get("/api/processes/instances")).json()["total"] == 1
+
+
 async def test_malformed_request_bodies(client: httpx.AsyncClient) -> None:
     assert_problem(
         await client.post("/api/processes/instances", content=b"{not json", headers={"content-type": "application/json"}),

@@ -33,6 +33,10 @@ REQUIRED: dict[tuple[str, str], str | None] = {
     ("PUT", f"{P}/instances/{{instance_id}}/suspended"): "instance:suspend",
     ("GET", f"{P}/instances/{{instance_id}}/variables"): "instance:read",
     ("PUT", f"{P}/instances/{{instance_id}}/variables"): "instance:write-variables",
+    ("POST", f"{P}/instances/{{instance_id}}/modification"): "instance:modify",
+    ("POST", f"{P}/instances/{{instance_id}}/migration"): "instance:modify",
+    ("POST", f"{P}/messages"): "message:correlate",
+    ("POST", f"{P}/signals"): "signal:broadcast",
     ("GET", f"{P}/tasks"): "task:read",
     ("GET", f"{P}/tasks/{{task_id}}"): "task:read",
     ("POST", f"{P}/tasks/{{task_id}}/claim"): "task:claim",
@@ -75,6 +79,7 @@ REQUIRED: dict[tuple[str, str], str | None] = {
 EVERYTHING = {
     "definition:deploy", "definition:read", "definition:delete", "definition:suspend",
     "instance:start", "instance:read", "instance:terminate", "instance:suspend", "instance:write-variables",
+    "instance:modify", "message:correlate", "signal:broadcast",
     "task:read", "task:claim", "task:complete", "task:assign", "task:delegate", "task:admin",
     "incident:read", "incident:act", "incident:bulk-retry",
     "audit:read", "events:read", "subscriptions:manage", "engines:read", "statistics:read",
@@ -89,7 +94,8 @@ ROLES: dict[str, set[str]] = {
     },
     "process-operator": {
         "definition:read", "definition:suspend", "instance:start", "instance:read", "instance:terminate",
-        "instance:suspend", "instance:write-variables", "task:read", "task:assign", "task:delegate", "task:admin",
+        "instance:suspend", "instance:write-variables", "instance:modify", "message:correlate", "signal:broadcast",
+        "task:read", "task:assign", "task:delegate", "task:admin",
         "incident:read", "incident:act", "events:read", "engines:read", "statistics:read",
     },
     "task-user": {
@@ -98,7 +104,7 @@ ROLES: dict[str, set[str]] = {
     },
     "approver": {"definition:read", "instance:read", "task:read", "task:claim", "task:complete"},
     "incident-responder": {
-        "definition:read", "instance:read", "incident:read", "incident:act", "incident:bulk-retry", "engines:read",
+        "definition:read", "instance:read", "instance:modify", "incident:read", "incident:act", "incident:bulk-retry", "engines:read",
     },
     "auditor": {
         "definition:read", "instance:read", "task:read", "task:admin", "incident:read", "audit:read",
@@ -120,6 +126,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{P}/instances"): {"definition_key": "unknown-process"},
     ("PUT", f"{P}/instances/{{instance_id}}/suspended"): {"suspended": True},
     ("PUT", f"{P}/instances/{{instance_id}}/variables"): {"variables": {"a": 1}},
+    ("POST", f"{P}/instances/{{instance_id}}/modification"): {"instructions": [{"type": "cancel", "activity_id": "a"}]},
+    ("POST", f"{P}/instances/{{instance_id}}/migration"): {"target_definition_id": "no-such-id"},
+    ("POST", f"{P}/messages"): {"message_name": "nobody-waits"},
+    ("POST", f"{P}/signals"): {"signal_name": "nobody-listens"},
     ("POST", f"{P}/tasks/{{task_id}}/claim"): {"user_id": "alice"},
     ("POST", f"{P}/tasks/{{task_id}}/assign"): {"user_id": "bob"},
     ("POST", f"{P}/tasks/{{task_id}}/delegate"): {"user_id": "bob"},

@@ -53,10 +53,8 @@ BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 FAILING_VARIABLE = "fail"
 # Elements that branch, join or wait for time: the simulator runs one straight line and refuses them.
-STRAIGHT_LINES_ONLY = {
-    "parallelGateway", "exclusiveGateway", "inclusiveGateway", "eventBasedGateway", "boundaryEvent",
-    "intermediateCatchEvent", "subProcess",
-}
+# Message and signal catch events (intermediate, and boundary events whose path is a straight line) it runs.
+STRAIGHT_LINES_ONLY = {"parallelGateway", "exclusiveGateway", "inclusiveGateway", "eventBasedGateway", "subProcess"}
 DEPLOYMENT_FIELDS = (
     "deployment-name",
     "deployment-source",
@@ -101,9 +99,20 @@ class FlowNode:
     async_before: bool = False
     expression: str | None = None
     retry_cycle: str | None = None
+    message: str | None = None  # the message name a message start, catch or boundary event waits for
+    signal: str | None = None
+    attached_to: str | None = None  # a boundary event's activity
+    interrupting: bool = True
 
     @property
     def activity_type(self) -> str:
+        trigger = "Message" if self.message else "Signal"
+        if self.kind == "intermediateCatchEvent":
+            return f"intermediate{trigger}Catch"
+        if self.kind == "boundaryEvent":
+            return f"boundary{trigger}"
+        if self.kind == "startEvent" and (self.message or self.signal):
+            return f"{trigger.lower()}StartEvent"
         return ACTIVITY_TYPES.get(self.kind, self.kind)
 
 
@@ -133,6 +142,7 @@ class Definition:
     xml: str
     nodes: list[FlowNode]
     suspended: bool = False
+    branches: dict[str, list[FlowNode]] = field(default_factory=dict)  # boundary event id -> its path, from it
 
 
 @dataclass
@@ -158,6 +168,7 @@ class Instance:
     end: datetime | None = None
     delete_reason: str | None = None
     open_run: str | None = None  # the historic activity instance of the activity the token waits in
+    branch: str | None = None  # the boundary event whose path the token follows (None: the main path)
 
 
 @dataclass
@@ -357,14 +368,19 @@ def parse_bpmn(xml: bytes) -> tuple[str | None, list[dict[str, Any]]]:
         if element_id:
             seen.add(element_id)
     processes = []
+    names = {
+        element.get("id"): element.get("name") or element.get("id")
+        for kind in ("message", "signal")
+        for element in root.findall(f"{{{BPMN_NS}}}{kind}")
+    }
     for process in root.findall(f"{{{BPMN_NS}}}process"):
         if process.get("isExecutable", "true") != "true":
             continue
-        processes.append(_process(process))
+        processes.append(_process(process, names))
     return root.get("targetNamespace"), processes
 
 
-def _process(process: ElementTree.Element) -> dict[str, Any]:
+def _process(process: ElementTree.Element, names: dict[str | None, str | None]) -> dict[str, Any]:
     key = process.get("id") or ""
     ttl = process.get(f"{{{CAMUNDA_NS}}}historyTimeToLive")
     if ttl is None:
@@ -390,6 +406,13 @@ def _process(process: ElementTree.Element) -> dict[str, Any]:
             continue
         if kind in ("extensionElements", "documentation", "laneSet") or element.get("id") is None:
             continue
+        message = element.find(f"{{{BPMN_NS}}}messageEventDefinition")
+        signal = element.find(f"{{{BPMN_NS}}}signalEventDefinition")
+        if kind in ("intermediateCatchEvent", "boundaryEvent") and message is None and signal is None:
+            raise NotImplementedError(
+                f"the Camunda simulator catches messages and signals only; {kind} '{element.get('id')}' needs the "
+                "real engine (tests/real_engines)"
+            )
         node = FlowNode(
             id=element.get("id", ""),
             name=element.get("name"),
@@ -400,16 +423,27 @@ def _process(process: ElementTree.Element) -> dict[str, Any]:
             async_before=element.get(f"{{{CAMUNDA_NS}}}asyncBefore") == "true",
             expression=element.get(f"{{{CAMUNDA_NS}}}expression"),
             retry_cycle=element.findtext(f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}failedJobRetryTimeCycle"),
+            message=names.get(message.get("messageRef")) if message is not None else None,
+            signal=names.get(signal.get("signalRef")) if signal is not None else None,
+            attached_to=element.get("attachedToRef"),
+            interrupting=element.get("cancelActivity", "true") == "true",
         )
         nodes[node.id] = node
         if kind == "startEvent":
             start = node
     if start is None:
         raise BpmnProblem(f"Process '{key}' has no start event", element=key)
-    chain, current = [], start
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = nodes.get(outgoing.get(current.id, ""))
+    def path(first: FlowNode | None) -> list[FlowNode]:
+        chain: list[FlowNode] = []
+        current = first
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = nodes.get(outgoing.get(current.id, ""))
+        return chain
+
+    branches = {node.id: path(node) for node in nodes.values() if node.kind == "boundaryEvent"}
+    if any(not node.interrupting for node in nodes.values() if node.kind == "boundaryEvent"):
+        raise NotImplementedError("the Camunda simulator runs one token: non-interrupting boundary events need the real engine")
     documentation = process.findtext(f"{{{BPMN_NS}}}documentation")
     return {
         "key": key,
@@ -417,7 +451,8 @@ def _process(process: ElementTree.Element) -> dict[str, Any]:
         "description": documentation.strip() if documentation else None,
         "version_tag": process.get(f"{{{CAMUNDA_NS}}}versionTag"),
         "history_ttl": int(ttl.removeprefix("P").removesuffix("D")),
-        "nodes": chain,
+        "nodes": path(start),
+        "branches": branches,
     }
 
 
@@ -545,6 +580,9 @@ class CamundaSimulator:
             ("GET", f"/process-instance/{id_}/variables", self.get_instance_variables),
             ("POST", f"/process-instance/{id_}/variables", self.modify_instance_variables),
             ("PUT", f"/process-instance/{id_}/suspended", self.suspend_instance),
+            ("POST", f"/process-instance/{id_}/modification", self.modify_instance),
+            ("POST", "/message", self.deliver_message),
+            ("POST", "/signal", self.throw_signal),
             ("GET", "/history/process-instance", self.get_historic_instances),
             ("GET", "/history/process-instance/count", self.count_historic_instances),
             ("GET", f"/history/process-instance/{id_}", self.get_historic_instance),
@@ -662,6 +700,7 @@ class CamundaSimulator:
                     history_ttl=process["history_ttl"],
                     xml=content.decode("utf-8"),
                     nodes=process["nodes"],
+                    branches=process["branches"],
                 )
         return deployment
 
@@ -685,7 +724,11 @@ class CamundaSimulator:
         )
 
     def start_instance(
-        self, definition: Definition, business_key: str | None, variables: dict[str, Variable]
+        self,
+        definition: Definition,
+        business_key: str | None,
+        variables: dict[str, Variable],
+        start_instructions: list[dict[str, Any]] | None = None,
     ) -> Instance:
         if definition.suspended:
             raise CamundaError(
@@ -701,6 +744,11 @@ class CamundaSimulator:
             self._new_id(), definition.id, definition.key, business_key, definition.tenant_id, now, variables
         )
         self.state.instances[instance.id] = instance
+        for instruction in start_instructions or []:  # the simulator starts one token: before a main-path element
+            ids = [node.id for node in definition.nodes]
+            if instruction.get("type") != "startBeforeActivity" or instruction.get("activityId") not in ids:
+                raise NotImplementedError("the Camunda simulator starts before an element of the main path only")
+            instance.position = ids.index(instruction["activityId"])
         self._advance(instance)
         return instance
 
@@ -710,15 +758,17 @@ class CamundaSimulator:
         `continuing_job`: the job executor runs the asynchronous continuation the token waits at.
         """
         definition = self._definition(instance.definition_id)
-        while instance.position < len(definition.nodes):
-            node = definition.nodes[instance.position]
+        nodes = self._path(instance)
+        while instance.position < len(nodes):
+            node = nodes[instance.position]
             if node.async_before and not continuing_job:
                 self._create_job(instance, definition, node)
                 return
             continuing_job = False
             run = self._enter(instance, definition, node)
-            if node.kind == "userTask":
-                self._create_task(instance, definition, node, run)
+            if node.kind in ("userTask", "intermediateCatchEvent"):
+                if node.kind == "userTask":
+                    self._create_task(instance, definition, node, run)
                 return
             if node.kind == "serviceTask":
                 self._execute_service_task(instance, node)
@@ -726,6 +776,40 @@ class CamundaSimulator:
             instance.open_run = None
             instance.position += 1
         self._end(instance, "COMPLETED", None)
+
+    def _path(self, instance: Instance) -> list[FlowNode]:
+        definition = self._definition(instance.definition_id)
+        return definition.nodes if instance.branch is None else definition.branches[instance.branch]
+
+    def _waiting_node(self, instance: Instance) -> FlowNode | None:
+        """The activity the token waits in (a user task or catch event), None while it waits for a job or ended."""
+        return None if instance.open_run is None else self.state.runs[instance.open_run].node
+
+    def _move_on(self, instance: Instance, variables: dict[str, Variable]) -> None:
+        """The waiting catch event caught its message or signal: set `variables`, leave it, advance."""
+        self._set_variables(instance, variables)
+        self.state.runs[instance.open_run].end = self.now()
+        instance.open_run = None
+        instance.position += 1
+        self._advance(instance)
+
+    def _interrupt(self, instance: Instance, boundary: FlowNode, variables: dict[str, Variable]) -> None:
+        """An interrupting boundary event fired: cancel its activity (and task), follow the boundary's path."""
+        now = self.now()
+        run = self.state.runs[instance.open_run]
+        run.end, run.canceled = now, True
+        for task in self._open_tasks(instance.id):
+            task.end, task.delete_reason, task.state = now, "deleted", "Deleted"
+        self._set_variables(instance, variables)
+        instance.open_run, instance.branch, instance.position = None, boundary.id, 0
+        self._advance(instance)
+
+    def _set_variables(self, instance: Instance, variables: dict[str, Variable]) -> None:
+        now = self.now()
+        for name, variable in variables.items():
+            existing = instance.variables.get(name)
+            variable.created = existing.created if existing else now
+            instance.variables[name] = variable
 
     def _enter(self, instance: Instance, definition: Definition, node: FlowNode) -> ActivityRun:
         run = ActivityRun(
@@ -1237,7 +1321,7 @@ class CamundaSimulator:
         body = call.body()
         variables = read_variables(body.get("variables"), f"Cannot instantiate process definition {definition.id}")
         try:
-            instance = self.start_instance(definition, body.get("businessKey"), variables)
+            instance = self.start_instance(definition, body.get("businessKey"), variables, body.get("startInstructions"))
         except CamundaError as error:
             if error.kind in ("RestException", "InvalidRequestException"):
                 raise
@@ -1271,6 +1355,142 @@ class CamundaSimulator:
             message = f"No matching process definition with key: {key} and tenant-id: {tenant}"
             raise CamundaError(404, "RestException", message, code=None)
         return self._start(call, definition)
+
+    # ------------------------------------------------------------ messages and signals
+    def _catching(self, kind: str, name: str) -> list[tuple[Instance, FlowNode]]:
+        """(instance, catching event) for every active instance whose token waits where `kind` `name` is caught:
+        at a catch event, or in an activity with such a boundary event."""
+        found = []
+        for instance in self.state.instances.values():
+            if instance.end is not None or instance.suspended:
+                continue
+            waiting = self._waiting_node(instance)
+            if waiting is None:
+                continue
+            definition = self._definition(instance.definition_id)
+            boundaries = [path[0] for path in definition.branches.values() if path[0].attached_to == waiting.id]
+            for node in [waiting, *boundaries]:
+                if node.kind in ("intermediateCatchEvent", "boundaryEvent") and getattr(node, kind) == name:
+                    found.append((instance, node))
+                    break
+        return found
+
+    def _catch(self, instance: Instance, node: FlowNode, variables: dict[str, Variable]) -> None:
+        if node.kind == "boundaryEvent":
+            self._interrupt(instance, node, variables)
+        else:
+            self._move_on(instance, variables)
+
+    def deliver_message(self, call: Call) -> Any:  # deliverMessage: POST /message
+        body = call.body()
+        name = body.get("messageName")
+        if not name:
+            raise CamundaError(400, "InvalidRequestException", "No message name supplied", code=None)
+        keys = read_variables(body.get("correlationKeys"), f"Cannot correlate message '{name}'")
+        variables = read_variables(body.get("processVariables"), f"Cannot correlate message '{name}'")
+        business_key, instance_id, tenant = body.get("businessKey"), body.get("processInstanceId"), body.get("tenantId")
+        executions = [
+            (instance, node)
+            for instance, node in self._catching("message", name)
+            if (business_key is None or instance.business_key == business_key)
+            and (instance_id is None or instance.id == instance_id)
+            and (tenant is None or instance.tenant_id == tenant)
+            and all(
+                key in instance.variables and instance.variables[key].value == value.value for key, value in keys.items()
+            )
+        ]
+        starts = []
+        if instance_id is None and not keys and (body.get("all") or not executions):
+            latest: dict[tuple[str, str | None], Definition] = {}
+            for definition in self.state.definitions.values():
+                if tenant is not None and definition.tenant_id != tenant:
+                    continue
+                known = latest.get((definition.key, definition.tenant_id))
+                if known is None or known.version < definition.version:
+                    latest[(definition.key, definition.tenant_id)] = definition
+            starts = [d for d in latest.values() if d.nodes[0].message == name and not d.suspended]
+        if not executions and not starts:
+            reason = f"Cannot correlate message '{name}': No process definition or execution matches the parameters"
+            raise CamundaError(400, "RestException", f"Cannot correlate message '{name}': {reason}")
+        if not body.get("all") and len(executions) > 1:
+            reason = (
+                f"ENGINE-13031 Cannot correlate a message with name '{name}' to a single execution. "
+                f"{len(executions)} executions match the correlation keys: CorrelationSet [businessKey={business_key}]"
+            )
+            raise CamundaError(400, "RestException", f"Cannot correlate message '{name}': {reason}")
+        if not body.get("all") and len(starts) > 1:
+            reason = f"Cannot correlate message '{name}': {len(starts)} process definitions match"
+            raise CamundaError(400, "RestException", f"Cannot correlate message '{name}': {reason}")
+        results = []
+        for instance, node in executions:
+            self._catch(instance, node, copy.deepcopy(variables))
+            execution = {"id": instance.id, "processInstanceId": instance.id, "ended": instance.end is not None, "tenantId": instance.tenant_id}
+            results.append({"resultType": "Execution", "execution": execution, "processInstance": None})
+        for definition in starts:
+            instance = self.start_instance(definition, business_key, copy.deepcopy(variables))
+            results.append({"resultType": "ProcessDefinition", "execution": None, "processInstance": self._instance_dto(instance)})
+        return results if body.get("resultEnabled") else None
+
+    def throw_signal(self, call: Call) -> Any:  # throwSignal: POST /signal
+        body = call.body()
+        name = body.get("name")
+        if not name:
+            raise CamundaError(400, "InvalidRequestException", "No signal name given", code=None)
+        variables = read_variables(body.get("variables"), f"Cannot throw signal '{name}'")
+        tenant = body.get("tenantId")
+        for instance, node in self._catching("signal", name):
+            if tenant is None or instance.tenant_id == tenant:
+                self._catch(instance, node, copy.deepcopy(variables))
+        for definition in list(self.state.definitions.values()):
+            if definition.nodes[0].signal == name and not definition.suspended and self._latest(definition.key, definition.tenant_id) is definition:
+                self.start_instance(definition, None, copy.deepcopy(variables))
+        return None
+
+    # ------------------------------------------------------------ modification
+    def modify_instance(self, call: Call, id: str) -> Any:  # modifyProcessInstance: POST .../{id}/modification
+        body = call.body()
+        instance = self._running(id, CamundaError(400, "InvalidRequestException", f"Process instance with id {id} does not exist", code=None))
+        definition = self._definition(instance.definition_id)
+        for instruction in body.get("instructions") or []:
+            kind, activity_id = instruction.get("type"), instruction.get("activityId")
+            if kind not in ("cancel", "startBeforeActivity", "startAfterActivity") or not activity_id:
+                raise CamundaError(400, "InvalidRequestException", f"'activityId' must be set for instruction type {kind}", code=None)
+            where = next(
+                ((branch, path.index(node)) for branch, path in [(None, definition.nodes), *definition.branches.items()] for node in path if node.id == activity_id),
+                None,
+            )
+            if where is None:
+                raise CamundaError(
+                    500,
+                    "ProcessEngineException",
+                    f"ENGINE-13033 Cannot perform instruction: {kind} '{activity_id}'; Element '{activity_id}' does not exist in process '{definition.id}'",
+                )
+            variables = read_variables(instruction.get("variables"), "Cannot modify process instance")
+            self._set_variables(instance, variables)
+            if kind == "cancel":
+                self._cancel_activity(instance, activity_id)
+                continue
+            if instance.open_run is not None or any(job.instance_id == instance.id for job in self.state.jobs.values()):
+                raise NotImplementedError("the Camunda simulator runs one token: cancel the current activity first")
+            instance.branch, instance.position = where[0], where[1] + (1 if kind == "startAfterActivity" else 0)
+            self._advance(instance)
+        if instance.end is None and instance.open_run is None and not any(job.instance_id == instance.id for job in self.state.jobs.values()):
+            self._end(instance, "EXTERNALLY_TERMINATED", body.get("annotation"))
+        return None
+
+    def _cancel_activity(self, instance: Instance, activity_id: str) -> None:
+        now = self.now()
+        if instance.open_run is not None and self.state.runs[instance.open_run].node.id == activity_id:
+            run = self.state.runs[instance.open_run]
+            run.end, run.canceled = now, True
+            for task in self._open_tasks(instance.id):
+                task.end, task.delete_reason, task.state = now, "deleted", "Deleted"
+            instance.open_run = None
+        for job in [j for j in self.state.jobs.values() if j.instance_id == instance.id and j.node.id == activity_id]:
+            del self.state.jobs[job.id]
+            for incident in self.state.incidents.values():
+                if incident.configuration == job.id and incident.state == "open":
+                    incident.state, incident.end = "deleted", now
 
     # ------------------------------------------------------------ runtime instances
     def count_instances(self, call: Call) -> Any:  # getProcessInstancesCount: GET /process-instance/count

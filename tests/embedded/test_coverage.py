@@ -162,7 +162,7 @@ ROWS: dict[str, Row] = {
     # refused
     "complexGateway": Row(
         S + flow("start", "c") + '<bpmn:complexGateway id="c"/>' + flow("c", "end") + E,
-        refused="complexGateway",
+        refused="Complex gateway 'c' is an element the embedded engine does not run",
     ),
     "compensation": Row(
         S + flow("start", "u") + '<bpmn:userTask id="u"/>' + flow("u", "end")

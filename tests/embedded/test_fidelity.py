@@ -71,7 +71,9 @@ async def test_an_endless_loop_is_an_incident_and_other_work_goes_on_meanwhile(a
     assert during > 10, "the event loop was held while the engine ran"
     (incident,) = await incidents_of(adapter, instance_id)
     assert incident.activity_id in ("spin", "again")
-    assert "without waiting: is there an endless loop?" in incident.message
+    assert f"ran {runtime.MAX_LOOP_ROUNDS} rounds of a loop without waiting: is there an endless loop?" in (
+        incident.message
+    )
     assert (await adapter.get_instance(instance_id)).status == "active"
 
 
@@ -79,6 +81,34 @@ async def test_an_unconditional_self_call_is_refused_at_deployment(adapter: Embe
     with pytest.raises(InvalidBpmn) as refused:
         await deploy(adapter, RECURSIVE)
     assert "Call activity 'myself' calls its own process 'recursive'" in refused.value.detail
+
+
+def calling(process_id: str, called: str) -> bytes:
+    return bpmn(
+        process_id,
+        START + flow("start", f"call-{called}") + f'<bpmn:callActivity id="call-{called}" calledElement="{called}"/>'
+        + flow(f"call-{called}", "end") + END,
+    )  # fmt: skip
+
+
+async def test_processes_calling_each_other_on_every_run_are_refused_at_deployment(adapter: EmbeddedAdapter) -> None:
+    await deploy(adapter, bpmn("ping", START + flow("start", "end") + END))
+    await deploy(adapter, calling("pong", "ping"))  # pong calls the first ping, which ends
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, calling("ping", "pong"))  # a new ping calling pong, which calls ping again
+    assert refused.value.detail == (
+        "Process 'ping' calls itself through other processes on every run (call activity 'call-pong' of process "
+        "'ping' calls 'pong', whose call activity 'call-ping' of process 'pong' calls 'ping'): they would call each "
+        "other without end (put one of the calls behind a condition)"
+    )
+    both = calling("ping", "pong").replace(b"</bpmn:definitions>", b"") + (
+        b'<bpmn:process id="pong" isExecutable="true"><bpmn:startEvent id="pong-start"/>'
+        b'<bpmn:sequenceFlow id="f1" sourceRef="pong-start" targetRef="back"/>'
+        b'<bpmn:callActivity id="back" calledElement="ping"/></bpmn:process></bpmn:definitions>'
+    )
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, both)
+    assert "call activity 'back' of process 'pong' calls 'ping'" in refused.value.detail
 
 
 async def test_a_self_call_that_never_ends_is_an_incident_on_the_call_activity(adapter: EmbeddedAdapter) -> None:
@@ -452,6 +482,22 @@ async def test_a_call_activity_calls_the_latest_process_deployed_in_another_file
     assert await open_keys(adapter, instance_id) == ["after"]
 
 
+async def test_a_newly_deployed_version_of_a_called_process_is_called_by_the_next_instance(
+    adapter: EmbeddedAdapter,
+) -> None:
+    await deploy(adapter, CHILD)
+    await deploy(adapter, PARENT)
+    running = await start(adapter, "parent")  # parsed and cached with child version 1
+    assert await open_keys(adapter, running) == ["child-work"]
+    await deploy(adapter, CHILD.replace(b'"child-work"', b'"child-work-v2"'))  # version 2, no restart
+    following = await start(adapter, "parent")
+    assert await open_keys(adapter, following) == ["child-work-v2"]
+    await complete(adapter, running, "child-work")  # the running instance goes on in the version it called
+    assert await open_keys(adapter, running) == ["after"]
+    await complete(adapter, following, "child-work-v2")
+    assert await open_keys(adapter, following) == ["after"]
+
+
 async def test_a_call_activity_bound_to_a_version_calls_that_version(adapter: EmbeddedAdapter) -> None:
     await deploy(adapter, CHILD)
     await deploy(adapter, CHILD.replace(b'"child-work"', b'"child-work-v2"'))  # version 2, the latest
@@ -586,6 +632,40 @@ async def test_an_error_ref_that_names_no_error_is_the_error_code_as_in_camunda(
     assert await open_keys(adapter, await start(adapter, "coded")) == ["fix"]
 
 
+SPIFF_PHRASES = ("SubWorkflow", "task type", "Time Specification", "task spec", "Call Activity.", "Invalid Script")
+
+
+@pytest.mark.parametrize(
+    ("body", "head", "says"),
+    [
+        (START + flow("start", "c") + '<bpmn:complexGateway id="c"/>' + flow("c", "end") + END, "",
+         "Complex gateway 'c' is an element the embedded engine does not run (line 5)"),
+        (START + flow("start", "sub") + '<bpmn:subProcess id="sub"><bpmn:startEvent id="a"/><bpmn:startEvent id="b"/>'
+         + flow("a", "x") + flow("b", "x") + '<bpmn:endEvent id="x"/></bpmn:subProcess>' + flow("sub", "end") + END, "",
+         "Subprocess 'sub' has 2 start events; a subprocess needs exactly one, without an event definition (line 5)"),
+        (START + flow("start", "t") + '<bpmn:intermediateCatchEvent id="t"><bpmn:timerEventDefinition/>'
+         "</bpmn:intermediateCatchEvent>" + flow("t", "end") + END, "",
+         "Intermediate catch event 't' has a timer event definition without a timeDate, timeDuration or timeCycle"),
+        ('<bpmn:userTask id="u"/>' + flow("u", "end") + END, "", "Process 'worded' has no start event (line 5)"),
+        (START + flow("start", "c") + '<bpmn:callActivity id="c"/>' + flow("c", "end") + END, "",
+         "Call activity 'c' names no process to call: give it a calledElement (line 5)"),
+        (START + flow("start", "s") + '<bpmn:scriptTask id="s"/>' + flow("s", "end") + END, "",
+         "Script task 's' has no script (line 5)"),
+        (START + flow("start", "nowhere") + END, "",
+         "A sequence flow from start event 'start' leads to 'nowhere', which is no element of the same process"),
+        (START + flow("start", "end") + '<bpmn:endEvent id="end"><bpmn:errorEventDefinition errorRef="e"/>'
+         "</bpmn:endEvent>", '<bpmn:error name="unnamed"/>', "This file has an element <error> without an id"),
+    ],
+)  # fmt: skip
+async def test_what_spiffworkflow_refuses_is_said_in_bpmn_terms_naming_the_element(
+    adapter: EmbeddedAdapter, body: str, head: str, says: str
+) -> None:
+    with pytest.raises(InvalidBpmn) as refused:
+        await deploy(adapter, bpmn("worded", body, head=head))
+    assert says in refused.value.detail
+    assert not any(phrase in refused.value.detail for phrase in SPIFF_PHRASES)
+
+
 async def test_a_boundary_event_without_an_event_definition_is_refused_in_words(adapter: EmbeddedAdapter) -> None:
     model = bpmn(
         "listening",
@@ -643,6 +723,7 @@ async def test_a_failing_background_resume_is_one_incident_backs_off_and_logs_on
     (incident,) = await incidents_of(adapter, instance_id)
     assert (incident.activity_id, incident.incident_type) == ("pause", "failedJob")
     assert incident.message.startswith("Resuming the instance in the background failed")
+    assert "Error" not in incident.message and "Traceback" in (await adapter.get_engine_incident(incident.id)).detail
     lines = [record for record in caplog.records if instance_id in record.getMessage()]
     assert len(lines) == 1 and lines[0].exc_info is None
     assert (await adapter.get_instance(instance_id)).status == "active"

@@ -31,10 +31,8 @@ REST_USER = "rest-admin"
 DEFAULT_RETRIES = 3  # asyncExecutorNumberOfRetries
 FAILING_EXPRESSION = re.compile(r"^\$\{\s*(\w+)\s*\?")
 # Elements that branch, join or wait for time: the simulator moves one token and refuses them.
-STRAIGHT_LINES_ONLY = {
-    "parallelGateway", "exclusiveGateway", "inclusiveGateway", "eventBasedGateway", "boundaryEvent",
-    "intermediateCatchEvent", "subProcess",
-}
+# Message and signal catch events and interrupting boundary events are run: the token waits in them.
+STRAIGHT_LINES_ONLY = {"parallelGateway", "exclusiveGateway", "inclusiveGateway", "eventBasedGateway", "subProcess"}
 RETRY_CYCLE = re.compile(r"^R(\d*)/(.+)$")
 NO_TENANT = ""
 
@@ -82,6 +80,9 @@ class Node:
     is_async: bool = False
     expression: str | None = None
     retry_cycle: str | None = None
+    message: str | None = None  # what a message start, catch or boundary event waits for
+    signal: str | None = None
+    attached_to: str | None = None  # a boundary event's activity
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Instance:
     delete_reason: str | None = None
     current: str | None = None  # node the token waits in
     start_user: str = REST_USER
+    execution_id: str | None = None  # the child execution the token waits in (its event subscriptions)
 
     @property
     def ended(self) -> bool:
@@ -231,6 +233,11 @@ def parse_processes(xml: bytes) -> list[ParsedProcess]:
             )
         if element_id:
             seen.add(element_id)
+    names = {
+        element.get("id"): element.get("name") or element.get("id")
+        for kind in ("message", "signal")
+        for element in root.iter(f"{{{BPMN}}}{kind}")
+    }
     processes = []
     for process in root.iter(f"{{{BPMN}}}process"):
         if process.get("isExecutable", "true").lower() != "true":
@@ -247,6 +254,15 @@ def parse_processes(xml: bytes) -> list[ParsedProcess]:
             if kind == "sequenceFlow":
                 flows[element.get("sourceRef")] = Flow(id=element.get("id"), target=element.get("targetRef"))
             elif kind not in ("documentation", "extensionElements", "laneSet") and element.get("id"):
+                message = element.find(f"{{{BPMN}}}messageEventDefinition")
+                signal = element.find(f"{{{BPMN}}}signalEventDefinition")
+                if kind in ("intermediateCatchEvent", "boundaryEvent") and (
+                    (message is None and signal is None) or element.get("cancelActivity", "true") != "true"
+                ):
+                    raise NotImplementedError(
+                        f"the Flowable simulator catches messages and signals (interrupting) only; {kind} "
+                        f"'{element.get('id')}' needs the real engine (tests/real_engines)"
+                    )
                 cycle = element.find(f"{{{BPMN}}}extensionElements/{{{FLOWABLE}}}failedJobRetryTimeCycle")
                 nodes[element.get("id")] = Node(
                     id=element.get("id"),
@@ -259,6 +275,9 @@ def parse_processes(xml: bytes) -> list[ParsedProcess]:
                     is_async=(_flowable(element, "async") or "false").lower() == "true",
                     expression=_flowable(element, "expression"),
                     retry_cycle=cycle.text.strip() if cycle is not None and cycle.text else None,
+                    message=names.get(message.get("messageRef")) if message is not None else None,
+                    signal=names.get(signal.get("signalRef")) if signal is not None else None,
+                    attached_to=element.get("attachedToRef"),
                 )
         start = next((node.id for node in nodes.values() if node.type == "startEvent"), None)
         if start is None:
@@ -467,6 +486,10 @@ class Engine:
                 task = TaskEntity(id=new_id(), instance=instance, node=node, create_time=now(), assignee=node.assignee)
                 self.tasks[task.id] = task
                 record.task_id, record.assignee = task.id, task.assignee
+                instance.execution_id = new_id()
+                return
+            if node.type == "intermediateCatchEvent":
+                instance.execution_id = new_id()
                 return
             if node.type == "serviceTask" and node.is_async:
                 job = Job(new_id(), "job", instance, node, retries=DEFAULT_RETRIES, create_time=now())
@@ -510,6 +533,75 @@ class Engine:
         (record,) = [a for a in self._open_activities(instance) if a.activity_id == node.id]
         if self._leave(instance, record):
             self._enter(instance, instance.definition.flows[node.id].target)
+
+    # ------------------------------------------------------------ messages, signals, change-state
+    def catching(self, kind: str, name: str) -> list[tuple[Instance, Node]]:
+        """(instance, catching node) of the running, active instances whose token waits where `kind` `name` is
+        caught: a catch event, or an activity with such a boundary event (an event subscription each)."""
+        found = []
+        for instance in self.instances.values():
+            if instance.ended or instance.suspended or instance.current is None:
+                continue
+            nodes = instance.definition.nodes
+            waiting = nodes[instance.current]
+            boundaries = [n for n in nodes.values() if n.type == "boundaryEvent" and n.attached_to == waiting.id]
+            for node in [waiting, *boundaries]:
+                if node.type in ("intermediateCatchEvent", "boundaryEvent") and getattr(node, kind) == name:
+                    found.append((instance, node))
+                    break
+        return found
+
+    def deliver(self, instance: Instance, kind: str, name: str, variables: dict[str, Variable]) -> None:
+        """messageEventReceived / signalEventReceived on the instance's waiting execution."""
+        match = [node for i, node in self.catching(kind, name) if i is instance]
+        if not match:
+            what = "message" if kind == "message" else "signal"
+            raise FlowableException(f"Execution with id '{instance.execution_id}' does not have a subscription to a {what} event with name '{name}'")
+        node = match[0]
+        instance.variables.update(variables)
+        if node.type == "intermediateCatchEvent":
+            self._continue_after(instance, node)
+            return
+        moment = now()
+        for task in self.open_tasks(instance):
+            task.end_time, task.delete_reason = moment, f"boundary event ({node.id})"
+        for activity in self._open_activities(instance):
+            activity.end_time = moment
+        self._enter(instance, node.id)
+
+    def start_by_message(self, name: str, business_key: str | None, variables: dict[str, Variable], tenant_id: str | None) -> Instance:
+        latest: dict[str, Definition] = {}
+        for definition in self.definitions.values():
+            if tenant_id is not None and definition.tenant_id != tenant_id:
+                continue
+            known = latest.get(definition.key)
+            if known is None or known.version < definition.version:
+                latest[definition.key] = definition
+        for definition in latest.values():
+            if definition.nodes[definition.start].message == name:
+                return self.start(definition, business_key, variables)
+        raise ObjectNotFound(f"Cannot start process instance by message: no subscription to message with name '{name}' found.")
+
+    def signal(self, name: str, variables: dict[str, Variable], tenant_id: str | None) -> None:
+        for instance, _ in self.catching("signal", name):
+            if tenant_id is None or instance.tenant_id == tenant_id:
+                self.deliver(instance, "signal", name, dict(variables))
+
+    def change_state(self, instance: Instance, cancel: list[str], start: list[str]) -> None:
+        """ChangeActivityStateBuilder with one token: cancel the activity it is in, start the given one."""
+        if not cancel or not start:
+            raise FlowableException("No move execution or activity ids specified")
+        if instance.current not in cancel:
+            raise FlowableException(f"Active execution not found for activity id {cancel[0]}")
+        if len(start) != 1 or start[0] not in instance.definition.nodes:
+            raise FlowableException(f"Cannot find activity '{start[0]}' in process definition with id '{instance.definition.id}'")
+        moment = now()
+        for task in self.open_tasks(instance):
+            task.end_time, task.delete_reason = moment, "Change activity to " + start[0]
+        for activity in self._open_activities(instance):
+            activity.end_time = moment
+        self.jobs = {k: j for k, j in self.jobs.items() if j.instance is not instance}
+        self._enter(instance, start[0])
 
     # ------------------------------------------------------------ tasks
     def open_tasks(self, instance: Instance | None = None) -> list[TaskEntity]:

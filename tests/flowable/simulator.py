@@ -483,6 +483,10 @@ class FlowableSimulator:
             route("/runtime/process-instances/{id}/variables", "PUT", self.put_instance_variables),
             route("/runtime/process-instances/{id}/variables/{name}", "DELETE", self.delete_instance_variable),
             route("/runtime/activity-instances", "GET", self.list_activity_instances),
+            route("/query/executions", "POST", self.query_executions),
+            route("/runtime/executions/{id}", "PUT", self.execution_action),
+            route("/runtime/signals", "POST", self.signal_received),
+            route("/runtime/process-instances/{id}/change-state", "POST", self.change_state),
             route("/query/historic-process-instances", "POST", self.query_historic_instances),
             route("/history/historic-process-instances/{id}", "GET", self.get_historic_instance),
             route("/query/historic-activity-instances", "POST", self.query_historic_activities),
@@ -595,6 +599,13 @@ class FlowableSimulator:
         # createProcessInstance: an unknown definition is a 400 (the not-found is re-thrown as illegal argument)
         body = await request.json()
         by_id, by_key = body.get("processDefinitionId"), body.get("processDefinitionKey")
+        if body.get("message") is not None and by_id is None and by_key is None:
+            variables = variables_from_rest(body.get("variables"))
+            try:
+                instance = self.engine.start_by_message(body["message"], body.get("businessKey"), variables, body.get("tenantId"))
+            except ObjectNotFound as exc:
+                raise IllegalArgument(str(exc)) from None
+            return SpecJSONResponse(instance_json(instance), status_code=201)
         if (by_id is None) == (by_key is None):
             raise IllegalArgument("Either processDefinitionId, processDefinitionKey or message is required.")
         if by_id is not None and "tenantId" in body:
@@ -628,6 +639,92 @@ class FlowableSimulator:
             if name in checks:
                 instances = [i for i in instances if checks[name](i, value)]
         return instances
+
+    # ------------------------------------------------------------ executions, signals, change-state
+    async def query_executions(self, request: Request) -> Response:
+        # queryExecutions: the executions waiting for a message or signal (the simulator keeps one per instance)
+        body = await request.json()
+        only(body, {"messageEventSubscriptionName", "signalEventSubscriptionName", "processInstanceId",
+                    "processBusinessKey", "processInstanceVariables", "tenantId", "start", "size", "sort", "order"})
+        if body.get("messageEventSubscriptionName") is not None:
+            rows = self.engine.catching("message", body["messageEventSubscriptionName"])
+        elif body.get("signalEventSubscriptionName") is not None:
+            rows = self.engine.catching("signal", body["signalEventSubscriptionName"])
+        else:
+            raise NotImplementedError("the Flowable simulator queries executions by event subscription only")
+        instances = [instance for instance, _ in rows]
+        if body.get("processBusinessKey") is not None:
+            # As ExecutionQuery.processInstanceBusinessKey: only process-instance executions carry the business
+            # key, and the executions subscribed to an event are their children: none of them matches.
+            instances = []
+        for name, check in (
+            ("processInstanceId", lambda i, v: i.id == v),
+            ("tenantId", lambda i, v: i.tenant_id == v),
+        ):
+            if body.get(name) is not None:
+                instances = [i for i in instances if check(i, body[name])]
+        for condition in body.get("processInstanceVariables") or []:
+            if condition.get("operation") != "equals":
+                raise NotImplementedError("the Flowable simulator compares variables with equals only")
+            instances = [
+                i for i in instances
+                if condition["name"] in i.variables and i.variables[condition["name"]].value == condition["value"]
+            ]
+
+        def render(instance: Instance) -> dict[str, Any]:
+            return {
+                "id": instance.execution_id,
+                "url": url(f"/runtime/executions/{instance.execution_id}"),
+                "parentId": instance.id,
+                "parentUrl": url(f"/runtime/executions/{instance.id}"),
+                "superExecutionId": None,
+                "superExecutionUrl": None,
+                "processInstanceId": instance.id,
+                "processInstanceUrl": url(f"/runtime/process-instances/{instance.id}"),
+                "suspended": instance.suspended,
+                "activityId": instance.current,
+                "tenantId": instance.tenant_id,
+            }
+
+        return SpecJSONResponse(paginate(instances, body, "processInstanceId", {"processInstanceId": lambda i: i.id}, render))
+
+    async def execution_action(self, request: Request) -> Response:
+        # performExecutionAction: messageEventReceived / signalEventReceived (204: no execution to return)
+        body = await request.json()
+        execution_id = request.path_params["id"]
+        instance = next((i for i in self.engine.instances.values() if i.execution_id == execution_id and not i.ended), None)
+        if instance is None:
+            raise ObjectNotFound(f"Could not find an execution with id '{execution_id}'.")
+        action = body.get("action")
+        variables = variables_from_rest(body.get("variables"))
+        if action == "messageEventReceived":
+            if not body.get("messageName"):
+                raise IllegalArgument("Message name is required.")
+            self.engine.deliver(instance, "message", body["messageName"], variables)
+        elif action == "signalEventReceived":
+            if not body.get("signalName"):
+                raise IllegalArgument("Signal name is required")
+            self.engine.deliver(instance, "signal", body["signalName"], variables)
+        else:
+            raise IllegalArgument(f"Invalid action: '{action}'.")
+        return Response(status_code=204)
+
+    async def signal_received(self, request: Request) -> Response:
+        # signalEventReceived: synchronous unless `async` (then 202); variables only when synchronous
+        body = await request.json()
+        if not body.get("signalName"):
+            raise IllegalArgument("signalName is required")
+        if body.get("async"):
+            raise NotImplementedError("the Flowable simulator handles signals synchronously only")
+        self.engine.signal(body["signalName"], variables_from_rest(body.get("variables")), body.get("tenantId"))
+        return Response(status_code=204)
+
+    async def change_state(self, request: Request) -> Response:
+        # changeActivityState: 200 without a body
+        body = await request.json()
+        instance = self.engine.instance(request.path_params["id"])
+        self.engine.change_state(instance, body.get("cancelActivityIds") or [], body.get("startActivityIds") or [])
+        return Response(status_code=200)
 
     async def query_instances(self, request: Request) -> Response:
         # queryProcessInstances

@@ -96,6 +96,23 @@ class Node:
     assignee: str | None = None
     candidate_groups: list[str] = field(default_factory=list)
     candidate_users: list[str] = field(default_factory=list)
+    message: str | None = None  # what a message start, catch or boundary event waits for
+    correlation_key: str | None = None  # its subscription's correlationKey expression, `=variable`
+    signal: str | None = None
+    attached_to: str | None = None  # a boundary event's activity
+
+
+@dataclass
+class Subscription:
+    """A message or signal subscription of a waiting element (a catch event, or a boundary event's activity)."""
+
+    key: int
+    kind: str  # "message" or "signal"
+    name: str
+    correlation_key: str
+    element: Element
+    node: Node  # the catching node: the catch event itself or a boundary event
+    state: str = "CREATED"
 
 
 @dataclass
@@ -213,6 +230,11 @@ FILTERS: dict[str, dict[str, str]] = {
         "name": "property", "value": "property", "tenantId": "plain", "isTruncated": "plain",
         "variableKey": "property", "scopeKey": "property", "processInstanceKey": "property",
     },
+    "message-subscriptions": {
+        "messageSubscriptionKey": "property", "processDefinitionId": "property", "processInstanceKey": "property",
+        "elementId": "property", "elementInstanceKey": "property", "messageSubscriptionState": "property",
+        "lastUpdatedDate": "date", "messageName": "property", "correlationKey": "property", "tenantId": "property",
+    },
     "incidents": {
         "processDefinitionId": "plain", "errorType": "plain", "errorMessage": "plain", "elementId": "plain",
         "creationTime": "date", "state": "plain", "tenantId": "plain", "incidentKey": "plain",
@@ -235,6 +257,7 @@ SORTS: dict[str, set[str]] = {
     },
     "user-tasks": {"creationDate", "completionDate", "followUpDate", "dueDate", "priority", "name"},
     "variables": {"value", "name", "tenantId", "variableKey", "scopeKey", "processInstanceKey"},
+    "message-subscriptions": {"messageSubscriptionKey", "processInstanceKey", "messageName", "correlationKey"},
     "incidents": {
         "incidentKey", "processDefinitionKey", "processDefinitionId", "processInstanceKey", "errorType",
         "errorMessage", "elementId", "elementInstanceKey", "creationTime", "state", "jobKey", "tenantId",
@@ -247,6 +270,7 @@ ITEM_KEYS = {
     "user-tasks": "userTaskKey",
     "variables": "variableKey",
     "incidents": "incidentKey",
+    "message-subscriptions": "messageSubscriptionKey",
 }
 SPECIAL_FILTERS: dict[str, Callable[[dict[str, Any], Any, str], bool]] = {
     "candidateGroup": lambda item, condition, kind: any(
@@ -343,6 +367,7 @@ class Simulator:
         self.user_tasks: dict[int, UserTask] = {}
         self.jobs: dict[int, Job] = {}
         self.incidents: dict[int, Incident] = {}
+        self.subscriptions: dict[int, Subscription] = {}
         # (method, path, handler), each commented with the spec's operationId
         routes: list[tuple[str, str, Callable[..., httpx.Response]]] = [
             ("GET", "/topology", self.get_topology),  # getTopology
@@ -375,6 +400,10 @@ class Simulator:
             ("PATCH", "/jobs/{jobKey}", self.update_job),  # updateJob
             ("POST", "/jobs/{jobKey}/failure", self.fail_job),  # failJob
             ("POST", "/jobs/{jobKey}/completion", self.complete_job),  # completeJob
+            ("POST", "/messages/correlation", self.correlate_message),  # correlateMessage
+            ("POST", "/messages/publication", self.publish_message),  # publishMessage
+            ("POST", "/signals/broadcast", self.broadcast_signal),  # broadcastSignal
+            ("POST", "/message-subscriptions/search", self.search_message_subscriptions),  # searchMessageSubscriptions
         ]
         self._routes = [
             (method, re.compile("^/v2" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"), handler)
@@ -543,10 +572,17 @@ class Simulator:
         processes = [p for p in root.iter(f"{BPMN}process") if p.get("isExecutable") == "true"]
         if not processes:
             raise ValueError("must contain at least one executable process")
-        return [(process.get("id", ""), process.get("name"), Simulator._nodes(process)) for process in processes]
+        names = {}
+        for kind in ("message", "signal"):
+            for element in root.iter(f"{BPMN}{kind}"):
+                subscription = element.find(f".//{ZEEBE}subscription")
+                key = subscription.get("correlationKey") if subscription is not None else None
+                names[element.get("id")] = (element.get("name") or element.get("id"), key)
+        return [(process.get("id", ""), process.get("name"), Simulator._nodes(process, names)) for process in processes]
 
     @staticmethod
-    def _nodes(process: ElementTree.Element) -> list[Node]:
+    def _nodes(process: ElementTree.Element, names: dict[str | None, tuple[str, str | None]]) -> list[Node]:
+        """The main path from the start event, then each boundary event's path (a boundary event leads to an end)."""
         flows: dict[str, list[str]] = {}
         for flow in process.iter(f"{BPMN}sequenceFlow"):
             flows.setdefault(flow.get("sourceRef", ""), []).append(flow.get("targetRef", ""))
@@ -554,18 +590,30 @@ class Simulator:
         starts = [element for element in elements.values() if element.tag == f"{BPMN}startEvent"]
         if len(starts) != 1:
             raise ValueError(f"process '{process.get('id')}' must have exactly one none start event")
-        nodes, current = [], starts[0]
-        while current is not None and len(nodes) < len(elements):
-            nodes.append(Simulator._node(current))
-            targets = flows.get(current.get("id", ""), [])
-            current = elements.get(targets[0]) if targets else None
+        nodes: list[Node] = []
+        boundaries = [element for element in elements.values() if element.tag == f"{BPMN}boundaryEvent"]
+        for first in [starts[0], *boundaries]:
+            current = first
+            while current is not None and len(nodes) < len(elements):
+                nodes.append(Simulator._node(current, names))
+                targets = flows.get(current.get("id", ""), [])
+                current = elements.get(targets[0]) if targets else None
         return nodes
 
     @staticmethod
-    def _node(element: ElementTree.Element) -> Node:
+    def _node(element: ElementTree.Element, names: dict[str | None, tuple[str, str | None]]) -> Node:
         tag = element.tag.removeprefix(BPMN)
         element_type = re.sub(r"(?<!^)(?=[A-Z])", "_", tag).upper()  # userTask -> USER_TASK
         node = Node(id=element.get("id", ""), name=element.get("name"), type=element_type)
+        message = element.find(f"{BPMN}messageEventDefinition")
+        signal = element.find(f"{BPMN}signalEventDefinition")
+        if message is not None:
+            node.message, node.correlation_key = names.get(message.get("messageRef"), (None, None))
+        if signal is not None:
+            node.signal = names.get(signal.get("signalRef"), (None, None))[0]
+        node.attached_to = element.get("attachedToRef")
+        if node.type in ("INTERMEDIATE_CATCH_EVENT", "BOUNDARY_EVENT") and node.message is None and node.signal is None:
+            raise ValueError(f"the simulator catches messages and signals only; {tag} '{node.id}' needs a real engine")
         task_definition = element.find(f".//{ZEEBE}taskDefinition")
         if node.type == "USER_TASK":
             assignment = element.find(f".//{ZEEBE}assignmentDefinition")
@@ -686,9 +734,13 @@ class Simulator:
                 )
         else:
             raise invalid_argument("CREATE", "No processDefinitionId or processDefinitionKey provided.")
-        options = ("startInstructions", "runtimeInstructions", "awaitCompletion", "fetchVariables")
+        options = ("runtimeInstructions", "awaitCompletion", "fetchVariables")
         if any(body.get(option) for option in options):
             raise bad_request("The simulator starts instances at the start event, without waiting or fetching")
+        instructions = body.get("startInstructions") or []
+        ids = [node.id for node in definition.nodes]
+        if len(instructions) > 1 or any(i.get("elementId") not in ids for i in instructions):
+            raise bad_request("The simulator starts before one element of the process only")
         variables = body.get("variables") or {}
         if not isinstance(variables, dict):
             raise invalid_argument("CREATE", NOT_A_DOCUMENT)
@@ -696,7 +748,7 @@ class Simulator:
         self.instances[instance.key] = instance
         for name, value in variables.items():
             self._set_variable(instance, instance.key, name, value)
-        self._activate(instance, 0)
+        self._activate(instance, ids.index(instructions[0]["elementId"]) if instructions else 0)
         return self._json(
             {
                 "processDefinitionId": definition.process_id,
@@ -738,6 +790,9 @@ class Simulator:
         for incident in self.incidents.values():
             if incident.element.instance is instance:
                 incident.state = "RESOLVED"
+        for subscription in self.subscriptions.values():
+            if subscription.element.instance is instance and subscription.state == "CREATED":
+                subscription.state = "DELETED"
         instance.state, instance.end = "TERMINATED", now
         return httpx.Response(204)
 
@@ -762,6 +817,12 @@ class Simulator:
         node = instance.definition.nodes[position]
         element = Element(self._next_key(), instance, node, position, self._now())
         self.elements[element.key] = element
+        catching = [node] if node.type == "INTERMEDIATE_CATCH_EVENT" else []
+        catching += [n for n in instance.definition.nodes if n.type == "BOUNDARY_EVENT" and n.attached_to == node.id]
+        for catcher in catching:
+            self._subscribe(element, catcher)
+        if node.type == "INTERMEDIATE_CATCH_EVENT":
+            return  # waits for its message or signal
         if node.user_task:
             task = UserTask(self._next_key(), element, self._now(), node.assignee)
             self.user_tasks[task.key] = task
@@ -774,8 +835,9 @@ class Simulator:
 
     def _complete_element(self, element: Element) -> None:
         element.state, element.end = "COMPLETED", self._now()
+        self._unsubscribe(element)
         instance = element.instance
-        if element.position + 1 < len(instance.definition.nodes):
+        if element.node.type != "END_EVENT" and element.position + 1 < len(instance.definition.nodes):
             self._activate(instance, element.position + 1)
         else:
             instance.state, instance.end = "COMPLETED", self._now()
@@ -804,6 +866,122 @@ class Simulator:
         for name, value in variables.items():
             self._set_variable(job.element.instance, job.element.instance.key, name, value)
         self._complete_element(job.element)
+
+    # ------------------------------------------------------------ messages and signals
+    def _subscribe(self, element: Element, catcher: Node) -> None:
+        kind, name = ("message", catcher.message) if catcher.message else ("signal", catcher.signal)
+        expression = catcher.correlation_key or ""
+        key = str(self._scope_values(element.instance).get(expression.removeprefix("="), "")) if expression else ""
+        subscription = Subscription(self._next_key(), kind, name or "", key, element, catcher)
+        self.subscriptions[subscription.key] = subscription
+
+    def _unsubscribe(self, element: Element) -> None:
+        for subscription in self.subscriptions.values():
+            if subscription.element is element and subscription.state == "CREATED":
+                subscription.state = "DELETED"
+
+    def _waiting(self, kind: str, name: str, correlation_key: str | None, tenant_id: str) -> list[Subscription]:
+        return [
+            s
+            for s in self.subscriptions.values()
+            if s.state == "CREATED" and s.kind == kind and s.name == name and s.element.instance.tenant_id == tenant_id
+            and (correlation_key is None or s.correlation_key == correlation_key)
+        ]
+
+    def _trigger(self, subscription: Subscription, variables: dict[str, Any]) -> None:
+        """The subscription's element catches: a catch event completes; a boundary event interrupts its activity."""
+        element, instance = subscription.element, subscription.element.instance
+        for name, value in variables.items():
+            self._set_variable(instance, instance.key, name, value)
+        subscription.state = "CORRELATED"
+        if subscription.node is element.node:
+            self._complete_element(element)
+            return
+        self._unsubscribe(element)
+        element.state, element.end = "TERMINATED", self._now()
+        for task in self.user_tasks.values():
+            if task.element is element and task.state == OPEN_TASK:
+                task.state = "CANCELED"
+        self._activate(instance, instance.definition.nodes.index(subscription.node))
+
+    def _start_by(self, kind: str, name: str, tenant_id: str, variables: dict[str, Any]) -> list[Instance]:
+        started = []
+        for process_id in sorted({d.process_id for d in self.definitions.values() if d.tenant_id == tenant_id}):
+            definition = self._latest(process_id, tenant_id)
+            start = definition.nodes[0] if definition is not None else None
+            if start is not None and getattr(start, kind) == name:
+                instance = Instance(self._next_key(), definition, self._now(), definition.tenant_id)
+                self.instances[instance.key] = instance
+                for variable, value in variables.items():
+                    self._set_variable(instance, instance.key, variable, value)
+                self._activate(instance, 0)
+                started.append(instance)
+        return started
+
+    def correlate_message(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request, {"name", "correlationKey", "variables", "tenantId"}, required=True)
+        name, key = body.get("name") or "", body.get("correlationKey") or ""
+        tenant_id = body.get("tenantId") or DEFAULT_TENANT
+        variables = body.get("variables") or {}
+        waiting = self._waiting("message", name, key, tenant_id)
+        if waiting:
+            self._trigger(waiting[0], variables)
+            instance = waiting[0].element.instance
+        else:
+            started = self._start_by("message", name, tenant_id, variables)
+            if not started:
+                raise not_found(
+                    "CORRELATE",
+                    f"Expected to find subscription for message with name '{name}' and correlation key '{key}', "
+                    "but none was found.",
+                )
+            instance = started[0]
+        result = {"tenantId": tenant_id, "messageKey": str(self._next_key()), "processInstanceKey": str(instance.key)}
+        return self._json(result)
+
+    def publish_message(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request, {"name", "correlationKey", "timeToLive", "messageId", "variables", "tenantId"}, required=True)
+        if body.get("timeToLive"):
+            raise bad_request("The simulator publishes messages without buffering them (timeToLive 0)")
+        name, key = body.get("name") or "", body.get("correlationKey") or ""
+        tenant_id = body.get("tenantId") or DEFAULT_TENANT
+        variables = body.get("variables") or {}
+        reached = {s.element.instance.key: s for s in self._waiting("message", name, key, tenant_id)}
+        for subscription in reached.values():
+            self._trigger(subscription, variables)
+        self._start_by("message", name, tenant_id, variables)
+        return self._json({"tenantId": tenant_id, "messageKey": str(self._next_key())})
+
+    def broadcast_signal(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request, {"signalName", "variables", "tenantId"}, required=True)
+        name, tenant_id = body.get("signalName") or "", body.get("tenantId") or DEFAULT_TENANT
+        variables = body.get("variables") or {}
+        for subscription in self._waiting("signal", name, None, tenant_id):
+            if subscription.state == "CREATED":
+                self._trigger(subscription, variables)
+        self._start_by("signal", name, tenant_id, variables)
+        return self._json({"tenantId": tenant_id, "signalKey": str(self._next_key())})
+
+    def search_message_subscriptions(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request, {"filter", "sort", "page"})
+        items = [
+            {
+                "messageSubscriptionKey": str(s.key),
+                "processDefinitionId": s.element.instance.definition.process_id,
+                "processDefinitionKey": str(s.element.instance.definition.key),
+                "processInstanceKey": str(s.element.instance.key),
+                "elementId": s.node.id,
+                "elementInstanceKey": str(s.element.key),
+                "messageSubscriptionState": s.state,
+                "lastUpdatedDate": iso(s.element.start),
+                "messageName": s.name,
+                "correlationKey": s.correlation_key,
+                "tenantId": s.element.instance.tenant_id,
+            }
+            for s in self.subscriptions.values()
+            if s.kind == "message"
+        ]
+        return self._search("message-subscriptions", body, items)
 
     def _elements_of(self, instance: Instance) -> list[Element]:
         return [element for element in self.elements.values() if element.instance is instance]

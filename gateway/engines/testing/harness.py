@@ -24,7 +24,14 @@ from gateway.engines.port import EngineAdapter
 #   candidate group `sales`) -> end.
 # "charging": process id `charging`, name "Charging". start -> serviceTask `charge` (name "Charge card"), which
 #   fails while the variable `fail` is true and succeeds otherwise -> userTask `confirm` (name "Confirm") -> end.
+# A harness whose adapter declares `Capability.CORRELATE_MESSAGE` and `BROADCAST_SIGNAL` also provides:
+# "ordering": process id `ordering`, name "Ordering". message start event `order-placed` (message "order-placed")
+#   -> message intermediate catch event `payment-received` (message "payment-received"; on Camunda 8 its
+#   subscription's correlation key is the variable `orderId`) -> userTask `ship` (name "Ship order") -> end
+#   `shipped`; on `ship` an interrupting signal boundary event `cancelled` (signal "order-cancelled") -> end
+#   `withdrawn`.
 SCENARIOS = ("approval", "charging")
+MESSAGING_SCENARIO = "ordering"
 
 
 @dataclass

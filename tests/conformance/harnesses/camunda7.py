@@ -61,6 +61,42 @@ CHARGING = _DEFINITIONS.format(
   </bpmn:process>""",
 )
 
+ORDERING = _DEFINITIONS.format(
+    key="ordering",
+    process="""  <bpmn:process id="ordering" name="Ordering" isExecutable="true" camunda:historyTimeToLive="P30D">
+    <bpmn:startEvent id="order-placed" name="Order placed">
+      <bpmn:outgoing>to-payment</bpmn:outgoing>
+      <bpmn:messageEventDefinition messageRef="placed" />
+    </bpmn:startEvent>
+    <bpmn:sequenceFlow id="to-payment" sourceRef="order-placed" targetRef="payment-received" />
+    <bpmn:intermediateCatchEvent id="payment-received" name="Payment received">
+      <bpmn:incoming>to-payment</bpmn:incoming>
+      <bpmn:outgoing>to-ship</bpmn:outgoing>
+      <bpmn:messageEventDefinition messageRef="paid" />
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="to-ship" sourceRef="payment-received" targetRef="ship" />
+    <bpmn:userTask id="ship" name="Ship order">
+      <bpmn:incoming>to-ship</bpmn:incoming>
+      <bpmn:outgoing>to-shipped</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:boundaryEvent id="cancelled" name="Order cancelled" attachedToRef="ship">
+      <bpmn:outgoing>to-withdrawn</bpmn:outgoing>
+      <bpmn:signalEventDefinition signalRef="cancel" />
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="to-shipped" sourceRef="ship" targetRef="shipped" />
+    <bpmn:endEvent id="shipped" name="Shipped">
+      <bpmn:incoming>to-shipped</bpmn:incoming>
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="to-withdrawn" sourceRef="cancelled" targetRef="withdrawn" />
+    <bpmn:endEvent id="withdrawn" name="Withdrawn">
+      <bpmn:incoming>to-withdrawn</bpmn:incoming>
+    </bpmn:endEvent>
+  </bpmn:process>
+  <bpmn:message id="placed" name="order-placed" />
+  <bpmn:message id="paid" name="payment-received" />
+  <bpmn:signal id="cancel" name="order-cancelled" />""",
+)
+
 CREDENTIALS = ("demo", "demo")
 
 HARNESS = Harness(
@@ -70,6 +106,6 @@ HARNESS = Harness(
         "url": "http://camunda7.test/engine-rest",
         "auth": {"type": "basic", "username": CREDENTIALS[0], "password": CREDENTIALS[1]},
     },
-    bpmn={"approval": APPROVAL.encode(), "charging": CHARGING.encode()},
+    bpmn={"approval": APPROVAL.encode(), "charging": CHARGING.encode(), "ordering": ORDERING.encode()},
     make_transport=lambda: CamundaSimulator(credentials=CREDENTIALS).transport,
 )

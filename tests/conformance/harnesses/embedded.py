@@ -54,3 +54,27 @@ HARNESS = Harness(
     bpmn={"approval": APPROVAL, "charging": CHARGING},
     prepare=register_charging,
 )
+
+ORDERING = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  id="ordering-definitions" targetNamespace="http://pm-gateway.dev/conformance">
+  <bpmn:process id="ordering" name="Ordering" isExecutable="true">
+    <bpmn:startEvent id="order-placed"><bpmn:messageEventDefinition messageRef="placed"/></bpmn:startEvent>
+    <bpmn:sequenceFlow id="to-payment" sourceRef="order-placed" targetRef="payment-received"/>
+    <bpmn:intermediateCatchEvent id="payment-received">
+      <bpmn:messageEventDefinition messageRef="paid"/>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="to-ship" sourceRef="payment-received" targetRef="ship"/>
+    <bpmn:userTask id="ship" name="Ship order"/>
+    <bpmn:boundaryEvent id="cancelled" attachedToRef="ship"><bpmn:signalEventDefinition signalRef="cancel"/></bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="to-shipped" sourceRef="ship" targetRef="shipped"/>
+    <bpmn:endEvent id="shipped"/>
+    <bpmn:sequenceFlow id="to-withdrawn" sourceRef="cancelled" targetRef="withdrawn"/>
+    <bpmn:endEvent id="withdrawn"/>
+  </bpmn:process>
+  <bpmn:message id="placed" name="order-placed"/>
+  <bpmn:message id="paid" name="payment-received"/>
+  <bpmn:signal id="cancel" name="order-cancelled"/>
+</bpmn:definitions>
+"""
+HARNESS.bpmn["ordering"] = ORDERING

@@ -45,7 +45,27 @@ CHARGING = DEFINITIONS.format(
   </process>"""
 ).encode()
 
-BPMN = {"approval": APPROVAL, "charging": CHARGING}
+ORDERING = DEFINITIONS.format(
+    process="""  <process id="ordering" name="Ordering" isExecutable="true">
+    <startEvent id="order-placed"><messageEventDefinition messageRef="placed"/></startEvent>
+    <sequenceFlow id="toPayment" sourceRef="order-placed" targetRef="payment-received"/>
+    <intermediateCatchEvent id="payment-received"><messageEventDefinition messageRef="paid"/></intermediateCatchEvent>
+    <sequenceFlow id="toShip" sourceRef="payment-received" targetRef="ship"/>
+    <userTask id="ship" name="Ship order"/>
+    <boundaryEvent id="cancelled" attachedToRef="ship" cancelActivity="true">
+      <signalEventDefinition signalRef="cancel"/>
+    </boundaryEvent>
+    <sequenceFlow id="toShipped" sourceRef="ship" targetRef="shipped"/>
+    <endEvent id="shipped"/>
+    <sequenceFlow id="toWithdrawn" sourceRef="cancelled" targetRef="withdrawn"/>
+    <endEvent id="withdrawn"/>
+  </process>
+  <message id="placed" name="order-placed"/>
+  <message id="paid" name="payment-received"/>
+  <signal id="cancel" name="order-cancelled"/>"""
+).encode()
+
+BPMN = {"approval": APPROVAL, "charging": CHARGING, "ordering": ORDERING}
 AUTH = {"type": "basic", "username": "rest-admin", "password": "test"}
 
 

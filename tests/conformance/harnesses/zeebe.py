@@ -68,9 +68,52 @@ CHARGING = """  <bpmn:process id="charging" name="Charging" isExecutable="true">
   </bpmn:process>
 """
 
+# The payment message is correlated by the variable `orderId` (the suite sets it to the business key).
+ORDERING = """  <bpmn:process id="ordering" name="Ordering" isExecutable="true">
+    <bpmn:startEvent id="order-placed">
+      <bpmn:outgoing>to-payment</bpmn:outgoing>
+      <bpmn:messageEventDefinition messageRef="placed" />
+    </bpmn:startEvent>
+    <bpmn:sequenceFlow id="to-payment" sourceRef="order-placed" targetRef="payment-received" />
+    <bpmn:intermediateCatchEvent id="payment-received">
+      <bpmn:incoming>to-payment</bpmn:incoming>
+      <bpmn:outgoing>to-ship</bpmn:outgoing>
+      <bpmn:messageEventDefinition messageRef="paid" />
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="to-ship" sourceRef="payment-received" targetRef="ship" />
+    <bpmn:userTask id="ship" name="Ship order">
+      <bpmn:extensionElements>
+        <zeebe:userTask />
+      </bpmn:extensionElements>
+      <bpmn:incoming>to-ship</bpmn:incoming>
+      <bpmn:outgoing>to-shipped</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:boundaryEvent id="cancelled" attachedToRef="ship">
+      <bpmn:outgoing>to-withdrawn</bpmn:outgoing>
+      <bpmn:signalEventDefinition signalRef="cancel" />
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="to-shipped" sourceRef="ship" targetRef="shipped" />
+    <bpmn:endEvent id="shipped">
+      <bpmn:incoming>to-shipped</bpmn:incoming>
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="to-withdrawn" sourceRef="cancelled" targetRef="withdrawn" />
+    <bpmn:endEvent id="withdrawn">
+      <bpmn:incoming>to-withdrawn</bpmn:incoming>
+    </bpmn:endEvent>
+  </bpmn:process>
+  <bpmn:message id="placed" name="order-placed" />
+  <bpmn:message id="paid" name="payment-received">
+    <bpmn:extensionElements>
+      <zeebe:subscription correlationKey="=orderId" />
+    </bpmn:extensionElements>
+  </bpmn:message>
+  <bpmn:signal id="cancel" name="order-cancelled" />
+"""
+
 BPMN = {
     "approval": DEFINITIONS.format(id="approval", process=APPROVAL).encode(),
     "charging": DEFINITIONS.format(id="charging", process=CHARGING).encode(),
+    "ordering": DEFINITIONS.format(id="ordering", process=ORDERING).encode(),
 }
 
 HARNESS = Harness(

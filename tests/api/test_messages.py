@@ -1,0 +1,170 @@
+"""Messages and signals through the API on the embedded engine: start by message, correlate by business key and
+correlation keys, interrupt a waiting task with a signal; the definition lists its start and catch events."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.api.conftest import deploy, open_tasks, start
+from tests.api.test_api import assert_problem, event_types
+
+ORDERING = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  id="ordering-definitions" targetNamespace="http://pm-gateway.dev/tests">
+  <bpmn:process id="ordering" name="Ordering" isExecutable="true">
+    <bpmn:startEvent id="order-placed" name="Order placed">
+      <bpmn:messageEventDefinition messageRef="placed"/>
+    </bpmn:startEvent>
+    <bpmn:sequenceFlow id="to-payment" sourceRef="order-placed" targetRef="payment-received"/>
+    <bpmn:intermediateCatchEvent id="payment-received" name="Payment received">
+      <bpmn:messageEventDefinition messageRef="paid"/>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="to-ship" sourceRef="payment-received" targetRef="ship"/>
+    <bpmn:userTask id="ship" name="Ship order"/>
+    <bpmn:boundaryEvent id="cancelled" name="Order cancelled" attachedToRef="ship">
+      <bpmn:signalEventDefinition signalRef="cancel"/>
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="to-shipped" sourceRef="ship" targetRef="shipped"/>
+    <bpmn:endEvent id="shipped"/>
+    <bpmn:sequenceFlow id="to-withdrawn" sourceRef="cancelled" targetRef="withdrawn"/>
+    <bpmn:endEvent id="withdrawn"/>
+  </bpmn:process>
+  <bpmn:message id="placed" name="order-placed"/>
+  <bpmn:message id="paid" name="payment-received"/>
+  <bpmn:signal id="cancel" name="order-cancelled"/>
+</bpmn:definitions>
+"""
+
+
+async def message(client: httpx.AsyncClient, **body: object) -> httpx.Response:
+    return await client.post("/api/processes/messages", json=body)
+
+
+async def test_definition_lists_its_start_and_catch_events(client: httpx.AsyncClient) -> None:
+    (definition,) = (await deploy(client, ORDERING))["definitions"]
+    details = (await client.get(f"/api/processes/definitions/{definition['id']}")).json()
+    assert [(e["id"], e["trigger"], e["message_name"]) for e in details["start_events"]] == [
+        ("order-placed", "message", "order-placed")
+    ]
+    assert [(e["id"], e["element_type"], e["trigger"], e["message_name"], e["signal_name"], e["attached_to"]) for e in details["catch_events"]] == [
+        ("payment-received", "intermediateCatchEvent", "message", "payment-received", None, None),
+        ("cancelled", "boundaryEvent", "signal", None, "order-cancelled", "ship"),
+    ]
+    assert details["catch_events"][1]["interrupting"] is True
+
+
+async def test_start_by_message_correlate_by_business_key_and_interrupt_by_signal(client: httpx.AsyncClient) -> None:
+    await deploy(client, ORDERING)
+    started = await message(client, message_name="order-placed", business_key="o-1", variables={"amount": 100})
+    assert started.status_code == 200, started.text
+    ((result),) = started.json()["results"]
+    assert (result["type"], result["definition_key"]) == ("started", "ordering")
+    first = result["instance_id"]
+    instance = (await client.get(f"/api/processes/instances/{first}")).json()
+    assert (instance["business_key"], instance["status"]) == ("o-1", "active")
+    assert [a["id"] for a in instance["current_activities"]] == ["payment-received"]
+
+    second = await start(client, "ordering", business_key="o-2", start_message="order-placed")
+
+    both = await message(client, message_name="payment-received")
+    assert_problem(both, 409, "matches 2 receivers", first, second["id"])
+    assert [a["id"] for a in (await client.get(f"/api/processes/instances/{first}")).json()["current_activities"]] == [
+        "payment-received"
+    ]
+    assert_problem(await message(client, message_name="payment-received", business_key="o-3"), 404, "'o-3'")
+
+    paid = await message(client, message_name="payment-received", business_key="o-1", variables={"paid": True})
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["results"] == [{"type": "correlated", "instance_id": first, "definition_key": "ordering"}]
+    (task,) = await open_tasks(client, first)
+    assert task["task_definition_key"] == "ship"
+    variables = (await client.get(f"/api/processes/instances/{first}/variables")).json()
+    assert variables["paid"] == {"value": True, "type": "Boolean"} and variables["amount"]["value"] == 100
+    assert await open_tasks(client, second["id"]) == []
+
+    signal = await client.post("/api/processes/signals", json={"signal_name": "order-cancelled"})
+    assert signal.status_code == 202, signal.text
+    assert signal.json()["executions"] == 1  # only the first waits at the task the signal interrupts
+    ended = (await client.get(f"/api/processes/instances/{first}")).json()
+    assert ended["status"] == "completed"
+    assert "withdrawn" in [step["activity_id"] for step in ended["execution_path"]]
+    assert "shipped" not in [step["activity_id"] for step in ended["execution_path"]]
+    assert await open_tasks(client, first) == []
+
+    types = await event_types(client)
+    assert types.count("message.correlated") == 2 and types.count("signal.broadcast") == 1
+    assert types.count("instance.started") == 2 and "task.created" in types and "instance.completed" in types
+
+
+async def test_correlation_keys_match_process_variables_and_all_reaches_every_match(client: httpx.AsyncClient) -> None:
+    await deploy(client, ORDERING)
+    red = await start(client, "ordering", variables={"region": "red"})
+    blue = await start(client, "ordering", variables={"region": "blue"})
+    only_blue = await message(client, message_name="payment-received", correlation_keys={"region": "blue"})
+    assert [r["instance_id"] for r in only_blue.json()["results"]] == [blue["id"]]
+    assert_problem(
+        await message(client, message_name="payment-received", correlation_keys={"region": "blue"}), 404, "region"
+    )
+    again = await start(client, "ordering", variables={"region": "red"})
+    everyone = await message(client, message_name="payment-received", all=True)
+    assert sorted(r["instance_id"] for r in everyone.json()["results"]) == sorted([red["id"], again["id"]])
+
+
+async def test_bad_message_requests_are_clear_problems(client: httpx.AsyncClient) -> None:
+    await deploy(client, ORDERING)
+    assert_problem(await message(client, message_name="nobody-waits"), 404, "'nobody-waits'")
+    response = await client.post(
+        "/api/processes/instances", json={"definition_key": "ordering", "start_message": "payment-received"}
+    )
+    assert_problem(response, 400, "no start event for message 'payment-received'", "'order-placed'")
+    assert (await message(client, message_name="")).status_code == 422
+    assert_problem(
+        await message(client, message_name="x", process_instance_id="some-id", all=True), 400, "process_instance_id"
+    )
+
+
+async def test_modification_goes_back_to_a_passed_activity_and_skips_an_active_one(client: httpx.AsyncClient) -> None:
+    await deploy(client, ORDERING)
+    instance = await start(client, "ordering", business_key="o-5")
+    await message(client, message_name="payment-received", business_key="o-5")
+    (task,) = await open_tasks(client, instance["id"])
+
+    back = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "start_before", "activity_id": "payment-received"}], "annotation": "paid twice"},
+    )
+    assert back.status_code == 200, back.text
+    assert [a["id"] for a in back.json()["current_activities"]] == ["payment-received"]
+    assert await open_tasks(client, instance["id"]) == []
+    assert (await client.get(f"/api/processes/tasks/{task['id']}")).json()["status"] == "cancelled"
+
+    skipped = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "start_after", "activity_id": "payment-received", "variables": {"paid": False}}]},
+    )
+    assert skipped.status_code == 200, skipped.text
+    assert [t["task_definition_key"] for t in await open_tasks(client, instance["id"])] == ["ship"]
+    assert (await client.get(f"/api/processes/instances/{instance['id']}/variables")).json()["paid"]["value"] is False
+
+    ahead = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "start_before", "activity_id": "withdrawn"}]},
+    )
+    assert_problem(ahead, 400, "'withdrawn'", "has not reached it")
+    unknown = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "cancel", "activity_id": "nope"}]},
+    )
+    assert_problem(unknown, 400, "'nope'")
+    empty = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "cancel", "activity_id": "ship"}]},
+    )
+    assert_problem(empty, 400, "without an active activity")
+    assert [t["task_definition_key"] for t in await open_tasks(client, instance["id"])] == ["ship"]
+    migration = await client.post(
+        f"/api/processes/instances/{instance['id']}/migration", json={"target_definition_id": "x"}
+    )
+    assert_problem(migration, 501, "migrating")
+    types = await event_types(client)
+    assert types.count("instance.modified") == 2
