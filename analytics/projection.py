@@ -27,6 +27,7 @@ from analytics.tables import SLOT_SECONDS
 from gateway import journal
 from gateway.db import Database, utcnow
 from gateway.journal import EVENT_PREFIX
+from gateway.leader import cancel_tasks
 from gateway.registry import EngineRegistry
 from gateway.schemas import ActivityRecord, HistoryQuery, Page, ProcessInstance, SortOrder, Task, TaskQuery
 from gateway.uow import reading, transaction
@@ -140,11 +141,7 @@ class Projector:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         self._tasks = []
 
     def nudge(self) -> None:

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from events import repository
 from events.models import DeliveryStatus, envelope, matches
 from events.settings import EventSettings
-from events.webhooks import Attempt, post
+from events.webhooks import Attempt, delivery_session, post, refused_literal
 from gateway.db import Database, utcnow
 from gateway.errors import NotFound
 from gateway.uow import UnitOfWork, reading, transaction
@@ -153,7 +153,9 @@ class WebhookDispatcher:
             timeout=settings.webhook_timeout,
             limits=limits,
             follow_redirects=False,
-            transport=AiohttpTransport(limits=limits),
+            transport=AiohttpTransport(
+                limits=limits, client=delivery_session(limits, allow_private=settings.allow_private_targets)
+            ),
         )
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
 
@@ -195,6 +197,8 @@ class WebhookDispatcher:
         signing = [row["secret"]]
         if row["previous_secret"] and row["previous_secret_until"] and row["previous_secret_until"] > now:
             signing.append(row["previous_secret"])
+        if not self.settings.allow_private_targets and (refused := refused_literal(row["url"])):
+            return Attempt(False, None, refused, None, 0)
         async with self._slots:
             return await post(self.client, row["url"], row["event_id"], event, row["format"], signing)
 

@@ -23,9 +23,11 @@ transaction. One that lost an optimistic-locking race (`ConcurrentModification`)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -59,6 +61,16 @@ class ChangeLog:
         """Audit a change refused before it reached the engine (no permission, not visible, lookup failed) as a
         failure with the error's status and detail."""
         await Attempts(self.db, actor, audit, transactional=True).fail(error)
+
+    @contextlib.asynccontextmanager
+    async def checking(self, actor: str, audit: AuditDraft) -> AsyncIterator[None]:
+        """The access checks before a change: a GatewayError raised inside (no permission, not visible, lookup
+        failed) is audited as a refused change (`refused`) and raised again."""
+        try:
+            yield
+        except GatewayError as error:
+            await self.refused(actor, audit, error)
+            raise
 
     async def settle_stale_intents(self, older_than: timedelta = STALE_INTENT_AGE) -> int:
         """Audit every intent older than `older_than` with outcome `unknown`; returns how many were settled.

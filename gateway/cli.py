@@ -118,7 +118,7 @@ def worker_app() -> Any:
 
 def serve(settings: Settings) -> int:
     """Run uvicorn with PM_WORKERS processes. Migrations run once here, before the workers start; every
-    worker runs the background loops, which elect one leader per database (incidents.sync.Leadership) or
+    worker runs the background loops, which elect one leader per database (gateway.leader.Leadership) or
     are safe to run concurrently (idempotency purge, stale intents, embedded timers)."""
     import uvicorn
 

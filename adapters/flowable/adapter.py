@@ -718,7 +718,8 @@ class FlowableAdapter(HttpEngineAdapter):
     # so they are presented as engine incidents: dead-letter jobs as `deadLetterJob` (the engine gave up, a
     # person must act) and jobs still retrying as `failedJob` (the failure shows at once). The incident id
     # names the job table, `deadletter:<job id>`, `timer:<job id>` or `job:<job id>`, because each table has
-    # its own endpoints. Flowable gives a job a new id when it moves between tables.
+    # its own endpoints. A job keeps its id when it moves between tables, and with it the exception it failed
+    # with: a failed job in the executable table is the engine running the work again (`rerun_pending`).
     async def _failed_jobs(
         self, kinds: Iterable[mapping.JobKind], *, instance_id: str | None
     ) -> list[tuple[mapping.JobKind, Item]]:

@@ -156,6 +156,27 @@ async def test_a_private_target_is_refused_unless_the_setting_allows_it(
         assert (await gateway.client.get("/api/processes/subscriptions")).json()["total"] == 0
 
 
+async def test_a_target_that_resolves_to_a_private_address_at_send_time_is_not_called(
+    event_env: Any, gateway_settings: Any, receiver: Receiver, database: Database
+) -> None:
+    # Made while the operator allowed private targets (or while the name resolved to a public address), then
+    # delivered by a gateway that refuses them: the check is made again against the address actually called.
+    by_name = receiver.url.replace("127.0.0.1", "localhost")
+    async with serve(gateway_settings()) as allowing:
+        subscribed = [await allowing.subscribe(receiver, url=url) for url in (by_name, receiver.url)]
+    event_env(ALLOW_PRIVATE_TARGETS="false")
+    async with serve(gateway_settings()) as refusing:
+        await write_events(database, [("task.created", "i-1", {"task_id": "t-1"})])
+        for subscription in subscribed:
+            [delivery] = await eventually(
+                lambda s=subscription: deliveries(refusing, s["id"]),
+                lambda items: items and items[0]["status"] == "failed",
+            )
+            assert delivery["attempts"] == 3 and delivery["response_status"] is None
+            assert "private, loopback or link-local address (127.0.0.1)" in delivery["last_error"]
+    assert receiver.received == []
+
+
 async def test_during_a_secret_rotation_both_secrets_sign(
     served: ServedGateway, receiver: Receiver, database: Database
 ) -> None:
