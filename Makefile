@@ -30,6 +30,7 @@ $(TESTING): $(RUNTIME)
 
 # The console's npm packages, copied into the gateway's static files (served offline from then on).
 $(CONSOLE): console/package.json console/package-lock.json console/build.mjs
+	tools/system-packages.sh node=nodejs npm=npm
 	cd console && npm ci --no-audit --no-fund --loglevel=error
 	node console/build.mjs
 	touch $(CONSOLE)
@@ -39,8 +40,10 @@ console: $(CONSOLE)
 run: $(RUNTIME) $(CONSOLE)
 	$(BIN)/pm-gateway
 
+# tools/test-services.sh installs (when absent) and starts PostgreSQL and Redis, and the real engines' and the
+# browser tests' system packages; it keeps PM_TEST_DATABASE_URL / PM_TEST_REDIS_URL when both are set.
 test: $(TESTING) $(CONSOLE)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	eval "$$(tools/test-services.sh)" && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Every step runs (and reports) even when an earlier one fails; the target fails if any did.
 PACKAGES := gateway adapters incidents events analytics
