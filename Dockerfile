@@ -1,7 +1,14 @@
+# The operator console's npm assets (bpmn-js, Swagger UI, eventsource-parser), built once; the image serves them offline.
+FROM node:20-slim AS console
+WORKDIR /build
+COPY console/package.json console/package-lock.json console/build.mjs ./console/
+RUN cd console && npm ci --omit=dev --no-audit --no-fund && node build.mjs
+
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
+COPY --from=console /build/gateway/console/static/vendor ./gateway/console/static/vendor
 COPY adapters ./adapters
 COPY incidents ./incidents
 RUN pip install --no-cache-dir . && useradd --system --uid 1001 gateway

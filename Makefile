@@ -1,15 +1,19 @@
-# `make run` starts the gateway on the embedded engine; `make test` runs every test.
+# `make run` starts the gateway on the embedded engine; `make test` runs every test; `make check` runs the
+# linter (ruff), the format check (ruff format --check) and the type checker (mypy) on the packages.
 # `make engine-camunda7` / `engine-operaton` / `engine-flowable` build (first use) and run a real engine in
 # the foreground on PM_ENGINE_PORT (default 8080); they need java 17+ and mvn.
-# Both create the virtualenv and install what they need on first use.
+# Both create the virtualenv and install what they need on first use; both also build the operator console's
+# assets (bpmn-js, Swagger UI) from npm into gateway/console/static/vendor (needs node and npm at set-up only).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 RUNTIME := $(VENV)/.installed-run-$(SUM)
 TESTING := $(VENV)/.installed-test-$(SUM)
+CONSOLE_SUM := $(shell cat console/package-lock.json console/build.mjs | cksum | cut -d' ' -f1)
+CONSOLE := gateway/console/static/vendor/.built-$(CONSOLE_SUM)
 
-.PHONY: run test fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
+.PHONY: console run test check fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
 # `make run` installs only what running needs; `make test` adds the test extras.
 $(RUNTIME): pyproject.toml
@@ -24,11 +28,31 @@ $(TESTING): $(RUNTIME)
 	rm -f $(VENV)/.installed-test-*
 	touch $(TESTING)
 
-run: $(RUNTIME)
+# The console's npm packages, copied into the gateway's static files (served offline from then on).
+$(CONSOLE): console/package.json console/package-lock.json console/build.mjs
+	tools/system-packages.sh node=nodejs npm=npm
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	node console/build.mjs
+	touch $(CONSOLE)
+
+console: $(CONSOLE)
+
+run: $(RUNTIME) $(CONSOLE)
 	$(BIN)/pm-gateway
 
-test: $(TESTING)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# tools/test-services.sh installs (when absent) and starts PostgreSQL and Redis, and the real engines' and the
+# browser tests' system packages; it keeps PM_TEST_DATABASE_URL / PM_TEST_REDIS_URL when both are set.
+test: $(TESTING) $(CONSOLE)
+	eval "$$(tools/test-services.sh)" && $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every step runs (and reports) even when an earlier one fails; the target fails if any did.
+PACKAGES := gateway adapters incidents events analytics
+check: $(TESTING)
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy $(PACKAGES) || status=1; \
+	exit $$status
 
 fuzz: $(TESTING)
 	tools/fuzz.sh
@@ -49,4 +73,4 @@ engine-camunda7 engine-operaton engine-flowable:
 	engines/run $(@:engine-%=%)
 
 clean:
-	rm -rf $(VENV) .pytest_cache pm-gateway.db*
+	rm -rf $(VENV) .pytest_cache pm-gateway.db* console/node_modules gateway/console/static/vendor

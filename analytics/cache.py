@@ -34,6 +34,11 @@ LOCK_SECONDS = 30.0
 POLL_SECONDS = 0.01
 
 
+def _stored(value: bytes | str | None) -> bytes | None:
+    """A cached answer as Redis returns it: bytes from the gateway's client (made without decode_responses)."""
+    return value.encode() if isinstance(value, str) else value
+
+
 class StatisticsCache:
     def __init__(self, redis: Redis | None, ttl: float, prefix: str = "pm:analytics:") -> None:
         self.redis = redis
@@ -108,7 +113,7 @@ class StatisticsCache:
 
     async def _read(self, key: str) -> bytes | None:
         if self.redis is not None:
-            return await self.redis.get(key)
+            return _stored(await self.redis.get(key))
         entry = self._entries.get(key)
         if entry is None or entry[0] < time.monotonic():
             self._entries.pop(key, None)
@@ -127,18 +132,18 @@ class StatisticsCache:
         while time.monotonic() < deadline:
             if await self.redis.set(lock, b"1", nx=True, px=int(LOCK_SECONDS * 1000)):
                 try:
-                    value = await self.redis.get(key)  # stored by a replica that held the lock just before
-                    if value is not None:
-                        return value, False
+                    stored = _stored(await self.redis.get(key))  # stored by a replica that held the lock just before
+                    if stored is not None:
+                        return stored, False
                     value = await compute()
                     await self.redis.set(key, value, px=int(self.ttl * 1000))
                     return value, True
                 finally:
                     await self.redis.delete(lock)
             await asyncio.sleep(POLL_SECONDS)  # another replica computes it
-            value = await self.redis.get(key)
-            if value is not None:
-                return value, False
+            stored = _stored(await self.redis.get(key))
+            if stored is not None:
+                return stored, False
         return await compute(), True  # the lock holder took too long: answer without waiting further
 
     def _prune(self) -> None:

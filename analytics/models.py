@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from gateway.schemas import Model, RequestBody
 
@@ -189,4 +189,6 @@ class ClaimNextRequest(RequestBody):
     )
     definition_key: str | None = Field(None, description="Only tasks of this process")
 
-    model_config = {"json_schema_extra": {"examples": [{"candidate_groups": ["sales"], "definition_key": "approval"}]}}
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"candidate_groups": ["sales"], "definition_key": "approval"}]}
+    )

@@ -26,9 +26,10 @@ from analytics.settings import AnalyticsSettings
 from analytics.tables import SLOT_SECONDS
 from gateway import journal
 from gateway.db import Database, utcnow
+from gateway.journal import EVENT_PREFIX
+from gateway.leader import cancel_tasks
 from gateway.registry import EngineRegistry
 from gateway.schemas import ActivityRecord, HistoryQuery, Page, ProcessInstance, SortOrder, Task, TaskQuery
-from gateway.journal import EVENT_PREFIX
 from gateway.uow import reading, transaction
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,14 @@ async def _all(fetch: Callable[[int], Awaitable[Page[T]]]) -> list[T]:
         page += 1
 
 
+async def _written_task(session: Any, engine: str, task_id: str) -> repository.Row:
+    """The task row this transaction has just written (LookupError if it is not there: a broken invariant)."""
+    row = await repository.get_task(session, engine, task_id)
+    if row is None:
+        raise LookupError(f"analytics task {engine}/{task_id} is missing right after it was written")
+    return row
+
+
 class Projector:
     """Keeps the projection of every configured engine; `run_once` is one round (tests call it directly)."""
 
@@ -132,11 +141,7 @@ class Projector:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         self._tasks = []
 
     def nudge(self) -> None:
@@ -171,7 +176,9 @@ class Projector:
                     continue
                 if event["type"] in TASK_EVENTS:
                     key = await self._apply_task_event(uow.session, event)
-                    changed.setdefault(event["engine"], set()).add(key or "")
+                    keys = changed.setdefault(event["engine"], set())
+                    if keys is not None:  # None: an incident event already invalidates all the engine's answers
+                        keys.add(key or "")
                 elif event["type"].startswith(EVENT_PREFIX + "incident."):
                     changed[event["engine"]] = None  # incidents count in every process's answers
         for engine, keys in changed.items():
@@ -293,7 +300,7 @@ class Projector:
                 },
                 (),
             )
-            row = await repository.get_task(session, engine, task_id)
+            row = await _written_task(session, engine, task_id)
         if row["created"] is None and data.get("task_definition_key"):  # task.completed names the activity
             run = await repository.user_task_end(session, engine, row["instance_id"], data["task_definition_key"])
             created = run["start_time"] if run else None
@@ -307,7 +314,7 @@ class Projector:
                 task_definition_key=data["task_definition_key"],
                 claim_wait_ms=_ms(created, row["claimed_at"]),
             )
-            row = await repository.get_task(session, engine, task_id)
+            row = await _written_task(session, engine, task_id)
         if event["type"].endswith("task.assigned"):
             assignee = data.get("assignee")
             updates: dict[str, Any] = {"assignee": assignee} if row["status"] == "open" else {}

@@ -21,6 +21,7 @@ from analytics.tables import (
     analytics_task_groups as task_groups,
     analytics_tasks as tasks,
 )
+from gateway.db import rowcount
 from incidents.models import UNRESOLVED, incidents
 
 Row = sa.RowMapping
@@ -60,7 +61,7 @@ PROJECTION_LOCK_ID = 7_301_014  # PostgreSQL advisory lock: one projection write
 
 async def lock_projection(session: AsyncSession) -> None:
     """Serialise projection writes (held to the end of the transaction). SQLite has one writer anyway."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(sa.select(sa.func.pg_advisory_xact_lock(PROJECTION_LOCK_ID)))
 
 
@@ -71,7 +72,7 @@ async def get_state(session: AsyncSession, name: str) -> Row | None:
 async def set_state(session: AsyncSession, name: str, *, cursor: int | None = None, synced_at: datetime | None = None) -> None:
     values = {key: value for key, value in (("cursor", cursor), ("synced_at", synced_at)) if value is not None}
     updated = await session.execute(state.update().where(state.c.name == name).values(**values))
-    if updated.rowcount == 0:
+    if rowcount(updated) == 0:
         await session.execute(state.insert().values(name=name, **values))
 
 
@@ -252,13 +253,13 @@ async def mark_overdue(session: AsyncSession, now: datetime) -> list[Row]:
     each task stamped once, however many replicas run this at the same time."""
     due = sa.and_(tasks.c.status == "open", tasks.c.due < now, tasks.c.overdue_at.is_(None))
     candidates = (await session.execute(sa.select(tasks.c.engine, tasks.c.task_id).where(due))).all()
-    stamped = []
+    stamped: list[Row] = []
     for engine, task_id in candidates:
         result = await session.execute(
             tasks.update().where(due, tasks.c.engine == engine, tasks.c.task_id == task_id).values(overdue_at=now)
         )
-        if result.rowcount == 1:
-            stamped.append(await get_task(session, engine, task_id))
+        if rowcount(result) == 1 and (row := await get_task(session, engine, task_id)) is not None:
+            stamped.append(row)
     return stamped
 
 
@@ -650,7 +651,7 @@ async def open_task_counts(session: AsyncSession, scope: Scope, now: datetime) -
     )
 
 
-async def task_period_averages(session: AsyncSession, scope: Scope) -> Row:
+async def task_period_averages(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     """Tasks completed in the period and their mean completion time; mean claim wait of those claimed in it."""
     completed = (
         await session.execute(

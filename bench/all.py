@@ -4,6 +4,7 @@ from bench import (
     analytics,
     auth,
     change_feed_latency,
+    console,
     embedded,
     event_loop_stalls,
     events,
@@ -24,3 +25,4 @@ if __name__ == "__main__":
     change_feed_latency.main()
     memory.main()
     event_loop_stalls.main([])
+    console.main()

@@ -17,6 +17,7 @@ import itertools
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -24,7 +25,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from analytics import repository
-
 from bench.common import free_port, server, summary, timed
 
 SERVER_URL = os.environ.get("PM_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -146,7 +146,7 @@ async def answers(base: str) -> None:
         for path in ("/statistics", "/bottlenecks"):
             offsets = itertools.count()
 
-            async def cold(path: str = path) -> None:
+            async def cold(path: str = path, offsets: Iterator[int] = offsets) -> None:
                 since = (start + timedelta(seconds=next(offsets))).isoformat()
                 response = await client.get(f"/api/processes{path}", params={"from": since, "timezone": "Europe/Berlin"})
                 response.raise_for_status()

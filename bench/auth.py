@@ -110,7 +110,7 @@ def main() -> None:
         ):
             without, with_auth = asyncio.run(pairs(off + path, on + path, bearer))
         first, repeated = asyncio.run(verification_alone(jwks, key))
-    paired = statistics.median(b - a for a, b in zip(without, with_auth))
+    paired = statistics.median(b - a for a, b in zip(without, with_auth, strict=True))
     print("authentication cost per request (GET instance variables, local stub engine, concurrency 1)")
     print(f"  auth off (PM_AUTH_MODE=none): {summary(without)}")
     print(f"  auth on  (RS256 JWT, cached): {summary(with_auth)}")

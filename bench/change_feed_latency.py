@@ -24,8 +24,8 @@ from asgi_lifespan import LifespanManager
 
 from bench.common import percentile
 from gateway.bootstrap import create_app
-from gateway.settings import Settings
 from gateway.engines.testing import Harness
+from gateway.settings import Settings
 from tests.conformance.harnesses import HARNESSES
 from tests.real_engines.harness import RealEngineHarness
 

@@ -17,6 +17,7 @@ their p50 / p99, and the 5xx answers the corpus got. The gateway runs one worker
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def large_models() -> list[tuple[str, bytes, dict[str, Any]]]:
     ids = [f"step-{index}" for index in range(400)]
     chain = ["start", *ids, "end"]
     sequence = '<bpmn:startEvent id="start"/>' + "".join(f'<bpmn:userTask id="{i}"/>' for i in ids)
-    sequence += "".join(flow(a, b) for a, b in zip(chain, chain[1:], strict=False)) + '<bpmn:endEvent id="end"/>'
+    sequence += "".join(flow(a, b) for a, b in itertools.pairwise(chain)) + '<bpmn:endEvent id="end"/>'
     fan_out = (
         '<bpmn:startEvent id="start"/>' + flow("start", "each")
         + '<bpmn:userTask id="each"><bpmn:multiInstanceLoopCharacteristics>'
@@ -110,16 +111,20 @@ def large_models() -> list[tuple[str, bytes, dict[str, Any]]]:
     ]
 
 
+def field_case_scripts(directories: list[str]) -> list[Path]:
+    """The `*/run.sh` scripts of the field-case directories, in name order."""
+    return [script for directory in directories for script in sorted(Path(directory).glob("*/run.sh"))]
+
+
 async def field_cases(directories: list[str], base: str) -> list[str]:
     lines = []
-    for directory in directories:
-        for script in sorted(Path(directory).glob("*/run.sh")):
-            process = await asyncio.create_subprocess_exec(
-                "bash", str(script), base, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-            )
-            output, _ = await process.communicate()
-            text = output.decode(errors="replace").strip().splitlines()
-            lines.append(text[-1] if text else f"FAIL {script.parent.name}: no output")
+    for script in field_case_scripts(directories):
+        process = await asyncio.create_subprocess_exec(
+            "bash", str(script), base, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+        text = output.decode(errors="replace").strip().splitlines()
+        lines.append(text[-1] if text else f"FAIL {script.parent.name}: no output")
     return lines
 
 

@@ -27,8 +27,8 @@ from asgi_lifespan import LifespanManager
 
 from bench.common import percentile
 from gateway.bootstrap import create_app
-from gateway.settings import Settings
 from gateway.engines.testing import Harness
+from gateway.settings import Settings
 from tests.conformance.harnesses import HARNESSES
 from tests.real_engines.harness import RealEngineHarness
 from tests.real_engines.runner import EngineUnavailable, RealEngines, missing_tools

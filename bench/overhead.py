@@ -111,43 +111,43 @@ def main() -> None:
     stub_port, floor_port, sqlite_port, pg_port = (free_port() for _ in range(4))
     stub_url = f"http://127.0.0.1:{stub_port}/engine-rest"
     print(f"proxied read GET /definitions against a stub Camunda 7, {os.cpu_count()} cores; client: aiohttp")
-    with tempfile.TemporaryDirectory() as tmp:
-        with (
-            server(["-m", "bench.stub_engine", str(stub_port)], stub_port, ready_path="/engine-rest/version") as stub,
-            server(["-m", "bench.floor", str(floor_port), stub_url], floor_port) as floor,
-            server(
-                ["-m", "gateway.cli"],
-                sqlite_port,
-                env=gateway_env(stub_port, sqlite_port, f"sqlite+aiosqlite:///{tmp}/bench.db"),
-            ) as gateway,
-        ):
-            targets = {
-                "direct": f"{stub}/engine-rest/process-definition",
-                "floor": f"{floor}/definitions",
-                "gateway": f"{gateway}/api/processes/definitions",
-            }
-            pg_ready = asyncio.run(admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')) and asyncio.run(
-                admin(f'CREATE DATABASE "{DATABASE}"')
-            )
-            pg_server = None
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        server(["-m", "bench.stub_engine", str(stub_port)], stub_port, ready_path="/engine-rest/version") as stub,
+        server(["-m", "bench.floor", str(floor_port), stub_url], floor_port) as floor,
+        server(
+            ["-m", "gateway.cli"],
+            sqlite_port,
+            env=gateway_env(stub_port, sqlite_port, f"sqlite+aiosqlite:///{tmp}/bench.db"),
+        ) as gateway,
+    ):
+        targets = {
+            "direct": f"{stub}/engine-rest/process-definition",
+            "floor": f"{floor}/definitions",
+            "gateway": f"{gateway}/api/processes/definitions",
+        }
+        pg_ready = asyncio.run(admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')) and asyncio.run(
+            admin(f'CREATE DATABASE "{DATABASE}"')
+        )
+        pg_server = None
+        if pg_ready:
+            database_url = sa.make_url(SERVER_URL).set(database=DATABASE).render_as_string(hide_password=False)
+            pg_server = server(["-m", "gateway.cli"], pg_port, env=gateway_env(stub_port, pg_port, database_url))
+            targets["gateway pg"] = f"{pg_server.__enter__()}/api/processes/definitions"
+        try:
+            for concurrency in (1, 16):
+                direct: list[float] | None = None
+                for label, url in targets.items():
+                    samples, rate = asyncio.run(measure(url, concurrency))
+                    report(label, concurrency, samples, rate, direct)
+                    direct = direct or samples
+        finally:
+            if pg_server is not None:
+                pg_server.__exit__(None, None, None)
             if pg_ready:
-                database_url = sa.make_url(SERVER_URL).set(database=DATABASE).render_as_string(hide_password=False)
-                pg_server = server(["-m", "gateway.cli"], pg_port, env=gateway_env(stub_port, pg_port, database_url))
-                targets["gateway pg"] = f"{pg_server.__enter__()}/api/processes/definitions"
-            try:
-                for concurrency in (1, 16):
-                    direct: list[float] | None = None
-                    for label, url in targets.items():
-                        samples, rate = asyncio.run(measure(url, concurrency))
-                        report(label, concurrency, samples, rate, direct)
-                        direct = direct or samples
-            finally:
-                if pg_server is not None:
-                    pg_server.__exit__(None, None, None)
-                if pg_ready:
-                    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-            if "--profile" in sys.argv:
-                profile(stub_port, tmp)
+                asyncio.run(admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+        if "--profile" in sys.argv:
+            profile(stub_port, tmp)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,9 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.embedded import repository
-from bench.embedded import OPEN_TASKS, admin, database_url, seed_open_tasks
-from bench.embedded import analyze as run_analyze
+from bench.embedded import OPEN_TASKS, admin, analyze as run_analyze, database_url, seed_open_tasks
 from gateway.db import Database
 from gateway.schemas import TaskQuery
 

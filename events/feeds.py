@@ -20,10 +20,10 @@ from collections.abc import Hashable
 from datetime import timedelta
 from typing import Any
 
-from gateway.engines.port import EngineChange
 from events import repository
 from events.settings import EventSettings
 from gateway.db import Database, utcnow
+from gateway.engines.port import EngineChange
 from gateway.registry import EngineHandle
 from gateway.uow import EVENT_PREFIX, transaction
 

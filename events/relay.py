@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from events import repository
 from events.models import DeliveryStatus, envelope, matches
 from events.settings import EventSettings
-from events.webhooks import Attempt, post
+from events.webhooks import Attempt, delivery_session, post, refused_literal
 from gateway.db import Database, utcnow
 from gateway.errors import NotFound
 from gateway.uow import UnitOfWork, reading, transaction
@@ -55,19 +55,16 @@ class OutboxWatch:
                     self.latest = latest
                     async with self._changed:
                         self._changed.notify_all()
-            except Exception:  # noqa: BLE001 - the database may be restarting; look again next interval
+            except Exception:  # the database may be restarting; look again next interval
                 log.debug("reading the outbox's last cursor failed", exc_info=True)
             await asyncio.sleep(self.interval)
 
-    async def wait_past(self, cursor: int, timeout: float) -> None:
-        """Return once an event newer than `cursor` exists, or after `timeout` seconds."""
+    async def wait_past(self, cursor: int) -> None:
+        """Return once an event newer than `cursor` exists; the caller bounds the wait (`asyncio.timeout`)."""
         if self.latest > cursor:
             return
         async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.latest > cursor), timeout)
-            except TimeoutError:
-                pass
+            await self._changed.wait_for(lambda: self.latest > cursor)
 
 
 class RedisRelay:
@@ -93,7 +90,10 @@ class RedisRelay:
         async with self.redis.pipeline(transaction=False) as pipe:
             for event in events:
                 pipe.xadd(
-                    self.settings.redis_stream, stream_fields(event), maxlen=self.settings.redis_maxlen, approximate=True
+                    self.settings.redis_stream,
+                    stream_fields(event),  # type: ignore[arg-type]  # redis-py types the fields as an invariant dict of its own unions
+                    maxlen=self.settings.redis_maxlen,
+                    approximate=True,
                 )
             await pipe.execute()
         async with transaction(self.db, actor=SYSTEM) as uow:
@@ -153,7 +153,9 @@ class WebhookDispatcher:
             timeout=settings.webhook_timeout,
             limits=limits,
             follow_redirects=False,
-            transport=AiohttpTransport(limits=limits),
+            transport=AiohttpTransport(
+                limits=limits, client=delivery_session(limits, allow_private=settings.allow_private_targets)
+            ),
         )
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
 
@@ -195,6 +197,8 @@ class WebhookDispatcher:
         signing = [row["secret"]]
         if row["previous_secret"] and row["previous_secret_until"] and row["previous_secret_until"] > now:
             signing.append(row["previous_secret"])
+        if not self.settings.allow_private_targets and (refused := refused_literal(row["url"])):
+            return Attempt(False, None, refused, None, 0)
         async with self._slots:
             return await post(self.client, row["url"], row["event_id"], event, row["format"], signing)
 

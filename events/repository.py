@@ -58,7 +58,7 @@ async def lock_position(session: AsyncSession, relay: str, start: int = 0) -> in
     position = await session.scalar(query)
     if position is None:
         await session.execute(relay_positions.insert().values(relay=relay, position=start, updated=utcnow()))
-        position = await session.scalar(query)
+        return start  # the new row is this transaction's, locked until it ends
     return int(position)
 
 
@@ -283,7 +283,7 @@ async def lock_change_mark(session: AsyncSession, engine: str, feed: str) -> dic
     mark = await session.scalar(query)
     if mark is None:
         await session.execute(change_marks.insert().values(engine=engine, feed=feed, mark={}, updated=utcnow()))
-        mark = await session.scalar(query)
+        return {}  # the new row is this transaction's, locked until it ends
     return dict(mark)
 
 

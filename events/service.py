@@ -1,24 +1,23 @@
 """Event delivery in one gateway process: the subscription operations the API uses and, on the leader replica,
 the relays (Redis stream, webhook fan-out and dispatch) and the engines' change feeds, each in a loop of its own.
 
-The leader is elected like the Incident Center's (`incidents.sync.Leadership`, a PostgreSQL advisory lock held
-on a connection of its own) with a lock of its own, so the two kinds of work may run on different replicas.
+The leader is elected like the Incident Center's (`gateway.leader`, a PostgreSQL advisory lock held on a
+connection of its own) with a lock of its own, so the two kinds of work may run on different replicas.
 A replica that stops or dies releases the lock with its connection; another takes over at its next refresh.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 
 from events import repository
+from events.feeds import ChangeFeed
 from events.models import (
     DeliveryStatus,
     RecoverRequest,
@@ -28,15 +27,14 @@ from events.models import (
     TestDeliveryResult,
     matches,
 )
-from events.feeds import ChangeFeed
 from events.relay import OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
 from events.settings import EventSettings
 from events.webhooks import check_target, new_secret, post
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, ValidationFailed
+from gateway.leader import LeaderLoops, Leadership, LeaderWork, cancel_tasks
 from gateway.registry import EngineRegistry
-from gateway.uow import UnitOfWork, reading, transaction
-from incidents.sync import Leadership
+from gateway.uow import UnitOfWork, reading
 
 log = logging.getLogger(__name__)
 
@@ -54,72 +52,34 @@ class EventService:
         self.registry = registry
         self.settings = settings
         self.leadership = Leadership(db, EVENTS_LEADER_LOCK_ID, "Event relay")
+        self.loops = LeaderLoops(self.leadership, LEADERSHIP_INTERVAL)
         self.watch = OutboxWatch(db, settings.poll_interval)
         self.fan_out = WebhookFanOut(db, settings)
         self.dispatcher = WebhookDispatcher(db, settings)
         self.redis_relay = RedisRelay(db, redis, settings) if redis is not None else None
         self.change_feeds = change_feeds(db, registry, settings)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._refresh_leadership()
-        loops: list[tuple[str, Callable[[], Awaitable[int]], float]] = [
-            ("webhook fan-out", self.fan_out.run_once, self.settings.poll_interval),
-            ("webhook dispatch", self.dispatcher.run_once, self.settings.poll_interval),
+        works = [
+            LeaderWork("webhook fan-out", self.fan_out.run_once, self.settings.poll_interval),
+            LeaderWork("webhook dispatch", self.dispatcher.run_once, self.settings.poll_interval),
         ]
         if self.redis_relay is not None:
-            loops.append(("Redis stream relay", self.redis_relay.run_once, self.settings.poll_interval))
-        loops += [
-            (f"change feed of {feed.engine}", feed.run_once, self.settings.change_feed_interval)
+            works.append(LeaderWork("Redis stream relay", self.redis_relay.run_once, self.settings.poll_interval))
+        works += [
+            LeaderWork(f"change feed of {feed.engine}", feed.run_once, self.settings.change_feed_interval)
             for feed in self.change_feeds
         ]
-        self._tasks = [
-            asyncio.create_task(self.watch.run(), name="events: outbox watch"),
-            asyncio.create_task(self._keep_leadership(), name="events: leadership"),
-        ]
-        self._tasks += [
-            asyncio.create_task(self._loop(name, work, interval), name=f"events: {name}")
-            for name, work, interval in loops
-        ]
+        self._watch = asyncio.create_task(self.watch.run(), name="events: outbox watch")
+        await self.loops.start(works)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        if self._watch is not None:
+            await cancel_tasks([self._watch])
+            self._watch = None
+        await self.loops.stop()
         await self.dispatcher.close()
-        await self.leadership.release()
-
-    async def _refresh_leadership(self) -> None:
-        try:
-            await self.leadership.refresh()
-        except Exception:  # the database may be restarting: try again at the next interval
-            log.exception("Event relay: checking leadership failed")
-
-    async def _keep_leadership(self) -> None:
-        while True:
-            await asyncio.sleep(LEADERSHIP_INTERVAL)
-            await self._refresh_leadership()
-
-    async def _loop(self, name: str, work: Callable[[], Awaitable[int]], interval: float) -> None:
-        """Run `work` while leader: again at once while it finds work, else after `interval` seconds."""
-        failing = False
-        while True:
-            moved = 0
-            if self.leadership.held:
-                try:
-                    moved = await work()
-                    if failing:
-                        log.info("Event relay: %s works again", name)
-                    failing = False
-                except Exception:  # a failed round is tried again at the next interval
-                    if not failing:
-                        log.exception("Event relay: %s failed; trying again every %ss", name, interval)
-                    failing = True
-            if not moved:
-                await asyncio.sleep(interval)
 
     # ------------------------------------------------------------ subscriptions
     async def create_subscription(self, uow: UnitOfWork, body: SubscriptionCreate, actor: str) -> Subscription:
@@ -213,7 +173,7 @@ class EventService:
         async with reading(self.db) as session:
             subscription = await repository.get_subscription(session, subscription_id)
         now = utcnow()
-        event = {
+        event: dict[str, Any] = {
             "id": f"test-{int(time.time() * 1000)}",
             "cursor": "0",
             "type": "process_manager.subscription.test",

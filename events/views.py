@@ -6,6 +6,9 @@ changes are audited like failed ones (`gateway.changes`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -31,7 +34,7 @@ from events.service import EventService
 from gateway.api.context import CurrentCaller
 from gateway.auth import Caller
 from gateway.changes import ChangeLog
-from gateway.errors import BadRequest, Forbidden, GatewayError
+from gateway.errors import BadRequest, Forbidden
 from gateway.journal import AuditDraft
 from gateway.schemas import Page
 from gateway.uow import UnitOfWork, reading
@@ -71,12 +74,8 @@ async def _audited(
     """Run a subscription change (`subscriptions:manage`) as an audited change (`gateway.changes`); a failed or
     refused one is audited too."""
     audit = AuditDraft(operation, "subscription", subscription_id, None, request, status_code)
-    try:
+    async with ChangeLog(service.db).checking(caller.actor, dataclasses.replace(audit, tenant_id=caller.home_tenant)):
         require_manage(caller)
-    except GatewayError as error:
-        audit.tenant_id = caller.home_tenant
-        await ChangeLog(service.db).refused(caller.actor, audit, error)
-        raise
     async for attempt in ChangeLog(service.db).attempts(caller.actor, audit, transactional=True):
         async with attempt as uow:
             result = await change(uow)
@@ -142,7 +141,9 @@ async def stream_events(
                         id=event["cursor"], event=event["type"], data=json.dumps(envelope(event), separators=(",", ":"))
                     )
             if len(events) < STREAM_PAGE:
-                await service.watch.wait_past(cursor, settings.sse_heartbeat)
+                with contextlib.suppress(TimeoutError):  # nothing new within a heartbeat: read again
+                    async with asyncio.timeout(settings.sse_heartbeat):
+                        await service.watch.wait_past(cursor)
 
     return EventSourceResponse(messages(), ping=settings.sse_heartbeat, headers={"Cache-Control": "no-store"})
 

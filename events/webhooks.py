@@ -18,14 +18,19 @@ import hmac
 import ipaddress
 import json
 import secrets
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+from aiohttp.abc import ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from standardwebhooks.webhooks import Webhook
 
 from events.models import PayloadFormat, envelope
@@ -82,11 +87,23 @@ def signature_headers(webhook_id: str, body: bytes, signing_secrets: list[str], 
     }
 
 
+PRIVATE_TARGET_HINT = "set PM_EVENTS_ALLOW_PRIVATE_TARGETS=true to allow such targets"
+
+
+def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return not address.is_global or address.is_multicast
+
+
+def _private_target(host: str, address: object) -> str:
+    return f"The webhook URL's host {host!r} is a private, loopback or link-local address ({address}); {PRIVATE_TARGET_HINT}"
+
+
 async def check_target(url: str, *, allow_private: bool) -> None:
     """Refuse (422) a URL whose host is or resolves to a private, loopback, link-local or otherwise internal address.
 
     Resolving uses the event loop's resolver (a worker thread), never blocking the loop. A host that does not
-    resolve is refused too: nothing could be delivered to it.
+    resolve is refused too: nothing could be delivered to it. The check is made again at every delivery
+    (`TargetResolver`, `refused_literal`): a name may resolve elsewhere later (DNS rebinding).
     """
     if allow_private:
         return
@@ -100,11 +117,55 @@ async def check_target(url: str, *, allow_private: bool) -> None:
             raise ValidationFailed(f"The webhook URL's host {host!r} does not resolve: {exc.strerror or exc}") from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     for address in addresses:
-        if not address.is_global or address.is_multicast:
-            raise ValidationFailed(
-                f"The webhook URL's host {host!r} is a private, loopback or link-local address ({address}); "
-                "set PM_EVENTS_ALLOW_PRIVATE_TARGETS=true to allow such targets"
-            )
+        if _refused(address):
+            raise ValidationFailed(_private_target(host, address))
+
+
+class TargetRefused(OSError):
+    """A delivery's host resolved to an address webhooks may not reach."""
+
+
+class TargetResolver(ThreadedResolver):
+    """aiohttp's resolver, refusing private, loopback and link-local answers: every connection a delivery opens
+    is checked against the addresses it actually connects to, so a name that resolved to a public address when
+    the subscription was made and resolves to an internal one now (DNS rebinding) is not called."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await super().resolve(host, port, family)
+        for entry in found:
+            address = ipaddress.ip_address(entry["host"])
+            if _refused(address):
+                raise TargetRefused(_private_target(host, address))
+        return found
+
+
+def refused_literal(url: str) -> str | None:
+    """Why a delivery to `url` is refused when its host is an IP address webhooks may not reach (aiohttp does not
+    resolve, so `TargetResolver` does not see, an address literal), or None."""
+    host = urlsplit(url).hostname or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return _private_target(host, address) if _refused(address) else None
+
+
+def delivery_session(limits: httpx.Limits, *, allow_private: bool) -> Callable[[], aiohttp.ClientSession]:
+    """The aiohttp session factory behind the dispatcher's client: connections resolved by `TargetResolver`
+    unless private targets are allowed. A factory, since the session must be made inside the running loop."""
+
+    def make() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=limits.max_connections or 0,
+            keepalive_timeout=limits.keepalive_expiry,
+            ssl=httpx.create_ssl_context(),
+            resolver=None if allow_private else TargetResolver(),
+        )
+        return aiohttp.ClientSession(connector=connector)
+
+    return make
 
 
 @dataclass
@@ -152,15 +213,27 @@ async def post(
     started = time.perf_counter()
     try:
         response = await client.post(url, content=body, headers=headers)
-    except httpx.TimeoutException:
-        return Attempt(False, None, "the receiver did not answer in time", None, _ms(started))
     except httpx.HTTPError as exc:
-        return Attempt(False, None, f"the receiver could not be reached: {type(exc).__name__}", None, _ms(started))
+        # httpx-aiohttp maps a refused resolution (aiohttp's ClientConnectorDNSError) to ConnectTimeout.
+        if refused := _cause(exc, TargetRefused):
+            error = str(refused)
+        elif isinstance(exc, httpx.TimeoutException):
+            error = "the receiver did not answer in time"
+        else:
+            error = f"the receiver could not be reached: {type(exc).__name__}"
+        return Attempt(False, None, error, None, _ms(started))
     ok = 200 <= response.status_code < 300
-    error = None if ok else f"the receiver answered {response.status_code}: {response.text[:200]}"
+    refusal = None if ok else f"the receiver answered {response.status_code}: {response.text[:200]}"
     return Attempt(
-        ok, response.status_code, error, retry_after_seconds(response.headers.get("retry-after")), _ms(started)
+        ok, response.status_code, refusal, retry_after_seconds(response.headers.get("retry-after")), _ms(started)
     )
+
+
+def _cause(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of type `kind` in `exc`'s chain of causes, or None."""
+    while exc is not None and not isinstance(exc, kind):
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def _ms(started: float) -> int:

@@ -14,28 +14,28 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from fastapi import Depends, FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway import __version__, journal
-from gateway.api import definitions, instances, messages, operations, tasks
-from gateway.api.context import AUTH_RESPONSES, operational_access
-from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
-from gateway.auth import build_authenticator
-from gateway.changes import ChangeLog
-from gateway.db import Database
-from gateway.openapi import problem_openapi
-from gateway.guard import RequestGuardMiddleware
-from gateway.idempotency import IdempotencyMiddleware, purge_expired
-from gateway.registry import EngineRegistry
-from gateway.settings import Settings, load_settings
-from gateway.slow_clients import BodyDeadlineMiddleware
 from analytics import views as analytics_views
 from analytics.center import AnalyticsCenter
 from analytics.settings import load_analytics_settings
 from events import views as event_views
 from events.service import EventService
 from events.settings import load_event_settings
+from gateway import __version__, journal
+from gateway.api import definitions, instances, messages, operations, tasks
+from gateway.api.context import AUTH_RESPONSES, operational_access
+from gateway.app import RequestContextMiddleware, UploadLimitMiddleware, install_error_handlers
+from gateway.auth import build_authenticator
+from gateway.changes import ChangeLog
+from gateway.console import install_console, swagger_ui_page
+from gateway.db import Database
+from gateway.guard import RequestGuardMiddleware
+from gateway.idempotency import IdempotencyMiddleware, purge_expired
+from gateway.openapi import problem_openapi
+from gateway.registry import EngineRegistry
+from gateway.settings import Settings, load_settings
+from gateway.slow_clients import BodyDeadlineMiddleware
 from incidents import views as incident_views
 from incidents.center import IncidentCenter
 from incidents.settings import load_incident_settings
@@ -52,7 +52,7 @@ async def _periodic(interval: float, job: Callable[[], Awaitable[object]]) -> No
     while True:
         try:
             await job()
-        except Exception:  # noqa: BLE001 - a failed round is retried at the next interval
+        except Exception:  # a failed round is retried at the next interval
             log.exception("periodic job failed")
         await asyncio.sleep(interval)
 
@@ -129,8 +129,9 @@ def create_app(
         description="One stable REST API for BPMN process management over Camunda 7, Flowable, "
         "Camunda 8 and an embedded engine. Errors are RFC 9457 problem details.",
         lifespan=lifespan,
-        docs_url=None,
+        docs_url=None,  # _document serves /docs from local assets; FastAPI's own pages load from a CDN
         openapi_url=None,
+        redoc_url=None,
         redirect_slashes=False,  # RequestContextMiddleware routes `/path/` like `/path`; never an empty 307
     )
     app.state.settings, app.state.authenticator = settings, authenticator
@@ -140,6 +141,7 @@ def create_app(
     # analytics first: its /tasks/statistics must win over /tasks/{task_id}
     for module in (analytics_views, definitions, instances, messages, tasks, operations, incident_views, event_views):
         app.include_router(module.router, responses={} if module is operations else AUTH_RESPONSES)
+    install_console(app)
     app.add_middleware(
         IdempotencyMiddleware,
         db_getter=lambda: app.state.db,
@@ -165,4 +167,4 @@ def _document(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False, dependencies=[Depends(operational_access)])
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="pm-gateway")
+        return swagger_ui_page()

@@ -175,7 +175,7 @@ def _task(element: etree._Element, extensions: TaskExtensions) -> ProcessTask:
     return ProcessTask(
         id=element.get("id", ""),
         name=element.get("name"),
-        type=kind,  # type: ignore[arg-type]
+        type=kind,
         assignee=assignment.assignee,
         candidate_groups=assignment.candidate_groups,
         candidate_users=assignment.candidate_users,
@@ -222,7 +222,7 @@ def describe_events(xml: bytes, process_id: str) -> tuple[list[ProcessEvent], li
     starts = [_event(element, names) for element in process.findall(f"{{{BPMN_NS}}}startEvent")]
     catches = []
     for element in process.iter():
-        if not isinstance(element.tag, str) or element.getparent() is process and element.tag.endswith("}startEvent"):
+        if not isinstance(element.tag, str) or (element.getparent() is process and element.tag.endswith("}startEvent")):
             continue
         kind = etree.QName(element).localname
         if kind in ("startEvent", "intermediateCatchEvent", "boundaryEvent", "receiveTask"):

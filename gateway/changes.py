@@ -23,16 +23,18 @@ transaction. One that lost an optimistic-locking race (`ConcurrentModification`)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.db import Database, utcnow
+from gateway.db import Database, rowcount, utcnow
 from gateway.errors import ConcurrentModification, GatewayError
 from gateway.journal import AuditDraft, EventDraft
 from gateway.tables import change_intents
@@ -60,6 +62,16 @@ class ChangeLog:
         failure with the error's status and detail."""
         await Attempts(self.db, actor, audit, transactional=True).fail(error)
 
+    @contextlib.asynccontextmanager
+    async def checking(self, actor: str, audit: AuditDraft) -> AsyncIterator[None]:
+        """The access checks before a change: a GatewayError raised inside (no permission, not visible, lookup
+        failed) is audited as a refused change (`refused`) and raised again."""
+        try:
+            yield
+        except GatewayError as error:
+            await self.refused(actor, audit, error)
+            raise
+
     async def settle_stale_intents(self, older_than: timedelta = STALE_INTENT_AGE) -> int:
         """Audit every intent older than `older_than` with outcome `unknown`; returns how many were settled.
 
@@ -74,7 +86,7 @@ class ChangeLog:
         for intent in stale:
             async with transaction(self.db, actor=intent.actor) as uow:
                 deleted = await uow.session.execute(change_intents.delete().where(change_intents.c.id == intent.id))
-                if deleted.rowcount != 1:
+                if rowcount(deleted) != 1:
                     continue
                 uow.audit(
                     AuditDraft(

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"audit chain intact: {result.rows} rows")
             if key is None:
                 print("not anchored: PM_AUDIT_ANCHOR_KEY is not set, so deleting the newest rows cannot be detected")
-            elif result.anchored_id is None:
+            elif result.anchored_id is None or result.anchored_at is None:
                 print("no checkpoint yet: nothing is anchored")
             else:
                 print(
@@ -91,7 +91,7 @@ def start_banner(settings: Settings, workers: int) -> str:
 
     default = settings.default_engine_name()
     engines = ", ".join(
-        f"{engine.name} ({engine.type}{' at ' + engine.public_url() if engine.url else ''}"
+        f"{engine.name} ({engine.type}{f' at {engine.public_url()}' if engine.url else ''}"
         f"{', default' if engine.name == default else ''})"
         for engine in settings.engine_configs
     )
@@ -106,9 +106,8 @@ def start_banner(settings: Settings, workers: int) -> str:
 def worker_app() -> Any:
     """The application of one server process (uvicorn's factory; a worker process starts with no logging)."""
     from gateway.bootstrap import create_app
-    from gateway.tracing import configure_tracing
-
     from gateway.slow_clients import HeaderDeadlineProtocol
+    from gateway.tracing import configure_tracing
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)
@@ -119,7 +118,7 @@ def worker_app() -> Any:
 
 def serve(settings: Settings) -> int:
     """Run uvicorn with PM_WORKERS processes. Migrations run once here, before the workers start; every
-    worker runs the background loops, which elect one leader per database (incidents.sync.Leadership) or
+    worker runs the background loops, which elect one leader per database (gateway.leader.Leadership) or
     are safe to run concurrently (idempotency purge, stale intents, embedded timers)."""
     import uvicorn
 

@@ -11,12 +11,13 @@ import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from gateway.engines.plugins import installed_adapters
@@ -66,6 +67,12 @@ def json_keeping_floats(value: Any) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def rowcount(result: sa.Result[Any]) -> int:
+    """The number of rows an UPDATE or DELETE matched. SQLAlchemy answers DML with a `CursorResult`; its
+    `AsyncSession.execute` is typed with the base `Result`, which has no `rowcount`."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 class Database:

@@ -16,12 +16,12 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.auth import Authenticator
 from gateway import journal
-from gateway.journal import AuditDraft
+from gateway.auth import Authenticator
 from gateway.db import Database
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.idempotency import read_body, replay_body
+from gateway.journal import AuditDraft
 from gateway.uow import transaction
 from gateway.variables import INT64_MAX, INT64_MIN
 

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.db import Database, utcnow
+from gateway.db import Database, rowcount, utcnow
 from gateway.errors import Conflict, GatewayError, ValidationFailed
 from gateway.tables import idempotency_keys as keys
 
@@ -82,7 +82,7 @@ async def record_commit(session: AsyncSession, status: int, resource_type: str, 
         .where(_stored(claim.scope, claim.key) & (keys.c.claim_token == claim.token))
         .values(committed_status=status, committed_resource=resource[:320])
     )
-    if result.rowcount == 0:
+    if rowcount(result) == 0:
         raise Conflict("This request's Idempotency-Key lease expired and another request took the key over")
 
 
@@ -196,7 +196,7 @@ class IdempotencyMiddleware:
                 )
             if row["state"] == "done":
                 headers = [(k.encode(), v.encode()) for k, v in row["response_headers"]]
-                return row["response_status"], headers + [(b"idempotent-replayed", b"true")], row["response_body"]
+                return row["response_status"], [*headers, (b"idempotent-replayed", b"true")], row["response_body"]
             if row["lease_until"] is not None and row["lease_until"] >= now:
                 return _problem_response(
                     Conflict("A request with this Idempotency-Key is still in progress; retry later"), path
@@ -231,7 +231,7 @@ class IdempotencyMiddleware:
                 headers += [(b"content-type", JSON), (b"location", location.encode())]
                 return committed.status, headers, captured["body"]
         body = json.dumps({"resource_type": resource_type, "resource_id": resource_id or None}).encode()
-        return committed.status, headers + [(b"content-type", JSON)], body
+        return committed.status, [*headers, (b"content-type", JSON)], body
 
     async def _renew(self, db: Database, claim: Claim) -> None:
         """Extend the lease every third of its length while the request runs."""
@@ -245,7 +245,7 @@ class IdempotencyMiddleware:
                         .where(_stored(claim.scope, claim.key) & (keys.c.claim_token == claim.token))
                         .values(lease_until=utcnow() + self.lease)
                     )
-            except Exception:  # noqa: BLE001 - the next round tries again; a lapsed lease is safe, see record_commit
+            except Exception:  # the next round tries again; a lapsed lease is safe, see record_commit
                 log.warning("could not renew the lease of Idempotency-Key %s", claim.key, exc_info=True)
 
     async def _store(self, db: Database, claim: Claim, answer: Answer) -> None:
@@ -281,7 +281,7 @@ async def purge_expired(db: Database, ttl_hours: float) -> int:
     cutoff = utcnow() - timedelta(hours=ttl_hours)
     async with db.writer(), db.sessionmaker() as session, session.begin():
         result = await session.execute(keys.delete().where(keys.c.created_at < cutoff))
-        return result.rowcount or 0
+        return rowcount(result) or 0
 
 
 async def read_body(receive: Receive) -> bytes:

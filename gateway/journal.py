@@ -102,7 +102,7 @@ async def _lock(session: AsyncSession) -> str:
     starts (READ COMMITTED), so reading the head in the statement that waits for the lock would see the
     chain as it was before the previous holder committed, and two appends would share one `prev_hash`.
     """
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(sa.select(sa.func.pg_advisory_xact_lock(JOURNAL_LOCK_ID)))
     return await session.scalar(_LAST_HASH) or GENESIS_HASH
 

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import httpx
@@ -401,7 +401,7 @@ class EngineHttp:
         status = response.status_code
         message = self.engine_message(response)
         special = self.classify(response, message)
-        context = {"engine": self.engine, "engine_status": status, "engine_message": message}
+        context = EngineContext(engine=self.engine, engine_status=status, engine_message=message)
         detail = message or f"{where} answered {status}"
         if special is not None:
             return special(detail, **context)
@@ -429,6 +429,14 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+class EngineContext(TypedDict):
+    """The engine fields of a GatewayError built from an engine's answer."""
+
+    engine: str
+    engine_status: int
+    engine_message: str | None
+
+
 def _first(chain: list[BaseException], *kinds: type[BaseException]) -> BaseException | None:
     return next((exc for exc in chain if isinstance(exc, kinds)), None)
 
@@ -439,7 +447,7 @@ def transport_failure(exc: BaseException) -> str:
     `read timeout`, `connection closed by the engine`."""
     chain = _causes(exc)
     if dns := _first(chain, aiohttp.ClientConnectorDNSError, socket.gaierror):
-        reason = dns.strerror if isinstance(dns, socket.gaierror) else getattr(dns.os_error, "strerror", None)
+        reason = dns.strerror if isinstance(dns, socket.gaierror) else getattr(getattr(dns, "os_error", None), "strerror", None)
         return f"DNS lookup failed: {reason or dns}"
     tls = _first(chain, aiohttp.ClientSSLError, ssl.SSLError)
     if tls is not None and not isinstance(tls, ssl.SSLWantReadError | ssl.SSLWantWriteError):
@@ -495,7 +503,7 @@ class RedisBreakerSync:
                 if stored:
                     self._adopt(breaker, stored)
             return pubsub
-        except Exception:  # noqa: BLE001 - /ready reports Redis; engine calls go on with local state
+        except Exception:  # /ready reports Redis; engine calls go on with local state
             log.warning("could not reach Redis to share circuit states; retrying every second", exc_info=True)
             return None
 
@@ -518,7 +526,7 @@ class RedisBreakerSync:
             try:
                 await self.redis.hset(f"pm:breaker:{engine}", mapping=fields)
                 await self.redis.publish(self.CHANNEL, jsonlib.dumps({"engine": engine, "origin": self.origin, **fields}))
-            except Exception:  # noqa: BLE001 - a Redis outage must not fail engine calls
+            except Exception:  # a Redis outage must not fail engine calls
                 log.warning("could not share circuit state of %s through Redis", engine, exc_info=True)
 
         task = asyncio.get_running_loop().create_task(send())
@@ -535,7 +543,7 @@ class RedisBreakerSync:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep listening across Redis outages
+            except Exception:  # keep listening across Redis outages
                 log.warning("circuit state listener lost Redis", exc_info=True)
                 pubsub = None
                 continue

@@ -218,6 +218,10 @@ class EngineIncident(Model):
     detail: str | None = None
     tenant_id: str | None = None
     engine: str = ""
+    # Internal to the Incident Center, never serialised: the engine is running the failed work again right now
+    # (Flowable: the failed job sits in the executable table, still carrying the exception it failed with
+    # before). It is the earlier failure being retried, not a new one; what the run leaves behind decides.
+    rerun_pending: bool = Field(default=False, exclude=True)
 
 
 class ProcessInstanceDetails(ProcessInstance):

@@ -16,8 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import journal
-from gateway import tracing
+from gateway import journal, tracing
 from gateway.db import Database
 from gateway.journal import EVENT_PREFIX, AuditDraft, EventDraft
 

@@ -38,8 +38,8 @@ class TypedValue(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     value: Any = None
-    type: VariableType = Field(
-        None,  # type: ignore[assignment] - every TypedValue the gateway builds has one; see the docstring
+    type: VariableType = Field(  # type: ignore[assignment]  # every TypedValue the gateway builds has one; see the docstring
+        None,
         description="Null, Boolean, String, Integer, Long, Double, Date or Json; optional in requests (inferred)",
     )
 

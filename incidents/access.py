@@ -10,14 +10,22 @@ from typing import Any
 from gateway.auth import Caller
 from gateway.changes import ChangeLog
 from gateway.db import utcnow
-from gateway.errors import Forbidden, GatewayError, NotFound
+from gateway.errors import Forbidden, NotFound
 from gateway.journal import AuditDraft
 from gateway.schemas import Page
 from gateway.uow import UnitOfWork, reading
 from incidents import operations, repository
 from incidents.actions import perform
 from incidents.center import IncidentCenter
-from incidents.models import BulkRetryRequest, ErrorGroups, Incident, IncidentDetails, IncidentQuery, OperationAccepted, OperationProgress
+from incidents.models import (
+    BulkRetryRequest,
+    ErrorGroups,
+    Incident,
+    IncidentDetails,
+    IncidentQuery,
+    OperationAccepted,
+    OperationProgress,
+)
 from incidents.repository import Row
 
 
@@ -71,14 +79,11 @@ async def act(
     status: int = 200,
 ) -> IncidentDetails:
     """Run one action (`incident:act`) on a visible incident and answer the incident as it is now."""
-    try:
+    audit = AuditDraft(operation, "incident", incident_id, None, request, status, tenant_id=caller.home_tenant)
+    async with ChangeLog(center.db).checking(caller.actor, audit):
         caller.require("incident:act")
         async with reading(center.db) as session:
             _check(caller, "incident:act", await repository.incident_details(session, incident_id))
-    except GatewayError as error:
-        audit = AuditDraft(operation, "incident", incident_id, None, request, status, tenant_id=caller.home_tenant)
-        await ChangeLog(center.db).refused(caller.actor, audit, error)
-        raise
     await perform(
         center.db, actor=caller.actor, operation=operation, incident_id=incident_id, request=request, change=change,
         status=status,
@@ -89,15 +94,12 @@ async def act(
 
 async def bulk_retry(center: IncidentCenter, caller: Caller, body: BulkRetryRequest) -> OperationAccepted:
     """A bulk retry over the incidents the filter selects among the caller's tenants (`incident:bulk-retry`)."""
-    try:
+    audit = AuditDraft(
+        "bulk_retry", "operation", None, body.filter.engine, body.model_dump(mode="json"), 202,
+        tenant_id=caller.home_tenant,
+    )
+    async with ChangeLog(center.db).checking(caller.actor, audit):
         _listing(caller, "incident:bulk-retry", body.filter.definition_key)
-    except GatewayError as error:
-        audit = AuditDraft(
-            "bulk_retry", "operation", None, body.filter.engine, body.model_dump(mode="json"), 202,
-            tenant_id=caller.home_tenant,
-        )
-        await ChangeLog(center.db).refused(caller.actor, audit, error)
-        raise
     accepted = await operations.start_bulk_retry(center.db, caller.actor, body, caller.tenants)
     center.nudge_operations()
     return accepted

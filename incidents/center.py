@@ -6,23 +6,24 @@ bulk operations — each in a loop of its own so a slow engine delays nothing el
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from gateway.db import Database, utcnow
 from gateway.errors import GatewayError
+from gateway.leader import LeaderLoops, Leadership, LeaderWork
 from gateway.registry import EngineRegistry
-from gateway.resilience import mark_background
-from gateway.uow import reading, transaction
+from gateway.uow import UnitOfWork, reading, transaction
 from incidents import policies, repository
 from incidents.actions import perform
 from incidents.models import IncidentSeverity
 from incidents.operations import BulkRetryRunner
+from incidents.repository import Row
 from incidents.service import IncidentService
 from incidents.settings import IncidentSettings
-from incidents.sync import SYSTEM, IncidentSync, Leadership
+from incidents.sync import LEADER_LOCK_ID, SYSTEM, IncidentSync
 
 log = logging.getLogger(__name__)
 
@@ -32,34 +33,27 @@ class IncidentCenter:
         self.db = db
         self.settings = settings
         self.service = IncidentService(registry, settings)
-        self.leadership = Leadership(db)
+        self.leadership = Leadership(db, LEADER_LOCK_ID, "Incident Center")
+        self.loops = LeaderLoops(self.leadership, settings.poll_interval)
         self.syncs = {name: IncidentSync(db, handle, self.service) for name, handle in registry.engines.items()}
         self.bulk_retries = BulkRetryRunner(db, self.service, self.leadership)
         self._engine_wakes = {name: asyncio.Event() for name in self.syncs}
         self._operations_wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await self._refresh_leadership()
-        loops: list[tuple[str, Callable[[], Awaitable[None]], asyncio.Event | None]] = [
-            ("policies", self.apply_policies, None),
-            ("bulk operations", self.bulk_retries.run_pending, self._operations_wake),
-            *((f"detection on {name}", sync.run_once, self._engine_wakes[name]) for name, sync in self.syncs.items()),
-        ]
-        self._tasks = [asyncio.create_task(self._keep_leadership(), name="incident-center: leadership")]
-        self._tasks += [
-            asyncio.create_task(self._loop(name, work, wake), name=f"incident-center: {name}")
-            for name, work, wake in loops
-        ]
+        await self.loops.start(
+            [
+                LeaderWork("policies", self.apply_policies, self.settings.poll_interval),
+                LeaderWork("bulk operations", self.bulk_retries.run_pending, self.settings.poll_interval, self._operations_wake),
+                *(
+                    LeaderWork(f"detection on {name}", sync.run_once, self.settings.poll_interval, self._engine_wakes[name])
+                    for name, sync in self.syncs.items()
+                ),
+            ]
+        )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        await self.leadership.release()
+        await self.loops.stop()
 
     def nudge_detection(self, engine: str) -> None:
         """Run an engine's detection now rather than at its next interval."""
@@ -89,7 +83,9 @@ class IncidentCenter:
             overdue = await repository.open_since(session, cutoff)
         for incident_id in overdue:
             await self._system_action(
-                "escalate", incident_id, lambda uow, i=incident_id: self.service.auto_escalate(uow, i, cutoff)
+                "escalate",
+                incident_id,
+                functools.partial(self.service.auto_escalate, incident_id=incident_id, cutoff=cutoff),
             )
 
     async def _raise_severities(self, now: datetime) -> None:
@@ -101,7 +97,7 @@ class IncidentCenter:
                 await self._system_action(
                     "reassess_severity",
                     row["id"],
-                    lambda uow, i=row["id"]: self.service.reassess_severity(uow, i, now),
+                    functools.partial(self.service.reassess_severity, incident_id=row["id"], now=now),
                 )
 
     async def _auto_retry(self, incident_id: str) -> None:
@@ -120,47 +116,10 @@ class IncidentCenter:
             async with transaction(self.db, actor=SYSTEM) as uow:
                 await self.service.postpone_auto_retry(uow, incident_id, utcnow())
 
-    async def _system_action(self, operation: str, incident_id: str, change: Callable[..., Awaitable[object]]) -> None:
+    async def _system_action(self, operation: str, incident_id: str, change: Callable[[UnitOfWork], Awaitable[Row | None]]) -> None:
         try:
             await perform(
                 self.db, actor=SYSTEM, operation=operation, incident_id=incident_id, request={}, change=change
             )
         except GatewayError as exc:
             log.warning("Incident %s: %s by policy failed: %s", incident_id, operation, exc.detail)
-
-    async def _refresh_leadership(self) -> None:
-        try:
-            await self.leadership.refresh()
-        except Exception:  # the database may be restarting: try again at the next interval
-            log.exception("Incident Center: checking leadership failed")
-
-    async def _keep_leadership(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.poll_interval)
-            await self._refresh_leadership()
-
-    async def _loop(self, name: str, work: Callable[[], Awaitable[None]], wake: asyncio.Event | None) -> None:
-        mark_background()
-        failing = False
-        while True:
-            if self.leadership.held:
-                try:
-                    await work()
-                    if failing:
-                        log.info("Incident Center: %s works again", name)
-                    failing = False
-                except Exception:  # a failed round is tried again at the next interval
-                    if not failing:
-                        log.exception(
-                            "Incident Center: %s failed; trying again every %ss", name, self.settings.poll_interval
-                        )
-                    failing = True
-            await self._sleep(wake)
-
-    async def _sleep(self, wake: asyncio.Event | None) -> None:
-        if wake is None:
-            await asyncio.sleep(self.settings.poll_interval)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=self.settings.poll_interval)
-        wake.clear()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
-
-import hashlib
-import re
 
 import sqlalchemy as sa
 from pydantic import ConfigDict, Field, field_validator
@@ -15,7 +14,6 @@ from pydantic import ConfigDict, Field, field_validator
 from gateway.db import BigId, JsonColumn, UTCDateTime, metadata
 from gateway.schemas import ListQuery, Model, RequestBody, UtcDatetime
 from gateway.variables import REQUEST_VARIABLES_DOC
-
 
 _VARYING_PARTS = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # UUIDs

@@ -12,17 +12,18 @@ from __future__ import annotations
 import logging
 import uuid
 
+from gateway.changes import ChangeLog
 from gateway.db import Database, utcnow
 from gateway.errors import GatewayError
-from gateway.changes import ChangeLog
 from gateway.journal import AuditDraft
+from gateway.leader import Leadership
 from gateway.uow import UnitOfWork, reading, transaction
 from incidents import repository
 from incidents.actions import perform
 from incidents.models import Action, BulkRetryRequest, ItemState, OperationAccepted, OperationStatus
 from incidents.repository import Row
 from incidents.service import IncidentService
-from incidents.sync import Leadership, open_engine_incidents
+from incidents.sync import open_engine_incidents
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db import rowcount
 from gateway.errors import NotFound
 from gateway.schemas import Page, SortOrder
 from incidents import policies
@@ -33,9 +34,9 @@ from incidents.models import (
     OperationFailure,
     OperationProgress,
     OperationStatus,
+    error_hash,
     incident_history,
     incident_links,
-    error_hash,
     incidents,
     operation_items,
     operations,
@@ -168,7 +169,10 @@ async def open_error_groups(
     session: AsyncSession, engine: str | None, tenants: frozenset[str] | None = None
 ) -> list[ErrorGroup]:
     """Unresolved incidents (of `tenants` when given) grouped by error_hash, largest group first (ties: hash order)."""
-    conditions = [incidents.c.status.in_([s.value for s in UNRESOLVED]), incidents.c.error_hash.is_not(None)]
+    conditions: list[sa.ColumnElement[bool]] = [
+        incidents.c.status.in_([s.value for s in UNRESOLVED]),
+        incidents.c.error_hash.is_not(None),
+    ]
     if engine is not None:
         conditions.append(incidents.c.engine == engine)
     if tenants is not None:
@@ -485,7 +489,7 @@ async def claim_item(
         )
         .values(state=ItemState.RETRYING, engine_incident_ids=engine_incident_ids, updated=now)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def set_item_state(
@@ -503,7 +507,7 @@ async def operation(session: AsyncSession, operation_id: str) -> OperationProgre
     row = (await session.execute(sa.select(operations).where(operations.c.id == operation_id))).mappings().first()
     if row is None:
         raise NotFound(f"Operation {operation_id} does not exist")
-    counts = dict(
+    counts: dict[str, int] = dict(
         (
             await session.execute(
                 sa.select(operation_items.c.state, sa.func.count())

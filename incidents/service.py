@@ -11,8 +11,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.engines.port import Capability
 from gateway.db import utcnow
+from gateway.engines.port import Capability
 from gateway.errors import Conflict, GatewayError, NotFound, ValidationFailed
 from gateway.registry import EngineHandle, EngineRegistry
 from gateway.schemas import EngineIncident
@@ -32,7 +32,13 @@ class IncidentService:
     # ------------------------------------------------------------ detection
     async def record_engine_incident(self, uow: UnitOfWork, engine: str, found: EngineIncident) -> Row | None:
         """Create a record for an engine incident the gateway has not seen, or link it to the record of the
-        same failure (same instance and activity) and mark that record `recurred`."""
+        same failure (same instance and activity) and mark that record `recurred`.
+
+        An engine incident that is the engine running the failed work again (`found.rerun_pending`: Flowable
+        lists a retried job in its executable table with the old exception until the async executor has run
+        it) is linked without a recurrence: it is the retry in flight, not a new failure. Its disappearance
+        then resolves a retried record as `retry`; a failure of the run shows as a new engine incident.
+        Returns the changed record, or None when nothing the user sees changed."""
         session, now = uow.session, utcnow()
         link = await repository.lock_link(session, engine, found.id)
         if link is not None:
@@ -42,10 +48,13 @@ class IncidentService:
             await repository.set_link_closed(session, engine, [found.id], None)
             target = await repository.lock_incident(session, link["incident_id"])
         else:
-            target = await self._recurrence_target(uow, engine, found)
-            if target is None:
+            same_failure = await self._recurrence_target(uow, engine, found)
+            if same_failure is None:
                 return await self._create(uow, engine, found, now)
+            target = same_failure
             await repository.insert_link(session, _link(engine, target["id"], found, now))
+        if found.rerun_pending:
+            return None
         if not policies.takes_recurrence(IncidentStatus(target["status"]), target["resolution_type"]):
             return None
         return await self._recur(uow, target, found, now)

@@ -7,22 +7,21 @@ gateway was down. (A cursor on the engines' `created` time would miss failures: 
 with the job's creation time, not the failure's.) New engine incidents become records, or recurrences of an
 existing one; linked ones the engine no longer lists resolve their record.
 
-Only the leader replica syncs: `Leadership` holds a PostgreSQL advisory lock on a connection of its own. The
+Only the leader replica syncs (`gateway.leader.Leadership`, a PostgreSQL advisory lock on a connection of its own). The
 unique (engine, engine_incident_id) of `incident_links` still guarantees one record per engine incident should
 two replicas ever sync at once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.engines.port import EngineAdapter
 from gateway.db import Database
+from gateway.engines.port import EngineAdapter
 from gateway.registry import EngineHandle
 from gateway.schemas import EngineIncident, EngineIncidentQuery, SortOrder
 from gateway.uow import reading
@@ -37,65 +36,6 @@ LEADER_LOCK_ID = (
     7_301_007  # PostgreSQL advisory lock held by the replica that runs the Incident Center's background work
 )
 SNAPSHOT_PAGE_SIZE = 500
-
-
-class Leadership:
-    """Whether this replica runs the background work. A SQLite deployment is one process: always the leader.
-
-    Each kind of background work elects its leader with a lock id of its own (`lock_id`); `role` names it in logs.
-    """
-
-    def __init__(self, db: Database, lock_id: int = LEADER_LOCK_ID, role: str = "Incident Center") -> None:
-        self.db = db
-        self.lock_id = lock_id
-        self.role = role
-        self._connection: AsyncConnection | None = None
-
-    @property
-    def held(self) -> bool:
-        return self.db.is_sqlite or self._connection is not None
-
-    async def refresh(self) -> bool:
-        """Keep the lock (checking its connection still lives) or try to take it."""
-        if self.db.is_sqlite:
-            return True
-        if self._connection is not None:
-            try:
-                await self._connection.execute(sa.text("SELECT 1"))
-                return True
-            except Exception:  # noqa: BLE001 - any failure of the connection ends the leadership
-                log.warning("%s: the leader's database connection failed; leadership released", self.role)
-                await self._drop()
-        connection = await self.db.engine.connect()
-        try:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            acquired = await connection.scalar(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": self.lock_id})
-        except BaseException:
-            await connection.close()
-            raise
-        if not acquired:
-            await connection.close()
-            return False
-        self._connection = connection
-        log.info("%s: this replica is the leader and runs its background work", self.role)
-        return True
-
-    async def release(self) -> None:
-        if self._connection is None:
-            return
-        try:
-            await self._connection.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": self.lock_id})
-            await self._connection.close()
-        except Exception:  # noqa: BLE001 - a dead connection has released the lock already
-            await self._drop()
-        self._connection = None
-
-    async def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            # Invalidating closes the database session itself, which releases the lock, instead of pooling it.
-            await connection.invalidate()
-            await connection.close()
 
 
 async def open_engine_incidents(adapter: EngineAdapter, instance_id: str | None = None) -> dict[str, EngineIncident]:
@@ -146,7 +86,7 @@ class IncidentSync:
                 operation="detect",
                 incident_id=None,
                 request={"engine_incident_id": engine_incident_id, "change": "disappeared"},
-                change=lambda uow, gone=engine_incident_id: self.service.engine_incident_gone(uow, self.engine, gone),
+                change=functools.partial(self.service.engine_incident_gone, engine=self.engine, engine_incident_id=engine_incident_id),
             )
 
     async def _appeared(self, incident: EngineIncident) -> None:

@@ -21,9 +21,8 @@ import pytest
 import respx.mocks
 import sqlalchemy as sa
 
-from gateway.db import Database, metadata
-
 import gateway.tables  # noqa: F401 - registers the gateway tables on the metadata
+from gateway.db import Database, metadata
 from tests.real_engines.fixtures import real_engines  # noqa: F401 - the session's real engines, for every test module
 
 # The shipped conformance suite's plugin (fixtures `adapter` and a default `database`, `requires(...)` handling);
@@ -42,7 +41,7 @@ def _docker_available() -> bool:
 
         docker.from_env().ping()
         return True
-    except Exception:  # noqa: BLE001 - any failure means no usable engine
+    except Exception:  # any failure means no usable engine
         return False
 
 
@@ -78,7 +77,7 @@ def _local_postgres() -> str | None:
     try:
         asyncio.run(asyncio.wait_for(ping(), timeout=3))
         return rendered
-    except Exception:  # noqa: BLE001 - anything wrong means "not usable here"
+    except Exception:  # anything wrong means "not usable here"
         return None
 
 

@@ -16,8 +16,8 @@ not part of the project; pass their path. Known spec quirks are patched in memor
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import base64
+import dataclasses
 import json
 import re
 import sys

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
 from collections.abc import Awaitable
+from datetime import datetime
 from pathlib import PurePath
 from typing import Any, TypeVar
 
 import httpx
 
-from gateway import bpmn
-from gateway.bpmn import TaskExtensions
-from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from adapters.camunda import changes, queries
 from adapters.camunda.errors import classify, error_type
 from adapters.camunda.facts import DefinitionFacts
@@ -43,17 +39,21 @@ from adapters.camunda.mapping import (
     variables_from_history,
 )
 from adapters.camunda.paths import locate, segment
+from gateway import bpmn
+from gateway.bpmn import TaskExtensions
 from gateway.conditions import VariableScope
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound, NotSupported
 from gateway.resilience import EngineHttp
 from gateway.schemas import (
     ActivityRecord,
+    CorrelationResult,
     DefinitionQuery,
     Deployment,
     EngineHealth,
     EngineIncident,
     EngineIncidentQuery,
-    CorrelationResult,
     HistoryQuery,
     InstanceModification,
     InstanceQuery,
@@ -222,8 +222,8 @@ class Camunda7Adapter(HttpEngineAdapter):
             definition_from(
                 row,
                 engine=self.name,
-                deployed_at=times.get(row.get("deploymentId")),
-                deployed_by=deployers.get(row.get("deploymentId"), {}).get("deployed_by"),
+                deployed_at=times.get(row.get("deploymentId", "")),
+                deployed_by=deployers.get(row.get("deploymentId", ""), {}).get("deployed_by"),
             )
             for row in rows
         ]
@@ -630,7 +630,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             asyncio.gather(*(links(row["id"]) for row in rows)),
         )
         return [
-            task_from(row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId")), links=found)
+            task_from(row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId", "")), links=found)
             for row, found in zip(rows, task_links, strict=True)
         ]
 
@@ -704,8 +704,8 @@ class Camunda7Adapter(HttpEngineAdapter):
             incident_from(
                 row,
                 engine=self.name,
-                definition_key=keys.get(row.get("processDefinitionId")),
-                activity_name=names_by_definition.get(row.get("processDefinitionId"), {}).get(
+                definition_key=keys.get(row.get("processDefinitionId", "")),
+                activity_name=names_by_definition.get(row.get("processDefinitionId", ""), {}).get(
                     row.get("failedActivityId") or row.get("activityId")
                 ),
             )
@@ -755,13 +755,13 @@ class Camunda7Adapter(HttpEngineAdapter):
             operation="list_definitions",
             params={"key": query.definition_key, "sortBy": "version", "sortOrder": "desc", "maxResults": DETAIL_LIMIT},
         )
-        filters = [queries.history_activity_filters(query, version["id"]) for version in versions]
+        per_version = [queries.history_activity_filters(query, version["id"]) for version in versions]
         counts = await asyncio.gather(
-            *(self._count("/history/activity-instance/count", f, "activity_history") for f in filters)
+            *(self._count("/history/activity-instance/count", f, "activity_history") for f in per_version)
         )
         rows = []
         skip = query.offset
-        for version_filters, count in zip(filters, counts, strict=True):
+        for version_filters, count in zip(per_version, counts, strict=True):
             if len(rows) == query.size:
                 break
             if skip >= count:

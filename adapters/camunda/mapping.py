@@ -30,6 +30,7 @@ from gateway.variables import (
     parse_datetime,
 )
 
+
 # ---------------------------------------------------------------- dates
 def format_camunda_date(moment: datetime) -> str:
     """Camunda's default REST date format `yyyy-MM-dd'T'HH:mm:ss.SSSZ`, in UTC: `2026-11-22T10:00:00.250+0000`."""
@@ -125,7 +126,7 @@ def activity_names(bpmn_xml: str) -> dict[str, str]:
     """Element id -> name for every named element of a deployed BPMN (activities, events, gateways)."""
     root = ElementTree.fromstring(bpmn_xml.encode("utf-8"))
     return {
-        element.get("id"): element.get("name") for element in root.iter() if element.get("id") and element.get("name")
+        element_id: name for element in root.iter() if (element_id := element.get("id")) and (name := element.get("name"))
     }
 
 

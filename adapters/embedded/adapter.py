@@ -18,7 +18,7 @@ import logging
 import traceback
 import uuid
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import SpiffWorkflow
 from pydantic import Field
@@ -38,12 +38,12 @@ from gateway.engines.port import AdapterContext, Capability, EngineAdapter
 from gateway.errors import BadRequest, ConcurrentModification, Conflict, GatewayError, NotFound
 from gateway.schemas import (
     ActivityRecord,
+    CorrelationResult,
     DefinitionQuery,
     Deployment,
     EngineHealth,
     EngineIncident,
     EngineIncidentQuery,
-    CorrelationResult,
     HistoryQuery,
     InstanceModification,
     InstanceQuery,
@@ -126,7 +126,7 @@ class EmbeddedAdapter(EngineAdapter):
             await asyncio.sleep(self.options.timer_interval)
             try:
                 await self.run_waiting_work()
-            except Exception:  # noqa: BLE001 - the poller must outlive a failed round (e.g. the database restarting)
+            except Exception:  # the poller must outlive a failed round (e.g. the database restarting)
                 logger.exception("Embedded engine %r: resuming waiting instances failed", self.name)
 
     async def run_waiting_work(self) -> int:
@@ -142,7 +142,7 @@ class EmbeddedAdapter(EngineAdapter):
                 moved += 1
             except (ConcurrentModification, NotFound, Conflict):
                 continue  # changed, ended or deleted meanwhile: the next round sees the new state
-            except Exception as exc:  # noqa: BLE001 - one broken instance must not hold up the others
+            except Exception as exc:  # one broken instance must not hold up the others
                 await self._background_failure(instance_id, exc)
         return moved
 
@@ -183,7 +183,7 @@ class EmbeddedAdapter(EngineAdapter):
                 started += 1
             except (ConcurrentModification, NotFound):
                 continue  # the definition was deleted meanwhile (its schedules with it)
-            except Exception as exc:  # noqa: BLE001 - one broken schedule must not hold up the others
+            except Exception as exc:
                 logger.warning(
                     "Embedded engine %r: timer start event %r of process %r could not start an instance: %s: %s",
                     self.name,
@@ -227,14 +227,14 @@ class EmbeddedAdapter(EngineAdapter):
         calls = await asyncio.to_thread(called_elements, bpmn_xml)
         async with reading(self.db) as session:
             called_ids = await self.engine.called_definitions(session, calls, tenant_id)
-            called = [await repository.definition_xml(session, called_id) for called_id in called_ids]
+            called = [document for called_id in called_ids if (document := await repository.definition_xml(session, called_id))]
         # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
         processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename, called)
         deployment_id, now = str(uuid.uuid4()), utcnow()
         timers = {process.key: schedules.start_timers(process, now) for process in processes}
         async with transaction(self.db) as uow:
             versions = await repository.latest_versions(uow.session, [p.key for p in processes], tenant_id)
-            definition_rows = [
+            definition_rows: list[dict[str, Any]] = [
                 {
                     "id": str(uuid.uuid4()),
                     "deployment_id": deployment_id,
@@ -499,6 +499,8 @@ class EmbeddedAdapter(EngineAdapter):
             status = _status(user_id, row.delegation_state)
             if not await repository.assign_task(uow.session, task_id, user_id, only_if_free=True, status=status):
                 holder = await repository.get_task(uow.session, task_id)
+                if holder is None:  # completed or deleted meanwhile
+                    raise NotFound(f"Task {task_id} not found", engine=self.name)
                 raise Conflict(f"Task {task_id} is already claimed by {holder.assignee}", engine=self.name)
             return await self._task(uow.session, task_id)
 
@@ -586,7 +588,7 @@ class EmbeddedAdapter(EngineAdapter):
         version = f"SpiffWorkflow {SpiffWorkflow.__version__}"
         try:
             await self.db.ping()
-        except Exception as exc:  # noqa: BLE001 - any database failure means the engine cannot work
+        except Exception as exc:  # any database failure means the engine cannot work
             return EngineHealth(status="down", version=version, detail=f"The gateway database is unreachable: {exc}")
         return EngineHealth(status="up", version=version)
 

@@ -12,8 +12,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from functools import partial
 from datetime import datetime
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,7 +24,7 @@ from adapters.embedded.parsing import CalledElement, ParsedProcess, SpecCache, c
 from adapters.embedded.runtime import Changes, Execution, Runtime
 from adapters.embedded.variables import loaded, plain, stored, typed
 from gateway.db import utcnow
-from gateway.errors import Conflict, GatewayError, InvalidBpmn, NotFound
+from gateway.errors import BadRequest, Conflict, GatewayError, InvalidBpmn, NotFound
 from gateway.schemas import ProcessInstance, StartInstance
 from gateway.uow import UnitOfWork
 from gateway.variables import Variables
@@ -54,8 +54,9 @@ class InstanceEngine:
         process = self.specs.get(cache_key)
         if process is None:
             xml = await repository.definition_xml(session, definition_id)
-            documents = [await repository.definition_xml(session, called_id) for called_id in called]
-            if xml is None or None in documents:
+            found = [await repository.definition_xml(session, called_id) for called_id in called]
+            documents = [document for document in found if document is not None]
+            if xml is None or len(documents) < len(found):
                 raise NotFound(
                     f"Process definition {definition_id} or a process it calls was deleted", engine=self.engine_name
                 )
@@ -199,7 +200,7 @@ class InstanceEngine:
         await execution.advance()
         await self._save(uow, instance, execution, {**loaded(instance.variables), **variables})
 
-    async def modify(self, uow: UnitOfWork, instance_id: str, instructions: list[tuple[str, str, Variables]]) -> None:
+    async def modify(self, uow: UnitOfWork, instance_id: str, instructions: Sequence[tuple[str, str, Variables]]) -> None:
         """Apply modification instructions (`Execution.modify`), run on, resolve the incidents of the tasks that
         are no longer open."""
         instance, execution = await self._resume(uow, instance_id)
@@ -226,11 +227,13 @@ class InstanceEngine:
             instance, execution = await self._resume(uow, instance_id)
         except GatewayError:
             raise
-        except Exception:  # noqa: BLE001 - e.g. a state written before user data was escaped (serializer.py)
+        except Exception:  # e.g. a state written before user data was escaped (serializer.py)
             logger.exception(
                 "Embedded engine %r: instance %s cannot be restored; terminating it as stored", self.engine_name, instance_id
             )
             instance = await repository.load_instance(uow.session, instance_id)
+            if instance is None:
+                raise
             state = instance.state
         else:
             await asyncio.to_thread(execution.cancel)

@@ -202,9 +202,13 @@ class _Evaluator:
                 raise ExpressionError(
                     f"the expression builds more than {MAX_BUILT} characters or items with + (evaluation budget)"
                 )
-        elif isinstance(node.op, ast.Mult) and isinstance(left, int) and isinstance(right, int):
-            if left.bit_length() + right.bit_length() > MAX_INT_BITS:
-                raise ExpressionError(f"the product is larger than {MAX_INT_BITS} bits (evaluation budget)")
+        elif (
+            isinstance(node.op, ast.Mult)
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and left.bit_length() + right.bit_length() > MAX_INT_BITS
+        ):
+            raise ExpressionError(f"the product is larger than {MAX_INT_BITS} bits (evaluation budget)")
         return _BINARY[type(node.op)](left, right)
 
     def visit_Compare(self, node: ast.Compare) -> bool:
@@ -263,13 +267,13 @@ class EmbeddedScriptEngine(PythonScriptEngine):
             result = evaluate(expression, {**(external_context or {}), **task.data})
         except ExpressionError as exc:
             raise WorkflowTaskException(str(exc), task=task, exception=exc) from None
-        if expression == getattr(task.task_spec, "cardinality", None) and isinstance(result, int):
-            if result > self.max_cardinality:
-                raise WorkflowTaskException(
-                    f"loopCardinality {result} is above the limit of {self.max_cardinality} instances "
-                    "(PM_EMBEDDED_MAX_CARDINALITY)",
-                    task=task,
-                )
+        cardinality = expression == getattr(task.task_spec, "cardinality", None)
+        if cardinality and isinstance(result, int) and result > self.max_cardinality:
+            raise WorkflowTaskException(
+                f"loopCardinality {result} is above the limit of {self.max_cardinality} instances "
+                "(PM_EMBEDDED_MAX_CARDINALITY)",
+                task=task,
+            )
         return result
 
     def execute(self, task: Any, script: str, external_context: Mapping[str, Any] | None = None) -> Any:

@@ -296,9 +296,12 @@ def _route_self_loops(container: etree._Element, ids: set[str], rewrites: Rewrit
 def _split_implicitly(container: etree._Element, ids: set[str], rewrites: Rewrites) -> None:
     outgoing: dict[str, list[etree._Element]] = {}
     for flow in _flows(container):
-        outgoing.setdefault(flow.get("sourceRef"), []).append(flow)
+        if (source := flow.get("sourceRef")) is not None:
+            outgoing.setdefault(source, []).append(flow)
     for node in list(container):
         node_id = node.get("id") if isinstance(node.tag, str) else None
+        if node_id is None:
+            continue
         flows = outgoing.get(node_id, [])
         if _local(node) not in SINGLE_EXIT or len(flows) < 2:
             continue

@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from lxml import etree
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
-from SpiffWorkflow.bpmn.parser.node_parser import DEFAULT_NSMAP
 from SpiffWorkflow.bpmn.parser.event_parsers import EventBasedGatewayParser
+from SpiffWorkflow.bpmn.parser.node_parser import DEFAULT_NSMAP
 from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser, GatewayParser
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
@@ -48,7 +49,6 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
-from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
@@ -218,7 +218,7 @@ class OrderedParallelMultiInstance(ParallelMultiInstanceTask):
         before = len(output) if isinstance(output, list) else None
         super().merge_child(workflow, child)
         index = child.internal_data.get("key_or_index")
-        if before is not None and len(output) == before + 1 and isinstance(index, int):
+        if isinstance(output, list) and before is not None and len(output) == before + 1 and isinstance(index, int):
             order = my_task.internal_data.setdefault("output_order", [])
             order.append(index)
             output[:] = [item for _, item in sorted(zip(order, output, strict=True), key=lambda pair: pair[0])]
@@ -467,7 +467,7 @@ def _check_timer(definition: TimerEventDefinition, bpmn_id: str) -> None:
         return
     try:
         definition.expression = _timer_literal(text.upper(), cycle=isinstance(definition, CycleTimerEventDefinition))
-    except Exception:  # noqa: BLE001 - SpiffWorkflow's ISO 8601 parsers raise bare Exceptions
+    except Exception:  # SpiffWorkflow's ISO 8601 parsers raise bare Exceptions
         expected = "a repeating interval such as R3/PT1H" if kind == "timeCycle" else "an ISO 8601 date-time or duration"
         raise InvalidBpmn(f"The {kind} {text!r} of timer event {bpmn_id!r} is not {expected}") from None
 

@@ -10,7 +10,7 @@ deadlocking: the instance, then its tasks, their candidates, activities, inciden
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from adapters.embedded.tables import (
 )
 from adapters.embedded.variables import index_rows, stored, typed
 from gateway.conditions import VariableCondition, VariableOperator, VariableScope
+from gateway.db import rowcount
 from gateway.errors import ConcurrentModification
 from gateway.schemas import (
     DefinitionQuery,
@@ -176,7 +177,7 @@ async def save_instance(session: AsyncSession, instance: Row, **values: Any) -> 
         .where(instances.c.id == instance.id, instances.c.version == instance.version)
         .values(version=instance.version + 1, **values)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise ConcurrentModification(f"Instance {instance.id} was changed by someone else at the same time; try again")
     if "variables" in values:
         await _index_variables(session, instance.id, instance.id, values["variables"])
@@ -199,14 +200,14 @@ async def set_instances_status(
     )
 
 
-async def running_instances(session: AsyncSession, definition_id: str) -> list[Row]:
+async def running_instances(session: AsyncSession, definition_id: str) -> Sequence[sa.Row[Any, Any, Any]]:
     """The active and suspended instances of a definition (id, tenant_id, business_key), oldest first."""
     result = await session.execute(
         sa.select(instances.c.id, instances.c.tenant_id, instances.c.business_key)
         .where(instances.c.definition_id == definition_id, instances.c.status.in_(RUNNING))
         .order_by(instances.c.start_time, instances.c.id)
     )
-    return list(result)
+    return result.all()
 
 
 async def delete_instances_of(session: AsyncSession, definition_id: str) -> None:
@@ -459,7 +460,7 @@ async def assign_task(
     if only_if_free:
         conditions.append(sa.or_(tasks.c.assignee.is_(None), tasks.c.assignee == assignee))
     result = await session.execute(tasks.update().where(*conditions).values(assignee=assignee, **values))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return False
     await session.execute(
         task_candidates.update().where(task_candidates.c.task_id == task_id).values(assigned=assignee is not None)
@@ -843,7 +844,7 @@ async def subscribers(
     ):
         if value is not None:
             conditions.append(column == value)
-    result = await session.execute(
+    result: sa.Result[Any] = await session.execute(
         sa.select(
             event_subscriptions.c.instance_id,
             event_subscriptions.c.task_id,
@@ -867,7 +868,7 @@ async def take_start_timer(session: AsyncSession, timer: Row, following: tuple[d
     else:
         due_at, remaining = following
         result = await session.execute(start_timers.update().where(current).values(due_at=due_at, remaining=remaining))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def latest_active_definitions(session: AsyncSession, tenant_id: str | None) -> list[Row]:
@@ -898,7 +899,7 @@ async def _page(
     columns: Sequence[sa.ColumnElement[Any]],
     conditions: Sequence[sa.ColumnElement[bool]],
     query: ListQuery,
-    sortable: dict[str, sa.ColumnElement[Any]],
+    sortable: Mapping[str, sa.ColumnElement[Any]],
     default_sort: str,
     tiebreak: sa.ColumnElement[Any],
     count: sa.Select[Any] | None = None,

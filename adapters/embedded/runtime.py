@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import time
 import traceback
@@ -346,7 +347,7 @@ class Execution:
     def fire_timers(self) -> None:
         for task in list(self.workflow.event_manager.tasks.values()):
             if _waits_for_timer(task.task_spec):
-                self._guarded(lambda task=task: task.task_spec._update(task), blame=task)
+                self._guarded(functools.partial(task.task_spec._update, task), blame=task)
 
     def cancel(self) -> None:
         self.workflow.cancel()
@@ -537,7 +538,7 @@ class Execution:
             self._fail(
                 task, "failedExternalTask", f"The handler did not finish within {self.runtime.handler_timeout:g} s"
             )
-        except Exception as exc:  # noqa: BLE001 - any handler failure becomes an incident
+        except Exception as exc:  # any handler failure becomes an incident
             detail = "".join(traceback.format_exception(exc))[-DETAIL_LIMIT:]
             self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", detail)
         else:
@@ -559,7 +560,7 @@ class Execution:
         try:
             action()
             return True
-        except Exception as exc:  # noqa: BLE001 - scripts and expressions may raise anything
+        except Exception as exc:  # scripts and expressions may raise anything
             culprit = getattr(exc, "task", None) or self._running or blame
             self._running = None
             if culprit is None:
@@ -728,7 +729,7 @@ def _start_event(process: ParsedProcess, kind: type, name: str) -> Any:
     """The process's own start event catching message or signal `name`; BadRequest naming the start events."""
     starts = [spec for spec in process.spec.task_specs.values() if isinstance(spec, StartEvent)]
     for start in starts:
-        if isinstance(start.event_definition, kind) and start.event_definition.name == name:
+        if isinstance(start.event_definition, kind) and getattr(start.event_definition, "name", None) == name:
             return start
     what = "message" if kind is MessageEventDefinition else "signal"
     known = ", ".join(
@@ -877,8 +878,9 @@ def _message(exc: Exception) -> str:
     text = str(exc.args[0]) if exc.args else type(exc).__name__
     notes = [note for note in getattr(exc, "notes", []) if note]
     line = getattr(exc, "line_number", None)
-    if line and getattr(exc, "error_line", None):
-        notes.append(f"(line {line}: {exc.error_line.strip()})")
+    error_line = getattr(exc, "error_line", None)
+    if line and error_line:
+        notes.append(f"(line {line}: {error_line.strip()})")
     return " ".join([text, *notes]).strip()
 
 
@@ -980,5 +982,5 @@ def _deadline(value: Any, now: datetime) -> datetime | None:
                 TimerEventDefinition.parse_iso_duration(text), now
             )
         return parse_datetime(text)
-    except Exception:  # noqa: BLE001 - SpiffWorkflow's duration parser raises a bare Exception
+    except Exception:  # SpiffWorkflow's duration parser raises a bare Exception
         raise ExpressionError(f"{text!r} is neither an ISO 8601 date-time nor a duration") from None

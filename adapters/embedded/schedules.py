@@ -47,7 +47,7 @@ def start_timers(process: ParsedProcess, deployed_at: datetime) -> list[StartTim
             continue
         try:
             schedule = _schedule(spec.bpmn_id, definition, deployed_at)
-        except Exception:  # noqa: BLE001 - literals passed parsing._check_timer: this one is an expression
+        except Exception:
             raise InvalidBpmn(
                 f"The timer of timer start event {spec.bpmn_id!r} is the expression {definition.expression!r}: a "
                 "timer start event has no instance whose variables it could read; give an ISO 8601 date-time, "

@@ -15,7 +15,7 @@ UNASSIGNED_TASK = sa.text("ended_at IS NULL AND assignee IS NULL")
 OPEN_INCIDENT = sa.text("resolved_at IS NULL")
 
 
-def partial_index(name: str, *columns: str, where: sa.TextClause) -> sa.Index:
+def partial_index(name: str, *columns: str | sa.TextClause, where: sa.TextClause) -> sa.Index:
     return sa.Index(name, *columns, sqlite_where=where, postgresql_where=where)
 
 

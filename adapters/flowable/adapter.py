@@ -8,6 +8,7 @@ and `start`/`size` in one JSON body. Translation lives in `mapping`, error readi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -15,22 +16,22 @@ from typing import Any, ClassVar
 
 import httpx
 
+from adapters.flowable import changes, errors, mapping, queries
+from adapters.flowable.facts import EngineFacts, segment
+from adapters.flowable.paging import Fetch, Item, collect, page_across
 from gateway import bpmn
 from gateway.bpmn import TaskExtensions
 from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.port import AdapterContext, Capability, ChangeBatch
-from adapters.flowable import changes, errors, mapping, queries
-from adapters.flowable.facts import EngineFacts, segment
-from adapters.flowable.paging import Fetch, Item, collect, page_across
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
 from gateway.schemas import (
     ActivityRecord,
+    CorrelationResult,
     DefinitionQuery,
     Deployment,
     EngineHealth,
     EngineIncident,
     EngineIncidentQuery,
-    CorrelationResult,
     HistoryQuery,
     InstanceModification,
     InstanceQuery,
@@ -269,8 +270,7 @@ class FlowableAdapter(HttpEngineAdapter):
             # Flowable starts by message name alone: the definition must be the one whose start event it is.
             definition_id = request.definition_id or (await self._latest_definition(request)).id
             xml = await self.get_definition_xml(definition_id)
-            key = (await self.get_definition(definition_id)).key
-            bpmn.message_start_event(xml, key, request.start_message)  # 400 naming the start events otherwise
+            bpmn.message_start_event(xml, (await self.get_definition(definition_id)).key, request.start_message)  # 400 naming the start events otherwise
             body = {"message": request.start_message, "tenantId": request.tenant_id or self.context.config.tenant_id}
         body["businessKey"] = request.business_key
         if request.variables:
@@ -341,7 +341,7 @@ class FlowableAdapter(HttpEngineAdapter):
             results.append(CorrelationResult(type="correlated", instance_id=instance_id, definition_key=instance.definition_key))
         may_start = message.process_instance_id is None and not message.correlation_keys
         if may_start and (message.all or not waiting):
-            body = {"message": message.message_name, "businessKey": message.business_key, "tenantId": tenant}
+            body: dict[str, Any] = {"message": message.message_name, "businessKey": message.business_key, "tenantId": tenant}
             if message.variables:
                 body["variables"] = mapping.to_rest_variables(message.variables)
             try:
@@ -603,10 +603,8 @@ class FlowableAdapter(HttpEngineAdapter):
         for name in deletions:
             if name not in present:
                 continue
-            try:
+            with contextlib.suppress(NotFound):  # removed meanwhile
                 await self.http.request("DELETE", f"{path}/{segment(name)}", operation="update_variables")
-            except NotFound:
-                pass  # removed meanwhile
         return await self._runtime_variables(instance_id)
 
     # ------------------------------------------------------------ tasks
@@ -723,7 +721,8 @@ class FlowableAdapter(HttpEngineAdapter):
     # so they are presented as engine incidents: dead-letter jobs as `deadLetterJob` (the engine gave up, a
     # person must act) and jobs still retrying as `failedJob` (the failure shows at once). The incident id
     # names the job table, `deadletter:<job id>`, `timer:<job id>` or `job:<job id>`, because each table has
-    # its own endpoints. Flowable gives a job a new id when it moves between tables.
+    # its own endpoints. A job keeps its id when it moves between tables, and with it the exception it failed
+    # with: a failed job in the executable table is the engine running the work again (`rerun_pending`).
     async def _failed_jobs(
         self, kinds: Iterable[mapping.JobKind], *, instance_id: str | None
     ) -> list[tuple[mapping.JobKind, Item]]:

@@ -400,6 +400,7 @@ def incident(
         activity_name=data.get("elementName"),
         created=moment(data.get("createTime")),
         job_id=data["id"],
+        rerun_pending=kind is RETRY_DUE,
         detail=detail,
         tenant_id=tenant(data.get("tenantId")),
         engine=engine,

@@ -11,20 +11,21 @@ metadata) lives in the gateway's MetadataStore, keyed by the engine's keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
 
-from gateway.bpmn import Assignment, TaskExtensions, split_list
-from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from adapters.zeebe import changes, mapping
 from adapters.zeebe.mapping import between, eq
 from gateway import bpmn
+from gateway.bpmn import Assignment, TaskExtensions, split_list
 from gateway.conditions import VariableScope
+from gateway.engines.http import HttpEngineAdapter
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from gateway.errors import (
     BadRequest,
     Conflict,
@@ -36,12 +37,12 @@ from gateway.errors import (
 )
 from gateway.schemas import (
     ActivityRecord,
+    CorrelationResult,
     DefinitionQuery,
     Deployment,
     EngineHealth,
     EngineIncident,
     EngineIncidentQuery,
-    CorrelationResult,
     HistoryQuery,
     InstanceQuery,
     MessageCorrelation,
@@ -106,7 +107,7 @@ class ZeebeAdapter(HttpEngineAdapter):
     variable_operators = mapping.VARIABLE_OPERATORS
     # Business keys are the gateway's (Camunda 8.8 has none) and user task searches cannot sort by assignee.
     unsortable = {InstanceQuery: frozenset({"business_key"}), TaskQuery: frozenset({"assignee"})}
-    emulated = {
+    emulated: ClassVar[dict[str, str]] = {
         "delegate_task": (
             "Camunda 8 has no delegation: the task is reassigned to the delegate and the gateway keeps the "
             "previous assignee as owner (status delegated) until the task is reassigned, unclaimed or completed."
@@ -156,7 +157,7 @@ class ZeebeAdapter(HttpEngineAdapter):
             ) from None
         deployment_id = str(result["deploymentKey"])
         deployed_at = format_datetime(now)  # Camunda 8 records no deployment time: the gateway keeps it
-        meta = {"deployment_id": deployment_id, "deployed_at": deployed_at, "deployed_by": deployed_by}
+        meta: dict[str, str | None] = {"deployment_id": deployment_id, "deployed_at": deployed_at, "deployed_by": deployed_by}
         definitions = [
             mapping.deployed_definition(
                 entry["processDefinition"],
@@ -690,12 +691,10 @@ class ZeebeAdapter(HttpEngineAdapter):
         return mapping.page(result, instances, query)
 
     async def _cancel(self, instance_key: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):  # finished meanwhile
             await self.http.request(
                 "POST", f"/process-instances/{instance_key}/cancellation", operation="terminate_instance"
             )
-        except NotFound:
-            pass  # finished meanwhile
 
     async def _variable_items(self, instance_key: str) -> list[dict[str, Any]]:
         """The instance's own variables (its scope only), with full values where the search truncated them."""

@@ -13,11 +13,12 @@ suspension. Secondary storage trails the cluster by its export lag, which adds t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
-from adapters.change_window import PAGE_SIZE, SourceRows, SourceWindow, collect
 from adapters.zeebe.mapping import between, duration_ms, moment, search, tenant
+from gateway.engines.change_window import PAGE_SIZE, SourceRows, SourceWindow, collect
 from gateway.engines.port import ChangeBatch, EngineChange
 from gateway.resilience import EngineHttp
 
@@ -35,11 +36,12 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
         found = await http.json("POST", f"/{resource}/search", operation=operation, idempotent=True, json=body)
         return found["items"]
 
-    created = await items("user-tasks", window("tasks_created", "creationDate"), "changes_created_tasks")
-    completed = await items(
-        "user-tasks", window("tasks_completed", "completionDate", state="COMPLETED"), "changes_completed_tasks"
+    # The sources are independent: read at once, so a round takes the slowest search, not their sum.
+    created, completed, ended = await asyncio.gather(
+        items("user-tasks", window("tasks_created", "creationDate"), "changes_created_tasks"),
+        items("user-tasks", window("tasks_completed", "completionDate", state="COMPLETED"), "changes_completed_tasks"),
+        items("process-instances", window("instances_ended", "endDate"), "changes_ended_instances"),
     )
-    ended = await items("process-instances", window("instances_ended", "endDate"), "changes_ended_instances")
     read = {
         "tasks_created": SourceRows(
             [(row["userTaskKey"], _time(row["creationDate"]), _task("task.created", row, "creationDate")) for row in created],

@@ -162,7 +162,7 @@ def instance(item: dict[str, Any], *, engine: str, meta: dict[str, str | None]) 
         start_time=start,
         end_time=end,
         duration_ms=duration_ms(start, end),
-        status=INSTANCE_STATUS[item["state"]],  # type: ignore[arg-type]
+        status=INSTANCE_STATUS[item["state"]],
         started_by=meta.get("started_by"),
         tenant_id=tenant(item.get("tenantId")),
         super_instance_id=key(item.get("parentProcessInstanceKey")),
@@ -219,7 +219,7 @@ def instance_details(
             instance_id=base.id,
             name=element.get("elementName"),
             type=camel(element["type"]),
-            status=_activity_status(element),  # type: ignore[arg-type]
+            status=_activity_status(element),
             start_time=moment(element.get("startDate")),
             end_time=moment(element.get("endDate")),
             assignee=assignees.get(str(element["elementInstanceKey"])),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from gateway.api.context import Cursor, Engines, Processes
 from gateway.processes import ProcessService
@@ -26,7 +26,7 @@ from gateway.variables import REQUEST_VARIABLES_DOC, TypedValue, parse_request_v
 
 router = APIRouter(prefix="/api/processes/instances", tags=["instances"])
 
-VARIABLES_EXAMPLE = {"amount": {"value": 250, "type": "Integer"}, "customer": {"value": "ACME"}}
+VARIABLES_EXAMPLE: dict[str, Any] = {"amount": {"value": 250, "type": "Integer"}, "customer": {"value": "ACME"}}
 
 
 class StartRequest(RequestBody):
@@ -42,11 +42,11 @@ class StartRequest(RequestBody):
         "without it the none start event is used, or the only message start event",
     )
 
-    model_config = {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [{"definition_key": "order", "business_key": "order-4711", "variables": VARIABLES_EXAMPLE}]
         }
-    }
+    )
 
     @model_validator(mode="after")
     def _one_definition(self) -> StartRequest:
@@ -138,7 +138,7 @@ class VariablesChange(RequestBody):
     variables: dict[str, Any] = Field(default_factory=dict, **REQUEST_VARIABLES_DOC)
     deletions: list[str] = Field(default_factory=list, description="Names of the variables to delete")
 
-    model_config = {"json_schema_extra": {"examples": [{"variables": VARIABLES_EXAMPLE, "deletions": ["draft"]}]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [{"variables": VARIABLES_EXAMPLE, "deletions": ["draft"]}]})
 
 
 @router.put("/{instance_id}/variables", response_model=dict[str, TypedValue], summary="Change variables")
@@ -163,8 +163,8 @@ class ModificationRequest(RequestBody):
     skip_listeners: bool = Field(False, description="Skip execution listeners (Camunda 7 `skipCustomListeners`)")
     annotation: str | None = Field(None, max_length=4000, description="Why; kept in the audit log and by the engine")
 
-    model_config = {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [
                 {
                     "instructions": [{"type": "cancel", "activity_id": "charge-card"}, {"type": "start_before", "activity_id": "review"}],
@@ -172,7 +172,7 @@ class ModificationRequest(RequestBody):
                 }
             ]
         }
-    }
+    )
 
 
 @router.post("/{instance_id}/modification", response_model=ProcessInstance, summary="Move an instance's tokens")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response, status
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from gateway.api.context import Processes
 from gateway.schemas import MessageCorrelation, MessageResults, RequestBody, SignalBroadcast, SignalResult
@@ -27,13 +27,13 @@ class MessageRequest(RequestBody):
     all: bool = Field(False, description="Deliver to every matching instance; without it several matches are a 409")
     tenant_id: str | None = Field(None, max_length=100)
 
-    model_config = {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [
                 {"message_name": "payment-received", "business_key": "order-4711", "variables": {"paid": {"value": True}}}
             ]
         }
-    }
+    )
 
 
 class SignalRequest(RequestBody):
@@ -41,7 +41,7 @@ class SignalRequest(RequestBody):
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
     tenant_id: str | None = Field(None, max_length=100)
 
-    model_config = {"json_schema_extra": {"examples": [{"signal_name": "order-cancelled"}]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [{"signal_name": "order-cancelled"}]})
 
 
 @router.post(

@@ -16,7 +16,7 @@ from gateway import __version__, records
 from gateway.api.context import AUTH_RESPONSES, CurrentCaller, operational_access
 from gateway.registry import EngineRegistry
 from gateway.schemas import MAX_PAGE, Page, UtcDatetime
-from gateway.uow import EVENT_PREFIX, reading
+from gateway.uow import EVENT_PREFIX
 from gateway.variables import INT64_MAX
 
 router = APIRouter(tags=["operations"])
@@ -178,13 +178,13 @@ async def ready(request: Request) -> JSONResponse:
     try:
         await asyncio.wait_for(state.db.ping(), timeout=2)
         checks["database"] = {"status": "up"}
-    except Exception as exc:  # noqa: BLE001 - readiness reports any failure
+    except Exception as exc:  # readiness reports any failure
         checks["database"] = {"status": "down", "detail": str(exc) or exc.__class__.__name__}
     if state.redis is not None:
         try:
             await asyncio.wait_for(state.redis.ping(), timeout=2)
             checks["redis"] = {"status": "up"}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             checks["redis"] = {"status": "down", "detail": str(exc) or exc.__class__.__name__}
     registry: EngineRegistry = state.registry
     for description in await asyncio.gather(*(registry.describe(name) for name in registry.engines)):

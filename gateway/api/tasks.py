@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from gateway.api.context import Cursor, Engines, Processes
 from gateway.processes import ProcessService
@@ -19,13 +19,15 @@ router = APIRouter(prefix="/api/processes/tasks", tags=["tasks"])
 class UserRef(RequestBody):
     user_id: str = Field(min_length=1, max_length=255)
 
-    model_config = {"json_schema_extra": {"examples": [{"user_id": "alice"}]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [{"user_id": "alice"}]})
 
 
 class Completion(RequestBody):
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
 
-    model_config = {"json_schema_extra": {"examples": [{"variables": {"approved": {"value": True, "type": "Boolean"}}}]}}
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"variables": {"approved": {"value": True, "type": "Boolean"}}}]}
+    )
 
 
 @router.get("", response_model=Page[Task] | MergedPage[Task], summary="List tasks (one engine, or every one with engine=*)")

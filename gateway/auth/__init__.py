@@ -17,7 +17,7 @@ from gateway.auth.tokens import TokenVerifier
 from gateway.errors import ConfigError, Unauthorized
 from gateway.settings import Settings
 
-__all__ = ["PERMISSIONS", "Authenticator", "Caller", "RoleMapping", "check_protected_mode", "build_authenticator"]
+__all__ = ["PERMISSIONS", "Authenticator", "Caller", "RoleMapping", "build_authenticator", "check_protected_mode"]
 
 log = logging.getLogger("gateway")
 

@@ -26,7 +26,7 @@ def tenant_scopes(caller: Caller, requested: str | None) -> list[str | None] | N
         return [requested]
     if requested is not None:
         return [requested] if requested in caller.tenants else []
-    return sorted(caller.tenants)
+    return [*sorted(caller.tenants)]
 
 
 async def tenant_page(caller: Caller, query: Q, fetch: Callable[[Q], Awaitable[Page[T]]]) -> Page[T]:
@@ -40,7 +40,7 @@ async def tenant_page(caller: Caller, query: Q, fetch: Callable[[Q], Awaitable[P
     start, end = query.offset, query.offset + query.size
     items: list[T] = []
     base = 0
-    for tenant, total in zip(scopes, totals):
+    for tenant, total in zip(scopes, totals, strict=True):
         low, high = max(start - base, 0), min(end - base, total)
         if low < high:
             items += await window(fetch, query.model_copy(update={"tenant_id": tenant}), low, high)

@@ -18,10 +18,10 @@ from gateway import bpmn, records
 from gateway.auth import Caller
 from gateway.changes import Attempts, ChangeLog
 from gateway.engines.port import Capability, EngineAdapter
-from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
+from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.journal import AuditDraft
-from gateway.registry import EngineHandle
 from gateway.processes.scoping import tenant_page, visible_task_page
+from gateway.registry import EngineHandle
 from gateway.schemas import (
     DefinitionQuery,
     Deployment,
@@ -93,15 +93,9 @@ class ProcessService:
         self, operation: str, resource_type: str, resource_id: str | None, request: dict[str, Any], status: int = 200
     ) -> AsyncIterator[None]:
         """The access checks before a change: one that refuses (or whose lookup fails) is audited as a failure."""
-        try:
+        audit = self._audit(operation, resource_type, resource_id, request, status, self.caller.home_tenant)
+        async with self.changes.checking(self.actor, audit):
             yield
-        except GatewayError as error:
-            await self.changes.refused(
-                self.actor,
-                self._audit(operation, resource_type, resource_id, request, status, self.caller.home_tenant),
-                error,
-            )
-            raise
 
     # ------------------------------------------------------------ access
     def _tenant_for_new(self, tenant_id: str | None, what: str) -> str | None:

@@ -53,8 +53,10 @@ def make_gateway(database: Database, monkeypatch: pytest.MonkeyPatch) -> Callabl
             Settings(engines=engines or HISTORY_ENGINES, database_url=database.url, auto_migrate=False, **settings),
             engine_transports=transports,
         )
-        async with LifespanManager(app) as manager:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test") as client:
-                yield Gateway(client=client, app=app)
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test") as client,
+        ):
+            yield Gateway(client=client, app=app)
 
     return factory

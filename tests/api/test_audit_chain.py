@@ -13,12 +13,11 @@ import httpx
 import sqlalchemy as sa
 
 from gateway.db import Database
-from gateway.journal import _chain_hash as chain_hash
-from gateway.journal import AuditDraft, verify_chain, write_checkpoint
+from gateway.engines.testing.polling import eventually
+from gateway.journal import AuditDraft, _chain_hash as chain_hash, verify_chain, write_checkpoint
 from gateway.tables import audit_checkpoints, audit_log
 from gateway.uow import transaction
 from tests.api.conftest import deploy, open_tasks, start
-from gateway.engines.testing.polling import eventually
 
 
 async def test_200_concurrent_mixed_writes_leave_one_linear_chain(

@@ -54,10 +54,12 @@ async def client(database: Database, engine: GatedEngine) -> AsyncIterator[httpx
         ],
     )
     app = create_app(settings, engine_transports={"slow": httpx.MockTransport(engine.handle)})
-    async with LifespanManager(app) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://gw") as http:
-            http.app = app  # type: ignore[attr-defined]
-            yield http
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://gw") as http,
+    ):
+        http.app = app  # type: ignore[attr-defined]
+        yield http
 
 
 async def audit_rows(database: Database) -> list[dict[str, object]]:

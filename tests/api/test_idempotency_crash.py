@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from gateway.db import Database
+from gateway.engines.testing.polling import eventually
 from gateway.journal import verify_chain
 from tests.api.conftest import APPROVAL
 from tests.gateway_process import GatewayProcess
-from gateway.engines.testing.polling import eventually
 
 STARTS = 200
 LEASE_SECONDS = 2

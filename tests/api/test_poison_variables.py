@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from adapters.embedded.tables import instances
 from gateway.db import Database
-
 from tests.api.conftest import PARALLEL, deploy, open_tasks, start
 
 POISON: dict[str, Any] = {

@@ -10,8 +10,7 @@ import math
 from typing import Any
 
 import httpx
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.api.conftest import deploy, open_tasks
 

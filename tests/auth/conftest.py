@@ -62,7 +62,7 @@ def provider(signing_keys: dict[str, rsa.RSAPrivateKey]) -> Iterator[Provider]:
     state = Provider(keys=signing_keys, published=["k1"])
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:  # http.server's naming
             if self.path == "/jwks":
                 state.jwks_requests += 1  # every attempt, answered or not
             if state.down:

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.engines.testing.polling import eventually
 from gateway.settings import Settings
 from tests.auth.conftest import AUDIENCE, Gateway, Provider, bearer
+from tests.conformance.harnesses.embedded import APPROVAL, CHARGING, register_charging
 from tests.events.conftest import serve
 from tests.events.test_stream import stream
-from tests.conformance.harnesses.embedded import APPROVAL, CHARGING, register_charging
-from gateway.engines.testing.polling import eventually
 
 P = "/api/processes"
 CROSS_TENANT_STATISTICS = {

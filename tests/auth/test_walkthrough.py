@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.auth.conftest import bearer
 from gateway.engines.testing.polling import eventually
+from tests.auth.conftest import bearer
 from tools import dev_token
 
 ORDER_PROCESS = Path(__file__).parents[2] / "examples" / "order-process.bpmn"

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import json
 import re
 import uuid
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 from xml.etree import ElementTree
 
@@ -706,7 +707,7 @@ class CamundaSimulator:
                 continue
             call = Call(request, dict(parse_qsl(request.url.query.decode(), keep_blank_values=True)))
             arguments = {name: unquote(value) for name, value in match.groupdict().items()}
-            return self._transaction(lambda: route.handler(call, **arguments))
+            return self._transaction(functools.partial(route.handler, call, **arguments))
         return httpx.Response(404)
 
     def _authenticated(self, request: httpx.Request) -> bool:
@@ -1319,7 +1320,7 @@ class CamundaSimulator:
             rows = [d for d in rows if not d.suspended]
         return rows
 
-    DEFINITION_SORT: dict[str, Callable[[Any], Any]] = {
+    DEFINITION_SORT: ClassVar[dict[str, Callable[[Any], Any]]] = {
         "id": lambda d: d.id,
         "key": lambda d: d.key,
         "name": lambda d: d.name,
@@ -1708,7 +1709,7 @@ class CamundaSimulator:
                 job.suspended = suspended
 
     # ------------------------------------------------------------ history
-    HISTORIC_INSTANCE_SORT: dict[str, Callable[[Any], Any]] = {
+    HISTORIC_INSTANCE_SORT: ClassVar[dict[str, Callable[[Any], Any]]] = {
         "instanceId": lambda i: i.id,
         "definitionKey": lambda i: i.definition_key,
         "businessKey": lambda i: i.business_key,
@@ -1786,7 +1787,7 @@ class CamundaSimulator:
             raise CamundaError(404, "InvalidRequestException", message, code=None)
         return self._historic_instance_dto(instance)
 
-    RUN_SORT: dict[str, Callable[[Any], Any]] = {
+    RUN_SORT: ClassVar[dict[str, Callable[[Any], Any]]] = {
         "activityInstanceId": lambda r: r.id,
         "instanceId": lambda r: r.instance_id,
         "activityId": lambda r: r.node.id,
@@ -1855,7 +1856,7 @@ class CamundaSimulator:
                 )
         return paged(call, rows, {})
 
-    HISTORIC_TASK_SORT: dict[str, Callable[[Any], Any]] = {
+    HISTORIC_TASK_SORT: ClassVar[dict[str, Callable[[Any], Any]]] = {
         "taskId": lambda t: t.id,
         "startTime": lambda t: t.created,
         "endTime": lambda t: t.end,
@@ -1942,7 +1943,7 @@ class CamundaSimulator:
         return paged(call, rows, {"timestamp": lambda row: parse_date(row["timestamp"])})
 
     # ------------------------------------------------------------ tasks
-    TASK_SORT: dict[str, Callable[[Any], Any]] = {
+    TASK_SORT: ClassVar[dict[str, Callable[[Any], Any]]] = {
         "id": lambda t: t.id,
         "name": lambda t: t.node.name,
         "assignee": lambda t: t.assignee,
@@ -2129,7 +2130,7 @@ class CamundaSimulator:
                 rows = [i for i in rows if test(i, p[name])]
         return rows
 
-    INCIDENT_SORT: dict[str, Callable[[Any], Any]] = {
+    INCIDENT_SORT: ClassVar[dict[str, Callable[[Any], Any]]] = {
         "incidentId": lambda i: i.id,
         "incidentTimestamp": lambda i: i.created,
         "incidentType": lambda i: i.kind,

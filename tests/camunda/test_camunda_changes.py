@@ -12,10 +12,10 @@ from asgi_lifespan import LifespanManager
 
 from gateway.bootstrap import create_app
 from gateway.db import Database
+from gateway.engines.testing.polling import eventually
 from gateway.settings import Settings
 from tests.camunda.simulator import CamundaSimulator
 from tests.conformance.harnesses.camunda7 import APPROVAL, CREDENTIALS, HARNESS
-from gateway.engines.testing.polling import eventually
 
 URL = HARNESS.engine["url"]
 

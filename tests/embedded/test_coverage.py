@@ -6,6 +6,7 @@ expects the refusal, in words, naming the element.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ S, E = '<bpmn:startEvent id="start"/>', '<bpmn:endEvent id="end"/>'
 def path(*elements: str) -> str:
     """start -> each element (by id, written as given) -> end."""
     ids = ["start", *(element.split('id="', 1)[1].split('"', 1)[0] for element in elements), "end"]
-    return S + "".join(elements) + "".join(flow(a, b) for a, b in zip(ids, ids[1:], strict=False)) + E
+    return S + "".join(elements) + "".join(flow(a, b) for a, b in itertools.pairwise(ids)) + E
 
 
 def timer(kind: str, text: str) -> str:

@@ -13,12 +13,12 @@ from adapters.embedded import BpmnError, EmbeddedAdapter, runtime
 from adapters.embedded.parsing import parse_bpmn
 from adapters.embedded.runtime import Runtime
 from gateway.db import Database
+from gateway.engines.testing.polling import eventually
 from gateway.errors import Conflict, NotFound
 from gateway.schemas import HistoryQuery, TaskQuery
 from gateway.tables import outbox
 from gateway.variables import TypedValue, VariableType, parse_request_variables
 from tests.embedded.conftest import bpmn, deploy, flow, incidents_of, start, tasks_of
-from gateway.engines.testing.polling import eventually
 
 START = '<bpmn:startEvent id="start"/>'
 END = '<bpmn:endEvent id="end"/>'

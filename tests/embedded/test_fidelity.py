@@ -17,13 +17,13 @@ import sqlalchemy as sa
 
 from adapters.embedded import BpmnError, EmbeddedAdapter, repository, runtime, tables
 from gateway.db import Database, utcnow
+from gateway.engines.testing.polling import eventually
 from gateway.errors import Conflict, InvalidBpmn, ValidationFailed
 from gateway.schemas import TaskQuery
 from gateway.tables import outbox
 from gateway.uow import reading
 from gateway.variables import VariableType, parse_request_variables
 from tests.embedded.conftest import bpmn, deploy, flow, incidents_of, start, tasks_of
-from gateway.engines.testing.polling import eventually
 
 START = '<bpmn:startEvent id="start"/>'
 END = '<bpmn:endEvent id="end"/>'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -44,6 +45,7 @@ class Receiver:
     url: str = ""
     _runner: web.AppRunner | None = None
     _attempts: dict[str, int] = field(default_factory=dict)
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def start(self) -> None:
         app = web.Application()
@@ -70,6 +72,8 @@ class Receiver:
                 headers, body, status, time.time(), self._standard_valid(body, headers), self._legacy_valid(body, headers)
             )
         )
+        async with self._arrived:
+            self._arrived.notify_all()
         return web.Response(status=status, headers=extra, text="ok" if status < 300 else "no")
 
     def _standard_valid(self, body: bytes, headers: dict[str, str]) -> list[str]:
@@ -94,8 +98,13 @@ class Receiver:
         """The requests answered 2xx, in arrival order."""
         return [r for r in self.received if 200 <= r.status < 300]
 
-    async def wait_for(self, accept: Callable[[list[Received]], bool], timeout: float = 10.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while not accept(self.received) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+    async def wait_for(
+        self,
+        accept: Callable[[list[Received]], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109 - at the timeout it returns what arrived, for the test to assert on
+    ) -> list[Received]:
+        """The requests received, once `accept(received)` holds or after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout), self._arrived:
+                await self._arrived.wait_for(lambda: accept(self.received))
         return self.received

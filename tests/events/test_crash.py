@@ -15,9 +15,9 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.db import Database
+from gateway.engines.testing.polling import eventually
 from tests.events.conftest import QUICK, unique_stream, write_events
 from tests.events.receiver import Receiver
-from gateway.engines.testing.polling import eventually
 
 BURST = 1000
 PER_COMMIT = 5

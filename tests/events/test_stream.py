@@ -13,8 +13,8 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.db import Database
-from tests.events.conftest import ServedGateway, serve, unique_stream, write_events
 from gateway.engines.testing.polling import eventually
+from tests.events.conftest import ServedGateway, serve, unique_stream, write_events
 
 
 class SseReader:
@@ -25,8 +25,10 @@ class SseReader:
         self.comments: list[str] = []
         self.retry: int | None = None
 
-    async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
-        return await asyncio.wait_for(self._next_event(), timeout)
+    async def next_event(self) -> dict[str, Any]:
+        """The next event (id, event, data); TimeoutError when none comes within 5 seconds."""
+        async with asyncio.timeout(5.0):
+            return await self._next_event()
 
     async def _next_event(self) -> dict[str, Any]:
         fields: dict[str, str] = {}
@@ -85,10 +87,9 @@ async def test_sse_streams_new_events_with_cursor_ids_filters_retry_and_heartbea
 async def test_sse_resumes_after_a_gateway_restart_from_last_event_id_without_gaps(
     event_env: Any, gateway_settings: Any, database: Database
 ) -> None:
-    async with serve(gateway_settings()) as gateway:
-        async with stream(gateway, after="0", instance_id="i-1") as reader:
-            await write_events(database, [("task.created", "i-1", {"task_id": f"t-{n}"}) for n in range(3)])
-            seen = [await reader.next_event() for _ in range(3)]
+    async with serve(gateway_settings()) as gateway, stream(gateway, after="0", instance_id="i-1") as reader:
+        await write_events(database, [("task.created", "i-1", {"task_id": f"t-{n}"}) for n in range(3)])
+        seen = [await reader.next_event() for _ in range(3)]
     last_id = seen[-1]["id"]
     # While no gateway runs, more events are committed (by another replica, say).
     await write_events(database, [("task.created", "i-1", {"task_id": f"t-{n}"}) for n in range(3, 6)])

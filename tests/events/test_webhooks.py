@@ -10,9 +10,9 @@ from typing import Any
 
 from events.webhooks import new_secret
 from gateway.db import Database
+from gateway.engines.testing.polling import eventually
 from tests.events.conftest import ServedGateway, serve, write_events
 from tests.events.receiver import Receiver
-from gateway.engines.testing.polling import eventually
 
 
 async def deliveries(gateway: ServedGateway, subscription_id: str, **params: Any) -> list[dict[str, Any]]:
@@ -154,6 +154,27 @@ async def test_a_private_target_is_refused_unless_the_setting_allows_it(
         bad = await gateway.client.post("/api/processes/subscriptions", json={"url": "ftp://example.com/x"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["loc"][-1] == "url"
         assert (await gateway.client.get("/api/processes/subscriptions")).json()["total"] == 0
+
+
+async def test_a_target_that_resolves_to_a_private_address_at_send_time_is_not_called(
+    event_env: Any, gateway_settings: Any, receiver: Receiver, database: Database
+) -> None:
+    # Made while the operator allowed private targets (or while the name resolved to a public address), then
+    # delivered by a gateway that refuses them: the check is made again against the address actually called.
+    by_name = receiver.url.replace("127.0.0.1", "localhost")
+    async with serve(gateway_settings()) as allowing:
+        subscribed = [await allowing.subscribe(receiver, url=url) for url in (by_name, receiver.url)]
+    event_env(ALLOW_PRIVATE_TARGETS="false")
+    async with serve(gateway_settings()) as refusing:
+        await write_events(database, [("task.created", "i-1", {"task_id": "t-1"})])
+        for subscription in subscribed:
+            [delivery] = await eventually(
+                lambda s=subscription: deliveries(refusing, s["id"]),
+                lambda items: items and items[0]["status"] == "failed",
+            )
+            assert delivery["attempts"] == 3 and delivery["response_status"] is None
+            assert "private, loopback or link-local address (127.0.0.1)" in delivery["last_error"]
+    assert receiver.received == []
 
 
 async def test_during_a_secret_rotation_both_secrets_sign(

@@ -15,8 +15,8 @@ import contextlib
 import copy
 import itertools
 import re
-from collections.abc import Iterator
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -697,7 +697,7 @@ class Engine:
             retries = int(match.group(1)) if match.group(1) else 2**31 - 2
         del self.jobs[job.id]
         moved = Job(
-            id=new_id(),
+            id=job.id,  # DefaultJobManager.copyJobInfo: a job keeps its id in every table
             table="deadletter" if retries <= 1 else "timer",
             instance=job.instance,
             node=job.node,
@@ -715,11 +715,12 @@ class Engine:
         self.jobs[moved.id] = moved
 
     def move_to_executable(self, job: Job) -> None:
-        """moveDeadLetterJobToExecutableJob, moveTimerToExecutableJob: a new job; dead letters get default retries."""
+        """moveDeadLetterJobToExecutableJob, moveTimerToExecutableJob: the same job id and exception in the
+        executable table; dead letters get default retries."""
         del self.jobs[job.id]
         retries = DEFAULT_RETRIES if job.table == "deadletter" else job.retries
         moved = Job(
-            id=new_id(),
+            id=job.id,
             table="job",
             instance=job.instance,
             node=job.node,

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from starlette.applications import Starlette
@@ -825,7 +825,7 @@ class FlowableSimulator:
         return Response(status_code=204)
 
     # ------------------------------------------------------------ activity instances and history
-    ACTIVITY_SORTS: Sorts = {
+    ACTIVITY_SORTS: ClassVar[Sorts] = {
         "activityId": lambda a: a.activity_id,
         "activityName": lambda a: a.name,
         "activityType": lambda a: a.type,
@@ -910,7 +910,7 @@ class FlowableSimulator:
         return SpecJSONResponse(paginate(items, params, "variableName", sorts, render))
 
     # ------------------------------------------------------------ tasks
-    TASK_SORTS: Sorts = {
+    TASK_SORTS: ClassVar[Sorts] = {
         "id": lambda t: t.id,
         "name": lambda t: t.node.name,
         "createTime": lambda t: t.create_time,

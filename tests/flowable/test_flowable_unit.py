@@ -617,6 +617,21 @@ async def test_failed_and_dead_letter_jobs_are_incidents_sorted_by_creation(
     assert timers.calls[0].request.url.params["withException"] == "true"
 
 
+async def test_a_moved_job_in_the_executable_table_is_the_failed_work_running_again(
+    adapter: FlowableAdapter, engine: Router
+) -> None:
+    # A retried dead-letter job keeps its id and exception in the executable table until the executor runs it.
+    engine.get("/management/deadletter-jobs").respond(200, json=page())
+    engine.get("/management/timer-jobs").respond(200, json=page(job("j-2", retries=2)))
+    engine.get("/management/jobs").respond(200, json=page(job("j-1", retries=3)))
+    incidents = (await adapter.list_engine_incidents(EngineIncidentQuery())).items
+    assert sorted((i.id, i.job_id, i.message, i.rerun_pending) for i in incidents) == [
+        ("job:j-1", "j-1", "card declined", True),
+        ("timer:j-2", "j-2", "card declined", False),
+    ]
+    assert "rerun_pending" not in incidents[0].model_dump(mode="json")  # internal to the Incident Center
+
+
 async def test_incident_details_carry_the_stacktrace(adapter: FlowableAdapter, engine: Router) -> None:
     engine.get("/management/deadletter-jobs/j-1").respond(200, json=job("j-1"))
     engine.get("/management/deadletter-jobs/j-1/exception-stacktrace").respond(

@@ -28,6 +28,9 @@ class FakeWorld:
     resolved_without_retry: list[str] = field(default_factory=list)
     terminated: dict[str, str | None] = field(default_factory=dict)
     down: bool = False
+    # Like Flowable's async executor: a retry only queues the failed work (the engine lists it, still carrying
+    # its old failure, as a pending re-run) until `run_pending_reruns` runs it.
+    queues_reruns: bool = False
     # Awaited inside retry_engine_incident before and after the engine runs the retry: a test blocks there to
     # stop the gateway in the middle of a bulk retry.
     before_retry: Any = None
@@ -59,6 +62,16 @@ class FakeWorld:
         self.incidents[incident.id] = incident
         self.variables.setdefault(instance_id, {"fail": TypedValue(value=True, type="Boolean")})
         return incident
+
+    def run_pending_reruns(self) -> None:
+        """The executor runs every queued re-run: it fails again (a new incident) while `fail` is true."""
+        for incident in [i for i in self.incidents.values() if i.rerun_pending]:
+            del self.incidents[incident.id]
+            self._run_again(incident)
+
+    def _run_again(self, incident: EngineIncident) -> None:
+        if self.variables.get(incident.instance_id or "", {}).get("fail", TypedValue(type="Null")).value:
+            self.fail(incident.instance_id or "", incident.activity_id or "", incident_type=incident.incident_type)
 
     def fix(self, engine_incident_id: str) -> None:
         """Resolve an incident outside the gateway (as in Cockpit or Operate)."""
@@ -106,10 +119,11 @@ class FakeEngine(EngineAdapter):
             await self.world.before_retry()
         self.world.retries[incident_id] += 1
         del self.world.incidents[incident_id]
-        if self.world.variables.get(incident.instance_id or "", {}).get("fail", TypedValue(type="Null")).value:
-            self.world.fail(
-                incident.instance_id or "", incident.activity_id or "", incident_type=incident.incident_type
-            )
+        if self.world.queues_reruns:
+            pending = incident.model_copy(update={"id": f"rerun-{incident_id}", "rerun_pending": True, "engine": ""})
+            self.world.incidents[pending.id] = pending
+        else:
+            self.world._run_again(incident)
         if self.world.after_retry is not None:
             await self.world.after_retry()
 

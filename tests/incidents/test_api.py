@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.db import Database
+from gateway.engines.testing.polling import eventually
 from gateway.tables import audit_log, outbox
 from incidents.models import incident_history
 from tests.incidents.fake_engine import FakeWorld
@@ -20,7 +21,6 @@ from tests.incidents.helpers import (
     incident_events,
     rows,
 )
-from gateway.engines.testing.polling import eventually
 
 ALICE = {"X-User-Id": "alice"}
 

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.db import Database
+from gateway.engines.testing.polling import eventually
 from gateway.uow import reading
 from incidents import repository
 from incidents.models import (
@@ -22,7 +23,6 @@ from incidents.models import (
 from incidents.operations import start_bulk_retry
 from tests.incidents.fake_engine import FakeWorld
 from tests.incidents.helpers import rows
-from gateway.engines.testing.polling import eventually
 
 
 def failing_instances(world: FakeWorld, count: int) -> None:

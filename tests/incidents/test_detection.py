@@ -125,6 +125,51 @@ async def test_a_retry_whose_engine_incident_is_gone_resolves_as_retry(
     assert resolved.resolution.resolved_by == "system"
 
 
+async def test_a_retried_job_the_engine_lists_again_before_running_it_resolves_as_retry(
+    center: IncidentCenter, world: FakeWorld
+) -> None:
+    # Flowable: the retry moves the dead-letter job to the executable jobs with its old exception; a detection
+    # round that sees it there must not take it for a new failure, or the record ends `external`.
+    world.queues_reruns = True
+    world.fail("pi-1")
+    await center.syncs["fake"].run_once()
+    record = await only_incident(center)
+
+    await retry(center, record.id, fail=False)
+    await center.syncs["fake"].run_once()  # the engine lists the queued re-run, not yet run
+    in_flight = await details(center, record.id)
+    assert in_flight.status == "retrying"
+    assert [h.action for h in in_flight.history] == ["created", "retried"]
+    assert [e["data"]["action"] for e in await incident_events(center.db)] == ["created", "retried"]
+
+    world.run_pending_reruns()
+    await center.syncs["fake"].run_once()
+    resolved = await details(center, record.id)
+    assert resolved.status == "resolved" and resolved.resolution is not None
+    assert resolved.resolution.type is ResolutionType.RETRY
+    assert [h.action for h in resolved.history] == ["created", "retried", "resolved"]
+
+
+async def test_a_retried_job_that_fails_again_when_the_engine_runs_it_reopens_the_record(
+    center: IncidentCenter, world: FakeWorld
+) -> None:
+    world.queues_reruns = True
+    world.fail("pi-1")
+    await center.syncs["fake"].run_once()
+    record = await only_incident(center)
+
+    await retry(center, record.id)  # `fail` is still true
+    await center.syncs["fake"].run_once()
+    assert (await details(center, record.id)).status == "retrying"
+    world.run_pending_reruns()
+    await center.syncs["fake"].run_once()
+
+    reopened = await details(center, record.id)
+    assert reopened.status == "open" and reopened.resolution is None
+    assert [h.action for h in reopened.history] == ["created", "retried", "recurred"]
+    assert [link.open for link in reopened.engine_incidents] == [False, False, True]
+
+
 async def test_the_same_place_failing_after_an_external_fix_reopens_with_recurred(
     center: IncidentCenter, world: FakeWorld
 ) -> None:

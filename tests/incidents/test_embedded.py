@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from gateway.engines.testing.polling import eventually
 from tests.conformance.harnesses.embedded import CHARGING, register_charging
 from tests.incidents.helpers import Gateway
-from gateway.engines.testing.polling import eventually
 
 LOCAL = [{"name": "local", "type": "embedded", "default": True}]
 ORDER_PROCESS = Path(__file__).parents[2] / "examples" / "order-process.bpmn"

@@ -15,19 +15,7 @@ from tests.conformance.harnesses import HARNESSES
 from tests.real_engines.harness import on_real_engine
 
 
-# Known race on the real Flowable, whose async executor moves the retried dead-letter job at once: the detection
-# round can see the engine incident gone before the retry is recorded and resolve the record as `external`
-# instead of `retry`. Seen in some runs, not in others; to be fixed in the Incident Center, not in this test.
-FLOWABLE_RETRY_RACE = pytest.mark.xfail(reason="real Flowable: detection may resolve as external before the retry is recorded")
-
-
-@pytest.mark.parametrize(
-    "harness",
-    [
-        pytest.param(h, id=h.id, marks=[*h.marks, *([FLOWABLE_RETRY_RACE] if h.id == "real-flowable" else [])])
-        for h in HARNESSES
-    ],
-)
+@pytest.mark.parametrize("harness", [pytest.param(h, id=h.id, marks=h.marks) for h in HARNESSES])
 async def test_a_failed_charge_is_fixed_and_retried_through_the_incident_center(
     make_gateway: Callable[..., Any], harness: Harness, request: pytest.FixtureRequest
 ) -> None:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from gateway.db import Database
+from gateway.engines.testing.polling import eventually
 from incidents.center import IncidentCenter
 from incidents.models import incident_links, incidents
 from tests.incidents.fake_engine import FakeWorld
 from tests.incidents.helpers import count
-from gateway.engines.testing.polling import eventually
 
 
 @pytest.fixture

@@ -218,7 +218,7 @@ async def run_scenario(engine: str, scenario: str, client: httpx.AsyncClient) ->
 
 def record() -> None:
     """Start each real engine, run every scenario on it and write the answers under `recorded/`."""
-    from tests.real_engines.runner import RealEngines
+    from tests.real_engines.runner import RealEngines, RunningEngine
 
     RECORDED.mkdir(exist_ok=True)
     engines = RealEngines(Path(tempfile.mkdtemp(prefix="pm-engines-")))
@@ -228,7 +228,7 @@ def record() -> None:
             for scenario in scenarios:
                 running.reset()
 
-                async def run(scenario: str = scenario) -> Answers:
+                async def run(scenario: str = scenario, engine: str = engine, running: RunningEngine = running) -> Answers:
                     async with httpx.AsyncClient(base_url=running.url, auth=running.credentials, timeout=30) as client:
                         return await run_scenario(engine, scenario, client)
 

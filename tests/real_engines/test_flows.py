@@ -11,22 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from gateway.engines.port import EngineAdapter
 from gateway.db import Database
+from gateway.engines.port import EngineAdapter
+from gateway.engines.testing import Harness
+from gateway.engines.testing.polling import eventually
 from gateway.errors import Conflict
 from gateway.registry import EngineRegistry
 from gateway.schemas import EngineIncidentQuery, InstanceQuery, StartInstance, TaskQuery
 from gateway.settings import Settings
 from gateway.variables import parse_request_variables
-from gateway.engines.testing import Harness
 from tests.conformance.harnesses.camunda7 import HARNESS as SIMULATED_CAMUNDA7
 from tests.conformance.harnesses.flowable import HARNESS as SIMULATED_FLOWABLE
 from tests.conformance.harnesses.real_camunda7 import HARNESS as CAMUNDA7
 from tests.conformance.harnesses.real_flowable import HARNESS as FLOWABLE
 from tests.conformance.harnesses.real_operaton import HARNESS as OPERATON
-from gateway.engines.testing.polling import eventually
-from tests.real_engines.harness import on_real_engine
 from tests.real_engines.flows import bpmn
+from tests.real_engines.harness import on_real_engine
 
 WAIT = 30.0  # seconds: the bound on the engine's job executor running a job or a due timer
 

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from tests.camunda.simulator import CamundaSimulator
-from tests.flowable.simulator import BASE_PATH as FLOWABLE_BASE_PATH
-from tests.flowable.simulator import FlowableSimulator
+from tests.flowable.simulator import BASE_PATH as FLOWABLE_BASE_PATH, FlowableSimulator
 from tests.real_engines.answers import SCENARIOS, recorded, run_scenario
 from tests.real_engines.fixtures import running_engine
 

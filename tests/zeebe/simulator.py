@@ -636,7 +636,7 @@ class Simulator:
     def _deploy_process(
         self, resource_name: str, content: bytes, tenant_id: str, process_id: str, name: str | None, nodes: list[Node]
     ) -> Definition:
-        checksum = hashlib.md5(content).hexdigest()  # noqa: S324 - a content fingerprint, as Zeebe keeps it
+        checksum = hashlib.md5(content).hexdigest()  # a content fingerprint, as Zeebe keeps it
         latest = self._latest(process_id, tenant_id)
         if latest is not None and latest.checksum == checksum and latest.resource_name == resource_name:
             return latest  # a duplicate: Camunda 8 answers with the latest version

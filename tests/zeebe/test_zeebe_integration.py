@@ -51,7 +51,7 @@ def _docker_available() -> bool:
 
         docker.from_env().ping()
         return True
-    except Exception:  # noqa: BLE001 - any failure means no usable Docker engine
+    except Exception:  # any failure means no usable Docker engine
         return False
 
 

@@ -592,14 +592,16 @@ async def test_retrying_a_resolved_incident_is_a_conflict(simulated: Simulated) 
 
 async def test_the_integration_job_worker_fails_and_completes_jobs(simulated: Simulated) -> None:
     adapter, simulator = await simulated(job_worker=False)
-    async with httpx.AsyncClient(base_url=BASE, transport=simulator.transport) as client:
-        async with running(ChargeWorker(client, idle_pause=0.01)):
-            await deploy(adapter, "charging")
-            instance_id = await start(adapter, "charging", {"fail": True})
-            incidents = await eventually(
-                lambda: adapter.list_engine_incidents(EngineIncidentQuery(instance_id=instance_id))
-            )
-            await adapter.update_variables(instance_id, parse_request_variables({"fail": False}), [])
-            await adapter.retry_engine_incident(incidents.items[0].id)
-            tasks = await eventually(lambda: adapter.list_tasks(TaskQuery(instance_id=instance_id)))
-            assert [task.task_definition_key for task in tasks.items] == ["confirm"]
+    async with (
+        httpx.AsyncClient(base_url=BASE, transport=simulator.transport) as client,
+        running(ChargeWorker(client, idle_pause=0.01)),
+    ):
+        await deploy(adapter, "charging")
+        instance_id = await start(adapter, "charging", {"fail": True})
+        incidents = await eventually(
+            lambda: adapter.list_engine_incidents(EngineIncidentQuery(instance_id=instance_id))
+        )
+        await adapter.update_variables(instance_id, parse_request_variables({"fail": False}), [])
+        await adapter.retry_engine_incident(incidents.items[0].id)
+        tasks = await eventually(lambda: adapter.list_tasks(TaskQuery(instance_id=instance_id)))
+        assert [task.task_definition_key for task in tasks.items] == ["confirm"]

@@ -77,6 +77,6 @@ def harness_fixture(*harnesses: Harness) -> Any:
 
     @pytest.fixture(params=[pytest.param(h, id=h.id, marks=h.marks) for h in harnesses])
     def harness(request: pytest.FixtureRequest) -> Harness:
-        return request.param  # type: ignore[no-any-return]
+        return request.param
 
     return harness

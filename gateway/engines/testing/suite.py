@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from functools import partial
+
 import pytest
 import sqlalchemy as sa
 
@@ -284,7 +286,7 @@ async def test_start_by_message_correlate_by_business_key_and_interrupt_with_a_s
     )
     for instance_id in (first, second.id):
         waiting = await eventually(
-            lambda instance_id=instance_id: adapter.get_instance(instance_id),
+            partial(adapter.get_instance, instance_id),
             lambda details: [a.id for a in details.current_activities] == ["payment-received"],
         )
         assert waiting.status == "active"
@@ -392,7 +394,7 @@ async def test_unknown_ids_are_not_found(adapter: EngineAdapter) -> None:
         try:
             await call
             answers[operation] = "no error"
-        except Exception as exc:  # noqa: BLE001 - every answer is collected, so one run names every deviation
+        except Exception as exc:  # every answer is collected, so one run names every deviation
             answers[operation] = type(exc).__name__
     assert answers == {operation: "NotFound" for operation in calls}
 

@@ -11,6 +11,7 @@ HARNESS = real_engine_harness(
     SIMULATED,
     "flowable",
     id="real-flowable",
-    engine={**SIMULATED.engine, "url": "http://flowable.invalid/process-api"},
+    # A freshly started JVM on a busy machine takes more than the default 10 s over its first deployments.
+    engine={**SIMULATED.engine, "url": "http://flowable.invalid/process-api", "read_timeout": 30.0},
     make_transport=AiohttpTransport,
 )

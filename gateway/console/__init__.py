@@ -1,0 +1,60 @@
+"""The operator console (`/console`) and the interactive API docs (`/docs`), both served from files shipped with
+the gateway: the console's own ES modules in `static/` and the npm packages it needs (bpmn-js, swagger-ui-dist),
+which `make console` copies into `static/vendor/` at set-up. Nothing is loaded from the internet.
+
+The console is a static page: every action it offers is a call to the public API (`/api/processes/...`) with
+the caller's credentials, so its routes need no permission of their own and stay out of the OpenAPI document.
+`/docs` itself is routed in `gateway.bootstrap` (open or behind a token as PM_AUTH_OPEN_PATHS says).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from gateway.errors import ServiceUnavailable
+
+STATIC = Path(__file__).parent / "static"
+VENDOR = STATIC / "vendor"
+ASSETS_URL = "/console/static"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _require_vendor_assets() -> None:
+    """Raises ServiceUnavailable (503) naming the set-up step when the npm assets were never built."""
+    if not (VENDOR / "bpmn-js" / "bpmn-navigated-viewer.production.min.js").is_file():
+        raise ServiceUnavailable(
+            "The console's assets are not built: run `make console` (needs node and npm once, at set-up)"
+        )
+
+
+@router.get("/console")
+async def console_page() -> FileResponse:
+    """The console's single page; it routes on the URL fragment (`/console#/incidents`)."""
+    _require_vendor_assets()
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def swagger_ui_page() -> HTMLResponse:
+    """Swagger UI for `/openapi.json` (the `/docs` page), from the locally built swagger-ui-dist (works offline).
+    Raises ServiceUnavailable when the assets were never built."""
+    _require_vendor_assets()
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="pm-gateway",
+        swagger_js_url=f"{ASSETS_URL}/vendor/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url=f"{ASSETS_URL}/vendor/swagger-ui/swagger-ui.css",
+        swagger_favicon_url=f"{ASSETS_URL}/vendor/swagger-ui/favicon-32x32.png",
+    )
+
+
+def install_console(app: FastAPI) -> None:
+    """Serve the console at `/console` and its assets (and Swagger UI's) under `/console/static`, open to anyone:
+    they are public files; the data behind them needs the caller's token on every API call."""
+    app.include_router(router)
+    app.mount(ASSETS_URL, StaticFiles(directory=STATIC, check_dir=False), name="console-static")

@@ -1,0 +1,51 @@
+// BPMN diagrams through bpmn-js's navigated viewer (window.BpmnJS). Its bpmn.io watermark stays visible, as
+// bpmn-js's licence requires. The viewer (about 1 MB of script) is loaded on the first diagram, so pages without
+// one (the incident list) do not pay for it.
+const VIEWER = "/console/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js";
+let viewerLoaded;
+
+function loadViewer() {
+  viewerLoaded ||= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = VIEWER;
+    script.onload = resolve;
+    script.onerror = () => reject(new Error("The diagram viewer could not be loaded"));
+    document.head.append(script);
+  });
+  return viewerLoaded;
+}
+
+/**
+ * Renders `xml` into `container` and decorates it:
+ * markers {elementId: "failed" | "active" | "completed"}, counts {elementId: {active, incidents}},
+ * heat {elementId: 0..1} (fills from pale to red). Unknown element ids are skipped. Answers the viewer, or null
+ * when `container` left the page before the diagram was ready.
+ */
+export async function renderDiagram(container, xml, { markers = {}, counts = {}, heat = {} } = {}) {
+  await loadViewer();
+  const viewer = new window.BpmnJS({ container });
+  await viewer.importXML(xml);
+  if (!container.isConnected) {  // the page moved on (or re-rendered) meanwhile: a detached view has no size
+    viewer.destroy();
+    return null;
+  }
+  const canvas = viewer.get("canvas");
+  const registry = viewer.get("elementRegistry");
+  const overlays = viewer.get("overlays");
+  canvas.zoom("fit-viewport");
+  for (const [id, kind] of Object.entries(markers)) {
+    if (registry.get(id)) canvas.addMarker(id, `marker-${kind}`);
+  }
+  for (const [id, { active = 0, incidents = 0 }] of Object.entries(counts)) {
+    if (!registry.get(id)) continue;
+    if (active) overlays.add(id, { position: { bottom: 8, left: -6 }, html: `<span class="overlay active" title="active">${active}</span>` });
+    if (incidents) overlays.add(id, { position: { top: -8, right: 8 }, html: `<span class="overlay incidents" title="incidents">${incidents}</span>` });
+  }
+  for (const [id, level] of Object.entries(heat)) {
+    const graphics = registry.get(id) && registry.getGraphics(id);
+    const shape = graphics && graphics.querySelector(".djs-visual > :first-child");
+    if (shape) shape.style.fill = `hsl(${Math.round(60 - 60 * level)}, 90%, ${Math.round(92 - 35 * level)}%)`;
+  }
+  container.dataset.rendered = "true";
+  return viewer;
+}

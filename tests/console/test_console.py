@@ -1,0 +1,124 @@
+"""The operator console in headless chromium: what an operator sees and clicks, against the real gateway."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.engines.testing.polling import eventually
+from gateway.settings import Settings
+from tests.auth.conftest import AUDIENCE, Provider, bearer
+from tests.console.conftest import ROOT, run_scenario
+from tests.events.conftest import ServedGateway, serve
+
+# A browser run per database would only repeat the API's own database tests; SQLite keeps the suite quick.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+ORDER_PROCESS = str(ROOT / "examples" / "order-process.bpmn")
+ORDER_PROCESS_BPMN = (ROOT / "examples" / "order-process.bpmn").read_bytes()
+
+
+async def test_the_readme_incident_flow_by_clicking(console: ServedGateway) -> None:
+    """Deploy, start with a non-numeric amount, see check-amount marked failed, fix the variable's type and value,
+    retry, see the incident resolved and the instance waiting at Approve order."""
+    output = await run_scenario(console, "incident_flow.mjs", ORDER_PROCESS)
+    assert "incident-flow: ok" in output
+    incidents = (await console.client.get("/api/processes/incidents")).json()["items"]
+    assert [(i["status"], i["resolution"]["type"]) for i in incidents] == [("resolved", "retry")]
+
+
+async def deploy_order_process(gateway: ServedGateway) -> None:
+    response = await gateway.client.post("/api/processes/definitions", files={"file": ("order-process.bpmn", ORDER_PROCESS_BPMN)})
+    assert response.status_code == 201, response.text
+
+
+async def start_orders(gateway: ServedGateway, amount: object, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        body = {"definition_key": "order-process", "business_key": f"order-{n}", "variables": {"amount": amount}}
+        response = await gateway.client.post("/api/processes/instances", json=body, headers={"X-User-Id": "alice"})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+async def open_incidents(gateway: ServedGateway, expected: int) -> None:
+    async def count() -> int:
+        return (await gateway.client.get("/api/processes/incidents", params={"status": "open"})).json()["total"]
+
+    assert await eventually(count, lambda n: n == expected, timeout=30) == expected, "every failure is recorded"
+
+
+async def test_claim_complete_and_claim_next_in_the_task_inbox(console: ServedGateway) -> None:
+    await deploy_order_process(console)
+    started = set(await start_orders(console, 120, 3))
+    output = await run_scenario(console, "tasks.mjs")
+    assert "tasks: ok" in output
+    instances = [(await console.client.get(f"/api/processes/instances/{i}")).json() for i in started]
+    completed = [i for i in instances if i["status"] == "completed"]
+    assert len(completed) == 1, "one task was completed"
+    assert completed[0]["variables"]["approved"] == {"value": True, "type": "Boolean"}, "with the typed Boolean"
+    bobs = (await console.client.get("/api/processes/tasks", params={"assignee": "bob"})).json()["items"]
+    waiting = (await console.client.get("/api/processes/tasks", params={"unassigned": True})).json()["items"]
+    assert len(bobs) == 1 and len(waiting) == 1, "claim next took one of the two waiting tasks"
+    assert {bobs[0]["instance_id"], waiting[0]["instance_id"], completed[0]["id"]} == started
+
+
+async def test_bulk_retry_of_an_error_group_shows_its_progress(console: ServedGateway) -> None:
+    await deploy_order_process(console)
+    await start_orders(console, "abc", 12)
+    await open_incidents(console, 12)
+    output = await run_scenario(console, "bulk_retry.mjs", "12")
+    assert "bulk-retry: ok" in output
+    incidents = (await console.client.get("/api/processes/incidents", params={"size": 50})).json()["items"]
+    retries = sorted(incident["retry_count"] for incident in incidents)
+    assert retries == [1] * 10 + [2, 2], "the bulk retry reached all twelve, the hand-picked retry two of them"
+
+
+async def test_keyboard_navigation_and_every_control_labelled(console: ServedGateway) -> None:
+    await deploy_order_process(console)
+    await start_orders(console, "abc", 1)
+    await open_incidents(console, 1)
+    assert "keyboard: ok" in await run_scenario(console, "keyboard.mjs")
+
+
+async def test_an_incident_responder_of_one_tenant_sees_only_its_incidents(
+    browser_tools: str, database_url: str, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auth on (PM_AUTH_MODE=jwt): tenants t1 and t2 each have a failing order; carol (incident-responder, t1)
+    signs in with a pasted token and sees, opens and acknowledges t1's incident only."""
+    monkeypatch.setenv("PM_INCIDENTS_POLL_INTERVAL", "0.2")
+    settings = Settings(
+        database_url=database_url,
+        auto_migrate=False,
+        engines=[{"name": "local", "type": "embedded", "default": True}],
+        auth_mode="jwt",
+        auth_issuer=provider.url,
+        auth_audience=AUDIENCE,
+    )
+    async with serve(settings) as gateway:
+        instances = {}
+        for tenant in ("t1", "t2"):
+            admin = bearer(provider.mint({"sub": f"admin-{tenant}", "roles": ["admin"], "tenants": [tenant]}))
+            deployed = await gateway.client.post(
+                "/api/processes/definitions", files={"file": ("order-process.bpmn", ORDER_PROCESS_BPMN)}, headers=admin
+            )
+            assert deployed.status_code == 201, deployed.text
+            body = {"definition_key": "order-process", "variables": {"amount": "abc"}}
+            started = await gateway.client.post("/api/processes/instances", json=body, headers=admin)
+            assert started.status_code == 201, started.text
+            instances[tenant] = started.json()["id"]
+        every = bearer(provider.mint({"sub": "root", "roles": ["admin"], "tenants": ["t1", "t2"]}))
+
+        async def open_count() -> int:
+            page = await gateway.client.get("/api/processes/incidents", params={"status": "open"}, headers=every)
+            return page.json()["total"]
+
+        assert await eventually(open_count, lambda n: n == 2, timeout=30) == 2
+        carol = provider.mint({"sub": "carol", "roles": ["incident-responder"], "tenants": ["t1"]})
+        output = await run_scenario(gateway, "tenants.mjs", carol, instances["t1"])
+        assert "tenant-limited: ok" in output
+        page = (await gateway.client.get("/api/processes/incidents", headers=every)).json()["items"]
+        assert {(i["instance_id"], i["status"]) for i in page} == {
+            (instances["t1"], "acknowledged"),
+            (instances["t2"], "open"),
+        }, "carol acknowledged t1's incident and could not touch t2's"
