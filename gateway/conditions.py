@@ -50,12 +50,12 @@ ORDERING = frozenset({VariableOperator.GT, VariableOperator.GTE, VariableOperato
 CONDITIONS_DOC = (
     "Filter by process instance variables: `name:operator:value`, repeatable (all must hold). Operators: "
     "`eq`, `neq`, `gt`, `gte`, `lt`, `lte`, `like` (`%` matches any characters) and `in` (a JSON array). The value "
-    "is JSON: quote strings. Examples: `amount:gt:10000`, `customer:eq:\"ACME\"`, `approved:eq:true`, "
-    "`region:in:[\"EU\",\"US\"]`, `order_no:like:\"47%\"`, `due:lt:\"2026-12-01T00:00:00Z\"`. An invalid condition "
+    'is JSON: quote strings. Examples: `amount:gt:10000`, `customer:eq:"ACME"`, `approved:eq:true`, '
+    '`region:in:["EU","US"]`, `order_no:like:"47%"`, `due:lt:"2026-12-01T00:00:00Z"`. An invalid condition '
     "is a 400 naming it; an operator the engine cannot filter by is a 501 naming the engine and the operator."
 )
 TASK_CONDITIONS_DOC = (
-    "Filter by the task's own (task-local) variables; same syntax as `variable`, e.g. `decision:eq:\"approve\"`."
+    'Filter by the task\'s own (task-local) variables; same syntax as `variable`, e.g. `decision:eq:"approve"`.'
 )
 
 
@@ -77,8 +77,9 @@ class VariableCondition:
 
 
 def _refuse(text: str, reason: str) -> PydanticCustomError:
-    return PydanticCustomError(CONDITION_ERROR, "invalid variable condition '{condition}': {reason}",
-                               {"condition": text, "reason": reason})
+    return PydanticCustomError(
+        CONDITION_ERROR, "invalid variable condition '{condition}': {reason}", {"condition": text, "reason": reason}
+    )
 
 
 def _is_number(value: Any) -> bool:
@@ -100,10 +101,10 @@ def parse_condition(text: str, scope: VariableScope = VariableScope.INSTANCE) ->
     try:
         value = json.loads(raw)
     except ValueError:
-        raise _refuse(text, f"the value {raw!r} is not JSON; quote strings, e.g. {name}:{operator}:\"{raw}\"") from None
+        raise _refuse(text, f'the value {raw!r} is not JSON; quote strings, e.g. {name}:{operator}:"{raw}"') from None
     if operator is VariableOperator.IN:
         if not isinstance(value, list) or not value:
-            raise _refuse(text, "'in' takes a non-empty JSON array, e.g. [\"EU\",\"US\"]")
+            raise _refuse(text, '\'in\' takes a non-empty JSON array, e.g. ["EU","US"]')
         if len(value) > MAX_IN_VALUES:
             raise _refuse(text, f"'in' takes at most {MAX_IN_VALUES} values")
         if not (all(isinstance(item, str) for item in value) or all(_is_number(item) for item in value)):

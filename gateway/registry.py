@@ -87,7 +87,12 @@ class EngineRegistry:
                 auth = build_auth(config.auth, engine=config.name, transport=transport)
                 http = EngineHttp(config, breaker=breaker, auth=auth, transport=transport)
             context = AdapterContext(
-                config=config, settings=settings, db=db, store=MetadataStore(db, config.name), options=options, http=http
+                config=config,
+                settings=settings,
+                db=db,
+                store=MetadataStore(db, config.name),
+                options=options,
+                http=http,
             )
             adapter = cls(context)
             if http is not None and isinstance(adapter, HttpEngineAdapter):

@@ -13,9 +13,7 @@ from gateway.variables import TypedValue
 
 T = TypeVar("T")
 
-TaskType = Literal[
-    "userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask"
-]
+TaskType = Literal["userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask"]
 
 
 MAX_PAGE = 10_000_000  # page x size stays far inside a 64-bit OFFSET
@@ -123,7 +121,9 @@ class ProcessEvent(Model):
     trigger: ProcessEventKind | None = Field(None, description="What the event waits for; null for a none start event")
     message_name: str | None = Field(None, description="The message's name, to give as `message_name`/`start_message`")
     signal_name: str | None = None
-    interrupting: bool | None = Field(None, description="Boundary and start events: whether they cancel what they interrupt")
+    interrupting: bool | None = Field(
+        None, description="Boundary and start events: whether they cancel what they interrupt"
+    )
     attached_to: str | None = Field(None, description="A boundary event's activity")
 
 

@@ -222,7 +222,9 @@ class Incident(Model):
     engine_incident_ids: list[str]
     incident_type: str
     incident_message: str | None = None
-    error_hash: str | None = Field(None, description="Hash of the normalised message (GET /incidents/statistics/by-error)")
+    error_hash: str | None = Field(
+        None, description="Hash of the normalised message (GET /incidents/statistics/by-error)"
+    )
     status: IncidentStatus
     severity: IncidentSeverity
     instance_id: str | None = None
@@ -249,8 +251,9 @@ class IncidentFilter(Model):
     """The filters of `GET /incidents`, also the selection of a bulk retry."""
 
     engine: str | None = Field(
-        None, description="Only this engine's incidents; `*` or left out: every engine's (the Incident Center keeps "
-        "them all, so an engine that is down does not shorten the list)"
+        None,
+        description="Only this engine's incidents; `*` or left out: every engine's (the Incident Center keeps "
+        "them all, so an engine that is down does not shorten the list)",
     )
     status: IncidentStatus | None = None
     instance_id: str | None = None

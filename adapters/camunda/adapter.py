@@ -92,7 +92,9 @@ def resource_name(filename: str) -> str:
 DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 # MismatchingMessageCorrelationException's messages (MessageCorrelationCmd / CorrelationHandler).
 _NO_MATCH = "No process definition or execution matches the parameters"
-_SEVERAL_MATCH = re.compile(r"to a single (?:execution|process definition)|\d+ (?:executions|process definitions) match")
+_SEVERAL_MATCH = re.compile(
+    r"to a single (?:execution|process definition)|\d+ (?:executions|process definitions) match"
+)
 _MODIFICATION_TYPES = {"start_before": "startBeforeActivity", "start_after": "startAfterActivity", "cancel": "cancel"}
 
 
@@ -292,7 +294,9 @@ class Camunda7Adapter(HttpEngineAdapter):
                 instance = row.get("processInstance") or {}
                 await self.context.store.put("instance", instance["id"], {"started_by": started_by})
                 results.append(
-                    CorrelationResult(type="started", instance_id=instance["id"], definition_key=instance.get("definitionKey"))
+                    CorrelationResult(
+                        type="started", instance_id=instance["id"], definition_key=instance.get("definitionKey")
+                    )
                 )
             else:
                 instance_id = (row.get("execution") or {})["processInstanceId"]
@@ -317,7 +321,10 @@ class Camunda7Adapter(HttpEngineAdapter):
         await self._refuse_unless_running(instance_id, "modify it")
         instructions = []
         for instruction in modification.instructions:
-            item: dict[str, Any] = {"type": _MODIFICATION_TYPES[instruction.type], "activityId": instruction.activity_id}
+            item: dict[str, Any] = {
+                "type": _MODIFICATION_TYPES[instruction.type],
+                "activityId": instruction.activity_id,
+            }
             if instruction.variables:
                 item["variables"] = to_camunda_variables(instruction.variables)
             instructions.append(item)
@@ -805,7 +812,11 @@ class Camunda7Adapter(HttpEngineAdapter):
         """One page and the total of a POST query (`firstResult`/`maxResults` in the URL, filters in the body)."""
         rows, counted = await asyncio.gather(
             self.http.json(
-                "POST", path, operation=f"list_{what}", idempotent=True, params=queries.page(query),
+                "POST",
+                path,
+                operation=f"list_{what}",
+                idempotent=True,
+                params=queries.page(query),
                 json={**body, "sorting": sorting},
             ),
             self.http.json("POST", f"{path}/count", operation=f"count_{what}", idempotent=True, json=body),

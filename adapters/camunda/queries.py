@@ -76,7 +76,9 @@ def sorting_list(query: ListQuery, fields: dict[str, str], default: str, tiebrea
 
 def query_body(filters: dict[str, Any]) -> dict[str, Any]:
     """GET-style filters as a POST query body: list filters (`...In`) become arrays."""
-    return {name: [value] if name.endswith("In") and isinstance(value, str) else value for name, value in filters.items()}
+    return {
+        name: [value] if name.endswith("In") and isinstance(value, str) else value for name, value in filters.items()
+    }
 
 
 def compact(**params: Any) -> dict[str, Any]:

@@ -389,7 +389,12 @@ async def insert_tasks(session: AsyncSession, instance: Row, opened: Sequence[Hu
             for task in opened
         ],
     )
-    local = [row for task in opened if task.variables for row in index_rows(instance.id, task.id, stored(typed(task.variables, {})))]
+    local = [
+        row
+        for task in opened
+        if task.variables
+        for row in index_rows(instance.id, task.id, stored(typed(task.variables, {})))
+    ]
     if local:
         await session.execute(variable_index.insert(), local)
     candidates = [
@@ -766,7 +771,9 @@ async def replace_start_timers(
     """The schedules of a newly deployed definition (`schedules.StartTimer`s) replace those of older versions
     of its key, as Camunda 7 drops the timer start jobs of the previous version."""
     await session.execute(
-        start_timers.delete().where(start_timers.c.definition_key == key, _same_tenant(start_timers.c.tenant_id, tenant_id))
+        start_timers.delete().where(
+            start_timers.c.definition_key == key, _same_tenant(start_timers.c.tenant_id, tenant_id)
+        )
     )
     rows = [
         {

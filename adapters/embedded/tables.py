@@ -198,7 +198,10 @@ variable_index = sa.Table(
     sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("instance_id", sa.String(36), nullable=False),
     # byte order ("C") on PostgreSQL, so that a `like` with a fixed prefix is a range scan of the index
-    sa.Column("text_value", sa.String(INDEXED_TEXT_LENGTH).with_variant(sa.String(INDEXED_TEXT_LENGTH, collation="C"), "postgresql")),
+    sa.Column(
+        "text_value",
+        sa.String(INDEXED_TEXT_LENGTH).with_variant(sa.String(INDEXED_TEXT_LENGTH, collation="C"), "postgresql"),
+    ),
     sa.Column("number_value", sa.Float(precision=53)),
     sa.Index("ix_embedded_variable_index_number", "name", "number_value", "scope_id"),
     sa.Index("ix_embedded_variable_index_text", "name", "text_value", "scope_id"),

@@ -81,5 +81,7 @@ def index_rows(instance_id: str, scope_id: str, variables: dict[str, dict[str, A
             text = value
         else:
             continue
-        rows.append({"scope_id": scope_id, "name": name, "instance_id": instance_id, "text_value": text, "number_value": number})
+        rows.append(
+            {"scope_id": scope_id, "name": name, "instance_id": instance_id, "text_value": text, "number_value": number}
+        )
     return rows

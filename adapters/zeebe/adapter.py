@@ -106,7 +106,10 @@ class ZeebeAdapter(HttpEngineAdapter):
     capabilities = frozenset({Capability.DELEGATE_TASK, Capability.CORRELATE_MESSAGE, Capability.BROADCAST_SIGNAL})
     variable_operators = mapping.VARIABLE_OPERATORS
     # Business keys are the gateway's (Camunda 8.8 has none) and user task searches cannot sort by assignee.
-    unsortable = {InstanceQuery: frozenset({"business_key"}), TaskQuery: frozenset({"assignee"})}
+    unsortable: ClassVar[dict[type[ListQuery], frozenset[str]]] = {
+        InstanceQuery: frozenset({"business_key"}),
+        TaskQuery: frozenset({"assignee"}),
+    }
     emulated: ClassVar[dict[str, str]] = {
         "delegate_task": (
             "Camunda 8 has no delegation: the task is reassigned to the delegate and the gateway keeps the "
@@ -157,7 +160,11 @@ class ZeebeAdapter(HttpEngineAdapter):
             ) from None
         deployment_id = str(result["deploymentKey"])
         deployed_at = format_datetime(now)  # Camunda 8 records no deployment time: the gateway keeps it
-        meta: dict[str, str | None] = {"deployment_id": deployment_id, "deployed_at": deployed_at, "deployed_by": deployed_by}
+        meta: dict[str, str | None] = {
+            "deployment_id": deployment_id,
+            "deployed_at": deployed_at,
+            "deployed_by": deployed_by,
+        }
         definitions = [
             mapping.deployed_definition(
                 entry["processDefinition"],
@@ -260,7 +267,9 @@ class ZeebeAdapter(HttpEngineAdapter):
             definition_key = body.get("processDefinitionKey") or (await self._latest_key(request))
             xml = await self.get_definition_xml(definition_key)
             process_id = request.definition_key or (await self.get_definition(definition_key)).key
-            body["startInstructions"] = [{"elementId": bpmn.message_start_event(xml, process_id, request.start_message)}]
+            body["startInstructions"] = [
+                {"elementId": bpmn.message_start_event(xml, process_id, request.start_message)}
+            ]
         markers = self._marker_changes(variables, [], known={})
         started_at = datetime.now(UTC)
         created = await self.http.json("POST", "/process-instances", operation="start_instance", json=body)
@@ -308,7 +317,9 @@ class ZeebeAdapter(HttpEngineAdapter):
             correlation_key = "" if typed.value is None else str(typed.value)
         variables = dict(message.variables)
         if message.business_key is not None:
-            variables.setdefault(BUSINESS_KEY_VARIABLE, TypedValue(value=message.business_key, type=VariableType.STRING))
+            variables.setdefault(
+                BUSINESS_KEY_VARIABLE, TypedValue(value=message.business_key, type=VariableType.STRING)
+            )
         tenant = message.tenant_id or self.context.config.tenant_id
         filter = {
             "messageName": eq(message.message_name),
@@ -357,7 +368,9 @@ class ZeebeAdapter(HttpEngineAdapter):
         instance_id = str(correlated["processInstanceKey"])
         if instance_id in waiting:
             key = waiting[instance_id].get("processDefinitionId")
-            return MessageResults(results=[CorrelationResult(type="correlated", instance_id=instance_id, definition_key=key)])
+            return MessageResults(
+                results=[CorrelationResult(type="correlated", instance_id=instance_id, definition_key=key)]
+            )
         meta = {"business_key": message.business_key, "started_by": started_by}
         await self.store.put(INSTANCE, instance_id, {name: value for name, value in meta.items() if value is not None})
         await self._visible(f"/process-instances/{instance_id}", "get_instance")

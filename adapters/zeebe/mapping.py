@@ -144,9 +144,7 @@ def deployed_definition(
     item: dict[str, Any], *, name: str | None, engine: str, meta: dict[str, str | None]
 ) -> ProcessDefinition:
     """A DeploymentProcessResult (which carries no name: it comes from the deployed XML)."""
-    return definition(
-        {**item, "version": item["processDefinitionVersion"], "name": name}, engine=engine, meta=meta
-    )
+    return definition({**item, "version": item["processDefinitionVersion"], "name": name}, engine=engine, meta=meta)
 
 
 # ------------------------------------------------------------------ instances

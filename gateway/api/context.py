@@ -23,6 +23,7 @@ AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
 }
 """The answers of routes behind authentication, for the OpenAPI document."""
 
+
 # Dependencies are `async def` so FastAPI calls them inline instead of in its thread pool.
 async def current_caller(
     request: Request,
@@ -71,8 +72,10 @@ async def engine_selection(
     caller: CurrentCaller,
     engine: Annotated[
         str | None,
-        Query(description="Engine name; the configured default when omitted; `*` for every configured engine, merged "
-              "into one list paged by `cursor`"),
+        Query(
+            description="Engine name; the configured default when omitted; `*` for every configured engine, merged "
+            "into one list paged by `cursor`"
+        ),
     ] = None,
 ) -> EngineSelection:
     """One process service per asked engine (404 listing the known ones for an unknown name)."""

@@ -138,7 +138,9 @@ class VariablesChange(RequestBody):
     variables: dict[str, Any] = Field(default_factory=dict, **REQUEST_VARIABLES_DOC)
     deletions: list[str] = Field(default_factory=list, description="Names of the variables to delete")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"variables": VARIABLES_EXAMPLE, "deletions": ["draft"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"variables": VARIABLES_EXAMPLE, "deletions": ["draft"]}]}
+    )
 
 
 @router.put("/{instance_id}/variables", response_model=dict[str, TypedValue], summary="Change variables")
@@ -167,7 +169,10 @@ class ModificationRequest(RequestBody):
         json_schema_extra={
             "examples": [
                 {
-                    "instructions": [{"type": "cancel", "activity_id": "charge-card"}, {"type": "start_before", "activity_id": "review"}],
+                    "instructions": [
+                        {"type": "cancel", "activity_id": "charge-card"},
+                        {"type": "start_before", "activity_id": "review"},
+                    ],
                     "annotation": "card service down; reviewed by hand",
                 }
             ]
@@ -197,7 +202,9 @@ async def modify_instance(instance_id: str, body: ModificationRequest, processes
 
 
 class MigrationRequest(RequestBody):
-    target_definition_id: str = Field(min_length=1, max_length=255, description="The definition (version) to move the instance to")
+    target_definition_id: str = Field(
+        min_length=1, max_length=255, description="The definition (version) to move the instance to"
+    )
     mappings: dict[str, str] | None = Field(
         None, description="Source activity id to target activity id, where ids differ; equal ids map themselves"
     )

@@ -30,7 +30,9 @@ class Completion(RequestBody):
     )
 
 
-@router.get("", response_model=Page[Task] | MergedPage[Task], summary="List tasks (one engine, or every one with engine=*)")
+@router.get(
+    "", response_model=Page[Task] | MergedPage[Task], summary="List tasks (one engine, or every one with engine=*)"
+)
 async def list_tasks(engines: Engines, query: Annotated[TaskQuery, Query()], cursor: Cursor = None) -> Any:
     """A page of open user tasks, by assignee, candidate group or user, unassigned, instance, definition, status, due
     date, process instance variables (`variable`) or task-local variables (`task_variable`), sorted by created, due,

@@ -36,9 +36,11 @@ async def gateway_over(database: Database, *, down: bool) -> AsyncIterator[httpx
         engines.append({**engines[1], "name": "gone", "url": "http://gone.test/engine-rest", "retry_attempts": 1})
         transports["gone"] = httpx.MockTransport(refuse)
     app = create_app(Settings(engines=engines, database_url=database.url), engine_transports=transports)
-    async with LifespanManager(app) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://gw.test") as client:
-            yield client
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://gw.test") as client,
+    ):
+        yield client
 
 
 @pytest.fixture
@@ -69,7 +71,9 @@ async def fill(client: httpx.AsyncClient) -> None:
             assert started.status_code == 201, started.text
 
 
-async def all_pages(client: httpx.AsyncClient, path: str, **params: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def all_pages(
+    client: httpx.AsyncClient, path: str, **params: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     items, bodies, cursor = [], [], None
     while True:
         response = await client.get(path, params={"engine": "*", **params, **({"cursor": cursor} if cursor else {})})
@@ -111,7 +115,9 @@ async def test_a_cursor_of_another_query_is_refused(gateway: httpx.AsyncClient) 
     assert_problem(await gateway.get(TASKS, params={"engine": "*", "page": 2}), 400, "cursor=next_cursor")
 
 
-async def test_an_engine_that_is_down_leaves_a_partial_list_not_an_error(gateway_with_one_down: httpx.AsyncClient) -> None:
+async def test_an_engine_that_is_down_leaves_a_partial_list_not_an_error(
+    gateway_with_one_down: httpx.AsyncClient,
+) -> None:
     await fill(gateway_with_one_down)
     for path in (TASKS, INSTANCES):
         items, bodies = await all_pages(gateway_with_one_down, path, size=5)

@@ -434,6 +434,7 @@ def _process(process: ElementTree.Element, names: dict[str | None, str | None]) 
             start = node
     if start is None:
         raise BpmnProblem(f"Process '{key}' has no start event", element=key)
+
     def path(first: FlowNode | None) -> list[FlowNode]:
         chain: list[FlowNode] = []
         current = first
@@ -444,7 +445,9 @@ def _process(process: ElementTree.Element, names: dict[str | None, str | None]) 
 
     branches = {node.id: path(node) for node in nodes.values() if node.kind == "boundaryEvent"}
     if any(not node.interrupting for node in nodes.values() if node.kind == "boundaryEvent"):
-        raise NotImplementedError("the Camunda simulator runs one token: non-interrupting boundary events need the real engine")
+        raise NotImplementedError(
+            "the Camunda simulator runs one token: non-interrupting boundary events need the real engine"
+        )
     documentation = process.findtext(f"{{{BPMN_NS}}}documentation")
     return {
         "key": key,
@@ -1397,7 +1400,9 @@ class CamundaSimulator:
         body = call.body()
         variables = read_variables(body.get("variables"), f"Cannot instantiate process definition {definition.id}")
         try:
-            instance = self.start_instance(definition, body.get("businessKey"), variables, body.get("startInstructions"))
+            instance = self.start_instance(
+                definition, body.get("businessKey"), variables, body.get("startInstructions")
+            )
         except CamundaError as error:
             if error.kind in ("RestException", "InvalidRequestException"):
                 raise
@@ -1472,7 +1477,8 @@ class CamundaSimulator:
             and (instance_id is None or instance.id == instance_id)
             and (tenant is None or instance.tenant_id == tenant)
             and all(
-                key in instance.variables and instance.variables[key].value == value.value for key, value in keys.items()
+                key in instance.variables and instance.variables[key].value == value.value
+                for key, value in keys.items()
             )
         ]
         starts = []
@@ -1500,11 +1506,18 @@ class CamundaSimulator:
         results = []
         for instance, node in executions:
             self._catch(instance, node, copy.deepcopy(variables))
-            execution = {"id": instance.id, "processInstanceId": instance.id, "ended": instance.end is not None, "tenantId": instance.tenant_id}
+            execution = {
+                "id": instance.id,
+                "processInstanceId": instance.id,
+                "ended": instance.end is not None,
+                "tenantId": instance.tenant_id,
+            }
             results.append({"resultType": "Execution", "execution": execution, "processInstance": None})
         for definition in starts:
             instance = self.start_instance(definition, business_key, copy.deepcopy(variables))
-            results.append({"resultType": "ProcessDefinition", "execution": None, "processInstance": self._instance_dto(instance)})
+            results.append(
+                {"resultType": "ProcessDefinition", "execution": None, "processInstance": self._instance_dto(instance)}
+            )
         return results if body.get("resultEnabled") else None
 
     def throw_signal(self, call: Call) -> Any:  # throwSignal: POST /signal
@@ -1518,21 +1531,34 @@ class CamundaSimulator:
             if tenant is None or instance.tenant_id == tenant:
                 self._catch(instance, node, copy.deepcopy(variables))
         for definition in list(self.state.definitions.values()):
-            if definition.nodes[0].signal == name and not definition.suspended and self._latest(definition.key, definition.tenant_id) is definition:
+            if (
+                definition.nodes[0].signal == name
+                and not definition.suspended
+                and self._latest(definition.key, definition.tenant_id) is definition
+            ):
                 self.start_instance(definition, None, copy.deepcopy(variables))
         return None
 
     # ------------------------------------------------------------ modification
     def modify_instance(self, call: Call, id: str) -> Any:  # modifyProcessInstance: POST .../{id}/modification
         body = call.body()
-        instance = self._running(id, CamundaError(400, "InvalidRequestException", f"Process instance with id {id} does not exist", code=None))
+        instance = self._running(
+            id, CamundaError(400, "InvalidRequestException", f"Process instance with id {id} does not exist", code=None)
+        )
         definition = self._definition(instance.definition_id)
         for instruction in body.get("instructions") or []:
             kind, activity_id = instruction.get("type"), instruction.get("activityId")
             if kind not in ("cancel", "startBeforeActivity", "startAfterActivity") or not activity_id:
-                raise CamundaError(400, "InvalidRequestException", f"'activityId' must be set for instruction type {kind}", code=None)
+                raise CamundaError(
+                    400, "InvalidRequestException", f"'activityId' must be set for instruction type {kind}", code=None
+                )
             where = next(
-                ((branch, path.index(node)) for branch, path in [(None, definition.nodes), *definition.branches.items()] for node in path if node.id == activity_id),
+                (
+                    (branch, path.index(node))
+                    for branch, path in [(None, definition.nodes), *definition.branches.items()]
+                    for node in path
+                    if node.id == activity_id
+                ),
                 None,
             )
             if where is None:
@@ -1550,7 +1576,11 @@ class CamundaSimulator:
                 raise NotImplementedError("the Camunda simulator runs one token: cancel the current activity first")
             instance.branch, instance.position = where[0], where[1] + (1 if kind == "startAfterActivity" else 0)
             self._advance(instance)
-        if instance.end is None and instance.open_run is None and not any(job.instance_id == instance.id for job in self.state.jobs.values()):
+        if (
+            instance.end is None
+            and instance.open_run is None
+            and not any(job.instance_id == instance.id for job in self.state.jobs.values())
+        ):
             self._end(instance, "EXTERNALLY_TERMINATED", body.get("annotation"))
         return None
 
@@ -1773,7 +1803,9 @@ class CamundaSimulator:
         rows = [i for i in self._historic_instances(query) if meets(i.variables, conditions)]
         return query, rows
 
-    def query_historic_instances(self, call: Call) -> Any:  # queryHistoricProcessInstances: POST /history/process-instance
+    def query_historic_instances(
+        self, call: Call
+    ) -> Any:  # queryHistoricProcessInstances: POST /history/process-instance
         query, rows = self._queried_instances(call)
         return [self._historic_instance_dto(i) for i in sort_query(query, rows, self.HISTORIC_INSTANCE_SORT)]
 
@@ -1991,7 +2023,8 @@ class CamundaSimulator:
         body = call.body()
         by_instance, local = variable_conditions(body, "processVariables"), variable_conditions(body, "taskVariables")
         rows = [
-            t for t in self._tasks(query)
+            t
+            for t in self._tasks(query)
             if meets(self.state.instances[t.instance_id].variables, by_instance) and meets({}, local)
         ]
         return query, rows
@@ -2087,7 +2120,11 @@ class CamundaSimulator:
         try:
             task = self._workable_task(id)
             if task.delegation_state == "PENDING":
-                raise CamundaError(500, "ProcessEngineException", "A delegated task cannot be completed, but should be resolved instead.")
+                raise CamundaError(
+                    500,
+                    "ProcessEngineException",
+                    "A delegated task cannot be completed, but should be resolved instead.",
+                )
             instance = self.state.instances[task.instance_id]
             now = self.now()
             for name, variable in variables.items():

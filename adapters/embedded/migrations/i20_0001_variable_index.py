@@ -30,7 +30,9 @@ def upgrade() -> None:
         sa.Column("text_value", sa.String(1000).with_variant(sa.String(1000, collation="C"), "postgresql")),
         sa.Column("number_value", sa.Float(precision=53)),
     )
-    op.create_index("ix_embedded_variable_index_number", "embedded_variable_index", ["name", "number_value", "scope_id"])
+    op.create_index(
+        "ix_embedded_variable_index_number", "embedded_variable_index", ["name", "number_value", "scope_id"]
+    )
     op.create_index("ix_embedded_variable_index_text", "embedded_variable_index", ["name", "text_value", "scope_id"])
     op.create_index("ix_embedded_variable_index_instance", "embedded_variable_index", ["instance_id"])
     bind = op.get_bind()

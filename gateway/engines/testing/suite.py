@@ -8,20 +8,19 @@ contract. Import the tests into a test module with `from gateway.engines.testing
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
-
 from functools import partial
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from gateway.conditions import VariableOperator
 from gateway.db import Database
 from gateway.engines.port import Capability, EngineAdapter
 from gateway.engines.testing.harness import Harness
 from gateway.engines.testing.plugin import ACTOR, ENGINE_NAME
 from gateway.engines.testing.polling import eventually
 from gateway.engines.testing.requirements import requires
-from gateway.conditions import VariableOperator
 from gateway.errors import BadRequest, Conflict, NotFound, NotSupported
 from gateway.journal import EVENT_PREFIX
 from gateway.processes.service import ProcessService
@@ -319,7 +318,9 @@ async def test_messages_and_signals_record_their_events(
     processes: ProcessService, adapter: EngineAdapter, harness: Harness, database: Database
 ) -> None:
     await deploy(adapter, harness, "ordering")
-    placed = await processes.correlate_message(message("order-placed", business_key="o-9", variables={"orderId": "o-9"}))
+    placed = await processes.correlate_message(
+        message("order-placed", business_key="o-9", variables={"orderId": "o-9"})
+    )
     (started,) = placed.results
     await processes.correlate_message(message("payment-received", business_key="o-9"))
     await open_task(adapter, started.instance_id, "ship")
