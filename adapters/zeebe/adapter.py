@@ -45,6 +45,7 @@ from gateway.schemas import (
     EngineIncidentQuery,
     HistoryQuery,
     InstanceQuery,
+    ListQuery,
     MessageCorrelation,
     MessageResults,
     Page,
