@@ -11,10 +11,12 @@ from bench import (
     incident_latency,
     memory,
     overhead,
+    queries,
 )
 
 if __name__ == "__main__":
     embedded.main()
+    queries.main()
     overhead.main()
     incident_latency.main()
     analytics.main()

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import metrics, tracing
+from gateway.conditions import CONDITION_ERROR
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, ValidationFailed
 from gateway.logs import RequestContext, access_log, current_request, note_problem
 
@@ -43,6 +44,8 @@ def _validation_problem(errors: list[dict[str, Any]]) -> GatewayError:
     if any(e.get("type") == "json_invalid" for e in errors):
         return BadRequest("The request body is not valid JSON", errors=items)
     summary = "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in items)
+    if all(e.get("type") == CONDITION_ERROR for e in errors):
+        return BadRequest(f"The query is invalid: {summary}", errors=items)
     return ValidationFailed(f"The request is invalid: {summary}", errors=items)
 
 

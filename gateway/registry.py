@@ -17,6 +17,7 @@ from gateway.errors import GatewayError, NotFound, NotSupported
 from gateway.logs import note_engine
 from gateway.metadata import MetadataStore
 from gateway.resilience import EngineBreaker, EngineHttp, RedisBreakerSync
+from gateway.schemas import ListQuery
 from gateway.settings import EngineConfig, Settings
 
 
@@ -34,6 +35,23 @@ class EngineHandle:
     @property
     def type(self) -> str:
         return self.config.type
+
+    def check_query(self, query: ListQuery) -> None:
+        """Refuse, before the adapter is called, a sort field or variable operator the engine's queries lack
+        (`EngineAdapter.unsortable`, `EngineAdapter.variable_operators`). Errors: `NotSupported` (501) naming the
+        engine and the field or operator."""
+        adapter = self.adapter
+        if query.sort is not None and query.sort in adapter.unsortable.get(type(query), frozenset()):
+            raise NotSupported(
+                f"Engine '{self.name}' ({self.type}) cannot sort this list by {query.sort}", engine=self.name
+            )
+        for condition in getattr(query, "conditions", ()):
+            if condition.operator not in adapter.variable_operators:
+                raise NotSupported(
+                    f"Engine '{self.name}' ({self.type}) cannot filter by variables with the operator "
+                    f"'{condition.operator}' (condition '{condition.text}')",
+                    engine=self.name,
+                )
 
     def require(self, capability: Capability) -> None:
         if capability not in self.adapter.capabilities:
@@ -69,7 +87,12 @@ class EngineRegistry:
                 auth = build_auth(config.auth, engine=config.name, transport=transport)
                 http = EngineHttp(config, breaker=breaker, auth=auth, transport=transport)
             context = AdapterContext(
-                config=config, settings=settings, db=db, store=MetadataStore(db, config.name), options=options, http=http
+                config=config,
+                settings=settings,
+                db=db,
+                store=MetadataStore(db, config.name),
+                options=options,
+                http=http,
             )
             adapter = cls(context)
             if http is not None and isinstance(adapter, HttpEngineAdapter):

@@ -6,15 +6,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.conditions import CONDITIONS_DOC, TASK_CONDITIONS_DOC, VariableCondition, VariableScope, parse_conditions
 from gateway.variables import TypedValue
 
 T = TypeVar("T")
 
-TaskType = Literal[
-    "userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask"
-]
+TaskType = Literal["userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask"]
 
 
 MAX_PAGE = 10_000_000  # page x size stays far inside a 64-bit OFFSET
@@ -122,7 +121,9 @@ class ProcessEvent(Model):
     trigger: ProcessEventKind | None = Field(None, description="What the event waits for; null for a none start event")
     message_name: str | None = Field(None, description="The message's name, to give as `message_name`/`start_message`")
     signal_name: str | None = None
-    interrupting: bool | None = Field(None, description="Boundary and start events: whether they cancel what they interrupt")
+    interrupting: bool | None = Field(
+        None, description="Boundary and start events: whether they cancel what they interrupt"
+    )
     attached_to: str | None = Field(None, description="A boundary event's activity")
 
 
@@ -240,6 +241,18 @@ class InstanceQuery(ListQuery):
     started_before: UtcDatetime | None = None
     has_incident: bool | None = None
     tenant_id: str | None = None
+    variable: list[str] = Field(default_factory=list, description=CONDITIONS_DOC)
+
+    @field_validator("variable")
+    @classmethod
+    def _parsable_conditions(cls, texts: list[str]) -> list[str]:
+        parse_conditions(texts, VariableScope.INSTANCE)
+        return texts
+
+    @property
+    def conditions(self) -> list[VariableCondition]:
+        """The `variable` conditions, parsed (they were checked when the query was made)."""
+        return parse_conditions(self.variable, VariableScope.INSTANCE)
 
 
 class StartInstance(Model):
@@ -350,7 +363,7 @@ class TaskDetails(Task):
 
 
 class TaskQuery(ListQuery):
-    sortable = frozenset({"created", "due", "priority", "name", "assignee"})
+    sortable = frozenset({"created", "due", "follow_up", "priority", "name", "assignee"})
     assignee: str | None = None
     candidate_group: str | None = None
     candidate_user: str | None = None
@@ -360,6 +373,21 @@ class TaskQuery(ListQuery):
     status: TaskStatus | None = None
     due_before: UtcDatetime | None = None
     tenant_id: str | None = None
+    variable: list[str] = Field(default_factory=list, description=CONDITIONS_DOC)
+    task_variable: list[str] = Field(default_factory=list, description=TASK_CONDITIONS_DOC)
+
+    @field_validator("variable", "task_variable")
+    @classmethod
+    def _parsable_conditions(cls, texts: list[str]) -> list[str]:
+        parse_conditions(texts, VariableScope.INSTANCE)
+        return texts
+
+    @property
+    def conditions(self) -> list[VariableCondition]:
+        """The `variable` (process instance) then `task_variable` (task-local) conditions, parsed."""
+        return parse_conditions(self.variable, VariableScope.INSTANCE) + parse_conditions(
+            self.task_variable, VariableScope.TASK
+        )
 
 
 # ---------------------------------------------------------------- engine incidents and history

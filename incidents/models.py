@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from gateway.db import BigId, JsonColumn, UTCDateTime, metadata
 from gateway.schemas import ListQuery, Model, RequestBody, UtcDatetime
@@ -222,7 +222,9 @@ class Incident(Model):
     engine_incident_ids: list[str]
     incident_type: str
     incident_message: str | None = None
-    error_hash: str | None = Field(None, description="Hash of the normalised message (GET /incidents/statistics/by-error)")
+    error_hash: str | None = Field(
+        None, description="Hash of the normalised message (GET /incidents/statistics/by-error)"
+    )
     status: IncidentStatus
     severity: IncidentSeverity
     instance_id: str | None = None
@@ -248,7 +250,11 @@ class IncidentDetails(Incident):
 class IncidentFilter(Model):
     """The filters of `GET /incidents`, also the selection of a bulk retry."""
 
-    engine: str | None = None
+    engine: str | None = Field(
+        None,
+        description="Only this engine's incidents; `*` or left out: every engine's (the Incident Center keeps "
+        "them all, so an engine that is down does not shorten the list)",
+    )
     status: IncidentStatus | None = None
     instance_id: str | None = None
     definition_key: str | None = None
@@ -257,6 +263,11 @@ class IncidentFilter(Model):
     severity: IncidentSeverity | None = None
     created_after: UtcDatetime | None = None
     error_hash: str | None = Field(None, description="Only incidents with this normalised error (see by-error)")
+
+    @field_validator("engine")
+    @classmethod
+    def _every_engine(cls, engine: str | None) -> str | None:
+        return None if engine == "*" else engine
 
 
 class IncidentSelection(IncidentFilter):

@@ -41,9 +41,10 @@ from adapters.camunda.mapping import (
 from adapters.camunda.paths import locate, segment
 from gateway import bpmn
 from gateway.bpmn import TaskExtensions
+from gateway.conditions import VariableScope
 from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.port import AdapterContext, Capability, ChangeBatch
-from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
+from gateway.errors import BadRequest, Conflict, GatewayError, NotFound, NotSupported
 from gateway.resilience import EngineHttp
 from gateway.schemas import (
     ActivityRecord,
@@ -91,7 +92,9 @@ def resource_name(filename: str) -> str:
 DELEGATION_PENDING = "cannot be completed, but should be resolved instead"
 # MismatchingMessageCorrelationException's messages (MessageCorrelationCmd / CorrelationHandler).
 _NO_MATCH = "No process definition or execution matches the parameters"
-_SEVERAL_MATCH = re.compile(r"to a single (?:execution|process definition)|\d+ (?:executions|process definitions) match")
+_SEVERAL_MATCH = re.compile(
+    r"to a single (?:execution|process definition)|\d+ (?:executions|process definitions) match"
+)
 _MODIFICATION_TYPES = {"start_before": "startBeforeActivity", "start_after": "startAfterActivity", "cancel": "cancel"}
 
 
@@ -112,6 +115,7 @@ class Camunda7Adapter(HttpEngineAdapter):
     )
 
     observes_changes = True
+    variable_operators = frozenset(queries.VARIABLE_OPERATORS)  # no `in` in VariableQueryParameterDto
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)
@@ -290,7 +294,9 @@ class Camunda7Adapter(HttpEngineAdapter):
                 instance = row.get("processInstance") or {}
                 await self.context.store.put("instance", instance["id"], {"started_by": started_by})
                 results.append(
-                    CorrelationResult(type="started", instance_id=instance["id"], definition_key=instance.get("definitionKey"))
+                    CorrelationResult(
+                        type="started", instance_id=instance["id"], definition_key=instance.get("definitionKey")
+                    )
                 )
             else:
                 instance_id = (row.get("execution") or {})["processInstanceId"]
@@ -315,7 +321,10 @@ class Camunda7Adapter(HttpEngineAdapter):
         await self._refuse_unless_running(instance_id, "modify it")
         instructions = []
         for instruction in modification.instructions:
-            item: dict[str, Any] = {"type": _MODIFICATION_TYPES[instruction.type], "activityId": instruction.activity_id}
+            item: dict[str, Any] = {
+                "type": _MODIFICATION_TYPES[instruction.type],
+                "activityId": instruction.activity_id,
+            }
             if instruction.variables:
                 item["variables"] = to_camunda_variables(instruction.variables)
             instructions.append(item)
@@ -352,13 +361,14 @@ class Camunda7Adapter(HttpEngineAdapter):
         return bpmn.message_start_event(xml, definition.key, request.start_message or "")
 
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
-        rows, total = await self._list(
-            "/history/process-instance",
-            "instances",
-            queries.instance_filters(query),
-            query,
-            queries.sorting(query, queries.INSTANCE_SORT, "start_time"),
-        )
+        """`POST /history/process-instance` (+ `/count`): variable conditions as typed `variables`, sorted by the
+        requested field then by id."""
+        body = queries.query_body(queries.instance_filters(query))
+        variables = queries.variable_filters(query.conditions, VariableScope.INSTANCE)
+        if variables:
+            body["variables"] = variables
+        sorting = queries.sorting_list(query, queries.INSTANCE_SORT, "start_time", "instanceId")
+        rows, total = await self._query("/history/process-instance", "instances", body, sorting, query)
         return self._page(await self._instances(rows), total, query)
 
     async def get_instance(self, instance_id: str) -> ProcessInstanceDetails:
@@ -529,7 +539,13 @@ class Camunda7Adapter(HttpEngineAdapter):
 
     # ------------------------------------------------------------ tasks
     async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+        """Open tasks: `POST /task` (+ `/count`) with typed `processVariables` / `taskVariables`, sorted by the
+        requested field then by id. Finished tasks: `GET /history/task` (no variable conditions: 501)."""
         if queries.is_finished_task_query(query):
+            if query.conditions:
+                raise NotSupported(
+                    f"Engine '{self.name}' (camunda7) cannot filter finished tasks by variables", engine=self.name
+                )
             rows, total = await self._list(
                 "/history/task",
                 "historic_tasks",
@@ -538,9 +554,13 @@ class Camunda7Adapter(HttpEngineAdapter):
                 queries.sorting(query, queries.HISTORIC_TASK_SORT, "created"),
             )
             return self._page([task_from_history(row, engine=self.name) for row in rows], total, query)
-        rows, total = await self._list(
-            "/task", "tasks", queries.task_filters(query), query, queries.sorting(query, queries.TASK_SORT, "created")
-        )
+        body = queries.query_body(queries.task_filters(query))
+        for field, scope in (("processVariables", VariableScope.INSTANCE), ("taskVariables", VariableScope.TASK)):
+            variables = queries.variable_filters(query.conditions, scope)
+            if variables:
+                body[field] = variables
+        sorting = queries.sorting_list(query, queries.TASK_SORT, "created", "id")
+        rows, total = await self._query("/task", "tasks", body, sorting, query)
         return self._page(await self._tasks(rows), total, query)
 
     async def get_task(self, task_id: str) -> TaskDetails:
@@ -785,6 +805,23 @@ class Camunda7Adapter(HttpEngineAdapter):
             self._count(f"{path}/count", filters, what),
         )
         return rows, total
+
+    async def _query(
+        self, path: str, what: str, body: dict[str, Any], sorting: list[dict[str, str]], query: ListQuery
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page and the total of a POST query (`firstResult`/`maxResults` in the URL, filters in the body)."""
+        rows, counted = await asyncio.gather(
+            self.http.json(
+                "POST",
+                path,
+                operation=f"list_{what}",
+                idempotent=True,
+                params=queries.page(query),
+                json={**body, "sorting": sorting},
+            ),
+            self.http.json("POST", f"{path}/count", operation=f"count_{what}", idempotent=True, json=body),
+        )
+        return rows, int(counted["count"])
 
     async def _count(self, path: str, filters: dict[str, Any], what: str) -> int:
         body = await self.http.json("GET", path, operation=f"count_{what}", params=filters)

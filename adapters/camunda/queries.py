@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.camunda.mapping import COMPLETED_TASK_REASON, DELETED_TASK_REASON, STATUS_FILTERS, format_camunda_date
+from gateway.conditions import VariableCondition, VariableOperator, VariableScope
 from gateway.errors import NotSupported
 from gateway.schemas import (
     DefinitionQuery,
@@ -24,8 +25,16 @@ INSTANCE_SORT = {
     "business_key": "businessKey",
     "definition_key": "definitionKey",
 }
-TASK_SORT = {"created": "created", "due": "dueDate", "priority": "priority", "name": "name", "assignee": "assignee"}
+TASK_SORT = {
+    "created": "created",
+    "due": "dueDate",
+    "follow_up": "followUpDate",
+    "priority": "priority",
+    "name": "name",
+    "assignee": "assignee",
+}
 HISTORIC_TASK_SORT = {
+    "follow_up": "followUpDate",
     "created": "startTime",
     "due": "dueDate",
     "priority": "priority",
@@ -35,6 +44,41 @@ HISTORIC_TASK_SORT = {
 INCIDENT_SORT = {"created": "incidentTimestamp"}
 HISTORIC_INSTANCE_SORT = {"start_time": "startTime", "end_time": "endTime"}
 ACTIVITY_SORT = {"start_time": "startTime", "end_time": "endTime"}
+
+
+# Unified variable operators -> the `operator` of Camunda's VariableQueryParameterDto (no `in`).
+VARIABLE_OPERATORS = {
+    VariableOperator.EQ: "eq",
+    VariableOperator.NEQ: "neq",
+    VariableOperator.GT: "gt",
+    VariableOperator.GTE: "gteq",
+    VariableOperator.LT: "lt",
+    VariableOperator.LTE: "lteq",
+    VariableOperator.LIKE: "like",
+}
+
+
+def variable_filters(conditions: list[VariableCondition], scope: VariableScope) -> list[dict[str, Any]]:
+    """The conditions of one scope as `VariableQueryParameterDto`s (`{name, operator, value}`, the value typed as
+    JSON), for `variables` / `processVariables` / `taskVariables` of a POST query body."""
+    return [
+        {"name": c.name, "operator": VARIABLE_OPERATORS[c.operator], "value": c.value}
+        for c in conditions
+        if c.scope is scope
+    ]
+
+
+def sorting_list(query: ListQuery, fields: dict[str, str], default: str, tiebreak: str) -> list[dict[str, str]]:
+    """The `sorting` of a POST query body: the requested field, then the id (`tiebreak`) for a stable order."""
+    order = query.order.value
+    return [{"sortBy": fields[query.sort or default], "sortOrder": order}, {"sortBy": tiebreak, "sortOrder": order}]
+
+
+def query_body(filters: dict[str, Any]) -> dict[str, Any]:
+    """GET-style filters as a POST query body: list filters (`...In`) become arrays."""
+    return {
+        name: [value] if name.endswith("In") and isinstance(value, str) else value for name, value in filters.items()
+    }
 
 
 def compact(**params: Any) -> dict[str, Any]:

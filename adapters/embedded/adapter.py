@@ -32,6 +32,7 @@ from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, called_elements, lo
 from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
 from adapters.embedded.variables import loaded, stored
 from gateway.bpmn import TaskExtensions
+from gateway.conditions import VariableOperator
 from gateway.db import Database, utcnow
 from gateway.engines.port import AdapterContext, Capability, EngineAdapter
 from gateway.errors import BadRequest, ConcurrentModification, Conflict, GatewayError, NotFound
@@ -84,6 +85,7 @@ class EmbeddedOptions(BaseSettings):
 
 class EmbeddedAdapter(EngineAdapter):
     capabilities = frozenset(Capability) - {Capability.MIGRATE_INSTANCE}
+    variable_operators = frozenset(VariableOperator)  # indexed in embedded_variable_index
     options_schema = EmbeddedOptions
     task_extensions = TaskExtensions(namespaces=(CAMUNDA_NS,))
     transactional = True

@@ -29,8 +29,10 @@ from adapters.embedded.tables import (
     start_timers,
     task_candidates,
     tasks,
+    variable_index,
 )
-from adapters.embedded.variables import stored, typed
+from adapters.embedded.variables import index_rows, stored, typed
+from gateway.conditions import VariableCondition, VariableOperator, VariableScope
 from gateway.db import rowcount
 from gateway.errors import ConcurrentModification
 from gateway.schemas import (
@@ -154,6 +156,7 @@ async def delete_definition(session: AsyncSession, definition: Row) -> None:
 # ------------------------------------------------------------------ instances
 async def insert_instance(session: AsyncSession, row: dict[str, Any]) -> None:
     await session.execute(instances.insert(), row)
+    await _index_variables(session, row["id"], row["id"], row["variables"])
 
 
 async def get_instance(session: AsyncSession, instance_id: str) -> Row | None:
@@ -176,6 +179,8 @@ async def save_instance(session: AsyncSession, instance: Row, **values: Any) -> 
     )
     if rowcount(result) != 1:
         raise ConcurrentModification(f"Instance {instance.id} was changed by someone else at the same time; try again")
+    if "variables" in values:
+        await _index_variables(session, instance.id, instance.id, values["variables"])
 
 
 async def set_instances_status(
@@ -212,7 +217,7 @@ async def delete_instances_of(session: AsyncSession, definition_id: str) -> None
     await session.execute(ids.with_for_update())  # the lock order: instances, then their tasks
     await session.execute(task_ids.with_for_update())
     await session.execute(task_candidates.delete().where(task_candidates.c.task_id.in_(task_ids.scalar_subquery())))
-    for table in (tasks, activities, incidents, jobs, event_subscriptions):
+    for table in (tasks, activities, incidents, jobs, event_subscriptions, variable_index):
         await session.execute(table.delete().where(table.c.instance_id.in_(ids.scalar_subquery())))
     await session.execute(instances.delete().where(instances.c.definition_id == definition_id))
 
@@ -230,6 +235,7 @@ async def list_instances(session: AsyncSession, query: InstanceQuery) -> tuple[l
     if query.has_incident is not None:
         has_incident = sa.exists().where(incidents.c.instance_id == instances.c.id, incidents.c.resolved_at.is_(None))
         conditions.append(has_incident if query.has_incident else ~has_incident)
+    conditions += [_variable_condition(instances.c.id, condition) for condition in query.conditions]
     return await _page(
         session, instances, INSTANCE_COLUMNS, conditions, query, _INSTANCE_SORT, "start_time", instances.c.id
     )
@@ -383,6 +389,14 @@ async def insert_tasks(session: AsyncSession, instance: Row, opened: Sequence[Hu
             for task in opened
         ],
     )
+    local = [
+        row
+        for task in opened
+        if task.variables
+        for row in index_rows(instance.id, task.id, stored(typed(task.variables, {})))
+    ]
+    if local:
+        await session.execute(variable_index.insert(), local)
     candidates = [
         {"task_id": task.id, "kind": kind, "value": value, "open": True, "assigned": task.assignee is not None}
         for task in opened
@@ -528,14 +542,17 @@ async def list_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row]
                     task_candidates.c.value == value,
                 )
             )
+    owners = {VariableScope.INSTANCE: tasks.c.instance_id, VariableScope.TASK: tasks.c.id}
+    conditions += [_variable_condition(owners[condition.scope], condition) for condition in query.conditions]
     sortable = {
         "created": tasks.c.created,
         "due": tasks.c.due,
+        "follow_up": tasks.c.follow_up,
         "priority": tasks.c.priority,
         "name": tasks.c.name,
         "assignee": tasks.c.assignee,
     }
-    count = _inbox_count(query)
+    count = _inbox_count(query) if not query.conditions else None
     return await _page(session, tasks, list(tasks.c), conditions, query, sortable, "created", tasks.c.id, count)
 
 
@@ -709,6 +726,44 @@ async def instances_with_work(session: AsyncSession, now: datetime, topics: Sequ
     return [row[0] for row in result]
 
 
+# ------------------------------------------------------------------ variables
+async def _index_variables(session: AsyncSession, instance_id: str, scope_id: str, variables: dict[str, Any]) -> None:
+    """Replace the indexed values of one instance's (or task's) variables (`embedded_variable_index`)."""
+    await session.execute(variable_index.delete().where(variable_index.c.scope_id == scope_id))
+    rows = index_rows(instance_id, scope_id, variables)
+    if rows:
+        await session.execute(variable_index.insert(), rows)
+
+
+_COMPARISONS = {
+    VariableOperator.EQ: lambda column, value: column == value,
+    VariableOperator.NEQ: lambda column, value: column != value,
+    VariableOperator.GT: lambda column, value: column > value,
+    VariableOperator.GTE: lambda column, value: column >= value,
+    VariableOperator.LT: lambda column, value: column < value,
+    VariableOperator.LTE: lambda column, value: column <= value,
+    VariableOperator.LIKE: lambda column, value: column.like(value),
+    VariableOperator.IN: lambda column, values: column.in_(values),
+}
+
+
+def _variable_condition(owner: sa.ColumnElement[Any], condition: VariableCondition) -> sa.ColumnElement[bool]:
+    """`owner` (an instance or task id column) has the variable and its indexed value meets the condition: numbers
+    against `number_value`, strings and booleans against `text_value` (an index range scan on name and value)."""
+    first = condition.values[0]
+    if isinstance(first, bool):
+        column, value = variable_index.c.text_value, "true" if first else "false"
+    elif isinstance(first, str):
+        column, value = variable_index.c.text_value, condition.value
+    else:
+        column, value = variable_index.c.number_value, condition.value
+    return owner.in_(
+        sa.select(variable_index.c.scope_id).where(
+            variable_index.c.name == condition.name, _COMPARISONS[condition.operator](column, value)
+        )
+    )
+
+
 # ------------------------------------------------------------------ timer start events
 async def replace_start_timers(
     session: AsyncSession, key: str, tenant_id: str | None, definition_id: str, schedules: Iterable[Any]
@@ -716,7 +771,9 @@ async def replace_start_timers(
     """The schedules of a newly deployed definition (`schedules.StartTimer`s) replace those of older versions
     of its key, as Camunda 7 drops the timer start jobs of the previous version."""
     await session.execute(
-        start_timers.delete().where(start_timers.c.definition_key == key, _same_tenant(start_timers.c.tenant_id, tenant_id))
+        start_timers.delete().where(
+            start_timers.c.definition_key == key, _same_tenant(start_timers.c.tenant_id, tenant_id)
+        )
     )
     rows = [
         {

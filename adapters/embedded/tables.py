@@ -7,6 +7,7 @@ to load a workflow.
 
 import sqlalchemy as sa
 
+from adapters.embedded.variables import INDEXED_TEXT_LENGTH
 from gateway.db import JsonColumn, UTCDateTime, metadata
 
 OPEN_TASK = sa.text("ended_at IS NULL")
@@ -185,6 +186,28 @@ jobs = sa.Table(
     sa.Index("ix_embedded_jobs_due", "kind", "due_at"),
     sa.Index("ix_embedded_jobs_topic", "kind", "topic"),
 )
+
+# The variables of instances and tasks as plain, indexed values, for `?variable=` / `?task_variable=` conditions;
+# written with `embedded_instances.variables` (the typed truth) and a task's `local_variables` (i20_0001).
+# Numbers are in `number_value`; strings, dates (ISO 8601) and booleans ("true"/"false") in `text_value`; a
+# string longer than INDEXED_TEXT_LENGTH and Json/Null values are not indexed, so no condition matches them.
+variable_index = sa.Table(
+    "embedded_variable_index",
+    metadata,
+    sa.Column("scope_id", sa.String(36), primary_key=True),  # the instance id, or the task id for a task's own
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("instance_id", sa.String(36), nullable=False),
+    # byte order ("C") on PostgreSQL, so that a `like` with a fixed prefix is a range scan of the index
+    sa.Column(
+        "text_value",
+        sa.String(INDEXED_TEXT_LENGTH).with_variant(sa.String(INDEXED_TEXT_LENGTH, collation="C"), "postgresql"),
+    ),
+    sa.Column("number_value", sa.Float(precision=53)),
+    sa.Index("ix_embedded_variable_index_number", "name", "number_value", "scope_id"),
+    sa.Index("ix_embedded_variable_index_text", "name", "text_value", "scope_id"),
+    sa.Index("ix_embedded_variable_index_instance", "instance_id"),
+)
+
 
 start_timers = sa.Table(
     "embedded_start_timers",

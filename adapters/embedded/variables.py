@@ -59,3 +59,29 @@ def _json_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return repr(value)
+
+
+INDEXED_TEXT_LENGTH = 1000  # longer strings are not indexed (a B-tree entry must stay small)
+
+
+def index_rows(instance_id: str, scope_id: str, variables: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of `embedded_variable_index` for stored variables (`stored()` form) of an instance (`scope_id` =
+    `instance_id`) or of one task (`scope_id` = the task id): numbers in `number_value`, strings and dates in
+    `text_value`, booleans as "true"/"false"; Json, Null and over-long strings get no row."""
+    rows = []
+    for name, entry in variables.items():
+        value = entry.get("value")
+        text: str | None = None
+        number: float | None = None
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str) and len(value) <= INDEXED_TEXT_LENGTH and entry.get("type") != VariableType.JSON:
+            text = value
+        else:
+            continue
+        rows.append(
+            {"scope_id": scope_id, "name": name, "instance_id": instance_id, "text_value": text, "number_value": number}
+        )
+    return rows

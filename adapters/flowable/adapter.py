@@ -85,6 +85,9 @@ class FlowableAdapter(HttpEngineAdapter):
     )
 
     observes_changes = True
+    variable_operators = frozenset(queries.VARIABLE_OPERATIONS)  # QueryVariable has no `in`
+    # Flowable's task queries sort by id, name, priority, assignee, createTime and dueDate only.
+    unsortable: ClassVar[dict[type[ListQuery], frozenset[str]]] = {TaskQuery: frozenset({"follow_up"})}
 
     def __init__(self, context: AdapterContext) -> None:
         super().__init__(context)
@@ -123,9 +126,7 @@ class FlowableAdapter(HttpEngineAdapter):
         return queries.sorting(query, fields, default, engine=self.name)
 
     @staticmethod
-    async def _one_page(
-        fetch: Fetch, query: ListQuery, keep: Callable[[Item], bool] | None
-    ) -> tuple[list[Item], int]:
+    async def _one_page(fetch: Fetch, query: ListQuery, keep: Callable[[Item], bool] | None) -> tuple[list[Item], int]:
         """The engine's page, or, for a filter the engine lacks, the filtered list sliced here."""
         if keep is None:
             body = await fetch(query.offset, query.size)
@@ -267,7 +268,9 @@ class FlowableAdapter(HttpEngineAdapter):
             # Flowable starts by message name alone: the definition must be the one whose start event it is.
             definition_id = request.definition_id or (await self._latest_definition(request)).id
             xml = await self.get_definition_xml(definition_id)
-            bpmn.message_start_event(xml, (await self.get_definition(definition_id)).key, request.start_message)  # 400 naming the start events otherwise
+            bpmn.message_start_event(
+                xml, (await self.get_definition(definition_id)).key, request.start_message
+            )  # 400 naming the start events otherwise
             body = {"message": request.start_message, "tenantId": request.tenant_id or self.context.config.tenant_id}
         body["businessKey"] = request.business_key
         if request.variables:
@@ -308,7 +311,9 @@ class FlowableAdapter(HttpEngineAdapter):
             # The subscribed execution is a child of the process instance, which alone carries the business key
             # (an execution query by business key matches process instances only): match it on the instances.
             named = await collect(
-                self._searcher("/query/process-instances", {"processBusinessKey": message.business_key}, "list_instances"),
+                self._searcher(
+                    "/query/process-instances", {"processBusinessKey": message.business_key}, "list_instances"
+                ),
                 lambda item: True,
             )
             ids = {item["id"] for item in named}
@@ -335,10 +340,16 @@ class FlowableAdapter(HttpEngineAdapter):
                 "PUT", f"/runtime/executions/{segment(execution['id'])}", operation="message_received", json=action
             )
             instance = await self._any_instance(instance_id)
-            results.append(CorrelationResult(type="correlated", instance_id=instance_id, definition_key=instance.definition_key))
+            results.append(
+                CorrelationResult(type="correlated", instance_id=instance_id, definition_key=instance.definition_key)
+            )
         may_start = message.process_instance_id is None and not message.correlation_keys
         if may_start and (message.all or not waiting):
-            body: dict[str, Any] = {"message": message.message_name, "businessKey": message.business_key, "tenantId": tenant}
+            body: dict[str, Any] = {
+                "message": message.message_name,
+                "businessKey": message.business_key,
+                "tenantId": tenant,
+            }
             if message.variables:
                 body["variables"] = mapping.to_rest_variables(message.variables)
             try:
@@ -525,9 +536,7 @@ class FlowableAdapter(HttpEngineAdapter):
         instance: ProcessInstance, steps: list[Item], incidents: list[EngineIncident], variables: Variables
     ) -> ProcessInstanceDetails:
         failed = {incident.activity_id for incident in incidents if incident.activity_id}
-        activities = [
-            mapping.activity(step, failed_activities=failed) for step in steps if mapping.is_activity(step)
-        ]
+        activities = [mapping.activity(step, failed_activities=failed) for step in steps if mapping.is_activity(step)]
         details = instance.model_dump()
         details.update(
             variables=variables,

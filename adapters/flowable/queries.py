@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.flowable import mapping
+from gateway.conditions import VariableCondition, VariableOperator, VariableScope
 from gateway.errors import NotSupported
 from gateway.schemas import HistoryQuery, InstanceQuery, ListQuery, TaskQuery
 from gateway.variables import format_datetime
@@ -30,6 +31,29 @@ HISTORIC_INSTANCE_SORT = {
 TASK_SORT = {"created": "createTime", "due": "dueDate", "priority": "priority", "name": "name", "assignee": "assignee"}
 HISTORIC_TASK_SORT = {**TASK_SORT, "created": "startTime"}
 ACTIVITY_SORT = {"start_time": "startTime", "end_time": "endTime"}
+
+
+# Unified variable operators -> Flowable's QueryVariable `operation` (no `in`).
+VARIABLE_OPERATIONS = {
+    VariableOperator.EQ: "equals",
+    VariableOperator.NEQ: "notEquals",
+    VariableOperator.GT: "greaterThan",
+    VariableOperator.GTE: "greaterThanOrEquals",
+    VariableOperator.LT: "lessThan",
+    VariableOperator.LTE: "lessThanOrEquals",
+    VariableOperator.LIKE: "like",
+}
+
+
+def variable_filters(conditions: list[VariableCondition], scope: VariableScope) -> list[dict[str, Any]] | None:
+    """The conditions of one scope as QueryVariables (`{name, operation, value}`; Flowable types the value from
+    its JSON), or None when there are none (so the body leaves the field out)."""
+    found = [
+        {"name": c.name, "operation": VARIABLE_OPERATIONS[c.operator], "value": c.value}
+        for c in conditions
+        if c.scope is scope
+    ]
+    return found or None
 
 
 def clean(values: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +86,7 @@ def instance_filters(query: InstanceQuery) -> dict[str, Any]:
         "startedAfter": query.started_after,
         "startedBefore": query.started_before,
         "tenantId": query.tenant_id,
+        "variables": variable_filters(query.conditions, VariableScope.INSTANCE),
     }
 
 
@@ -85,6 +110,8 @@ def open_task_filters(query: TaskQuery, *, engine: str) -> tuple[dict[str, Any],
         "processDefinitionKey": query.definition_key,
         "dueBefore": query.due_before,
         "tenantId": query.tenant_id,
+        "processInstanceVariables": variable_filters(query.conditions, VariableScope.INSTANCE),
+        "taskVariables": variable_filters(query.conditions, VariableScope.TASK),
         **sorting(query, TASK_SORT, ("createTime", "desc"), engine=engine),
     }
     if query.status == "delegated":
@@ -114,5 +141,7 @@ def finished_task_filters(query: TaskQuery, *, engine: str) -> dict[str, Any]:
         "processDefinitionKey": query.definition_key,
         "dueDateBefore": query.due_before,
         "tenantId": query.tenant_id,
+        "processVariables": variable_filters(query.conditions, VariableScope.INSTANCE),
+        "taskVariables": variable_filters(query.conditions, VariableScope.TASK),
         **sorting(query, HISTORIC_TASK_SORT, ("startTime", "desc"), engine=engine),
     }

@@ -23,6 +23,7 @@ from adapters.zeebe import changes, mapping
 from adapters.zeebe.mapping import between, eq
 from gateway import bpmn
 from gateway.bpmn import Assignment, TaskExtensions, split_list
+from gateway.conditions import VariableScope
 from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from gateway.errors import (
@@ -44,6 +45,7 @@ from gateway.schemas import (
     EngineIncidentQuery,
     HistoryQuery,
     InstanceQuery,
+    ListQuery,
     MessageCorrelation,
     MessageResults,
     Page,
@@ -103,6 +105,12 @@ class ZeebeAdapter(HttpEngineAdapter):
     task_extensions = ZeebeTaskExtensions()
     observes_changes = True
     capabilities = frozenset({Capability.DELEGATE_TASK, Capability.CORRELATE_MESSAGE, Capability.BROADCAST_SIGNAL})
+    variable_operators = mapping.VARIABLE_OPERATORS
+    # Business keys are the gateway's (Camunda 8.8 has none) and user task searches cannot sort by assignee.
+    unsortable: ClassVar[dict[type[ListQuery], frozenset[str]]] = {
+        InstanceQuery: frozenset({"business_key"}),
+        TaskQuery: frozenset({"assignee"}),
+    }
     emulated: ClassVar[dict[str, str]] = {
         "delegate_task": (
             "Camunda 8 has no delegation: the task is reassigned to the delegate and the gateway keeps the "
@@ -153,7 +161,11 @@ class ZeebeAdapter(HttpEngineAdapter):
             ) from None
         deployment_id = str(result["deploymentKey"])
         deployed_at = format_datetime(now)  # Camunda 8 records no deployment time: the gateway keeps it
-        meta: dict[str, str | None] = {"deployment_id": deployment_id, "deployed_at": deployed_at, "deployed_by": deployed_by}
+        meta: dict[str, str | None] = {
+            "deployment_id": deployment_id,
+            "deployed_at": deployed_at,
+            "deployed_by": deployed_by,
+        }
         definitions = [
             mapping.deployed_definition(
                 entry["processDefinition"],
@@ -256,7 +268,9 @@ class ZeebeAdapter(HttpEngineAdapter):
             definition_key = body.get("processDefinitionKey") or (await self._latest_key(request))
             xml = await self.get_definition_xml(definition_key)
             process_id = request.definition_key or (await self.get_definition(definition_key)).key
-            body["startInstructions"] = [{"elementId": bpmn.message_start_event(xml, process_id, request.start_message)}]
+            body["startInstructions"] = [
+                {"elementId": bpmn.message_start_event(xml, process_id, request.start_message)}
+            ]
         markers = self._marker_changes(variables, [], known={})
         started_at = datetime.now(UTC)
         created = await self.http.json("POST", "/process-instances", operation="start_instance", json=body)
@@ -304,7 +318,9 @@ class ZeebeAdapter(HttpEngineAdapter):
             correlation_key = "" if typed.value is None else str(typed.value)
         variables = dict(message.variables)
         if message.business_key is not None:
-            variables.setdefault(BUSINESS_KEY_VARIABLE, TypedValue(value=message.business_key, type=VariableType.STRING))
+            variables.setdefault(
+                BUSINESS_KEY_VARIABLE, TypedValue(value=message.business_key, type=VariableType.STRING)
+            )
         tenant = message.tenant_id or self.context.config.tenant_id
         filter = {
             "messageName": eq(message.message_name),
@@ -353,7 +369,9 @@ class ZeebeAdapter(HttpEngineAdapter):
         instance_id = str(correlated["processInstanceKey"])
         if instance_id in waiting:
             key = waiting[instance_id].get("processDefinitionId")
-            return MessageResults(results=[CorrelationResult(type="correlated", instance_id=instance_id, definition_key=key)])
+            return MessageResults(
+                results=[CorrelationResult(type="correlated", instance_id=instance_id, definition_key=key)]
+            )
         meta = {"business_key": message.business_key, "started_by": started_by}
         await self.store.put(INSTANCE, instance_id, {name: value for name, value in meta.items() if value is not None})
         await self._visible(f"/process-instances/{instance_id}", "get_instance")
@@ -380,6 +398,7 @@ class ZeebeAdapter(HttpEngineAdapter):
             "startDate": between(query.started_after, query.started_before),
             "hasIncident": query.has_incident,
             "tenantId": eq(query.tenant_id),
+            "variables": mapping.variable_filters(query.conditions, VariableScope.INSTANCE),
         }
         if query.business_key is not None:
             keys = await self.store.find(INSTANCE, "business_key", query.business_key)
@@ -483,6 +502,8 @@ class ZeebeAdapter(HttpEngineAdapter):
             "processDefinitionId": query.definition_key,
             "dueDate": between(None, query.due_before),
             "tenantId": eq(query.tenant_id),
+            "processInstanceVariables": mapping.variable_filters(query.conditions, VariableScope.INSTANCE),
+            "localVariables": mapping.variable_filters(query.conditions, VariableScope.TASK),
         }
         sort = mapping.sort(query, mapping.TASK_SORT, "created", "tasks")
         body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
@@ -553,7 +574,7 @@ class ZeebeAdapter(HttpEngineAdapter):
             "processDefinitionId": query.definition_key,
             "errorType": mapping.error_type(query.incident_type) if query.incident_type else None,
         }
-        sort = mapping.sort(query, mapping.INCIDENT_SORT, "created", "incidents")
+        sort = mapping.sort(query, mapping.INCIDENT_SORT, "created", "incidents", mapping.INCIDENT_TIEBREAK)
         body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
         result = await self._search("incidents", body, "list_engine_incidents")
         incidents = [mapping.incident(item, engine=self.name) for item in result["items"]]
@@ -673,7 +694,7 @@ class ZeebeAdapter(HttpEngineAdapter):
     async def _instance_page(
         self, filter: dict[str, Any], query: InstanceQuery | HistoryQuery, operation: str
     ) -> Page[ProcessInstance]:
-        sort = mapping.sort(query, mapping.INSTANCE_SORT, "start_time", "instances")
+        sort = mapping.sort(query, mapping.INSTANCE_SORT, "start_time", "instances", mapping.INSTANCE_TIEBREAK)
         body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
         result = await self._search("process-instances", body, operation)
         metas = await self.store.get_many(INSTANCE, [str(item["processInstanceKey"]) for item in result["items"]])

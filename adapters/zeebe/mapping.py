@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from gateway.conditions import VariableCondition, VariableOperator, VariableScope
 from gateway.errors import NotSupported
 from gateway.schemas import (
     Activity,
@@ -66,7 +67,20 @@ DEFINITION_SORT = {
 }
 LATEST_DEFINITION_SORT = {"key": "processDefinitionId"}  # isLatestVersion searches sort by id or tenant only
 INSTANCE_SORT = {"start_time": "startDate", "end_time": "endDate", "definition_key": "processDefinitionId"}
-TASK_SORT = {"created": "creationDate", "due": "dueDate", "priority": "priority", "name": "name"}
+TASK_SORT = {
+    "created": "creationDate",
+    "due": "dueDate",
+    "follow_up": "followUpDate",
+    "priority": "priority",
+    "name": "name",
+}
+# The id each sort ends with, so that equal values keep one order across pages (user tasks sort by no key:
+# the cluster orders their ties by key itself).
+INSTANCE_TIEBREAK = "processInstanceKey"
+INCIDENT_TIEBREAK = "incidentKey"
+# Variable conditions Camunda 8's VariableValueFilterProperty can express: its value is a StringFilterProperty
+# over the variable's JSON text, so it has equality, `$in` and `$like`, but no ordering.
+VARIABLE_OPERATORS = frozenset({VariableOperator.EQ, VariableOperator.NEQ, VariableOperator.IN, VariableOperator.LIKE})
 INCIDENT_SORT = {"created": "creationTime"}
 ACTIVITY_SORT = {"start_time": "startDate", "end_time": "endDate"}
 
@@ -130,9 +144,7 @@ def deployed_definition(
     item: dict[str, Any], *, name: str | None, engine: str, meta: dict[str, str | None]
 ) -> ProcessDefinition:
     """A DeploymentProcessResult (which carries no name: it comes from the deployed XML)."""
-    return definition(
-        {**item, "version": item["processDefinitionVersion"], "name": name}, engine=engine, meta=meta
-    )
+    return definition({**item, "version": item["processDefinitionVersion"], "name": name}, engine=engine, meta=meta)
 
 
 # ------------------------------------------------------------------ instances
@@ -363,11 +375,45 @@ def search(
     return body
 
 
-def sort(query: ListQuery, fields: dict[str, str], default: str, listing: str) -> list[dict[str, str]]:
+def sort(
+    query: ListQuery, fields: dict[str, str], default: str, listing: str, tiebreak: str | None = None
+) -> list[dict[str, str]]:
+    """The search `sort`: the requested field, then `tiebreak` (the item's key) in the same order."""
     name = query.sort or default
     if name not in fields:
         raise NotSupported(f"Camunda 8 cannot sort {listing} by {name}; it sorts them by {', '.join(fields)}")
-    return [{"field": fields[name], "order": query.order.value.upper()}]
+    order = query.order.value.upper()
+    criteria = [{"field": fields[name], "order": order}]
+    if tiebreak is not None:
+        criteria.append({"field": tiebreak, "order": order})
+    return criteria
+
+
+def variable_filters(conditions: list[VariableCondition], scope: VariableScope) -> list[dict[str, Any]] | None:
+    """Conditions of one scope as VariableValueFilterProperty items (`{name, value}`): Camunda 8 compares the
+    variable's JSON text, so values are written as JSON (`"ACME"` with its quotes, `10000`) and a `like` pattern
+    (`%`, `_`) becomes its wildcard form (`*`, `?`) inside the quotes. None when there are none."""
+    found = []
+    for c in conditions:
+        if c.scope is not scope:
+            continue
+        if c.operator is VariableOperator.IN:
+            value: Any = {"$in": [_json_text(item) for item in c.value]}
+        elif c.operator is VariableOperator.LIKE:
+            value = {"$like": '"' + "".join(_LIKE.get(ch, ch) for ch in c.value) + '"'}
+        else:
+            value = {"$eq" if c.operator is VariableOperator.EQ else "$neq": _json_text(c.value)}
+        found.append({"name": c.name, "value": value})
+    return found or None
+
+
+_LIKE = {"%": "*", "_": "?", "*": "\\*", "?": "\\?", "\\": "\\\\"}
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def page(result: dict[str, Any], items: list[Any], query: ListQuery) -> Page[Any]:

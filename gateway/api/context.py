@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -9,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.auth import Authenticator, Caller
 from gateway.processes import ProcessService
+from gateway.processes.merged import ALL_ENGINES
 from gateway.registry import EngineRegistry
 
 # Declares the bearer scheme in the OpenAPI document; the Authenticator reads the header itself.
@@ -20,6 +22,7 @@ AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
     403: {"description": "The caller lacks a permission; the problem's detail names it (README, Authentication)"},
 }
 """The answers of routes behind authentication, for the OpenAPI document."""
+
 
 # Dependencies are `async def` so FastAPI calls them inline instead of in its thread pool.
 async def current_caller(
@@ -54,3 +57,36 @@ async def process_service(
 
 
 Processes = Annotated[ProcessService, Depends(process_service)]
+
+
+@dataclass(frozen=True)
+class EngineSelection:
+    """The engines a list asks: one (`engine=name` or the default), or every configured one (`engine=*`)."""
+
+    services: list[ProcessService]
+    merged: bool
+
+
+async def engine_selection(
+    request: Request,
+    caller: CurrentCaller,
+    engine: Annotated[
+        str | None,
+        Query(
+            description="Engine name; the configured default when omitted; `*` for every configured engine, merged "
+            "into one list paged by `cursor`"
+        ),
+    ] = None,
+) -> EngineSelection:
+    """One process service per asked engine (404 listing the known ones for an unknown name)."""
+    registry: EngineRegistry = request.app.state.registry
+    changes = request.app.state.changes
+    if engine == ALL_ENGINES:
+        return EngineSelection([ProcessService(changes, registry.get(name), caller) for name in registry.engines], True)
+    return EngineSelection([ProcessService(changes, registry.get(engine), caller)], False)
+
+
+Engines = Annotated[EngineSelection, Depends(engine_selection)]
+Cursor = Annotated[
+    str | None, Query(description="With `engine=*`: the `next_cursor` of the previous page (leave out for the first)")
+]

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import ConfigDict, Field, model_validator
 
-from gateway.api.context import Processes
+from gateway.api.context import Cursor, Engines, Processes
+from gateway.processes import ProcessService
+from gateway.processes.merged import MergedPage, merged_page
 from gateway.schemas import (
     InstanceMigration,
     InstanceModification,
@@ -53,10 +55,26 @@ class StartRequest(RequestBody):
         return self
 
 
-@router.get("", response_model=Page[ProcessInstance], summary="List process instances")
-async def list_instances(processes: Processes, query: Annotated[InstanceQuery, Query()]) -> Page[ProcessInstance]:
-    """A page of process instances, filtered by definition, business key, status, start time or incidents, and sorted."""
-    return await processes.list_instances(query)
+@router.get(
+    "",
+    response_model=Page[ProcessInstance] | MergedPage[ProcessInstance],
+    summary="List process instances (one engine, or every one with engine=*)",
+)
+async def list_instances(engines: Engines, query: Annotated[InstanceQuery, Query()], cursor: Cursor = None) -> Any:
+    """A page of process instances, filtered by definition, business key, status, start time, incidents or process
+    variables (`variable`), sorted by start_time, end_time, business_key or definition_key (ties broken by id).
+
+    Variable conditions are `name:operator:value` with a JSON value (quote strings), all of which must hold:
+    `?variable=order_no:eq:"4711"`, `?variable=amount:gte:10000&variable=region:in:["EU","US"]`,
+    `?variable=customer:like:"ACME%"`. An invalid condition is a 400 naming it; an operator the engine lacks (Camunda
+    7 and Flowable have no `in`, Camunda 8 no `gt`/`gte`/`lt`/`lte`) a 501 naming the engine and the operator.
+
+    `engine=*` lists the instances of every configured engine merged in the requested order (each names its
+    `engine`), paged with `cursor=<next_cursor>`; an engine that is down is named in `unavailable_engines`.
+    """
+    if engines.merged:
+        return await merged_page(engines.services, query, cursor, ProcessService.list_instances)
+    return await engines.services[0].list_instances(query)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProcessInstance, summary="Start an instance")
@@ -120,7 +138,9 @@ class VariablesChange(RequestBody):
     variables: dict[str, Any] = Field(default_factory=dict, **REQUEST_VARIABLES_DOC)
     deletions: list[str] = Field(default_factory=list, description="Names of the variables to delete")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"variables": VARIABLES_EXAMPLE, "deletions": ["draft"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"variables": VARIABLES_EXAMPLE, "deletions": ["draft"]}]}
+    )
 
 
 @router.put("/{instance_id}/variables", response_model=dict[str, TypedValue], summary="Change variables")
@@ -149,7 +169,10 @@ class ModificationRequest(RequestBody):
         json_schema_extra={
             "examples": [
                 {
-                    "instructions": [{"type": "cancel", "activity_id": "charge-card"}, {"type": "start_before", "activity_id": "review"}],
+                    "instructions": [
+                        {"type": "cancel", "activity_id": "charge-card"},
+                        {"type": "start_before", "activity_id": "review"},
+                    ],
                     "annotation": "card service down; reviewed by hand",
                 }
             ]
@@ -179,7 +202,9 @@ async def modify_instance(instance_id: str, body: ModificationRequest, processes
 
 
 class MigrationRequest(RequestBody):
-    target_definition_id: str = Field(min_length=1, max_length=255, description="The definition (version) to move the instance to")
+    target_definition_id: str = Field(
+        min_length=1, max_length=255, description="The definition (version) to move the instance to"
+    )
     mappings: dict[str, str] | None = Field(
         None, description="Source activity id to target activity id, where ids differ; equal ids map themselves"
     )

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import ConfigDict, Field
 
-from gateway.api.context import Processes
+from gateway.api.context import Cursor, Engines, Processes
+from gateway.processes import ProcessService
+from gateway.processes.merged import MergedPage, merged_page
 from gateway.schemas import Page, RequestBody, Task, TaskDetails, TaskQuery
 from gateway.variables import REQUEST_VARIABLES_DOC, parse_request_variables
 
@@ -28,12 +30,25 @@ class Completion(RequestBody):
     )
 
 
-@router.get("", response_model=Page[Task], summary="List tasks")
-async def list_tasks(processes: Processes, query: Annotated[TaskQuery, Query()]) -> Page[Task]:
-    """A page of open user tasks, by assignee, candidate group or user, unassigned, instance, definition, status or due
-    date, sorted by created, due, priority, name or assignee.
+@router.get(
+    "", response_model=Page[Task] | MergedPage[Task], summary="List tasks (one engine, or every one with engine=*)"
+)
+async def list_tasks(engines: Engines, query: Annotated[TaskQuery, Query()], cursor: Cursor = None) -> Any:
+    """A page of open user tasks, by assignee, candidate group or user, unassigned, instance, definition, status, due
+    date, process instance variables (`variable`) or task-local variables (`task_variable`), sorted by created, due,
+    follow_up, priority, name or assignee (ties broken by id, so pages keep one order).
+
+    Variable conditions are `name:operator:value` with a JSON value, e.g.
+    `?variable=amount:gt:10000&variable=customer:eq:"ACME"` or `?task_variable=decision:in:["approve","escalate"]`;
+    an invalid one is a 400 naming it, an operator the engine lacks a 501 naming the engine and the operator.
+
+    `engine=*` is one inbox over every configured engine: the engines' pages merged in the requested order, each
+    task carrying its `engine`, paged with `cursor=<next_cursor>`; an engine that is down is left out and named in
+    `unavailable_engines` (`partial: true`), never a 5xx for the whole list.
     """
-    return await processes.list_tasks(query)
+    if engines.merged:
+        return await merged_page(engines.services, query, cursor, ProcessService.list_tasks)
+    return await engines.services[0].list_tasks(query)
 
 
 @router.get("/{task_id}", response_model=TaskDetails, summary="A task with its variables")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from gateway.bpmn import TaskExtensions
+from gateway.conditions import VariableOperator
 from gateway.schemas import (
     ActivityRecord,
     DefinitionQuery,
@@ -41,6 +42,7 @@ from gateway.schemas import (
     InstanceMigration,
     InstanceModification,
     InstanceQuery,
+    ListQuery,
     MessageCorrelation,
     MessageResults,
     Page,
@@ -162,6 +164,11 @@ class EngineAdapter(ABC):
     # Whether `read_changes` follows what the engine does on its own (the HTTP engines; a transactional engine
     # emits its events itself, in the transaction that changes it).
     observes_changes: ClassVar[bool] = False
+    # The operators of variable conditions (`gateway.conditions`) the engine's own queries filter by; a
+    # condition with another operator is a 501 naming the engine and the operator (never filtered after reading).
+    variable_operators: ClassVar[frozenset[VariableOperator]] = frozenset()
+    # Per list query class, the unified sort fields the engine cannot sort by (a 501 naming the field).
+    unsortable: ClassVar[dict[type[ListQuery], frozenset[str]]] = {}
 
     def __init__(self, context: AdapterContext) -> None:
         self.context = context

@@ -43,12 +43,12 @@ async def tenant_page(caller: Caller, query: Q, fetch: Callable[[Q], Awaitable[P
     for tenant, total in zip(scopes, totals, strict=True):
         low, high = max(start - base, 0), min(end - base, total)
         if low < high:
-            items += await _window(fetch, query.model_copy(update={"tenant_id": tenant}), low, high)
+            items += await window(fetch, query.model_copy(update={"tenant_id": tenant}), low, high)
         base += total
     return Page(items=items, total=sum(totals), page=query.page, size=query.size)
 
 
-async def _window(fetch: Callable[[Q], Awaitable[Page[T]]], query: Q, low: int, high: int) -> list[T]:
+async def window(fetch: Callable[[Q], Awaitable[Page[T]]], query: Q, low: int, high: int) -> list[T]:
     """Items low..high-1 of one tenant's list, in pages of the asked size (two at most: high - low <= size)."""
     size = query.size
     first, last = low // size, (high - 1) // size

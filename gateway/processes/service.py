@@ -495,7 +495,10 @@ class ProcessService:
         return instance
 
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
+        """Instances of the caller's tenants; a sort or variable operator the engine lacks is a 501
+        (`EngineHandle.check_query`)."""
         self._listing("instance:read", query.definition_key)
+        self.engine.check_query(query)
         return await tenant_page(self.caller, query, self.adapter.list_instances)
 
     async def get_instance(self, instance_id: str) -> ProcessInstanceDetails:
@@ -576,8 +579,10 @@ class ProcessService:
 
     # ------------------------------------------------------------ tasks
     async def list_tasks(self, query: TaskQuery) -> Page[Task]:
-        """Tasks of the caller's tenants; without `task:admin` only those the task-level rule lets them see."""
+        """Tasks of the caller's tenants; without `task:admin` only those the task-level rule lets them see. A sort
+        or variable operator the engine lacks is a 501 (`EngineHandle.check_query`)."""
         self._listing("task:read", query.definition_key)
+        self.engine.check_query(query)
         if self.caller.may("task:admin"):
             return await tenant_page(self.caller, query, self.adapter.list_tasks)
         return await visible_task_page(self.caller, query, self.adapter.list_tasks)

@@ -434,6 +434,7 @@ def _process(process: ElementTree.Element, names: dict[str | None, str | None]) 
             start = node
     if start is None:
         raise BpmnProblem(f"Process '{key}' has no start event", element=key)
+
     def path(first: FlowNode | None) -> list[FlowNode]:
         chain: list[FlowNode] = []
         current = first
@@ -444,7 +445,9 @@ def _process(process: ElementTree.Element, names: dict[str | None, str | None]) 
 
     branches = {node.id: path(node) for node in nodes.values() if node.kind == "boundaryEvent"}
     if any(not node.interrupting for node in nodes.values() if node.kind == "boundaryEvent"):
-        raise NotImplementedError("the Camunda simulator runs one token: non-interrupting boundary events need the real engine")
+        raise NotImplementedError(
+            "the Camunda simulator runs one token: non-interrupting boundary events need the real engine"
+        )
     documentation = process.findtext(f"{{{BPMN_NS}}}documentation")
     return {
         "key": key,
@@ -540,6 +543,77 @@ def count(rows: Iterable[Any]) -> dict[str, int]:
     return {"count": len(list(rows))}
 
 
+# ---------------------------------------------------------------- POST query bodies (TaskQueryDto, ...)
+VARIABLE_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "gteq": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lteq": lambda a, b: a <= b,
+    "like": lambda a, b: re.fullmatch(re.escape(b).replace("%", ".*").replace("_", "."), a) is not None,
+}
+
+
+def query_call(call: Call, variable_fields: set[str]) -> Call:
+    """A POST query as the GET query it mirrors: body filters as parameters (arrays comma-separated), `sorting`
+    kept for `sort_query`, paging from the URL."""
+    body = call.body()
+    if not isinstance(body, dict):
+        raise CamundaError(400, "InvalidRequestException", "The query body is not a JSON object", code=None)
+    params = dict(call.params)
+    for name, value in body.items():
+        if name in variable_fields or name == "sorting" or value is None:
+            continue
+        if isinstance(value, bool):
+            params[name] = "true" if value else "false"
+        elif isinstance(value, list):
+            params[name] = ",".join(str(item) for item in value)
+        else:
+            params[name] = str(value)
+    return Call(call.request, params)
+
+
+def variable_conditions(body: dict[str, Any], field: str) -> list[tuple[str, str, Any]]:
+    conditions = []
+    for item in body.get(field) or []:
+        operator = item.get("operator")
+        if operator not in VARIABLE_TESTS:
+            message = f"Invalid variable comparator specified: {operator}"
+            raise CamundaError(400, "InvalidRequestException", message, code=None)
+        if operator == "like" and not isinstance(item.get("value"), str):
+            raise CamundaError(400, "ProcessEngineException", "Booleans and null cannot be used in 'like' condition")
+        conditions.append((item["name"], operator, item.get("value")))
+    return conditions
+
+
+def meets(variables: dict[str, Any], conditions: list[tuple[str, str, Any]]) -> bool:
+    """The engine compares a condition with variables of the value's type only (a number with numbers)."""
+    for name, operator, expected in conditions:
+        variable = variables.get(name)
+        actual = None if variable is None else variable.value
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (actual, expected))
+        same = numbers or (type(actual) is type(expected) and actual is not None)
+        if not same or not VARIABLE_TESTS[operator](actual, expected):
+            return False
+    return True
+
+
+def sort_query(call: Call, rows: list[Any], sort_keys: dict[str, Callable[[Any], Any]]) -> list[Any]:
+    """`sorting` of the body (the first criterion first, nulls as `paged` puts them), then paging."""
+    for criterion in reversed(call.body().get("sorting") or []):
+        sort_by, order = criterion.get("sortBy"), criterion.get("sortOrder")
+        if sort_by not in sort_keys or order not in ("asc", "desc"):
+            raise invalid_parameter("sortBy", str(sort_by))
+        key = sort_keys[sort_by]
+        present = sorted((row for row in rows if key(row) is not None), key=key, reverse=order == "desc")
+        missing = [row for row in rows if key(row) is None]
+        rows = present + missing if order == "asc" else missing + present
+    first = int(call.params.get("firstResult", 0))
+    limit = call.params.get("maxResults")
+    return rows[first : first + int(limit)] if limit is not None else rows[first:]
+
+
 class CamundaSimulator:
     def __init__(self, *, credentials: tuple[str, str] | None = None) -> None:
         self.credentials = credentials  # basic auth, as Camunda Run enforces it when enabled
@@ -585,7 +659,9 @@ class CamundaSimulator:
             ("POST", "/message", self.deliver_message),
             ("POST", "/signal", self.throw_signal),
             ("GET", "/history/process-instance", self.get_historic_instances),
+            ("POST", "/history/process-instance", self.query_historic_instances),
             ("GET", "/history/process-instance/count", self.count_historic_instances),
+            ("POST", "/history/process-instance/count", self.query_historic_instances_count),
             ("GET", f"/history/process-instance/{id_}", self.get_historic_instance),
             ("GET", "/history/activity-instance", self.get_historic_activities),
             ("GET", "/history/activity-instance/count", self.count_historic_activities),
@@ -596,7 +672,9 @@ class CamundaSimulator:
             ("GET", "/history/identity-link-log", self.get_identity_link_log),
             ("GET", "/history/user-operation", self.get_user_operations),
             ("GET", "/task", self.get_tasks),
+            ("POST", "/task", self.query_tasks),
             ("GET", "/task/count", self.count_tasks),
+            ("POST", "/task/count", self.query_tasks_count),
             ("GET", f"/task/{id_}", self.get_task),
             ("GET", f"/task/{id_}/identity-links", self.get_identity_links),
             ("GET", f"/task/{id_}/variables", self.get_task_variables),
@@ -1322,7 +1400,9 @@ class CamundaSimulator:
         body = call.body()
         variables = read_variables(body.get("variables"), f"Cannot instantiate process definition {definition.id}")
         try:
-            instance = self.start_instance(definition, body.get("businessKey"), variables, body.get("startInstructions"))
+            instance = self.start_instance(
+                definition, body.get("businessKey"), variables, body.get("startInstructions")
+            )
         except CamundaError as error:
             if error.kind in ("RestException", "InvalidRequestException"):
                 raise
@@ -1397,7 +1477,8 @@ class CamundaSimulator:
             and (instance_id is None or instance.id == instance_id)
             and (tenant is None or instance.tenant_id == tenant)
             and all(
-                key in instance.variables and instance.variables[key].value == value.value for key, value in keys.items()
+                key in instance.variables and instance.variables[key].value == value.value
+                for key, value in keys.items()
             )
         ]
         starts = []
@@ -1425,11 +1506,18 @@ class CamundaSimulator:
         results = []
         for instance, node in executions:
             self._catch(instance, node, copy.deepcopy(variables))
-            execution = {"id": instance.id, "processInstanceId": instance.id, "ended": instance.end is not None, "tenantId": instance.tenant_id}
+            execution = {
+                "id": instance.id,
+                "processInstanceId": instance.id,
+                "ended": instance.end is not None,
+                "tenantId": instance.tenant_id,
+            }
             results.append({"resultType": "Execution", "execution": execution, "processInstance": None})
         for definition in starts:
             instance = self.start_instance(definition, business_key, copy.deepcopy(variables))
-            results.append({"resultType": "ProcessDefinition", "execution": None, "processInstance": self._instance_dto(instance)})
+            results.append(
+                {"resultType": "ProcessDefinition", "execution": None, "processInstance": self._instance_dto(instance)}
+            )
         return results if body.get("resultEnabled") else None
 
     def throw_signal(self, call: Call) -> Any:  # throwSignal: POST /signal
@@ -1443,21 +1531,34 @@ class CamundaSimulator:
             if tenant is None or instance.tenant_id == tenant:
                 self._catch(instance, node, copy.deepcopy(variables))
         for definition in list(self.state.definitions.values()):
-            if definition.nodes[0].signal == name and not definition.suspended and self._latest(definition.key, definition.tenant_id) is definition:
+            if (
+                definition.nodes[0].signal == name
+                and not definition.suspended
+                and self._latest(definition.key, definition.tenant_id) is definition
+            ):
                 self.start_instance(definition, None, copy.deepcopy(variables))
         return None
 
     # ------------------------------------------------------------ modification
     def modify_instance(self, call: Call, id: str) -> Any:  # modifyProcessInstance: POST .../{id}/modification
         body = call.body()
-        instance = self._running(id, CamundaError(400, "InvalidRequestException", f"Process instance with id {id} does not exist", code=None))
+        instance = self._running(
+            id, CamundaError(400, "InvalidRequestException", f"Process instance with id {id} does not exist", code=None)
+        )
         definition = self._definition(instance.definition_id)
         for instruction in body.get("instructions") or []:
             kind, activity_id = instruction.get("type"), instruction.get("activityId")
             if kind not in ("cancel", "startBeforeActivity", "startAfterActivity") or not activity_id:
-                raise CamundaError(400, "InvalidRequestException", f"'activityId' must be set for instruction type {kind}", code=None)
+                raise CamundaError(
+                    400, "InvalidRequestException", f"'activityId' must be set for instruction type {kind}", code=None
+                )
             where = next(
-                ((branch, path.index(node)) for branch, path in [(None, definition.nodes), *definition.branches.items()] for node in path if node.id == activity_id),
+                (
+                    (branch, path.index(node))
+                    for branch, path in [(None, definition.nodes), *definition.branches.items()]
+                    for node in path
+                    if node.id == activity_id
+                ),
                 None,
             )
             if where is None:
@@ -1475,7 +1576,11 @@ class CamundaSimulator:
                 raise NotImplementedError("the Camunda simulator runs one token: cancel the current activity first")
             instance.branch, instance.position = where[0], where[1] + (1 if kind == "startAfterActivity" else 0)
             self._advance(instance)
-        if instance.end is None and instance.open_run is None and not any(job.instance_id == instance.id for job in self.state.jobs.values()):
+        if (
+            instance.end is None
+            and instance.open_run is None
+            and not any(job.instance_id == instance.id for job in self.state.jobs.values())
+        ):
             self._end(instance, "EXTERNALLY_TERMINATED", body.get("annotation"))
         return None
 
@@ -1692,6 +1797,21 @@ class CamundaSimulator:
     def count_historic_instances(self, call: Call) -> Any:  # getHistoricProcessInstancesCount
         return count(self._historic_instances(call))
 
+    def _queried_instances(self, call: Call) -> tuple[Call, list[Instance]]:
+        query = query_call(call, {"variables"})
+        conditions = variable_conditions(call.body(), "variables")
+        rows = [i for i in self._historic_instances(query) if meets(i.variables, conditions)]
+        return query, rows
+
+    def query_historic_instances(
+        self, call: Call
+    ) -> Any:  # queryHistoricProcessInstances: POST /history/process-instance
+        query, rows = self._queried_instances(call)
+        return [self._historic_instance_dto(i) for i in sort_query(query, rows, self.HISTORIC_INSTANCE_SORT)]
+
+    def query_historic_instances_count(self, call: Call) -> Any:  # queryHistoricProcessInstancesCount
+        return count(self._queried_instances(call)[1])
+
     def get_historic_instance(self, call: Call, id: str) -> Any:  # getHistoricProcessInstance
         instance = self.state.instances.get(id)
         if instance is None:
@@ -1863,6 +1983,7 @@ class CamundaSimulator:
         "instanceId": lambda t: t.instance_id,
         "priority": lambda t: 50,
         "dueDate": lambda t: None,
+        "followUpDate": lambda t: None,
         "description": lambda t: None,
     }
 
@@ -1896,6 +2017,24 @@ class CamundaSimulator:
 
     def count_tasks(self, call: Call) -> Any:  # getTasksCount: GET /task/count
         return count(self._tasks(call))
+
+    def _queried_tasks(self, call: Call) -> tuple[Call, list[UserTask]]:
+        query = query_call(call, {"processVariables", "taskVariables"})
+        body = call.body()
+        by_instance, local = variable_conditions(body, "processVariables"), variable_conditions(body, "taskVariables")
+        rows = [
+            t
+            for t in self._tasks(query)
+            if meets(self.state.instances[t.instance_id].variables, by_instance) and meets({}, local)
+        ]
+        return query, rows
+
+    def query_tasks(self, call: Call) -> Any:  # queryTasks: POST /task
+        query, rows = self._queried_tasks(call)
+        return [self._task_dto(t) for t in sort_query(query, rows, self.TASK_SORT)]
+
+    def query_tasks_count(self, call: Call) -> Any:  # queryTasksCount: POST /task/count
+        return count(self._queried_tasks(call)[1])
 
     def get_task(self, call: Call, id: str) -> Any:  # getTask: GET /task/{id}
         error = CamundaError(404, "InvalidRequestException", f"No matching task with id {id}", code=None)
@@ -1981,7 +2120,11 @@ class CamundaSimulator:
         try:
             task = self._workable_task(id)
             if task.delegation_state == "PENDING":
-                raise CamundaError(500, "ProcessEngineException", "A delegated task cannot be completed, but should be resolved instead.")
+                raise CamundaError(
+                    500,
+                    "ProcessEngineException",
+                    "A delegated task cannot be completed, but should be resolved instead.",
+                )
             instance = self.state.instances[task.instance_id]
             now = self.now()
             for name, variable in variables.items():

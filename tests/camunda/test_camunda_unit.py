@@ -682,28 +682,38 @@ async def test_ended_instances_cannot_be_terminated_or_changed(
 
 
 async def test_instances_are_listed_from_history(adapter: Camunda7Adapter, camunda: respx.MockRouter) -> None:
-    listing = camunda.get("/history/process-instance").respond(200, json=[HISTORIC_INSTANCE])
-    camunda.get("/history/process-instance/count").respond(200, json={"count": 3})
+    listing = camunda.post("/history/process-instance").respond(200, json=[HISTORIC_INSTANCE])
+    counting = camunda.post("/history/process-instance/count").respond(200, json={"count": 3})
     started_after = datetime(2026, 1, 1, tzinfo=UTC)
     page = await adapter.list_instances(
-        InstanceQuery(definition_key="approval", status="active", started_after=started_after, size=1)
+        InstanceQuery(
+            definition_key="approval",
+            status="active",
+            started_after=started_after,
+            size=1,
+            variable=["amount:gte:10000", 'customer:like:"AC%"'],
+        )
     )
-    assert sent_params(listing) == {
+    filters = {
         "processDefinitionKey": "approval",
-        "active": "true",
+        "active": True,
         "startedAfter": "2026-01-01T00:00:00.000+0000",
-        "sortBy": "startTime",
-        "sortOrder": "desc",
-        "firstResult": "0",
-        "maxResults": "1",
+        "variables": [
+            {"name": "amount", "operator": "gteq", "value": 10000},
+            {"name": "customer", "operator": "like", "value": "AC%"},
+        ],
     }
+    assert sent_params(listing) == {"firstResult": "0", "maxResults": "1"}
+    sorting = [{"sortBy": "startTime", "sortOrder": "desc"}, {"sortBy": "instanceId", "sortOrder": "desc"}]
+    assert json.loads(listing.calls.last.request.content) == {**filters, "sorting": sorting}
+    assert json.loads(counting.calls.last.request.content) == filters
     assert page.total == 3 and page.items[0].business_key == "order-1"
 
 
 # ------------------------------------------------------------------ tasks
 async def test_tasks_carry_definition_keys_and_candidates(adapter: Camunda7Adapter, camunda: respx.MockRouter) -> None:
-    listing = camunda.get("/task").respond(200, json=[TASK, {**TASK, "id": "task-2"}])
-    camunda.get("/task/count").respond(200, json={"count": 2})
+    listing = camunda.post("/task").respond(200, json=[TASK, {**TASK, "id": "task-2"}])
+    camunda.post("/task/count").respond(200, json={"count": 2})
     definitions = camunda.get("/process-definition").respond(200, json=[DEFINITION])
     camunda.get("/task/task-1/identity-links").respond(200, json=[{"type": "candidate", "groupId": "sales"}])
     camunda.get("/task/task-2/identity-links").respond(
@@ -712,7 +722,7 @@ async def test_tasks_carry_definition_keys_and_candidates(adapter: Camunda7Adapt
 
     page = await adapter.list_tasks(TaskQuery(candidate_group="sales"))
 
-    assert sent_params(listing)["includeAssignedTasks"] == "true"
+    assert json.loads(listing.calls.last.request.content)["includeAssignedTasks"] is True
     assert sent_params(definitions) == {"processDefinitionIdIn": "approval:1:d1", "maxResults": "1"}
     assert [(t.id, t.definition_key, t.candidate_groups) for t in page.items] == [
         ("task-1", "approval", ["sales"]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -392,6 +393,36 @@ def paginate(
     }
 
 
+QUERY_OPERATIONS: dict[str, Callable[[Any, Any], bool]] = {
+    "equals": lambda a, b: a == b,
+    "notEquals": lambda a, b: a != b,
+    "greaterThan": lambda a, b: a > b,
+    "greaterThanOrEquals": lambda a, b: a >= b,
+    "lessThan": lambda a, b: a < b,
+    "lessThanOrEquals": lambda a, b: a <= b,
+    "like": lambda a, b: re.fullmatch(re.escape(b).replace("%", ".*").replace("_", "."), a) is not None,
+}
+
+
+def variables_meet(variables: dict[str, Variable], conditions: list[dict[str, Any]] | None) -> bool:
+    """QueryVariables (`{name, operation, value}`) against typed variables: a value meets only variables of its
+    own kind (numbers with numbers, strings with strings), as Flowable compares typed columns."""
+    for condition in conditions or []:
+        operation = condition.get("operation", "equals")
+        if operation not in QUERY_OPERATIONS:
+            raise IllegalArgument(f"Unsupported variable query operation: {operation}")
+        if operation == "like" and not isinstance(condition.get("value"), str):
+            raise IllegalArgument("Only string variable values are supported for like comparison")
+        variable = variables.get(condition.get("name"))
+        actual, expected = (None if variable is None else variable.value), condition.get("value")
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (actual, expected))
+        if not (numbers or (actual is not None and type(actual) is type(expected))):
+            return False
+        if not QUERY_OPERATIONS[operation](actual, expected):
+            return False
+    return True
+
+
 def only(params: dict[str, Any], allowed: set[str]) -> None:
     unknown = set(params) - allowed - {"start", "size", "sort", "order"}
     if unknown:
@@ -602,7 +633,9 @@ class FlowableSimulator:
         if body.get("message") is not None and by_id is None and by_key is None:
             variables = variables_from_rest(body.get("variables"))
             try:
-                instance = self.engine.start_by_message(body["message"], body.get("businessKey"), variables, body.get("tenantId"))
+                instance = self.engine.start_by_message(
+                    body["message"], body.get("businessKey"), variables, body.get("tenantId")
+                )
             except ObjectNotFound as exc:
                 raise IllegalArgument(str(exc)) from None
             return SpecJSONResponse(instance_json(instance), status_code=201)
@@ -644,8 +677,21 @@ class FlowableSimulator:
     async def query_executions(self, request: Request) -> Response:
         # queryExecutions: the executions waiting for a message or signal (the simulator keeps one per instance)
         body = await request.json()
-        only(body, {"messageEventSubscriptionName", "signalEventSubscriptionName", "processInstanceId",
-                    "processBusinessKey", "processInstanceVariables", "tenantId", "start", "size", "sort", "order"})
+        only(
+            body,
+            {
+                "messageEventSubscriptionName",
+                "signalEventSubscriptionName",
+                "processInstanceId",
+                "processBusinessKey",
+                "processInstanceVariables",
+                "tenantId",
+                "start",
+                "size",
+                "sort",
+                "order",
+            },
+        )
         if body.get("messageEventSubscriptionName") is not None:
             rows = self.engine.catching("message", body["messageEventSubscriptionName"])
         elif body.get("signalEventSubscriptionName") is not None:
@@ -667,7 +713,8 @@ class FlowableSimulator:
             if condition.get("operation") != "equals":
                 raise NotImplementedError("the Flowable simulator compares variables with equals only")
             instances = [
-                i for i in instances
+                i
+                for i in instances
                 if condition["name"] in i.variables and i.variables[condition["name"]].value == condition["value"]
             ]
 
@@ -686,13 +733,17 @@ class FlowableSimulator:
                 "tenantId": instance.tenant_id,
             }
 
-        return SpecJSONResponse(paginate(instances, body, "processInstanceId", {"processInstanceId": lambda i: i.id}, render))
+        return SpecJSONResponse(
+            paginate(instances, body, "processInstanceId", {"processInstanceId": lambda i: i.id}, render)
+        )
 
     async def execution_action(self, request: Request) -> Response:
         # performExecutionAction: messageEventReceived / signalEventReceived (204: no execution to return)
         body = await request.json()
         execution_id = request.path_params["id"]
-        instance = next((i for i in self.engine.instances.values() if i.execution_id == execution_id and not i.ended), None)
+        instance = next(
+            (i for i in self.engine.instances.values() if i.execution_id == execution_id and not i.ended), None
+        )
         if instance is None:
             raise ObjectNotFound(f"Could not find an execution with id '{execution_id}'.")
         action = body.get("action")
@@ -729,9 +780,25 @@ class FlowableSimulator:
     async def query_instances(self, request: Request) -> Response:
         # queryProcessInstances
         body = await request.json()
-        only(body, {"processDefinitionKey", "processDefinitionId", "processBusinessKey", "processInstanceIds",
-                    "startedAfter", "startedBefore", "tenantId", "suspended"})
-        running = [i for i in self.engine.instances.values() if not i.ended]
+        only(
+            body,
+            {
+                "processDefinitionKey",
+                "processDefinitionId",
+                "processBusinessKey",
+                "processInstanceIds",
+                "startedAfter",
+                "startedBefore",
+                "tenantId",
+                "suspended",
+                "variables",
+            },
+        )
+        running = [
+            i
+            for i in self.engine.instances.values()
+            if not i.ended and variables_meet(i.variables, body.get("variables"))
+        ]
         sorts: Sorts = {
             "processDefinitionId": lambda i: i.definition.id,
             "processDefinitionKey": lambda i: i.definition.key,
@@ -830,8 +897,22 @@ class FlowableSimulator:
     async def query_historic_instances(self, request: Request) -> Response:
         # queryHistoricProcessInstance
         body = await request.json()
-        only(body, {"processDefinitionKey", "processDefinitionId", "processBusinessKey", "processInstanceIds",
-                    "startedAfter", "startedBefore", "tenantId", "finished", "finishedAfter", "finishedBefore"})
+        only(
+            body,
+            {
+                "processDefinitionKey",
+                "processDefinitionId",
+                "processBusinessKey",
+                "processInstanceIds",
+                "startedAfter",
+                "startedBefore",
+                "tenantId",
+                "finished",
+                "finishedAfter",
+                "finishedBefore",
+                "variables",
+            },
+        )
         sorts: Sorts = {
             "processInstanceId": lambda i: i.id,
             "processDefinitionId": lambda i: i.definition.id,
@@ -841,7 +922,11 @@ class FlowableSimulator:
             "tenantId": lambda i: i.tenant_id,
         }
         found = self._instance_filters(body, list(self.engine.instances.values()))
-        for name, test in (("finishedAfter", lambda end, bound: end > bound), ("finishedBefore", lambda end, bound: end < bound)):
+        found = [i for i in found if variables_meet(i.variables, body.get("variables"))]
+        for name, test in (
+            ("finishedAfter", lambda end, bound: end > bound),
+            ("finishedBefore", lambda end, bound: end < bound),
+        ):
             if body.get(name) is not None:
                 bound = parse_moment(body[name])
                 found = [i for i in found if i.end_time is not None and test(i.end_time, bound)]
@@ -889,9 +974,29 @@ class FlowableSimulator:
     async def query_tasks(self, request: Request) -> Response:
         # queryTasks
         body = await request.json()
-        only(body, {"assignee", "assigneeLike", "candidateGroup", "candidateUser", "unassigned", "delegationState",
-                    "processInstanceId", "processDefinitionKey", "tenantId", "dueBefore"})
-        found = self.engine.open_tasks()
+        only(
+            body,
+            {
+                "assignee",
+                "assigneeLike",
+                "candidateGroup",
+                "candidateUser",
+                "unassigned",
+                "delegationState",
+                "processInstanceId",
+                "processDefinitionKey",
+                "tenantId",
+                "dueBefore",
+                "processInstanceVariables",
+                "taskVariables",
+            },
+        )
+        found = [
+            t
+            for t in self.engine.open_tasks()
+            if variables_meet(t.instance.variables, body.get("processInstanceVariables"))
+            and variables_meet({}, body.get("taskVariables"))  # the simulated tasks have no local variables
+        ]
         checks: dict[str, Callable[[TaskEntity, Any], bool]] = {
             "assignee": lambda t, v: t.assignee == v,
             "assigneeLike": lambda t, v: v == "%" and t.assignee is not None,
@@ -959,9 +1064,26 @@ class FlowableSimulator:
     async def query_historic_tasks(self, request: Request) -> Response:
         # queryHistoricTaskInstance
         body = await request.json()
-        only(body, {"finished", "withoutDeleteReason", "taskDeleteReasonLike", "taskAssignee", "taskCandidateGroup",
-                    "processInstanceId", "processDefinitionKey", "tenantId", "dueDateBefore", "taskCreatedAfter",
-                    "taskCreatedBefore", "taskCompletedAfter", "taskCompletedBefore"})
+        only(
+            body,
+            {
+                "finished",
+                "withoutDeleteReason",
+                "taskDeleteReasonLike",
+                "taskAssignee",
+                "taskCandidateGroup",
+                "processInstanceId",
+                "processDefinitionKey",
+                "tenantId",
+                "dueDateBefore",
+                "taskCreatedAfter",
+                "taskCreatedBefore",
+                "taskCompletedAfter",
+                "taskCompletedBefore",
+                "processVariables",
+                "taskVariables",
+            },
+        )
         checks: dict[str, Callable[[TaskEntity, Any], bool]] = {
             "finished": lambda t, v: (t.end_time is not None) == v,
             "withoutDeleteReason": lambda t, v: not v or t.delete_reason is None,
@@ -977,7 +1099,12 @@ class FlowableSimulator:
             "taskCompletedAfter": lambda t, v: t.end_time is not None and t.end_time > parse_moment(v),
             "taskCompletedBefore": lambda t, v: t.end_time is not None and t.end_time < parse_moment(v),
         }
-        found = list(self.engine.tasks.values())
+        found = [
+            t
+            for t in self.engine.tasks.values()
+            if variables_meet(t.instance.variables, body.get("processVariables"))
+            and variables_meet({}, body.get("taskVariables"))
+        ]
         for name, value in body.items():
             if name in checks:
                 found = [t for t in found if checks[name](t, value)]

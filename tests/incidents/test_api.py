@@ -77,6 +77,7 @@ async def test_filters_sorting_and_paging(api: Gateway, world: FakeWorld, basic_
     basic_world.fail("pi-9")
     everything = await eventually(api.incidents, lambda items: len(items) == 3)
     assert len(everything) == 3  # every engine unless `engine` filters
+    assert len(await api.incidents(engine="*")) == 3
 
     assert [i["instance_id"] for i in await api.incidents(engine="basic")] == ["pi-9"]
     assert [i["instance_id"] for i in await api.incidents(definition_key="shipping")] == ["pi-2"]

@@ -197,70 +197,171 @@ class Incident:
 # in SPECIAL_FILTERS when the simulator supports them; any other is refused as unsupported.
 FILTERS: dict[str, dict[str, str]] = {
     "process-definitions": {
-        "name": "property", "isLatestVersion": "plain", "resourceName": "plain", "version": "plain",
-        "versionTag": "plain", "processDefinitionId": "property", "tenantId": "plain",
-        "processDefinitionKey": "plain", "hasStartForm": "plain", "state": "plain",
+        "name": "property",
+        "isLatestVersion": "plain",
+        "resourceName": "plain",
+        "version": "plain",
+        "versionTag": "plain",
+        "processDefinitionId": "property",
+        "tenantId": "plain",
+        "processDefinitionKey": "plain",
+        "hasStartForm": "plain",
+        "state": "plain",
     },
     "process-instances": {
-        "startDate": "date", "endDate": "date", "state": "property", "hasIncident": "plain",
-        "tenantId": "property", "variables": "plain", "processInstanceKey": "property",
-        "parentProcessInstanceKey": "property", "parentElementInstanceKey": "property",
-        "batchOperationId": "property", "batchOperationKey": "property", "errorMessage": "property",
-        "hasRetriesLeft": "plain", "elementInstanceState": "property", "elementId": "property",
-        "hasElementInstanceIncident": "plain", "incidentErrorHashCode": "property", "tags": "plain",
-        "processDefinitionId": "property", "processDefinitionName": "property",
-        "processDefinitionVersion": "property", "processDefinitionVersionTag": "property",
-        "processDefinitionKey": "property", "$or": "plain",
+        "startDate": "date",
+        "endDate": "date",
+        "state": "property",
+        "hasIncident": "plain",
+        "tenantId": "property",
+        "variables": "plain",
+        "processInstanceKey": "property",
+        "parentProcessInstanceKey": "property",
+        "parentElementInstanceKey": "property",
+        "batchOperationId": "property",
+        "batchOperationKey": "property",
+        "errorMessage": "property",
+        "hasRetriesLeft": "plain",
+        "elementInstanceState": "property",
+        "elementId": "property",
+        "hasElementInstanceIncident": "plain",
+        "incidentErrorHashCode": "property",
+        "tags": "plain",
+        "processDefinitionId": "property",
+        "processDefinitionName": "property",
+        "processDefinitionVersion": "property",
+        "processDefinitionVersionTag": "property",
+        "processDefinitionKey": "property",
+        "$or": "plain",
     },
     "element-instances": {
-        "processDefinitionId": "plain", "state": "property", "type": "plain", "elementId": "plain",
-        "elementName": "plain", "hasIncident": "plain", "tenantId": "plain", "elementInstanceKey": "plain",
-        "processInstanceKey": "plain", "processDefinitionKey": "plain", "incidentKey": "plain",
-        "startDate": "date", "endDate": "date", "elementInstanceScopeKey": "plain",
+        "processDefinitionId": "plain",
+        "state": "property",
+        "type": "plain",
+        "elementId": "plain",
+        "elementName": "plain",
+        "hasIncident": "plain",
+        "tenantId": "plain",
+        "elementInstanceKey": "plain",
+        "processInstanceKey": "plain",
+        "processDefinitionKey": "plain",
+        "incidentKey": "plain",
+        "startDate": "date",
+        "endDate": "date",
+        "elementInstanceScopeKey": "plain",
     },
     "user-tasks": {
-        "state": "property", "assignee": "property", "priority": "property", "elementId": "plain",
-        "name": "plain", "candidateGroup": "property", "candidateUser": "property", "tenantId": "property",
-        "processDefinitionId": "plain", "creationDate": "date", "completionDate": "date",
-        "followUpDate": "date", "dueDate": "date", "processInstanceVariables": "plain",
-        "localVariables": "plain", "userTaskKey": "plain", "processDefinitionKey": "plain",
-        "processInstanceKey": "plain", "elementInstanceKey": "plain",
+        "state": "property",
+        "assignee": "property",
+        "priority": "property",
+        "elementId": "plain",
+        "name": "plain",
+        "candidateGroup": "property",
+        "candidateUser": "property",
+        "tenantId": "property",
+        "processDefinitionId": "plain",
+        "creationDate": "date",
+        "completionDate": "date",
+        "followUpDate": "date",
+        "dueDate": "date",
+        "processInstanceVariables": "plain",
+        "localVariables": "plain",
+        "userTaskKey": "plain",
+        "processDefinitionKey": "plain",
+        "processInstanceKey": "plain",
+        "elementInstanceKey": "plain",
     },
     "variables": {
-        "name": "property", "value": "property", "tenantId": "plain", "isTruncated": "plain",
-        "variableKey": "property", "scopeKey": "property", "processInstanceKey": "property",
+        "name": "property",
+        "value": "property",
+        "tenantId": "plain",
+        "isTruncated": "plain",
+        "variableKey": "property",
+        "scopeKey": "property",
+        "processInstanceKey": "property",
     },
     "message-subscriptions": {
-        "messageSubscriptionKey": "property", "processDefinitionId": "property", "processInstanceKey": "property",
-        "elementId": "property", "elementInstanceKey": "property", "messageSubscriptionState": "property",
-        "lastUpdatedDate": "date", "messageName": "property", "correlationKey": "property", "tenantId": "property",
+        "messageSubscriptionKey": "property",
+        "processDefinitionId": "property",
+        "processInstanceKey": "property",
+        "elementId": "property",
+        "elementInstanceKey": "property",
+        "messageSubscriptionState": "property",
+        "lastUpdatedDate": "date",
+        "messageName": "property",
+        "correlationKey": "property",
+        "tenantId": "property",
     },
     "incidents": {
-        "processDefinitionId": "plain", "errorType": "plain", "errorMessage": "plain", "elementId": "plain",
-        "creationTime": "date", "state": "plain", "tenantId": "plain", "incidentKey": "plain",
-        "processDefinitionKey": "plain", "processInstanceKey": "plain", "elementInstanceKey": "plain",
+        "processDefinitionId": "plain",
+        "errorType": "plain",
+        "errorMessage": "plain",
+        "elementId": "plain",
+        "creationTime": "date",
+        "state": "plain",
+        "tenantId": "plain",
+        "incidentKey": "plain",
+        "processDefinitionKey": "plain",
+        "processInstanceKey": "plain",
+        "elementInstanceKey": "plain",
         "jobKey": "plain",
     },
 }
 SORTS: dict[str, set[str]] = {
     "process-definitions": {
-        "processDefinitionKey", "name", "resourceName", "version", "versionTag", "processDefinitionId", "tenantId",
+        "processDefinitionKey",
+        "name",
+        "resourceName",
+        "version",
+        "versionTag",
+        "processDefinitionId",
+        "tenantId",
     },
     "process-instances": {
-        "processInstanceKey", "processDefinitionId", "processDefinitionName", "processDefinitionVersion",
-        "processDefinitionVersionTag", "processDefinitionKey", "parentProcessInstanceKey",
-        "parentElementInstanceKey", "startDate", "endDate", "state", "hasIncident", "tenantId",
+        "processInstanceKey",
+        "processDefinitionId",
+        "processDefinitionName",
+        "processDefinitionVersion",
+        "processDefinitionVersionTag",
+        "processDefinitionKey",
+        "parentProcessInstanceKey",
+        "parentElementInstanceKey",
+        "startDate",
+        "endDate",
+        "state",
+        "hasIncident",
+        "tenantId",
     },
     "element-instances": {
-        "elementInstanceKey", "processInstanceKey", "processDefinitionKey", "processDefinitionId", "startDate",
-        "endDate", "elementId", "elementName", "type", "state", "incidentKey", "tenantId",
+        "elementInstanceKey",
+        "processInstanceKey",
+        "processDefinitionKey",
+        "processDefinitionId",
+        "startDate",
+        "endDate",
+        "elementId",
+        "elementName",
+        "type",
+        "state",
+        "incidentKey",
+        "tenantId",
     },
     "user-tasks": {"creationDate", "completionDate", "followUpDate", "dueDate", "priority", "name"},
     "variables": {"value", "name", "tenantId", "variableKey", "scopeKey", "processInstanceKey"},
     "message-subscriptions": {"messageSubscriptionKey", "processInstanceKey", "messageName", "correlationKey"},
     "incidents": {
-        "incidentKey", "processDefinitionKey", "processDefinitionId", "processInstanceKey", "errorType",
-        "errorMessage", "elementId", "elementInstanceKey", "creationTime", "state", "jobKey", "tenantId",
+        "incidentKey",
+        "processDefinitionKey",
+        "processDefinitionId",
+        "processInstanceKey",
+        "errorType",
+        "errorMessage",
+        "elementId",
+        "elementInstanceKey",
+        "creationTime",
+        "state",
+        "jobKey",
+        "tenantId",
     },
 }
 ITEM_KEYS = {
@@ -705,8 +806,15 @@ class Simulator:
     # ------------------------------------------------------------ process instances
     def create_process_instance(self, request: httpx.Request) -> httpx.Response:
         common = {
-            "variables", "tenantId", "operationReference", "startInstructions", "runtimeInstructions",
-            "awaitCompletion", "fetchVariables", "requestTimeout", "tags",
+            "variables",
+            "tenantId",
+            "operationReference",
+            "startInstructions",
+            "runtimeInstructions",
+            "awaitCompletion",
+            "fetchVariables",
+            "requestTimeout",
+            "tags",
         }
         by_id = {"processDefinitionId", "processDefinitionVersion"}
         body = self._body(request, common | by_id | {"processDefinitionKey"}, required=True)
@@ -763,7 +871,29 @@ class Simulator:
 
     def search_process_instances(self, request: httpx.Request) -> httpx.Response:
         body = self._body(request, {"filter", "sort", "page"})
-        return self._search("process-instances", body, [self._instance_result(i) for i in self.instances.values()])
+        items = [self._instance_result(i) for i in self.instances.values()]
+        special = {
+            "variables": lambda item, condition, kind: self._variables_match(item["processInstanceKey"], condition)
+        }
+        return self._search("process-instances", body, items, special=special)
+
+    def _variables_match(self, scope_key: str | None, conditions: Any) -> bool:
+        """VariableValueFilterProperty items (`{name, value}`) against the JSON text of the scope's variables."""
+        if not isinstance(conditions, list):
+            raise unparsable("filter.variables")
+        for condition in conditions:
+            if not isinstance(condition, dict) or set(condition) != {"name", "value"}:
+                raise unparsable("filter.variables")
+            found = next(
+                (v for v in self.variables.values() if str(v.scope_key) == scope_key and v.name == condition["name"]),
+                None,
+            )
+            if found is None:  # only instances that have the variable match, whatever the operator
+                return False
+            text = json.dumps(found.value, separators=(",", ":"), ensure_ascii=False)
+            if not _matches(text, condition["value"], "property", "variables.value"):
+                return False
+        return True
 
     def get_process_instance(self, request: httpx.Request, processInstanceKey: int) -> httpx.Response:
         if processInstanceKey not in self.instances:
@@ -884,7 +1014,10 @@ class Simulator:
         return [
             s
             for s in self.subscriptions.values()
-            if s.state == "CREATED" and s.kind == kind and s.name == name and s.element.instance.tenant_id == tenant_id
+            if s.state == "CREATED"
+            and s.kind == kind
+            and s.name == name
+            and s.element.instance.tenant_id == tenant_id
             and (correlation_key is None or s.correlation_key == correlation_key)
         ]
 
@@ -940,7 +1073,9 @@ class Simulator:
         return self._json(result)
 
     def publish_message(self, request: httpx.Request) -> httpx.Response:
-        body = self._body(request, {"name", "correlationKey", "timeToLive", "messageId", "variables", "tenantId"}, required=True)
+        body = self._body(
+            request, {"name", "correlationKey", "timeToLive", "messageId", "variables", "tenantId"}, required=True
+        )
         if body.get("timeToLive"):
             raise bad_request("The simulator publishes messages without buffering them (timeToLive 0)")
         name, key = body.get("name") or "", body.get("correlationKey") or ""
@@ -1074,7 +1209,16 @@ class Simulator:
     def search_user_tasks(self, request: httpx.Request) -> httpx.Response:
         body = self._body(request, {"filter", "sort", "page"})
         items = [self._user_task_result(t) for t in self.user_tasks.values()]
-        return self._search("user-tasks", body, items, special=SPECIAL_FILTERS)
+        special = {
+            **SPECIAL_FILTERS,
+            "processInstanceVariables": lambda item, condition, kind: self._variables_match(
+                item["processInstanceKey"], condition
+            ),
+            "localVariables": lambda item, condition, kind: self._variables_match(
+                item["elementInstanceKey"], condition
+            ),
+        }
+        return self._search("user-tasks", body, items, special=special)
 
     def get_user_task(self, request: httpx.Request, userTaskKey: int) -> httpx.Response:
         if userTaskKey not in self.user_tasks:

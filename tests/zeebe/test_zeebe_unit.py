@@ -375,14 +375,31 @@ async def test_pages_are_from_and_limit_and_engine_total(respx_mock: respx.MockR
     }
     route = respx_mock.post("/process-instances/search").mock(return_value=page(item, total=41))
     query = InstanceQuery(
-        definition_key="order", status="active", has_incident=True, page=3, size=20, sort="end_time", order="asc"
+        definition_key="order",
+        status="active",
+        has_incident=True,
+        page=3,
+        size=20,
+        sort="end_time",
+        order="asc",
+        variable=['customer:eq:"ACME"', "amount:neq:10", 'region:in:["EU","US"]', 'code:like:"A_1%*"'],
     )
     result = await adapter.list_instances(query)
     assert (result.total, result.page, result.size, [i.id for i in result.items]) == (41, 3, 20, [BIG_KEY])
     assert sent(route) == {
-        "filter": {"processDefinitionId": {"$eq": "order"}, "state": {"$eq": "ACTIVE"}, "hasIncident": True},
+        "filter": {
+            "processDefinitionId": {"$eq": "order"},
+            "state": {"$eq": "ACTIVE"},
+            "hasIncident": True,
+            "variables": [
+                {"name": "customer", "value": {"$eq": '"ACME"'}},
+                {"name": "amount", "value": {"$neq": "10"}},
+                {"name": "region", "value": {"$in": ['"EU"', '"US"']}},
+                {"name": "code", "value": {"$like": '"A?1*\\*"'}},
+            ],
+        },
         "page": {"from": 40, "limit": 20},
-        "sort": [{"field": "endDate", "order": "ASC"}],
+        "sort": [{"field": "endDate", "order": "ASC"}, {"field": "processInstanceKey", "order": "ASC"}],
     }
     with pytest.raises(NotSupported):
         await adapter.list_instances(InstanceQuery(sort="business_key"))

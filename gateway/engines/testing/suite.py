@@ -8,22 +8,23 @@ contract. Import the tests into a test module with `from gateway.engines.testing
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
-
 from functools import partial
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from gateway.conditions import VariableOperator
 from gateway.db import Database
 from gateway.engines.port import Capability, EngineAdapter
 from gateway.engines.testing.harness import Harness
 from gateway.engines.testing.plugin import ACTOR, ENGINE_NAME
 from gateway.engines.testing.polling import eventually
 from gateway.engines.testing.requirements import requires
-from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.errors import BadRequest, Conflict, NotFound, NotSupported
 from gateway.journal import EVENT_PREFIX
 from gateway.processes.service import ProcessService
+from gateway.registry import EngineHandle
 from gateway.schemas import (
     DefinitionQuery,
     EngineIncidentQuery,
@@ -317,7 +318,9 @@ async def test_messages_and_signals_record_their_events(
     processes: ProcessService, adapter: EngineAdapter, harness: Harness, database: Database
 ) -> None:
     await deploy(adapter, harness, "ordering")
-    placed = await processes.correlate_message(message("order-placed", business_key="o-9", variables={"orderId": "o-9"}))
+    placed = await processes.correlate_message(
+        message("order-placed", business_key="o-9", variables={"orderId": "o-9"})
+    )
     (started,) = placed.results
     await processes.correlate_message(message("payment-received", business_key="o-9"))
     await open_task(adapter, started.instance_id, "ship")
@@ -689,6 +692,82 @@ async def test_health_reports_up_with_version(adapter: EngineAdapter) -> None:
     health = await adapter.health()
     assert health.status == "up"
     assert health.version
+
+
+# ------------------------------------------------------------------ variable conditions and sorting
+# Three orders: (amount, customer). Each operator's condition and the orders (by index) it must find.
+ORDERS = [(500, "ACME"), (12000, "ACME Corp"), (25000, "Globex")]
+CONDITIONS = {
+    VariableOperator.EQ: ("amount:eq:12000", [1]),
+    VariableOperator.NEQ: ('customer:neq:"ACME"', [1, 2]),
+    VariableOperator.GT: ("amount:gt:10000", [1, 2]),
+    VariableOperator.GTE: ("amount:gte:12000", [1, 2]),
+    VariableOperator.LT: ("amount:lt:12000", [0]),
+    VariableOperator.LTE: ("amount:lte:12000", [0, 1]),
+    VariableOperator.LIKE: ('customer:like:"ACME%"', [0, 1]),
+    VariableOperator.IN: ('customer:in:["ACME","Globex"]', [0, 2]),
+}
+
+
+def _handle(adapter: EngineAdapter) -> EngineHandle:
+    return EngineHandle(config=adapter.context.config, adapter=adapter)
+
+
+async def _orders(adapter: EngineAdapter, harness: Harness) -> list[str]:
+    await deploy(adapter, harness, "approval")
+    return [await start(adapter, "approval", {"amount": amount, "customer": customer}) for amount, customer in ORDERS]
+
+
+@pytest.mark.parametrize("operator", list(VariableOperator))
+async def test_instances_filter_by_each_variable_operator_or_refuse_it(
+    adapter: EngineAdapter, harness: Harness, operator: VariableOperator
+) -> None:
+    """An operator the adapter declares (`variable_operators`) filters natively; any other is a 501 before the
+    adapter is called, naming the engine and the operator."""
+    condition, expected = CONDITIONS[operator]
+    query = InstanceQuery(definition_key="approval", variable=[condition])
+    if operator not in adapter.variable_operators:
+        with pytest.raises(NotSupported, match=f"operator '{operator}'"):
+            _handle(adapter).check_query(query)
+        return
+    ids = await _orders(adapter, harness)
+    found = await adapter.list_instances(query)
+    assert sorted(i.id for i in found.items) == sorted(ids[n] for n in expected)
+    assert found.total == len(expected)
+
+
+async def test_tasks_filter_by_their_instance_variables(adapter: EngineAdapter, harness: Harness) -> None:
+    ids = await _orders(adapter, harness)
+    for instance_id in ids:
+        await open_task(adapter, instance_id, "review")
+    found = await adapter.list_tasks(TaskQuery(definition_key="approval", variable=['customer:eq:"Globex"']))
+    assert [t.instance_id for t in found.items] == [ids[2]] and found.total == 1
+
+
+@pytest.mark.parametrize(
+    ("query_class", "field"),
+    [(InstanceQuery, field) for field in sorted(InstanceQuery.sortable)]
+    + [(TaskQuery, field) for field in sorted(TaskQuery.sortable)],
+)
+async def test_lists_sort_by_each_field_or_refuse_it(
+    adapter: EngineAdapter, harness: Harness, query_class: type[InstanceQuery | TaskQuery], field: str
+) -> None:
+    """A sortable field is sorted by the engine (values in order, missing ones together); one the adapter declares
+    unsortable is a 501 naming the field."""
+    ascending = query_class(definition_key="approval", sort=field, order=SortOrder.ASC)
+    if field in adapter.unsortable.get(query_class, frozenset()):
+        with pytest.raises(NotSupported, match=f"by {field}"):
+            _handle(adapter).check_query(ascending)
+        return
+    ids = await _orders(adapter, harness)
+    for instance_id in ids:
+        await open_task(adapter, instance_id, "review")
+    lister = adapter.list_instances if query_class is InstanceQuery else adapter.list_tasks
+    for query in (ascending, ascending.model_copy(update={"order": SortOrder.DESC})):
+        page = await lister(query)  # type: ignore[arg-type]
+        assert page.total == 3 and len(page.items) == 3
+        values = [getattr(item, field) for item in page.items if getattr(item, field) is not None]
+        assert values == sorted(values, reverse=query.order is SortOrder.DESC)
 
 
 # Every test of the suite, for `from gateway.engines.testing.suite import *`; marked for pytest-asyncio so the suite
