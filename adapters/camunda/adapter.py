@@ -16,26 +16,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from adapters.camunda import changes, queries
+from adapters.camunda import changes, mapping, queries
 from adapters.camunda.errors import classify, error_type
 from adapters.camunda.facts import DefinitionFacts
 from adapters.camunda.mapping import (
     FAILED_EXTERNAL_TASK,
     FAILED_JOB,
-    activity_from_history,
-    activity_record_from,
     current_activities,
-    definition_from,
     execution_path,
-    from_camunda_variables,
-    incident_from,
-    instance_from_history,
-    instance_from_runtime,
-    parse_camunda_date,
-    task_details_from,
-    task_from,
-    task_from_history,
-    to_camunda_variables,
     variables_from_history,
 )
 from adapters.camunda.paths import locate, segment
@@ -145,7 +133,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             data=form,
             files={"data": (resource, bpmn_xml, "application/octet-stream")},
         )
-        deployed_at = parse_camunda_date(body.get("deploymentTime"))
+        deployed_at = mapping.moment(body.get("deploymentTime"))
         await self.context.store.put("deployment", body["id"], {"deployed_by": deployed_by})
         self.facts.remember_deployment(body["id"], deployed_at)
         rows = sorted((body.get("deployedProcessDefinitions") or {}).values(), key=lambda row: row["key"])
@@ -156,7 +144,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             name=body.get("name"),
             deployed_at=deployed_at,
             definitions=[
-                definition_from(row, engine=self.name, deployed_at=deployed_at, deployed_by=deployed_by) for row in rows
+                mapping.definition(row, engine=self.name, deployed_at=deployed_at, deployed_by=deployed_by) for row in rows
             ],
         )
 
@@ -221,7 +209,7 @@ class Camunda7Adapter(HttpEngineAdapter):
         for row in rows:
             self.facts.remember(row)
         return [
-            definition_from(
+            mapping.definition(
                 row,
                 engine=self.name,
                 deployed_at=times.get(row.get("deploymentId", "")),
@@ -241,7 +229,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             path = f"/process-definition/key/{segment(request.definition_key)}/start"
         else:
             raise BadRequest("Starting an instance needs a definition_key or a definition_id")
-        body: dict[str, Any] = {"variables": to_camunda_variables(request.variables)}
+        body: dict[str, Any] = {"variables": mapping.to_rest_variables(request.variables)}
         if request.business_key is not None:
             body["businessKey"] = request.business_key
         if request.start_message is not None:
@@ -265,9 +253,9 @@ class Camunda7Adapter(HttpEngineAdapter):
             if value is not None:
                 body[name] = value
         if message.correlation_keys:
-            body["correlationKeys"] = to_camunda_variables(message.correlation_keys)
+            body["correlationKeys"] = mapping.to_rest_variables(message.correlation_keys)
         if message.variables:
-            body["processVariables"] = to_camunda_variables(message.variables)
+            body["processVariables"] = mapping.to_rest_variables(message.variables)
         try:
             rows = await self.http.json("POST", "/message", operation="correlate_message", json=body)
         except BadRequest as error:
@@ -312,7 +300,7 @@ class Camunda7Adapter(HttpEngineAdapter):
         if tenant is not None:
             body["tenantId"] = tenant
         if signal.variables:
-            body["variables"] = to_camunda_variables(signal.variables)
+            body["variables"] = mapping.to_rest_variables(signal.variables)
         await self.http.request("POST", "/signal", operation="broadcast_signal", json=body)
         return SignalResult(signal_name=signal.signal_name)
 
@@ -326,7 +314,7 @@ class Camunda7Adapter(HttpEngineAdapter):
                 "activityId": instruction.activity_id,
             }
             if instruction.variables:
-                item["variables"] = to_camunda_variables(instruction.variables)
+                item["variables"] = mapping.to_rest_variables(instruction.variables)
             instructions.append(item)
         body: dict[str, Any] = {
             "instructions": instructions,
@@ -391,13 +379,13 @@ class Camunda7Adapter(HttpEngineAdapter):
         failed = {incident.get("activityId") for incident in incidents}
         return ProcessInstanceDetails(
             **instance.model_dump(exclude={"variables", "current_activities"}),
-            variables=from_camunda_variables(variables),
+            variables=mapping.variables_from_rest(variables),
             current_activities=current_activities(
                 tree,
-                started={row["id"]: parse_camunda_date(row.get("startTime")) for row in history},
+                started={row["id"]: mapping.moment(row.get("startTime")) for row in history},
                 assignees={task.get("taskDefinitionKey"): task.get("assignee") for task in tasks},
             ),
-            activities=[activity_from_history(row, failed_activities=failed) for row in history],
+            activities=[mapping.activity(row, failed_activities=failed) for row in history],
             incidents=await self._incidents(incidents),
             execution_path=execution_path(history),
         )
@@ -409,7 +397,7 @@ class Camunda7Adapter(HttpEngineAdapter):
         return ProcessInstanceDetails(
             **instance.model_dump(exclude={"variables"}),
             variables=variables,
-            activities=[activity_from_history(row, failed_activities=set()) for row in history],
+            activities=[mapping.activity(row, failed_activities=set()) for row in history],
             execution_path=execution_path(history),
         )
 
@@ -452,7 +440,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             if await self._historic_instance(instance_id) is None:
                 raise
             return await self._historic_variables(instance_id)
-        return from_camunda_variables(raw)
+        return mapping.variables_from_rest(raw)
 
     async def update_variables(self, instance_id: str, modifications: Variables, deletions: list[str]) -> Variables:
         try:
@@ -461,7 +449,7 @@ class Camunda7Adapter(HttpEngineAdapter):
                 f"/process-instance/{segment(instance_id)}/variables",
                 operation="update_variables",
                 idempotent=True,  # absolute values and deletions: sending them twice changes nothing
-                json={"modifications": to_camunda_variables(modifications), "deletions": deletions},
+                json={"modifications": mapping.to_rest_variables(modifications), "deletions": deletions},
             )
         except NotFound:
             await self._refuse_if_ended(instance_id, "change its variables")
@@ -480,18 +468,18 @@ class Camunda7Adapter(HttpEngineAdapter):
     ) -> ProcessInstance:
         started_by = (await self.context.store.get("instance", instance_id)).get("started_by")
         if history is not None:
-            instance = instance_from_history(history, engine=self.name, started_by=started_by)
+            instance = mapping.historic_instance(history, engine=self.name, started_by=started_by)
             if runtime is not None:  # the runtime's suspension flag is authoritative while the instance runs
                 instance.status = "suspended" if runtime.get("suspended") else "active"
             return instance
         if runtime is not None:
-            return instance_from_runtime(runtime, engine=self.name, started_by=started_by)
+            return mapping.runtime_instance(runtime, engine=self.name, started_by=started_by)
         raise NotFound(f"Process instance {instance_id} does not exist", engine=self.name)
 
     async def _instances(self, rows: list[dict[str, Any]]) -> list[ProcessInstance]:
         starters = await self.context.store.get_many("instance", [row["id"] for row in rows])
         return [
-            instance_from_history(row, engine=self.name, started_by=starters.get(row["id"], {}).get("started_by"))
+            mapping.historic_instance(row, engine=self.name, started_by=starters.get(row["id"], {}).get("started_by"))
             for row in rows
         ]
 
@@ -510,7 +498,7 @@ class Camunda7Adapter(HttpEngineAdapter):
     async def _refuse_if_ended(self, instance_id: str, action: str) -> None:
         history = await self._historic_instance(instance_id)
         if history is not None and history.get("endTime"):
-            status = instance_from_history(history, engine=self.name).status
+            status = mapping.historic_instance(history, engine=self.name).status
             raise Conflict(
                 f"Cannot {action}: process instance {instance_id} has already ended ({status})", engine=self.name
             )
@@ -553,7 +541,7 @@ class Camunda7Adapter(HttpEngineAdapter):
                 query,
                 queries.sorting(query, queries.HISTORIC_TASK_SORT, "created"),
             )
-            return self._page([task_from_history(row, engine=self.name) for row in rows], total, query)
+            return self._page([mapping.historic_task(row, engine=self.name) for row in rows], total, query)
         body = queries.query_body(queries.task_filters(query))
         for field, scope in (("processVariables", VariableScope.INSTANCE), ("taskVariables", VariableScope.TASK)):
             variables = queries.variable_filters(query.conditions, scope)
@@ -580,7 +568,7 @@ class Camunda7Adapter(HttpEngineAdapter):
                 params={"deserializeValues": False},
             ),
         )
-        return task_details_from(task, raw, from_camunda_variables(variables))
+        return mapping.task_details(task, raw, mapping.variables_from_rest(variables))
 
     async def claim_task(self, task_id: str, user_id: str) -> Task:
         return await self._task_action(task_id, "claim", {"userId": user_id})
@@ -595,7 +583,7 @@ class Camunda7Adapter(HttpEngineAdapter):
         return await self._task_action(task_id, "delegate", {"userId": user_id})
 
     async def complete_task(self, task_id: str, variables: Variables, *, user_id: str) -> Task:
-        body = {"variables": to_camunda_variables(variables)}
+        body = {"variables": mapping.to_rest_variables(variables)}
         path = f"/task/{segment(task_id)}"
         (task,) = await self._tasks([await self._task_row(task_id)])
         try:
@@ -619,7 +607,7 @@ class Camunda7Adapter(HttpEngineAdapter):
 
     async def _finished_task(self, task_id: str) -> Task | None:
         rows = await self.http.json("GET", "/history/task", operation="list_historic_tasks", params={"taskId": task_id})
-        return task_from_history(rows[0], engine=self.name) if rows else None
+        return mapping.historic_task(rows[0], engine=self.name) if rows else None
 
     async def _tasks(self, rows: list[dict[str, Any]]) -> list[Task]:
         """Open tasks with their definition keys and candidates (one identity-link request per task)."""
@@ -637,7 +625,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             asyncio.gather(*(links(row["id"]) for row in rows)),
         )
         return [
-            task_from(row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId", "")), links=found)
+            mapping.task(row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId", "")), links=found)
             for row, found in zip(rows, task_links, strict=True)
         ]
 
@@ -708,7 +696,7 @@ class Camunda7Adapter(HttpEngineAdapter):
         )
         names_by_definition = dict(zip(definition_ids, names, strict=True))
         return [
-            incident_from(
+            mapping.incident(
                 row,
                 engine=self.name,
                 definition_key=keys.get(row.get("processDefinitionId", "")),
@@ -755,7 +743,7 @@ class Camunda7Adapter(HttpEngineAdapter):
         if query.definition_key is None:
             filters = queries.history_activity_filters(query, None)
             rows, total = await self._list("/history/activity-instance", "activity_history", filters, query, sort)
-            return self._page([activity_record_from(row) for row in rows], total, query)
+            return self._page([mapping.activity_record(row) for row in rows], total, query)
         versions = await self.http.json(
             "GET",
             "/process-definition",
@@ -781,7 +769,7 @@ class Camunda7Adapter(HttpEngineAdapter):
                 params={**version_filters, **sort, "firstResult": skip, "maxResults": query.size - len(rows)},
             )
             skip = 0
-        return self._page([activity_record_from(row) for row in rows], sum(counts), query)
+        return self._page([mapping.activity_record(row) for row in rows], sum(counts), query)
 
     async def health(self) -> EngineHealth:
         location = locate(self.context.config.url or "")

@@ -19,7 +19,8 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from adapters.camunda.mapping import COMPLETED_TASK_REASON, format_camunda_date, parse_camunda_date
+from adapters.camunda import mapping
+from adapters.camunda.mapping import COMPLETED_TASK_REASON
 from gateway.engines.change_window import PAGE_SIZE, SourceRows, SourceWindow, collect
 from gateway.engines.port import ChangeBatch, EngineChange
 from gateway.resilience import EngineHttp
@@ -34,10 +35,10 @@ SUSPENSION_EVENTS = {"Suspend": "instance.suspended", "Activate": "instance.acti
 
 async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
     """The changes after `mark` up to `settled_before` (see the module's table), per `EngineAdapter.read_changes`."""
-    until = format_camunda_date(settled_before)
+    until = mapping.format_moment(settled_before)
 
     def after(source: str) -> str:
-        return format_camunda_date(SourceWindow.load(mark.get(source), settled_before).query_after)
+        return mapping.format_moment(SourceWindow.load(mark.get(source), settled_before).query_after)
 
     async def rows(path: str, operation: str, **params: Any) -> list[dict[str, Any]]:
         return await http.json("GET", path, operation=operation, params={**params, "maxResults": PAGE_SIZE})
@@ -94,7 +95,7 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
 
 
 def _time(text: str) -> datetime:
-    moment = parse_camunda_date(text)
+    moment = mapping.moment(text)
     assert moment is not None  # the query selected rows by this very time
     return moment
 

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from adapters.camunda.mapping import activity_names, parse_camunda_date
+from adapters.camunda import mapping
+from adapters.camunda.mapping import activity_names
 from adapters.camunda.paths import segment
 from gateway.errors import NotFound
 from gateway.resilience import EngineHttp
@@ -77,4 +78,4 @@ class DefinitionFacts:
             body = await self._http.json("GET", f"/deployment/{segment(deployment_id)}", operation="get_deployment")
         except NotFound:
             return None
-        return parse_camunda_date(body.get("deploymentTime"))
+        return mapping.moment(body.get("deploymentTime"))

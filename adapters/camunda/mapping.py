@@ -32,15 +32,15 @@ from gateway.variables import (
 
 
 # ---------------------------------------------------------------- dates
-def format_camunda_date(moment: datetime) -> str:
+def format_moment(value: datetime) -> str:
     """Camunda's default REST date format `yyyy-MM-dd'T'HH:mm:ss.SSSZ`, in UTC: `2026-11-22T10:00:00.250+0000`."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
 
 
-def parse_camunda_date(text: str | None) -> datetime | None:
+def moment(text: str | None) -> datetime | None:
     return parse_datetime(text) if text else None
 
 
@@ -54,13 +54,13 @@ _PLAIN_TYPES = {
 }
 
 
-def to_camunda_value(typed: TypedValue) -> dict[str, Any]:
+def to_rest_variable(typed: TypedValue) -> dict[str, Any]:
     """One unified variable as Camunda's `{value, type}`; Json travels as Camunda's Spin `Json` type (a string)."""
     match typed.type:
         case VariableType.NULL:
             return {"value": None, "type": "Null"}
         case VariableType.DATE:
-            value = None if typed.value is None else format_camunda_date(parse_datetime(typed.value))
+            value = None if typed.value is None else format_moment(parse_datetime(typed.value))
             return {"value": value, "type": "Date"}
         case VariableType.JSON:
             value = None if typed.value is None else json.dumps(typed.value, ensure_ascii=False, separators=(",", ":"))
@@ -68,11 +68,11 @@ def to_camunda_value(typed: TypedValue) -> dict[str, Any]:
     return {"value": typed.value, "type": _PLAIN_TYPES[typed.type]}
 
 
-def to_camunda_variables(variables: Variables) -> dict[str, dict[str, Any]]:
-    return {name: to_camunda_value(typed) for name, typed in variables.items()}
+def to_rest_variables(variables: Variables) -> dict[str, dict[str, Any]]:
+    return {name: to_rest_variable(typed) for name, typed in variables.items()}
 
 
-def from_camunda_value(raw: dict[str, Any]) -> TypedValue:
+def from_rest_variable(raw: dict[str, Any]) -> TypedValue:
     """Camunda's `{type, value, valueInfo}` (read with deserializeValues=false) as a unified variable.
 
     Types the unified model lacks arrive as String: Xml and non-JSON serialized Objects as their serialized
@@ -108,14 +108,14 @@ def _json(text: str | None) -> TypedValue:
         return TypedValue(value=text, type=VariableType.STRING)
 
 
-def from_camunda_variables(raw: dict[str, dict[str, Any]]) -> Variables:
-    return {name: from_camunda_value(entry) for name, entry in raw.items()}
+def variables_from_rest(raw: dict[str, dict[str, Any]]) -> Variables:
+    return {name: from_rest_variable(entry) for name, entry in raw.items()}
 
 
 def variables_from_history(rows: Iterable[dict[str, Any]], instance_id: str) -> Variables:
     """The process-scope variables among a finished instance's historic variable instances."""
     return {
-        row["name"]: from_camunda_value(row)
+        row["name"]: from_rest_variable(row)
         for row in rows
         if row.get("activityInstanceId") in (None, instance_id)
     }
@@ -130,7 +130,7 @@ def activity_names(bpmn_xml: str) -> dict[str, str]:
     }
 
 
-def definition_from(
+def definition(
     raw: dict[str, Any], *, engine: str, deployed_at: datetime | None = None, deployed_by: str | None = None
 ) -> ProcessDefinition:
     suspended = bool(raw.get("suspended"))
@@ -176,15 +176,15 @@ def instance_status(state: str | None) -> InstanceStatus:
     return _HISTORY_STATES[state]
 
 
-def instance_from_history(raw: dict[str, Any], *, engine: str, started_by: str | None = None) -> ProcessInstance:
+def historic_instance(raw: dict[str, Any], *, engine: str, started_by: str | None = None) -> ProcessInstance:
     return ProcessInstance(
         id=raw["id"],
         definition_id=raw["processDefinitionId"],
         definition_key=raw["processDefinitionKey"],
         definition_name=raw.get("processDefinitionName"),
         business_key=raw.get("businessKey"),
-        start_time=parse_camunda_date(raw.get("startTime")),
-        end_time=parse_camunda_date(raw.get("endTime")),
+        start_time=moment(raw.get("startTime")),
+        end_time=moment(raw.get("endTime")),
         duration_ms=raw.get("durationInMillis"),
         status=instance_status(raw.get("state")),
         started_by=started_by or raw.get("startUserId"),
@@ -194,7 +194,7 @@ def instance_from_history(raw: dict[str, Any], *, engine: str, started_by: str |
     )
 
 
-def instance_from_runtime(raw: dict[str, Any], *, engine: str, started_by: str | None = None) -> ProcessInstance:
+def runtime_instance(raw: dict[str, Any], *, engine: str, started_by: str | None = None) -> ProcessInstance:
     """A running instance when the engine keeps no history (history level `none`): no times are known."""
     return ProcessInstance(
         id=raw["id"],
@@ -244,7 +244,7 @@ def _current(
     )
 
 
-def activity_from_history(raw: dict[str, Any], *, failed_activities: set[str]) -> Activity:
+def activity(raw: dict[str, Any], *, failed_activities: set[str]) -> Activity:
     if raw.get("endTime") is None:
         status: ActivityStatus = "failed" if raw["activityId"] in failed_activities else "active"
     else:
@@ -255,8 +255,8 @@ def activity_from_history(raw: dict[str, Any], *, failed_activities: set[str]) -
         name=raw.get("activityName"),
         type=raw.get("activityType") or "unknown",
         status=status,
-        start_time=parse_camunda_date(raw.get("startTime")),
-        end_time=parse_camunda_date(raw.get("endTime")),
+        start_time=moment(raw.get("startTime")),
+        end_time=moment(raw.get("endTime")),
         assignee=raw.get("assignee"),
     )
 
@@ -267,21 +267,21 @@ def execution_path(history: Iterable[dict[str, Any]]) -> list[ExecutionStep]:
         ExecutionStep(
             activity_id=row["activityId"],
             activity_name=row.get("activityName"),
-            timestamp=parse_camunda_date(row.get("startTime")),
+            timestamp=moment(row.get("startTime")),
         )
         for row in history
     ]
 
 
-def activity_record_from(raw: dict[str, Any]) -> ActivityRecord:
+def activity_record(raw: dict[str, Any]) -> ActivityRecord:
     return ActivityRecord(
         activity_id=raw["activityId"],
         activity_name=raw.get("activityName"),
         activity_type=raw.get("activityType") or "unknown",
         instance_id=raw["processInstanceId"],
         definition_key=raw.get("processDefinitionKey"),
-        start_time=parse_camunda_date(raw.get("startTime")),
-        end_time=parse_camunda_date(raw.get("endTime")),
+        start_time=moment(raw.get("startTime")),
+        end_time=moment(raw.get("endTime")),
         duration_ms=raw.get("durationInMillis"),
         assignee=raw.get("assignee"),
     )
@@ -307,7 +307,7 @@ def candidates(links: Iterable[dict[str, Any]]) -> tuple[list[str], list[str]]:
     return users, groups
 
 
-def task_from(
+def task(
     raw: dict[str, Any], *, engine: str, definition_key: str | None, links: Iterable[dict[str, Any]] = ()
 ) -> Task:
     users, groups = candidates(links)
@@ -321,9 +321,9 @@ def task_from(
         task_definition_key=raw.get("taskDefinitionKey"),
         assignee=raw.get("assignee"),
         owner=raw.get("owner"),
-        created=parse_camunda_date(raw.get("created")),
-        due=parse_camunda_date(raw.get("due")),
-        follow_up=parse_camunda_date(raw.get("followUp")),
+        created=moment(raw.get("created")),
+        due=moment(raw.get("due")),
+        follow_up=moment(raw.get("followUp")),
         priority=raw.get("priority", 50),
         status=task_status(raw),
         form_key=raw.get("formKey"),
@@ -334,7 +334,7 @@ def task_from(
     )
 
 
-def task_details_from(task: Task, raw: dict[str, Any], variables: Variables) -> TaskDetails:
+def task_details(task: Task, raw: dict[str, Any], variables: Variables) -> TaskDetails:
     state = raw.get("delegationState")
     return TaskDetails(
         **task.model_dump(),
@@ -350,7 +350,7 @@ COMPLETED_TASK_REASON = "completed"
 DELETED_TASK_REASON = "deleted"
 
 
-def task_from_history(raw: dict[str, Any], *, engine: str) -> Task:
+def historic_task(raw: dict[str, Any], *, engine: str) -> Task:
     return Task(
         id=raw["id"],
         name=raw.get("name"),
@@ -361,9 +361,9 @@ def task_from_history(raw: dict[str, Any], *, engine: str) -> Task:
         task_definition_key=raw.get("taskDefinitionKey"),
         assignee=raw.get("assignee"),
         owner=raw.get("owner"),
-        created=parse_camunda_date(raw.get("startTime")),
-        due=parse_camunda_date(raw.get("due")),
-        follow_up=parse_camunda_date(raw.get("followUp")),
+        created=moment(raw.get("startTime")),
+        due=moment(raw.get("due")),
+        follow_up=moment(raw.get("followUp")),
         priority=raw.get("priority", 50),
         status="completed" if raw.get("deleteReason") == COMPLETED_TASK_REASON else "cancelled",
         tenant_id=raw.get("tenantId"),
@@ -376,7 +376,7 @@ FAILED_JOB = "failedJob"
 FAILED_EXTERNAL_TASK = "failedExternalTask"
 
 
-def incident_from(
+def incident(
     raw: dict[str, Any],
     *,
     engine: str,
@@ -395,7 +395,7 @@ def incident_from(
         definition_key=raw.get("processDefinitionKey") or definition_key,
         activity_id=raw.get("failedActivityId") or raw.get("activityId"),
         activity_name=activity_name,
-        created=parse_camunda_date(raw.get("incidentTimestamp") or raw.get("createTime")),
+        created=moment(raw.get("incidentTimestamp") or raw.get("createTime")),
         job_id=raw.get("configuration") if kind == FAILED_JOB else None,
         annotation=raw.get("annotation"),
         detail=detail,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from adapters.camunda.mapping import COMPLETED_TASK_REASON, DELETED_TASK_REASON, STATUS_FILTERS, format_camunda_date
+from adapters.camunda import mapping
+from adapters.camunda.mapping import COMPLETED_TASK_REASON, DELETED_TASK_REASON, STATUS_FILTERS
 from gateway.conditions import VariableCondition, VariableOperator, VariableScope
 from gateway.errors import NotSupported
 from gateway.schemas import (
@@ -87,7 +88,7 @@ def compact(**params: Any) -> dict[str, Any]:
 
 
 def camunda_date(moment: datetime | None) -> str | None:
-    return None if moment is None else format_camunda_date(moment)
+    return None if moment is None else mapping.format_moment(moment)
 
 
 def page(query: ListQuery) -> dict[str, int]:

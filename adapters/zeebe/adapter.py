@@ -19,8 +19,8 @@ from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
 
-from adapters.zeebe import changes, mapping
-from adapters.zeebe.mapping import between, eq
+from adapters.zeebe import changes, mapping, queries
+from adapters.zeebe.queries import between, eq
 from gateway import bpmn
 from gateway.bpmn import Assignment, TaskExtensions, split_list
 from gateway.conditions import VariableScope
@@ -105,7 +105,7 @@ class ZeebeAdapter(HttpEngineAdapter):
     task_extensions = ZeebeTaskExtensions()
     observes_changes = True
     capabilities = frozenset({Capability.DELEGATE_TASK, Capability.CORRELATE_MESSAGE, Capability.BROADCAST_SIGNAL})
-    variable_operators = mapping.VARIABLE_OPERATORS
+    variable_operators = queries.VARIABLE_OPERATORS
     # Business keys are the gateway's (Camunda 8.8 has none) and user task searches cannot sort by assignee.
     unsortable: ClassVar[dict[type[ListQuery], frozenset[str]]] = {
         InstanceQuery: frozenset({"business_key"}),
@@ -186,7 +186,7 @@ class ZeebeAdapter(HttpEngineAdapter):
 
     async def list_definitions(self, query: DefinitionQuery) -> Page[ProcessDefinition]:
         if query.suspended:  # Camunda 8 has no suspended definitions
-            return mapping.empty_page(query)
+            return queries.empty_page(query)
         filter = {
             "processDefinitionId": eq(query.key),
             "name": eq(query.name),
@@ -195,13 +195,13 @@ class ZeebeAdapter(HttpEngineAdapter):
         }
         if query.latest_only:
             # Camunda 8 ignores `from` when searching latest versions: read up to the page's end and cut.
-            sort = mapping.sort(query, mapping.LATEST_DEFINITION_SORT, "key", "latest definitions")
-            body = mapping.search(filter, sort=sort, limit=query.offset + query.size)
+            sort = queries.sort(query, queries.LATEST_DEFINITION_SORT, "key", "latest definitions")
+            body = queries.search(filter, sort=sort, limit=query.offset + query.size)
             result = await self._search("process-definitions", body, "list_definitions")
             items = result["items"][query.offset :]
         else:
-            sort = mapping.sort(query, mapping.DEFINITION_SORT, "key", "definitions")
-            body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
+            sort = queries.sort(query, queries.DEFINITION_SORT, "key", "definitions")
+            body = queries.search(filter, sort=sort, offset=query.offset, limit=query.size)
             result = await self._search("process-definitions", body, "list_definitions")
             items = result["items"]
         metas = await self.store.get_many(DEFINITION, [str(item["processDefinitionKey"]) for item in items])
@@ -209,7 +209,7 @@ class ZeebeAdapter(HttpEngineAdapter):
             mapping.definition(item, engine=self.name, meta=metas.get(str(item["processDefinitionKey"]), {}))
             for item in items
         ]
-        return mapping.page(result, definitions, query)
+        return queries.page(result, definitions, query)
 
     async def get_definition(self, definition_id: str) -> ProcessDefinition:
         key = self._key(definition_id, "process definition")
@@ -390,7 +390,7 @@ class ZeebeAdapter(HttpEngineAdapter):
 
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
         if query.status == "suspended":  # Camunda 8 has no suspended instances
-            return mapping.empty_page(query)
+            return queries.empty_page(query)
         filter = {
             "processDefinitionId": eq(query.definition_key),
             "processDefinitionKey": eq(query.definition_id),
@@ -398,12 +398,12 @@ class ZeebeAdapter(HttpEngineAdapter):
             "startDate": between(query.started_after, query.started_before),
             "hasIncident": query.has_incident,
             "tenantId": eq(query.tenant_id),
-            "variables": mapping.variable_filters(query.conditions, VariableScope.INSTANCE),
+            "variables": queries.variable_filters(query.conditions, VariableScope.INSTANCE),
         }
         if query.business_key is not None:
             keys = await self.store.find(INSTANCE, "business_key", query.business_key)
             if not keys:
-                return mapping.empty_page(query)
+                return queries.empty_page(query)
             filter["processInstanceKey"] = {"$in": keys}
         return await self._instance_page(filter, query, "list_instances")
 
@@ -502,18 +502,18 @@ class ZeebeAdapter(HttpEngineAdapter):
             "processDefinitionId": query.definition_key,
             "dueDate": between(None, query.due_before),
             "tenantId": eq(query.tenant_id),
-            "processInstanceVariables": mapping.variable_filters(query.conditions, VariableScope.INSTANCE),
-            "localVariables": mapping.variable_filters(query.conditions, VariableScope.TASK),
+            "processInstanceVariables": queries.variable_filters(query.conditions, VariableScope.INSTANCE),
+            "localVariables": queries.variable_filters(query.conditions, VariableScope.TASK),
         }
-        sort = mapping.sort(query, mapping.TASK_SORT, "created", "tasks")
-        body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
+        sort = queries.sort(query, queries.TASK_SORT, "created", "tasks")
+        body = queries.search(filter, sort=sort, offset=query.offset, limit=query.size)
         result = await self._search("user-tasks", body, "list_tasks")
         delegations = await self.store.get_many(TASK, [str(item["userTaskKey"]) for item in result["items"]])
         tasks = [
             mapping.task(item, engine=self.name, delegation=delegations.get(str(item["userTaskKey"]), {}))
             for item in result["items"]
         ]
-        return mapping.page(result, tasks, query)
+        return queries.page(result, tasks, query)
 
     async def get_task(self, task_id: str) -> TaskDetails:
         key = self._key(task_id, "task")
@@ -574,11 +574,11 @@ class ZeebeAdapter(HttpEngineAdapter):
             "processDefinitionId": query.definition_key,
             "errorType": mapping.error_type(query.incident_type) if query.incident_type else None,
         }
-        sort = mapping.sort(query, mapping.INCIDENT_SORT, "created", "incidents", mapping.INCIDENT_TIEBREAK)
-        body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
+        sort = queries.sort(query, queries.INCIDENT_SORT, "created", "incidents", queries.INCIDENT_TIEBREAK)
+        body = queries.search(filter, sort=sort, offset=query.offset, limit=query.size)
         result = await self._search("incidents", body, "list_engine_incidents")
         incidents = [mapping.incident(item, engine=self.name) for item in result["items"]]
-        return mapping.page(result, incidents, query)
+        return queries.page(result, incidents, query)
 
     async def get_engine_incident(self, incident_id: str) -> EngineIncident:
         key = self._key(incident_id, "incident")
@@ -619,10 +619,10 @@ class ZeebeAdapter(HttpEngineAdapter):
             "startDate": between(query.started_after, query.started_before),
             "state": self._finished_filter(query.finished),
         }
-        sort = mapping.sort(query, mapping.ACTIVITY_SORT, "start_time", "activities")
-        body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
+        sort = queries.sort(query, queries.ACTIVITY_SORT, "start_time", "activities")
+        body = queries.search(filter, sort=sort, offset=query.offset, limit=query.size)
         result = await self._search("element-instances", body, "history_activities")
-        return mapping.page(result, [mapping.activity_record(item) for item in result["items"]], query)
+        return queries.page(result, [mapping.activity_record(item) for item in result["items"]], query)
 
     async def health(self) -> EngineHealth:
         topology = await self.http.json("GET", "/topology", operation="health")
@@ -661,14 +661,14 @@ class ZeebeAdapter(HttpEngineAdapter):
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         while True:
-            body = mapping.search(filter, sort=sort, offset=len(items), limit=SEARCH_BATCH)
+            body = queries.search(filter, sort=sort, offset=len(items), limit=SEARCH_BATCH)
             result = await self._search(resource, body, operation)
             items.extend(result["items"])
             if not result["items"] or len(items) >= result["page"]["totalItems"]:
                 return items
 
     async def _count(self, resource: str, filter: dict[str, Any], operation: str) -> int:
-        result = await self._search(resource, mapping.search(filter, limit=1), operation)
+        result = await self._search(resource, queries.search(filter, limit=1), operation)
         return result["page"]["totalItems"]
 
     async def _find(self, path: str, operation: str) -> dict[str, Any] | None:
@@ -694,15 +694,15 @@ class ZeebeAdapter(HttpEngineAdapter):
     async def _instance_page(
         self, filter: dict[str, Any], query: InstanceQuery | HistoryQuery, operation: str
     ) -> Page[ProcessInstance]:
-        sort = mapping.sort(query, mapping.INSTANCE_SORT, "start_time", "instances", mapping.INSTANCE_TIEBREAK)
-        body = mapping.search(filter, sort=sort, offset=query.offset, limit=query.size)
+        sort = queries.sort(query, queries.INSTANCE_SORT, "start_time", "instances", queries.INSTANCE_TIEBREAK)
+        body = queries.search(filter, sort=sort, offset=query.offset, limit=query.size)
         result = await self._search("process-instances", body, operation)
         metas = await self.store.get_many(INSTANCE, [str(item["processInstanceKey"]) for item in result["items"]])
         instances = [
             mapping.instance(item, engine=self.name, meta=metas.get(str(item["processInstanceKey"]), {}))
             for item in result["items"]
         ]
-        return mapping.page(result, instances, query)
+        return queries.page(result, instances, query)
 
     async def _cancel(self, instance_key: str) -> None:
         with contextlib.suppress(NotFound):  # finished meanwhile

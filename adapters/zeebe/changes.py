@@ -17,7 +17,8 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from adapters.zeebe.mapping import between, duration_ms, moment, search, tenant
+from adapters.zeebe.mapping import duration_ms, moment, tenant
+from adapters.zeebe.queries import between, search
 from gateway.engines.change_window import PAGE_SIZE, SourceRows, SourceWindow, collect
 from gateway.engines.port import ChangeBatch, EngineChange
 from gateway.resilience import EngineHttp

@@ -13,17 +13,9 @@ import httpx
 import pytest
 import respx
 
-from adapters.camunda import Camunda7Adapter
+from adapters.camunda import Camunda7Adapter, mapping
 from adapters.camunda.errors import classify
-from adapters.camunda.mapping import (
-    current_activities,
-    format_camunda_date,
-    from_camunda_value,
-    incident_from,
-    instance_status,
-    task_from,
-    to_camunda_value,
-)
+from adapters.camunda.mapping import current_activities, instance_status
 from adapters.camunda.paths import segment
 from adapters.camunda.queries import (
     ACTIVITY_SORT,
@@ -170,7 +162,7 @@ def test_every_unified_type_is_sent_in_camundas_typed_form() -> None:
             "doc": {"items": [1, 2], "ok": True},
         }
     )
-    assert {name: to_camunda_value(typed) for name, typed in variables.items()} == {
+    assert {name: mapping.to_rest_variable(typed) for name, typed in variables.items()} == {
         "nothing": {"value": None, "type": "Null"},
         "flag": {"value": True, "type": "Boolean"},
         "text": {"value": "héllo", "type": "String"},
@@ -224,12 +216,12 @@ def test_every_unified_type_is_sent_in_camundas_typed_form() -> None:
     ],
 )
 def test_camunda_variables_are_read_as_unified_types(camunda: dict[str, Any], expected: TypedValue) -> None:
-    assert from_camunda_value(camunda) == expected
+    assert mapping.from_rest_variable(camunda) == expected
 
 
 def test_dates_are_written_in_camundas_format_in_utc() -> None:
-    assert format_camunda_date(datetime(2026, 11, 22, 10, 0, 0, 250_999, tzinfo=UTC)) == "2026-11-22T10:00:00.250+0000"
-    assert format_camunda_date(datetime(2026, 11, 22, 10, 0)) == "2026-11-22T10:00:00.000+0000"
+    assert mapping.format_moment(datetime(2026, 11, 22, 10, 0, 0, 250_999, tzinfo=UTC)) == "2026-11-22T10:00:00.250+0000"
+    assert mapping.format_moment(datetime(2026, 11, 22, 10, 0)) == "2026-11-22T10:00:00.000+0000"
 
 
 # ------------------------------------------------------------------ states and objects
@@ -253,7 +245,7 @@ def test_task_status_owner_and_candidates() -> None:
         {"type": "candidate", "groupId": None, "userId": "erin"},
         {"type": "assignee", "groupId": None, "userId": "dave"},
     ]
-    delegated = task_from(
+    delegated = mapping.task(
         {**TASK, "assignee": "dave", "owner": "bob", "delegationState": "PENDING"},
         engine="c7",
         definition_key="approval",
@@ -261,8 +253,8 @@ def test_task_status_owner_and_candidates() -> None:
     )
     assert (delegated.status, delegated.owner, delegated.definition_key) == ("delegated", "bob", "approval")
     assert (delegated.candidate_groups, delegated.candidate_users) == (["sales"], ["erin"])
-    assert task_from({**TASK, "assignee": "amy"}, engine="c7", definition_key=None).status == "assigned"
-    assert task_from(TASK, engine="c7", definition_key=None).status == "created"
+    assert mapping.task({**TASK, "assignee": "amy"}, engine="c7", definition_key=None).status == "assigned"
+    assert mapping.task(TASK, engine="c7", definition_key=None).status == "created"
 
 
 def test_current_activities_come_from_the_activity_tree() -> None:
@@ -309,10 +301,10 @@ def test_incidents_name_their_job_only_for_failed_jobs() -> None:
         "failedActivityId": "charge",
         "incidentTimestamp": "2026-11-22T10:00:00.000+0000",
     }
-    incident = incident_from(failed_job, engine="c7", definition_key="charging", activity_name="Charge card")
+    incident = mapping.incident(failed_job, engine="c7", definition_key="charging", activity_name="Charge card")
     assert (incident.job_id, incident.activity_id, incident.activity_name) == ("job-1", "charge", "Charge card")
     assert incident.created == datetime(2026, 11, 22, 10, tzinfo=UTC)
-    external = incident_from(
+    external = mapping.incident(
         {
             **failed_job,
             "incidentType": "failedExternalTask",
