@@ -26,7 +26,9 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 cache_requests = Counter(
-    "pm_analytics_cache_requests_total", "Analytics answers served from the cache (hit) or computed (miss)", ["endpoint", "result"]
+    "pm_analytics_cache_requests_total",
+    "Analytics answers served from the cache (hit) or computed (miss)",
+    ["endpoint", "result"],
 )
 
 ALL = "*"  # the generation of everything of an engine

@@ -13,7 +13,9 @@ from gateway.registry import EngineRegistry
 
 
 class AnalyticsCenter:
-    def __init__(self, db: Database, registry: EngineRegistry, redis: Redis | None, settings: AnalyticsSettings) -> None:
+    def __init__(
+        self, db: Database, registry: EngineRegistry, redis: Redis | None, settings: AnalyticsSettings
+    ) -> None:
         self.settings = settings
         self.cache = StatisticsCache(redis, settings.cache_ttl)
         self.projector = Projector(db, registry, settings, self.cache)

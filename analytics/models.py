@@ -49,7 +49,9 @@ class ProcessBottleneck(Model):
     activity_id: str
     activity_name: str | None = None
     activity_type: str = Field(description="BPMN element type (userTask, serviceTask, ...)")
-    average_wait_time: float = Field(description="Mean time (ms) from an activity's start to its end, over its completed runs")
+    average_wait_time: float = Field(
+        description="Mean time (ms) from an activity's start to its end, over its completed runs"
+    )
     instances_affected: int = Field(description="Instances that passed through the activity in the period")
     severity: BottleneckSeverity = Field(
         description="z = (mean wait of the activity − mean wait of the process's other activities) / their standard "
@@ -101,8 +103,12 @@ class GroupTaskStats(Model):
     claimed: int = Field(description="Open tasks of the group someone holds")
     completed: int = Field(description="Tasks of the group completed in the period")
     overdue: int = Field(description="Open tasks of the group past their due date")
-    average_time_to_claim: float | None = Field(description="Mean ms from creation to first claim (claimed in the period)")
-    average_time_to_complete: float | None = Field(description="Mean ms from creation to completion (completed in the period)")
+    average_time_to_claim: float | None = Field(
+        description="Mean ms from creation to first claim (claimed in the period)"
+    )
+    average_time_to_complete: float | None = Field(
+        description="Mean ms from creation to completion (completed in the period)"
+    )
     oldest_open_task: OldestOpenTask | None = None
 
 
@@ -119,8 +125,12 @@ class TaskStatistics(Answer):
     claimed: int = Field(description="Open tasks someone holds (now)")
     completed: int = Field(description="Tasks completed in the period")
     overdue: int = Field(description="Open tasks past their due date (now)")
-    average_time_to_claim: float | None = Field(description="Mean ms from creation to first claim, of the tasks claimed in the period")
-    average_time_to_complete: float | None = Field(description="Mean ms from creation to completion, of the tasks completed in the period")
+    average_time_to_claim: float | None = Field(
+        description="Mean ms from creation to first claim, of the tasks claimed in the period"
+    )
+    average_time_to_complete: float | None = Field(
+        description="Mean ms from creation to completion, of the tasks completed in the period"
+    )
     by_candidate_group: list[GroupTaskStats]
     by_assignee: list[AssigneeTaskStats]
 
@@ -128,23 +138,37 @@ class TaskStatistics(Answer):
 class ThroughputMetrics(Model):
     instances_per_hour: float = Field(description="Instances started in the period / hours in the period")
     tasks_per_hour: float = Field(description="User tasks completed in the period / hours in the period")
-    peak_load_time: datetime | None = Field(description="Start (local time) of the clock hour in which most instances started")
+    peak_load_time: datetime | None = Field(
+        description="Start (local time) of the clock hour in which most instances started"
+    )
     capacity_utilization: float | None = Field(description="instances_per_hour / instances started in the peak hour")
 
 
 class EfficiencyMetrics(Model):
     lead_time: float | None = Field(description="Mean ms from start to end of the instances completed in the period")
-    cycle_time: float | None = Field(description="Mean ms from the start of an instance's first task to its end (same instances)")
-    processing_time: float | None = Field(description="Mean per instance of the summed durations of its tasks (same instances)")
+    cycle_time: float | None = Field(
+        description="Mean ms from the start of an instance's first task to its end (same instances)"
+    )
+    processing_time: float | None = Field(
+        description="Mean per instance of the summed durations of its tasks (same instances)"
+    )
     wait_time: float | None = Field(description="lead_time − processing_time")
-    automation_rate: float | None = Field(description="Share of the task runs completed in the period that are not user or manual tasks")
+    automation_rate: float | None = Field(
+        description="Share of the task runs completed in the period that are not user or manual tasks"
+    )
 
 
 class QualityMetrics(Model):
-    first_pass_yield: float | None = Field(description="Share of the completed instances with no incident and no activity run twice")
-    rework_rate: float | None = Field(description="Share of the completed instances in which some activity ran more than once")
+    first_pass_yield: float | None = Field(
+        description="Share of the completed instances with no incident and no activity run twice"
+    )
+    rework_rate: float | None = Field(
+        description="Share of the completed instances in which some activity ran more than once"
+    )
     error_rate: float | None = Field(description="Share of the instances started in the period that had an incident")
-    sla_compliance: float | None = Field(description="Share of the tasks with a due date completed in the period that were completed by their due date")
+    sla_compliance: float | None = Field(
+        description="Share of the tasks with a due date completed in the period that were completed by their due date"
+    )
 
 
 class ResourceUtilization(Model):
@@ -161,7 +185,9 @@ class PerformanceMetrics(Answer):
 
 class Bottlenecks(Answer):
     period: StatisticsPeriod
-    items: list[ProcessBottleneck] = Field(description="Every activity with a finished run in the period, longest wait first")
+    items: list[ProcessBottleneck] = Field(
+        description="Every activity with a finished run in the period, longest wait first"
+    )
 
 
 class ElementStatistics(Model):

@@ -67,7 +67,9 @@ def instance_row(engine: str, instance: ProcessInstance) -> dict[str, Any]:
         "status": instance.status,
         "start_time": instance.start_time,
         "end_time": instance.end_time,
-        "duration_ms": instance.duration_ms if instance.duration_ms is not None else _ms(instance.start_time, instance.end_time),
+        "duration_ms": instance.duration_ms
+        if instance.duration_ms is not None
+        else _ms(instance.start_time, instance.end_time),
         "start_slot": slot(instance.start_time),
         "end_slot": slot(instance.end_time),
     }
@@ -93,7 +95,9 @@ def activity_row(engine: str, record: ActivityRecord, instances: dict[str, dict[
         "activity_type": ACTIVITY_TYPE_NAMES.get(record.activity_type, record.activity_type),
         "start_time": record.start_time,
         "end_time": record.end_time,
-        "duration_ms": record.duration_ms if record.duration_ms is not None else _ms(record.start_time, record.end_time),
+        "duration_ms": record.duration_ms
+        if record.duration_ms is not None
+        else _ms(record.start_time, record.end_time),
         "start_slot": slot(record.start_time),
         "canceled": ended_by_termination,
         "first_run": False,  # set by repository.replace_history
@@ -124,7 +128,9 @@ async def _written_task(session: Any, engine: str, task_id: str) -> repository.R
 class Projector:
     """Keeps the projection of every configured engine; `run_once` is one round (tests call it directly)."""
 
-    def __init__(self, db: Database, registry: EngineRegistry, settings: AnalyticsSettings, cache: StatisticsCache) -> None:
+    def __init__(
+        self, db: Database, registry: EngineRegistry, settings: AnalyticsSettings, cache: StatisticsCache
+    ) -> None:
         self.db = db
         self.registry = registry
         self.settings = settings
@@ -136,8 +142,12 @@ class Projector:
 
     async def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._loop(self.run_once, self.settings.event_interval, self._wake), name="analytics: projection"),
-            asyncio.create_task(self._loop(self.emit_overdue, self.settings.overdue_interval), name="analytics: overdue"),
+            asyncio.create_task(
+                self._loop(self.run_once, self.settings.event_interval, self._wake), name="analytics: projection"
+            ),
+            asyncio.create_task(
+                self._loop(self.emit_overdue, self.settings.overdue_interval), name="analytics: overdue"
+            ),
         ]
 
     async def stop(self) -> None:
@@ -160,7 +170,9 @@ class Projector:
             events, next_cursor = await journal.list_events(session, after=cursor, types=None, limit=EVENT_BATCH)
         now = asyncio.get_running_loop().time()
         named = {event["engine"] for event in events if event["engine"] in self.registry.engines}
-        stale = {name for name in self.registry.engines if now - self._synced.get(name, -1e12) >= self.settings.sync_interval}
+        stale = {
+            name for name in self.registry.engines if now - self._synced.get(name, -1e12) >= self.settings.sync_interval
+        }
         for name in sorted(named | stale if not sync_all else set(self.registry.engines)):
             await self.sync_engine(name)
             self._synced[name] = now
@@ -205,7 +217,9 @@ class Projector:
         activity_rows = [row for r in found_activities if (row := activity_row(name, r, instance_rows)) is not None]
         async with transaction(self.db, actor=SYSTEM) as uow:
             await repository.lock_projection(uow.session)
-            changed = await repository.replace_history(uow.session, name, since, list(instance_rows.values()), activity_rows)
+            changed = await repository.replace_history(
+                uow.session, name, since, list(instance_rows.values()), activity_rows
+            )
             changed |= await self._sync_tasks(uow.session, name, found_tasks, started)
             await repository.set_state(uow.session, f"engine:{name}", synced_at=started)
         if changed:
@@ -356,10 +370,14 @@ class Projector:
                     },
                 )
         for engine in {task["engine"] for task in stamped}:
-            await self.cache.invalidate(engine, {task["definition_key"] or "" for task in stamped if task["engine"] == engine})
+            await self.cache.invalidate(
+                engine, {task["definition_key"] or "" for task in stamped if task["engine"] == engine}
+            )
         return len(stamped)
 
-    async def _loop(self, work: Callable[[], Awaitable[Any]], interval: float, wake: asyncio.Event | None = None) -> None:
+    async def _loop(
+        self, work: Callable[[], Awaitable[Any]], interval: float, wake: asyncio.Event | None = None
+    ) -> None:
         failing = False
         while True:
             try:

@@ -69,7 +69,9 @@ async def get_state(session: AsyncSession, name: str) -> Row | None:
     return (await session.execute(sa.select(state).where(state.c.name == name))).mappings().first()
 
 
-async def set_state(session: AsyncSession, name: str, *, cursor: int | None = None, synced_at: datetime | None = None) -> None:
+async def set_state(
+    session: AsyncSession, name: str, *, cursor: int | None = None, synced_at: datetime | None = None
+) -> None:
     values = {key: value for key, value in (("cursor", cursor), ("synced_at", synced_at)) if value is not None}
     updated = await session.execute(state.update().where(state.c.name == name).values(**values))
     if rowcount(updated) == 0:
@@ -89,7 +91,9 @@ async def sync_watermark(session: AsyncSession, engine: str) -> datetime | None:
     ]
     earliest = min((moment for moment in unfinished if moment is not None), default=None)
     if earliest is None:
-        earliest = await session.scalar(sa.select(sa.func.max(instances.c.start_time)).where(instances.c.engine == engine))
+        earliest = await session.scalar(
+            sa.select(sa.func.max(instances.c.start_time)).where(instances.c.engine == engine)
+        )
     return None if earliest is None else earliest - SYNC_MARGIN
 
 
@@ -103,27 +107,27 @@ async def replace_history(
     """Replace the engine's projected instances and activities started at or after `since` (all when None) by
     the rows just read. Returns the definition keys whose rows changed (for cache invalidation)."""
     conditions = [instances.c.engine == engine] + ([] if since is None else [instances.c.start_time >= since])
-    activity_conditions = [activities.c.engine == engine] + ([] if since is None else [activities.c.start_time >= since])
+    activity_conditions = [activities.c.engine == engine] + (
+        [] if since is None else [activities.c.start_time >= since]
+    )
     before = {
         tuple(r)
         for r in await session.execute(
-            sa.select(instances.c.definition_key, instances.c.instance_id, instances.c.status, instances.c.end_time).where(
-                *conditions
-            )
+            sa.select(
+                instances.c.definition_key, instances.c.instance_id, instances.c.status, instances.c.end_time
+            ).where(*conditions)
         )
     }
     before_activities = {
         tuple(r)
         for r in await session.execute(
-            sa.select(activities.c.definition_key, activities.c.instance_id, activities.c.activity_id, activities.c.end_time).where(
-                *activity_conditions
-            )
+            sa.select(
+                activities.c.definition_key, activities.c.instance_id, activities.c.activity_id, activities.c.end_time
+            ).where(*activity_conditions)
         )
     }
     after = {(r["definition_key"], r["instance_id"], r["status"], r["end_time"]) for r in instance_rows}
-    after_activities = {
-        (r["definition_key"], r["instance_id"], r["activity_id"], r["end_time"]) for r in activity_rows
-    }
+    after_activities = {(r["definition_key"], r["instance_id"], r["activity_id"], r["end_time"]) for r in activity_rows}
     changed = {row[0] for row in before ^ after} | {row[0] for row in before_activities ^ after_activities}
     if not changed:
         return changed
@@ -158,30 +162,46 @@ async def rebuild_activity_slots(session: AsyncSession, engine: str, since: date
     """Recompute the per-slot sums of completed runs from the slot `since` falls in on (all when None)."""
     first_slot = None if since is None else int(since.timestamp()) // SLOT_SECONDS
     slot_conditions = [activity_slots.c.engine == engine]
-    run_conditions = [activities.c.engine == engine, activities.c.end_time.is_not(None), activities.c.canceled.is_(False)]
+    run_conditions = [
+        activities.c.engine == engine,
+        activities.c.end_time.is_not(None),
+        activities.c.canceled.is_(False),
+    ]
     if first_slot is not None:
         slot_conditions.append(activity_slots.c.start_slot >= first_slot)
         run_conditions.append(activities.c.start_slot >= first_slot)
     await session.execute(activity_slots.delete().where(*slot_conditions))
     duration = sa.cast(activities.c.duration_ms, sa.Float)
-    sums = sa.select(
-        activities.c.engine,
-        activities.c.definition_key,
-        activities.c.activity_id,
-        activities.c.start_slot,
-        sa.func.max(activities.c.activity_name),
-        sa.func.max(activities.c.activity_type),
-        sa.func.count(),
-        sa.func.sum(sa.case((activities.c.first_run.is_(True), 1), else_=0)),
-        sa.func.coalesce(sa.func.sum(duration), 0.0),
-        sa.func.coalesce(sa.func.sum(duration * duration), 0.0),
-    ).where(*run_conditions).group_by(
-        activities.c.engine, activities.c.definition_key, activities.c.activity_id, activities.c.start_slot
+    sums = (
+        sa.select(
+            activities.c.engine,
+            activities.c.definition_key,
+            activities.c.activity_id,
+            activities.c.start_slot,
+            sa.func.max(activities.c.activity_name),
+            sa.func.max(activities.c.activity_type),
+            sa.func.count(),
+            sa.func.sum(sa.case((activities.c.first_run.is_(True), 1), else_=0)),
+            sa.func.coalesce(sa.func.sum(duration), 0.0),
+            sa.func.coalesce(sa.func.sum(duration * duration), 0.0),
+        )
+        .where(*run_conditions)
+        .group_by(activities.c.engine, activities.c.definition_key, activities.c.activity_id, activities.c.start_slot)
     )
     await session.execute(
         activity_slots.insert().from_select(
-            ["engine", "definition_key", "activity_id", "start_slot", "activity_name", "activity_type", "runs",
-             "first_runs", "total_ms", "squares"],
+            [
+                "engine",
+                "definition_key",
+                "activity_id",
+                "start_slot",
+                "activity_name",
+                "activity_type",
+                "runs",
+                "first_runs",
+                "total_ms",
+                "squares",
+            ],
             sums,
         )
     )
@@ -230,7 +250,9 @@ async def set_task_groups(session: AsyncSession, engine: str, task_id: str, grou
         await session.execute(task_groups.insert(), rows)
 
 
-async def user_task_end(session: AsyncSession, engine: str, instance_id: str | None, activity_id: str | None) -> Row | None:
+async def user_task_end(
+    session: AsyncSession, engine: str, instance_id: str | None, activity_id: str | None
+) -> Row | None:
     """The latest run of a user task's activity in its instance (when the task ended, and whether canceled)."""
     if instance_id is None or activity_id is None:
         return None
@@ -238,7 +260,11 @@ async def user_task_end(session: AsyncSession, engine: str, instance_id: str | N
         (
             await session.execute(
                 sa.select(activities.c.start_time, activities.c.end_time, activities.c.canceled)
-                .where(activities.c.engine == engine, activities.c.instance_id == instance_id, activities.c.activity_id == activity_id)
+                .where(
+                    activities.c.engine == engine,
+                    activities.c.instance_id == instance_id,
+                    activities.c.activity_id == activity_id,
+                )
                 .order_by(activities.c.start_time.desc())
                 .limit(1)
             )
@@ -276,7 +302,11 @@ async def instance_counts(session: AsyncSession, scope: Scope) -> list[Row]:
                     sa.func.count().label("count"),
                     sa.func.sum(instances.c.duration_ms).label("duration_sum"),
                 )
-                .where(instances.c.engine == scope.engine, *_between(instances.c.start_time, scope), *_key(instances.c.definition_key, scope))
+                .where(
+                    instances.c.engine == scope.engine,
+                    *_between(instances.c.start_time, scope),
+                    *_key(instances.c.definition_key, scope),
+                )
                 .group_by(instances.c.definition_key, instances.c.status)
             )
         ).mappings()
@@ -307,8 +337,14 @@ async def task_counts(session: AsyncSession, scope: Scope, now: datetime) -> lis
     return list(
         (
             await session.execute(
-                sa.select(tasks.c.definition_key, tasks.c.status, sa.func.count().label("count"), overdue.label("overdue"))
-                .where(tasks.c.engine == scope.engine, *_between(tasks.c.created, scope), *_key(tasks.c.definition_key, scope))
+                sa.select(
+                    tasks.c.definition_key, tasks.c.status, sa.func.count().label("count"), overdue.label("overdue")
+                )
+                .where(
+                    tasks.c.engine == scope.engine,
+                    *_between(tasks.c.created, scope),
+                    *_key(tasks.c.definition_key, scope),
+                )
                 .group_by(tasks.c.definition_key, tasks.c.status)
             )
         ).mappings()
@@ -321,7 +357,9 @@ async def incident_counts(session: AsyncSession, scope: Scope) -> tuple[int, int
     row = (
         await session.execute(
             sa.select(sa.func.count(), resolved).where(
-                incidents.c.engine == scope.engine, *_between(incidents.c.created, scope), *_key(incidents.c.definition_key, scope)
+                incidents.c.engine == scope.engine,
+                *_between(incidents.c.created, scope),
+                *_key(incidents.c.definition_key, scope),
             )
         )
     ).one()
@@ -331,7 +369,11 @@ async def incident_counts(session: AsyncSession, scope: Scope) -> tuple[int, int
 async def started_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int]]:
     rows = await session.execute(
         sa.select(instances.c.start_slot, sa.func.count())
-        .where(instances.c.engine == scope.engine, *_between(instances.c.start_time, scope), *_key(instances.c.definition_key, scope))
+        .where(
+            instances.c.engine == scope.engine,
+            *_between(instances.c.start_time, scope),
+            *_key(instances.c.definition_key, scope),
+        )
         .group_by(instances.c.start_slot)
     )
     return [(slot, count) for slot, count in rows]
@@ -369,7 +411,9 @@ async def tasks_completed_per_slot(session: AsyncSession, scope: Scope) -> list[
 async def incident_times(session: AsyncSession, scope: Scope) -> list[datetime]:
     rows = await session.execute(
         sa.select(incidents.c.created).where(
-            incidents.c.engine == scope.engine, *_between(incidents.c.created, scope), *_key(incidents.c.definition_key, scope)
+            incidents.c.engine == scope.engine,
+            *_between(incidents.c.created, scope),
+            *_key(incidents.c.definition_key, scope),
         )
     )
     return [row[0] for row in rows]
@@ -437,8 +481,16 @@ async def activity_waits(session: AsyncSession, scope: Scope) -> list[dict[str, 
         for key, activity_id, name, kind, runs, total, squares, first_runs in await session.execute(part):
             row = merged.setdefault(
                 (key, activity_id),
-                {"definition_key": key, "activity_id": activity_id, "activity_name": name, "activity_type": kind,
-                 "runs": 0, "total": 0.0, "squares": 0.0, "instances": 0},
+                {
+                    "definition_key": key,
+                    "activity_id": activity_id,
+                    "activity_name": name,
+                    "activity_type": kind,
+                    "runs": 0,
+                    "total": 0.0,
+                    "squares": 0.0,
+                    "instances": 0,
+                },
             )
             row["runs"] += int(runs or 0)
             row["total"] += float(total or 0)
@@ -465,7 +517,11 @@ async def element_counts(session: AsyncSession, scope: Scope) -> list[Row]:
                     sa.func.sum(sa.case((activities.c.canceled.is_(True), 1), else_=0)).label("canceled"),
                     sa.func.sum(sa.case((completed, activities.c.duration_ms), else_=None)).label("duration_sum"),
                 )
-                .where(activities.c.engine == scope.engine, *_between(activities.c.start_time, scope), *_key(activities.c.definition_key, scope))
+                .where(
+                    activities.c.engine == scope.engine,
+                    *_between(activities.c.start_time, scope),
+                    *_key(activities.c.definition_key, scope),
+                )
                 .group_by(activities.c.activity_id)
             )
         ).mappings()
@@ -483,20 +539,28 @@ async def active_elements(session: AsyncSession, scope: Scope) -> list[Row]:
                     sa.func.max(activities.c.activity_type).label("activity_type"),
                     sa.func.count().label("active"),
                 )
-                .where(activities.c.engine == scope.engine, activities.c.end_time.is_(None), *_key(activities.c.definition_key, scope))
+                .where(
+                    activities.c.engine == scope.engine,
+                    activities.c.end_time.is_(None),
+                    *_key(activities.c.definition_key, scope),
+                )
                 .group_by(activities.c.activity_id)
             )
         ).mappings()
     )
 
 
-async def element_percentiles(session: AsyncSession, scope: Scope, percents: Sequence[int]) -> dict[tuple[str, int], int]:
+async def element_percentiles(
+    session: AsyncSession, scope: Scope, percents: Sequence[int]
+) -> dict[tuple[str, int], int]:
     """Nearest-rank percentiles of completed run durations per activity: {(activity_id, percent): ms}."""
     ranked = (
         sa.select(
             activities.c.activity_id,
             activities.c.duration_ms,
-            sa.func.row_number().over(partition_by=activities.c.activity_id, order_by=activities.c.duration_ms).label("rank"),
+            sa.func.row_number()
+            .over(partition_by=activities.c.activity_id, order_by=activities.c.duration_ms)
+            .label("rank"),
             sa.func.count().over(partition_by=activities.c.activity_id).label("runs"),
         )
         .where(
@@ -546,7 +610,11 @@ async def completed_instance_work(session: AsyncSession, scope: Scope) -> list[R
             sa.func.min(activities.c.start_time).label("first_task_start"),
             sa.func.sum(activities.c.duration_ms).label("task_time"),
         )
-        .where(activities.c.engine == scope.engine, activities.c.activity_type.in_(TASK_TYPES), activities.c.end_time.is_not(None))
+        .where(
+            activities.c.engine == scope.engine,
+            activities.c.activity_type.in_(TASK_TYPES),
+            activities.c.end_time.is_not(None),
+        )
         .group_by(activities.c.instance_id)
         .subquery()
     )
@@ -556,7 +624,9 @@ async def completed_instance_work(session: AsyncSession, scope: Scope) -> list[R
         .group_by(activities.c.instance_id, activities.c.activity_id)
         .having(sa.func.count() > 1)
     )
-    failed = sa.select(incidents.c.instance_id).where(incidents.c.engine == scope.engine, incidents.c.instance_id.is_not(None))
+    failed = sa.select(incidents.c.instance_id).where(
+        incidents.c.engine == scope.engine, incidents.c.instance_id.is_not(None)
+    )
     return list(
         (
             await session.execute(
@@ -601,7 +671,9 @@ async def task_type_counts(session: AsyncSession, scope: Scope) -> tuple[int, in
 async def instances_with_incidents(session: AsyncSession, scope: Scope) -> int:
     """Instances started in the period that had at least one incident."""
     started = sa.select(instances.c.instance_id).where(
-        instances.c.engine == scope.engine, *_between(instances.c.start_time, scope), *_key(instances.c.definition_key, scope)
+        instances.c.engine == scope.engine,
+        *_between(instances.c.start_time, scope),
+        *_key(instances.c.definition_key, scope),
     )
     return int(
         await session.scalar(
@@ -668,7 +740,9 @@ async def task_period_averages(session: AsyncSession, scope: Scope) -> dict[str,
 
 async def group_task_stats(session: AsyncSession, scope: Scope, now: datetime) -> list[Row]:
     open_ = tasks.c.status == "open"
-    in_period = sa.and_(tasks.c.status == "completed", tasks.c.completed_at >= scope.start, tasks.c.completed_at < scope.end)
+    in_period = sa.and_(
+        tasks.c.status == "completed", tasks.c.completed_at >= scope.start, tasks.c.completed_at < scope.end
+    )
     claimed_in_period = sa.and_(tasks.c.claimed_at >= scope.start, tasks.c.claimed_at < scope.end)
     return list(
         (
@@ -682,7 +756,11 @@ async def group_task_stats(session: AsyncSession, scope: Scope, now: datetime) -
                     sa.func.avg(sa.case((in_period, tasks.c.completion_ms), else_=None)).label("average_completion"),
                     sa.func.avg(sa.case((claimed_in_period, tasks.c.claim_wait_ms), else_=None)).label("average_claim"),
                 )
-                .select_from(task_groups.join(tasks, sa.and_(tasks.c.engine == task_groups.c.engine, tasks.c.task_id == task_groups.c.task_id)))
+                .select_from(
+                    task_groups.join(
+                        tasks, sa.and_(tasks.c.engine == task_groups.c.engine, tasks.c.task_id == task_groups.c.task_id)
+                    )
+                )
                 .where(*_task_scope(scope))
                 .group_by(task_groups.c.group_id)
             )
@@ -702,7 +780,11 @@ async def oldest_open_per_group(session: AsyncSession, scope: Scope) -> dict[str
             .over(partition_by=task_groups.c.group_id, order_by=(tasks.c.created, tasks.c.task_id))
             .label("rank"),
         )
-        .select_from(task_groups.join(tasks, sa.and_(tasks.c.engine == task_groups.c.engine, tasks.c.task_id == task_groups.c.task_id)))
+        .select_from(
+            task_groups.join(
+                tasks, sa.and_(tasks.c.engine == task_groups.c.engine, tasks.c.task_id == task_groups.c.task_id)
+            )
+        )
         .where(*_task_scope(scope), tasks.c.status == "open")
         .subquery()
     )
@@ -712,7 +794,9 @@ async def oldest_open_per_group(session: AsyncSession, scope: Scope) -> dict[str
 
 async def assignee_task_stats(session: AsyncSession, scope: Scope) -> list[Row]:
     user = sa.func.coalesce(tasks.c.assignee, tasks.c.completed_by)
-    in_period = sa.and_(tasks.c.status == "completed", tasks.c.completed_at >= scope.start, tasks.c.completed_at < scope.end)
+    in_period = sa.and_(
+        tasks.c.status == "completed", tasks.c.completed_at >= scope.start, tasks.c.completed_at < scope.end
+    )
     open_held = sa.and_(tasks.c.status == "open", tasks.c.assignee.is_not(None))
     return list(
         (

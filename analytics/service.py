@@ -111,7 +111,9 @@ def resolve_period(start: str | None, end: str | None, timezone: str | None, def
     until = _moment("to", end, zone) if end else utcnow()
     since = _moment("from", start, zone) if start else until - timedelta(days=DEFAULT_DAYS)
     if since >= until:
-        raise ValidationFailed(f"The period is empty: from ({since.isoformat()}) must be before to ({until.isoformat()})")
+        raise ValidationFailed(
+            f"The period is empty: from ({since.isoformat()}) must be before to ({until.isoformat()})"
+        )
     if until - since > timedelta(days=MAX_DAYS):
         raise ValidationFailed(f"The period is longer than {MAX_DAYS} days; ask for a shorter one")
     return Period(start=since, end=until, zone=zone, asked=f"{start or ''}..{end or 'now'}")
@@ -127,7 +129,8 @@ def _moment(name: str, text: str, zone: ZoneInfo) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValidationFailed(
-            f"`{name}` is not an ISO 8601 date or date-time: {text!r}", errors=[{"loc": ["query", name], "msg": "invalid date"}]
+            f"`{name}` is not an ISO 8601 date or date-time: {text!r}",
+            errors=[{"loc": ["query", name], "msg": "invalid date"}],
         ) from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(ZoneInfo("UTC"))
 
@@ -188,7 +191,12 @@ class AnalyticsService:
         self.default_zone = default_zone
 
     async def _cached(
-        self, endpoint: str, scope: Scope, period: Period, compute: Callable[[datetime], Awaitable[BaseModel]], **extra: Any
+        self,
+        endpoint: str,
+        scope: Scope,
+        period: Period,
+        compute: Callable[[datetime], Awaitable[BaseModel]],
+        **extra: Any,
     ) -> bytes:
         params = {"period": period.asked, "tz": period.zone.key, **extra}
 
@@ -220,11 +228,19 @@ class AnalyticsService:
             incident_times = await repository.incident_times(session, scope)
 
         def instances(key: str | None, *statuses: str) -> tuple[int, int]:
-            rows = [r for r in counts if (key is None or r["definition_key"] == key) and (not statuses or r["status"] in statuses)]
+            rows = [
+                r
+                for r in counts
+                if (key is None or r["definition_key"] == key) and (not statuses or r["status"] in statuses)
+            ]
             return sum(r["count"] for r in rows), sum(int(r["duration_sum"] or 0) for r in rows)
 
         def tasks(key: str | None, *statuses: str) -> int:
-            return sum(r["count"] for r in task_rows if (key is None or r["definition_key"] == key) and (not statuses or r["status"] in statuses))
+            return sum(
+                r["count"]
+                for r in task_rows
+                if (key is None or r["definition_key"] == key) and (not statuses or r["status"] in statuses)
+            )
 
         completed_count, completed_sum = instances(None, "completed")
         summary = ProcessSummary(
@@ -245,7 +261,9 @@ class AnalyticsService:
         bottlenecks = rank_bottlenecks(waits)
         names = {r["definition_key"]: r["definition_name"] for r in counts}
         by_process = []
-        for key in sorted({r["definition_key"] for r in counts} | {r["definition_key"] for r in task_rows if r["definition_key"]}):
+        for key in sorted(
+            {r["definition_key"] for r in counts} | {r["definition_key"] for r in task_rows if r["definition_key"]}
+        ):
             done, done_sum = instances(key, "completed")
             finished = done + instances(key, *repository.TERMINATED)[0]
             by_process.append(
@@ -359,7 +377,9 @@ class AnalyticsService:
 
     # ------------------------------------------------------------ GET /tasks/statistics
     async def task_statistics(self, scope: Scope, period: Period) -> bytes:
-        return await self._cached("task_statistics", scope, period, lambda now: self.compute_task_statistics(scope, period, now))
+        return await self._cached(
+            "task_statistics", scope, period, lambda now: self.compute_task_statistics(scope, period, now)
+        )
 
     async def compute_task_statistics(self, scope: Scope, period: Period, now: datetime) -> TaskStatistics:
         async with reading(self.db) as session:
@@ -439,7 +459,9 @@ class AnalyticsService:
         lead = _mean(sum(w["duration_ms"] or 0 for w in work), completed)
         processing = _mean(sum(int(w["task_time"] or 0) for w in work), completed)
         cycles = [
-            (w["end_time"] - w["first_task_start"]).total_seconds() * 1000 for w in work if w["first_task_start"] is not None
+            (w["end_time"] - w["first_task_start"]).total_seconds() * 1000
+            for w in work
+            if w["first_task_start"] is not None
         ]
         rework = sum(1 for w in work if w["rework"])
         clean = sum(1 for w in work if not w["rework"] and not w["failed"])

@@ -38,8 +38,12 @@ def analytics_center(request: Request) -> AnalyticsCenter:
 async def period_of(
     center: Annotated[AnalyticsCenter, Depends(analytics_center)],
     start: Annotated[str | None, Query(alias="from", description="Start: ISO date or date-time")] = None,
-    end: Annotated[str | None, Query(alias="to", description="End: ISO date (inclusive) or date-time (exclusive)")] = None,
-    timezone: Annotated[str | None, Query(description="IANA time zone of days and hours (PM_ANALYTICS_TIMEZONE)")] = None,
+    end: Annotated[
+        str | None, Query(alias="to", description="End: ISO date (inclusive) or date-time (exclusive)")
+    ] = None,
+    timezone: Annotated[
+        str | None, Query(description="IANA time zone of days and hours (PM_ANALYTICS_TIMEZONE)")
+    ] = None,
 ) -> Period:
     return service.resolve_period(start, end, timezone, center.settings.timezone)
 
@@ -61,8 +65,14 @@ def _json(body: bytes) -> Response:
     "tasks created in it by status, incidents created in it; per process with success_rate = completed / (completed "
     "+ terminated) and its bottlenecks of severity medium or worse; per local day." + PERIOD_NOTE,
 )
-async def statistics(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.statistics(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
+async def statistics(
+    center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None
+) -> Response:
+    return _json(
+        await center.service.statistics(
+            service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period
+        )
+    )
 
 
 @router.get(
@@ -73,7 +83,11 @@ async def statistics(center: Center, processes: Processes, period: ThePeriod, de
     "completed runs) cover the runs that started in the period." + PERIOD_NOTE,
 )
 async def elements(definition_key: str, center: Center, processes: Processes, period: ThePeriod) -> Response:
-    return _json(await center.service.elements(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
+    return _json(
+        await center.service.elements(
+            service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period
+        )
+    )
 
 
 @router.get(
@@ -84,8 +98,14 @@ async def elements(definition_key: str, center: Center, processes: Processes, pe
     "(completed − created) cover tasks completed in the period, average_time_to_claim (first claim − created) tasks "
     "claimed in it; per candidate group (with its oldest open task) and per assignee." + PERIOD_NOTE,
 )
-async def task_statistics(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.task_statistics(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
+async def task_statistics(
+    center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None
+) -> Response:
+    return _json(
+        await center.service.task_statistics(
+            service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period
+        )
+    )
 
 
 @router.get(
@@ -101,8 +121,14 @@ async def task_statistics(center: Center, processes: Processes, period: ThePerio
     "error_rate = share of instances started in the period with an incident; sla_compliance = share of tasks with a "
     "due date completed in the period by that date." + PERIOD_NOTE,
 )
-async def performance(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.performance(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
+async def performance(
+    center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None
+) -> Response:
+    return _json(
+        await center.service.performance(
+            service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period
+        )
+    )
 
 
 @router.get(
@@ -114,8 +140,14 @@ async def performance(center: Center, processes: Processes, period: ThePeriod, d
     "critical z ≥ 3, high z ≥ 2, medium z ≥ 1, else low (when the other runs do not vary: critical if longer, else "
     "low); instances_affected = instances with such a run. Longest wait first." + PERIOD_NOTE,
 )
-async def bottlenecks(center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None) -> Response:
-    return _json(await center.service.bottlenecks(service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period))
+async def bottlenecks(
+    center: Center, processes: Processes, period: ThePeriod, definition_key: DefinitionKey = None
+) -> Response:
+    return _json(
+        await center.service.bottlenecks(
+            service.readable_scope(processes.caller, processes.engine.name, period, definition_key), period
+        )
+    )
 
 
 @router.post(

@@ -51,7 +51,8 @@ async def seed_projection() -> None:
     a start event, eight tasks (two user tasks, the rest automated; 'approve' waits longest) and an end event."""
     engine = create_async_engine(database_url())
     async with engine.begin() as conn:
-        await conn.execute(sa.text(f"""
+        await conn.execute(
+            sa.text(f"""
             INSERT INTO analytics_instances (engine, instance_id, definition_key, definition_name, status, start_time,
                 end_time, duration_ms, start_slot, end_slot)
             SELECT '{ENGINE}', 'i-' || g, k, initcap(k),
@@ -62,8 +63,10 @@ async def seed_projection() -> None:
             FROM (SELECT g, (ARRAY['order', 'refund', 'onboarding'])[1 + g % 3] AS k,
                          now() - interval '30 days' + g * interval '25.9 seconds' AS s,
                          (3600 + (g % 4) * 3600) * interval '1 second' AS d, (3600 + (g % 4) * 3600) * 1000 AS d_ms
-                  FROM generate_series(1, {INSTANCES}) AS g) AS seeded"""))
-        await conn.execute(sa.text(f"""
+                  FROM generate_series(1, {INSTANCES}) AS g) AS seeded""")
+        )
+        await conn.execute(
+            sa.text(f"""
             INSERT INTO analytics_activities (engine, instance_id, definition_key, activity_id, activity_name,
                 activity_type, start_time, end_time, duration_ms, start_slot, canceled, first_run)
             SELECT i.engine, i.instance_id, i.definition_key, a.id, initcap(a.id), a.kind,
@@ -77,8 +80,10 @@ async def seed_projection() -> None:
                 (3, 'review', 'userTask', 300), (4, 'enrich', 'serviceTask', 5), (5, 'notify', 'sendTask', 1),
                 (6, 'archive', 'scriptTask', 1), (7, 'book', 'serviceTask', 3), (8, 'approve', 'userTask', 3000),
                 (9, 'end', 'endEvent', 0)) AS a(n, id, kind, wait)
-            WHERE i.engine = '{ENGINE}'"""))
-        await conn.execute(sa.text(f"""
+            WHERE i.engine = '{ENGINE}'""")
+        )
+        await conn.execute(
+            sa.text(f"""
             INSERT INTO analytics_tasks (engine, task_id, instance_id, definition_key, task_definition_key, name,
                 assignee, priority, status, created, due, claimed_at, completed_at, completed_by, claim_wait_ms,
                 completion_ms, created_slot, completed_slot)
@@ -87,11 +92,14 @@ async def seed_projection() -> None:
                 CASE WHEN i.end_time IS NULL THEN 'open' ELSE 'completed' END, i.start_time,
                 i.start_time + interval '2 hours', i.start_time + interval '10 minutes', i.end_time, NULL, 600000,
                 i.duration_ms, i.start_slot, i.end_slot
-            FROM analytics_instances i WHERE i.engine = '{ENGINE}'"""))
-        await conn.execute(sa.text(f"""
+            FROM analytics_instances i WHERE i.engine = '{ENGINE}'""")
+        )
+        await conn.execute(
+            sa.text(f"""
             INSERT INTO analytics_task_groups (engine, task_id, group_id)
             SELECT engine, task_id, CASE WHEN ascii(right(task_id, 1)) % 2 = 0 THEN 'sales' ELSE 'ops' END
-            FROM analytics_tasks WHERE engine = '{ENGINE}'"""))
+            FROM analytics_tasks WHERE engine = '{ENGINE}'""")
+        )
     async with AsyncSession(engine) as session, session.begin():
         await repository.rebuild_activity_slots(session, ENGINE, None)
     async with engine.connect() as conn:
@@ -104,22 +112,28 @@ async def seed_open_tasks(count: int) -> None:
     """Open embedded tasks (unassigned, in group sales or ops, priorities 0-99) with the instances they belong to."""
     engine = create_async_engine(database_url())
     async with engine.begin() as conn:
-        await conn.execute(sa.text(f"""
+        await conn.execute(
+            sa.text(f"""
             INSERT INTO embedded_instances (id, definition_id, definition_key, status, start_time, variables, state, version)
             SELECT 'queue-instance-' || g, 'queue-definition', 'approval', 'active', now() - g * interval '1 second',
                 '{{}}'::jsonb, '', 1
-            FROM generate_series(1, {count}) AS g"""))
-        await conn.execute(sa.text(f"""
+            FROM generate_series(1, {count}) AS g""")
+        )
+        await conn.execute(
+            sa.text(f"""
             INSERT INTO embedded_tasks (id, instance_id, definition_id, definition_key, task_definition_key, name,
                 candidate_users, candidate_groups, priority, status, created)
             SELECT 'queue-' || g, 'queue-instance-' || g, 'queue-definition', 'approval', 'review', 'Review ' || g,
                 '[]'::jsonb, CASE WHEN g % 2 = 0 THEN '["sales"]'::jsonb ELSE '["ops"]'::jsonb END, g % 100,
                 'created', now() - g * interval '1 second'
-            FROM generate_series(1, {count}) AS g"""))
-        await conn.execute(sa.text(f"""
+            FROM generate_series(1, {count}) AS g""")
+        )
+        await conn.execute(
+            sa.text(f"""
             INSERT INTO embedded_task_candidates (task_id, kind, value, open, assigned)
             SELECT 'queue-' || g, 'group', CASE WHEN g % 2 = 0 THEN 'sales' ELSE 'ops' END, true, false
-            FROM generate_series(1, {count}) AS g"""))
+            FROM generate_series(1, {count}) AS g""")
+        )
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(sa.text("VACUUM ANALYZE"))
@@ -148,7 +162,9 @@ async def answers(base: str) -> None:
 
             async def cold(path: str = path, offsets: Iterator[int] = offsets) -> None:
                 since = (start + timedelta(seconds=next(offsets))).isoformat()
-                response = await client.get(f"/api/processes{path}", params={"from": since, "timezone": "Europe/Berlin"})
+                response = await client.get(
+                    f"/api/processes{path}", params={"from": since, "timezone": "Europe/Berlin"}
+                )
                 response.raise_for_status()
 
             await timed(cold, 3)
@@ -164,7 +180,9 @@ async def claim_next(base: str) -> None:
 
         async def claim() -> None:
             response = await client.post(
-                "/api/processes/tasks/claim-next", json={"candidate_groups": ["sales"]}, headers={"X-User-Id": f"user-{next(users)}"}
+                "/api/processes/tasks/claim-next",
+                json={"candidate_groups": ["sales"]},
+                headers={"X-User-Id": f"user-{next(users)}"},
             )
             assert response.status_code == 200, response.text
 
@@ -195,8 +213,10 @@ def main(parts: tuple[str, ...] = ("answers", "queue")) -> None:
         with server(["-m", "gateway.cli"], port, env={**env, "PM_PORT": str(port)}) as base:
             if "answers" in parts:
                 asyncio.run(seed_projection())
-                print(f"analytics on PostgreSQL: {INSTANCES:,} instances, {INSTANCES * RUNS_PER_INSTANCE:,} activity "
-                      f"runs, {INSTANCES:,} tasks in the projection")
+                print(
+                    f"analytics on PostgreSQL: {INSTANCES:,} instances, {INSTANCES * RUNS_PER_INSTANCE:,} activity "
+                    f"runs, {INSTANCES:,} tasks in the projection"
+                )
                 asyncio.run(answers(base))
             if "queue" in parts:
                 asyncio.run(seed_open_tasks(OPEN_TASKS))

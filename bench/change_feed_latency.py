@@ -72,7 +72,9 @@ async def measure(harness: Harness, samples: int, workdir: Path) -> list[float]:
 
 async def measure_all(samples: int) -> None:
     logging.basicConfig(level=logging.WARNING)
-    print(f"change feed latency, engine change → outbox, {samples} samples per engine (target: p95 ≤ {TARGET_SECONDS:.0f} s)")
+    print(
+        f"change feed latency, engine change → outbox, {samples} samples per engine (target: p95 ≤ {TARGET_SECONDS:.0f} s)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for harness in HARNESSES:
             if harness.engine["type"] == "embedded" or isinstance(harness, RealEngineHarness):

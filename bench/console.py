@@ -40,12 +40,25 @@ async def seed(db: Database) -> None:
         created = now - timedelta(minutes=n * 4)
         rows.append(
             {
-                "id": str(uuid.uuid4()), "engine": "default", "incident_type": "conditionError", "message": message,
-                "error_hash": error_hash(message), "status": "open", "severity": "high", "instance_id": str(uuid.uuid4()),
-                "definition_id": f"process-{n % 50}:1", "definition_key": f"process-{n % 50}",
-                "activity_id": f"activity-{n % 20}", "activity_name": f"Activity {n % 20}", "retry_count": 0,
-                "auto_retries": 0, "escalation_level": 0, "created": created, "detected_at": created,
-                "updated": created, "status_changed_at": created,
+                "id": str(uuid.uuid4()),
+                "engine": "default",
+                "incident_type": "conditionError",
+                "message": message,
+                "error_hash": error_hash(message),
+                "status": "open",
+                "severity": "high",
+                "instance_id": str(uuid.uuid4()),
+                "definition_id": f"process-{n % 50}:1",
+                "definition_key": f"process-{n % 50}",
+                "activity_id": f"activity-{n % 20}",
+                "activity_name": f"Activity {n % 20}",
+                "retry_count": 0,
+                "auto_retries": 0,
+                "escalation_level": 0,
+                "created": created,
+                "detected_at": created,
+                "updated": created,
+                "status_changed_at": created,
             }
         )
     async with db.engine.begin() as connection:
@@ -67,7 +80,10 @@ async def run(samples: int) -> list[float]:
             total = (await gateway.client.get("/api/processes/incidents")).json()["total"]
             assert total == INCIDENTS, f"seeded {total} incidents"
             node = await asyncio.create_subprocess_exec(
-                "node", str(ROOT / "bench" / "console_first_render.mjs"), gateway.url, str(samples),
+                "node",
+                str(ROOT / "bench" / "console_first_render.mjs"),
+                gateway.url,
+                str(samples),
                 stdout=asyncio.subprocess.PIPE,
             )
             output, _ = await node.communicate()
@@ -79,9 +95,11 @@ async def run(samples: int) -> list[float]:
 def main(samples: int = 10) -> None:
     logging.disable(logging.WARNING)
     times = asyncio.run(run(samples))
-    print(f"console incident list, {INCIDENTS} incidents, first render (navigation start to first page shown), "
-          f"{len(times)} samples: first {times[0]:.0f} ms, p50 {percentile(times, 0.5):.0f} ms, "
-          f"p95 {percentile(times, 0.95):.0f} ms, max {max(times):.0f} ms (target <= {TARGET_MS:.0f} ms)")
+    print(
+        f"console incident list, {INCIDENTS} incidents, first render (navigation start to first page shown), "
+        f"{len(times)} samples: first {times[0]:.0f} ms, p50 {percentile(times, 0.5):.0f} ms, "
+        f"p95 {percentile(times, 0.95):.0f} ms, max {max(times):.0f} ms (target <= {TARGET_MS:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ async def seed_open_tasks(count: int, database: str = DATABASE) -> None:
     async with engine.begin() as conn:
         for table in ("embedded_tasks", "embedded_task_candidates"):
             await conn.execute(sa.text(f"ALTER TABLE {table} SET (autovacuum_enabled = false)"))
-        await conn.execute(sa.text(f"""
+        await conn.execute(
+            sa.text(f"""
             INSERT INTO embedded_tasks (id, instance_id, definition_id, definition_key, task_definition_key, name,
                 assignee, candidate_users, candidate_groups, priority, due, status, created, tenant_id)
             SELECT 'seed-' || g, 'seed-instance-' || g, 'seed-definition',
@@ -63,11 +64,14 @@ async def seed_open_tasks(count: int, database: str = DATABASE) -> None:
                 CASE WHEN g % 2 = 0 THEN '["sales"]'::jsonb ELSE '["ops"]'::jsonb END, g % 100,
                 now() + (g % 30) * interval '1 day', CASE WHEN g % 4 = 0 THEN 'assigned' ELSE 'created' END,
                 now() - g * interval '1 second', NULL
-            FROM generate_series(1, {count}) AS g"""))
-        await conn.execute(sa.text(f"""
+            FROM generate_series(1, {count}) AS g""")
+        )
+        await conn.execute(
+            sa.text(f"""
             INSERT INTO embedded_task_candidates (task_id, kind, value, open, assigned)
             SELECT 'seed-' || g, 'group', CASE WHEN g % 2 = 0 THEN 'sales' ELSE 'ops' END, true, g % 4 = 0
-            FROM generate_series(1, {count}) AS g"""))
+            FROM generate_series(1, {count}) AS g""")
+        )
     await engine.dispose()
 
 
@@ -81,11 +85,15 @@ async def analyze(database: str = DATABASE) -> None:
 
 async def start_and_complete(base: str) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        (await client.post("/api/processes/definitions", files={"file": ("approval.bpmn", APPROVAL)})).raise_for_status()
+        (
+            await client.post("/api/processes/definitions", files={"file": ("approval.bpmn", APPROVAL)})
+        ).raise_for_status()
         started: list[str] = []
 
         async def start() -> None:
-            response = await client.post("/api/processes/instances", json={"definition_key": "approval", "variables": {"amount": 30}})
+            response = await client.post(
+                "/api/processes/instances", json={"definition_key": "approval", "variables": {"amount": 30}}
+            )
             response.raise_for_status()
             started.append(response.json()["id"])
 
@@ -94,11 +102,16 @@ async def start_and_complete(base: str) -> None:
         latencies, rate = await timed(start, 400)
         print(f"  start instance : {summary(latencies)} ({rate:.0f}/s)")
         tasks = iter(
-            [(await client.get("/api/processes/tasks", params={"instance_id": i})).json()["items"][0]["id"] for i in started]
+            [
+                (await client.get("/api/processes/tasks", params={"instance_id": i})).json()["items"][0]["id"]
+                for i in started
+            ]
         )
 
         async def complete() -> None:
-            response = await client.post(f"/api/processes/tasks/{next(tasks)}/complete", json={"variables": {"approved": True}})
+            response = await client.post(
+                f"/api/processes/tasks/{next(tasks)}/complete", json={"variables": {"approved": True}}
+            )
             assert response.status_code == 204, response.text
 
         latencies, rate = await timed(complete, 400)

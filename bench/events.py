@@ -104,8 +104,10 @@ async def run(base: str) -> None:
             await asyncio.sleep(0.05)
             if time.perf_counter() - started > 300:
                 break
-        print(f"burst of {BURST} events ({PER_COMMIT} per commit, {INSTANCES} instances), written in "
-              f"{written - started:.2f} s:")
+        print(
+            f"burst of {BURST} events ({PER_COMMIT} per commit, {INSTANCES} instances), written in "
+            f"{written - started:.2f} s:"
+        )
         for label, arrived in (("Redis stream", streamed), ("webhook receiver", receiver.arrived)):
             got = [arrived[n] for n in range(BURST) if n in arrived]
             elapsed = max(got) - started if got else float("nan")
@@ -127,8 +129,10 @@ async def run(base: str) -> None:
         print(f"paced {PACED_RATE} events/s for {PACED_SECONDS} s, one event per commit, commit→receipt:")
         for label, arrived in (("Redis stream", streamed), ("webhook receiver", receiver.arrived)):
             latencies = [(arrived[n] - t) * 1000 for n, t in committed.items() if n in arrived]
-            print(f"  {label:17}: {len(latencies)}/{len(committed)} received, p50={percentile(latencies, 0.5):.0f} ms "
-                  f"p95={percentile(latencies, 0.95):.0f} ms max={max(latencies):.0f} ms")
+            print(
+                f"  {label:17}: {len(latencies)}/{len(committed)} received, p50={percentile(latencies, 0.5):.0f} ms "
+                f"p95={percentile(latencies, 0.95):.0f} ms max={max(latencies):.0f} ms"
+            )
     finally:
         stop.set()
         await reader

@@ -67,16 +67,23 @@ def wide(key: str, tasks: int) -> bytes:
     for b in range(branches):
         previous = "fork"
         for n in range(per):
-            body.append(f'<bpmn:manualTask id="t{b}_{n}"/><bpmn:sequenceFlow id="f{b}_{n}" sourceRef="{previous}" targetRef="t{b}_{n}"/>')
+            body.append(
+                f'<bpmn:manualTask id="t{b}_{n}"/><bpmn:sequenceFlow id="f{b}_{n}" sourceRef="{previous}" targetRef="t{b}_{n}"/>'
+            )
             previous = f"t{b}_{n}"
         body.append(f'<bpmn:sequenceFlow id="j{b}" sourceRef="{previous}" targetRef="join"/>')
     body.append('<bpmn:userTask id="wait"/><bpmn:sequenceFlow id="fw" sourceRef="join" targetRef="wait"/>')
-    return (HEAD + f'<bpmn:process id="{key}" isExecutable="true">' + "".join(body) + "</bpmn:process></bpmn:definitions>").encode()
+    return (
+        HEAD + f'<bpmn:process id="{key}" isExecutable="true">' + "".join(body) + "</bpmn:process></bpmn:definitions>"
+    ).encode()
 
 
 def huge_upload() -> bytes:
     tasks = "".join(f'<bpmn:task id="t{n}"/>' for n in range(200_000))
-    return (HEAD + f'<bpmn:process id="huge" isExecutable="true"><bpmn:startEvent id="s"/>{tasks}</bpmn:process></bpmn:definitions>').encode()
+    return (
+        HEAD
+        + f'<bpmn:process id="huge" isExecutable="true"><bpmn:startEvent id="s"/>{tasks}</bpmn:process></bpmn:definitions>'
+    ).encode()
 
 
 def deploy(client: httpx.Client, xml: bytes) -> httpx.Response:
@@ -143,11 +150,19 @@ def run(client: httpx.Client, pid: int) -> None:
 
     batch(
         "300-term condition over a 1 MiB variable",
-        lambda n: client.post("/api/processes/instances", json={"definition_key": "routing", "variables": {"s": one_mib}}).status_code,
+        lambda n: (
+            client.post(
+                "/api/processes/instances", json={"definition_key": "routing", "variables": {"s": one_mib}}
+            ).status_code
+        ),
     )
     batch(
         "loopCardinality 20,000",
-        lambda n: client.post("/api/processes/instances", json={"definition_key": "fanout", "variables": {"n": 20_000}}).status_code,
+        lambda n: (
+            client.post(
+                "/api/processes/instances", json={"definition_key": "fanout", "variables": {"n": 20_000}}
+            ).status_code
+        ),
     )
     huge = huge_upload()
     print(f"memory: the hostile upload is {len(huge) / (1 << 20):.1f} MiB with 200,000 elements")

@@ -103,7 +103,9 @@ def profile(stub_port: int, tmp: str) -> None:
     stats = pstats.Stats(out)
     total = sum(entry[2] for entry in stats.stats.values())  # type: ignore[attr-defined]
     requests = WARMUP + PROFILE_REQUESTS
-    print(f"profile: {total / requests * 1e6:,.0f} µs CPU per request (process time under the profiler, incl. start-up), top by own time:")
+    print(
+        f"profile: {total / requests * 1e6:,.0f} µs CPU per request (process time under the profiler, incl. start-up), top by own time:"
+    )
     stats.sort_stats("tottime").print_stats(25)
 
 

@@ -75,6 +75,7 @@ def main() -> None:
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
     asyncio.run(admin(f'CREATE DATABASE "{DATABASE}"'))
     try:
+
         async def migrate() -> None:
             db = Database(database_url(DATABASE))
             await db.migrate()

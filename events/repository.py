@@ -64,9 +64,7 @@ async def lock_position(session: AsyncSession, relay: str, start: int = 0) -> in
 
 async def save_position(session: AsyncSession, relay: str, position: int) -> None:
     await session.execute(
-        relay_positions.update()
-        .where(relay_positions.c.relay == relay)
-        .values(position=position, updated=utcnow())
+        relay_positions.update().where(relay_positions.c.relay == relay).values(position=position, updated=utcnow())
     )
 
 
@@ -119,8 +117,17 @@ async def delete_subscription(session: AsyncSession, subscription_id: str) -> No
 
 async def list_subscriptions(session: AsyncSession, offset: int, limit: int) -> tuple[Sequence[Row], int]:
     rows = (
-        await session.execute(sa.select(subscriptions).order_by(subscriptions.c.created, subscriptions.c.id).offset(offset).limit(limit))
-    ).mappings().all()
+        (
+            await session.execute(
+                sa.select(subscriptions)
+                .order_by(subscriptions.c.created, subscriptions.c.id)
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
     total = await session.scalar(sa.select(sa.func.count()).select_from(subscriptions))
     return rows, int(total or 0)
 
@@ -176,22 +183,34 @@ async def list_deliveries(
     if status is not None:
         conditions.append(deliveries.c.status == status.value)
     rows = (
-        await session.execute(
-            sa.select(deliveries).where(*conditions).order_by(deliveries.c.event_cursor.desc(), deliveries.c.created.desc()).offset(offset).limit(limit)
+        (
+            await session.execute(
+                sa.select(deliveries)
+                .where(*conditions)
+                .order_by(deliveries.c.event_cursor.desc(), deliveries.c.created.desc())
+                .offset(offset)
+                .limit(limit)
+            )
         )
-    ).mappings().all()
+        .mappings()
+        .all()
+    )
     total = await session.scalar(sa.select(sa.func.count()).select_from(deliveries).where(*conditions))
     return rows, int(total or 0)
 
 
 async def get_delivery(session: AsyncSession, subscription_id: str, delivery_id: str) -> Row:
     row = (
-        await session.execute(
-            sa.select(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.subscription_id == subscription_id)
-            .with_for_update()
+        (
+            await session.execute(
+                sa.select(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.subscription_id == subscription_id)
+                .with_for_update()
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFound(f"Subscription {subscription_id} has no delivery {delivery_id}")
     return row
@@ -310,4 +329,6 @@ async def instance_events(session: AsyncSession, engine: str, instance_ids: set[
 async def oldest_open_change(session: AsyncSession, engine: str) -> datetime | None:
     """When the oldest change the gateway is making on this engine began (`change_intents`): its events are not
     in the outbox yet, so the change feed reads nothing from that moment on."""
-    return await session.scalar(sa.select(sa.func.min(change_intents.c.started_at)).where(change_intents.c.engine == engine))
+    return await session.scalar(
+        sa.select(sa.func.min(change_intents.c.started_at)).where(change_intents.c.engine == engine)
+    )

@@ -104,7 +104,9 @@ class EventService:
         )
         return repository.subscription_view(row, secret=secret)
 
-    async def update_subscription(self, uow: UnitOfWork, subscription_id: str, body: SubscriptionUpdate) -> Subscription:
+    async def update_subscription(
+        self, uow: UnitOfWork, subscription_id: str, body: SubscriptionUpdate
+    ) -> Subscription:
         """Change a subscription. A new secret rotates: the old one keeps signing for the configured overlap.
         Activating clears what disabled it; its pending deliveries then go out again."""
         current = await repository.get_subscription(uow.session, subscription_id, lock=True)
@@ -201,8 +203,4 @@ def _utc(moment: datetime) -> datetime:
 
 def change_feeds(db: Database, registry: EngineRegistry, settings: EventSettings) -> list[ChangeFeed]:
     """One change feed per engine whose adapter reads its engine's changes (the HTTP engines)."""
-    return [
-        ChangeFeed(db, handle, settings)
-        for handle in registry.engines.values()
-        if handle.adapter.observes_changes
-    ]
+    return [ChangeFeed(db, handle, settings) for handle in registry.engines.values() if handle.adapter.observes_changes]

@@ -158,8 +158,13 @@ async def stream_events(
 async def create_subscription(body: SubscriptionCreate, service: Events, caller: CurrentCaller) -> Subscription:
     """Register a webhook receiver for event types (and an optional filter). Deliveries are signed per the Standard Webhooks spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and with `X-PM-Signature: sha256=<hex HMAC of the body>`; target URLs on private, loopback or link-local addresses are refused unless allowed by a setting."""
     return await _audited(
-        service, caller, "create", None, _safe_request(body),
-        lambda uow: service.create_subscription(uow, body, caller.actor), status.HTTP_201_CREATED,
+        service,
+        caller,
+        "create",
+        None,
+        _safe_request(body),
+        lambda uow: service.create_subscription(uow, body, caller.actor),
+        status.HTTP_201_CREATED,
     )
 
 
@@ -196,7 +201,11 @@ async def update_subscription(
 ) -> Subscription:
     """Change url, event types, filter, format or active; giving a new secret starts a rotation during which both signatures are sent."""
     return await _audited(
-        service, caller, "update", subscription_id, _safe_request(body),
+        service,
+        caller,
+        "update",
+        subscription_id,
+        _safe_request(body),
         lambda uow: service.update_subscription(uow, subscription_id, body),
     )
 
@@ -210,8 +219,13 @@ async def update_subscription(
 async def delete_subscription(subscription_id: str, service: Events, caller: CurrentCaller) -> Response:
     """Delete a subscription and its delivery records; nothing more is sent to it."""
     await _audited(
-        service, caller, "delete", subscription_id, {},
-        lambda uow: repository.delete_subscription(uow.session, subscription_id), status.HTTP_204_NO_CONTENT,
+        service,
+        caller,
+        "delete",
+        subscription_id,
+        {},
+        lambda uow: repository.delete_subscription(uow.session, subscription_id),
+        status.HTTP_204_NO_CONTENT,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -234,7 +248,9 @@ async def list_deliveries(
     require_manage(caller)
     async with reading(service.db) as session:
         await repository.get_subscription(session, subscription_id)
-        rows, total = await repository.list_deliveries(session, subscription_id, delivery_status, (page - 1) * size, size)
+        rows, total = await repository.list_deliveries(
+            session, subscription_id, delivery_status, (page - 1) * size, size
+        )
     return {"items": [repository.delivery_view(row) for row in rows], "total": total, "page": page, "size": size}
 
 
@@ -246,12 +262,19 @@ async def list_deliveries(
 )
 async def retry_delivery(subscription_id: str, delivery_id: str, service: Events, caller: CurrentCaller) -> Delivery:
     """Send a failed (dead-lettered) delivery again now, with a fresh retry schedule."""
+
     async def change(uow: UnitOfWork) -> Delivery:
         await service.retry_delivery(uow, subscription_id, delivery_id)
         return repository.delivery_view(await repository.get_delivery(uow.session, subscription_id, delivery_id))
 
     delivery = await _audited(
-        service, caller, "retry_delivery", subscription_id, {"delivery_id": delivery_id}, change, status.HTTP_202_ACCEPTED
+        service,
+        caller,
+        "retry_delivery",
+        subscription_id,
+        {"delivery_id": delivery_id},
+        change,
+        status.HTTP_202_ACCEPTED,
     )
     return delivery
 
@@ -262,11 +285,18 @@ async def retry_delivery(subscription_id: str, delivery_id: str, service: Events
     response_model=RecoverAccepted,
     summary="Deliver again every matching event of a time window [since, until)",
 )
-async def recover(subscription_id: str, body: RecoverRequest, service: Events, caller: CurrentCaller) -> RecoverAccepted:
+async def recover(
+    subscription_id: str, body: RecoverRequest, service: Events, caller: CurrentCaller
+) -> RecoverAccepted:
     """Queue every event of the window [since, until) that matches the subscription again (replay after a receiver outage)."""
     queued = await _audited(
-        service, caller, "recover", subscription_id, body.model_dump(mode="json"),
-        lambda uow: service.recover(uow, subscription_id, body), status.HTTP_202_ACCEPTED,
+        service,
+        caller,
+        "recover",
+        subscription_id,
+        body.model_dump(mode="json"),
+        lambda uow: service.recover(uow, subscription_id, body),
+        status.HTTP_202_ACCEPTED,
     )
     return RecoverAccepted(deliveries=queued)
 

@@ -76,9 +76,7 @@ def signature_headers(webhook_id: str, body: bytes, signing_secrets: list[str], 
     """The Standard Webhooks headers and X-PM-Signature, one signature per secret (newest first)."""
     text = body.decode()
     standard = [Webhook(secret_key(secret)).sign(webhook_id, now, text) for secret in signing_secrets]
-    legacy = [
-        "sha256=" + hmac.new(secret_key(secret), body, hashlib.sha256).hexdigest() for secret in signing_secrets
-    ]
+    legacy = ["sha256=" + hmac.new(secret_key(secret), body, hashlib.sha256).hexdigest() for secret in signing_secrets]
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(now.timestamp())),

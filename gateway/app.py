@@ -66,8 +66,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error = GatewayError(str(exc.detail), headers=dict(exc.headers or {}))
-        error.status, error.title = exc.status_code, {404: "Not found", 405: "Method not allowed"}.get(
-            exc.status_code, "HTTP error"
+        error.status, error.title = (
+            exc.status_code,
+            {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error"),
         )
         error.slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         if exc.status_code == 404 and exc.detail == "Not Found":
@@ -121,7 +122,9 @@ class UploadLimitMiddleware:
             await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"The request body is larger than the limit of {self.limit} bytes (PM_MAX_UPLOAD_BYTES)")
+        error = PayloadTooLarge(
+            f"The request body is larger than the limit of {self.limit} bytes (PM_MAX_UPLOAD_BYTES)"
+        )
         note_problem(error.title)
         body = JSONResponse(error.problem(scope["path"]), status_code=413, media_type=PROBLEM_JSON)
         await body({"type": "http"}, _no_receive, send)

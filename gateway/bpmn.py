@@ -103,9 +103,7 @@ def validate(xml: bytes, *, max_elements: int = MAX_ELEMENTS) -> list[ProcessSum
         for element in root.iter(f"{{{BPMN_NS}}}process")
     ]
     if not any(process.executable for process in processes):
-        raise InvalidBpmn(
-            "The BPMN file contains no executable process (every <process> has isExecutable=\"false\")"
-        )
+        raise InvalidBpmn('The BPMN file contains no executable process (every <process> has isExecutable="false")')
     missing_id = next((p for p in processes if not p.id), None)
     if missing_id is not None:
         raise InvalidBpmn("Every <process> needs an id")
@@ -125,7 +123,6 @@ def _check_lengths(root: etree._Element) -> None:
                     f"The {attribute} of <{etree.QName(element).localname}> at line {element.sourceline} is "
                     f"{len(value)} characters long; the limit is {MAX_ID_LENGTH}"
                 )
-
 
 
 @dataclass(frozen=True)
@@ -216,7 +213,9 @@ def describe_events(xml: bytes, process_id: str) -> tuple[list[ProcessEvent], li
     if process is None:
         return [], []
     names = {
-        kind: {element.get("id"): element.get("name") or element.get("id") for element in root.iter(f"{{{BPMN_NS}}}{kind}")}
+        kind: {
+            element.get("id"): element.get("name") or element.get("id") for element in root.iter(f"{{{BPMN_NS}}}{kind}")
+        }
         for kind in ("message", "signal")
     }
     starts = [_event(element, names) for element in process.findall(f"{{{BPMN_NS}}}startEvent")]
@@ -237,7 +236,11 @@ def _event(element: etree._Element, names: dict[str, dict[str | None, str | None
     message = element.find(f"{{{BPMN_NS}}}messageEventDefinition")
     signal = element.find(f"{{{BPMN_NS}}}signalEventDefinition")
     timer = element.find(f"{{{BPMN_NS}}}timerEventDefinition")
-    message_ref = element.get("messageRef") if kind == "receiveTask" else (message.get("messageRef") if message is not None else None)
+    message_ref = (
+        element.get("messageRef")
+        if kind == "receiveTask"
+        else (message.get("messageRef") if message is not None else None)
+    )
     trigger = None
     if message is not None or message_ref is not None:
         trigger = "message"
@@ -256,7 +259,9 @@ def _event(element: etree._Element, names: dict[str, dict[str | None, str | None
         element_type=kind,
         trigger=trigger,
         message_name=names["message"].get(message_ref, message_ref) if message_ref else None,
-        signal_name=names["signal"].get(signal.get("signalRef"), signal.get("signalRef")) if signal is not None else None,
+        signal_name=names["signal"].get(signal.get("signalRef"), signal.get("signalRef"))
+        if signal is not None
+        else None,
         interrupting=interrupting,
         attached_to=element.get("attachedToRef"),
     )
@@ -269,8 +274,12 @@ def message_start_event(xml: bytes, process_id: str, message_name: str) -> str:
     for start in starts:
         if start.message_name == message_name:
             return start.id
-    known = ", ".join(f"{s.id!r} ({s.trigger or 'none'}{f' {s.message_name!r}' if s.message_name else ''})" for s in starts)
-    raise BadRequest(f"Process {process_id!r} has no start event for message {message_name!r}; its start events: {known}")
+    known = ", ".join(
+        f"{s.id!r} ({s.trigger or 'none'}{f' {s.message_name!r}' if s.message_name else ''})" for s in starts
+    )
+    raise BadRequest(
+        f"Process {process_id!r} has no start event for message {message_name!r}; its start events: {known}"
+    )
 
 
 def flow_node_ids(xml: bytes, process_id: str) -> set[str]:
@@ -279,9 +288,25 @@ def flow_node_ids(xml: bytes, process_id: str) -> set[str]:
     process = next((p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id") == process_id), None)
     if process is None:
         return set()
-    skipped = {"sequenceFlow", "extensionElements", "documentation", "laneSet", "lane", "flowNodeRef", "incoming",
-               "outgoing", "conditionExpression", "multiInstanceLoopCharacteristics", "textAnnotation", "association",
-               "dataObject", "dataObjectReference", "dataStoreReference", "ioSpecification", "property"}
+    skipped = {
+        "sequenceFlow",
+        "extensionElements",
+        "documentation",
+        "laneSet",
+        "lane",
+        "flowNodeRef",
+        "incoming",
+        "outgoing",
+        "conditionExpression",
+        "multiInstanceLoopCharacteristics",
+        "textAnnotation",
+        "association",
+        "dataObject",
+        "dataObjectReference",
+        "dataStoreReference",
+        "ioSpecification",
+        "property",
+    }
     return {
         element.get("id")
         for element in process.iter()
@@ -299,9 +324,15 @@ def single_successor(xml: bytes, process_id: str, activity_id: str) -> str:
     engines that can only start before one). BadRequest when it has none or several."""
     root = parse(xml)
     process = next((p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id") == process_id), None)
-    targets = [] if process is None else [
-        flow.get("targetRef") for flow in process.iter(f"{{{BPMN_NS}}}sequenceFlow") if flow.get("sourceRef") == activity_id
-    ]
+    targets = (
+        []
+        if process is None
+        else [
+            flow.get("targetRef")
+            for flow in process.iter(f"{{{BPMN_NS}}}sequenceFlow")
+            if flow.get("sourceRef") == activity_id
+        ]
+    )
     if len(targets) != 1:
         raise BadRequest(
             f"Activity {activity_id!r} has {len(targets)} outgoing sequence flows; start_after needs exactly one "

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from gateway.db import Database
 
     if args.command == "migrate":
+
         async def migrate() -> None:
             db = Database(settings.database_url)
             await db.migrate()

@@ -125,7 +125,9 @@ def migration_locations() -> list[Path]:
     """The gateway's migrations, those of its domain packages, and those of each installed adapter package."""
     root = Path(__file__).parent.parent
     locations = [Path(__file__).parent / "migrations" / "versions"]
-    locations += [root / package / "migrations" for package in DOMAIN_PACKAGES if (root / package / "migrations").is_dir()]
+    locations += [
+        root / package / "migrations" for package in DOMAIN_PACKAGES if (root / package / "migrations").is_dir()
+    ]
     for entry in installed_adapters().values():
         spec = importlib.util.find_spec(entry.module)
         if spec is None or not spec.submodule_search_locations:

@@ -81,7 +81,9 @@ class OAuth2ClientCredentials(httpx.Auth):
             return token
 
 
-def build_auth(config: AuthConfig, *, engine: str, transport: httpx.AsyncBaseTransport | None = None) -> httpx.Auth | None:
+def build_auth(
+    config: AuthConfig, *, engine: str, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.Auth | None:
     match config.type:
         case "basic":
             return httpx.BasicAuth(config.username or "", config.password.get_secret_value() if config.password else "")

@@ -119,8 +119,7 @@ class ServiceUnavailable(GatewayError):
 
 
 ERRORS_BY_STATUS: dict[int, type[GatewayError]] = {
-    cls.status: cls
-    for cls in (BadRequest, NotFound, Conflict, PayloadTooLarge, ValidationFailed, NotSupported)
+    cls.status: cls for cls in (BadRequest, NotFound, Conflict, PayloadTooLarge, ValidationFailed, NotSupported)
 }
 
 

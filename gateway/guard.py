@@ -136,7 +136,9 @@ async def _actor(scope: Scope, authenticator: Authenticator) -> str:
         return INVALID_ACTOR
     authorization = dict(scope["headers"]).get(b"authorization")
     try:
-        caller = await authenticator.caller(None if authorization is None else authorization.decode(errors="replace"), user)
+        caller = await authenticator.caller(
+            None if authorization is None else authorization.decode(errors="replace"), user
+        )
     except GatewayError:
         return "unauthenticated"
     return caller.actor
@@ -174,7 +176,9 @@ class RequestGuardMiddleware:
             async def observing_send(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     answered["status"] = message["status"]
-                    answered["replayed"] = any(k.lower() == b"idempotent-replayed" for k, _ in message.get("headers", []))
+                    answered["replayed"] = any(
+                        k.lower() == b"idempotent-replayed" for k, _ in message.get("headers", [])
+                    )
                 elif message["type"] == "http.response.body" and len(answered["body"]) < KEPT_PROBLEM_BYTES:
                     answered["body"] += message.get("body", b"")
                 await send(message)

@@ -100,7 +100,9 @@ class IdempotencyMiddleware:
     and path; a request whose caller cannot be established is passed on untouched (the route answers 401),
     so a stored response never reaches someone who could not have made the request."""
 
-    def __init__(self, app: ASGIApp, db_getter: Any, ttl_hours: float, lease_seconds: float, authenticator_getter: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, db_getter: Any, ttl_hours: float, lease_seconds: float, authenticator_getter: Any
+    ) -> None:
         self.app = app
         self.db_getter = db_getter
         self.authenticator_getter = authenticator_getter
@@ -183,7 +185,9 @@ class IdempotencyMiddleware:
                 try:
                     async with session.begin_nested():
                         await session.execute(
-                            keys.insert().values(scope=claim.scope, key=claim.key, request_hash=request_hash, created_at=now, **lease)
+                            keys.insert().values(
+                                scope=claim.scope, key=claim.key, request_hash=request_hash, created_at=now, **lease
+                            )
                         )
                     return None
                 except sa.exc.IntegrityError:
@@ -223,9 +227,15 @@ class IdempotencyMiddleware:
                 elif message["type"] == "http.response.body":
                     captured["body"] += message.get("body", b"")
 
-            get = {**scope, "method": "GET", "path": location, "raw_path": location.encode(), "headers": [
-                (k, v) for k, v in scope["headers"] if k not in (b"content-length", b"content-type", HEADER)
-            ]}
+            get = {
+                **scope,
+                "method": "GET",
+                "path": location,
+                "raw_path": location.encode(),
+                "headers": [
+                    (k, v) for k, v in scope["headers"] if k not in (b"content-length", b"content-type", HEADER)
+                ],
+            }
             await self.app(get, replay_body(b""), capture)
             if captured["status"] == 200:
                 headers += [(b"content-type", JSON), (b"location", location.encode())]
@@ -263,9 +273,7 @@ class IdempotencyMiddleware:
                     await session.execute(keys.update().where(where).values(lease_until=utcnow()))
                     return
                 kept = [
-                    (k.decode(), v.decode())
-                    for k, v in response_headers
-                    if k.lower() in (b"content-type", b"location")
+                    (k.decode(), v.decode()) for k, v in response_headers if k.lower() in (b"content-type", b"location")
                 ]
                 await session.execute(
                     keys.update()

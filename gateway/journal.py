@@ -174,9 +174,11 @@ class ChainCheck:
 
 
 def _checkpoint_mac(key: bytes, checkpoint: dict[str, Any]) -> str:
-    material = "|".join(
-        str(checkpoint[name]) for name in ("audit_id", "audit_hash", "rows", "prev_mac")
-    ) + "|" + checkpoint["created_at"].isoformat()
+    material = (
+        "|".join(str(checkpoint[name]) for name in ("audit_id", "audit_hash", "rows", "prev_mac"))
+        + "|"
+        + checkpoint["created_at"].isoformat()
+    )
     return hmac.new(key, material.encode(), hashlib.sha256).hexdigest()
 
 
@@ -190,8 +192,10 @@ async def write_checkpoint(db: Database, key: bytes) -> dict[str, Any] | None:
         if head_id is None:
             return None
         last = (
-            await session.execute(sa.select(audit_checkpoints).order_by(audit_checkpoints.c.id.desc()).limit(1))
-        ).mappings().first()
+            (await session.execute(sa.select(audit_checkpoints).order_by(audit_checkpoints.c.id.desc()).limit(1)))
+            .mappings()
+            .first()
+        )
         if last is not None and last["audit_id"] == head_id:
             return None
         rows = await session.scalar(sa.select(sa.func.count()).select_from(audit_log))
@@ -204,9 +208,7 @@ async def write_checkpoint(db: Database, key: bytes) -> dict[str, Any] | None:
         }
         checkpoint["mac"] = _checkpoint_mac(key, checkpoint)
         await session.execute(audit_checkpoints.insert().values(**checkpoint))
-    log.info(
-        "audit checkpoint: row %s hash %s rows %s mac %s", head_id, head_hash, rows, checkpoint["mac"]
-    )
+    log.info("audit checkpoint: row %s hash %s rows %s mac %s", head_id, head_hash, rows, checkpoint["mac"])
     return checkpoint
 
 
@@ -218,9 +220,15 @@ async def _checkpoints(db: Database, key: bytes) -> tuple[list[dict[str, Any]], 
     prev_mac = GENESIS_HASH
     for checkpoint in checkpoints:
         if not hmac.compare_digest(_checkpoint_mac(key, checkpoint), checkpoint["mac"]):
-            return checkpoints, f"checkpoint {checkpoint['id']} has an invalid signature (forged, edited or another key)"
+            return (
+                checkpoints,
+                f"checkpoint {checkpoint['id']} has an invalid signature (forged, edited or another key)",
+            )
         if checkpoint["prev_mac"] != prev_mac:
-            return checkpoints, f"checkpoint {checkpoint['id']} does not follow the one before it (a checkpoint was removed)"
+            return (
+                checkpoints,
+                f"checkpoint {checkpoint['id']} does not follow the one before it (a checkpoint was removed)",
+            )
         prev_mac = checkpoint["mac"]
     return checkpoints, None
 
@@ -250,7 +258,9 @@ async def verify_chain(db: Database, batch: int = 5000, *, anchor_key: bytes | N
                 break
             for row in chunk:
                 if row["prev_hash"] != prev_hash or _chain_hash(prev_hash, row) != row["hash"]:
-                    return ChainCheck(rows=rows, ok=False, first_bad_id=row["id"], problem="hash or link does not match")
+                    return ChainCheck(
+                        rows=rows, ok=False, first_bad_id=row["id"], problem="hash or link does not match"
+                    )
                 prev_hash, last_id, rows = row["hash"], row["id"], rows + 1
                 anchor = anchors.pop(row["id"], None)
                 if anchor is not None and (anchor["audit_hash"] != row["hash"] or anchor["rows"] != rows):
@@ -355,8 +365,9 @@ async def list_events(
         conditions.append(outbox.c.tenant_id.in_(sorted(tenants)))
     if types:
         conditions.append(outbox.c.type.in_(types))
-    rows = [dict(r._mapping) for r in await session.execute(
-        sa.select(outbox).where(*conditions).order_by(outbox.c.id).limit(limit)
-    )]
+    rows = [
+        dict(r._mapping)
+        for r in await session.execute(sa.select(outbox).where(*conditions).order_by(outbox.c.id).limit(limit))
+    ]
     next_cursor = rows[-1]["id"] if rows else after
     return [event_public(row) for row in rows], next_cursor

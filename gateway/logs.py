@@ -17,8 +17,21 @@ LogFormat = Literal["text", "json"]
 
 # Loggers that talk per task or per statement: SpiffWorkflow logs each task state change, the drivers each
 # statement. They stay at WARNING whatever the gateway's own level.
-CHATTY_LOGGERS = ("spiff", "spiff.task", "spiff.workflow", "spiff.data", "spiff.dmn", "sqlalchemy.engine",
-                  "sqlalchemy.pool", "aiosqlite", "asyncpg", "alembic", "httpx", "httpcore", "aiohttp")
+CHATTY_LOGGERS = (
+    "spiff",
+    "spiff.task",
+    "spiff.workflow",
+    "spiff.data",
+    "spiff.dmn",
+    "sqlalchemy.engine",
+    "sqlalchemy.pool",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+    "httpx",
+    "httpcore",
+    "aiohttp",
+)
 
 access_log = logging.getLogger("gateway.access")
 

@@ -202,7 +202,9 @@ def compatibility_breaks(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             narrowed = _types(field_schema) - _types(new_fields[field])
             if narrowed and "any" not in _types(new_fields[field]):
                 breaks.append(f"schema {name}: field '{field}' no longer accepts {', '.join(sorted(narrowed))}")
-            dropped = set(field_schema.get("enum", [])) - set(new_fields[field].get("enum", field_schema.get("enum", [])))
+            dropped = set(field_schema.get("enum", [])) - set(
+                new_fields[field].get("enum", field_schema.get("enum", []))
+            )
             if dropped:
                 breaks.append(f"schema {name}: field '{field}' lost values {', '.join(sorted(map(str, dropped)))}")
         if name in requests:

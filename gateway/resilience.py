@@ -447,7 +447,11 @@ def transport_failure(exc: BaseException) -> str:
     `read timeout`, `connection closed by the engine`."""
     chain = _causes(exc)
     if dns := _first(chain, aiohttp.ClientConnectorDNSError, socket.gaierror):
-        reason = dns.strerror if isinstance(dns, socket.gaierror) else getattr(getattr(dns, "os_error", None), "strerror", None)
+        reason = (
+            dns.strerror
+            if isinstance(dns, socket.gaierror)
+            else getattr(getattr(dns, "os_error", None), "strerror", None)
+        )
         return f"DNS lookup failed: {reason or dns}"
     tls = _first(chain, aiohttp.ClientSSLError, ssl.SSLError)
     if tls is not None and not isinstance(tls, ssl.SSLWantReadError | ssl.SSLWantWriteError):
@@ -509,7 +513,10 @@ class RedisBreakerSync:
 
     @staticmethod
     def _adopt(breaker: EngineBreaker, fields: dict[Any, Any]) -> None:
-        text = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v for k, v in fields.items()}
+        text = {
+            k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+            for k, v in fields.items()
+        }
         opened_at = datetime.fromisoformat(text["opened_at"]) if text.get("opened_at") else None
         breaker.storage.apply_remote(text["state"], opened_at)
         if text.get("last_error"):
@@ -525,7 +532,9 @@ class RedisBreakerSync:
         async def send() -> None:
             try:
                 await self.redis.hset(f"pm:breaker:{engine}", mapping=fields)
-                await self.redis.publish(self.CHANNEL, jsonlib.dumps({"engine": engine, "origin": self.origin, **fields}))
+                await self.redis.publish(
+                    self.CHANNEL, jsonlib.dumps({"engine": engine, "origin": self.origin, **fields})
+                )
             except Exception:  # a Redis outage must not fail engine calls
                 log.warning("could not share circuit state of %s through Redis", engine, exc_info=True)
 

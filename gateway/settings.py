@@ -42,6 +42,8 @@ def duration_in(unit_seconds: float) -> Any:
 
 Seconds = Annotated[float, duration_in(1)]
 Hours = Annotated[float, duration_in(3600)]
+
+
 def _port_in_range(port: int) -> int:
     if not 1 <= port <= 65535:
         raise ValueError("the port must be a number from 1 to 65535")
@@ -167,7 +169,9 @@ class Settings(BaseSettings):
     auth_groups_claim: str = "groups"
     auth_tenants_claim: str = "tenants"  # empty: no tenant isolation
     auth_roles_file: Path | None = None  # default: gateway/auth/roles.json
-    auth_open_paths: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["/ready", "/metrics", "/docs", "/openapi.json"])
+    auth_open_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/ready", "/metrics", "/docs", "/openapi.json"]
+    )
 
     @field_validator(
         "auth_issuer", "auth_jwks_url", "auth_jwks_file", "auth_public_key_file", "auth_roles_file", mode="before"

@@ -109,7 +109,9 @@ class BodyDeadlineMiddleware:
         except _BodyTooSlow:
             if started:
                 raise
-            error = RequestTimeout(f"The request body did not arrive within {self.seconds:g} s (PM_CLIENT_BODY_TIMEOUT)")
+            error = RequestTimeout(
+                f"The request body did not arrive within {self.seconds:g} s (PM_CLIENT_BODY_TIMEOUT)"
+            )
             body = json.dumps(error.problem(scope["path"])).encode()
             headers: list[Any] = [
                 (b"content-type", b"application/problem+json"),

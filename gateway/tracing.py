@@ -33,7 +33,9 @@ def configure_tracing(exporter: Any = None) -> bool:
     except ImportError:
         log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but the otel extra is not installed: no tracing")
         return False
-    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "pm-gateway")}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "pm-gateway")})
+    )
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -60,5 +62,7 @@ def span(name: str, **attributes: Any) -> Iterator[Any]:
     if _tracer is None:
         yield None
         return
-    with _tracer.start_as_current_span(name, attributes={k: v for k, v in attributes.items() if v is not None}) as current:
+    with _tracer.start_as_current_span(
+        name, attributes={k: v for k, v in attributes.items() if v is not None}
+    ) as current:
         yield current

@@ -47,7 +47,7 @@ class TypedValue(BaseModel):
 Variables = dict[str, TypedValue]
 
 REQUEST_VARIABLES_DOC: dict[str, Any] = {
-    "description": "Variables by name: `{\"value\": ..., \"type\": ...}` (type optional, inferred when left out) "
+    "description": 'Variables by name: `{"value": ..., "type": ...}` (type optional, inferred when left out) '
     "or a bare value",
     "json_schema_extra": {"additionalProperties": {"$ref": "#/components/schemas/TypedValue"}},
 }

@@ -85,7 +85,12 @@ async def act(
         async with reading(center.db) as session:
             _check(caller, "incident:act", await repository.incident_details(session, incident_id))
     await perform(
-        center.db, actor=caller.actor, operation=operation, incident_id=incident_id, request=request, change=change,
+        center.db,
+        actor=caller.actor,
+        operation=operation,
+        incident_id=incident_id,
+        request=request,
+        change=change,
         status=status,
     )
     async with reading(center.db) as session:
@@ -95,7 +100,12 @@ async def act(
 async def bulk_retry(center: IncidentCenter, caller: Caller, body: BulkRetryRequest) -> OperationAccepted:
     """A bulk retry over the incidents the filter selects among the caller's tenants (`incident:bulk-retry`)."""
     audit = AuditDraft(
-        "bulk_retry", "operation", None, body.filter.engine, body.model_dump(mode="json"), 202,
+        "bulk_retry",
+        "operation",
+        None,
+        body.filter.engine,
+        body.model_dump(mode="json"),
+        202,
         tenant_id=caller.home_tenant,
     )
     async with ChangeLog(center.db).checking(caller.actor, audit):

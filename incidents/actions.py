@@ -37,5 +37,9 @@ async def perform(
                 uow.audit(None)
             elif uow.audit_entry is not None:
                 entry = uow.audit_entry
-                entry.resource_id, entry.engine, entry.tenant_id = incident["id"], incident["engine"], incident["tenant_id"]
+                entry.resource_id, entry.engine, entry.tenant_id = (
+                    incident["id"],
+                    incident["engine"],
+                    incident["tenant_id"],
+                )
     return incident

@@ -44,9 +44,13 @@ class IncidentCenter:
         await self.loops.start(
             [
                 LeaderWork("policies", self.apply_policies, self.settings.poll_interval),
-                LeaderWork("bulk operations", self.bulk_retries.run_pending, self.settings.poll_interval, self._operations_wake),
+                LeaderWork(
+                    "bulk operations", self.bulk_retries.run_pending, self.settings.poll_interval, self._operations_wake
+                ),
                 *(
-                    LeaderWork(f"detection on {name}", sync.run_once, self.settings.poll_interval, self._engine_wakes[name])
+                    LeaderWork(
+                        f"detection on {name}", sync.run_once, self.settings.poll_interval, self._engine_wakes[name]
+                    )
                     for name, sync in self.syncs.items()
                 ),
             ]
@@ -116,7 +120,9 @@ class IncidentCenter:
             async with transaction(self.db, actor=SYSTEM) as uow:
                 await self.service.postpone_auto_retry(uow, incident_id, utcnow())
 
-    async def _system_action(self, operation: str, incident_id: str, change: Callable[[UnitOfWork], Awaitable[Row | None]]) -> None:
+    async def _system_action(
+        self, operation: str, incident_id: str, change: Callable[[UnitOfWork], Awaitable[Row | None]]
+    ) -> None:
         try:
             await perform(
                 self.db, actor=SYSTEM, operation=operation, incident_id=incident_id, request={}, change=change

@@ -186,7 +186,9 @@ async def open_error_groups(
     ).all()
     groups: dict[str, ErrorGroup] = {}
     for hash_, message, definition_key in rows:
-        group = groups.setdefault(hash_, ErrorGroup(error_hash=hash_, incident_message=message, open_count=0, definitions=[]))
+        group = groups.setdefault(
+            hash_, ErrorGroup(error_hash=hash_, incident_message=message, open_count=0, definitions=[])
+        )
         group.open_count += 1
         if definition_key is not None and definition_key not in group.definitions:
             group.definitions.append(definition_key)

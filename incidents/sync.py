@@ -86,7 +86,9 @@ class IncidentSync:
                 operation="detect",
                 incident_id=None,
                 request={"engine_incident_id": engine_incident_id, "change": "disappeared"},
-                change=functools.partial(self.service.engine_incident_gone, engine=self.engine, engine_incident_id=engine_incident_id),
+                change=functools.partial(
+                    self.service.engine_incident_gone, engine=self.engine, engine_incident_id=engine_incident_id
+                ),
             )
 
     async def _appeared(self, incident: EngineIncident) -> None:

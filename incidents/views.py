@@ -159,7 +159,9 @@ async def retry(incident_id: str, body: IncidentRetryRequest, center: Center, ca
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentDetails, summary="Resolve an incident")
-async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
+async def resolve(
+    incident_id: str, body: IncidentResolveRequest, center: Center, caller: CurrentCaller
+) -> IncidentDetails:
     """Resolve an incident by hand, saying how (`resolution_type`) and why."""
     resolution = ResolutionType(body.resolution_type)
     return await _act(
@@ -173,7 +175,9 @@ async def resolve(incident_id: str, body: IncidentResolveRequest, center: Center
 
 
 @router.post("/incidents/{incident_id}/escalate", response_model=IncidentDetails, summary="Escalate an incident")
-async def escalate(incident_id: str, body: IncidentEscalateRequest, center: Center, caller: CurrentCaller) -> IncidentDetails:
+async def escalate(
+    incident_id: str, body: IncidentEscalateRequest, center: Center, caller: CurrentCaller
+) -> IncidentDetails:
     """Escalate an incident, with a message and an optional level."""
     return await _act(
         center,

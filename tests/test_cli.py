@@ -33,7 +33,9 @@ def test_the_banner_names_version_engines_database_without_password_and_docs() -
         ],
     )
     banner = start_banner(settings, 2)
-    assert banner.startswith("pm-gateway 0.1.0 listening on http://127.0.0.1:3007 (API docs http://127.0.0.1:3007/docs)")
+    assert banner.startswith(
+        "pm-gateway 0.1.0 listening on http://127.0.0.1:3007 (API docs http://127.0.0.1:3007/docs)"
+    )
     assert "local (embedded, default), c7 (camunda7 at http://camunda:8080/engine-rest)" in banner
     assert "postgresql+asyncpg://pm:***@db.internal:5432/pm" in banner
     assert "s3cret" not in banner and ":pw@" not in banner

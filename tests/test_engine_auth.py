@@ -17,9 +17,7 @@ BASE = "http://zeebe.test/v2"
 
 def make_http(auth: dict[str, object]) -> EngineHttp:
     config = EngineConfig(name="c8", type="zeebe", url=BASE, auth=auth)
-    return EngineHttp(
-        config, breaker=EngineBreaker("c8", 5, 30), auth=build_auth(config.auth, engine="c8")
-    )
+    return EngineHttp(config, breaker=EngineBreaker("c8", 5, 30), auth=build_auth(config.auth, engine="c8"))
 
 
 @respx.mock

@@ -30,7 +30,9 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 
 def test_every_operation_has_a_summary_and_a_description(document: dict[str, Any]) -> None:
-    bare = [f"{m.upper()} {p}" for m, p, op in operations(document) if not op.get("summary") or not op.get("description")]
+    bare = [
+        f"{m.upper()} {p}" for m, p, op in operations(document) if not op.get("summary") or not op.get("description")
+    ]
     assert bare == []
 
 
@@ -123,6 +125,8 @@ def test_additions_do_not_break(document: dict[str, Any]) -> None:
         d["paths"]["/api/processes/tasks"]["get"]["parameters"].append(
             {"name": "sla", "in": "query", "required": False, "schema": {"type": "string"}}
         )
-        d["components"]["schemas"]["Task"]["properties"]["priority"] = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+        d["components"]["schemas"]["Task"]["properties"]["priority"] = {
+            "anyOf": [{"type": "integer"}, {"type": "string"}]
+        }
 
     assert compatibility_breaks(document, mutated(document, add)) == []

@@ -364,10 +364,15 @@ async def test_retry_budget_caps_retries_under_sustained_failure() -> None:
 async def test_two_gateways_sharing_redis_see_the_same_open_circuit(redis_url: str, closed_port: int) -> None:
     from redis.asyncio import Redis
 
-    first, second = (make_http(name="shared-engine", url=f"http://127.0.0.1:{closed_port}", retry_attempts=1) for _ in range(2))
+    first, second = (
+        make_http(name="shared-engine", url=f"http://127.0.0.1:{closed_port}", retry_attempts=1) for _ in range(2)
+    )
     redis_a, redis_b = Redis.from_url(redis_url), Redis.from_url(redis_url)
     await redis_a.delete("pm:breaker:shared-engine")
-    syncs = [RedisBreakerSync(redis_a, {"shared-engine": first.breaker}), RedisBreakerSync(redis_b, {"shared-engine": second.breaker})]
+    syncs = [
+        RedisBreakerSync(redis_a, {"shared-engine": first.breaker}),
+        RedisBreakerSync(redis_b, {"shared-engine": second.breaker}),
+    ]
     for sync in syncs:
         await sync.start()
     try:

@@ -39,8 +39,13 @@ def test_several_engines_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
         json.dumps(
             [
                 {"name": "local", "type": "embedded"},
-                {"name": "c8", "type": "zeebe", "url": "http://zeebe:8080/v2", "default": True,
-                 "auth": {"type": "oauth2", "token_url": "http://kc/token", "client_id": "gw", "client_secret": "s"}},
+                {
+                    "name": "c8",
+                    "type": "zeebe",
+                    "url": "http://zeebe:8080/v2",
+                    "default": True,
+                    "auth": {"type": "oauth2", "token_url": "http://kc/token", "client_id": "gw", "client_secret": "s"},
+                },
             ]
         ),
     )
@@ -52,7 +57,9 @@ def test_several_engines_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_engines_from_a_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "engines.json"
-    path.write_text(json.dumps({"engines": [{"name": "fl", "type": "flowable", "url": "http://fl/flowable-rest/service"}]}))
+    path.write_text(
+        json.dumps({"engines": [{"name": "fl", "type": "flowable", "url": "http://fl/flowable-rest/service"}]})
+    )
     monkeypatch.delenv("PM_ENGINES", raising=False)
     monkeypatch.setenv("PM_CONFIG", str(path))
     assert [e.name for e in load_settings().engine_configs] == ["fl"]
@@ -61,16 +68,40 @@ def test_engines_from_a_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"PM_ENGINES": '[{"name": "c7", "type": "camunda7"}]'}, "PM_ENGINES[0]: engine 'c7' of type camunda7 needs a url"),
-        ({"PM_ENGINES": '[{"name": "e", "type": "embedded", "options": {"timer_interval": 0}}]'}, "PM_ENGINES[0].options.timer_interval"),
-        ({"PM_ENGINES": '[{"name": "e", "type": "embedded", "options": {"timer": 1}}]'}, "PM_ENGINES[0].options.timer: Extra inputs"),
-        ({"PM_ENGINES": '[{"name": "c7", "type": "camunda7", "url": "http://c", "options": {"x": 1}}]'}, "PM_ENGINES[0].options.x"),
-        ({"PM_ENGINES": '[{"name": "x", "type": "oracle-bpm", "url": "http://x"}]'}, "type 'oracle-bpm' has no installed adapter"),
-        ({"PM_ENGINES": '[{"name": "c7", "type": "camunda7", "url": "http://c", "auth": {"type": "basic"}}]'}, "needs username, password"),
+        (
+            {"PM_ENGINES": '[{"name": "c7", "type": "camunda7"}]'},
+            "PM_ENGINES[0]: engine 'c7' of type camunda7 needs a url",
+        ),
+        (
+            {"PM_ENGINES": '[{"name": "e", "type": "embedded", "options": {"timer_interval": 0}}]'},
+            "PM_ENGINES[0].options.timer_interval",
+        ),
+        (
+            {"PM_ENGINES": '[{"name": "e", "type": "embedded", "options": {"timer": 1}}]'},
+            "PM_ENGINES[0].options.timer: Extra inputs",
+        ),
+        (
+            {"PM_ENGINES": '[{"name": "c7", "type": "camunda7", "url": "http://c", "options": {"x": 1}}]'},
+            "PM_ENGINES[0].options.x",
+        ),
+        (
+            {"PM_ENGINES": '[{"name": "x", "type": "oracle-bpm", "url": "http://x"}]'},
+            "type 'oracle-bpm' has no installed adapter",
+        ),
+        (
+            {"PM_ENGINES": '[{"name": "c7", "type": "camunda7", "url": "http://c", "auth": {"type": "basic"}}]'},
+            "needs username, password",
+        ),
         ({"PM_ENGINES": '[{"name": "a", "type": "embedded"}, {"name": "a", "type": "embedded"}]'}, "repeated: a"),
-        ({"PM_ENGINES": '[{"name": "a", "type": "embedded"}]', "PM_DEFAULT_ENGINE": "b"}, "'b' is not a configured engine"),
+        (
+            {"PM_ENGINES": '[{"name": "a", "type": "embedded"}]', "PM_DEFAULT_ENGINE": "b"},
+            "'b' is not a configured engine",
+        ),
         ({"PM_PORT": "not-a-port"}, "PM_PORT"),
-        ({"PM_ENGINES": '[{"name": "c7", "type": "camunda7", "url": "http://c", "read_timeout": -1}]'}, "PM_ENGINES[0].read_timeout"),
+        (
+            {"PM_ENGINES": '[{"name": "c7", "type": "camunda7", "url": "http://c", "read_timeout": -1}]'},
+            "PM_ENGINES[0].read_timeout",
+        ),
         ({"PM_CONFIG": "/nonexistent/engines.json"}, "PM_CONFIG"),
     ],
 )
@@ -122,8 +153,14 @@ def test_durations_accept_seconds_and_iso_8601(monkeypatch: pytest.MonkeyPatch) 
         "PM_ENGINES",
         json.dumps(
             [
-                {"name": "a", "type": "camunda7", "url": "http://a:8080/engine-rest", "read_timeout": "PT1M30S",
-                 "connect_timeout": "2.5", "breaker_reset_timeout": "PT0.5S"},
+                {
+                    "name": "a",
+                    "type": "camunda7",
+                    "url": "http://a:8080/engine-rest",
+                    "read_timeout": "PT1M30S",
+                    "connect_timeout": "2.5",
+                    "breaker_reset_timeout": "PT0.5S",
+                },
             ]
         ),
     )

@@ -21,7 +21,9 @@ def openapi_document() -> dict[str, Any]:
     from gateway.bootstrap import create_app
     from gateway.settings import Settings
 
-    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:", engines=[{"name": "default", "type": "embedded"}]))
+    app = create_app(
+        Settings(database_url="sqlite+aiosqlite:///:memory:", engines=[{"name": "default", "type": "embedded"}])
+    )
     return app.openapi()
 
 
@@ -72,8 +74,12 @@ def render(document: dict[str, Any]) -> str:
     for tag, operations in by_tag.items():
         out += [f"## {tag.capitalize()}", ""]
         for method, path, operation in operations:
-            out += [f"### `{method.upper()} {path}`", "", f"**{operation.get('summary', '')}.** "
-                    f"{_cell(operation.get('description'))}", ""]
+            out += [
+                f"### `{method.upper()} {path}`",
+                "",
+                f"**{operation.get('summary', '')}.** {_cell(operation.get('description'))}",
+                "",
+            ]
             parameters = operation.get("parameters", [])
             if parameters:
                 out += ["| Parameter | In | Type | Required | Description |", "|---|---|---|---|---|"]
@@ -85,7 +91,9 @@ def render(document: dict[str, Any]) -> str:
                 out.append("")
             body = operation.get("requestBody")
             if body:
-                kinds = ", ".join(f"{media}: {_type(content.get('schema', {}))}" for media, content in body["content"].items())
+                kinds = ", ".join(
+                    f"{media}: {_type(content.get('schema', {}))}" for media, content in body["content"].items()
+                )
                 out += [f"Body ({'required' if body.get('required') else 'optional'}): {kinds}", ""]
             answers, problems = [], []
             for status, answer in operation.get("responses", {}).items():

@@ -35,7 +35,9 @@ def init(directory: Path) -> dict[str, str]:
     if not private_path.exists():
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         private_path.write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
         )
         private_path.chmod(0o600)
         public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))

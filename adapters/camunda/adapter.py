@@ -144,7 +144,8 @@ class Camunda7Adapter(HttpEngineAdapter):
             name=body.get("name"),
             deployed_at=deployed_at,
             definitions=[
-                mapping.definition(row, engine=self.name, deployed_at=deployed_at, deployed_by=deployed_by) for row in rows
+                mapping.definition(row, engine=self.name, deployed_at=deployed_at, deployed_by=deployed_by)
+                for row in rows
             ],
         )
 
@@ -625,7 +626,9 @@ class Camunda7Adapter(HttpEngineAdapter):
             asyncio.gather(*(links(row["id"]) for row in rows)),
         )
         return [
-            mapping.task(row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId", "")), links=found)
+            mapping.task(
+                row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId", "")), links=found
+            )
             for row, found in zip(rows, task_links, strict=True)
         ]
 

@@ -46,26 +46,47 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
     # The sources are independent: read at once, so a round takes the slowest query, not their sum.
     created, finished, assignments, ended, operations = await asyncio.gather(
         rows(
-            "/history/task", "changes_created_tasks",
-            startedAfter=after("tasks_created"), startedBefore=until, sortBy="startTime", sortOrder="asc",
+            "/history/task",
+            "changes_created_tasks",
+            startedAfter=after("tasks_created"),
+            startedBefore=until,
+            sortBy="startTime",
+            sortOrder="asc",
         ),
         rows(
-            "/history/task", "changes_finished_tasks",
-            finishedAfter=after("tasks_finished"), finishedBefore=until, sortBy="endTime", sortOrder="asc",
+            "/history/task",
+            "changes_finished_tasks",
+            finishedAfter=after("tasks_finished"),
+            finishedBefore=until,
+            sortBy="endTime",
+            sortOrder="asc",
         ),
         rows(
-            "/history/identity-link-log", "changes_assignments",
-            type="assignee", operationType="add", dateAfter=after("assignments"), dateBefore=until,
-            sortBy="time", sortOrder="asc",
+            "/history/identity-link-log",
+            "changes_assignments",
+            type="assignee",
+            operationType="add",
+            dateAfter=after("assignments"),
+            dateBefore=until,
+            sortBy="time",
+            sortOrder="asc",
         ),
         rows(
-            "/history/process-instance", "changes_ended_instances",
-            finishedAfter=after("instances_ended"), finishedBefore=until, sortBy="endTime", sortOrder="asc",
+            "/history/process-instance",
+            "changes_ended_instances",
+            finishedAfter=after("instances_ended"),
+            finishedBefore=until,
+            sortBy="endTime",
+            sortOrder="asc",
         ),
         rows(
-            "/history/user-operation", "changes_instance_operations",
-            entityType="ProcessInstance", afterTimestamp=after("suspensions"), beforeTimestamp=until,
-            sortBy="timestamp", sortOrder="asc",
+            "/history/user-operation",
+            "changes_instance_operations",
+            entityType="ProcessInstance",
+            afterTimestamp=after("suspensions"),
+            beforeTimestamp=until,
+            sortBy="timestamp",
+            sortOrder="asc",
         ),
     )
     tasks = {row["id"]: row for row in created + finished}
@@ -113,8 +134,11 @@ def _task_created(row: dict[str, Any]) -> EngineChange | None:
     if not row.get("processInstanceId"):
         return None  # a standalone task belongs to no process instance
     return EngineChange(
-        "task.created", row["processInstanceId"], _time(row["startTime"]),
-        {**_task_data(row), "assignee": row.get("assignee")}, row.get("tenantId"),
+        "task.created",
+        row["processInstanceId"],
+        _time(row["startTime"]),
+        {**_task_data(row), "assignee": row.get("assignee")},
+        row.get("tenantId"),
     )
 
 
@@ -122,8 +146,11 @@ def _task_completed(row: dict[str, Any]) -> EngineChange | None:
     if not row.get("processInstanceId") or row.get("deleteReason") != COMPLETED_TASK_REASON:
         return None  # deleted with its instance: instance.terminated says it
     return EngineChange(
-        "task.completed", row["processInstanceId"], _time(row["endTime"]),
-        {**_task_data(row), "completed_by": row.get("assignee")}, row.get("tenantId"),
+        "task.completed",
+        row["processInstanceId"],
+        _time(row["endTime"]),
+        {**_task_data(row), "completed_by": row.get("assignee")},
+        row.get("tenantId"),
     )
 
 
@@ -131,7 +158,9 @@ def _task_assigned(row: dict[str, Any], task: dict[str, Any] | None) -> EngineCh
     if task is None or not task.get("processInstanceId"):
         return None
     return EngineChange(
-        "task.assigned", task["processInstanceId"], _time(row["time"]),
+        "task.assigned",
+        task["processInstanceId"],
+        _time(row["time"]),
         {"task_id": task["id"], "task_name": task.get("name"), "action": "assign", "assignee": row.get("userId")},
         row.get("tenantId"),
     )

@@ -115,9 +115,7 @@ def variables_from_rest(raw: dict[str, dict[str, Any]]) -> Variables:
 def variables_from_history(rows: Iterable[dict[str, Any]], instance_id: str) -> Variables:
     """The process-scope variables among a finished instance's historic variable instances."""
     return {
-        row["name"]: from_rest_variable(row)
-        for row in rows
-        if row.get("activityInstanceId") in (None, instance_id)
+        row["name"]: from_rest_variable(row) for row in rows if row.get("activityInstanceId") in (None, instance_id)
     }
 
 
@@ -126,7 +124,9 @@ def activity_names(bpmn_xml: str) -> dict[str, str]:
     """Element id -> name for every named element of a deployed BPMN (activities, events, gateways)."""
     root = ElementTree.fromstring(bpmn_xml.encode("utf-8"))
     return {
-        element_id: name for element in root.iter() if (element_id := element.get("id")) and (name := element.get("name"))
+        element_id: name
+        for element in root.iter()
+        if (element_id := element.get("id")) and (name := element.get("name"))
     }
 
 
@@ -307,9 +307,7 @@ def candidates(links: Iterable[dict[str, Any]]) -> tuple[list[str], list[str]]:
     return users, groups
 
 
-def task(
-    raw: dict[str, Any], *, engine: str, definition_key: str | None, links: Iterable[dict[str, Any]] = ()
-) -> Task:
+def task(raw: dict[str, Any], *, engine: str, definition_key: str | None, links: Iterable[dict[str, Any]] = ()) -> Task:
     users, groups = candidates(links)
     return Task(
         id=raw["id"],

@@ -227,7 +227,11 @@ class EmbeddedAdapter(EngineAdapter):
         calls = await asyncio.to_thread(called_elements, bpmn_xml)
         async with reading(self.db) as session:
             called_ids = await self.engine.called_definitions(session, calls, tenant_id)
-            called = [document for called_id in called_ids if (document := await repository.definition_xml(session, called_id))]
+            called = [
+                document
+                for called_id in called_ids
+                if (document := await repository.definition_xml(session, called_id))
+            ]
         # Before anything is stored (invalid BPMN stores nothing), and off the loop: schema validation takes time.
         processes = await asyncio.to_thread(parse_bpmn, bpmn_xml, filename, called)
         deployment_id, now = str(uuid.uuid4()), utcnow()
@@ -266,7 +270,9 @@ class EmbeddedAdapter(EngineAdapter):
                     "Another deployment of the same process took this version number; try again", engine=self.name
                 ) from None
             for process, row in zip(processes, definition_rows, strict=True):
-                await repository.replace_start_timers(uow.session, process.key, tenant_id, row["id"], timers[process.key])
+                await repository.replace_start_timers(
+                    uow.session, process.key, tenant_id, row["id"], timers[process.key]
+                )
             rows = await repository.definitions_of_deployment(uow.session, deployment_id)
         for process, row in zip(processes, definition_rows, strict=True):
             self.engine.cache(row["id"], called_ids, process, len(bpmn_xml) + sum(len(document) for document in called))
@@ -385,7 +391,9 @@ class EmbeddedAdapter(EngineAdapter):
                 await self.engine.deliver(
                     uow, row.instance_id, "message", message.message_name, [row.task_id], message.variables
                 )
-                results.append(CorrelationResult(type="correlated", instance_id=row.instance_id, definition_key=row.definition_key))
+                results.append(
+                    CorrelationResult(type="correlated", instance_id=row.instance_id, definition_key=row.definition_key)
+                )
             for definition in starts:
                 request = StartInstance(
                     definition_id=definition.id,
@@ -394,14 +402,18 @@ class EmbeddedAdapter(EngineAdapter):
                     start_message=message.message_name,
                 )
                 instance = await self.engine.start(uow, definition, request, started_by)
-                results.append(CorrelationResult(type="started", instance_id=instance.id, definition_key=definition.key))
+                results.append(
+                    CorrelationResult(type="started", instance_id=instance.id, definition_key=definition.key)
+                )
             return MessageResults(results=results)
 
     async def broadcast_signal(self, signal: SignalBroadcast, *, started_by: str) -> SignalResult:
         """Every active instance's waiting signal events (all of them in each instance) and a new instance of
         every latest definition whose start event catches it; `executions` counts both."""
         async with transaction(self.db) as uow:
-            waiting = await repository.subscribers(uow.session, "signal", signal.signal_name, tenant_id=signal.tenant_id)
+            waiting = await repository.subscribers(
+                uow.session, "signal", signal.signal_name, tenant_id=signal.tenant_id
+            )
             by_instance: dict[str, list[str]] = {}
             for row in waiting:
                 by_instance.setdefault(row.instance_id, []).append(row.task_id)
@@ -504,7 +516,9 @@ class EmbeddedAdapter(EngineAdapter):
                 raise Conflict(f"Task {task_id} is already claimed by {holder.assignee}", engine=self.name)
             return await self._task(uow.session, task_id)
 
-    async def claim_next(self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None) -> Task | None:
+    async def claim_next(
+        self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None
+    ) -> Task | None:
         """One statement picks and claims (`repository.claim_next`), instead of the base class's query then claim."""
         async with transaction(self.db) as uow:
             task_id = await repository.claim_next(uow.session, user_id, candidate_groups, definition_key)
@@ -669,7 +683,9 @@ def _no_match(message: MessageCorrelation) -> str:
     ]
     narrowed += [f"variable {name} = {typed.value!r}" for name, typed in message.correlation_keys.items()]
     where = f" with {', '.join(narrowed)}" if narrowed else ""
-    return f"No active process instance{where} waits for message {message.message_name!r}, and no process starts with it"
+    return (
+        f"No active process instance{where} waits for message {message.message_name!r}, and no process starts with it"
+    )
 
 
 def _status(assignee: str | None, delegation_state: str | None) -> str:

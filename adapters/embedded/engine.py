@@ -200,7 +200,9 @@ class InstanceEngine:
         await execution.advance()
         await self._save(uow, instance, execution, {**loaded(instance.variables), **variables})
 
-    async def modify(self, uow: UnitOfWork, instance_id: str, instructions: Sequence[tuple[str, str, Variables]]) -> None:
+    async def modify(
+        self, uow: UnitOfWork, instance_id: str, instructions: Sequence[tuple[str, str, Variables]]
+    ) -> None:
         """Apply modification instructions (`Execution.modify`), run on, resolve the incidents of the tasks that
         are no longer open."""
         instance, execution = await self._resume(uow, instance_id)
@@ -229,7 +231,9 @@ class InstanceEngine:
             raise
         except Exception:  # e.g. a state written before user data was escaped (serializer.py)
             logger.exception(
-                "Embedded engine %r: instance %s cannot be restored; terminating it as stored", self.engine_name, instance_id
+                "Embedded engine %r: instance %s cannot be restored; terminating it as stored",
+                self.engine_name,
+                instance_id,
             )
             instance = await repository.load_instance(uow.session, instance_id)
             if instance is None:

@@ -240,7 +240,9 @@ def _end_implicitly(container: etree._Element, ids: set[str], rewrites: Rewrites
     ends = [
         node
         for node in container
-        if _local(node) in SINGLE_EXIT and _local(node) != "boundaryEvent" and node.get("id") not in sources
+        if _local(node) in SINGLE_EXIT
+        and _local(node) != "boundaryEvent"
+        and node.get("id") not in sources
         and node.get("triggeredByEvent") != "true"
     ]
     if not ends:
@@ -289,7 +291,9 @@ def _route_self_loops(container: etree._Element, ids: set[str], rewrites: Rewrit
         gateway_id = _unique(f"{node}_loop", ids)
         _add_after(flow, "exclusiveGateway", id=gateway_id)
         flow.set("targetRef", gateway_id)
-        back = _add_after(flow, "sequenceFlow", id=_unique(f"{node}_loop_back", ids), sourceRef=gateway_id, targetRef=node)
+        back = _add_after(
+            flow, "sequenceFlow", id=_unique(f"{node}_loop_back", ids), sourceRef=gateway_id, targetRef=node
+        )
         rewrites.implicit.update({gateway_id, back.get("id")})
 
 

@@ -276,6 +276,7 @@ class _Parser(BpmnParser):
         full_tag("parallelGateway"): (GatewayParser, LoopSafeParallelGateway),
     }
 
+
 # Every element that may carry multi-instance characteristics gets ours (see OrderedParallelMultiInstance).
 _Parser.OVERRIDE_PARSER_CLASSES = {
     tag: (_with_our_multi_instance(parser_class), spec_class)
@@ -468,7 +469,9 @@ def _check_timer(definition: TimerEventDefinition, bpmn_id: str) -> None:
     try:
         definition.expression = _timer_literal(text.upper(), cycle=isinstance(definition, CycleTimerEventDefinition))
     except Exception:  # SpiffWorkflow's ISO 8601 parsers raise bare Exceptions
-        expected = "a repeating interval such as R3/PT1H" if kind == "timeCycle" else "an ISO 8601 date-time or duration"
+        expected = (
+            "a repeating interval such as R3/PT1H" if kind == "timeCycle" else "an ISO 8601 date-time or duration"
+        )
         raise InvalidBpmn(f"The {kind} {text!r} of timer event {bpmn_id!r} is not {expected}") from None
 
 
@@ -603,32 +606,56 @@ def _validation_message(exc: ValidationException, root: etree._Element) -> str:
 # SpiffWorkflow's own phrases for what it refuses, and what they mean in BPMN terms ({element}: the element
 # named by its type and id, e.g. "complex gateway 'c'"; {Element}: the same, capitalised).
 _SPIFF_PHRASES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"There is no support implemented for this task type"),
-     "{Element} is an element the embedded engine does not run"),
-    (re.compile(r"Exactly one start event is required in a SubWorkflow Task; found (?P<count>\d+)"),
-     "{Element} has {count} start events; a subprocess needs exactly one, without an event definition"),
-    (re.compile(r"Time Specification Error|Unknown Time Specification"),
-     "{Element} has a timer event definition without a timeDate, timeDuration or timeCycle"),
+    (
+        re.compile(r"There is no support implemented for this task type"),
+        "{Element} is an element the embedded engine does not run",
+    ),
+    (
+        re.compile(r"Exactly one start event is required in a SubWorkflow Task; found (?P<count>\d+)"),
+        "{Element} has {count} start events; a subprocess needs exactly one, without an event definition",
+    ),
+    (
+        re.compile(r"Time Specification Error|Unknown Time Specification"),
+        "{Element} has a timer event definition without a timeDate, timeDuration or timeCycle",
+    ),
     (re.compile(r"No start event found"), "{Element} has no start event"),
-    (re.compile(r'No "calledElement" attribute for Call Activity'),
-     "{Element} names no process to call: give it a calledElement"),
+    (
+        re.compile(r'No "calledElement" attribute for Call Activity'),
+        "{Element} names no process to call: give it a calledElement",
+    ),
     (re.compile(r"Invalid Script Task"), "{Element} has no script"),
     (re.compile(r"A SubWorkflow Must contain an End event"), "{Element} has no end event"),
-    (re.compile(r"Ad hoc subprocesses may not contain start or end events"),
-     "{Element} contains start or end events, which an ad-hoc subprocess may not"),
-    (re.compile(r"Sequential ordering for ad hoc subprocesses not supported"),
-     "{Element} orders its activities sequentially, which the embedded engine does not run"),
-    (re.compile(r"Non-default exclusive outgoing sequence flow without condition"),
-     "{Element} has an outgoing flow that is neither its default nor conditional"),
-    (re.compile(r"(?P<kind>Error|Escalation|Message|Signal|Correlation) identifier is missing"),
-     "This file has an element <{kind_lower}> without an id"),
-    (re.compile(r"Element 'bpmn:(?P<tag>\w+)', attribute 'id': '(?P<value>[^']*)' is not a valid value of the atomic "
-                r"type 'xs:ID'"),
-     "The id {value!r} (of a {tag}) is used by more than one element of this file, or is not a valid XML id"),
-    (re.compile(r"When looking for a task spec, we found two items.*\((?P<target>[^()]*)\)"),
-     "A sequence flow from {element} leads to {target!r}, which is no element of the same process"),
-    (re.compile(r"The process '(?P<key>[^']*)' was not found"),
-     "{Element} calls process {key!r}, which is neither in this file nor deployed"),
+    (
+        re.compile(r"Ad hoc subprocesses may not contain start or end events"),
+        "{Element} contains start or end events, which an ad-hoc subprocess may not",
+    ),
+    (
+        re.compile(r"Sequential ordering for ad hoc subprocesses not supported"),
+        "{Element} orders its activities sequentially, which the embedded engine does not run",
+    ),
+    (
+        re.compile(r"Non-default exclusive outgoing sequence flow without condition"),
+        "{Element} has an outgoing flow that is neither its default nor conditional",
+    ),
+    (
+        re.compile(r"(?P<kind>Error|Escalation|Message|Signal|Correlation) identifier is missing"),
+        "This file has an element <{kind_lower}> without an id",
+    ),
+    (
+        re.compile(
+            r"Element 'bpmn:(?P<tag>\w+)', attribute 'id': '(?P<value>[^']*)' is not a valid value of the atomic "
+            r"type 'xs:ID'"
+        ),
+        "The id {value!r} (of a {tag}) is used by more than one element of this file, or is not a valid XML id",
+    ),
+    (
+        re.compile(r"When looking for a task spec, we found two items.*\((?P<target>[^()]*)\)"),
+        "A sequence flow from {element} leads to {target!r}, which is no element of the same process",
+    ),
+    (
+        re.compile(r"The process '(?P<key>[^']*)' was not found"),
+        "{Element} calls process {key!r}, which is neither in this file nor deployed",
+    ),
 ]
 _ELEMENT_WORDS = {"subProcess": "subprocess", "adHocSubProcess": "ad-hoc subprocess", "process": "process"}
 

@@ -377,7 +377,9 @@ class Execution:
             if kind == "start_after" and open_tasks:
                 target = open_tasks[0]
             else:
-                passed = [t for t in self.workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id == activity_id]
+                passed = [
+                    t for t in self.workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id == activity_id
+                ]
                 if not passed:
                     raise BadRequest(
                         f"The embedded engine cannot start {'before' if kind == 'start_before' else 'after'} activity "
@@ -703,7 +705,6 @@ class Execution:
             elif task.state == TaskState.WAITING and _waits_for_timer(spec) and not _cycle_exhausted(task):
                 yield Job(id=str(task.id), kind="timer", activity_id=spec.bpmn_id, due_at=_timer_due(task))
 
-
     def _subscriptions(self) -> Iterator[Subscription]:
         for task in self.workflow.get_tasks(state=TaskState.WAITING):
             for event_type, name in _catches(task.task_spec):
@@ -732,9 +733,7 @@ def _start_event(process: ParsedProcess, kind: type, name: str) -> Any:
         if isinstance(start.event_definition, kind) and getattr(start.event_definition, "name", None) == name:
             return start
     what = "message" if kind is MessageEventDefinition else "signal"
-    known = ", ".join(
-        f"{start.bpmn_id!r} ({_trigger(start.event_definition)})" for start in starts
-    )
+    known = ", ".join(f"{start.bpmn_id!r} ({_trigger(start.event_definition)})" for start in starts)
     raise BadRequest(f"Process {process.key!r} has no start event for {what} {name!r}; its start events: {known}")
 
 

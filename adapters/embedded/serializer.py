@@ -37,7 +37,7 @@ def unescape(value: Any) -> Any:
     """The inverse of `escape`."""
     if isinstance(value, dict):
         return {
-            (key[len(MARK):] if isinstance(key, str) and key.startswith(MARK) else key): unescape(item)
+            (key[len(MARK) :] if isinstance(key, str) and key.startswith(MARK) else key): unescape(item)
             for key, item in value.items()
         }
     if isinstance(value, list):

@@ -38,17 +38,27 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
     # The sources are independent: read at once, so a round takes the slowest query, not their sum.
     created, finished, ended = await asyncio.gather(
         rows(
-            "/query/historic-task-instances", "changes_created_tasks",
-            taskCreatedAfter=after("tasks_created"), taskCreatedBefore=settled_before, sort="startTime",
+            "/query/historic-task-instances",
+            "changes_created_tasks",
+            taskCreatedAfter=after("tasks_created"),
+            taskCreatedBefore=settled_before,
+            sort="startTime",
         ),
         rows(
-            "/query/historic-task-instances", "changes_finished_tasks",
-            taskCompletedAfter=after("tasks_finished"), taskCompletedBefore=settled_before, finished=True,
+            "/query/historic-task-instances",
+            "changes_finished_tasks",
+            taskCompletedAfter=after("tasks_finished"),
+            taskCompletedBefore=settled_before,
+            finished=True,
             sort="endTime",
         ),
         rows(
-            "/query/historic-process-instances", "changes_ended_instances",
-            finishedAfter=after("instances_ended"), finishedBefore=settled_before, finished=True, sort="endTime",
+            "/query/historic-process-instances",
+            "changes_ended_instances",
+            finishedAfter=after("instances_ended"),
+            finishedBefore=settled_before,
+            finished=True,
+            sort="endTime",
         ),
     )
     read = {
@@ -90,8 +100,11 @@ def _task_created(row: dict[str, Any]) -> EngineChange | None:
     if not row.get("processInstanceId"):
         return None
     return EngineChange(
-        "task.created", row["processInstanceId"], _time(row["startTime"]),
-        {**_task_data(row), "assignee": row.get("assignee")}, tenant(row.get("tenantId")),
+        "task.created",
+        row["processInstanceId"],
+        _time(row["startTime"]),
+        {**_task_data(row), "assignee": row.get("assignee")},
+        tenant(row.get("tenantId")),
     )
 
 
@@ -99,8 +112,11 @@ def _task_completed(row: dict[str, Any]) -> EngineChange | None:
     if not row.get("processInstanceId") or row.get("deleteReason"):
         return None  # deleted with its instance: instance.terminated says it
     return EngineChange(
-        "task.completed", row["processInstanceId"], _time(row["endTime"]),
-        {**_task_data(row), "completed_by": row.get("assignee")}, tenant(row.get("tenantId")),
+        "task.completed",
+        row["processInstanceId"],
+        _time(row["endTime"]),
+        {**_task_data(row), "completed_by": row.get("assignee")},
+        tenant(row.get("tenantId")),
     )
 
 

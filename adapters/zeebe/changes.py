@@ -31,7 +31,9 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
 
     def window(source: str, field: str, **extra: Any) -> dict[str, Any]:
         after = SourceWindow.load(mark.get(source), settled_before).query_after
-        return search({field: between(after, settled_before), **extra}, sort=[{"field": field, "order": "ASC"}], limit=PAGE_SIZE)
+        return search(
+            {field: between(after, settled_before), **extra}, sort=[{"field": field, "order": "ASC"}], limit=PAGE_SIZE
+        )
 
     async def items(resource: str, body: dict[str, Any], operation: str) -> list[dict[str, Any]]:
         found = await http.json("POST", f"/{resource}/search", operation=operation, idempotent=True, json=body)
@@ -45,11 +47,17 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
     )
     read = {
         "tasks_created": SourceRows(
-            [(row["userTaskKey"], _time(row["creationDate"]), _task("task.created", row, "creationDate")) for row in created],
+            [
+                (row["userTaskKey"], _time(row["creationDate"]), _task("task.created", row, "creationDate"))
+                for row in created
+            ],
             len(created) == PAGE_SIZE,
         ),
         "tasks_completed": SourceRows(
-            [(row["userTaskKey"], _time(row["completionDate"]), _task("task.completed", row, "completionDate")) for row in completed],
+            [
+                (row["userTaskKey"], _time(row["completionDate"]), _task("task.completed", row, "completionDate"))
+                for row in completed
+            ],
             len(completed) == PAGE_SIZE,
         ),
         "instances_ended": SourceRows(

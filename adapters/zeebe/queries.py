@@ -115,5 +115,3 @@ def page(result: dict[str, Any], items: list[Any], query: ListQuery) -> Page[Any
 
 def empty_page(query: ListQuery) -> Page[Any]:
     return Page(items=[], total=0, page=query.page, size=query.size)
-
-

@@ -117,6 +117,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("analytics_state", "analytics_task_groups", "analytics_tasks", "analytics_activity_slots", "analytics_activities"):
+    for table in (
+        "analytics_state",
+        "analytics_task_groups",
+        "analytics_tasks",
+        "analytics_activity_slots",
+        "analytics_activities",
+    ):
         op.drop_table(table)
     op.drop_table("analytics_instances")

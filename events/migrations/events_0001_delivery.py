@@ -57,7 +57,9 @@ def upgrade() -> None:
         sa.Column("created", UTCDateTime, nullable=False),
         sa.Column("delivered_at", UTCDateTime),
     )
-    op.create_index("ix_event_deliveries_subscription", "event_deliveries", ["subscription_id", "status", "event_cursor"])
+    op.create_index(
+        "ix_event_deliveries_subscription", "event_deliveries", ["subscription_id", "status", "event_cursor"]
+    )
     # The dispatcher's per-instance order check and its due scan look only at pending deliveries.
     op.create_index(
         "ix_event_deliveries_instance_pending",
@@ -67,7 +69,11 @@ def upgrade() -> None:
         postgresql_where=PENDING,
     )
     op.create_index(
-        "ix_event_deliveries_due", "event_deliveries", ["next_attempt_at"], sqlite_where=PENDING, postgresql_where=PENDING
+        "ix_event_deliveries_due",
+        "event_deliveries",
+        ["next_attempt_at"],
+        sqlite_where=PENDING,
+        postgresql_where=PENDING,
     )
     op.create_table(
         "event_relay_positions",

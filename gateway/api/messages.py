@@ -16,7 +16,9 @@ router = APIRouter(prefix="/api/processes", tags=["messages"])
 
 class MessageRequest(RequestBody):
     message_name: str = Field(min_length=1, max_length=255, description="The BPMN message's name")
-    business_key: str | None = Field(None, max_length=255, description="Only instances with this business key; a started one gets it")
+    business_key: str | None = Field(
+        None, max_length=255, description="Only instances with this business key; a started one gets it"
+    )
     correlation_keys: dict[str, Any] | None = Field(
         None,
         description="Only instances whose process variables have these values (Camunda 7 `correlationKeys`). "
@@ -30,7 +32,11 @@ class MessageRequest(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"message_name": "payment-received", "business_key": "order-4711", "variables": {"paid": {"value": True}}}
+                {
+                    "message_name": "payment-received",
+                    "business_key": "order-4711",
+                    "variables": {"paid": {"value": True}},
+                }
             ]
         }
     )
@@ -73,7 +79,9 @@ async def correlate_message(body: MessageRequest, processes: Processes, response
     return outcome
 
 
-@router.post("/signals", status_code=status.HTTP_202_ACCEPTED, response_model=SignalResult, summary="Broadcast a signal")
+@router.post(
+    "/signals", status_code=status.HTTP_202_ACCEPTED, response_model=SignalResult, summary="Broadcast a signal"
+)
 async def broadcast_signal(body: SignalRequest, processes: Processes) -> SignalResult:
     """Throw a signal to every instance waiting for it (signal catch and boundary events) and start the definitions
     whose start event it is. Answers 202 with `executions`, the number it reached, where the engine tells.

@@ -141,7 +141,9 @@ async def list_audit(
 async def list_events(
     request: Request,
     caller: CurrentCaller,
-    after: Annotated[int, Query(ge=0, le=INT64_MAX, description="Cursor of the last event seen; 0 for the beginning")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=INT64_MAX, description="Cursor of the last event seen; 0 for the beginning")
+    ] = 0,
     types: Annotated[str | None, Query(description="Comma-separated event types, e.g. instance.started")] = None,
     size: Annotated[int | None, Query(ge=1, le=1000, description="Events per page (default 100)")] = None,
     limit: Annotated[int | None, Query(ge=1, le=1000, deprecated=True, description="Old name of `size`")] = None,
@@ -151,7 +153,9 @@ async def list_events(
     limit = size or limit or 100
     wanted = None
     if types:
-        wanted = [t if t.startswith(EVENT_PREFIX) else EVENT_PREFIX + t for t in (p.strip() for p in types.split(",")) if t]
+        wanted = [
+            t if t.startswith(EVENT_PREFIX) else EVENT_PREFIX + t for t in (p.strip() for p in types.split(",")) if t
+        ]
     items, next_cursor = await records.event_page(request.app.state.db, caller, after=after, types=wanted, limit=limit)
     return {"items": items, "next_cursor": str(next_cursor)}
 
@@ -210,4 +214,3 @@ async def ready(request: Request) -> JSONResponse:
 async def prometheus_metrics() -> Response:
     """Prometheus metrics: request latency by route and status, engine call latency and retries, circuit states."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-

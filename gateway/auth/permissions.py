@@ -105,7 +105,9 @@ class RoleMapping:
             raise ConfigError(f"invalid configuration: PM_AUTH_ROLES_FILE: {exc}") from None
         roles = data.get("roles") if isinstance(data, dict) else None
         if not isinstance(roles, dict) or not all(isinstance(g, list) for g in roles.values()):
-            raise ConfigError(f"invalid configuration: PM_AUTH_ROLES_FILE: {path} needs {{\"roles\": {{role: [grants]}}}}")
+            raise ConfigError(
+                f'invalid configuration: PM_AUTH_ROLES_FILE: {path} needs {{"roles": {{role: [grants]}}}}'
+            )
         return cls(roles, source=f"PM_AUTH_ROLES_FILE {path}")
 
     def grants(self, roles: Iterable[str]) -> Grants:

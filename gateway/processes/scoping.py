@@ -85,4 +85,6 @@ async def visible_task_page(
     missing = [t for t in found.values() if getattr(t, field) is None]
     present.sort(key=lambda t: getattr(t, field), reverse=query.order is SortOrder.DESC)
     ordered = present + missing
-    return Page(items=ordered[query.offset : query.offset + query.size], total=len(ordered), page=query.page, size=query.size)
+    return Page(
+        items=ordered[query.offset : query.offset + query.size], total=len(ordered), page=query.page, size=query.size
+    )

@@ -214,10 +214,19 @@ class ProcessService:
         return bpmn.validate(xml, max_elements=self.adapter.context.settings.max_bpmn_elements)
 
     async def _deploy(
-        self, xml: bytes, filename: str, name: str | None, tenant_id: str | None, *, operation: str, resource_id: str | None
+        self,
+        xml: bytes,
+        filename: str,
+        name: str | None,
+        tenant_id: str | None,
+        *,
+        operation: str,
+        resource_id: str | None,
     ) -> Deployment:
         request = _deploy_request(xml, filename, name, tenant_id)
-        async for attempt in self._attempts(operation, "definition", resource_id, request, status=201, tenant_id=tenant_id):
+        async for attempt in self._attempts(
+            operation, "definition", resource_id, request, status=201, tenant_id=tenant_id
+        ):
             async with attempt as uow:
                 deployment = await self.adapter.deploy(
                     xml, filename=filename, name=name, tenant_id=tenant_id, deployed_by=self.actor
@@ -231,7 +240,9 @@ class ProcessService:
                     data={
                         "deployment_id": deployment.deployment_id,
                         "name": deployment.name,
-                        "definitions": [{"id": d.id, "key": d.key, "version": d.version} for d in deployment.definitions],
+                        "definitions": [
+                            {"id": d.id, "key": d.key, "version": d.version} for d in deployment.definitions
+                        ],
                     },
                 )
         return deployment
@@ -294,7 +305,9 @@ class ProcessService:
             current = None
             if not self._unrestricted("definition:suspend"):
                 current = await self._definition(definition_id, "definition:suspend")
-        async for attempt in self._attempts(operation, "definition", definition_id, request, tenant_id=_tenant(current)):
+        async for attempt in self._attempts(
+            operation, "definition", definition_id, request, tenant_id=_tenant(current)
+        ):
             async with attempt as uow:
                 definition = await self.adapter.set_definition_suspended(definition_id, suspended, include_instances)
                 _audited_tenant(uow, definition.tenant_id)
@@ -397,20 +410,31 @@ class ProcessService:
                         engine=self.engine.name,
                         instance_id=result.instance_id,
                         tenant_id=message.tenant_id,
-                        data={**common, "type": result.type, "definition_key": result.definition_key, "variables": variables},
+                        data={
+                            **common,
+                            "type": result.type,
+                            "definition_key": result.definition_key,
+                            "variables": variables,
+                        },
                     )
         return outcome
 
     async def broadcast_signal(self, signal: SignalBroadcast) -> SignalResult:
         """Throw a signal to every waiting catch event and signal start event (501 where the engine cannot);
         emits `signal.broadcast`."""
-        summary = {"signal_name": signal.signal_name, "tenant_id": signal.tenant_id, "variables": audit_summary(signal.variables)}
+        summary = {
+            "signal_name": signal.signal_name,
+            "tenant_id": signal.tenant_id,
+            "variables": audit_summary(signal.variables),
+        }
         async with self._checking("broadcast", "signal", signal.signal_name, summary, status=202):
             self._require_everywhere("signal:broadcast")
             self.engine.require(Capability.BROADCAST_SIGNAL)
             tenant_id = self._tenant_for_new(signal.tenant_id, "broadcast signals")
             signal = signal.model_copy(update={"tenant_id": tenant_id})
-        async for attempt in self._attempts("broadcast", "signal", signal.signal_name, summary, status=202, tenant_id=tenant_id):
+        async for attempt in self._attempts(
+            "broadcast", "signal", signal.signal_name, summary, status=202, tenant_id=tenant_id
+        ):
             async with attempt as uow:
                 mark = uow.mark()
                 result = await self.adapter.broadcast_signal(signal, started_by=self.actor)
@@ -466,7 +490,9 @@ class ProcessService:
                     tenant_id=instance.tenant_id,
                     data=_instance_event_data(
                         instance,
-                        instructions=[{"type": i.type, "activity_id": i.activity_id} for i in modification.instructions],
+                        instructions=[
+                            {"type": i.type, "activity_id": i.activity_id} for i in modification.instructions
+                        ],
                         annotation=modification.annotation,
                     ),
                 )
@@ -507,7 +533,11 @@ class ProcessService:
         details = await self._instance(instance_id, "instance:read")
         if self.caller.may("audit:read"):
             details.audit_trail, _ = await records.audit_page(
-                self.changes.db, self.caller, resource_type="instance", resource_id=instance_id, limit=100,
+                self.changes.db,
+                self.caller,
+                resource_type="instance",
+                resource_id=instance_id,
+                limit=100,
                 newest_first=False,
             )
         return details
@@ -623,7 +653,9 @@ class ProcessService:
                 candidate_groups = sorted(self.caller.groups) if candidate_groups is None else candidate_groups
                 foreign = sorted(set(candidate_groups) - self.caller.groups)
                 if foreign:
-                    raise Forbidden(f"You are not in the candidate groups {', '.join(foreign)}; this needs 'task:admin'")
+                    raise Forbidden(
+                        f"You are not in the candidate groups {', '.join(foreign)}; this needs 'task:admin'"
+                    )
         async for attempt in self._attempts("claim_next", "task", None, request):
             async with attempt as uow:
                 task = await self.adapter.claim_next(self.actor, candidate_groups, definition_key)
@@ -680,7 +712,13 @@ class ProcessService:
             engine=self.engine.name,
             instance_id=task.instance_id,
             tenant_id=task.tenant_id,
-            data={"task_id": task.id, "task_name": task.name, "action": action, "assignee": task.assignee, "owner": task.owner},
+            data={
+                "task_id": task.id,
+                "task_name": task.name,
+                "action": action,
+                "assignee": task.assignee,
+                "owner": task.owner,
+            },
         )
 
     async def complete_task(self, task_id: str, variables: Variables) -> Task:
@@ -693,7 +731,9 @@ class ProcessService:
             current = None
             if not self._unrestricted("task:complete", task=True):
                 current = await self._task(task_id, "task:complete")
-        async for attempt in self._attempts("complete", "task", task_id, request, status=204, tenant_id=_tenant(current)):
+        async for attempt in self._attempts(
+            "complete", "task", task_id, request, status=204, tenant_id=_tenant(current)
+        ):
             async with attempt as uow:
                 mark = uow.mark()
                 task = await self.adapter.complete_task(task_id, variables, user_id=self.actor)
@@ -727,7 +767,13 @@ def _audited_tenant(uow: UnitOfWork, tenant_id: str | None) -> None:
 
 
 def _deploy_request(xml: bytes, filename: str, name: str | None, tenant_id: str | None) -> dict[str, Any]:
-    return {"filename": filename, "bytes": len(xml), "sha256": hashlib.sha256(xml).hexdigest(), "name": name, "tenant_id": tenant_id}
+    return {
+        "filename": filename,
+        "bytes": len(xml),
+        "sha256": hashlib.sha256(xml).hexdigest(),
+        "name": name,
+        "tenant_id": tenant_id,
+    }
 
 
 def _instance_event_data(instance: ProcessInstance, **extra: Any) -> dict[str, Any]:

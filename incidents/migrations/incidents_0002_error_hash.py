@@ -19,7 +19,9 @@ def upgrade() -> None:
     with op.batch_alter_table("incidents") as batch:
         batch.add_column(sa.Column("error_hash", sa.String(16)))
     op.create_index("ix_incidents_error_hash", "incidents", ["error_hash", "status"])
-    table = sa.table("incidents", sa.column("id", sa.String), sa.column("message", sa.Text), sa.column("error_hash", sa.String))
+    table = sa.table(
+        "incidents", sa.column("id", sa.String), sa.column("message", sa.Text), sa.column("error_hash", sa.String)
+    )
     connection = op.get_bind()
     for incident_id, message in connection.execute(sa.select(table.c.id, table.c.message)).all():
         connection.execute(table.update().where(table.c.id == incident_id).values(error_hash=error_hash(message)))

@@ -25,7 +25,9 @@ HISTORY_ENGINES = [{"name": "history", "type": "history", "url": HISTORY_URL, "d
 @pytest.fixture(autouse=True)
 def history_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     real = gateway.registry.adapter_class
-    monkeypatch.setattr(gateway.registry, "adapter_class", lambda config: HistoryEngine if config.type == "history" else real(config))
+    monkeypatch.setattr(
+        gateway.registry, "adapter_class", lambda config: HistoryEngine if config.type == "history" else real(config)
+    )
     HISTORIES.clear()
     yield
     HISTORIES.clear()

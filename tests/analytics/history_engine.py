@@ -19,7 +19,9 @@ class History:
     activities: list[ActivityRecord] = field(default_factory=list)
     tasks: dict[str, Task] = field(default_factory=dict)  # open tasks
 
-    def instance(self, instance_id: str, key: str, start: datetime, end: datetime | None = None, status: str | None = None) -> None:
+    def instance(
+        self, instance_id: str, key: str, start: datetime, end: datetime | None = None, status: str | None = None
+    ) -> None:
         self.instances[instance_id] = ProcessInstance(
             id=instance_id,
             definition_id=f"{key}:1",
@@ -31,9 +33,13 @@ class History:
             status=status or ("active" if end is None else "completed"),
         )
 
-    def activity(self, instance_id: str, activity_id: str, kind: str, start: datetime, end: datetime | None = None) -> None:
+    def activity(
+        self, instance_id: str, activity_id: str, kind: str, start: datetime, end: datetime | None = None
+    ) -> None:
         self.activities = [
-            a for a in self.activities if not (a.instance_id == instance_id and a.activity_id == activity_id and a.start_time == start)
+            a
+            for a in self.activities
+            if not (a.instance_id == instance_id and a.activity_id == activity_id and a.start_time == start)
         ]
         self.activities.append(
             ActivityRecord(
@@ -61,7 +67,9 @@ class History:
 
 
 def _page(items: list[Any], query: Any) -> Page[Any]:
-    return Page(items=items[query.offset : query.offset + query.size], total=len(items), page=query.page, size=query.size)
+    return Page(
+        items=items[query.offset : query.offset + query.size], total=len(items), page=query.page, size=query.size
+    )
 
 
 class HistoryEngine(FakeEngine):
@@ -70,11 +78,17 @@ class HistoryEngine(FakeEngine):
         self.history = HISTORIES.setdefault(context.config.url or "", History())
 
     async def history_instances(self, query: HistoryQuery) -> Page[ProcessInstance]:
-        found = [i for i in self.history.instances.values() if query.started_after is None or i.start_time >= query.started_after]
+        found = [
+            i
+            for i in self.history.instances.values()
+            if query.started_after is None or i.start_time >= query.started_after
+        ]
         return _page(sorted(found, key=lambda i: (i.start_time, i.id)), query)
 
     async def history_activities(self, query: HistoryQuery) -> Page[ActivityRecord]:
-        found = [a for a in self.history.activities if query.started_after is None or a.start_time >= query.started_after]
+        found = [
+            a for a in self.history.activities if query.started_after is None or a.start_time >= query.started_after
+        ]
         return _page(sorted(found, key=lambda a: (a.start_time, a.instance_id, a.activity_id)), query)
 
     async def list_tasks(self, query: TaskQuery) -> Page[Task]:

@@ -34,7 +34,9 @@ async def caches(request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], S
 
 
 def counter(endpoint: str, result: str) -> float:
-    return REGISTRY.get_sample_value("pm_analytics_cache_requests_total", {"endpoint": endpoint, "result": result}) or 0.0
+    return (
+        REGISTRY.get_sample_value("pm_analytics_cache_requests_total", {"endpoint": endpoint, "result": result}) or 0.0
+    )
 
 
 async def test_a_cold_key_requested_by_many_is_computed_once(caches: Callable[[], StatisticsCache]) -> None:
@@ -115,7 +117,9 @@ async def test_a_new_instance_invalidates_the_cached_statistics_through_its_even
 
         history.instance(f"second-{backend}", "order", now - timedelta(minutes=5))
         async with transaction(database) as uow:  # what the API writes when it starts an instance
-            uow.emit("instance.started", engine="history", instance_id=f"second-{backend}", data={"definition_key": "order"})
+            uow.emit(
+                "instance.started", engine="history", instance_id=f"second-{backend}", data={"definition_key": "order"}
+            )
         await projector.run_once()  # the event names the engine: read again at once, not at the next interval
         after = await statistics()
         assert after["summary"]["total_instances"] == 2

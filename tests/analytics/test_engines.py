@@ -15,9 +15,27 @@ from tests.real_engines.harness import RealEngineHarness
 
 # The simulated engines; the real engines (tests/real_engines) need their servers and run in their own suites.
 HARNESSES = [h for h in ALL_HARNESSES if not isinstance(h, RealEngineHarness)]
-TIMED = {"generated_at", "data_as_of", "period", "average_duration", "median_duration", "average_wait_time",
-         "average_time_to_claim", "average_time_to_complete", "p50_duration", "p95_duration", "peak_load_time",
-         "lead_time", "cycle_time", "processing_time", "wait_time", "created", "id", "instance_id", "severity"}
+TIMED = {
+    "generated_at",
+    "data_as_of",
+    "period",
+    "average_duration",
+    "median_duration",
+    "average_wait_time",
+    "average_time_to_claim",
+    "average_time_to_complete",
+    "p50_duration",
+    "p95_duration",
+    "peak_load_time",
+    "lead_time",
+    "cycle_time",
+    "processing_time",
+    "wait_time",
+    "created",
+    "id",
+    "instance_id",
+    "severity",
+}
 EVENT_TYPES = {"startEvent", "endEvent"}  # the harnesses name these elements differently
 
 
@@ -35,11 +53,15 @@ def timeless(value: Any) -> Any:
 async def run_scenario(client: httpx.AsyncClient, engine: str, bpmn: bytes, project: Callable[[], Any]) -> None:
     """Three approvals: alice takes one from the queue, bob claims another, both complete; the third is terminated."""
     params = {"engine": engine}
-    deployed = await client.post("/api/processes/definitions", params=params, files={"file": ("approval.bpmn", bpmn, "application/xml")})
+    deployed = await client.post(
+        "/api/processes/definitions", params=params, files={"file": ("approval.bpmn", bpmn, "application/xml")}
+    )
     assert deployed.status_code == 201, deployed.text
     ids = []
     for business_key in ("a", "b", "c"):
-        started = await client.post("/api/processes/instances", params=params, json={"definition_key": "approval", "business_key": business_key})
+        started = await client.post(
+            "/api/processes/instances", params=params, json={"definition_key": "approval", "business_key": business_key}
+        )
         assert started.status_code == 201, started.text
         ids.append(started.json()["id"])
 
@@ -53,16 +75,27 @@ async def run_scenario(client: httpx.AsyncClient, engine: str, bpmn: bytes, proj
     for instance_id in ids:
         await open_task(instance_id)
     await project()  # what the background round does after the instance.started events
-    taken = await client.post("/api/processes/tasks/claim-next", params=params, json={"candidate_groups": ["sales"]}, headers={"X-User-Id": "alice"})
+    taken = await client.post(
+        "/api/processes/tasks/claim-next",
+        params=params,
+        json={"candidate_groups": ["sales"]},
+        headers={"X-User-Id": "alice"},
+    )
     assert taken.status_code == 200, taken.text
     assert taken.json()["assignee"] == "alice"
-    completed = await client.post(f"/api/processes/tasks/{taken.json()['id']}/complete", params=params, json={}, headers={"X-User-Id": "alice"})
+    completed = await client.post(
+        f"/api/processes/tasks/{taken.json()['id']}/complete", params=params, json={}, headers={"X-User-Id": "alice"}
+    )
     assert completed.status_code == 204, completed.text
     other = next(i for i in ids[:2] if i != taken.json()["instance_id"])
     task = await open_task(other)
-    claimed = await client.post(f"/api/processes/tasks/{task['id']}/claim", params=params, json={"user_id": "bob"}, headers={"X-User-Id": "bob"})
+    claimed = await client.post(
+        f"/api/processes/tasks/{task['id']}/claim", params=params, json={"user_id": "bob"}, headers={"X-User-Id": "bob"}
+    )
     assert claimed.status_code == 200, claimed.text
-    completed = await client.post(f"/api/processes/tasks/{task['id']}/complete", params=params, json={}, headers={"X-User-Id": "bob"})
+    completed = await client.post(
+        f"/api/processes/tasks/{task['id']}/complete", params=params, json={}, headers={"X-User-Id": "bob"}
+    )
     assert completed.status_code == 204, completed.text
     terminated = await client.delete(f"/api/processes/instances/{ids[2]}", params=params)
     assert terminated.status_code == 204, terminated.text
@@ -88,7 +121,13 @@ async def test_one_run_gives_the_same_numbers_on_every_engine(make_gateway: Call
         await projector.run_once(sync_all=True)
         for harness in HARNESSES:
             answers[harness.id] = {}
-            for path in ("/statistics", "/tasks/statistics", "/performance", "/bottlenecks", "/statistics/definitions/approval/elements"):
+            for path in (
+                "/statistics",
+                "/tasks/statistics",
+                "/performance",
+                "/bottlenecks",
+                "/statistics/definitions/approval/elements",
+            ):
                 response = await client.get(f"/api/processes{path}", params={"engine": harness.id})
                 assert response.status_code == 200, response.text
                 answers[harness.id][path] = timeless(response.json())
@@ -98,10 +137,15 @@ async def test_one_run_gives_the_same_numbers_on_every_engine(make_gateway: Call
     assert (summary["total_instances"], summary["completed_instances"], summary["terminated_instances"]) == (3, 2, 1)
     assert (summary["total_tasks"], summary["completed_tasks"], summary["open_tasks"]) == (3, 2, 0)
     assert embedded["/tasks/statistics"]["by_assignee"] == [
-        {"assignee": "alice", "claimed": 0, "completed": 1}, {"assignee": "bob", "claimed": 0, "completed": 1}
+        {"assignee": "alice", "claimed": 0, "completed": 1},
+        {"assignee": "bob", "claimed": 0, "completed": 1},
     ]
     elements = {e["activity_id"]: e for e in embedded["/statistics/definitions/approval/elements"]["elements"]}
-    assert (elements["review"]["completed"], elements["review"]["canceled"], elements["endEvent"]["completed"]) == (2, 1, 2)
+    assert (elements["review"]["completed"], elements["review"]["canceled"], elements["endEvent"]["completed"]) == (
+        2,
+        1,
+        2,
+    )
     assert len(answers) == len(HARNESSES) >= 4
     for engine, answer in answers.items():
         for path, body in answer.items():

@@ -31,7 +31,13 @@ def running(history: History) -> None:
     history.instance("i2", "order", at(2, 23, 30))  # 00:30 local on 11-03: counts on 11-03, not 11-02
     history.instance("i3", "order", at(3, 10))
     history.instance("i4", "order", at(4, 12))
-    for instance_id, review_start in (("i0", at(1, 22, 30)), ("i1", at(2, 8, 10)), ("i2", at(2, 23, 30)), ("i3", at(3, 10)), ("i4", at(4, 12))):
+    for instance_id, review_start in (
+        ("i0", at(1, 22, 30)),
+        ("i1", at(2, 8, 10)),
+        ("i2", at(2, 23, 30)),
+        ("i3", at(3, 10)),
+        ("i4", at(4, 12)),
+    ):
         start = history.instances[instance_id].start_time
         history.activity(instance_id, "start", "startEvent", start, start)
         history.activity(instance_id, "review", "userTask", review_start)
@@ -102,7 +108,10 @@ async def gateway(make_gateway: Callable[..., Any], history: History, database: 
         await projector.run_once()
         finished(history)
         await task_event(
-            database, "task.completed", at(2, 8, 50, 30), {"task_definition_key": "review", "definition_key": "order", "completed_by": "alice"}
+            database,
+            "task.completed",
+            at(2, 8, 50, 30),
+            {"task_definition_key": "review", "definition_key": "order", "completed_by": "alice"},
         )
         await incident(database, "inc-1", "i3", at(3, 10, 15), "resolved")
         await incident(database, "inc-2", "i4", at(4, 12, 30), "open")
@@ -120,7 +129,11 @@ async def get(gateway: Any, path: str, **params: Any) -> dict[str, Any]:
 
 async def test_statistics_of_a_period_in_a_non_utc_time_zone(gateway: Any) -> None:
     body = await get(gateway, "/statistics")
-    assert body["period"] == {"start_date": "2026-11-01T23:00:00Z", "end_date": "2026-11-04T23:00:00Z", "timezone": "Europe/Berlin"}
+    assert body["period"] == {
+        "start_date": "2026-11-01T23:00:00Z",
+        "end_date": "2026-11-04T23:00:00Z",
+        "timezone": "Europe/Berlin",
+    }
     assert body["summary"] == {
         "total_instances": 4,  # i1..i4; i0 started before the period
         "active_instances": 1,
@@ -152,9 +165,30 @@ async def test_statistics_of_a_period_in_a_non_utc_time_zone(gateway: Any) -> No
     assert [(b["activity_id"], b["severity"]) for b in order["bottlenecks"]] == [("review", "critical")]
     assert body["by_day"] == [
         # i0 and i1 complete on 11-02 (i0 at 00:30 local), each after 1 h; t0 and t1 complete that day.
-        {"date": "2026-11-02", "instances": 1, "completed_instances": 2, "average_duration": HOUR, "tasks_completed": 2, "incidents": 0},
-        {"date": "2026-11-03", "instances": 2, "completed_instances": 1, "average_duration": 2 * HOUR, "tasks_completed": 1, "incidents": 1},
-        {"date": "2026-11-04", "instances": 1, "completed_instances": 0, "average_duration": None, "tasks_completed": 0, "incidents": 1},
+        {
+            "date": "2026-11-02",
+            "instances": 1,
+            "completed_instances": 2,
+            "average_duration": HOUR,
+            "tasks_completed": 2,
+            "incidents": 0,
+        },
+        {
+            "date": "2026-11-03",
+            "instances": 2,
+            "completed_instances": 1,
+            "average_duration": 2 * HOUR,
+            "tasks_completed": 1,
+            "incidents": 1,
+        },
+        {
+            "date": "2026-11-04",
+            "instances": 1,
+            "completed_instances": 0,
+            "average_duration": None,
+            "tasks_completed": 0,
+            "incidents": 1,
+        },
     ]
 
 
@@ -164,7 +198,10 @@ async def test_bottlenecks_rank_by_wait_against_the_other_runs(gateway: Any) -> 
     # canceled, i4's runs, i0's began before the period), notify ×1 (5 min), end ×3 (i0 at 23:30Z, i1, i2; 0 ms).
     # review: the other 8 runs average 5/8 min, spread ~1.65 min: z ≈ 48, critical. notify: the other 9 average
     # 160/9 min, above it: low.
-    assert [(b["activity_id"], b["activity_type"], b["average_wait_time"], b["instances_affected"], b["severity"]) for b in body["items"]] == [
+    assert [
+        (b["activity_id"], b["activity_type"], b["average_wait_time"], b["instances_affected"], b["severity"])
+        for b in body["items"]
+    ] == [
         ("review", "userTask", 80.0 * MIN, 2, "critical"),
         ("notify", "serviceTask", 5.0 * MIN, 1, "low"),
         ("end", "endEvent", 0.0, 3, "low"),
@@ -176,14 +213,54 @@ async def test_element_statistics_for_a_heatmap(gateway: Any) -> None:
     body = await get(gateway, "/statistics/definitions/order/elements")
     assert body["definition_key"] == "order"
     assert body["elements"] == [
-        {"activity_id": "end", "activity_name": "End", "activity_type": "endEvent", "active": 0, "completed": 3, "canceled": 0,
-         "incidents": 0, "average_duration": 0.0, "p50_duration": 0, "p95_duration": 0},
-        {"activity_id": "notify", "activity_name": "Notify", "activity_type": "serviceTask", "active": 0, "completed": 1,
-         "canceled": 0, "incidents": 0, "average_duration": 5.0 * MIN, "p50_duration": 5 * MIN, "p95_duration": 5 * MIN},
-        {"activity_id": "review", "activity_name": "Review", "activity_type": "userTask", "active": 1, "completed": 2,
-         "canceled": 1, "incidents": 1, "average_duration": 80.0 * MIN, "p50_duration": 40 * MIN, "p95_duration": 2 * HOUR},
-        {"activity_id": "start", "activity_name": "Start", "activity_type": "startEvent", "active": 0, "completed": 4,
-         "canceled": 0, "incidents": 0, "average_duration": 0.0, "p50_duration": 0, "p95_duration": 0},
+        {
+            "activity_id": "end",
+            "activity_name": "End",
+            "activity_type": "endEvent",
+            "active": 0,
+            "completed": 3,
+            "canceled": 0,
+            "incidents": 0,
+            "average_duration": 0.0,
+            "p50_duration": 0,
+            "p95_duration": 0,
+        },
+        {
+            "activity_id": "notify",
+            "activity_name": "Notify",
+            "activity_type": "serviceTask",
+            "active": 0,
+            "completed": 1,
+            "canceled": 0,
+            "incidents": 0,
+            "average_duration": 5.0 * MIN,
+            "p50_duration": 5 * MIN,
+            "p95_duration": 5 * MIN,
+        },
+        {
+            "activity_id": "review",
+            "activity_name": "Review",
+            "activity_type": "userTask",
+            "active": 1,
+            "completed": 2,
+            "canceled": 1,
+            "incidents": 1,
+            "average_duration": 80.0 * MIN,
+            "p50_duration": 40 * MIN,
+            "p95_duration": 2 * HOUR,
+        },
+        {
+            "activity_id": "start",
+            "activity_name": "Start",
+            "activity_type": "startEvent",
+            "active": 0,
+            "completed": 4,
+            "canceled": 0,
+            "incidents": 0,
+            "average_duration": 0.0,
+            "p50_duration": 0,
+            "p95_duration": 0,
+        },
     ]
 
 
@@ -199,11 +276,20 @@ async def test_task_statistics_per_group_and_assignee(gateway: Any) -> None:
         "average_time_to_complete": completion,
     }
     assert body["by_candidate_group"] == [
-        {"candidate_group": "sales", "open": 1, "claimed": 0, "completed": 3, "overdue": 1, "average_time_to_claim": 10.0 * MIN,
-         "average_time_to_complete": completion,
-         "oldest_open_task": {"id": "t4", "name": "Review", "instance_id": "i4", "created": "2026-11-04T12:00:00Z"}},
+        {
+            "candidate_group": "sales",
+            "open": 1,
+            "claimed": 0,
+            "completed": 3,
+            "overdue": 1,
+            "average_time_to_claim": 10.0 * MIN,
+            "average_time_to_complete": completion,
+            "oldest_open_task": {"id": "t4", "name": "Review", "instance_id": "i4", "created": "2026-11-04T12:00:00Z"},
+        },
     ]
-    assert body["by_assignee"] == [{"assignee": "alice", "claimed": 0, "completed": 1, "average_time_to_complete": 40.0 * MIN}]
+    assert body["by_assignee"] == [
+        {"assignee": "alice", "claimed": 0, "completed": 1, "average_time_to_complete": 40.0 * MIN}
+    ]
 
 
 async def test_performance_metrics(gateway: Any) -> None:
@@ -235,15 +321,30 @@ async def test_an_empty_period(gateway: Any) -> None:
     params = {"from": "2026-10-01", "to": "2026-10-02"}
     statistics = await get(gateway, "/statistics", **params)
     assert statistics["summary"] == {
-        "total_instances": 0, "active_instances": 0, "completed_instances": 0, "terminated_instances": 0,
-        "suspended_instances": 0, "average_duration": None, "median_duration": None, "total_tasks": 0,
-        "completed_tasks": 0, "open_tasks": 0, "overdue_tasks": 0, "incidents": 0, "resolved_incidents": 0,
+        "total_instances": 0,
+        "active_instances": 0,
+        "completed_instances": 0,
+        "terminated_instances": 0,
+        "suspended_instances": 0,
+        "average_duration": None,
+        "median_duration": None,
+        "total_tasks": 0,
+        "completed_tasks": 0,
+        "open_tasks": 0,
+        "overdue_tasks": 0,
+        "incidents": 0,
+        "resolved_incidents": 0,
     }
     assert statistics["by_process"] == []
     assert [day["date"] for day in statistics["by_day"]] == ["2026-10-01", "2026-10-02"]
     assert all(day["instances"] == 0 and day["average_duration"] is None for day in statistics["by_day"])
     performance = await get(gateway, "/performance", **params)
-    assert performance["throughput"] == {"instances_per_hour": 0.0, "tasks_per_hour": 0.0, "peak_load_time": None, "capacity_utilization": None}
+    assert performance["throughput"] == {
+        "instances_per_hour": 0.0,
+        "tasks_per_hour": 0.0,
+        "peak_load_time": None,
+        "capacity_utilization": None,
+    }
     assert set(performance["efficiency"].values()) == {None}
     assert set(performance["quality"].values()) == {None}
     assert (await get(gateway, "/bottlenecks", **params))["items"] == []
@@ -254,13 +355,30 @@ async def test_an_empty_period(gateway: Any) -> None:
 async def test_a_period_with_one_instance(gateway: Any) -> None:
     body = await get(gateway, "/statistics", **{"from": "2026-11-04", "to": "2026-11-04"})
     assert body["summary"] == {
-        "total_instances": 1, "active_instances": 1, "completed_instances": 0, "terminated_instances": 0,
-        "suspended_instances": 0, "average_duration": None, "median_duration": None, "total_tasks": 1,
-        "completed_tasks": 0, "open_tasks": 1, "overdue_tasks": 1, "incidents": 1, "resolved_incidents": 0,
+        "total_instances": 1,
+        "active_instances": 1,
+        "completed_instances": 0,
+        "terminated_instances": 0,
+        "suspended_instances": 0,
+        "average_duration": None,
+        "median_duration": None,
+        "total_tasks": 1,
+        "completed_tasks": 0,
+        "open_tasks": 1,
+        "overdue_tasks": 1,
+        "incidents": 1,
+        "resolved_incidents": 0,
     }
     assert body["by_process"][0]["success_rate"] is None
     assert body["by_day"] == [
-        {"date": "2026-11-04", "instances": 1, "completed_instances": 0, "average_duration": None, "tasks_completed": 0, "incidents": 1}
+        {
+            "date": "2026-11-04",
+            "instances": 1,
+            "completed_instances": 0,
+            "average_duration": None,
+            "tasks_completed": 0,
+            "incidents": 1,
+        }
     ]
 
 

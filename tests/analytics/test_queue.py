@@ -20,12 +20,18 @@ from tests.conformance.harnesses.camunda7 import HARNESS as CAMUNDA
 EMBEDDED = [{"name": "local", "type": "embedded", "default": True}]
 
 
-async def start_approvals(client: Any, count: int, params: dict[str, str] | None = None, bpmn: bytes = APPROVAL) -> list[str]:
-    deployed = await client.post("/api/processes/definitions", params=params, files={"file": ("a.bpmn", bpmn, "application/xml")})
+async def start_approvals(
+    client: Any, count: int, params: dict[str, str] | None = None, bpmn: bytes = APPROVAL
+) -> list[str]:
+    deployed = await client.post(
+        "/api/processes/definitions", params=params, files={"file": ("a.bpmn", bpmn, "application/xml")}
+    )
     assert deployed.status_code == 201, deployed.text
     ids = []
     for n in range(count):
-        started = await client.post("/api/processes/instances", params=params, json={"definition_key": "approval", "business_key": str(n)})
+        started = await client.post(
+            "/api/processes/instances", params=params, json={"definition_key": "approval", "business_key": str(n)}
+        )
         assert started.status_code == 201, started.text
         ids.append(started.json()["id"])
     return ids
@@ -44,7 +50,9 @@ async def test_concurrent_callers_never_get_the_same_task(make_gateway: Callable
         assert (first.json()["instance_id"], first.json()["assignee"]) == (instances[0], "first")  # the oldest
         assert (await claim_next(client, "outsider", candidate_groups=["support"])).status_code == 204
 
-        answers = await asyncio.gather(*(claim_next(client, f"user-{n}", candidate_groups=["sales"]) for n in range(30)))
+        answers = await asyncio.gather(
+            *(claim_next(client, f"user-{n}", candidate_groups=["sales"]) for n in range(30))
+        )
         claimed = [a.json() for a in answers if a.status_code == 200]
         assert sorted(a.status_code for a in answers) == [200] * 24 + [204] * 6
         assert len({task["id"] for task in claimed}) == 24
@@ -53,7 +61,9 @@ async def test_concurrent_callers_never_get_the_same_task(make_gateway: Callable
             if answer.status_code == 200:
                 task = (await client.get(f"/api/processes/tasks/{answer.json()['id']}")).json()
                 assert task["assignee"] == f"user-{n}"
-        events = await client.get("/api/processes/events", params={"types": "process_manager.task.assigned", "limit": 100})
+        events = await client.get(
+            "/api/processes/events", params={"types": "process_manager.task.assigned", "limit": 100}
+        )
         assert len(events.json()["items"]) == 25
 
 
@@ -62,19 +72,27 @@ async def test_concurrent_callers_on_an_http_engine_query_then_claim(make_gatewa
     async with make_gateway(engines=engines, transports={"camunda": CAMUNDA.make_transport()}) as gateway:
         client = gateway.client
         await start_approvals(client, 12, bpmn=CAMUNDA.bpmn["approval"])
-        answers = await asyncio.gather(*(claim_next(client, f"user-{n}", candidate_groups=["sales"]) for n in range(15)))
+        answers = await asyncio.gather(
+            *(claim_next(client, f"user-{n}", candidate_groups=["sales"]) for n in range(15))
+        )
         claimed = [a.json() for a in answers if a.status_code == 200]
         assert sorted(a.status_code for a in answers) == [200] * 12 + [204] * 3
         assert len({task["id"] for task in claimed}) == 12
         assert sorted(task["assignee"] for task in claimed) == sorted({task["assignee"] for task in claimed})
 
 
-async def test_a_task_past_its_due_is_announced_once(make_gateway: Callable[..., Any], history: History, database: Database) -> None:
+async def test_a_task_past_its_due_is_announced_once(
+    make_gateway: Callable[..., Any], history: History, database: Database
+) -> None:
     now = datetime.now(UTC)
     history.instance("i1", "order", now - timedelta(hours=3))
     history.activity("i1", "review", "userTask", now - timedelta(hours=3))
-    history.open_task("late", "i1", "review", now - timedelta(hours=3), due=now - timedelta(hours=1), candidate_groups=["sales"])
-    history.open_task("early", "i1", "review", now - timedelta(hours=3), due=now + timedelta(hours=1), candidate_groups=["sales"])
+    history.open_task(
+        "late", "i1", "review", now - timedelta(hours=3), due=now - timedelta(hours=1), candidate_groups=["sales"]
+    )
+    history.open_task(
+        "early", "i1", "review", now - timedelta(hours=3), due=now + timedelta(hours=1), candidate_groups=["sales"]
+    )
     async with make_gateway() as gateway:
         projector = gateway.app.state.analytics.projector
         await projector.run_once(sync_all=True)
@@ -82,8 +100,14 @@ async def test_a_task_past_its_due_is_announced_once(make_gateway: Callable[...,
         assert sorted(counts) == [0, 1]
         assert await projector.emit_overdue() == 0
         async with database.sessionmaker() as session:
-            rows = (await session.execute(sa.select(outbox).where(outbox.c.type == "process_manager.task.overdue"))).mappings().all()
-        assert [(row["data"]["task_id"], row["engine"], row["instance_id"]) for row in rows] == [("late", "history", "i1")]
+            rows = (
+                (await session.execute(sa.select(outbox).where(outbox.c.type == "process_manager.task.overdue")))
+                .mappings()
+                .all()
+            )
+        assert [(row["data"]["task_id"], row["engine"], row["instance_id"]) for row in rows] == [
+            ("late", "history", "i1")
+        ]
         statistics = await gateway.client.get("/api/processes/tasks/statistics")
         assert (statistics.json()["overdue"], statistics.json()["open"]) == (1, 2)
 
@@ -94,18 +118,42 @@ async def open_incident(db: Database, incident_id: str, message: str, key: str, 
         await incident_repository.insert_incident(
             uow.session,
             {
-                "id": incident_id, "engine": "history", "incident_type": "failedJob", "message": message,
-                "status": status, "severity": "medium", "instance_id": f"instance-{incident_id}", "definition_key": key,
-                "activity_id": "charge", "retry_count": 0, "auto_retries": 0, "escalation_level": 0,
-                "created": now, "detected_at": now, "updated": now, "status_changed_at": now,
+                "id": incident_id,
+                "engine": "history",
+                "incident_type": "failedJob",
+                "message": message,
+                "status": status,
+                "severity": "medium",
+                "instance_id": f"instance-{incident_id}",
+                "definition_key": key,
+                "activity_id": "charge",
+                "retry_count": 0,
+                "auto_retries": 0,
+                "escalation_level": 0,
+                "created": now,
+                "detected_at": now,
+                "updated": now,
+                "status_changed_at": now,
             },
         )
 
 
-async def test_open_incidents_are_grouped_by_their_normalised_error(make_gateway: Callable[..., Any], database: Database) -> None:
-    await open_incident(database, "a", "Card 4111 declined for order 981 (id 3f2c9a7e-1b2c-4d5e-8f90-123456789abc)", "charging")
-    await open_incident(database, "b", "Card 5500  declined for order 17 (id 9a9a9a9a-1b2c-4d5e-8f90-123456789abc)", "refund")
-    await open_incident(database, "c", "Card 4111 declined for order 3 (id 00000000-1b2c-4d5e-8f90-123456789abc)", "charging", "resolved")
+async def test_open_incidents_are_grouped_by_their_normalised_error(
+    make_gateway: Callable[..., Any], database: Database
+) -> None:
+    await open_incident(
+        database, "a", "Card 4111 declined for order 981 (id 3f2c9a7e-1b2c-4d5e-8f90-123456789abc)", "charging"
+    )
+    await open_incident(
+        database, "b", "Card 5500  declined for order 17 (id 9a9a9a9a-1b2c-4d5e-8f90-123456789abc)", "refund"
+    )
+    await open_incident(
+        database,
+        "c",
+        "Card 4111 declined for order 3 (id 00000000-1b2c-4d5e-8f90-123456789abc)",
+        "charging",
+        "resolved",
+    )
     await open_incident(database, "d", "Mail server unreachable", "charging")
     async with make_gateway() as gateway:
         response = await gateway.client.get("/api/processes/incidents/statistics/by-error")
@@ -127,9 +175,13 @@ async def test_the_highest_priority_goes_first_then_the_oldest(make_gateway: Cal
     async with make_gateway(engines=EMBEDDED) as gateway:
         client = gateway.client
         older = await start_approvals(client, 2)
-        deployed = await client.post("/api/processes/definitions", files={"file": ("u.bpmn", urgent, "application/xml")})
+        deployed = await client.post(
+            "/api/processes/definitions", files={"file": ("u.bpmn", urgent, "application/xml")}
+        )
         assert deployed.status_code == 201, deployed.text
         newest = await client.post("/api/processes/instances", json={"definition_key": "urgent"})
-        order = [(await claim_next(client, "alice", candidate_groups=["sales"])).json()["instance_id"] for _ in range(3)]
+        order = [
+            (await claim_next(client, "alice", candidate_groups=["sales"])).json()["instance_id"] for _ in range(3)
+        ]
         assert order == [newest.json()["id"], *older]
         assert (await claim_next(client, "alice", definition_key="approval")).status_code == 204

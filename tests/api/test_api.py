@@ -143,7 +143,10 @@ async def test_variables_of_the_wrong_type_are_422_and_start_nothing(client: htt
         "/api/processes/instances",
         json={
             "definition_key": "approval",
-            "variables": {"count": {"value": "seven", "type": "Integer"}, "when": {"value": "yesterday", "type": "Date"}},
+            "variables": {
+                "count": {"value": "seven", "type": "Integer"},
+                "when": {"value": "yesterday", "type": "Date"},
+            },
         },
     )
     body = assert_problem(response, 422, "count", "when")
@@ -159,7 +162,9 @@ async def test_integers_inside_json_values_beyond_the_long_range_are_422_and_sta
         ({"order": {"items": [{"amount": 1}, {"amount": 2**64}]}}, "variables.order.items.1.amount"),
         ({"typed": {"value": {"ids": [-(2**63) - 1]}, "type": "Json"}}, "variables.typed.value.ids.0"),
     ]:
-        response = await client.post("/api/processes/instances", json={"definition_key": "approval", "variables": variables})
+        response = await client.post(
+            "/api/processes/instances", json={"definition_key": "approval", "variables": variables}
+        )
         assert_problem(response, 422, f"{where}: the integer is outside the signed 64-bit range")
     fine = {"typed": {"value": {"ids": [2**63 - 1, -(2**63)]}, "type": "Json"}}
     started = await client.post("/api/processes/instances", json={"definition_key": "approval", "variables": fine})
@@ -169,7 +174,9 @@ async def test_integers_inside_json_values_beyond_the_long_range_are_422_and_sta
 
 async def test_malformed_request_bodies(client: httpx.AsyncClient) -> None:
     assert_problem(
-        await client.post("/api/processes/instances", content=b"{not json", headers={"content-type": "application/json"}),
+        await client.post(
+            "/api/processes/instances", content=b"{not json", headers={"content-type": "application/json"}
+        ),
         400,
     )
     body = assert_problem(await client.post("/api/processes/instances", json={"business_key": "x"}), 422)
@@ -203,7 +210,9 @@ async def test_concurrent_completes_on_one_instance_lose_no_update(client: httpx
     assert sorted(t["task_definition_key"] for t in tasks) == ["left", "right"]
     results = await asyncio.gather(
         *(
-            client.post(f"/api/processes/tasks/{t['id']}/complete", json={"variables": {t["task_definition_key"]: "done"}})
+            client.post(
+                f"/api/processes/tasks/{t['id']}/complete", json={"variables": {t["task_definition_key"]: "done"}}
+            )
             for t in tasks
         )
     )
@@ -244,7 +253,9 @@ async def test_new_version_suspend_and_delete(client: httpx.AsyncClient) -> None
     counted = (await client.get(f"/api/processes/definitions/{second['id']}", params={"with_counts": True})).json()
     assert counted["instances"] == 1
     assert_problem(await client.delete(f"/api/processes/definitions/{second['id']}"), 409)
-    assert (await client.delete(f"/api/processes/definitions/{second['id']}", params={"cascade": True})).status_code == 204
+    assert (
+        await client.delete(f"/api/processes/definitions/{second['id']}", params={"cascade": True})
+    ).status_code == 204
     assert_problem(await client.get(f"/api/processes/instances/{running['id']}"), 404)
 
 
@@ -265,7 +276,9 @@ async def test_suspend_terminate_and_variables(client: httpx.AsyncClient) -> Non
         "keep": {"value": 1, "type": "Integer"},
         "added": {"value": "2026-11-22T10:00:00Z", "type": "Date"},
     }
-    assert (await client.delete(f"/api/processes/instances/{instance['id']}", params={"reason": "test"})).status_code == 204
+    assert (
+        await client.delete(f"/api/processes/instances/{instance['id']}", params={"reason": "test"})
+    ).status_code == 204
     assert (await client.get(f"/api/processes/instances/{instance['id']}")).json()["status"] == "terminated"
     assert (await event_types(client))[-3:] == ["instance.suspended", "instance.activated", "instance.terminated"]
 
@@ -276,7 +289,9 @@ async def test_every_mutating_call_is_audited_and_the_chain_detects_tampering(
 ) -> None:
     await deploy(client)
     instance = await start(client, variables={"secret_pin": "1234"})
-    assert_problem(await client.post("/api/processes/tasks/nope/claim", json={"user_id": "a"}, headers={"X-User-Id": "eve"}), 404)
+    assert_problem(
+        await client.post("/api/processes/tasks/nope/claim", json={"user_id": "a"}, headers={"X-User-Id": "eve"}), 404
+    )
 
     audit = (await client.get("/api/processes/audit")).json()
     assert [(e["operation"], e["status"], e["outcome"]) for e in audit["items"]] == [
@@ -329,7 +344,9 @@ async def test_concurrent_duplicate_with_the_same_key_is_409(client: httpx.Async
 
 async def test_a_failed_request_does_not_burn_the_key(client: httpx.AsyncClient) -> None:
     headers = {"Idempotency-Key": "k2"}
-    assert_problem(await client.post("/api/processes/instances", json={"definition_key": "approval"}, headers=headers), 404)
+    assert_problem(
+        await client.post("/api/processes/instances", json={"definition_key": "approval"}, headers=headers), 404
+    )
     await deploy(client)
     replay = await client.post("/api/processes/instances", json={"definition_key": "approval"}, headers=headers)
     assert replay.status_code == 404  # 4xx answers are kept and replayed like any other
@@ -349,7 +366,11 @@ async def test_engines_health_ready_metrics_and_openapi(client: httpx.AsyncClien
     metrics = (await client.get("/metrics")).text
     assert 'pm_http_request_seconds_count{method="GET",route="/api/processes/tasks",status="200"}' in metrics
     spec = (await client.get("/openapi.json")).json()
-    for path in ("/api/processes/definitions", "/api/processes/instances/{instance_id}/variables", "/api/processes/tasks/{task_id}/claim"):
+    for path in (
+        "/api/processes/definitions",
+        "/api/processes/instances/{instance_id}/variables",
+        "/api/processes/tasks/{task_id}/claim",
+    ):
         assert path in spec["paths"]
     assert (await client.get("/docs")).status_code == 200
 
@@ -388,7 +409,9 @@ async def test_two_gateways_sharing_redis_report_the_same_open_circuit(
         engine_two.route(host="127.0.0.1").pass_through()
         engine_two.route(host="gateway.test").pass_through()
         engine_two.route(host="replica-two-engine.test", path__regex=r".*/count$").respond(200, json={"count": 0})
-        engine_two.route(host="replica-two-engine.test", path__regex=r".*/version$").respond(200, json={"version": "7.23.0"})
+        engine_two.route(host="replica-two-engine.test", path__regex=r".*/version$").respond(
+            200, json={"version": "7.23.0"}
+        )
         engine_two.route(host="replica-two-engine.test").respond(200, json=[])
         async with (
             make_client(**settings(f"http://127.0.0.1:{closed_port}/engine-rest")) as first,
@@ -423,7 +446,9 @@ async def test_the_gateway_starts_and_serves_while_redis_is_down(make_client: An
         assert ready.json()["checks"]["database"]["status"] == "up"
 
 
-async def test_open_circuit_names_engine_url_last_error_and_since_everywhere(make_client: Any, closed_port: int) -> None:
+async def test_open_circuit_names_engine_url_last_error_and_since_everywhere(
+    make_client: Any, closed_port: int
+) -> None:
     url = f"http://127.0.0.1:{closed_port}/engine-rest"
     engine = {"name": "c7", "type": "camunda7", "url": url, "breaker_fail_max": 1, "breaker_reset_timeout": 60}
     async with make_client(engines=[{"name": "local", "type": "embedded", "default": True}, engine]) as client:

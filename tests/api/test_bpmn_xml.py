@@ -53,7 +53,9 @@ async def test_multipart_bytes_in_latin_1_are_read_as_declared(client: httpx.Asy
     assert response.json()["definitions"][0]["name"] == "Bestellprüfung"
 
 
-@pytest.mark.parametrize(("encoding", "fragment"), [("US-ASCII", "cannot represent"), ("x-klingon", "unknown encoding")])
+@pytest.mark.parametrize(
+    ("encoding", "fragment"), [("US-ASCII", "cannot represent"), ("x-klingon", "unknown encoding")]
+)
 async def test_json_bpmn_text_its_declared_encoding_cannot_hold_is_refused(
     client: httpx.AsyncClient, encoding: str, fragment: str
 ) -> None:

@@ -115,5 +115,10 @@ async def test_a_change_whose_outcome_was_never_recorded_is_settled_as_unknown(
     assert await changes.settle_stale_intents(older_than=timedelta(0)) == 0
     assert await intents(database) == 0
     (row,) = await audit_rows(database)
-    assert (row["operation"], row["resource_id"], row["engine"], row["outcome"]) == ("complete", "t-1", "slow", "unknown")
+    assert (row["operation"], row["resource_id"], row["engine"], row["outcome"]) == (
+        "complete",
+        "t-1",
+        "slow",
+        "unknown",
+    )
     assert "check the engine for the outcome" in str(row["detail"])

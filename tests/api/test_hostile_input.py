@@ -33,10 +33,21 @@ async def raw_post(client: httpx.AsyncClient, path: str, text: str, **headers: s
         ({"definition_key": "approval", "variables": {"note": "a\x00b"}}, ("variables.note", "NUL")),
         ({"definition_key": "approval", "variables": {"n\x00ame": 1}}, ("variables", "NUL")),
         ({"definition_key": "approval", "variables": {"big": TOO_BIG}}, ("variables.big", "64-bit")),
-        ({"definition_key": "approval", "variables": {"d": {"value": "0001-01-01T00:30:00+01:00", "type": "Date"}}}, ("d",)),
+        (
+            {"definition_key": "approval", "variables": {"d": {"value": "0001-01-01T00:30:00+01:00", "type": "Date"}}},
+            ("d",),
+        ),
     ],
-    ids=["long-business-key", "long-tenant", "long-definition-key", "nul-business-key", "nul-variable", "nul-name",
-         "int-beyond-64-bits", "year-1-with-offset"],
+    ids=[
+        "long-business-key",
+        "long-tenant",
+        "long-definition-key",
+        "nul-business-key",
+        "nul-variable",
+        "nul-name",
+        "int-beyond-64-bits",
+        "year-1-with-offset",
+    ],
 )
 async def test_start_refuses_with_a_problem_naming_the_field_and_audits_it(
     client: httpx.AsyncClient, body: dict[str, Any], fragments: tuple[str, ...]
@@ -61,7 +72,9 @@ async def test_nan_and_infinity_are_refused_not_stored_as_null(client: httpx.Asy
 async def test_deeply_nested_json_is_refused_naming_the_limit(client: httpx.AsyncClient) -> None:
     await deploy(client)
     deep = "[" * 300 + "]" * 300
-    response = await raw_post(client, "/api/processes/instances", '{"definition_key": "approval", "variables": {"j": ' + deep + "}}")
+    response = await raw_post(
+        client, "/api/processes/instances", '{"definition_key": "approval", "variables": {"j": ' + deep + "}}"
+    )
     assert_problem(response, 422, "nested", "64")
     audit = await last_audit(client)
     assert (audit["status"], audit["outcome"]) == (422, "failure")
@@ -111,7 +124,9 @@ async def test_an_over_long_or_nul_x_user_id_is_422_and_still_audited(client: ht
     await deploy(client)
     for user in ("u" * 256, "a\x00b"):
         headers = [("x-user-id", user), ("content-type", "application/json")]
-        response = await client.post("/api/processes/instances", content=b'{"definition_key": "approval"}', headers=headers)
+        response = await client.post(
+            "/api/processes/instances", content=b'{"definition_key": "approval"}', headers=headers
+        )
         assert_problem(response, 422, "X-User-Id")
         audit = await last_audit(client)
         assert (audit["status"], audit["outcome"], audit["actor"]) == (422, "failure", "(invalid X-User-Id)")
@@ -149,7 +164,9 @@ async def test_complete_with_hostile_variables_is_refused_and_the_task_stays_ope
 def chain_of_tasks(count: int) -> bytes:
     flows, previous = [], "start"
     for n in range(count):
-        flows.append(f'<bpmn:userTask id="t{n}"/><bpmn:sequenceFlow id="f{n}" sourceRef="{previous}" targetRef="t{n}"/>')
+        flows.append(
+            f'<bpmn:userTask id="t{n}"/><bpmn:sequenceFlow id="f{n}" sourceRef="{previous}" targetRef="t{n}"/>'
+        )
         previous = f"t{n}"
     return (
         '<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"'
@@ -160,7 +177,9 @@ def chain_of_tasks(count: int) -> bytes:
 
 
 async def test_a_chain_of_1000_tasks_is_a_400_without_a_python_error_in_it(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/processes/definitions", files={"file": ("c.bpmn", chain_of_tasks(1000), "application/xml")})
+    response = await client.post(
+        "/api/processes/definitions", files={"file": ("c.bpmn", chain_of_tasks(1000), "application/xml")}
+    )
     body = assert_problem(response, 400, "chain", "450")
     assert "RecursionError" not in json.dumps(body) and "Error(" not in body["detail"]
     assert (await last_audit(client))["outcome"] == "failure"

@@ -32,7 +32,10 @@ async def test_one_access_line_per_request_with_route_status_engine_and_request_
     assert line.getMessage().startswith("GET /api/processes/tasks/{task_id} 200 ")
     assert "engine=local" in line.getMessage()
     assert (line.route, line.status, line.engine, line.request_id) == (  # type: ignore[attr-defined]
-        "/api/processes/tasks/{task_id}", 200, "local", "req-4711"
+        "/api/processes/tasks/{task_id}",
+        200,
+        "local",
+        "req-4711",
     )
     assert line.duration_ms > 0  # type: ignore[attr-defined]
 
@@ -92,4 +95,9 @@ def test_json_log_format_writes_one_object_per_line(capsys: pytest.CaptureFixtur
     (line,) = capsys.readouterr().err.strip().splitlines()
     record = json.loads(line)
     assert record["message"] == "GET /health 200 0.3 ms engine=-"
-    assert (record["level"], record["logger"], record["status"], record["request_id"]) == ("INFO", "gateway.access", 200, "-")
+    assert (record["level"], record["logger"], record["status"], record["request_id"]) == (
+        "INFO",
+        "gateway.access",
+        200,
+        "-",
+    )

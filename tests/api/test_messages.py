@@ -46,7 +46,10 @@ async def test_definition_lists_its_start_and_catch_events(client: httpx.AsyncCl
     assert [(e["id"], e["trigger"], e["message_name"]) for e in details["start_events"]] == [
         ("order-placed", "message", "order-placed")
     ]
-    assert [(e["id"], e["element_type"], e["trigger"], e["message_name"], e["signal_name"], e["attached_to"]) for e in details["catch_events"]] == [
+    assert [
+        (e["id"], e["element_type"], e["trigger"], e["message_name"], e["signal_name"], e["attached_to"])
+        for e in details["catch_events"]
+    ] == [
         ("payment-received", "intermediateCatchEvent", "message", "payment-received", None, None),
         ("cancelled", "boundaryEvent", "signal", None, "order-cancelled", "ship"),
     ]
@@ -131,7 +134,10 @@ async def test_modification_goes_back_to_a_passed_activity_and_skips_an_active_o
 
     back = await client.post(
         f"/api/processes/instances/{instance['id']}/modification",
-        json={"instructions": [{"type": "start_before", "activity_id": "payment-received"}], "annotation": "paid twice"},
+        json={
+            "instructions": [{"type": "start_before", "activity_id": "payment-received"}],
+            "annotation": "paid twice",
+        },
     )
     assert back.status_code == 200, back.text
     assert [a["id"] for a in back.json()["current_activities"]] == ["payment-received"]
@@ -140,7 +146,9 @@ async def test_modification_goes_back_to_a_passed_activity_and_skips_an_active_o
 
     skipped = await client.post(
         f"/api/processes/instances/{instance['id']}/modification",
-        json={"instructions": [{"type": "start_after", "activity_id": "payment-received", "variables": {"paid": False}}]},
+        json={
+            "instructions": [{"type": "start_after", "activity_id": "payment-received", "variables": {"paid": False}}]
+        },
     )
     assert skipped.status_code == 200, skipped.text
     assert [t["task_definition_key"] for t in await open_tasks(client, instance["id"])] == ["ship"]

@@ -18,7 +18,10 @@ POISON: dict[str, Any] = {
     "typename": {"value": "BpmnWorkflow", "type": "String"},
     "uuid_like": {"value": {"typename": "UUID", "value": "5b0c1b8e-4f5e-4a8f-9f0e-0c1c2d3e4f50"}, "type": "Json"},
     "unknown": {"value": {"typename": "NoSuchThing"}, "type": "Json"},
-    "nested": {"value": {"a": [{"typename": "datetime", "value": "2020-01-01T00:00:00"}, {"~typename": 1}]}, "type": "Json"},
+    "nested": {
+        "value": {"a": [{"typename": "datetime", "value": "2020-01-01T00:00:00"}, {"~typename": 1}]},
+        "type": "Json",
+    },
     "marks": {"value": {"~": "", "~~x": [1, {"typename": None}], "plain": True}, "type": "Json"},
     "~tilde": {"value": 3, "type": "Integer"},
 }
@@ -31,14 +34,18 @@ async def read_variables(client: httpx.AsyncClient, instance_id: str) -> dict[st
 
 
 @pytest.mark.parametrize("when", ["start", "variables", "complete"])
-async def test_typename_variables_round_trip_and_the_instance_still_completes(client: httpx.AsyncClient, when: str) -> None:
+async def test_typename_variables_round_trip_and_the_instance_still_completes(
+    client: httpx.AsyncClient, when: str
+) -> None:
     await deploy(client, PARALLEL)
     instance = await start(client, "parallel", variables=POISON if when == "start" else {})
     left, right = sorted(await open_tasks(client, instance["id"]), key=lambda t: t["task_definition_key"])
     if when == "variables":
         changed = await client.put(f"/api/processes/instances/{instance['id']}/variables", json={"variables": POISON})
         assert changed.status_code == 200, changed.text
-    first = await client.post(f"/api/processes/tasks/{left['id']}/complete", json={"variables": POISON if when == "complete" else {}})
+    first = await client.post(
+        f"/api/processes/tasks/{left['id']}/complete", json={"variables": POISON if when == "complete" else {}}
+    )
     assert first.status_code == 204, first.text
     assert await read_variables(client, instance["id"]) == POISON
     second = await client.post(f"/api/processes/tasks/{right['id']}/complete", json={})

@@ -62,7 +62,9 @@ def same(sent: Any, read: Any) -> bool:
 
 async def send(client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
     """JSON as any client may write it: NaN and Infinity included (httpx itself refuses to encode them)."""
-    return await client.request(method, path, content=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    return await client.request(
+        method, path, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
 
 
 def no_server_error(response: httpx.Response) -> None:

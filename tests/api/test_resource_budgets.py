@@ -63,7 +63,9 @@ def test_an_expression_larger_than_the_step_budget_is_refused_when_compiled() ->
         compile_expression(" + ".join(["1"] * 60_000))
 
 
-async def test_a_condition_over_a_1_mib_variable_becomes_an_incident_not_a_memory_spike(client: httpx.AsyncClient) -> None:
+async def test_a_condition_over_a_1_mib_variable_becomes_an_incident_not_a_memory_spike(
+    client: httpx.AsyncClient,
+) -> None:
     await deploy(client, gateway_process("${" + " + ".join(["s"] * 300) + " != ''}"))
     response = await client.post(
         "/api/processes/instances", json={"definition_key": "routing", "variables": {"s": "x" * (1 << 20)}}
@@ -75,7 +77,9 @@ async def test_a_condition_over_a_1_mib_variable_becomes_an_incident_not_a_memor
 
 
 async def test_multi_instance_cardinality_above_the_cap_is_an_incident(make_client: Any) -> None:
-    async with make_client(engines=[{"name": "local", "type": "embedded", "default": True, "options": {"max_cardinality": 50}}]) as client:
+    async with make_client(
+        engines=[{"name": "local", "type": "embedded", "default": True, "options": {"max_cardinality": 50}}]
+    ) as client:
         await deploy(client, multi_instance("${n}"))
         small = await start(client, "fanout", variables={"n": 3})
         assert len(await open_tasks(client, small["id"])) == 3
@@ -88,7 +92,10 @@ async def test_multi_instance_cardinality_above_the_cap_is_an_incident(make_clie
 
 async def test_a_definition_with_more_elements_than_the_limit_is_a_400_naming_it(make_client: Any) -> None:
     tasks = "".join(f'<bpmn:manualTask id="t{n}"/>' for n in range(60))
-    xml = (HEAD + f'<bpmn:process id="wide" isExecutable="true"><bpmn:startEvent id="s"/>{tasks}</bpmn:process></bpmn:definitions>').encode()
+    xml = (
+        HEAD
+        + f'<bpmn:process id="wide" isExecutable="true"><bpmn:startEvent id="s"/>{tasks}</bpmn:process></bpmn:definitions>'
+    ).encode()
     async with make_client(max_bpmn_elements=50) as client:
         response = await client.post("/api/processes/definitions", files={"file": ("w.bpmn", xml, "application/xml")})
         assert_problem(response, 400, "50", "PM_MAX_BPMN_ELEMENTS")

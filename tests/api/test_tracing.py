@@ -21,7 +21,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
     tracing.stop_tracing()
 
 
-async def test_a_request_span_with_its_database_transaction_as_child(make_client: Any, spans: InMemorySpanExporter) -> None:
+async def test_a_request_span_with_its_database_transaction_as_child(
+    make_client: Any, spans: InMemorySpanExporter
+) -> None:
     async with make_client() as client:
         await deploy(client)
         spans.clear()
@@ -31,7 +33,9 @@ async def test_a_request_span_with_its_database_transaction_as_child(make_client
     (request,) = [s for s in finished if s.name == "POST /api/processes/instances"]
     assert request.attributes["http.response.status_code"] == 201
     # background loops (event relay, analytics projection) run their own transactions in traces of their own
-    transactions = [s for s in finished if s.name == "db transaction" and s.context.trace_id == request.context.trace_id]
+    transactions = [
+        s for s in finished if s.name == "db transaction" and s.context.trace_id == request.context.trace_id
+    ]
     assert transactions and all(s.parent.span_id == request.context.span_id for s in transactions)
 
 

@@ -47,7 +47,15 @@ class Provider:
 
     def mint(self, claims: dict[str, Any] | None = None, *, kid: str = "k1", **header: Any) -> str:
         now = int(time.time())
-        body = {"iss": self.url, "aud": AUDIENCE, "sub": "alice", "iat": now, "exp": now + 300, "tenants": ["t1"], **(claims or {})}
+        body = {
+            "iss": self.url,
+            "aud": AUDIENCE,
+            "sub": "alice",
+            "iat": now,
+            "exp": now + 300,
+            "tenants": ["t1"],
+            **(claims or {}),
+        }
         body = {name: value for name, value in body.items() if value is not None}
         return jwt.encode(body, self.keys[kid], algorithm="RS256", headers={"kid": kid, **header})
 
@@ -108,9 +116,7 @@ class Gateway:
 
 
 @pytest.fixture
-def make_gateway(
-    sqlite_url: str, provider: Provider, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Any]:
+def make_gateway(sqlite_url: str, provider: Provider, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """A gateway with auth on (keys from `provider` by OIDC discovery unless settings say otherwise)."""
 
     @asynccontextmanager

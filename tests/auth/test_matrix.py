@@ -156,7 +156,9 @@ HEADERS: dict[tuple[str, str], dict[str, str]] = {
 
 def routes(spec: dict[str, Any]) -> list[tuple[str, str]]:
     methods = {"get", "post", "put", "delete", "patch"}
-    return sorted((method.upper(), path) for path, item in spec["paths"].items() for method in item if method in methods)
+    return sorted(
+        (method.upper(), path) for path, item in spec["paths"].items() for method in item if method in methods
+    )
 
 
 def concrete(path: str) -> str:

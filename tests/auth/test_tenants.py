@@ -27,7 +27,9 @@ CROSS_TENANT_STATISTICS = {
     f"{P}/performance",
     f"{P}/bottlenecks",
 }
-SSE_STREAM = f"{P}/events/stream"  # endless: probed over real HTTP by test_the_sse_stream_carries_only_the_callers_tenants
+SSE_STREAM = (
+    f"{P}/events/stream"  # endless: probed over real HTTP by test_the_sse_stream_carries_only_the_callers_tenants
+)
 
 
 @dataclass
@@ -102,7 +104,11 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(gateway: Gat
             seen = await client.get(foreign, headers=bearer(t2))
             missing = await client.get(unknown, headers=bearer(t2))
             probes += 1
-            same = {**seen.json(), "instance": None, "detail": None} == {**missing.json(), "instance": None, "detail": None}
+            same = {**seen.json(), "instance": None, "detail": None} == {
+                **missing.json(),
+                "instance": None,
+                "detail": None,
+            }
             same_detail = seen.json().get("detail", "").replace(ours.ids[names[-1]], "X") == missing.json().get(
                 "detail", ""
             ).replace("no-such-id", "X")
@@ -132,7 +138,9 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(gateway: Gat
             if sum(group["open_count"] for group in groups) != 1:  # t2's one incident; t1 has one too
                 leaks.append((template, groups))
         else:
-            response = await client.get(template, params={"size": 500} if "events" not in template else {"limit": 1000}, headers=bearer(t2))
+            response = await client.get(
+                template, params={"size": 500} if "events" not in template else {"limit": 1000}, headers=bearer(t2)
+            )
             assert response.status_code == 200, (template, response.text)
             probes += 1
             text = response.text
@@ -178,7 +186,9 @@ async def test_webhook_subscriptions_need_a_caller_of_every_tenant(gateway: Gate
     body = {"url": "http://127.0.0.1:9/hook"}
     refused = await gateway.client.post(f"{P}/subscriptions", json=body, headers=bearer(admin_of(provider, "t1")))
     assert refused.status_code == 403 and "tenants: *" in refused.json()["detail"]
-    audit = await call(gateway.client, admin_of(provider, "t1"), "GET", f"{P}/audit", 200, params={"resource_type": "subscription"})
+    audit = await call(
+        gateway.client, admin_of(provider, "t1"), "GET", f"{P}/audit", 200, params={"resource_type": "subscription"}
+    )
     assert [(row["operation"], row["status"], row["tenant_id"]) for row in audit["items"]] == [("create", 403, "t1")]
 
 
@@ -201,7 +211,9 @@ async def test_commands_on_another_tenants_objects_are_404_and_audited(gateway: 
         response = await client.request(method, path, json=body, headers=bearer(t2))
         assert response.status_code == 404, (method, path, response.text)
     refused = (await client.get(f"{P}/audit", params={"actor": "admin-t2", "size": 100}, headers=bearer(t2))).json()
-    assert [(row["outcome"], row["status"], row["tenant_id"]) for row in refused["items"]] == [("failure", 404, "t2")] * len(commands)
+    assert [(row["outcome"], row["status"], row["tenant_id"]) for row in refused["items"]] == [
+        ("failure", 404, "t2")
+    ] * len(commands)
     # nothing changed for t1
     task = await call(client, t1, "GET", f"{P}/tasks/{ids['task_id']}", 200)
     assert task["status"] == "created" and task["assignee"] is None
@@ -219,7 +231,9 @@ async def test_deployments_and_instances_stay_in_the_callers_tenants(gateway: Ga
     assert refused.status_code == 403 and "only in your tenants (t1)" in refused.json()["detail"]
     ambiguous = await client.post(f"{P}/definitions", files={"file": ("a.bpmn", APPROVAL)}, headers=bearer(both))
     assert ambiguous.status_code == 400 and "Give tenant_id" in ambiguous.json()["detail"]
-    await call(client, both, "POST", f"{P}/definitions", 201, files={"file": ("a.bpmn", APPROVAL)}, data={"tenant_id": "t2"})
+    await call(
+        client, both, "POST", f"{P}/definitions", 201, files={"file": ("a.bpmn", APPROVAL)}, data={"tenant_id": "t2"}
+    )
 
     started = await call(client, one, "POST", f"{P}/instances", 201, json={"definition_key": "approval"})
     assert started["tenant_id"] == "t1"
@@ -274,7 +288,9 @@ async def test_a_task_is_seen_only_by_its_assignee_and_candidates(gateway: Gatew
 
 async def test_permissions_scoped_to_definition_keys(make_gateway: Any, provider: Provider, tmp_path: Any) -> None:
     roles = tmp_path / "roles.json"
-    roles.write_text(json.dumps({"roles": {"admin": ["*"], "order-starter": ["instance:start@order-*", "instance:read@order-*"]}}))
+    roles.write_text(
+        json.dumps({"roles": {"admin": ["*"], "order-starter": ["instance:start@order-*", "instance:read@order-*"]}})
+    )
     async with make_gateway(auth_roles_file=roles) as gw:
         admin = admin_of(provider, "t1")
         order = APPROVAL.replace(b'id="approval"', b'id="order-approval"')

@@ -106,8 +106,10 @@ async def test_bad_tokens_are_refused(make_gateway: Any, provider: Provider, cas
         token = unsigned({"iss": provider.url, "aud": AUDIENCE, "sub": "alice", "exp": now + 300})
     elif case == "HS256 with the public key":
         # The classic confusion attack: HMAC keyed with the RSA public key the attacker can download.
-        pem = provider.keys["k1"].public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        pem = (
+            provider.keys["k1"]
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
         claims = {"iss": provider.url, "aud": AUDIENCE, "sub": "alice", "exp": now + 300}
         header = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode()).rstrip(b"=")
@@ -115,7 +117,9 @@ async def test_bad_tokens_are_refused(make_gateway: Any, provider: Provider, cas
         import hashlib
         import hmac
 
-        signature = base64.urlsafe_b64encode(hmac.new(pem, header + b"." + payload, hashlib.sha256).digest()).rstrip(b"=")
+        signature = base64.urlsafe_b64encode(hmac.new(pem, header + b"." + payload, hashlib.sha256).digest()).rstrip(
+            b"="
+        )
         token = (header + b"." + payload + b"." + signature).decode()
     elif case == "signed by another key":
         token = jwt.encode(
@@ -188,9 +192,9 @@ async def test_static_jwks_file_and_pem_for_air_gapped_sites(
     jwks.write_text(json.dumps({"keys": [public_jwk(provider.keys["k1"], "k1")]}))
     pem = tmp_path / "key.pem"
     pem.write_bytes(
-        provider.keys["k2"].public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        provider.keys["k2"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     async with make_gateway(auth_jwks_file=jwks) as gw:
         assert (await gw.client.get(TASKS, headers=bearer(provider.mint({"roles": ["approver"]})))).status_code == 200
@@ -202,9 +206,7 @@ async def test_static_jwks_file_and_pem_for_air_gapped_sites(
 
 
 async def test_claim_paths_map_actor_roles_and_groups(make_gateway: Any, provider: Provider) -> None:
-    token = provider.mint(
-        {"preferred_username": "dora", "realm_access": {"roles": ["auditor"]}, "sub": "f00-uuid"}
-    )
+    token = provider.mint({"preferred_username": "dora", "realm_access": {"roles": ["auditor"]}, "sub": "f00-uuid"})
     async with make_gateway(auth_actor_claim="preferred_username", auth_roles_claim="realm_access.roles") as gw:
         assert (await gw.client.get("/api/processes/audit", headers=bearer(token))).status_code == 200
         refused = await gw.client.post("/api/processes/definitions", json={"bpmn_xml": APPROVAL}, headers=bearer(token))

@@ -20,7 +20,11 @@ async def test_the_readme_walkthrough_with_auth_on(make_gateway: Any, tmp_path: 
     settings = {name.removeprefix("PM_").lower(): value for name, value in dev_token.init(keys).items()}
 
     def token(sub: str, roles: str, groups: str = "") -> dict[str, str]:
-        return bearer(dev_token.mint(keys, sub=sub, roles=roles.split(","), groups=groups.split(",") if groups else [], tenants=["acme"]))
+        return bearer(
+            dev_token.mint(
+                keys, sub=sub, roles=roles.split(","), groups=groups.split(",") if groups else [], tenants=["acme"]
+            )
+        )
 
     admin, alice, bob = token("admin", "admin"), token("alice", "task-user"), token("bob", "task-user", "sales")
     carol, auditor = token("carol", "incident-responder"), token("audrey", "auditor")
@@ -43,11 +47,17 @@ async def test_the_readme_walkthrough_with_auth_on(make_gateway: Any, tmp_path: 
         assert started.json()["started_by"] == "alice"
         instance_id = started.json()["id"]
 
-        inbox = (await client.get(f"{B}/tasks", params={"candidate_group": "sales", "unassigned": True}, headers=bob)).json()
+        inbox = (
+            await client.get(f"{B}/tasks", params={"candidate_group": "sales", "unassigned": True}, headers=bob)
+        ).json()
         (task,) = inbox["items"]
         assert (await client.get(f"{B}/tasks", headers=alice)).json()["items"] == []  # not in sales
-        assert (await client.post(f"{B}/tasks/{task['id']}/claim", json={"user_id": "bob"}, headers=bob)).status_code == 200
-        done = await client.post(f"{B}/tasks/{task['id']}/complete", json={"variables": {"approved": True}}, headers=bob)
+        assert (
+            await client.post(f"{B}/tasks/{task['id']}/claim", json={"user_id": "bob"}, headers=bob)
+        ).status_code == 200
+        done = await client.post(
+            f"{B}/tasks/{task['id']}/complete", json={"variables": {"approved": True}}, headers=bob
+        )
         assert done.status_code == 204, done.text
         assert (await client.get(f"{B}/instances/{instance_id}", headers=alice)).json()["status"] == "completed"
 
@@ -59,7 +69,9 @@ async def test_the_readme_walkthrough_with_auth_on(make_gateway: Any, tmp_path: 
         failing_id = failing.json()["id"]
 
         async def incidents() -> list[dict[str, Any]]:
-            return (await client.get(f"{B}/incidents", params={"instance_id": failing_id}, headers=carol)).json()["items"]
+            return (await client.get(f"{B}/incidents", params={"instance_id": failing_id}, headers=carol)).json()[
+                "items"
+            ]
 
         (incident,) = await eventually(incidents, lambda items: len(items) == 1)
         path = f"{B}/incidents/{incident['id']}"

@@ -70,7 +70,9 @@ async def settled(gateway: httpx.AsyncClient, instance_id: str, last_type: str, 
 async def test_changes_made_in_the_engine_become_events_exactly_once(
     gateway: httpx.AsyncClient, engine: httpx.AsyncClient
 ) -> None:
-    deployed = await gateway.post("/api/processes/definitions", files={"file": ("a.bpmn", APPROVAL.encode(), "application/xml")})
+    deployed = await gateway.post(
+        "/api/processes/definitions", files={"file": ("a.bpmn", APPROVAL.encode(), "application/xml")}
+    )
     assert deployed.status_code == 201, deployed.text
     # Started in the engine, not through the gateway: the gateway sees its task and its end.
     started = await engine.post("/process-definition/key/approval/start", json={})
@@ -120,7 +122,9 @@ async def test_an_instance_terminated_through_the_gateway_or_in_the_engine_gives
     await engine.delete(f"/process-instance/{in_engine}")
 
     assert types(await settled(gateway, by_gateway, "instance.terminated", 1)) == [
-        "instance.started", "task.created", "instance.terminated",
+        "instance.started",
+        "task.created",
+        "instance.terminated",
     ]
     ended = await settled(gateway, in_engine, "instance.terminated", 1)
     assert types(ended) == ["task.created", "instance.terminated"]

@@ -220,7 +220,9 @@ def test_camunda_variables_are_read_as_unified_types(camunda: dict[str, Any], ex
 
 
 def test_dates_are_written_in_camundas_format_in_utc() -> None:
-    assert mapping.format_moment(datetime(2026, 11, 22, 10, 0, 0, 250_999, tzinfo=UTC)) == "2026-11-22T10:00:00.250+0000"
+    assert (
+        mapping.format_moment(datetime(2026, 11, 22, 10, 0, 0, 250_999, tzinfo=UTC)) == "2026-11-22T10:00:00.250+0000"
+    )
     assert mapping.format_moment(datetime(2026, 11, 22, 10, 0)) == "2026-11-22T10:00:00.000+0000"
 
 

@@ -46,7 +46,9 @@ async def gateway_app(
     for name, value in {"CHANGE_FEED_INTERVAL": "0.1", "CHANGE_FEED_SETTLE": "0.2", "POLL_INTERVAL": "0.05"}.items():
         monkeypatch.setenv(f"PM_EVENTS_{name}", value)
     settings = Settings(
-        engines=[{"name": "under-test", "default": True, **harness.engine}], database_url=database.url, auto_migrate=False
+        engines=[{"name": "under-test", "default": True, **harness.engine}],
+        database_url=database.url,
+        auto_migrate=False,
     )
     transports = {"under-test": harness.make_transport()} if harness.make_transport else None
     app = create_app(settings, engine_transports=transports)

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("page", ["/docs", "/console"])
 async def test_pages_load_every_asset_from_the_gateway_itself(database: Database, page: str) -> None:
     app = create_app(Settings(database_url=database.url, auto_migrate=False, engine_type="embedded"))
-    async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client,
+    ):
         response = await client.get(page)
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
         assets = re.findall(r'(?:src|href)="([^"#]+)"', response.text)

@@ -27,7 +27,9 @@ async def test_the_readme_incident_flow_by_clicking(console: ServedGateway) -> N
 
 
 async def deploy_order_process(gateway: ServedGateway) -> None:
-    response = await gateway.client.post("/api/processes/definitions", files={"file": ("order-process.bpmn", ORDER_PROCESS_BPMN)})
+    response = await gateway.client.post(
+        "/api/processes/definitions", files={"file": ("order-process.bpmn", ORDER_PROCESS_BPMN)}
+    )
     assert response.status_code == 201, response.text
 
 

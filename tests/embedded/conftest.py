@@ -80,5 +80,3 @@ async def tasks_of(adapter: EmbeddedAdapter, instance_id: str) -> dict[str, Task
 
 async def incidents_of(adapter: EmbeddedAdapter, instance_id: str) -> list[Any]:
     return (await adapter.list_engine_incidents(EngineIncidentQuery(instance_id=instance_id))).items
-
-

@@ -240,7 +240,9 @@ ROUNDS = bpmn(
 )  # fmt: skip
 
 
-async def complete(adapter: EmbeddedAdapter, instance_id: str, key: str, variables: dict[str, Any] | None = None) -> None:
+async def complete(
+    adapter: EmbeddedAdapter, instance_id: str, key: str, variables: dict[str, Any] | None = None
+) -> None:
     task = (await tasks_of(adapter, instance_id))[key]
     await adapter.complete_task(task.id, parse_request_variables(variables or {}), user_id="tester")
 
@@ -292,7 +294,7 @@ def inspections(characteristics: str, head: str = "") -> bytes:
 
 
 STANDARD_MI = inspections(
-    '<bpmn:multiInstanceLoopCharacteristics><bpmn:loopDataInputRef>rooms</bpmn:loopDataInputRef>'
+    "<bpmn:multiInstanceLoopCharacteristics><bpmn:loopDataInputRef>rooms</bpmn:loopDataInputRef>"
     "<bpmn:loopDataOutputRef>findings</bpmn:loopDataOutputRef>"
     '<bpmn:inputDataItem id="room" name="room"/><bpmn:outputDataItem id="finding" name="finding"/>'
     "</bpmn:multiInstanceLoopCharacteristics>"

@@ -43,9 +43,7 @@ async def instances(adapter: EmbeddedAdapter, key: str) -> list[ProcessInstance]
         ("timeCycle", "R3/2020-01-01T09:00:00Z/PT1H"),  # three occurrences missed: one instance stands for them
     ],
 )
-async def test_a_timer_start_event_that_fires_once_starts_one_instance(
-    make_adapter: Any, kind: str, text: str
-) -> None:
+async def test_a_timer_start_event_that_fires_once_starts_one_instance(make_adapter: Any, kind: str, text: str) -> None:
     async with make_adapter(timer_interval=IDLE) as adapter:
         await deploy(adapter, scheduled("nightly", kind, text))
         assert await adapter.fire_start_timers() == 1

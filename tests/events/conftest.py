@@ -98,7 +98,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     await built.stop()
 
 
-async def write_events(db: Database, events: list[tuple[str, str | None, dict[str, Any]]], engine: str = "default") -> None:
+async def write_events(
+    db: Database, events: list[tuple[str, str | None, dict[str, Any]]], engine: str = "default"
+) -> None:
     """Commit events (type without prefix, instance id, data) in one unit of work, as an API call does."""
     async with transaction(db, actor="tester") as uow:
         for event_type, instance_id, data in events:

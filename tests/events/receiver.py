@@ -69,7 +69,12 @@ class Receiver:
         status, extra = self.answer(json.loads(body), self._attempts[webhook_id])
         self.received.append(
             Received(
-                headers, body, status, time.time(), self._standard_valid(body, headers), self._legacy_valid(body, headers)
+                headers,
+                body,
+                status,
+                time.time(),
+                self._standard_valid(body, headers),
+                self._legacy_valid(body, headers),
             )
         )
         async with self._arrived:

@@ -33,7 +33,9 @@ def free_port() -> int:
 
 async def start_gateway(environment: dict[str, str], port: int) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main(['serve']))",
+        sys.executable,
+        "-c",
+        "import sys; from gateway.cli import main; sys.exit(main(['serve']))",
         # one process: on PostgreSQL the gateway otherwise starts a worker per core, and kill -9 of the parent
         # would leave the workers running (holding the leader locks every later test needs)
         env={**os.environ, **environment, "PM_PORT": str(port), "PM_WORKERS": "1"},
@@ -52,9 +54,7 @@ async def start_gateway(environment: dict[str, str], port: int) -> asyncio.subpr
     return process
 
 
-async def test_kill_9_during_a_burst_loses_no_event(
-    database: Database, receiver: Receiver, redis_url: str
-) -> None:
+async def test_kill_9_during_a_burst_loses_no_event(database: Database, receiver: Receiver, redis_url: str) -> None:
     if database.is_sqlite:
         pytest.skip("runs against PostgreSQL, the database a multi-process deployment uses")
     stream_name = unique_stream()
@@ -80,7 +80,10 @@ async def test_kill_9_during_a_burst_loses_no_event(
             for start in range(0, BURST, PER_COMMIT):
                 await write_events(
                     database,
-                    [("task.created", f"i-{n % 50}", {"task_id": f"t-{n}", "n": n}) for n in range(start, start + PER_COMMIT)],
+                    [
+                        ("task.created", f"i-{n % 50}", {"task_id": f"t-{n}", "n": n})
+                        for n in range(start, start + PER_COMMIT)
+                    ],
                 )
 
         writing = asyncio.create_task(burst())

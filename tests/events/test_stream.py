@@ -50,7 +50,9 @@ class SseReader:
 
 
 @contextlib.asynccontextmanager
-async def stream(gateway: ServedGateway, headers: dict[str, str] | None = None, **params: Any) -> AsyncIterator[SseReader]:
+async def stream(
+    gateway: ServedGateway, headers: dict[str, str] | None = None, **params: Any
+) -> AsyncIterator[SseReader]:
     async with gateway.client.stream(
         "GET", "/api/processes/events/stream", params=params, headers=headers or {}, timeout=None
     ) as response:
@@ -120,7 +122,9 @@ async def test_the_relay_appends_every_event_to_the_redis_stream_for_consumer_gr
         assert len(messages) == 20
         fields = [message for _, message in messages]
         assert [json.loads(f["event"])["data"]["task_id"] for f in fields] == [f"t-{n}" for n in range(20)]
-        assert all(f["id"] == json.loads(f["event"])["id"] and f["type"] == "process_manager.task.created" for f in fields)
+        assert all(
+            f["id"] == json.loads(f["event"])["id"] and f["type"] == "process_manager.task.created" for f in fields
+        )
         assert [int(f["cursor"]) for f in fields] == sorted(int(f["cursor"]) for f in fields)
         # worker-1 dies before acknowledging; worker-2 claims its entries, handles them and acknowledges.
         claimed = (await redis.xautoclaim(stream_name, "billing", "worker-2", min_idle_time=0, count=100))[1]

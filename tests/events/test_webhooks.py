@@ -125,7 +125,9 @@ async def test_each_instance_is_delivered_in_order_under_concurrent_writes_to_50
 
     async def drive(instance_id: str) -> None:
         for step in range(steps):
-            await write_events(database, [("task.created", instance_id, {"task_id": f"{instance_id}/{step}", "step": step})])
+            await write_events(
+                database, [("task.created", instance_id, {"task_id": f"{instance_id}/{step}", "step": step})]
+            )
 
     await asyncio.gather(*(drive(instance_id) for instance_id in instances))
     await receiver.wait_for(lambda got: len({r.headers["webhook-id"] for r in receiver.delivered()}) >= 300, 60)
@@ -230,8 +232,10 @@ async def test_cloudevents_structured_mode(served: ServedGateway, receiver: Rece
     await served.subscribe(receiver, format="cloudevents", filter={"definition_key": "order"})
     await write_events(
         database,
-        [("task.created", "i-1", {"task_id": "t-1", "definition_key": "other"}),
-         ("task.created", "i-2", {"task_id": "t-2", "definition_key": "order"})],
+        [
+            ("task.created", "i-1", {"task_id": "t-1", "definition_key": "other"}),
+            ("task.created", "i-2", {"task_id": "t-2", "definition_key": "order"}),
+        ],
     )
     [request] = await receiver.wait_for(lambda got: len(got) >= 1)
     await asyncio.sleep(0.2)
@@ -254,7 +258,9 @@ async def test_subscription_crud_and_problems(served: ServedGateway, receiver: R
     assert patched.json()["active"] is False
     assert (await served.client.delete(f"/api/processes/subscriptions/{subscription['id']}")).status_code == 204
     missing = await served.client.get(f"/api/processes/subscriptions/{subscription['id']}")
-    assert missing.status_code == 404 and missing.json()["detail"] == f"Subscription {subscription['id']} does not exist"
+    assert (
+        missing.status_code == 404 and missing.json()["detail"] == f"Subscription {subscription['id']} does not exist"
+    )
     short = await served.client.post("/api/processes/subscriptions", json={"url": receiver.url, "secret": "short"})
     assert short.status_code == 422
     audit = (await served.client.get("/api/processes/audit", params={"resource_type": "subscription"})).json()
@@ -282,6 +288,10 @@ async def test_a_subscription_failing_for_longer_than_the_limit_is_disabled(
 
         # Re-enabled, the waiting delivery goes out again.
         receiver.answer = lambda event, attempt: (200, {})
-        enabled = await gateway.client.patch(f"/api/processes/subscriptions/{subscription['id']}", json={"active": True})
+        enabled = await gateway.client.patch(
+            f"/api/processes/subscriptions/{subscription['id']}", json={"active": True}
+        )
         assert enabled.json()["active"] is True and enabled.json()["disabled_reason"] is None
-        await receiver.wait_for(lambda got: any(r.status == 200 and r.event["data"].get("task_id") == "t-1" for r in got))
+        await receiver.wait_for(
+            lambda got: any(r.status == 200 and r.event["data"].get("task_id") == "t-1" for r in got)
+        )

@@ -556,7 +556,9 @@ class Engine:
         match = [node for i, node in self.catching(kind, name) if i is instance]
         if not match:
             what = "message" if kind == "message" else "signal"
-            raise FlowableException(f"Execution with id '{instance.execution_id}' does not have a subscription to a {what} event with name '{name}'")
+            raise FlowableException(
+                f"Execution with id '{instance.execution_id}' does not have a subscription to a {what} event with name '{name}'"
+            )
         node = match[0]
         instance.variables.update(variables)
         if node.type == "intermediateCatchEvent":
@@ -569,7 +571,9 @@ class Engine:
             activity.end_time = moment
         self._enter(instance, node.id)
 
-    def start_by_message(self, name: str, business_key: str | None, variables: dict[str, Variable], tenant_id: str | None) -> Instance:
+    def start_by_message(
+        self, name: str, business_key: str | None, variables: dict[str, Variable], tenant_id: str | None
+    ) -> Instance:
         latest: dict[str, Definition] = {}
         for definition in self.definitions.values():
             if tenant_id is not None and definition.tenant_id != tenant_id:
@@ -580,7 +584,9 @@ class Engine:
         for definition in latest.values():
             if definition.nodes[definition.start].message == name:
                 return self.start(definition, business_key, variables)
-        raise ObjectNotFound(f"Cannot start process instance by message: no subscription to message with name '{name}' found.")
+        raise ObjectNotFound(
+            f"Cannot start process instance by message: no subscription to message with name '{name}' found."
+        )
 
     def signal(self, name: str, variables: dict[str, Variable], tenant_id: str | None) -> None:
         for instance, _ in self.catching("signal", name):
@@ -594,7 +600,9 @@ class Engine:
         if instance.current not in cancel:
             raise FlowableException(f"Active execution not found for activity id {cancel[0]}")
         if len(start) != 1 or start[0] not in instance.definition.nodes:
-            raise FlowableException(f"Cannot find activity '{start[0]}' in process definition with id '{instance.definition.id}'")
+            raise FlowableException(
+                f"Cannot find activity '{start[0]}' in process definition with id '{instance.definition.id}'"
+            )
         moment = now()
         for task in self.open_tasks(instance):
             task.end_time, task.delete_reason = moment, "Change activity to " + start[0]

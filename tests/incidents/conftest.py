@@ -24,9 +24,7 @@ from tests.incidents.helpers import BASIC_URL, ENGINES, FAKE_URL, Gateway, quiet
 @pytest.fixture(autouse=True)
 def fake_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     real = gateway.registry.adapter_class
-    monkeypatch.setattr(
-        gateway.registry, "adapter_class", lambda config: FAKE_ENGINES.get(config.type) or real(config)
-    )
+    monkeypatch.setattr(gateway.registry, "adapter_class", lambda config: FAKE_ENGINES.get(config.type) or real(config))
     WORLDS.clear()
     yield
     WORLDS.clear()

@@ -45,7 +45,6 @@ def quiet_settings(**overrides: Any) -> IncidentSettings:
     return IncidentSettings(**values)
 
 
-
 async def count(db: Database, table: sa.Table, *conditions: sa.ColumnElement[bool]) -> int:
     async with db.sessionmaker() as session:
         return int(await session.scalar(sa.select(sa.func.count()).select_from(table).where(*conditions)) or 0)

@@ -99,7 +99,9 @@ async def camunda_variables_of_every_type(client: httpx.AsyncClient) -> Answers:
     }
     started = await client.post("/process-definition/key/holding/start", json={"variables": variables})
     instance_id = started.json()["id"]
-    return await _answer(await client.get(f"/process-instance/{instance_id}/variables", params={"deserializeValues": "false"}))
+    return await _answer(
+        await client.get(f"/process-instance/{instance_id}/variables", params={"deserializeValues": "false"})
+    )
 
 
 async def camunda_failing_expression(client: httpx.AsyncClient) -> Answers:
@@ -147,7 +149,9 @@ async def flowable_json_null_entry(client: httpx.AsyncClient) -> Answers:
         {"name": "big", "type": "long", "value": 9_007_199_254_740_993},
         {"name": "nothing", "value": None},
     ]
-    started = await client.post("/runtime/process-instances", json={"processDefinitionKey": "holding", "variables": variables})
+    started = await client.post(
+        "/runtime/process-instances", json={"processDefinitionKey": "holding", "variables": variables}
+    )
     answer = await _answer(await client.get(f"/runtime/process-instances/{started.json()['id']}/variables"))
     answer["body"] = sorted(answer["body"], key=lambda variable: variable["name"])
     return answer
@@ -228,7 +232,9 @@ def record() -> None:
             for scenario in scenarios:
                 running.reset()
 
-                async def run(scenario: str = scenario, engine: str = engine, running: RunningEngine = running) -> Answers:
+                async def run(
+                    scenario: str = scenario, engine: str = engine, running: RunningEngine = running
+                ) -> Answers:
                     async with httpx.AsyncClient(base_url=running.url, auth=running.credentials, timeout=30) as client:
                         return await run_scenario(engine, scenario, client)
 

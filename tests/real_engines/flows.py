@@ -77,5 +77,7 @@ def bpmn(engine_type: str, key: str) -> bytes:
     template, dialect, is_async = (
         (FLOWABLE, "flowable", "async") if engine_type == "flowable" else (CAMUNDA, "camunda", "asyncBefore")
     )
-    body = {"parallel": PARALLEL, "timer": TIMER, "dividing": DIVIDE.format(dialect=dialect, async_attribute=is_async)}[key]
+    body = {"parallel": PARALLEL, "timer": TIMER, "dividing": DIVIDE.format(dialect=dialect, async_attribute=is_async)}[
+        key
+    ]
     return template.format(key=key, body=body).encode()

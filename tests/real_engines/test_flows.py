@@ -58,7 +58,9 @@ async def adapter(
 
 
 async def deploy_and_start(adapter: EngineAdapter, harness: Harness, key: str, variables: dict | None = None) -> str:
-    await adapter.deploy(bpmn(harness.engine["type"], key), filename=f"{key}.bpmn", name=key, tenant_id=None, deployed_by="t")
+    await adapter.deploy(
+        bpmn(harness.engine["type"], key), filename=f"{key}.bpmn", name=key, tenant_id=None, deployed_by="t"
+    )
     started = await adapter.start_instance(
         StartInstance(definition_key=key, variables=parse_request_variables(variables or {})), started_by="tester"
     )
@@ -117,7 +119,9 @@ async def test_failing_expression_is_an_incident_until_the_variable_is_fixed(
 ) -> None:
     instance_id = await deploy_and_start(adapter, harness, "dividing", {"divisor": 0})
     incidents = await eventually(
-        lambda: adapter.list_engine_incidents(EngineIncidentQuery(instance_id=instance_id)), lambda p: len(p.items) > 0, WAIT
+        lambda: adapter.list_engine_incidents(EngineIncidentQuery(instance_id=instance_id)),
+        lambda p: len(p.items) > 0,
+        WAIT,
     )
     assert incidents.total == 1
     incident = incidents.items[0]

@@ -12,7 +12,9 @@ from tests.flowable.simulator import BASE_PATH as FLOWABLE_BASE_PATH, FlowableSi
 from tests.real_engines.answers import SCENARIOS, recorded, run_scenario
 from tests.real_engines.fixtures import running_engine
 
-CASES = [pytest.param(engine, scenario, id=f"{engine}-{scenario}") for engine in SCENARIOS for scenario in SCENARIOS[engine]]
+CASES = [
+    pytest.param(engine, scenario, id=f"{engine}-{scenario}") for engine in SCENARIOS for scenario in SCENARIOS[engine]
+]
 
 
 def simulator_client(engine: str) -> httpx.AsyncClient:
@@ -31,7 +33,9 @@ async def test_simulator_answers_as_the_real_engine_did(engine: str, scenario: s
 
 
 @pytest.mark.parametrize(("engine", "scenario"), CASES)
-async def test_real_engine_still_answers_as_recorded(engine: str, scenario: str, request: pytest.FixtureRequest) -> None:
+async def test_real_engine_still_answers_as_recorded(
+    engine: str, scenario: str, request: pytest.FixtureRequest
+) -> None:
     running = running_engine(request, engine)
     running.reset()
     async with httpx.AsyncClient(base_url=running.url, auth=running.credentials, timeout=30) as client:

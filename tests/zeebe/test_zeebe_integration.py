@@ -68,8 +68,12 @@ def _wait_until_ready(rest_url: str, monitoring_url: str) -> None:
                 topology = client.get(f"{rest_url}/topology")
                 partitions = [p for broker in topology.json().get("brokers", []) for p in broker["partitions"]]
                 search = client.post(f"{rest_url}/process-definitions/search", json={})
-                if health.is_success and search.is_success and any(
-                    p["partitionId"] == 1 and p["role"] == "leader" and p["health"] == "healthy" for p in partitions
+                if (
+                    health.is_success
+                    and search.is_success
+                    and any(
+                        p["partitionId"] == 1 and p["role"] == "leader" and p["health"] == "healthy" for p in partitions
+                    )
                 ):
                     return
             except (httpx.HTTPError, ValueError):
@@ -108,10 +112,7 @@ async def adapter(harness: Harness, database: Database, camunda: str) -> AsyncIt
     registry = EngineRegistry(settings, database)
     await registry.start()
     try:
-        async with httpx.AsyncClient(base_url=camunda, timeout=10.0) as client, running(
-            ChargeWorker(client)
-        ):
+        async with httpx.AsyncClient(base_url=camunda, timeout=10.0) as client, running(ChargeWorker(client)):
             yield registry.get().adapter
     finally:
         await registry.close()
-

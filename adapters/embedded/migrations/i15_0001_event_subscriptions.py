@@ -23,7 +23,9 @@ def upgrade() -> None:
         sa.Column("instance_id", sa.String(36), nullable=False),
         sa.Column("activity_id", sa.String(255), nullable=False),
     )
-    op.create_index("ix_embedded_event_subscriptions_name", "embedded_event_subscriptions", ["event_type", "event_name"])
+    op.create_index(
+        "ix_embedded_event_subscriptions_name", "embedded_event_subscriptions", ["event_type", "event_name"]
+    )
     op.create_index("ix_embedded_event_subscriptions_instance", "embedded_event_subscriptions", ["instance_id"])
 
 

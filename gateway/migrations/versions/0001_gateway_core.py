@@ -72,9 +72,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(100), primary_key=True),
         sa.Column("value", sa.Text),
     )
-    op.create_index(
-        "ix_engine_object_meta_value", "engine_object_meta", ["engine", "object_type", "name", "value"]
-    )
+    op.create_index("ix_engine_object_meta_value", "engine_object_meta", ["engine", "object_type", "name", "value"])
 
 
 def downgrade() -> None:
