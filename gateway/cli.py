@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from typing import Any
@@ -149,6 +150,7 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         workers=workers,
+        timeout_worker_healthcheck=math.ceil(settings.worker_healthcheck_timeout),
         log_level=settings.log_level,
         log_config=None,  # keep configure_logging's handlers and format
         access_log=False,  # RequestContextMiddleware writes the access line

@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     access_log: bool = True
     workers: int | None = Field(None, ge=1, description="Server processes; default: one per CPU core (PostgreSQL)")
+    worker_healthcheck_timeout: Seconds = Field(
+        30.0,
+        ge=1,
+        description="With several workers: how long a worker may leave the supervisor's ping unanswered before it "
+        "is killed and replaced (uvicorn's timeout_worker_healthcheck, 5 s by default, killed busy workers with "
+        "their requests on a loaded machine)",
+    )
     max_upload_bytes: int = 5 * 1024 * 1024
     client_header_timeout: Seconds = Field(10.0, gt=0)
     client_body_timeout: Seconds = Field(30.0, gt=0)

@@ -39,3 +39,19 @@ def test_the_banner_names_version_engines_database_without_password_and_docs() -
     assert "local (embedded, default), c7 (camunda7 at http://camunda:8080/engine-rest)" in banner
     assert "postgresql+asyncpg://pm:***@db.internal:5432/pm" in banner
     assert "s3cret" not in banner and ":pw@" not in banner
+
+
+def test_workers_get_the_configured_healthcheck_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's supervisor kills a worker that leaves its ping unanswered for timeout_worker_healthcheck; its 5 s
+    default killed busy workers, with their requests, on a loaded machine."""
+    import uvicorn
+
+    from gateway.cli import serve
+
+    started: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(options))
+    settings = load_settings(database_url=PG, workers=2, auto_migrate=False, worker_healthcheck_timeout="PT45S")
+    assert serve(settings) == 0
+    assert started["workers"] == 2
+    assert started["timeout_worker_healthcheck"] == 45
+    assert load_settings(database_url=PG).worker_healthcheck_timeout == 30
