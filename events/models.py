@@ -53,7 +53,7 @@ class SubscriptionCreate(BaseModel):
         description="Signing secret; `whsec_<base64>` (Standard Webhooks) or any string of 16+ characters. "
         "Generated and returned once when omitted.",
     )
-    active: bool = True
+    active: bool = Field(True, strict=True)
     format: PayloadFormat = Field(PayloadFormat.STANDARD, description="`cloudevents`: CloudEvents 1.0 structured")
 
     @field_validator("event_types")
@@ -71,7 +71,7 @@ class SubscriptionUpdate(BaseModel):
     event_types: list[str] | None = None
     filter: EventFilter | None = None
     secret: str | None = Field(None, min_length=16, max_length=255)
-    active: bool | None = Field(None, description="true re-enables a subscription the gateway disabled")
+    active: bool | None = Field(None, strict=True, description="true re-enables a subscription the gateway disabled")
     format: PayloadFormat | None = None
 
     @field_validator("event_types")

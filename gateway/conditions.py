@@ -23,7 +23,10 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
+from gateway.variables import INT64_MAX, INT64_MIN, unstorable
+
 MAX_IN_VALUES = 100
+MAX_CONDITIONS = 50  # per query parameter (variable, task_variable)
 CONDITION_ERROR = "variable_condition"  # the pydantic error type; the API answers it with a 400, not a 422
 
 
@@ -102,6 +105,11 @@ def parse_condition(text: str, scope: VariableScope = VariableScope.INSTANCE) ->
         value = json.loads(raw)
     except ValueError:
         raise _refuse(text, f'the value {raw!r} is not JSON; quote strings, e.g. {name}:{operator}:"{raw}"') from None
+    for part in [name, *(value if isinstance(value, list) else [value])]:
+        if isinstance(part, str) and (reason := unstorable(part)):
+            raise _refuse(text, f"a string {reason}")
+        if isinstance(part, int) and not isinstance(part, bool) and not INT64_MIN <= part <= INT64_MAX:
+            raise _refuse(text, f"the integer is outside the signed 64-bit range [{INT64_MIN}, {INT64_MAX}]")
     if operator is VariableOperator.IN:
         if not isinstance(value, list) or not value:
             raise _refuse(text, '\'in\' takes a non-empty JSON array, e.g. ["EU","US"]')
@@ -121,4 +129,11 @@ def parse_condition(text: str, scope: VariableScope = VariableScope.INSTANCE) ->
 
 
 def parse_conditions(texts: list[str], scope: VariableScope) -> list[VariableCondition]:
+    """Every condition parsed; at most MAX_CONDITIONS (a query of thousands would exceed the databases' limits)."""
+    if len(texts) > MAX_CONDITIONS:
+        raise PydanticCustomError(
+            CONDITION_ERROR,
+            "at most {limit} variable conditions per query; this one has {count}",
+            {"limit": MAX_CONDITIONS, "count": len(texts)},
+        )
     return [parse_condition(text, scope) for text in texts]

@@ -23,7 +23,7 @@ from gateway.errors import GatewayError, ValidationFailed
 from gateway.idempotency import read_body, replay_body
 from gateway.journal import AuditDraft
 from gateway.uow import transaction
-from gateway.variables import INT64_MAX, INT64_MIN
+from gateway.variables import INT64_MAX, INT64_MIN, unstorable
 
 MAX_JSON_DEPTH = 64
 MAX_ACTOR_LENGTH = 255  # audit_log.actor
@@ -51,8 +51,8 @@ def _json_problem(value: Any, path: list[str], depth: int = 0) -> tuple[list[str
         return path, f"JSON is nested deeper than the limit of {MAX_JSON_DEPTH} levels"
     if isinstance(value, dict):
         for key, item in value.items():
-            if "\x00" in key:
-                return [*path, _name(key)], "a name contains a NUL character, which no string may contain"
+            if reason := unstorable(key):
+                return [*path, _name(key)], f"the name {reason}"
             found = _json_problem(item, [*path, _name(key)], depth + 1)
             if found:
                 return found
@@ -62,8 +62,8 @@ def _json_problem(value: Any, path: list[str], depth: int = 0) -> tuple[list[str
             if found:
                 return found
     elif isinstance(value, str):
-        if "\x00" in value:
-            return path, "contains a NUL character, which no string may contain"
+        if reason := unstorable(value):
+            return path, reason
     elif isinstance(value, _NonFinite):
         return path, f"{value.text} is not a JSON number; numbers must be finite"
     elif isinstance(value, bool):

@@ -8,6 +8,7 @@ Adapters translate this form to and from their engine's own format.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -180,3 +181,16 @@ def from_plain(values: dict[str, Any]) -> Variables:
 def audit_summary(variables: dict[str, Any]) -> dict[str, str]:
     """What the audit log keeps of variables: names and types, never values (they may be personal data)."""
     return {name: getattr(typed, "type", "inferred") for name, typed in variables.items()}
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable(text: str) -> str | None:
+    """Why a string cannot be stored (a NUL character, or a lone UTF-16 surrogate such as JSON's `"\\ud800"`,
+    which no UTF-8 text can hold), or None."""
+    if "\x00" in text:
+        return "contains a NUL character, which no string may contain"
+    if _LONE_SURROGATE.search(text):
+        return "contains a lone UTF-16 surrogate (e.g. \\ud800), which is not a character"
+    return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import traceback
 import uuid
@@ -681,7 +682,7 @@ def _no_match(message: MessageCorrelation) -> str:
         )
         if value is not None
     ]
-    narrowed += [f"variable {name} = {typed.value!r}" for name, typed in message.correlation_keys.items()]
+    narrowed += [f"variable {name} = {_shown(typed.value)}" for name, typed in message.correlation_keys.items()]
     where = f" with {', '.join(narrowed)}" if narrowed else ""
     return (
         f"No active process instance{where} waits for message {message.message_name!r}, and no process starts with it"
@@ -692,3 +693,9 @@ def _status(assignee: str | None, delegation_state: str | None) -> str:
     if assignee is None:
         return "created"
     return "delegated" if delegation_state == "pending" else "assigned"
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON for a problem's detail, cut to 100 characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 100 else text[:97] + "..."

@@ -220,7 +220,7 @@ class InstanceEngine:
         known = dict(loaded(instance.variables))
         for _, _, variables in instructions:
             known.update(variables)
-        await self._save(uow, instance, execution, known)
+        await self._save(uow, instance, execution, known, reopening=True)
         await repository.resolve_incidents(uow.session, utcnow(), instance_id=instance_id, task_ids=left)
 
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
@@ -275,7 +275,11 @@ class InstanceEngine:
         execution: Execution,
         known: Variables,
         completed_by: dict[str, str] | None = None,
+        *,
+        reopening: bool = False,
     ) -> None:
+        """Store the change: the instance row, then its tasks, activities and incidents (`_record`). `reopening`:
+        tasks may open under the ids of tasks that ran before (instance modification goes back to them)."""
         changes, variables = await _finished(execution, known)
         now = utcnow()
         ended = {"status": "completed", "end_time": now, "duration_ms": _milliseconds(instance.start_time, now)}
@@ -286,6 +290,8 @@ class InstanceEngine:
             variables=variables,
             **(ended if changes.completed else {}),
         )
+        if reopening:
+            await repository.forget_tasks(uow.session, [task.id for task in changes.opened_tasks])
         await self._record(uow, instance, changes, now, completed_by)
 
     async def _record(

@@ -407,6 +407,16 @@ async def insert_tasks(session: AsyncSession, instance: Row, opened: Sequence[Hu
         await session.execute(task_candidates.insert(), candidates)
 
 
+async def forget_tasks(session: AsyncSession, task_ids: Sequence[str]) -> None:
+    """Remove the records of tasks that open again under their ids: SpiffWorkflow's "reset to task" (instance
+    modification going back to a user task) reopens the task it ran before, and the open task replaces the record of
+    the ended one (its candidates and its own variables' index rows too)."""
+    if task_ids:
+        await session.execute(task_candidates.delete().where(task_candidates.c.task_id.in_(task_ids)))
+        await session.execute(variable_index.delete().where(variable_index.c.scope_id.in_(task_ids)))
+        await session.execute(tasks.delete().where(tasks.c.id.in_(task_ids)))
+
+
 async def close_tasks(
     session: AsyncSession, closed: dict[str, str], ended_at: datetime, completed_by: dict[str, str]
 ) -> None:

@@ -799,8 +799,8 @@ def _message_start(process: ParsedProcess) -> Any:
         for start in starts
     )
     raise Conflict(
-        f"Process {process.key!r} has no none start event; it starts by {described}, which the embedded engine "
-        "cannot start through POST /instances. Add a none start event to start it directly"
+        f"Process {process.key!r} has no none start event; it starts by {described}. Name the message with "
+        "`start_message` on POST /instances, or broadcast the signal with POST /api/processes/signals"
     )
 
 

@@ -162,7 +162,9 @@ class InstructionRequest(RequestBody):
 
 class ModificationRequest(RequestBody):
     instructions: list[InstructionRequest] = Field(min_length=1, description="Applied in order, all or none")
-    skip_listeners: bool = Field(False, description="Skip execution listeners (Camunda 7 `skipCustomListeners`)")
+    skip_listeners: bool = Field(
+        False, strict=True, description="Skip execution listeners (Camunda 7 `skipCustomListeners`)"
+    )
     annotation: str | None = Field(None, max_length=4000, description="Why; kept in the audit log and by the engine")
 
     model_config = ConfigDict(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response, status
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 
 from gateway.api.context import Processes
 from gateway.schemas import MessageCorrelation, MessageResults, RequestBody, SignalBroadcast, SignalResult
@@ -19,14 +19,16 @@ class MessageRequest(RequestBody):
     business_key: str | None = Field(
         None, max_length=255, description="Only instances with this business key; a started one gets it"
     )
-    correlation_keys: dict[str, Any] | None = Field(
+    correlation_keys: dict[Annotated[str, StringConstraints(min_length=1, max_length=255)], Any] | None = Field(
         None,
         description="Only instances whose process variables have these values (Camunda 7 `correlationKeys`). "
         "Camunda 8 correlates by one value: give exactly one key there.",
     )
     process_instance_id: str | None = Field(None, max_length=255, description="Only this instance")
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
-    all: bool = Field(False, description="Deliver to every matching instance; without it several matches are a 409")
+    all: bool = Field(
+        False, strict=True, description="Deliver to every matching instance; without it several matches are a 409"
+    )
     tenant_id: str | None = Field(None, max_length=100)
 
     model_config = ConfigDict(

@@ -161,6 +161,27 @@ async def test_complete_with_hostile_variables_is_refused_and_the_task_stays_ope
     assert (await last_audit(client))["outcome"] == "failure"
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/processes/instances", '{"definition_key": "approval", "variables": {"a": "\\ud800"}}'),
+        ("/api/processes/instances", '{"definition_key": "approval", "variables": {"\\udfff": 1}}'),
+        ("/api/processes/signals", '{"signal_name": "nobody", "variables": {"a": "x\\ud800y"}}'),
+        ("/api/processes/messages", '{"message_name": "m", "correlation_keys": {"\\ud800": "x"}}'),
+    ],
+)
+async def test_a_lone_surrogate_in_any_string_is_422_and_the_logs_stay_readable(
+    client: httpx.AsyncClient, path: str, body: str
+) -> None:
+    """JSON may escape half a UTF-16 pair (`\\ud800`), which no UTF-8 text holds: refused before it reaches the
+    engine, the audit log or the event log (once stored, it made every later page of them a 500)."""
+    await deploy(client)
+    assert_problem(await raw_post(client, path, body), 422, "lone UTF-16 surrogate")
+    assert (await client.get("/api/processes/audit", params={"size": 200})).status_code == 200
+    assert (await client.get("/api/processes/events", params={"size": 500})).status_code == 200
+    assert (await client.get("/api/processes/instances")).json()["total"] == 0
+
+
 def chain_of_tasks(count: int) -> bytes:
     flows, previous = [], "start"
     for n in range(count):

@@ -121,6 +121,12 @@ async def test_bad_message_requests_are_clear_problems(client: httpx.AsyncClient
     )
     assert_problem(response, 400, "no start event for message 'payment-received'", "'order-placed'")
     assert (await message(client, message_name="")).status_code == 422
+    # Values are shown as JSON, never as Python reprs; booleans are not coerced from strings or numbers.
+    nobody = await message(client, message_name="payment-received", correlation_keys={"region": None, "vip": True})
+    assert_problem(nobody, 404, "variable region = null", "variable vip = true")
+    assert "None" not in nobody.json()["detail"] and "True" not in nobody.json()["detail"]
+    assert_problem(await message(client, message_name="payment-received", all="yes"), 422, "all")
+    assert_problem(await message(client, message_name="payment-received", correlation_keys={"": "EU"}), 422)
     assert_problem(
         await message(client, message_name="x", process_instance_id="some-id", all=True), 400, "process_instance_id"
     )
@@ -176,3 +182,40 @@ async def test_modification_goes_back_to_a_passed_activity_and_skips_an_active_o
     assert_problem(migration, 501, "migrating")
     types = await event_types(client)
     assert types.count("instance.modified") == 2
+
+
+TWO_STEPS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  id="two-steps-definitions" targetNamespace="http://pm-gateway.dev/tests">
+  <bpmn:process id="two-steps" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="pack"/>
+    <bpmn:userTask id="pack" name="Pack"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="pack" targetRef="ship"/>
+    <bpmn:userTask id="ship" name="Ship"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="ship" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+async def test_modification_goes_back_to_a_user_task_that_was_completed(client: httpx.AsyncClient) -> None:
+    """SpiffWorkflow reopens the completed task under its old id; the gateway's task record follows it."""
+    await deploy(client, TWO_STEPS)
+    instance = await start(client, "two-steps")
+    (pack,) = await open_tasks(client, instance["id"])
+    assert (await client.post(f"/api/processes/tasks/{pack['id']}/complete", json={})).status_code == 204
+    (ship,) = await open_tasks(client, instance["id"])
+    assert ship["task_definition_key"] == "ship"
+
+    back = await client.post(
+        f"/api/processes/instances/{instance['id']}/modification",
+        json={"instructions": [{"type": "start_before", "activity_id": "pack"}]},
+    )
+    assert back.status_code == 200, back.text
+    assert [a["id"] for a in back.json()["current_activities"]] == ["pack"]
+    (reopened,) = await open_tasks(client, instance["id"])
+    assert (reopened["task_definition_key"], reopened["status"]) == ("pack", "created")
+    assert (await client.post(f"/api/processes/tasks/{reopened['id']}/complete", json={})).status_code == 204
+    assert [t["task_definition_key"] for t in await open_tasks(client, instance["id"])] == ["ship"]

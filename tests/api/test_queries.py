@@ -91,6 +91,10 @@ async def test_changed_variables_are_found_by_their_new_value(orders: httpx.Asyn
         ("customer:like:5", "'like' takes a string pattern"),
         ("customer:eq:null", "'eq' compares a string, a number or true/false"),
         (":eq:1", "write it as name:operator:value"),
+        ("amount:eq:9223372036854775808", "outside the signed 64-bit range"),
+        ("amount:in:[99999999999999999999999]", "outside the signed 64-bit range"),
+        ('region:eq:"\\ud800"', "lone UTF-16 surrogate"),
+        ('region:in:["\\udfff"]', "lone UTF-16 surrogate"),
     ],
 )
 async def test_an_invalid_condition_is_a_400_naming_it(
@@ -100,6 +104,12 @@ async def test_an_invalid_condition_is_a_400_naming_it(
         response = await client.get(path, params={parameter: ["amount:gt:1", condition]})
         body = assert_problem(response, 400, f"'{condition}'", fragment)
         assert body["title"] == "Bad request"
+
+
+async def test_more_conditions_than_the_limit_are_a_400_naming_it(client: httpx.AsyncClient) -> None:
+    conditions = [f"v{index}:eq:{index}" for index in range(51)]
+    assert_problem(await client.get(INSTANCES, params={"variable": conditions}), 400, "at most 50 variable conditions")
+    assert (await client.get(INSTANCES, params={"variable": conditions[:50]})).status_code == 200
 
 
 async def test_instances_sort_by_every_field_with_a_stable_order(orders: httpx.AsyncClient) -> None:

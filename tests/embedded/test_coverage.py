@@ -157,7 +157,7 @@ ROWS: dict[str, Row] = {
         + flow("start", "end") + E,
         conflict="it starts by signal", head='<bpmn:signal id="s" name="go"/>',
     ),
-    "receiveTask / message catch event (no message API: waits)": Row(
+    "receiveTask / message catch event (waits for POST /messages)": Row(
         path('<bpmn:receiveTask id="r" messageRef="m"/>'), status="active", head='<bpmn:message id="m" name="m"/>'
     ),
     # refused
