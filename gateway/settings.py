@@ -275,9 +275,20 @@ def load_settings(**overrides: Any) -> Settings:
     """Read and check the whole configuration now, so a mistake stops the start, not the first request."""
     try:
         settings = Settings(**overrides)
+        in_gateway_database: dict[str, str] = {}
         for index, engine in enumerate(settings.engine_configs):
             field = f"PM_ENGINES[{index}]" if settings.engines else "PM_CONFIG" if settings.config else "PM_ENGINE_URL"
-            adapter_options(adapter_class(engine), engine, field)
+            cls = adapter_class(engine)
+            adapter_options(cls, engine, field)
+            if cls.transactional:
+                # Its state lives in the gateway's own tables, which a second engine of the type would share.
+                if engine.type in in_gateway_database:
+                    raise ConfigError(
+                        f"invalid configuration: {field}: engine {engine.name!r} is a second {engine.type} engine; "
+                        f"{engine.type} keeps its state in the gateway's database, so engine "
+                        f"{in_gateway_database[engine.type]!r} would see its definitions, instances and tasks"
+                    )
+                in_gateway_database[engine.type] = engine.name
         return settings
     except ValidationError as exc:
         problems = "; ".join(f"{_field_name(tuple(error['loc']))}: {error['msg']}" for error in exc.errors())

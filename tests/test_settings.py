@@ -179,3 +179,11 @@ def test_incident_poll_interval_accepts_iso_8601(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv("PM_INCIDENTS_POLL_INTERVAL", "PT2S")
     assert load_incident_settings().poll_interval == 2.0
+
+
+def test_a_second_engine_keeping_its_state_in_the_gateway_database_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two embedded engines would share the gateway's embedded tables: each would list the other's instances."""
+    engines = [{"name": "local", "type": "embedded", "default": True}, {"name": "local2", "type": "embedded"}]
+    monkeypatch.setenv("PM_ENGINES", json.dumps(engines))
+    with pytest.raises(ConfigError, match=r"second embedded engine.*'local'"):
+        load_settings()
