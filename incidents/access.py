@@ -39,7 +39,14 @@ def _listing(caller: Caller, permission: str, definition_key: str | None) -> Non
         )
 
 
+def _known_engine(center: IncidentCenter, engine: str | None) -> None:
+    """NotFound naming the configured engines when `engine` is none of them (None and `*` mean every engine)."""
+    if engine not in (None, "*") and engine not in center.syncs:
+        raise NotFound(f"Unknown engine '{engine}'. Known engines: {', '.join(sorted(center.syncs))}")
+
+
 async def list_incidents(center: IncidentCenter, caller: Caller, query: IncidentQuery) -> Page[Incident]:
+    _known_engine(center, query.engine)
     _listing(caller, "incident:read", query.definition_key)
     async with reading(center.db) as session:
         return await repository.list_incidents(session, query, caller.tenants)
@@ -47,6 +54,7 @@ async def list_incidents(center: IncidentCenter, caller: Caller, query: Incident
 
 async def error_groups(center: IncidentCenter, caller: Caller, engine: str | None) -> ErrorGroups:
     """Open incidents of the caller's tenants grouped by normalised error (`incident:read`)."""
+    _known_engine(center, engine)
     _listing(caller, "incident:read", None)
     now = utcnow()  # read before the query: every incident committed by then is counted
     async with reading(center.db) as session:

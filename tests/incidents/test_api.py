@@ -214,6 +214,14 @@ async def test_skip_on_an_engine_without_it_is_501_naming_the_engine(api: Gatewa
     assert basic_world.annotations == {}
 
 
+async def test_an_unknown_engine_is_a_404_naming_the_known_ones(api: Gateway, basic_world: FakeWorld) -> None:
+    for path in ("/api/processes/incidents", "/api/processes/incidents/statistics/by-error"):
+        response = await api.client.get(path, params={"engine": "nope"})
+        assert response.status_code == 404, response.text
+        assert "Unknown engine 'nope'. Known engines: basic" in response.json()["detail"]
+    assert (await api.client.get("/api/processes/incidents", params={"engine": "*"})).status_code == 200
+
+
 async def test_a_failed_action_changes_nothing_but_is_audited(
     api: Gateway, world: FakeWorld, database: Database
 ) -> None:
