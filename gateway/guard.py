@@ -184,7 +184,13 @@ class RequestGuardMiddleware:
                 await send(message)
 
             with journal.watching_appends() as appended:
-                await self.app(scope, receive, observing_send)
+                try:
+                    await self.app(scope, receive, observing_send)
+                except Exception:
+                    # An unexpected error: its 500 was answered (install_error_handlers); it is audited all the same.
+                    if scope["method"] in MUTATING and not appended:
+                        await self._audit_failure(scope, 500, answered["body"])
+                    raise
             if appended or answered["replayed"]:
                 return
         if scope["method"] in MUTATING and answered["status"] >= 400:

@@ -7,6 +7,7 @@ it for the caller of each request.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 
@@ -23,8 +24,12 @@ log = logging.getLogger("gateway")
 
 
 def actor_of(x_user_id: str | None) -> str:
-    """The caller in PM_AUTH_MODE=none: the X-User-Id header, or `anonymous`."""
-    return (x_user_id or "").strip() or "anonymous"
+    """The caller in PM_AUTH_MODE=none: the X-User-Id header, or `anonymous`. Header values reach the app decoded
+    as Latin-1 (HTTP's rule); a user id sent as UTF-8 (`ünï`) is read as UTF-8, as clients send it."""
+    text = (x_user_id or "").strip()
+    with contextlib.suppress(UnicodeError):  # not UTF-8 bytes in Latin-1 clothing: kept as it came
+        text = text.encode("latin-1").decode("utf-8")
+    return text or "anonymous"
 
 
 class Authenticator:

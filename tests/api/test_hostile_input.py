@@ -204,3 +204,24 @@ async def test_a_chain_of_1000_tasks_is_a_400_without_a_python_error_in_it(clien
     body = assert_problem(response, 400, "chain", "450")
     assert "RecursionError" not in json.dumps(body) and "Error(" not in body["detail"]
     assert (await last_audit(client))["outcome"] == "failure"
+
+
+async def test_a_call_that_fails_unexpectedly_is_audited_as_a_500(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README promises every failed mutating call an audit row; an unexpected error (a bug) is no exception."""
+    from gateway.processes.service import ProcessService
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    await deploy(client)
+    monkeypatch.setattr(ProcessService, "start_instance", broken)
+    # The test transport re-raises the app's error after the 500 went out; a real client just sees the 500.
+    with pytest.raises(RuntimeError, match="a bug"):
+        await client.post(
+            "/api/processes/instances", json={"definition_key": "approval"}, headers={"X-User-Id": "ünï".encode()}
+        )
+    audit = await last_audit(client)
+    assert (audit["status"], audit["outcome"], audit["resource_type"]) == (500, "failure", "request")
+    assert audit["actor"] == "ünï"  # sent as UTF-8, as clients send it; not read as Latin-1 ("Ã¼nÃ¯")
