@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -9,9 +10,11 @@ from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.auth import Authenticator, Caller
+from gateway.errors import BadRequest
 from gateway.processes import ProcessService
-from gateway.processes.merged import ALL_ENGINES
+from gateway.processes.merged import ALL_ENGINES, MergedPage, Q, T, merged_page
 from gateway.registry import EngineRegistry
+from gateway.schemas import Page
 
 # Declares the bearer scheme in the OpenAPI document; the Authenticator reads the header itself.
 bearer = HTTPBearer(auto_error=False, description="A JWT from the identity provider (PM_AUTH_MODE=jwt)")
@@ -65,6 +68,17 @@ class EngineSelection:
 
     services: list[ProcessService]
     merged: bool
+
+    async def page(
+        self, query: Q, cursor: str | None, fetch: Callable[[ProcessService, Q], Awaitable[Page[T]]]
+    ) -> Page[T] | MergedPage[T]:
+        """`fetch` on the one engine, or merged over every engine (`merged_page`). BadRequest for a `cursor` on a
+        one-engine list, which pages with `page` (a cursor there would be ignored silently)."""
+        if self.merged:
+            return await merged_page(self.services, query, cursor, fetch)
+        if cursor is not None:
+            raise BadRequest("cursor pages a list over every engine (engine=*); a one-engine list pages with page")
+        return await fetch(self.services[0], query)
 
 
 async def engine_selection(

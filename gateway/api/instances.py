@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from gateway.api.context import Cursor, Engines, Processes
 from gateway.processes import ProcessService
-from gateway.processes.merged import MergedPage, merged_page
+from gateway.processes.merged import MergedPage
 from gateway.schemas import (
     InstanceMigration,
     InstanceModification,
@@ -72,9 +72,7 @@ async def list_instances(engines: Engines, query: Annotated[InstanceQuery, Query
     `engine=*` lists the instances of every configured engine merged in the requested order (each names its
     `engine`), paged with `cursor=<next_cursor>`; an engine that is down is named in `unavailable_engines`.
     """
-    if engines.merged:
-        return await merged_page(engines.services, query, cursor, ProcessService.list_instances)
-    return await engines.services[0].list_instances(query)
+    return await engines.page(query, cursor, ProcessService.list_instances)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProcessInstance, summary="Start an instance")

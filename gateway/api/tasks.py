@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field
 
 from gateway.api.context import Cursor, Engines, Processes
 from gateway.processes import ProcessService
-from gateway.processes.merged import MergedPage, merged_page
+from gateway.processes.merged import MergedPage
 from gateway.schemas import Page, RequestBody, Task, TaskDetails, TaskQuery
 from gateway.variables import REQUEST_VARIABLES_DOC, parse_request_variables
 
@@ -46,9 +46,7 @@ async def list_tasks(engines: Engines, query: Annotated[TaskQuery, Query()], cur
     task carrying its `engine`, paged with `cursor=<next_cursor>`; an engine that is down is left out and named in
     `unavailable_engines` (`partial: true`), never a 5xx for the whole list.
     """
-    if engines.merged:
-        return await merged_page(engines.services, query, cursor, ProcessService.list_tasks)
-    return await engines.services[0].list_tasks(query)
+    return await engines.page(query, cursor, ProcessService.list_tasks)
 
 
 @router.get("/{task_id}", response_model=TaskDetails, summary="A task with its variables")

@@ -144,3 +144,9 @@ async def test_tasks_sort_by_every_field(orders: httpx.AsyncClient, field: str) 
 async def test_an_unknown_sort_field_names_the_sortable_ones(client: httpx.AsyncClient) -> None:
     response = await client.get(TASKS, params={"sort": "color"})
     assert_problem(response, 422, "cannot sort by 'color'", "follow_up")
+
+
+async def test_a_cursor_on_a_one_engine_list_is_a_400(client: httpx.AsyncClient) -> None:
+    """A one-engine list pages with `page`; a cursor there used to be ignored, showing page 1 again."""
+    for path in (INSTANCES, TASKS):
+        assert_problem(await client.get(path, params={"cursor": "garbage"}), 400, "engine=*")
