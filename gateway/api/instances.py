@@ -159,7 +159,9 @@ class InstructionRequest(RequestBody):
 
 
 class ModificationRequest(RequestBody):
-    instructions: list[InstructionRequest] = Field(min_length=1, description="Applied in order, all or none")
+    instructions: list[InstructionRequest] = Field(
+        min_length=1, max_length=100, description="Applied in order, all or none; at most 100"
+    )
     skip_listeners: bool = Field(
         False, strict=True, description="Skip execution listeners (Camunda 7 `skipCustomListeners`)"
     )
