@@ -50,6 +50,9 @@ def test_workers_get_the_configured_healthcheck_timeout(monkeypatch: pytest.Monk
 
     started: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(options))
+    # serve() hands PM_AUTO_MIGRATE=false to its workers through os.environ; monkeypatch restores it afterwards,
+    # or every gateway process a later test starts would skip its migrations.
+    monkeypatch.setenv("PM_AUTO_MIGRATE", "true")
     settings = load_settings(database_url=PG, workers=2, auto_migrate=False, worker_healthcheck_timeout="PT45S")
     assert serve(settings) == 0
     assert started["workers"] == 2

@@ -7,7 +7,7 @@ to load a workflow.
 
 import sqlalchemy as sa
 
-from adapters.embedded.variables import INDEXED_TEXT_LENGTH
+from adapters.embedded.variables import INDEXED_NAME_LENGTH, INDEXED_TEXT_LENGTH
 from gateway.db import JsonColumn, UTCDateTime, metadata
 
 OPEN_TASK = sa.text("ended_at IS NULL")
@@ -195,7 +195,7 @@ variable_index = sa.Table(
     "embedded_variable_index",
     metadata,
     sa.Column("scope_id", sa.String(36), primary_key=True),  # the instance id, or the task id for a task's own
-    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(INDEXED_NAME_LENGTH), primary_key=True),
     sa.Column("instance_id", sa.String(36), nullable=False),
     # byte order ("C") on PostgreSQL, so that a `like` with a fixed prefix is a range scan of the index
     sa.Column(

