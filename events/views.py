@@ -36,7 +36,7 @@ from gateway.auth import Caller
 from gateway.changes import ChangeLog
 from gateway.errors import BadRequest, Forbidden
 from gateway.journal import AuditDraft
-from gateway.schemas import Page
+from gateway.schemas import MAX_PAGE, Page
 from gateway.uow import UnitOfWork, reading
 
 router = APIRouter(prefix="/api/processes", tags=["events"])
@@ -172,7 +172,7 @@ async def create_subscription(body: SubscriptionCreate, service: Events, caller:
 async def list_subscriptions(
     service: Events,
     caller: CurrentCaller,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Every webhook subscription, paged; secrets are never shown. Needs `subscriptions:manage`."""
@@ -240,7 +240,7 @@ async def list_deliveries(
     service: Events,
     caller: CurrentCaller,
     delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Deliveries of one subscription, newest event first; `status=failed` lists the dead-lettered ones. Needs

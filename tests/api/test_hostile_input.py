@@ -101,6 +101,7 @@ async def test_nesting_within_the_limit_round_trips(client: httpx.AsyncClient) -
         ("/api/processes/tasks", {"due_before": "0001-01-01T00:00:00+05:00"}, ("due_before",)),
         ("/api/processes/audit", {"from": "0001-01-01T00:00:00+05:00"}, ("from",)),
         ("/api/processes/incidents", {"created_after": "0001-01-01T00:00:00+05:00"}, ("created_after",)),
+        ("/api/processes/subscriptions", {"page": "3164007327005412352", "size": "73"}, ("page",)),
     ],
 )
 async def test_query_parameters_beyond_their_range_are_422(
