@@ -40,9 +40,10 @@ def _listing(caller: Caller, permission: str, definition_key: str | None) -> Non
 
 
 def _known_engine(center: IncidentCenter, engine: str | None) -> None:
-    """NotFound naming the configured engines when `engine` is none of them (None and `*` mean every engine)."""
-    if engine not in (None, "*") and engine not in center.syncs:
-        raise NotFound(f"Unknown engine '{engine}'. Known engines: {', '.join(sorted(center.syncs))}")
+    """NotFound naming the configured engines (EngineRegistry.get) when `engine` is none of them; None and `*`
+    mean every engine."""
+    if engine not in (None, "*"):
+        center.service.registry.get(engine)
 
 
 async def list_incidents(center: IncidentCenter, caller: Caller, query: IncidentQuery) -> Page[Incident]:
