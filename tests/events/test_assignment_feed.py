@@ -23,7 +23,7 @@ from tests.conformance.harnesses.zeebe import HARNESS as ZEEBE
 
 @pytest.fixture(params=[FLOWABLE, ZEEBE], ids=["flowable", "zeebe"])
 def harness(request: pytest.FixtureRequest) -> Harness:
-    return request.param  # type: ignore[no-any-return]
+    return request.param
 
 
 @pytest.fixture
