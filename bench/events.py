@@ -4,7 +4,7 @@ and to one webhook receiver on loopback.
 Prints events/s to the Redis stream and to the webhook receiver for a burst written straight into the outbox
 (the way API calls write it: one unit of work per commit), then commit→receipt p50/p95 at a paced 200 events/s.
 Targets (issue 13): ≥ 2,000 events/s to Redis Streams; p95 ≤ 500 ms commit→webhook at 200 events/s.
-Uses PM_BENCH_DATABASE_URL's server (default: local PostgreSQL, user postgres) and PM_BENCH_REDIS_URL
+Uses PM_BENCH_DATABASE_URL's server (default: bench/embedded.py's, the local PostgreSQL) and PM_BENCH_REDIS_URL
 (default redis://127.0.0.1:6379/15).
 """
 
@@ -23,11 +23,10 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bench.common import free_port, percentile, server
-from bench.embedded import admin
+from bench.embedded import SERVER_URL, admin
 from gateway.db import Database
 from gateway.uow import transaction
 
-SERVER_URL = os.environ.get("PM_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PM_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 DATABASE = "pm_bench_events"
 STREAM = "pm:bench:events"
