@@ -23,7 +23,7 @@ from adapters.embedded import mapping, repository
 from adapters.embedded.parsing import CalledElement, ParsedProcess, SpecCache, called_elements, parse_bpmn
 from adapters.embedded.runtime import Changes, Execution, Runtime
 from adapters.embedded.variables import loaded, plain, stored, typed
-from gateway.db import utcnow
+from gateway.db import EncodedJson, utcnow
 from gateway.errors import BadRequest, Conflict, GatewayError, InvalidBpmn, NotFound
 from gateway.schemas import ProcessInstance, StartInstance
 from gateway.uow import UnitOfWork
@@ -345,12 +345,12 @@ MAX_CALL_CHAIN = 20  # definitions followed from call activity to call activity
 
 
 async def _finished(execution: Execution, known: Variables) -> tuple[Changes, dict[str, Any]]:
-    """What the change did, and the instance's variables typed and as stored, worked out in a worker thread:
-    typing a large Json value walks all of it and would hold the event loop."""
+    """What the change did, and the instance's variables typed and as stored (with their JSON text), worked out in
+    a worker thread: typing and encoding a large Json value walks all of it and would hold the event loop."""
 
     def finish() -> tuple[Changes, dict[str, Any]]:
         changes = execution.finish()
-        return changes, stored(typed(changes.variables, known))
+        return changes, EncodedJson(stored(typed(changes.variables, known)))
 
     return await asyncio.to_thread(finish)
 

@@ -29,9 +29,10 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+import orjson
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
@@ -256,6 +257,7 @@ class Runtime:
             {**DEFAULT_CONFIG, **USER_DATA_CONVERTERS, BpmnWorkflow: _RunStateConverter}
         )
         self._serializer = BpmnWorkflowSerializer(self._registry)
+        self._encoder = self._serializer._encoder_cls()
 
     def start(
         self,
@@ -297,14 +299,27 @@ class Runtime:
         return execution
 
     def resume(self, process: ParsedProcess, state: str, variables: dict[str, Any]) -> Execution:
-        dct = json.loads(state)
+        dct = _state_from_json(state)
         self._serializer.migrate(dct)
         workflow = self._registry.restore(dct, spec=process.spec, subprocess_specs=process.subprocess_specs)
         workflow.script_engine = self.script_engine  # never SpiffWorkflow's default: it runs eval()
         return Execution(self, process, workflow, variables)
 
     def dump(self, workflow: BpmnWorkflow) -> str:
-        return self._serializer.serialize_json(workflow)
+        """The workflow's run state as JSON text: SpiffWorkflow's `serialize_json`, with orjson in place of `json`
+        where it can (the C `json` module holds the interpreter for all of a multi-MB state, ~10 times as long,
+        and the event loop waits that long); integers beyond 64 bits and NaN, which orjson does not write as
+        `json` does, fall back to `serialize_json`."""
+        serializer = self._serializer
+        serializer.registry._encoder_mode = True  # as serialize_json: the encoder's default converts the rest
+        try:
+            dct = serializer.to_dict(workflow)
+            dct[serializer.VERSION_KEY] = serializer.VERSION
+            return orjson.dumps(dct, default=self._encoder.default, option=STATE_JSON_OPTIONS).decode()
+        except orjson.JSONEncodeError:
+            return serializer.serialize_json(workflow)
+        finally:
+            serializer.registry._encoder_mode = False
 
 
 class Execution:
@@ -983,3 +998,17 @@ def _deadline(value: Any, now: datetime) -> datetime | None:
         return parse_datetime(text)
     except Exception:  # SpiffWorkflow's duration parser raises a bare Exception
         raise ExpressionError(f"{text!r} is neither an ISO 8601 date-time nor a duration") from None
+
+
+# Natively, orjson writes datetimes, dataclasses and UUIDs its own way; SpiffWorkflow's encoder must convert the
+# first two (UUIDs never reach it: to_dict converts them). Keys that are not strings are written as `json` does.
+STATE_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+
+
+def _state_from_json(state: str) -> dict[str, Any]:
+    """A stored run state as a dict: orjson where it can (faster, so the interpreter is held for less time);
+    `json` for what only it reads (integers beyond 64 bits, NaN)."""
+    try:
+        return cast(dict[str, Any], orjson.loads(state))
+    except orjson.JSONDecodeError:
+        return cast(dict[str, Any], json.loads(state))
