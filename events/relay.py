@@ -24,7 +24,7 @@ from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
 
 from events import repository
-from events.models import DeliveryStatus, envelope, matches
+from events.models import DeliveryStatus, delivered_to, envelope
 from events.settings import EventSettings
 from events.webhooks import Attempt, delivery_session, post, refused_literal
 from gateway.db import Database, utcnow
@@ -114,7 +114,8 @@ def stream_fields(event: dict[str, Any]) -> dict[str, str]:
 
 
 class WebhookFanOut:
-    """Turns each new event into one pending delivery per active subscription it matches."""
+    """Turns each new event into one pending delivery per active subscription it matches (`delivered_to`: a
+    subscription of a tenant gets only that tenant's events)."""
 
     RELAY = "webhooks"
 
@@ -134,7 +135,7 @@ class WebhookFanOut:
                 repository.new_delivery(subscription["id"], event, now)
                 for event in events
                 for subscription in subscriptions
-                if matches(event, subscription["event_types"], subscription["filter"])
+                if delivered_to(event, subscription)
             ]
             await repository.insert_deliveries(uow.session, rows)
             await repository.save_position(uow.session, self.RELAY, int(events[-1]["cursor"]))
@@ -271,6 +272,7 @@ async def disable(uow: UnitOfWork, subscription: Any, reason: str) -> None:
     uow.emit(
         "subscription.disabled",
         engine=None,
+        tenant_id=subscription["tenant_id"],
         data={"subscription_id": subscription["id"], "url": subscription["url"], "reason": reason},
     )
     log.warning("Webhook subscription %s disabled: %s", subscription["id"], reason)
