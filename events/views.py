@@ -204,7 +204,7 @@ async def get_subscription(subscription_id: str, service: Events, caller: Curren
 async def update_subscription(
     subscription_id: str, body: SubscriptionUpdate, service: Events, caller: CurrentCaller
 ) -> Subscription:
-    """Change url, event types, filter, format or active; giving a new secret starts a rotation during which both signatures are sent."""
+    """Change url, event types, filter, format or active; giving a new secret starts a rotation during which both signatures are sent. The tenant stays. 404 when the subscription is unknown or of a tenant not the caller's."""
     return await _audited(
         service,
         caller,
@@ -222,7 +222,7 @@ async def update_subscription(
     summary="Delete a subscription and its deliveries",
 )
 async def delete_subscription(subscription_id: str, service: Events, caller: CurrentCaller) -> Response:
-    """Delete a subscription and its delivery records; nothing more is sent to it."""
+    """Delete a subscription and its delivery records; nothing more is sent to it. 404 when the subscription is unknown or of a tenant not the caller's."""
     await _audited(
         service,
         caller,
@@ -266,7 +266,7 @@ async def list_deliveries(
     summary="Send a failed delivery again, with a fresh retry schedule",
 )
 async def retry_delivery(subscription_id: str, delivery_id: str, service: Events, caller: CurrentCaller) -> Delivery:
-    """Send a failed (dead-lettered) delivery again now, with a fresh retry schedule."""
+    """Send a failed (dead-lettered) delivery again now, with a fresh retry schedule. 404 when the subscription is unknown or of a tenant not the caller's."""
 
     async def change(uow: UnitOfWork) -> Delivery:
         await service.retry_delivery(uow, subscription_id, delivery_id)
@@ -293,7 +293,7 @@ async def retry_delivery(subscription_id: str, delivery_id: str, service: Events
 async def recover(
     subscription_id: str, body: RecoverRequest, service: Events, caller: CurrentCaller
 ) -> RecoverAccepted:
-    """Queue every event of the window [since, until) that matches the subscription again (replay after a receiver outage)."""
+    """Queue every event of the window [since, until) that matches the subscription (its types, filter and tenant) again (replay after a receiver outage). 404 when the subscription is unknown or of a tenant not the caller's."""
     queued = await _audited(
         service,
         caller,
