@@ -103,12 +103,15 @@ class RedisRelay:
 
 
 def stream_fields(event: dict[str, Any]) -> dict[str, str]:
-    """A stream entry: `id` (the event id, for deduplication), `cursor`, `type`, `instance_id`, `event` (JSON)."""
+    """A stream entry: `id` (the event id, for deduplication), `cursor`, `type`, `instance_id`, `tenant_id` (empty
+    for an event of no tenant; a consumer serving one tenant skips the others without parsing `event`), `event`
+    (JSON)."""
     return {
         "id": event["id"],
         "cursor": event["cursor"],
         "type": event["type"],
         "instance_id": event["instance_id"] or "",
+        "tenant_id": event["tenant_id"] or "",
         "event": json.dumps(envelope(event), separators=(",", ":")),
     }
 
