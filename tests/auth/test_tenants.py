@@ -124,6 +124,7 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(
     gateway: Gateway, provider: Provider, receivers: dict[str, Receiver]
 ) -> None:
     t1, t2, everyone = admin_of(provider, "t1"), admin_of(provider, "t2"), admin_of(provider, "*", sub="root")
+    both = admin_of(provider, "t1", "t2")
     client = gateway.client
     unscoped = await call(client, everyone, "POST", f"{P}/subscriptions", 201, json={"url": receivers["all"].url})
     assert unscoped["tenant_id"] is None
@@ -161,10 +162,10 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(
             # Both tenants hold the same data: each tenant's caller counts half of what a caller of every tenant
             # counts. t2 asks first, so an answer cached without its tenants would be served to the others.
             path = template.replace("{definition_key}", "approval")
-            figures = [counted(await call(client, token, "GET", path, 200)) for token in (t2, everyone, t1)]
+            figures = [counted(await call(client, token, "GET", path, 200)) for token in (t2, everyone, t1, both)]
             probes += 1
-            if not (figures[0] > 0 and figures[0] == figures[2] and figures[1] == 2 * figures[0]):
-                leaks.append((template, "t2, every tenant, t1:", figures))
+            if not (figures[0] > 0 and figures[0] == figures[2] and figures[1] == 2 * figures[0] == figures[3]):
+                leaks.append((template, "t2, every tenant, t1, t1 and t2:", figures))
         elif template == SSE_STREAM:
             probes += 1
         elif template == f"{P}/incidents/statistics/by-error":
@@ -203,6 +204,16 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(
     if any(i in r.body.decode() for r in receivers["t2"].received for i in ours.owned):
         leaks.append(("webhook", "t2 received t1's ids"))
     assert expected["all"] == expected["t1"] | expected["t2"] and expected["t1"] and expected["t2"]
+    # A replay of t2's subscription queues t2's events only.
+    replay = await call(
+        client,
+        t2,
+        "POST",
+        f"{P}/subscriptions/{theirs.ids['subscription_id']}/recover",
+        202,
+        json={"since": "2020-01-01"},
+    )
+    assert replay["deliveries"] == len(expected["t2"])
     print(f"cross-tenant probe: {len(get_routes)} GET routes and {len(receivers)} webhook receivers, {leaks=}")
     assert probes == len(get_routes) + len(receivers)
     assert leaks == []
