@@ -98,22 +98,6 @@ class ProcessService:
             yield
 
     # ------------------------------------------------------------ access
-    def _tenant_for_new(self, tenant_id: str | None, what: str) -> str | None:
-        """The tenant a new deployment or instance goes to: the one asked for, which must be the caller's, or the
-        caller's only tenant. Errors: Forbidden (not theirs / they have none), BadRequest (several, none asked)."""
-        tenants = self.caller.tenants
-        if tenants is None:
-            return tenant_id
-        if tenant_id is not None:
-            if tenant_id not in tenants:
-                raise Forbidden(f"You may {what} only in your tenants ({', '.join(sorted(tenants)) or 'none'})")
-            return tenant_id
-        if len(tenants) == 1:
-            return next(iter(tenants))
-        if not tenants:
-            raise Forbidden(f"Your token names no tenant to {what} in")
-        raise BadRequest(f"Give tenant_id: you belong to several tenants ({', '.join(sorted(tenants))})")
-
     def _unrestricted(self, permission: str, *, task: bool = False) -> bool:
         """Whether no check could refuse `permission` to this caller (every tenant, every definition, and for
         tasks `task:admin`): then commands skip the lookup that the checks need, and take the audit row's
@@ -188,7 +172,7 @@ class ProcessService:
             for process in processes:
                 if process.executable:
                     self.caller.require_for("definition:deploy", process.id)
-            tenant_id = self._tenant_for_new(tenant_id, "deploy")
+            tenant_id = self.caller.tenant_for_new(tenant_id, "deploy")
         return await self._deploy(xml, filename, name, tenant_id, operation="deploy", resource_id=None)
 
     async def redeploy(
@@ -206,7 +190,7 @@ class ProcessService:
             for process in processes:
                 if process.executable:
                     self.caller.require_for("definition:deploy", process.id)
-            tenant_id = self._tenant_for_new(tenant_id or current.tenant_id, "deploy")
+            tenant_id = self.caller.tenant_for_new(tenant_id or current.tenant_id, "deploy")
         return await self._deploy(xml, filename, name, tenant_id, operation="redeploy", resource_id=definition_id)
 
     def _validate(self, xml: bytes) -> list[bpmn.ProcessSummary]:
@@ -331,7 +315,7 @@ class ProcessService:
                 tenant_id = definition.tenant_id
             else:
                 self.caller.require("instance:start", request.definition_key)
-                tenant_id = self._tenant_for_new(request.tenant_id, "start instances")
+                tenant_id = self.caller.tenant_for_new(request.tenant_id, "start instances")
                 request = request.model_copy(update={"tenant_id": tenant_id})
         async for attempt in self._attempts("start", "instance", None, summary, status=201, tenant_id=tenant_id):
             async with attempt as uow:
@@ -374,7 +358,7 @@ class ProcessService:
                 raise BadRequest("Give either process_instance_id or all, not both: an instance id names one instance")
             if message.process_instance_id is not None and self.caller.tenants is not None:
                 await self._instance(message.process_instance_id, "message:correlate")
-            tenant_id = self._tenant_for_new(message.tenant_id, "correlate messages")
+            tenant_id = self.caller.tenant_for_new(message.tenant_id, "correlate messages")
             message = message.model_copy(update={"tenant_id": tenant_id})
         variables = {name: typed.model_dump(mode="json") for name, typed in message.variables.items()}
         async for attempt in self._attempts("correlate", "message", message.message_name, summary, tenant_id=tenant_id):
@@ -430,7 +414,7 @@ class ProcessService:
         async with self._checking("broadcast", "signal", signal.signal_name, summary, status=202):
             self._require_everywhere("signal:broadcast")
             self.engine.require(Capability.BROADCAST_SIGNAL)
-            tenant_id = self._tenant_for_new(signal.tenant_id, "broadcast signals")
+            tenant_id = self.caller.tenant_for_new(signal.tenant_id, "broadcast signals")
             signal = signal.model_copy(update={"tenant_id": tenant_id})
         async for attempt in self._attempts(
             "broadcast", "signal", signal.signal_name, summary, status=202, tenant_id=tenant_id
