@@ -976,8 +976,8 @@ class Simulator:
                 raise invalid_argument(
                     "MODIFY",
                     f"Expected to modify instance of process '{process_id}' but it contains one or more activate "
-                    f"instructions for elements that are unsupported: '{element_id}'. The activation of events "
-                    "belonging to an event-based gateway is not supported.",
+                    f"instructions for elements that are unsupported: '{element_id}'. The activation of elements "
+                    f"with type '{kind}' is not supported.",
                 )
         terminations = []
         for termination in body.get("terminateInstructions") or []:
