@@ -427,6 +427,9 @@ class Execution:
             name = spec.name
             if spec.bpmn_id in mappings:
                 name = mappings[spec.bpmn_id] + name.removeprefix(spec.bpmn_id)
+            elif spec.bpmn_id is None and name.startswith(f"{self.workflow.spec.name}."):
+                # SpiffWorkflow's own bookkeeping specs carry the process id (`approval.EndJoin`)
+                name = target.spec.name + name.removeprefix(self.workflow.spec.name)
             new = target.spec.task_specs.get(name)
             if new is None:
                 unmapped[spec.bpmn_id or spec.name] = unmapped.get(spec.bpmn_id or spec.name, False) or bool(

@@ -251,3 +251,21 @@ async def test_migration_moves_a_waiting_task_to_the_renamed_activity_of_a_new_v
     assert (await client.post(f"/api/processes/tasks/{task['id']}/complete", json={})).status_code == 204
     assert [t["task_definition_key"] for t in await open_tasks(client, instance["id"])] == ["ship"]
     assert "instance.migrated" in await event_types(client)
+
+
+async def test_migration_moves_an_instance_to_another_process(client: httpx.AsyncClient) -> None:
+    await deploy(client, TWO_STEPS)
+    instance = await start(client, "two-steps")
+    (other,) = (await deploy(client, TWO_STEPS.replace(b'"two-steps"', b'"packing-line"')))["definitions"]
+    moved = await client.post(
+        f"/api/processes/instances/{instance['id']}/migration", json={"target_definition_id": other["id"]}
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["definition_key"] == "packing-line"
+    (task,) = await open_tasks(client, instance["id"])
+    assert task["task_definition_key"] == "pack"
+    assert (await client.post(f"/api/processes/tasks/{task['id']}/complete", json={})).status_code == 204
+    (ship,) = await open_tasks(client, instance["id"])
+    assert (await client.post(f"/api/processes/tasks/{ship['id']}/complete", json={})).status_code == 204
+    done = (await client.get(f"/api/processes/instances/{instance['id']}")).json()
+    assert (done["status"], done["definition_id"]) == ("completed", other["id"])
