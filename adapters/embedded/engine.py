@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from types import SimpleNamespace
@@ -223,6 +223,35 @@ class InstanceEngine:
         await self._save(uow, instance, execution, known, reopening=True)
         await repository.resolve_incidents(uow.session, utcnow(), instance_id=instance_id, task_ids=left)
 
+    async def migrate(self, uow: UnitOfWork, instance_id: str, target: Row, mappings: Mapping[str, str]) -> None:
+        """Move the instance onto the definition `target` (`Execution.migrate`), run on, and let its instance row,
+        open tasks, activity records and incidents name the target. BadRequest naming the activities it cannot
+        map; Conflict when it is suspended."""
+        instance, execution = await self._resume(uow, instance_id)
+        if instance.status != "active":
+            raise Conflict(f"Instance {instance_id} is suspended; activate it to migrate it", engine=self.engine_name)
+        process, called = await self.process(uow, target.id, target.key, target.tenant_id)
+        try:
+            moved = await asyncio.to_thread(execution.migrate, process, mappings)
+        except BadRequest as refused:
+            raise BadRequest(refused.detail, engine=self.engine_name) from None
+        await execution.advance()
+        await self._save(
+            uow,
+            instance,
+            execution,
+            dict(loaded(instance.variables)),
+            definition_id=target.id,
+            definition_key=target.key,
+            definition_name=target.name,
+            called_definitions=called,
+        )
+        records = [
+            (task_id, activity_id, process.node(activity_id).name, process.node(activity_id).type)
+            for task_id, activity_id in moved
+        ]
+        await repository.migrate_records(uow.session, instance_id, target, records)
+
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
         """End the instance; one whose stored state can no longer be restored is ended all the same."""
         try:
@@ -277,9 +306,11 @@ class InstanceEngine:
         completed_by: dict[str, str] | None = None,
         *,
         reopening: bool = False,
+        **instance_values: Any,
     ) -> None:
         """Store the change: the instance row, then its tasks, activities and incidents (`_record`). `reopening`:
-        tasks may open under the ids of tasks that ran before (instance modification goes back to them)."""
+        tasks may open under the ids of tasks that ran before (instance modification goes back to them).
+        `instance_values`: further columns of the instance row to change with it (a migration's definition)."""
         changes, variables = await _finished(execution, known)
         now = utcnow()
         ended = {"status": "completed", "end_time": now, "duration_ms": _milliseconds(instance.start_time, now)}
@@ -289,6 +320,7 @@ class InstanceEngine:
             state=changes.state,
             variables=variables,
             **(ended if changes.completed else {}),
+            **instance_values,
         )
         if reopening:
             await repository.forget_tasks(uow.session, [task.id for task in changes.opened_tasks])

@@ -29,6 +29,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, cast
 from uuid import UUID
 
@@ -47,6 +48,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimeDateEventDefinition,
     TimerEventDefinition,
 )
+from SpiffWorkflow.bpmn.util.diff import migrate_workflow
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import TaskNotFoundException
@@ -424,6 +426,52 @@ class Execution:
                     self.workflow.event_manager.remove_task(waiting)
                 scope.cancel()
         return [str(task_id) for task_id in open_before if (t := self._find(task_id)) is None or not t.state & OPEN]
+
+    def migrate(self, target: ParsedProcess, mappings: Mapping[str, str]) -> list[tuple[str, str]]:
+        """Put the workflow on `target`'s specs (SpiffWorkflow's `migrate_workflow`): each task goes to the spec of
+        the same name, or of the activity `mappings` names for its BPMN id; the open activities are reset onto
+        their new spec (same task ids) and predicted again. Returns (task id, new activity id) of every open
+        activity. BadRequest naming the activities when an open one has no counterpart in `target`, or a passed
+        one (its history) has none, or the instance runs subprocesses (not migrated); nothing is changed then."""
+        if self.workflow.subprocesses:
+            raise BadRequest("The embedded engine cannot migrate an instance inside a subprocess or call activity")
+        alignment: dict[SpiffTask, Any] = {}
+        unmapped: dict[str, bool] = {}
+        for task in self.workflow.tasks.values():
+            spec = task.task_spec
+            name = spec.name
+            if spec.bpmn_id in mappings:
+                name = mappings[spec.bpmn_id] + name.removeprefix(spec.bpmn_id)
+            elif spec.bpmn_id is None and name.startswith(f"{self.workflow.spec.name}."):
+                # SpiffWorkflow's own bookkeeping specs carry the process id (`approval.EndJoin`)
+                name = target.spec.name + name.removeprefix(self.workflow.spec.name)
+            new = target.spec.task_specs.get(name)
+            if new is None:
+                unmapped[spec.bpmn_id or spec.name] = unmapped.get(spec.bpmn_id or spec.name, False) or bool(
+                    _is_open_activity(task)
+                )
+            alignment[task] = new
+        if unmapped:
+            waiting = [activity for activity, is_open in unmapped.items() if is_open]
+            passed = [activity for activity, is_open in unmapped.items() if not is_open]
+            reasons = []
+            if waiting:
+                reasons.append(
+                    f"it waits in {', '.join(repr(a) for a in waiting)}, which the target lacks and no mapping moves"
+                )
+            if passed:
+                reasons.append(
+                    f"it passed {', '.join(repr(a) for a in passed)}, which the target lacks (the embedded engine "
+                    "keeps every passed activity in the instance's state)"
+                )
+            raise BadRequest(f"Cannot migrate the instance: {'; '.join(reasons)}")
+        migrate_workflow(SimpleNamespace(alignment=alignment), self.workflow, target.spec)
+        self.process = target
+        return [
+            (str(task.id), task.task_spec.bpmn_id)
+            for task in self.workflow.get_tasks(state=OPEN)
+            if _is_open_activity(task)
+        ]
 
     def stranded(self) -> bool:
         """Whether the workflow has neither ended nor an active activity (after a modification cancelled its last)."""

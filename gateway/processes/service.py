@@ -483,7 +483,10 @@ class ProcessService:
         return instance
 
     async def migrate_instance(self, instance_id: str, migration: InstanceMigration) -> ProcessInstance:
-        """Move an instance to another definition (501 where the engine cannot); emits `instance.migrated`."""
+        """Move an instance to another definition version (501 where the engine cannot); emits `instance.migrated`
+        with the instance after the move and the mappings. Errors: NotFound (instance or definition), BadRequest (the
+        instance already runs on the target; a mapping naming an activity the source or target definition lacks; the
+        engine refusing a waiting activity it cannot map, named in the detail), Conflict (ended)."""
         request = {"target_definition_id": migration.target_definition_id, "mappings": migration.mappings}
         async with self._checking("migrate", "instance", instance_id, request):
             self.caller.require("instance:modify")
@@ -492,15 +495,33 @@ class ProcessService:
             target = await self._definition(migration.target_definition_id, "instance:modify")
             if target.key != current.definition_key:
                 self.caller.require_for("instance:modify", target.key)
+            if current.definition_id == target.id:
+                raise BadRequest(f"Process instance {instance_id} already runs on definition {target.id}")
+            source_ids = bpmn.flow_node_ids(
+                await self.adapter.get_definition_xml(current.definition_id), current.definition_key
+            )
+            target_ids = bpmn.flow_node_ids(await self.adapter.get_definition_xml(target.id), target.key)
+            unknown = [f"source {s!r}" for s in migration.mappings if s not in source_ids] + [
+                f"target {t!r}" for t in migration.mappings.values() if t not in target_ids
+            ]
+            if unknown:
+                raise BadRequest(
+                    f"Mappings name activities the definitions do not have: {', '.join(unknown)} (sources are "
+                    f"activity ids of {current.definition_id}, targets of {target.id})"
+                )
         async for attempt in self._attempts("migrate", "instance", instance_id, request, tenant_id=_tenant(current)):
             async with attempt as uow:
+                mark = uow.mark()
                 instance = await self.adapter.migrate_instance(instance_id, migration)
                 uow.emit(
                     "instance.migrated",
+                    at=mark,
                     engine=self.engine.name,
                     instance_id=instance_id,
                     tenant_id=instance.tenant_id,
-                    data=_instance_event_data(instance, mappings=migration.mappings),
+                    data=_instance_event_data(
+                        instance, source_definition_id=current.definition_id, mappings=migration.mappings
+                    ),
                 )
         return instance
 
