@@ -1,6 +1,6 @@
 // The console's router: the URL fragment names the page (#/incidents, #/incidents/ID, #/instances/ID?engine=,
 // #/tasks, #/definitions, #/definitions/ID, #/events, #/login); each page module renders into <main>.
-import { api, session } from "./api.js";
+import { can, loadPermissions, session } from "./api.js";
 import { notify } from "./ui.js";
 import { incidentList, incidentDetail } from "./incidents.js";
 import { instancePage } from "./instance.js";
@@ -57,16 +57,16 @@ async function show(event) {
   if (event && navigation === shown) main.focus();
 }
 
-/** Hides the navigation entries whose page the caller may not read (their list answers 401/403). */
-async function hideForbiddenPages() {
-  for (const link of document.querySelectorAll("nav a[data-probe]")) {
-    api(link.dataset.probe).then(() => { link.hidden = false; }, (error) => { link.hidden = [401, 403].includes(error.status); });
-  }
+/** Reads the caller's permissions (GET /me) and hides the navigation entries whose page they may not read; the
+ * pages hide the actions likewise (`can`). */
+async function learnPermissions() {
+  await loadPermissions();
+  for (const link of document.querySelectorAll("nav a[data-permission]")) link.hidden = !can(link.dataset.permission);
 }
 
-window.addEventListener("hashchange", (event) => {
-  if (event.oldURL.endsWith("#/login")) hideForbiddenPages();  // signed in anew
+window.addEventListener("hashchange", async (event) => {
+  if (event.oldURL.endsWith("#/login")) await learnPermissions();  // signed in anew
   show(event);
 });
-hideForbiddenPages();
+await learnPermissions();
 show();
