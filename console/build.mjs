@@ -19,6 +19,8 @@ const files = {
   "eventsource-parser/dist/errors.js": "eventsource-parser/errors.js",
   "eventsource-parser/dist/stream.js": "eventsource-parser/stream.js",
   "eventsource-parser/LICENSE": "eventsource-parser/LICENSE",
+  "oauth4webapi/build/index.js": "oauth4webapi/index.js",
+  "oauth4webapi/LICENSE.md": "oauth4webapi/LICENSE.md",
   "swagger-ui-dist/swagger-ui-bundle.js": "swagger-ui/swagger-ui-bundle.js",
   "swagger-ui-dist/swagger-ui.css": "swagger-ui/swagger-ui.css",
   "swagger-ui-dist/favicon-32x32.png": "swagger-ui/favicon-32x32.png",

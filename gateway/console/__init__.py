@@ -9,14 +9,17 @@ the caller's credentials, so its routes need no permission of their own and stay
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from gateway.errors import ServiceUnavailable
+from gateway.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
 VENDOR = STATIC / "vendor"
@@ -33,11 +36,36 @@ def _require_vendor_assets() -> None:
         )
 
 
+CONFIG_PLACEHOLDER = "{}<!--console-config-->"
+
+
+@cache
+def _page_template() -> str:
+    return (STATIC / "index.html").read_text()
+
+
+def console_config(settings: Settings) -> dict[str, object]:
+    """What the console's sign-in needs from the gateway's settings, public values only (no secret):
+    `{"oidc": {"issuer", "client_id", "scopes"}}` when PM_CONSOLE_OIDC_CLIENT_ID is set (PKCE, public client),
+    else `{}` (a pasted token, or a user id with auth off)."""
+    if not settings.console_oidc_client_id or not settings.auth_issuer:
+        return {}
+    return {
+        "oidc": {
+            "issuer": settings.auth_issuer,
+            "client_id": settings.console_oidc_client_id,
+            "scopes": settings.console_oidc_scopes,
+        }
+    }
+
+
 @router.get("/console")
-async def console_page() -> FileResponse:
-    """The console's single page; it routes on the URL fragment (`/console#/incidents`)."""
+async def console_page(request: Request) -> HTMLResponse:
+    """The console's single page, its configuration (`console_config`) written into it; it routes on the URL
+    fragment (`/console#/incidents`) and receives the OIDC provider's redirect (`/console?code=...&state=...`)."""
     _require_vendor_assets()
-    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    config = json.dumps(console_config(request.app.state.settings)).replace("<", "\\u003c")
+    return HTMLResponse(_page_template().replace(CONFIG_PLACEHOLDER, config), headers={"Cache-Control": "no-cache"})
 
 
 def swagger_ui_page() -> HTMLResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,7 @@ from gateway.db import Database
 from gateway.engines.testing.polling import eventually
 from gateway.settings import Settings
 from tests.auth.conftest import AUDIENCE, Provider, bearer
-from tests.console.conftest import HERE, ROOT, run_scenario
+from tests.console.conftest import CLIENT_ID, HERE, ROOT, AuthorizationServer, run_scenario
 from tests.events.conftest import ServedGateway, serve
 
 # Each test runs on SQLite and on PostgreSQL (the `database` fixture; PM_TEST_DATABASE_URL or the local server).
@@ -185,3 +186,48 @@ async def test_actions_are_hidden_from_a_caller_without_their_permission(
         operator = provider.mint({"sub": "otto", "roles": ["process-operator"], "tenants": ["t1"]})
         output = await run_scenario(gateway, "permissions.mjs", auditor, operator, ids[0])
         assert "permissions: ok" in output
+
+
+async def test_sign_in_through_the_oidc_provider_with_pkce(
+    browser_tools: str,
+    database: Database,
+    authorization_server: AuthorizationServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PM_CONSOLE_OIDC_CLIENT_ID set: "Sign in with the identity provider" goes through the provider's authorize and
+    token endpoints (the verifier checked against the S256 challenge) and the incident list is shown to nina."""
+    monkeypatch.setenv("PM_INCIDENTS_POLL_INTERVAL", "0.2")
+    authorization_server.user = {"sub": "nina", "roles": ["incident-responder"], "tenants": ["t1"]}
+    provider = authorization_server.tokens
+    async with jwt_gateway(
+        database, provider, console_oidc_client_id=CLIENT_ID, console_oidc_scopes="openid profile"
+    ) as gateway:
+        admin = bearer(provider.mint({"sub": "admin", "roles": ["admin"], "tenants": ["t1"]}))
+        deployed = await gateway.client.post(
+            "/api/processes/definitions", files={"file": ("order-process.bpmn", ORDER_PROCESS_BPMN)}, headers=admin
+        )
+        assert deployed.status_code == 201, deployed.text
+        body = {"definition_key": "order-process", "variables": {"amount": "abc"}}
+        assert (await gateway.client.post("/api/processes/instances", json=body, headers=admin)).status_code == 201
+
+        async def open_count() -> int:
+            page = await gateway.client.get("/api/processes/incidents", params={"status": "open"}, headers=admin)
+            return page.json()["total"]
+
+        assert await eventually(open_count, lambda n: n == 1, timeout=30) == 1
+        assert "oidc: ok" in await run_scenario(gateway, "oidc.mjs", provider.url)
+    assert authorization_server.exchanges == ["ok"], "one code exchanged, its PKCE verifier accepted"
+
+
+async def test_the_console_page_carries_only_public_sign_in_settings(
+    database: Database, authorization_server: AuthorizationServer
+) -> None:
+    """The served page names the issuer, client id and scopes, nothing else; without a client id it names none."""
+    provider = authorization_server.tokens
+    async with jwt_gateway(database, provider, console_oidc_client_id=CLIENT_ID) as gateway:
+        page = (await gateway.client.get("/console")).text
+    config = json.loads(page.split('<script id="console-config" type="application/json">')[1].split("</script>")[0])
+    assert config == {"oidc": {"issuer": provider.url, "client_id": CLIENT_ID, "scopes": "openid"}}
+    async with jwt_gateway(database, provider) as gateway:
+        page = (await gateway.client.get("/console")).text
+    assert '<script id="console-config" type="application/json">{}</script>' in page

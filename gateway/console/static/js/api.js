@@ -9,6 +9,10 @@ export function saveSession(value) {
   sessionStorage.setItem("pm-console-session", JSON.stringify(value));
 }
 
+/** The gateway's configuration for the console, written into the page: {oidc: {issuer, client_id, scopes}} when
+ * sign-in goes through the OIDC provider (PM_CONSOLE_OIDC_CLIENT_ID), else {}. */
+export const config = JSON.parse(document.getElementById("console-config")?.textContent || "{}");
+
 /** The caller's headers: X-User-Id (development, auth off) and the bearer token when signed in with one. */
 export function authHeaders(extra = {}) {
   const { user, token } = session();
