@@ -1,6 +1,7 @@
 """The operator console (`/console`) and the interactive API docs (`/docs`), both served from files shipped with
-the gateway: the console's own ES modules in `static/` and the npm packages it needs (bpmn-js, swagger-ui-dist),
-which `make console` copies into `static/vendor/` at set-up. Nothing is loaded from the internet.
+the gateway: the console's own ES modules in `static/js/`, bundled and minified with the npm packages they import
+into `static/vendor/console/` by `make console` at set-up, which also copies bpmn-js and swagger-ui-dist there.
+Nothing is loaded from the internet.
 
 The console is a static page: every action it offers is a call to the public API (`/api/processes/...`) with
 the caller's credentials, so its routes need no permission of their own and stay out of the OpenAPI document.
@@ -30,7 +31,8 @@ router = APIRouter(include_in_schema=False)
 
 def _require_vendor_assets() -> None:
     """Raises ServiceUnavailable (503) naming the set-up step when the npm assets were never built."""
-    if not (VENDOR / "bpmn-js" / "bpmn-navigated-viewer.production.min.js").is_file():
+    built = (VENDOR / "console" / "app.js", VENDOR / "bpmn-js" / "bpmn-navigated-viewer.production.min.js")
+    if not all(path.is_file() for path in built):
         raise ServiceUnavailable(
             "The console's assets are not built: run `make console` (needs node and npm once, at set-up)"
         )

@@ -1,6 +1,6 @@
 // The console's router: the URL fragment names the page (#/incidents, #/incidents/ID, #/instances/ID?engine=,
 // #/tasks, #/definitions, #/definitions/ID, #/events, #/login); each page module renders into <main>.
-import { can, config, loadPermissions, session } from "./api.js";
+import { api, can, config, loadPermissions, saveSession, session } from "./api.js";
 import { notify } from "./ui.js";
 import { incidentList, incidentDetail } from "./incidents.js";
 import { instancePage } from "./instance.js";
@@ -68,11 +68,19 @@ window.addEventListener("hashchange", async (event) => {
   if (event.oldURL.endsWith("#/login")) await learnPermissions();  // signed in anew
   show(event);
 });
-// The return from the OIDC provider's sign-in (/console?code=...&state=..., or ?error=...).
+/** The return from the OIDC provider's sign-in: the access token is kept for this tab (sessionStorage); the user
+ * and groups are the gateway's reading of it (GET /me). */
+async function completeSignIn() {
+  const { exchangeCode } = await import("./oidc.js");
+  const token = await exchangeCode(config.oidc);
+  saveSession({ token });
+  const me = await api("me");
+  saveSession({ user: me.user, groups: me.groups, token });
+}
+
 const search = new URLSearchParams(location.search);
 if (config.oidc && (search.has("code") || search.has("error"))) {
-  const { completeSignIn } = await import("./oidc.js");
-  await completeSignIn(config.oidc).catch((error) => notify(`Sign-in failed: ${error.message}`));
+  await completeSignIn().catch((error) => notify(`Sign-in failed: ${error.message}`));
 }
 await learnPermissions();
 show();

@@ -1,17 +1,25 @@
 // BPMN diagrams through bpmn-js's navigated viewer (window.BpmnJS). Its bpmn.io watermark stays visible, as
-// bpmn-js's licence requires. The viewer (about 1 MB of script) is loaded on the first diagram, so pages without
-// one (the incident list) do not pay for it.
-const VIEWER = "/console/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js";
+// bpmn-js's licence requires. The viewer (about 1 MB of script) and its stylesheets are loaded on the first
+// diagram, so pages without one (the incident list) do not pay for them.
+const VENDOR = "/console/static/vendor/bpmn-js";
 let viewerLoaded;
 
-function loadViewer() {
-  viewerLoaded ||= new Promise((resolve, reject) => {
-    const script = document.createElement("script");
-    script.src = VIEWER;
-    script.onload = resolve;
-    script.onerror = () => reject(new Error("The diagram viewer could not be loaded"));
-    document.head.append(script);
+/** Adds `element` (a script or stylesheet link) to the page; settles once it loaded. */
+function load(element) {
+  return new Promise((resolve, reject) => {
+    element.onload = resolve;
+    element.onerror = () => reject(new Error("The diagram viewer could not be loaded"));
+    document.head.append(element);
   });
+}
+
+function loadViewer() {
+  const stylesheet = (name) => Object.assign(document.createElement("link"), { rel: "stylesheet", href: `${VENDOR}/${name}` });
+  viewerLoaded ||= Promise.all([
+    load(Object.assign(document.createElement("script"), { src: `${VENDOR}/bpmn-navigated-viewer.production.min.js` })),
+    load(stylesheet("diagram-js.css")),
+    load(stylesheet("bpmn-js.css")),
+  ]);
   return viewerLoaded;
 }
 

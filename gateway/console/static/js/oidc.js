@@ -1,9 +1,9 @@
 // Sign-in by OIDC authorization code flow with PKCE (RFC 7636, S256) against the gateway's issuer
 // (PM_AUTH_ISSUER), as the public client PM_CONSOLE_OIDC_CLIENT_ID. The protocol work (discovery, PKCE, state
 // and nonce, the token response and ID token checks) is oauth4webapi's; this module only wires it to the page.
-// Loaded on demand: only a sign-in and the return from the provider need it.
-import * as oauth from "/console/static/vendor/oauth4webapi/index.js";
-import { api, saveSession } from "./api.js";
+// A chunk of its own, loaded on demand: only a sign-in and the return from the provider need it.
+// It imports nothing of the console's, so the bundle gives it a chunk of its own (no shared chunk on first load).
+import * as oauth from "oauth4webapi";
 
 const PENDING = "pm-console-oidc";  // sessionStorage: {verifier, state, nonce} from the redirect to the return
 
@@ -40,11 +40,10 @@ export async function beginSignIn(config) {
 
 /**
  * The return from the provider (`/console?code=...&state=...`, or `?error=...`): checks the state, exchanges the
- * code with the verifier at the token endpoint and keeps the access token for this tab (sessionStorage); the user
- * and groups are the gateway's reading of it (GET /me). The code leaves the address bar at once. Throws an Error
- * saying what failed (the provider's error_description where it gave one).
+ * code with the verifier at the token endpoint and answers the access token. The code leaves the address bar at
+ * once. Throws an Error saying what failed (the provider's error_description where it gave one).
  */
-export async function completeSignIn(config) {
+export async function exchangeCode(config) {
   const returned = new URL(location.href);
   history.replaceState(null, "", "/console#/incidents");
   const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
@@ -52,17 +51,13 @@ export async function completeSignIn(config) {
   if (!pending) throw new Error("this tab did not start a sign-in; sign in again");
   const [server, options] = await provider(config);
   const client = { client_id: config.client_id };
-  let token;
   try {
     const callback = oauth.validateAuthResponse(server, client, returned, pending.state);
     const response = await oauth.authorizationCodeGrantRequest(server, client, oauth.None(), callback, redirectUri(), pending.verifier, options);
     const tokens = await oauth.processAuthorizationCodeResponse(server, client, response,
       wantsIdToken(config) ? { expectedNonce: pending.nonce, requireIdToken: true } : {});
-    token = tokens.access_token;
+    return tokens.access_token;
   } catch (error) {
     throw new Error(error.error_description || error.cause?.error_description || error.message);
   }
-  saveSession({ token });
-  const me = await api("me");
-  saveSession({ user: me.user, groups: me.groups, token });
 }
