@@ -108,6 +108,7 @@ class AuthorizationServer:
     user: dict[str, Any] = field(default_factory=dict)  # the claims of whoever "signs in"
     challenges: dict[str, dict[str, str]] = field(default_factory=dict)  # code -> the authorization request
     exchanges: list[str] = field(default_factory=list)  # the outcome of each token request
+    forge_next_challenge: bool = False  # as if an attacker had swapped the challenge: the verifier cannot match
 
     @property
     def url(self) -> str:
@@ -120,6 +121,9 @@ class AuthorizationServer:
             return f"{back}?{urlencode({'error': 'invalid_request', 'state': query.get('state', '')})}"
         code = secrets.token_urlsafe(16)
         self.challenges[code] = query
+        if self.forge_next_challenge:
+            self.forge_next_challenge = False
+            self.challenges[code] = {**query, "code_challenge": secrets.token_urlsafe(32)}
         return f"{back}?{urlencode({'code': code, 'state': query['state']})}"
 
     def token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:

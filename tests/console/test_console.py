@@ -195,9 +195,11 @@ async def test_sign_in_through_the_oidc_provider_with_pkce(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """PM_CONSOLE_OIDC_CLIENT_ID set: "Sign in with the identity provider" goes through the provider's authorize and
-    token endpoints (the verifier checked against the S256 challenge) and the incident list is shown to nina."""
+    token endpoints (the verifier checked against the S256 challenge) and the incident list is shown to nina. A
+    first attempt whose challenge was swapped is refused by the token endpoint and shown as a failed sign-in."""
     monkeypatch.setenv("PM_INCIDENTS_POLL_INTERVAL", "0.2")
     authorization_server.user = {"sub": "nina", "roles": ["incident-responder"], "tenants": ["t1"]}
+    authorization_server.forge_next_challenge = True
     provider = authorization_server.tokens
     async with jwt_gateway(
         database, provider, console_oidc_client_id=CLIENT_ID, console_oidc_scopes="openid profile"
@@ -216,7 +218,7 @@ async def test_sign_in_through_the_oidc_provider_with_pkce(
 
         assert await eventually(open_count, lambda n: n == 1, timeout=30) == 1
         assert "oidc: ok" in await run_scenario(gateway, "oidc.mjs", provider.url)
-    assert authorization_server.exchanges == ["ok"], "one code exchanged, its PKCE verifier accepted"
+    assert authorization_server.exchanges == ["wrong verifier", "ok"], "the PKCE verifier decides"
 
 
 async def test_the_console_page_carries_only_public_sign_in_settings(

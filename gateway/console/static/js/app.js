@@ -79,8 +79,13 @@ async function completeSignIn() {
 }
 
 const search = new URLSearchParams(location.search);
+let failure = "";
 if (config.oidc && (search.has("code") || search.has("error"))) {
-  await completeSignIn().catch((error) => notify(`Sign-in failed: ${error.message}`));
+  await completeSignIn().catch((error) => {
+    failure = `Sign-in failed: ${error.message}`;
+    history.replaceState(null, "", "/console#/login");
+  });
 }
 await learnPermissions();
-show();
+await show();
+if (failure) notify(failure);  // after show(), which clears the notice of the page before
