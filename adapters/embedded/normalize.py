@@ -44,6 +44,7 @@ SINGLE_EXIT = {
     "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask", "callActivity",
     "subProcess", "transaction",
 }  # fmt: skip
+GATEWAYS = {"parallelGateway", "exclusiveGateway", "inclusiveGateway"}  # a path may end at a join
 
 
 @dataclass
@@ -240,7 +241,7 @@ def _end_implicitly(container: etree._Element, ids: set[str], rewrites: Rewrites
     ends = [
         node
         for node in container
-        if _local(node) in SINGLE_EXIT
+        if (_local(node) in SINGLE_EXIT or _local(node) in GATEWAYS)
         and _local(node) != "boundaryEvent"
         and node.get("id") not in sources
         and node.get("triggeredByEvent") != "true"

@@ -526,6 +526,26 @@ async def test_a_subprocess_without_an_end_event_ends_where_its_path_ends(adapte
     assert await open_keys(adapter, instance_id) == ["after"]
 
 
+async def test_a_subprocess_whose_paths_end_at_a_parallel_join_completes_when_both_branches_did(
+    adapter: EmbeddedAdapter,
+) -> None:
+    model = bpmn(
+        "join-ended",
+        START + flow("start", "inner") + '<bpmn:subProcess id="inner"><bpmn:startEvent id="inner-start"/>'
+        + flow("inner-start", "fork") + '<bpmn:parallelGateway id="fork"/>' + flow("fork", "a") + flow("fork", "b")
+        + '<bpmn:userTask id="a"/><bpmn:userTask id="b"/>' + flow("a", "join") + flow("b", "join")
+        + '<bpmn:parallelGateway id="join"/></bpmn:subProcess>'
+        + flow("inner", "after") + '<bpmn:userTask id="after"/>' + flow("after", "end") + END,
+    )  # fmt: skip
+    await deploy(adapter, model)
+    instance_id = await start(adapter, "join-ended")
+    assert await open_keys(adapter, instance_id) == ["a", "b"]
+    await complete(adapter, instance_id, "a")
+    assert await open_keys(adapter, instance_id) == ["b"]  # the join waits for the other branch
+    await complete(adapter, instance_id, "b")
+    assert await open_keys(adapter, instance_id) == ["after"]
+
+
 async def test_a_process_without_is_executable_deploys_and_only_false_is_refused(adapter: EmbeddedAdapter) -> None:
     plain_process = bpmn("plain", START + flow("start", "end") + END).replace(b' isExecutable="true"', b"")
     await deploy(adapter, plain_process)
