@@ -31,7 +31,7 @@ async def test_the_migrated_schema_matches_the_table_definitions(database: Datab
 
     async with database.engine.connect() as conn:
         migrated = await conn.run_sync(inspect)
-    assert len(EMBEDDED_TABLES) == 11
+    assert len(EMBEDDED_TABLES) == 12
     for table in EMBEDDED_TABLES:
         columns, indexes = migrated[table.name]
         assert columns == {column.name for column in table.columns}, table.name
