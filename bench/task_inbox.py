@@ -99,6 +99,16 @@ async def task_lists(base: str, requests: int, label: str) -> list[tuple[float, 
     results: list[tuple[float, str]] = []
     print(label)
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        # the floor on this machine now: a request that reads nothing, and a list of one tiny table (page + count)
+        for path in ("/health", "/api/processes/definitions"):
+
+            async def floor(path: str = path) -> None:
+                (await client.get(path)).raise_for_status()
+
+            await timed(floor, 3)
+            latencies, _ = await timed(floor, requests)
+            p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+            print(f"  floor: GET {path:50} p50={p50:7.2f} ms  p95={p95:7.2f} ms", flush=True)
         for filter_name, filters in FILTERS.items():
             for sort in SORTS:
                 for order in ORDERS:
