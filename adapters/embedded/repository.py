@@ -244,9 +244,10 @@ async def list_instances(session: AsyncSession, query: InstanceQuery) -> tuple[l
         has_incident = sa.exists().where(incidents.c.instance_id == instances.c.id, incidents.c.resolved_at.is_(None))
         conditions.append(has_incident if query.has_incident else ~has_incident)
     conditions += [_variable_condition(instances.c.id, condition) for condition in query.conditions]
-    return await _page(
-        session, instances, INSTANCE_COLUMNS, conditions, query, _INSTANCE_SORT, "start_time", instances.c.id
-    )
+    async with _planner(session, FOR_THE_VALUES if query.conditions else {}):
+        return await _page(
+            session, instances, INSTANCE_COLUMNS, conditions, query, _INSTANCE_SORT, "start_time", instances.c.id
+        )
 
 
 async def history_instances(session: AsyncSession, query: HistoryQuery) -> tuple[list[Row], int]:
@@ -605,21 +606,33 @@ async def list_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row]
             )
     owners = {VariableScope.INSTANCE: tasks.c.instance_id, VariableScope.TASK: tasks.c.id}
     conditions += [_variable_condition(owners[condition.scope], condition) for condition in query.conditions]
-    return await _page(session, tasks, list(tasks.c), conditions, query, _TASK_SORT, "created", tasks.c.id)
+    async with _planner(session, FOR_THE_VALUES if query.conditions else {}):
+        return await _page(session, tasks, list(tasks.c), conditions, query, _TASK_SORT, "created", tasks.c.id)
+
+
+# Planner settings for list queries on PostgreSQL (`_planner`):
+# - the task inbox is read in an index's order: no sorting and no bitmap scans (which read every match before LIMIT
+#   applies) unless there is no other way. The inbox has an index for every key and sort, so this is the plan it
+#   was designed for; with the statistics of a fresh bulk load the planner would guess "a handful of rows" and sort
+#   100,000 instead.
+# - variable conditions are planned for their values: how many rows `region = 'EU'` matches decides the plan, and the
+#   generic plan a prepared statement switches to after five runs guessed a few rows for every value (it sorted
+#   25,000 instances for one page: 550 ms instead of 3 ms).
+IN_INDEX_ORDER = {"enable_sort": "off", "enable_bitmapscan": "off"}
+FOR_THE_VALUES = {"plan_cache_mode": "force_custom_plan"}
 
 
 @contextlib.asynccontextmanager
-async def _in_index_order(session: AsyncSession) -> AsyncIterator[None]:
-    """On PostgreSQL, read in an index's order for the statements inside: no sorting and no bitmap scans (which
-    read every match before LIMIT applies) unless there is no other way. The inbox has an index for every key and
-    sort, so these plans are what it was designed for; with the statistics of a fresh bulk load the planner would
-    otherwise guess "a handful of rows" and sort 100,000. The settings are restored for the rest of the transaction."""
-    if session.get_bind().dialect.name != "postgresql":
+async def _planner(session: AsyncSession, settings: Mapping[str, str]) -> AsyncIterator[None]:
+    """PostgreSQL planner `settings` for the statements inside, restored for the rest of the transaction after;
+    nothing on other databases."""
+    if not settings or session.get_bind().dialect.name != "postgresql":
         yield
         return
-    settings = ("enable_sort", "enable_bitmapscan")
-    before = (await session.execute(sa.select(*(sa.func.current_setting(name) for name in settings)))).one()
-    await session.execute(sa.select(*(sa.func.set_config(name, "off", True) for name in settings)))
+    # one round trip: PostgreSQL evaluates a select list from left to right, so the old values are read first
+    read_then_set = [sa.func.current_setting(name) for name in settings]
+    read_then_set += [sa.func.set_config(name, value, True) for name, value in settings.items()]
+    before = (await session.execute(sa.select(*read_then_set))).one()[: len(settings)]
     try:
         yield
     finally:
@@ -662,7 +675,7 @@ async def _list_open_tasks(session: AsyncSession, query: TaskQuery) -> tuple[lis
         conditions.append(inbox.c.due < query.due_before)
     owners = {VariableScope.INSTANCE: inbox.c.instance_id, VariableScope.TASK: inbox.c.task_id}
     conditions += [_variable_condition(owners[condition.scope], condition) for condition in query.conditions]
-    async with _in_index_order(session):
+    async with _planner(session, FOR_THE_VALUES if query.conditions else IN_INDEX_ORDER):
         ids, total = await _page(
             session, inbox, [inbox.c.task_id], conditions, query, _INBOX_SORT, "created", inbox.c.task_id
         )
