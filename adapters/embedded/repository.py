@@ -633,12 +633,10 @@ async def _planner(session: AsyncSession, settings: Mapping[str, str]) -> AsyncI
     read_then_set = [sa.func.current_setting(name) for name in settings]
     read_then_set += [sa.func.set_config(name, value, True) for name, value in settings.items()]
     before = (await session.execute(sa.select(*read_then_set))).one()[: len(settings)]
-    try:
-        yield
-    finally:
-        await session.execute(
-            sa.select(*(sa.func.set_config(name, value, True) for name, value in zip(settings, before, strict=True)))
-        )
+    yield  # after a failure the transaction is rolled back, and SET LOCAL with it: nothing to restore
+    await session.execute(
+        sa.select(*(sa.func.set_config(name, value, True) for name, value in zip(settings, before, strict=True)))
+    )
 
 
 async def _list_open_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row], int]:

@@ -18,8 +18,7 @@ depends_on = None
 
 BATCH = 1000
 SORT_COLUMNS = ("created", "due", "follow_up", "priority", "name", "assignee")
-INBOX_COLUMNS = ("instance_id", "definition_key", "tenant_id", "status", "assignee", "name", "priority", "due")
-INBOX_COLUMNS += ("follow_up", "created")
+INBOX_COLUMNS = "instance_id definition_key tenant_id status assignee name priority due follow_up created".split()
 # the partial indexes on open tasks that lists used (the inbox's indexes replace them)
 SUPERSEDED = {
     "ix_embedded_tasks_open_created": ["created", "id"],
@@ -57,7 +56,7 @@ def upgrade() -> None:
         op.create_index(f"ix_embedded_task_inbox_{column}", "embedded_task_inbox", ["key", column, "task_id"])
     bind = op.get_bind()
     rows: list[dict] = []
-    columns = [tasks.c[name] for name in (*INBOX_COLUMNS, "id", "candidate_users", "candidate_groups")]
+    columns = [tasks.c[name] for name in [*INBOX_COLUMNS, "id", "candidate_users", "candidate_groups"]]
     for task in bind.execute(sa.select(*columns).where(tasks.c.ended_at.is_(None))):
         rows += inbox_rows(task._mapping)
         if len(rows) >= BATCH:
