@@ -18,7 +18,18 @@ depends_on = None
 
 BATCH = 1000
 SORT_COLUMNS = ("created", "due", "follow_up", "priority", "name", "assignee")
-INBOX_COLUMNS = "instance_id definition_key tenant_id status assignee name priority due follow_up created".split()
+INBOX_COLUMNS = [
+    "instance_id",
+    "definition_key",
+    "tenant_id",
+    "status",
+    "assignee",
+    "name",
+    "priority",
+    "due",
+    "follow_up",
+    "created",
+]
 # the partial indexes on open tasks that lists used (the inbox's indexes replace them)
 SUPERSEDED = {
     "ix_embedded_tasks_open_created": ["created", "id"],
