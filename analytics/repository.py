@@ -34,16 +34,23 @@ UNRESOLVED_VALUES = [status.value for status in UNRESOLVED]
 
 @dataclass(frozen=True)
 class Scope:
-    """What an answer covers: one engine, the period [start, end), optionally one process definition key."""
+    """What an answer covers: one engine, the period [start, end), optionally one process definition key, and
+    the tenants whose rows count (None: every row, with or without a tenant)."""
 
     engine: str
     start: datetime
     end: datetime
     definition_key: str | None = None
+    tenants: frozenset[str] | None = None
 
 
-def _key(column: sa.ColumnElement[Any], scope: Scope) -> list[sa.ColumnElement[bool]]:
-    return [] if scope.definition_key is None else [column == scope.definition_key]
+def _key(column: sa.Column[Any], scope: Scope) -> list[sa.ColumnElement[bool]]:
+    """The scope's conditions on a table: its definition key and, for a caller limited to tenants, its tenants
+    (`column` is the table's definition_key column; the table has a tenant_id column)."""
+    conditions = [] if scope.definition_key is None else [column == scope.definition_key]
+    if scope.tenants is not None:
+        conditions.append(column.table.c.tenant_id.in_(sorted(scope.tenants)))
+    return conditions
 
 
 def _between(column: sa.ColumnElement[Any], scope: Scope) -> list[sa.ColumnElement[bool]]:
@@ -138,8 +145,21 @@ async def replace_history(
     if activity_rows:
         await session.execute(activities.insert(), list(activity_rows))
     await _mark_first_runs(session, engine, since)
+    await _copy_instance_tenants(session, engine, since)
     await rebuild_activity_slots(session, engine, since)
     return changed
+
+
+async def _copy_instance_tenants(session: AsyncSession, engine: str, since: datetime | None) -> None:
+    """tenant_id of the runs started at or after `since`: their instance's (engines report it on the instance).
+    A run whose instance is not projected (yet) has none: it counts only for callers of every tenant."""
+    tenant = (
+        sa.select(instances.c.tenant_id)
+        .where(instances.c.engine == activities.c.engine, instances.c.instance_id == activities.c.instance_id)
+        .scalar_subquery()
+    )
+    conditions = [activities.c.engine == engine] + ([] if since is None else [activities.c.start_time >= since])
+    await session.execute(activities.update().where(*conditions).values(tenant_id=tenant))
 
 
 async def _mark_first_runs(session: AsyncSession, engine: str, since: datetime | None) -> None:
@@ -424,11 +444,12 @@ async def activity_waits(session: AsyncSession, scope: Scope) -> list[dict[str, 
     """Per (definition_key, activity_id), over its runs that started in the period and completed (not canceled):
     `runs`, the sum (`total`) and sum of squares (`squares`) of their durations in ms, and `instances` (runs that
     were their instance's first run of the activity). Whole 15-minute slots are summed from
-    analytics_activity_slots, the period's partial first and last slots from the runs themselves."""
+    analytics_activity_slots, the period's partial first and last slots from the runs themselves; for a scope
+    limited to tenants every run is read (the slot sums are over every tenant)."""
     first = -(-int(scope.start.timestamp()) // SLOT_SECONDS)  # the first slot wholly inside the period
     last = int(scope.end.timestamp()) // SLOT_SECONDS  # the slot the period ends in (not wholly inside)
     parts: list[Any] = []
-    if first < last:
+    if first < last and scope.tenants is None:
         parts.append(
             sa.select(
                 activity_slots.c.definition_key,
