@@ -202,6 +202,7 @@ async def migrate_records(
             .where(tasks.c.id == task_id, tasks.c.ended_at.is_(None))
             .values(task_definition_key=activity_id, name=name, **on_target)
         )
+        await refresh_inbox(session, task_id)  # the inbox carries the name and process key
         await session.execute(
             activities.update()
             .where(activities.c.id == task_id)

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.embedded import EmbeddedAdapter, repository
 from gateway.db import Database
-from gateway.schemas import SortOrder, Task, TaskQuery
+from gateway.schemas import InstanceMigration, SortOrder, Task, TaskQuery
 from tests.embedded.conftest import bpmn, deploy, flow, start, tasks_of
 
 START = '<bpmn:startEvent id="start"/>'
@@ -159,3 +159,14 @@ async def test_the_total_counts_up_to_a_limit_past_the_requested_page(
     assert (len(first.items), first.total) == (3, 5)  # at least 5: a pager knows there is a next page
     third = await adapter.list_tasks(TaskQuery(size=3, page=3))
     assert (len(third.items), third.total) == (2, 8)  # the end is within reach: exact
+
+
+async def test_a_migrated_instance_lists_its_task_under_the_target_process(adapter: EmbeddedAdapter) -> None:
+    await deploy(adapter, review("alpha", "Alpha check"))
+    target = await deploy(adapter, review("bravo", "Bravo review"))
+    variables = {"owner": None, "users": "", "groups": "sales", "p": 50, "due": None, "fu": None}
+    instance_id = await start(adapter, "alpha", variables)
+    await adapter.migrate_instance(instance_id, InstanceMigration(target_definition_id=target))
+    page = await adapter.list_tasks(TaskQuery(definition_key="bravo", candidate_group="sales"))
+    assert [(task.instance_id, task.name) for task in page.items] == [(instance_id, "Bravo review")]
+    assert (await adapter.list_tasks(TaskQuery(definition_key="alpha"))).items == []
