@@ -12,11 +12,13 @@ from bench import (
     memory,
     overhead,
     queries,
+    task_inbox,
 )
 
 if __name__ == "__main__":
     embedded.main()
     queries.main()
+    task_inbox.main([])
     overhead.main()
     incident_latency.main()
     analytics.main()

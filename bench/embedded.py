@@ -16,7 +16,7 @@ import sys
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bench.common import free_port, server, summary, timed
 
@@ -52,7 +52,7 @@ async def seed_open_tasks(count: int, database: str = DATABASE) -> None:
     Autovacuum is off for the task tables and nothing runs ANALYZE: the planner's statistics stay stale."""
     engine = create_async_engine(database_url(database))
     async with engine.begin() as conn:
-        for table in ("embedded_tasks", "embedded_task_candidates"):
+        for table in ("embedded_tasks", "embedded_task_candidates", "embedded_task_inbox"):
             await conn.execute(sa.text(f"ALTER TABLE {table} SET (autovacuum_enabled = false)"))
         await conn.execute(
             sa.text(f"""
@@ -72,7 +72,28 @@ async def seed_open_tasks(count: int, database: str = DATABASE) -> None:
             SELECT 'seed-' || g, 'group', CASE WHEN g % 2 = 0 THEN 'sales' ELSE 'ops' END, true, g % 4 = 0
             FROM generate_series(1, {count}) AS g""")
         )
+        await fill_inbox(conn)
     await engine.dispose()
+
+
+async def fill_inbox(conn: AsyncConnection) -> None:
+    """The task inbox rows of every open task, in SQL (what `repository.inbox_rows` writes, in bulk)."""
+    await conn.execute(
+        sa.text("""
+        INSERT INTO embedded_task_inbox (task_id, key, instance_id, definition_key, tenant_id, status, assignee, name,
+            priority, due, follow_up, created)
+        SELECT t.id, k.key, t.instance_id, t.definition_key, t.tenant_id, t.status, t.assignee, t.name, t.priority,
+            t.due, t.follow_up, t.created
+        FROM embedded_tasks t, LATERAL (
+            SELECT '*' UNION ALL SELECT 'instance:' || t.instance_id
+            UNION ALL SELECT 'definition:' || t.definition_key UNION ALL SELECT 'status:' || t.status
+            UNION ALL SELECT 'assignee:' || t.assignee WHERE t.assignee IS NOT NULL
+            UNION ALL SELECT 'tenant:' || t.tenant_id WHERE t.tenant_id IS NOT NULL
+            UNION ALL SELECT DISTINCT 'user:' || u FROM jsonb_array_elements_text(t.candidate_users) AS u
+            UNION ALL SELECT DISTINCT 'group:' || g FROM jsonb_array_elements_text(t.candidate_groups) AS g
+        ) AS k(key)
+        WHERE t.ended_at IS NULL""")
+    )
 
 
 async def analyze(database: str = DATABASE) -> None:

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from adapters.embedded.variables import INDEXED_NAME_LENGTH, INDEXED_TEXT_LENGTH
 from gateway.db import JsonColumn, UTCDateTime, metadata
 
-OPEN_TASK = sa.text("ended_at IS NULL")
 UNASSIGNED_TASK = sa.text("ended_at IS NULL AND assignee IS NULL")
 OPEN_INCIDENT = sa.text("resolved_at IS NULL")
+# The task-list sort fields: each has an index on the task inbox (key, field, task id).
+INBOX_SORT_COLUMNS = ("created", "due", "follow_up", "priority", "name", "assignee")
 
 
 def partial_index(name: str, *columns: str | sa.TextClause, where: sa.TextClause) -> sa.Index:
@@ -106,17 +107,9 @@ tasks = sa.Table(
     # The task's own variables where they differ from its instance's, e.g. a multi-instance element variable.
     sa.Column("local_variables", JsonColumn),
     sa.Index("ix_embedded_tasks_instance", "instance_id"),
-    # Open tasks are the hot set (an inbox of 100,000): partial indexes keep every list filter an index walk.
-    partial_index("ix_embedded_tasks_open_created", "created", "id", where=OPEN_TASK),
-    partial_index("ix_embedded_tasks_open_assignee", "assignee", "created", where=OPEN_TASK),
-    partial_index("ix_embedded_tasks_open_unassigned", "created", where=UNASSIGNED_TASK),
-    partial_index("ix_embedded_tasks_open_definition", "definition_key", "created", where=OPEN_TASK),
-    partial_index("ix_embedded_tasks_open_due", "due", where=OPEN_TASK),
-    partial_index("ix_embedded_tasks_open_priority", "priority", "created", where=OPEN_TASK),
+    # Lists of open tasks read the task inbox (embedded_task_inbox); these serve claim-next and ended tasks.
     # claim-next's order: highest priority, then oldest (embedded_0003)
     partial_index("ix_embedded_tasks_queue", sa.text("priority DESC"), "created", "id", where=UNASSIGNED_TASK),
-    partial_index("ix_embedded_tasks_open_name", "name", where=OPEN_TASK),
-    partial_index("ix_embedded_tasks_open_tenant", "tenant_id", "created", where=OPEN_TASK),
     sa.Index("ix_embedded_tasks_status", "status", "created"),
 )
 
@@ -130,6 +123,30 @@ task_candidates = sa.Table(
     sa.Column("open", sa.Boolean, nullable=False),
     sa.Column("assigned", sa.Boolean, nullable=False),
     sa.Index("ix_embedded_task_candidates_inbox", "kind", "value", "open", "assigned"),
+)
+
+# The task inbox: one row per open task and list filter it can be found by (`key`: "*" for every open task, then
+# "group:<name>", "user:<id>", "assignee:<id>", "instance:<id>", "definition:<key>", "tenant:<id>", "status:<status>"),
+# carrying the task's sort keys and the other filters' columns. A task list reads one key's rows through the index
+# of its sort field in order, so it is an index range scan stopped by LIMIT whatever the planner's statistics say
+# (a fresh bulk load with stale statistics made PostgreSQL sort 100,000 tasks instead). Rows are written from the
+# task row on every change (`repository.refresh_inbox`) and deleted when the task ends (i18_0001).
+task_inbox = sa.Table(
+    "embedded_task_inbox",
+    metadata,
+    sa.Column("task_id", sa.String(36), primary_key=True),
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("instance_id", sa.String(36), nullable=False),
+    sa.Column("definition_key", sa.String(255), nullable=False),
+    sa.Column("tenant_id", sa.String(100)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("assignee", sa.String(255)),
+    sa.Column("name", sa.String(255)),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("due", UTCDateTime),
+    sa.Column("follow_up", UTCDateTime),
+    sa.Column("created", UTCDateTime, nullable=False),
+    *(sa.Index(f"ix_embedded_task_inbox_{column}", "key", column, "task_id") for column in INBOX_SORT_COLUMNS),
 )
 
 activities = sa.Table(

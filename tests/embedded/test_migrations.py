@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from alembic import command
 
-from adapters.embedded import tables
-from gateway.db import Database
+from adapters.embedded import EmbeddedAdapter, tables
+from gateway.db import Database, alembic_config
+from gateway.schemas import TaskQuery
+from tests.embedded.conftest import bpmn, deploy, flow, start
 
 EMBEDDED_TABLES = [t for t in (getattr(tables, name) for name in dir(tables)) if isinstance(t, sa.Table)]
 
@@ -31,8 +34,33 @@ async def test_the_migrated_schema_matches_the_table_definitions(database: Datab
 
     async with database.engine.connect() as conn:
         migrated = await conn.run_sync(inspect)
-    assert len(EMBEDDED_TABLES) == 11
+    assert len(EMBEDDED_TABLES) == 12
     for table in EMBEDDED_TABLES:
         columns, indexes = migrated[table.name]
         assert columns == {column.name for column in table.columns}, table.name
         assert indexes == {index.name for index in table.indexes}, table.name
+
+
+async def test_the_task_inbox_migration_fills_the_inbox_from_the_open_tasks(
+    adapter: EmbeddedAdapter, database: Database
+) -> None:
+    """Open tasks of a database migrated before the inbox existed are listed after the migration (i18_0001)."""
+
+    def migrate(connection: sa.Connection, step: str) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        if step == "down":
+            command.downgrade(config, "i18_0001_task_inbox@-1")
+        else:
+            command.upgrade(config, "heads")
+
+    review = '<bpmn:userTask id="review" name="Review" camunda:candidateGroups="sales"/>'
+    xml = bpmn("p", '<bpmn:startEvent id="start"/>' + flow("start", "review") + review)
+    await deploy(adapter, xml)
+    instance_id = await start(adapter, "p")
+    async with database.engine.begin() as conn:
+        await conn.run_sync(migrate, "down")
+    async with database.engine.begin() as conn:
+        await conn.run_sync(migrate, "up")
+    page = await adapter.list_tasks(TaskQuery(candidate_group="sales", unassigned=True))
+    assert ([task.instance_id for task in page.items], page.total) == ([instance_id], 1)
