@@ -63,10 +63,10 @@ def timeless(value: Any) -> Any:
 
 
 async def run_scenario(
-    client: httpx.AsyncClient, engine: str, bpmn: bytes, project: Callable[[], Any], timeout: float
+    client: httpx.AsyncClient, engine: str, bpmn: bytes, project: Callable[[], Any], patience: float
 ) -> None:
     """Three approvals: alice takes one from the queue, bob claims another, both complete; the third is terminated.
-    `timeout`: seconds to wait for each step an engine takes on its own (a real engine's is slower)."""
+    `patience`: seconds to wait for each step an engine takes on its own (a real engine's is slower)."""
     params = {"engine": engine}
     deployed = await client.post(
         "/api/processes/definitions", params=params, files={"file": ("approval.bpmn", bpmn, "application/xml")}
@@ -84,7 +84,7 @@ async def run_scenario(
         found = await eventually(
             lambda: client.get("/api/processes/tasks", params={**params, "instance_id": instance_id}),
             lambda r: len(r.json()["items"]) == 1,
-            timeout,
+            patience,
         )
         return found.json()["items"][0]
 
@@ -119,12 +119,12 @@ async def run_scenario(
         await eventually(
             lambda i=instance_id: client.get(f"/api/processes/instances/{i}", params=params),
             lambda r: r.json().get("status") == "completed",
-            timeout,
+            patience,
         )
 
 
 async def answers_after_the_scenario(
-    make_gateway: Callable[..., Any], harnesses: list[Harness], timeout: float = 5.0
+    make_gateway: Callable[..., Any], harnesses: list[Harness], patience: float = 5.0
 ) -> dict[str, dict[str, Any]]:
     """Run the scenario on each harness's engine (engine name = harness id) in one gateway, project everything,
     and return every analytics answer per engine, without its wall-clock values: {engine: {path: answer}}."""
@@ -137,7 +137,7 @@ async def answers_after_the_scenario(
         for harness in harnesses:
             if harness.prepare is not None:
                 await harness.prepare(gateway.app.state.registry.get(harness.id).adapter)
-            await run_scenario(client, harness.id, harness.bpmn["approval"], projector.run_once, timeout)
+            await run_scenario(client, harness.id, harness.bpmn["approval"], projector.run_once, patience)
         await projector.run_once(sync_all=True)
         await projector.run_once(sync_all=True)
         for harness in harnesses:
@@ -181,7 +181,7 @@ async def test_one_run_gives_the_same_numbers_on_a_real_engine(
     make_gateway: Callable[..., Any], harness: Harness, request: pytest.FixtureRequest
 ) -> None:
     real = on_real_engine(harness, request)
-    answers = await answers_after_the_scenario(make_gateway, [EMBEDDED, real], timeout=60.0)
+    answers = await answers_after_the_scenario(make_gateway, [EMBEDDED, real], patience=60.0)
     summary = answers[real.id]["/statistics"]["summary"]
     assert (summary["total_instances"], summary["completed_instances"], summary["terminated_instances"]) == (3, 2, 1)
     assert_equal_to_embedded(answers)
