@@ -24,7 +24,9 @@ from analytics.tables import (
     analytics_instance_slots as instance_slots,
     analytics_instances as instances,
     analytics_state as state,
+    analytics_task_completion_slots as task_completion_slots,
     analytics_task_groups as task_groups,
+    analytics_task_slots as task_slots,
     analytics_tasks as tasks,
 )
 from gateway.db import rowcount
@@ -35,6 +37,7 @@ TERMINATED = ("terminated", "externally_terminated")
 HUMAN_TASK_TYPES = ("userTask", "manualTask")
 TASK_TYPES = ("userTask", "manualTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "businessRuleTask")
 SYNC_MARGIN = timedelta(minutes=1)
+SLOT = timedelta(seconds=SLOT_SECONDS)
 UNRESOLVED_VALUES = [status.value for status in UNRESOLVED]
 
 
@@ -392,10 +395,93 @@ async def get_task(session: AsyncSession, engine: str, task_id: str) -> Row | No
 async def insert_task(session: AsyncSession, values: dict[str, Any], groups: Iterable[str]) -> None:
     await session.execute(tasks.insert().values(**values))
     await set_task_groups(session, values["engine"], values["task_id"], groups)
+    await _recount_task_slots(session, values["engine"], [values])
 
 
 async def update_task(session: AsyncSession, engine: str, task_id: str, **values: Any) -> None:
+    before = await get_task(session, engine, task_id)
     await session.execute(tasks.update().where(tasks.c.engine == engine, tasks.c.task_id == task_id).values(**values))
+    after = await get_task(session, engine, task_id)
+    await _recount_task_slots(session, engine, [row for row in (before, after) if row is not None])
+
+
+def _task_key() -> sa.ColumnElement[str]:
+    """A task's definition key, '' when not known (a literal, not a parameter: PostgreSQL matches the GROUP BY
+    expression to the selected one only when they are the same text)."""
+    return sa.func.coalesce(tasks.c.definition_key, sa.literal_column("''"))
+
+
+def _task_slot_counts(engine: str, *conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Rows for analytics_task_slots: tasks per (process, status, creation slot) among those matching."""
+    return (
+        sa.select(tasks.c.engine, _task_key(), tasks.c.status, tasks.c.created_slot, sa.func.count())
+        .where(tasks.c.engine == engine, tasks.c.created_slot.is_not(None), *conditions)
+        .group_by(tasks.c.engine, _task_key(), tasks.c.status, tasks.c.created_slot)
+    )
+
+
+def _task_completion_counts(engine: str, *conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Rows for analytics_task_completion_slots: completed tasks per (process, completion slot)."""
+    return (
+        sa.select(tasks.c.engine, _task_key(), tasks.c.completed_slot, sa.func.count())
+        .where(
+            tasks.c.engine == engine, tasks.c.status == "completed", tasks.c.completed_slot.is_not(None), *conditions
+        )
+        .group_by(tasks.c.engine, _task_key(), tasks.c.completed_slot)
+    )
+
+
+TASK_SLOT_COLUMNS = ["engine", "definition_key", "status", "created_slot", "tasks"]
+TASK_COMPLETION_COLUMNS = ["engine", "definition_key", "completed_slot", "tasks"]
+
+
+async def _recount_task_slots(session: AsyncSession, engine: str, rows: Iterable[Any]) -> None:
+    """Recount the task roll-up slots that these task rows (a task before and after a write) lie in."""
+    for row in rows:
+        key, created, completed = row.get("definition_key") or "", row.get("created_slot"), row.get("completed_slot")
+        same_key = [_task_key() == key]
+        if created is not None:
+            await session.execute(
+                task_slots.delete().where(
+                    task_slots.c.engine == engine,
+                    task_slots.c.definition_key == key,
+                    task_slots.c.created_slot == created,
+                )
+            )
+            since = _slot_start(created)
+            in_slot = [tasks.c.created >= since, tasks.c.created < since + SLOT, tasks.c.created_slot == created]
+            await session.execute(
+                task_slots.insert().from_select(TASK_SLOT_COLUMNS, _task_slot_counts(engine, *same_key, *in_slot))
+            )
+        if completed is not None:
+            await session.execute(
+                task_completion_slots.delete().where(
+                    task_completion_slots.c.engine == engine,
+                    task_completion_slots.c.definition_key == key,
+                    task_completion_slots.c.completed_slot == completed,
+                )
+            )
+            since = _slot_start(completed)
+            in_slot = [
+                tasks.c.completed_at >= since,
+                tasks.c.completed_at < since + SLOT,
+                tasks.c.completed_slot == completed,
+            ]
+            await session.execute(
+                task_completion_slots.insert().from_select(
+                    TASK_COMPLETION_COLUMNS, _task_completion_counts(engine, *same_key, *in_slot)
+                )
+            )
+
+
+async def rebuild_task_rollups(session: AsyncSession, engine: str) -> None:
+    """Recount every slot of the engine's task roll-ups (for rows written other than by insert/update_task)."""
+    await session.execute(task_slots.delete().where(task_slots.c.engine == engine))
+    await session.execute(task_completion_slots.delete().where(task_completion_slots.c.engine == engine))
+    await session.execute(task_slots.insert().from_select(TASK_SLOT_COLUMNS, _task_slot_counts(engine)))
+    await session.execute(
+        task_completion_slots.insert().from_select(TASK_COMPLETION_COLUMNS, _task_completion_counts(engine))
+    )
 
 
 async def set_task_groups(session: AsyncSession, engine: str, task_id: str, groups: Iterable[str]) -> None:
@@ -506,24 +592,34 @@ async def median_completed_duration(session: AsyncSession, scope: Scope, complet
     )
 
 
-async def task_counts(session: AsyncSession, scope: Scope, now: datetime) -> list[Row]:
-    """Per (definition_key, status): tasks created in the period, and how many open ones are past due."""
-    overdue = sa.func.sum(sa.case((sa.and_(tasks.c.status == "open", tasks.c.due < now), 1), else_=0))
-    return list(
-        (
-            await session.execute(
-                sa.select(
-                    tasks.c.definition_key, tasks.c.status, sa.func.count().label("count"), overdue.label("overdue")
-                )
-                .where(
-                    tasks.c.engine == scope.engine,
-                    *_between(tasks.c.created, scope),
-                    *_key(tasks.c.definition_key, scope),
-                )
-                .group_by(tasks.c.definition_key, tasks.c.status)
-            )
-        ).mappings()
+async def task_counts(session: AsyncSession, scope: Scope, now: datetime) -> list[dict[str, Any]]:
+    """Per (definition_key, status): tasks created in the period (`count`; whole slots from the task roll-up),
+    and how many of the open ones are past due now (`overdue`)."""
+    cut = pieces(scope.start, scope.end)
+    parts: list[sa.Select[Any]] = [
+        sa.select(_task_key(), tasks.c.status, sa.func.count(), sa.literal(0))
+        .where(tasks.c.engine == scope.engine, tasks.c.created >= since, tasks.c.created < until)
+        .where(*_key(tasks.c.definition_key, scope))
+        .group_by(_task_key(), tasks.c.status)
+        for since, until in cut.edges
+    ]
+    if cut.whole:
+        parts.append(
+            sa.select(task_slots.c.definition_key, task_slots.c.status, sa.func.sum(task_slots.c.tasks), sa.literal(0))
+            .where(task_slots.c.engine == scope.engine, _in_ranges(task_slots.c.created_slot, [cut.whole]))
+            .where(*_key(task_slots.c.definition_key, scope))
+            .group_by(task_slots.c.definition_key, task_slots.c.status)
+        )
+    parts.append(
+        sa.select(_task_key(), tasks.c.status, sa.literal(0), sa.func.count())
+        .where(tasks.c.status == "open", tasks.c.due < now, tasks.c.engine == scope.engine)
+        .where(*_between(tasks.c.created, scope), *_key(tasks.c.definition_key, scope))
+        .group_by(_task_key(), tasks.c.status)
     )
+    return [
+        {"definition_key": key or None, "status": status, "count": int(count), "overdue": int(overdue)}
+        for key, status, count, overdue in await _summed(session, parts, keys=2, names=0)
+    ]
 
 
 async def incident_counts(session: AsyncSession, scope: Scope) -> tuple[int, int]:
@@ -602,17 +698,31 @@ async def completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[
 
 
 async def tasks_completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int]]:
-    rows = await session.execute(
+    """(slot, tasks completed in it) for tasks completed in the period; whole slots from the task roll-up."""
+    cut = pieces(scope.start, scope.end)
+    parts: list[sa.Select[Any]] = [
         sa.select(tasks.c.completed_slot, sa.func.count())
         .where(
             tasks.c.engine == scope.engine,
             tasks.c.status == "completed",
-            *_between(tasks.c.completed_at, scope),
+            tasks.c.completed_at >= since,
+            tasks.c.completed_at < until,
             *_key(tasks.c.definition_key, scope),
         )
         .group_by(tasks.c.completed_slot)
-    )
-    return [(slot, count) for slot, count in rows]
+        for since, until in cut.edges
+    ]
+    if cut.whole:
+        parts.append(
+            sa.select(task_completion_slots.c.completed_slot, sa.func.sum(task_completion_slots.c.tasks))
+            .where(
+                task_completion_slots.c.engine == scope.engine,
+                _in_ranges(task_completion_slots.c.completed_slot, [cut.whole]),
+                *_key(task_completion_slots.c.definition_key, scope),
+            )
+            .group_by(task_completion_slots.c.completed_slot)
+        )
+    return [(slot, int(count)) for slot, count in await _summed(session, parts, keys=1, names=0)]
 
 
 async def incident_times(session: AsyncSession, scope: Scope) -> list[datetime]:

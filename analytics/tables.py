@@ -161,6 +161,30 @@ analytics_tasks = sa.Table(
     sa.Index("ix_analytics_tasks_open_due", "status", "due"),
 )
 
+# User tasks per (process, current status, 15-minute slot of their creation), and completed ones per slot of
+# their completion; definition_key '' when not known. Kept by `repository.insert_task`/`update_task`, which
+# recount the slots a task leaves and enters.
+analytics_task_slots = sa.Table(
+    "analytics_task_slots",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("definition_key", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(20), primary_key=True),
+    sa.Column("created_slot", sa.Integer, primary_key=True),
+    sa.Column("tasks", sa.Integer, nullable=False),
+    sa.Index("ix_analytics_task_slots_slot", "engine", "created_slot"),
+)
+
+analytics_task_completion_slots = sa.Table(
+    "analytics_task_completion_slots",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("definition_key", sa.String(255), primary_key=True),
+    sa.Column("completed_slot", sa.Integer, primary_key=True),
+    sa.Column("tasks", sa.Integer, nullable=False),
+    sa.Index("ix_analytics_task_completion_slots_slot", "engine", "completed_slot"),
+)
+
 analytics_task_groups = sa.Table(
     "analytics_task_groups",
     metadata,

@@ -102,6 +102,7 @@ async def seed_projection() -> None:
         )
     async with AsyncSession(engine) as session, session.begin():
         await repository.rebuild_rollups(session, ENGINE, None)
+        await repository.rebuild_task_rollups(session, ENGINE)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(sa.text("VACUUM ANALYZE"))

@@ -1,4 +1,4 @@
-"""analytics roll-ups: activity runs per UTC day, instances per slot and day, completions per slot
+"""analytics roll-ups: activity runs per UTC day, instances per slot and day, completions per slot, tasks per slot
 
 Revision ID: i14_0001_rollups
 Revises: analytics_0001
@@ -53,6 +53,23 @@ def upgrade() -> None:
         sa.Column("duration_ms", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_analytics_completion_slots_slot", "analytics_completion_slots", ["engine", "end_slot"])
+    op.create_table(
+        "analytics_task_slots",
+        *_key_columns(),
+        sa.Column("status", sa.String(20), primary_key=True),
+        sa.Column("created_slot", sa.Integer, primary_key=True),
+        sa.Column("tasks", sa.Integer, nullable=False),
+    )
+    op.create_index("ix_analytics_task_slots_slot", "analytics_task_slots", ["engine", "created_slot"])
+    op.create_table(
+        "analytics_task_completion_slots",
+        *_key_columns(),
+        sa.Column("completed_slot", sa.Integer, primary_key=True),
+        sa.Column("tasks", sa.Integer, nullable=False),
+    )
+    op.create_index(
+        "ix_analytics_task_completion_slots_slot", "analytics_task_completion_slots", ["engine", "completed_slot"]
+    )
     # Projections kept before this revision are rolled up at once, so their periods keep their answers.
     _roll_up_existing()
 
@@ -83,10 +100,23 @@ def _roll_up_existing() -> None:
         SELECT engine, definition_key, end_slot, count(*), coalesce(sum(duration_ms), 0)
         FROM analytics_instances WHERE status = 'completed' GROUP BY engine, definition_key, end_slot"""
     )
+    op.execute(
+        """INSERT INTO analytics_task_slots (engine, definition_key, status, created_slot, tasks)
+        SELECT engine, coalesce(definition_key, ''), status, created_slot, count(*) FROM analytics_tasks
+        WHERE created_slot IS NOT NULL GROUP BY engine, coalesce(definition_key, ''), status, created_slot"""
+    )
+    op.execute(
+        """INSERT INTO analytics_task_completion_slots (engine, definition_key, completed_slot, tasks)
+        SELECT engine, coalesce(definition_key, ''), completed_slot, count(*) FROM analytics_tasks
+        WHERE status = 'completed' AND completed_slot IS NOT NULL
+        GROUP BY engine, coalesce(definition_key, ''), completed_slot"""
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "analytics_task_completion_slots",
+        "analytics_task_slots",
         "analytics_completion_slots",
         "analytics_instance_days",
         "analytics_instance_slots",
