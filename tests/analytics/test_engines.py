@@ -149,11 +149,28 @@ async def answers_after_the_scenario(
     return answers
 
 
+def differences(engine: Any, embedded: Any, where: str = "") -> list[str]:
+    """Every leaf where an engine's answer differs from the embedded engine's, as 'where: engine != embedded'."""
+    if isinstance(engine, dict) and isinstance(embedded, dict):
+        return [
+            found
+            for key in sorted(set(engine) | set(embedded))
+            for found in differences(engine.get(key), embedded.get(key), f"{where}.{key}")
+        ]
+    if isinstance(engine, list) and isinstance(embedded, list) and len(engine) == len(embedded):
+        return [
+            found
+            for n, pair in enumerate(zip(engine, embedded, strict=True))
+            for found in differences(*pair, f"{where}[{n}]")
+        ]
+    return [] if engine == embedded else [f"{where}: {engine!r} != {embedded!r}"]
+
+
 def assert_equal_to_embedded(answers: dict[str, dict[str, Any]]) -> None:
     embedded = answers["embedded"]
     for engine, answer in answers.items():
         for path, body in answer.items():
-            assert body == embedded[path], f"{engine} {path} differs from the embedded engine"
+            assert not differences(body, embedded[path]), f"{engine} {path} differs from the embedded engine"
 
 
 async def test_one_run_gives_the_same_numbers_on_every_simulated_engine(make_gateway: Callable[..., Any]) -> None:
