@@ -98,6 +98,16 @@ def pieces(start: datetime, end: datetime) -> Pieces:
     )
 
 
+def _bucketed(column: sa.ColumnElement[int], buckets: Sequence[int]) -> sa.ColumnElement[int]:
+    """A slot column as is, or with `buckets` (ascending slots, e.g. where each local day starts) the latest bucket
+    at or before it: grouping by it, the database returns a row per day instead of one per slot. The bounds are
+    inlined integers, so that the GROUP BY expression is the selected one's text."""
+    if not buckets:
+        return column
+    bound = [sa.literal_column(str(int(bucket))) for bucket in reversed(buckets)]
+    return sa.case(*((column >= b, b) for b in bound), else_=column)
+
+
 def _in_ranges(column: sa.ColumnElement[int], ranges: Sequence[tuple[int, int]]) -> sa.ColumnElement[bool]:
     return sa.or_(*(sa.and_(column >= first, column < last) for first, last in ranges))
 
@@ -637,39 +647,42 @@ async def incident_counts(session: AsyncSession, scope: Scope) -> tuple[int, int
     return int(row[0] or 0), int(row[1] or 0)
 
 
-async def started_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int]]:
-    """(slot, instances started in it) for instances started in the period; whole slots from the roll-up."""
+async def started_per_slot(session: AsyncSession, scope: Scope, buckets: Sequence[int] = ()) -> list[tuple[int, int]]:
+    """(slot, instances started in it) for instances started in the period, whole slots from the roll-up; per
+    bucket instead of per slot when `buckets` are given (`_bucketed`)."""
     cut = pieces(scope.start, scope.end)
     parts: list[sa.Select[Any]] = [
-        sa.select(instances.c.start_slot, sa.func.count())
+        sa.select(_bucketed(instances.c.start_slot, buckets), sa.func.count())
         .where(
             instances.c.engine == scope.engine,
             instances.c.start_time >= since,
             instances.c.start_time < until,
             *_key(instances.c.definition_key, scope),
         )
-        .group_by(instances.c.start_slot)
+        .group_by(_bucketed(instances.c.start_slot, buckets))
         for since, until in cut.edges
     ]
     if cut.whole:
         parts.append(
-            sa.select(instance_slots.c.start_slot, sa.func.sum(instance_slots.c.instances))
+            sa.select(_bucketed(instance_slots.c.start_slot, buckets), sa.func.sum(instance_slots.c.instances))
             .where(
                 instance_slots.c.engine == scope.engine,
                 _in_ranges(instance_slots.c.start_slot, [cut.whole]),
                 *_key(instance_slots.c.definition_key, scope),
             )
-            .group_by(instance_slots.c.start_slot)
+            .group_by(_bucketed(instance_slots.c.start_slot, buckets))
         )
     return [(slot, int(count)) for slot, count in await _summed(session, parts, keys=1, names=0)]
 
 
-async def completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int, int]]:
+async def completed_per_slot(
+    session: AsyncSession, scope: Scope, buckets: Sequence[int] = ()
+) -> list[tuple[int, int, int]]:
     """(slot, instances completed in it, their duration sum) for instances completed in the period; whole slots
-    from the roll-up."""
+    from the roll-up; per bucket when `buckets` are given (`_bucketed`)."""
     cut = pieces(scope.start, scope.end)
     parts: list[sa.Select[Any]] = [
-        sa.select(instances.c.end_slot, sa.func.count(), sa.func.sum(instances.c.duration_ms))
+        sa.select(_bucketed(instances.c.end_slot, buckets), sa.func.count(), sa.func.sum(instances.c.duration_ms))
         .where(
             instances.c.engine == scope.engine,
             instances.c.status == "completed",
@@ -677,13 +690,13 @@ async def completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[
             instances.c.end_time < until,
             *_key(instances.c.definition_key, scope),
         )
-        .group_by(instances.c.end_slot)
+        .group_by(_bucketed(instances.c.end_slot, buckets))
         for since, until in cut.edges
     ]
     if cut.whole:
         parts.append(
             sa.select(
-                completion_slots.c.end_slot,
+                _bucketed(completion_slots.c.end_slot, buckets),
                 sa.func.sum(completion_slots.c.instances),
                 sa.func.sum(completion_slots.c.duration_ms),
             )
@@ -692,16 +705,19 @@ async def completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[
                 _in_ranges(completion_slots.c.end_slot, [cut.whole]),
                 *_key(completion_slots.c.definition_key, scope),
             )
-            .group_by(completion_slots.c.end_slot)
+            .group_by(_bucketed(completion_slots.c.end_slot, buckets))
         )
     return [(slot, int(count), int(total)) for slot, count, total in await _summed(session, parts, keys=1, names=0)]
 
 
-async def tasks_completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int]]:
-    """(slot, tasks completed in it) for tasks completed in the period; whole slots from the task roll-up."""
+async def tasks_completed_per_slot(
+    session: AsyncSession, scope: Scope, buckets: Sequence[int] = ()
+) -> list[tuple[int, int]]:
+    """(slot, tasks completed in it) for tasks completed in the period; whole slots from the task roll-up; per
+    bucket when `buckets` are given (`_bucketed`)."""
     cut = pieces(scope.start, scope.end)
     parts: list[sa.Select[Any]] = [
-        sa.select(tasks.c.completed_slot, sa.func.count())
+        sa.select(_bucketed(tasks.c.completed_slot, buckets), sa.func.count())
         .where(
             tasks.c.engine == scope.engine,
             tasks.c.status == "completed",
@@ -709,18 +725,20 @@ async def tasks_completed_per_slot(session: AsyncSession, scope: Scope) -> list[
             tasks.c.completed_at < until,
             *_key(tasks.c.definition_key, scope),
         )
-        .group_by(tasks.c.completed_slot)
+        .group_by(_bucketed(tasks.c.completed_slot, buckets))
         for since, until in cut.edges
     ]
     if cut.whole:
         parts.append(
-            sa.select(task_completion_slots.c.completed_slot, sa.func.sum(task_completion_slots.c.tasks))
+            sa.select(
+                _bucketed(task_completion_slots.c.completed_slot, buckets), sa.func.sum(task_completion_slots.c.tasks)
+            )
             .where(
                 task_completion_slots.c.engine == scope.engine,
                 _in_ranges(task_completion_slots.c.completed_slot, [cut.whole]),
                 *_key(task_completion_slots.c.definition_key, scope),
             )
-            .group_by(task_completion_slots.c.completed_slot)
+            .group_by(_bucketed(task_completion_slots.c.completed_slot, buckets))
         )
     return [(slot, int(count)) for slot, count in await _summed(session, parts, keys=1, names=0)]
 
