@@ -98,13 +98,13 @@ def pieces(start: datetime, end: datetime) -> Pieces:
     )
 
 
-def _bucketed(column: sa.ColumnElement[int], buckets: Sequence[int]) -> sa.ColumnElement[int]:
+def _bucketed(column: sa.ColumnElement[Any], buckets: Sequence[int]) -> sa.ColumnElement[Any]:
     """A slot column as is, or with `buckets` (ascending slots, e.g. where each local day starts) the latest bucket
     at or before it: grouping by it, the database returns a row per day instead of one per slot. The bounds are
     inlined integers, so that the GROUP BY expression is the selected one's text."""
     if not buckets:
         return column
-    bound = [sa.literal_column(str(int(bucket))) for bucket in reversed(buckets)]
+    bound: list[sa.ColumnElement[Any]] = [sa.literal_column(str(int(bucket))) for bucket in reversed(buckets)]
     return sa.case(*((column >= b, b) for b in bound), else_=column)
 
 
