@@ -1,7 +1,8 @@
-# The operator console's npm assets (bpmn-js, Swagger UI, eventsource-parser), built once; the image serves them offline.
+# The operator console's assets (its modules bundled by esbuild, bpmn-js, Swagger UI), built once; the image serves them offline.
 FROM node:20-slim AS console
 WORKDIR /build
 COPY console/package.json console/package-lock.json console/build.mjs ./console/
+COPY gateway/console/static/js ./gateway/console/static/js
 RUN cd console && npm ci --omit=dev --no-audit --no-fund && node build.mjs
 
 FROM python:3.11-slim

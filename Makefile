@@ -3,15 +3,17 @@
 # `make engine-camunda7` / `engine-operaton` / `engine-flowable` build (first use) and run a real engine in
 # the foreground on PM_ENGINE_PORT (default 8080); they need java 17+ and mvn.
 # Both create the virtualenv and install what they need on first use; both also build the operator console's
-# assets (bpmn-js, Swagger UI) from npm into gateway/console/static/vendor (needs node and npm at set-up only).
+# assets (its modules bundled by esbuild, bpmn-js, Swagger UI) from npm into gateway/console/static/vendor (needs
+# node and npm at set-up only).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 RUNTIME := $(VENV)/.installed-run-$(SUM)
 TESTING := $(VENV)/.installed-test-$(SUM)
-CONSOLE_SUM := $(shell cat console/package-lock.json console/build.mjs | cksum | cut -d' ' -f1)
-CONSOLE := gateway/console/static/vendor/.built-$(CONSOLE_SUM)
+CONSOLE_SOURCES := console/package-lock.json console/build.mjs $(wildcard gateway/console/static/js/*.js)
+NODE_MODULES := console/node_modules/.installed-$(shell cksum console/package-lock.json | cut -d' ' -f1)
+CONSOLE := gateway/console/static/vendor/.built-$(shell cat $(CONSOLE_SOURCES) | cksum | cut -d' ' -f1)
 
 .PHONY: console run test check fuzz migrate verify-audit bench api-docs clean engine-camunda7 engine-operaton engine-flowable
 
@@ -28,10 +30,14 @@ $(TESTING): $(RUNTIME)
 	rm -f $(VENV)/.installed-test-*
 	touch $(TESTING)
 
-# The console's npm packages, copied into the gateway's static files (served offline from then on).
-$(CONSOLE): console/package.json console/package-lock.json console/build.mjs
+# The console's npm packages (installed once per lockfile), and its modules bundled with them into the gateway's
+# static files (again whenever a module changes; served offline from then on).
+$(NODE_MODULES): console/package.json console/package-lock.json
 	tools/system-packages.sh node=nodejs npm=npm
 	cd console && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_MODULES)
+
+$(CONSOLE): $(NODE_MODULES) $(CONSOLE_SOURCES)
 	node console/build.mjs
 	touch $(CONSOLE)
 

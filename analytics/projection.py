@@ -239,6 +239,7 @@ class Projector:
                 "assignee": task.assignee,
                 "priority": task.priority,
                 "due": task.due,
+                "tenant_id": task.tenant_id,
             }
             if row is None:
                 known = await repository.get_task(session, engine, task.id)
@@ -308,6 +309,7 @@ class Projector:
                     "engine": engine,
                     "task_id": task_id,
                     "instance_id": event["instance_id"],
+                    "tenant_id": event["tenant_id"],
                     "name": data.get("task_name"),
                     "priority": 50,
                     "status": "open",

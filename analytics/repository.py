@@ -43,16 +43,23 @@ UNRESOLVED_VALUES = [status.value for status in UNRESOLVED]
 
 @dataclass(frozen=True)
 class Scope:
-    """What an answer covers: one engine, the period [start, end), optionally one process definition key."""
+    """What an answer covers: one engine, the period [start, end), optionally one process definition key, and
+    the tenants whose rows count (None: every row, with or without a tenant)."""
 
     engine: str
     start: datetime
     end: datetime
     definition_key: str | None = None
+    tenants: frozenset[str] | None = None
 
 
-def _key(column: sa.ColumnElement[Any], scope: Scope) -> list[sa.ColumnElement[bool]]:
-    return [] if scope.definition_key is None else [column == scope.definition_key]
+def _key(column: sa.Column[Any], scope: Scope) -> list[sa.ColumnElement[bool]]:
+    """The scope's conditions on a table: its definition key and, for a caller limited to tenants, its tenants
+    (`column` is the table's definition_key column; the table has a tenant_id column)."""
+    conditions = [] if scope.definition_key is None else [column == scope.definition_key]
+    if scope.tenants is not None:
+        conditions.append(column.table.c.tenant_id.in_(sorted(scope.tenants)))
+    return conditions
 
 
 def _between(column: sa.ColumnElement[Any], scope: Scope) -> list[sa.ColumnElement[bool]]:
@@ -77,8 +84,12 @@ class Pieces:
     days: tuple[int, int] | None
 
 
-def pieces(start: datetime, end: datetime) -> Pieces:
-    """Cut [start, end) into edges, whole slots and whole UTC days (`Pieces`)."""
+def pieces(scope: Scope) -> Pieces:
+    """Cut the scope's period into edges, whole slots and whole UTC days (`Pieces`). For a scope limited to
+    tenants the whole period is one edge: the roll-ups sum every tenant's rows, so only the rows can answer."""
+    start, end = scope.start, scope.end
+    if scope.tenants is not None:
+        return Pieces([(start, end)], None, [], None)
     first = math.ceil(start.timestamp() / SLOT_SECONDS)  # the first slot wholly inside the period
     last = math.floor(end.timestamp() / SLOT_SECONDS)  # the slot the period ends in (not wholly inside)
     if first >= last:
@@ -212,8 +223,21 @@ async def replace_history(
     if activity_rows:
         await session.execute(activities.insert(), list(activity_rows))
     await _mark_first_runs(session, engine, since)
+    await _copy_instance_tenants(session, engine, since)
     await rebuild_rollups(session, engine, since)
     return changed
+
+
+async def _copy_instance_tenants(session: AsyncSession, engine: str, since: datetime | None) -> None:
+    """tenant_id of the runs started at or after `since`: their instance's (engines report it on the instance).
+    A run whose instance is not projected (yet) has none: it counts only for callers of every tenant."""
+    tenant = (
+        sa.select(instances.c.tenant_id)
+        .where(instances.c.engine == activities.c.engine, instances.c.instance_id == activities.c.instance_id)
+        .scalar_subquery()
+    )
+    conditions = [activities.c.engine == engine] + ([] if since is None else [activities.c.start_time >= since])
+    await session.execute(activities.update().where(*conditions).values(tenant_id=tenant))
 
 
 async def _mark_first_runs(session: AsyncSession, engine: str, since: datetime | None) -> None:
@@ -544,7 +568,7 @@ async def mark_overdue(session: AsyncSession, now: datetime) -> list[Row]:
 async def instance_counts(session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
     """Per (definition_key, status): instances started in the period (`count`), their name and summed duration
     (`duration_sum`, ms). Read from the instance roll-ups for whole slots and days (`pieces`)."""
-    cut = pieces(scope.start, scope.end)
+    cut = pieces(scope)
     parts: list[sa.Select[Any]] = [
         sa.select(
             instances.c.definition_key,
@@ -605,7 +629,7 @@ async def median_completed_duration(session: AsyncSession, scope: Scope, complet
 async def task_counts(session: AsyncSession, scope: Scope, now: datetime) -> list[dict[str, Any]]:
     """Per (definition_key, status): tasks created in the period (`count`; whole slots from the task roll-up),
     and how many of the open ones are past due now (`overdue`)."""
-    cut = pieces(scope.start, scope.end)
+    cut = pieces(scope)
     parts: list[sa.Select[Any]] = [
         sa.select(_task_key(), tasks.c.status, sa.func.count(), sa.literal(0))
         .where(tasks.c.engine == scope.engine, tasks.c.created >= since, tasks.c.created < until)
@@ -650,7 +674,7 @@ async def incident_counts(session: AsyncSession, scope: Scope) -> tuple[int, int
 async def started_per_slot(session: AsyncSession, scope: Scope, buckets: Sequence[int] = ()) -> list[tuple[int, int]]:
     """(slot, instances started in it) for instances started in the period, whole slots from the roll-up; per
     bucket instead of per slot when `buckets` are given (`_bucketed`)."""
-    cut = pieces(scope.start, scope.end)
+    cut = pieces(scope)
     parts: list[sa.Select[Any]] = [
         sa.select(_bucketed(instances.c.start_slot, buckets), sa.func.count())
         .where(
@@ -680,7 +704,7 @@ async def completed_per_slot(
 ) -> list[tuple[int, int, int]]:
     """(slot, instances completed in it, their duration sum) for instances completed in the period; whole slots
     from the roll-up; per bucket when `buckets` are given (`_bucketed`)."""
-    cut = pieces(scope.start, scope.end)
+    cut = pieces(scope)
     parts: list[sa.Select[Any]] = [
         sa.select(_bucketed(instances.c.end_slot, buckets), sa.func.count(), sa.func.sum(instances.c.duration_ms))
         .where(
@@ -715,7 +739,7 @@ async def tasks_completed_per_slot(
 ) -> list[tuple[int, int]]:
     """(slot, tasks completed in it) for tasks completed in the period; whole slots from the task roll-up; per
     bucket when `buckets` are given (`_bucketed`)."""
-    cut = pieces(scope.start, scope.end)
+    cut = pieces(scope)
     parts: list[sa.Select[Any]] = [
         sa.select(_bucketed(tasks.c.completed_slot, buckets), sa.func.count())
         .where(
@@ -760,7 +784,7 @@ async def activity_waits(session: AsyncSession, scope: Scope) -> list[dict[str, 
     `runs`, the sum (`total`) and sum of squares (`squares`) of their durations in ms, and `instances` (runs that
     were their instance's first run of the activity). Whole days and slots are summed from the activity
     roll-ups, the period's partial first and last slots from the runs themselves (`pieces`)."""
-    cut = pieces(scope.start, scope.end)
+    cut = pieces(scope)
     duration = sa.cast(activities.c.duration_ms, sa.Float)
     parts: list[sa.Select[Any]] = [
         sa.select(

@@ -1,7 +1,8 @@
 """The analytics projection: the gateway's own copy of each engine's instances, activities and user tasks.
 
 Rows are written only by `analytics.projection` (from the engines' history and the gateway's events) and read
-only by `analytics.repository`. Every time also has its 15-minute slot (`*_slot`: Unix seconds // 900) so that
+only by `analytics.repository`. Instances, activity runs and tasks carry their tenant (`tenant_id`), so that a
+caller limited to tenants gets figures over their tenants' rows only. Every time also has its 15-minute slot (`*_slot`: Unix seconds // 900) so that
 day and hour buckets in any time zone are integer GROUP BYs (every zone's offset is a multiple of 15 minutes).
 """
 
@@ -57,13 +58,15 @@ analytics_activities = sa.Table(
     sa.Column("canceled", sa.Boolean, nullable=False),  # ended because its instance was terminated
     sa.Column("first_run", sa.Boolean, nullable=False),  # the instance's earliest run of this activity
     sa.Column("assignee", sa.String(255)),
+    sa.Column("tenant_id", sa.String(100)),  # its instance's (`repository.replace_history` copies it)
     sa.Index("ix_analytics_activities_start", "engine", "start_time"),
     sa.Index("ix_analytics_activities_key", "engine", "definition_key", "activity_id", "start_time"),
     sa.Index("ix_analytics_activities_instance", "engine", "instance_id"),
 )
 
 # Completed runs per (activity, 15-minute slot of their start): what bottlenecks and the statistics' bottleneck
-# lists sum over a period instead of reading every run. Rebuilt from analytics_activities for the slots a
+# lists sum over a period instead of reading every run. Not kept per tenant: answers for a caller limited to
+# tenants sum their tenants' runs themselves. Rebuilt from analytics_activities for the slots a
 # projection round replaced.
 analytics_activity_slots = sa.Table(
     "analytics_activity_slots",
@@ -165,6 +168,7 @@ analytics_tasks = sa.Table(
     sa.Column("overdue_at", UTCDateTime),  # when task.overdue was emitted (once)
     sa.Column("created_slot", sa.Integer),
     sa.Column("completed_slot", sa.Integer),
+    sa.Column("tenant_id", sa.String(100)),
     sa.Index("ix_analytics_tasks_created", "engine", "created"),
     sa.Index("ix_analytics_tasks_completed", "engine", "completed_at"),
     sa.Index("ix_analytics_tasks_open_due", "status", "due"),

@@ -27,7 +27,8 @@ PERIOD_NOTE = (
     " The period is `from` (inclusive) to `to` (exclusive): ISO dates (local midnight in `timezone`; `to` includes its "
     "day) or date-times; by default the 30 days up to now. Durations are milliseconds, rates 0..1, null when undefined."
     " Answers come from the gateway's projection of the engine's history and events (`data_as_of`) and are cached "
-    "until an event changes them (`generated_at`)."
+    "until an event changes them (`generated_at`). Needs `statistics:read`; a caller limited to tenants gets figures "
+    "over their tenants' instances, runs, tasks and incidents only."
 )
 
 

@@ -2,8 +2,10 @@
 
 A gateway (embedded engine, SQLite) is served on loopback with 10,000 incidents written straight into its
 Incident Center tables; headless Debian chromium (playwright-core, from `make console`) opens /console#/incidents
-in a new page per sample and the time from navigation start to the first page of the list in the table is
-measured in the browser (performance.now()). Needs node, chromium and `make console`.
+in a new browser context per sample (an empty HTTP cache: the first load in a new browser) and the time from
+navigation start to the first page of the list in the table is measured in the browser (performance.now()). The
+machine's load average is printed with the figures (they mean little on a busy machine). Needs node, chromium and
+`make console`.
 
     python -m bench.console [samples, default 10]
 """
@@ -98,7 +100,8 @@ def main(samples: int = 10) -> None:
     print(
         f"console incident list, {INCIDENTS} incidents, first render (navigation start to first page shown), "
         f"{len(times)} samples: first {times[0]:.0f} ms, p50 {percentile(times, 0.5):.0f} ms, "
-        f"p95 {percentile(times, 0.95):.0f} ms, max {max(times):.0f} ms (target <= {TARGET_MS:.0f} ms)"
+        f"p95 {percentile(times, 0.95):.0f} ms, max {max(times):.0f} ms (target <= {TARGET_MS:.0f} ms); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
 
 

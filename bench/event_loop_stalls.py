@@ -10,19 +10,22 @@ while a prober asks `/health` every 20 ms, runs:
 - large models: a sequence of 400 user tasks (XML parsing and a big task tree), a parallel multi-instance
   over 200 elements (serialising a big workflow at each completion), and instances whose variables are 1 MB.
 
-Prints the probes over 100 ms and the longest one (a probe waits as long as the gateway's event loop is held),
-their p50 / p99, and the 5xx answers the corpus got. The gateway runs one worker and a 0.2 s timer interval.
+Prints two measures of stalls: the gateway's own `pm_event_loop_lag_seconds` (how late its event loop ran a 20 ms
+heartbeat: the time engine work held it) by bucket, and what a client saw: the probes over 100 ms and the longest one,
+their p50 / p99 (a probe also waits for the operating system to schedule the gateway, so on a busy machine it
+exceeds the loop's lag). Also the 5xx answers the corpus got and the load average. The gateway runs one worker and a 0.2 s timer interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import multiprocessing
+import multiprocessing.queues
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +74,18 @@ class Corpus:
                 for task in open_tasks:
                     await self.call("POST", f"/tasks/{task['id']}/complete", json={"variables": {}})
             await self.call("GET", f"/instances/{instance_id}")
+
+
+async def loop_lag(base: str) -> dict[str, float]:
+    """The gateway's `pm_event_loop_lag_seconds` histogram: cumulative heartbeat count by bucket bound ("+Inf": all)."""
+    async with httpx.AsyncClient(base_url=base) as client:
+        text = (await client.get("/metrics")).text
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("pm_event_loop_lag_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[bound] = float(line.rsplit(" ", 1)[1])
+    return buckets
 
 
 def test_suite_models() -> list[tuple[str, bytes, dict[str, Any]]]:
@@ -128,57 +143,82 @@ async def field_cases(directories: list[str], base: str) -> list[str]:
     return lines
 
 
-class Prober(threading.Thread):
-    """Asks `/health` every PROBE_EVERY seconds from a thread of its own, so that the corpus driver's own work
-    (building large requests, importing the test models) never delays a probe; records each wait."""
+class Prober:
+    """Asks `/health` every PROBE_EVERY seconds from a process of its own: in a thread of the bench's process the
+    corpus driver's own work (decoding large answers holds the interpreter) would delay the probes and be counted
+    as the gateway's stalls. `stop()` returns each probe as (time.monotonic() at its start, its wait), in seconds,
+    and the probes that got no answer."""
 
     def __init__(self, base: str) -> None:
-        super().__init__(daemon=True)
-        self.base = base
-        self.latencies: list[float] = []
-        self.failures: list[str] = []
-        self.stop = threading.Event()
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._results: multiprocessing.queues.Queue[tuple[list[tuple[float, float]], list[str]]] = context.Queue()
+        self._process = context.Process(target=_probe, args=(base, self._stop, self._results), daemon=True)
 
-    def run(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=30) as client:
-            while not self.stop.is_set():
-                started = time.perf_counter()
-                try:
-                    client.get("/health")
-                except httpx.TransportError as exc:
-                    self.failures.append(f"{type(exc).__name__} after {time.perf_counter() - started:.3f} s")
-                self.latencies.append(time.perf_counter() - started)
-                self.stop.wait(max(0.0, PROBE_EVERY - (time.perf_counter() - started)))
+    def start(self) -> None:
+        self._process.start()
+
+    def stop(self) -> tuple[list[tuple[float, float]], list[str]]:
+        self._stop.set()
+        latencies, failures = self._results.get(timeout=60)
+        self._process.join()
+        return latencies, failures
+
+
+def _probe(base: str, stop: Any, results: Any) -> None:
+    probes: list[tuple[float, float]] = []
+    failures: list[str] = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                client.get("/health")
+            except httpx.TransportError as exc:
+                failures.append(f"{type(exc).__name__} after {time.monotonic() - started:.3f} s")
+            probes.append((started, time.monotonic() - started))
+            stop.wait(max(0.0, PROBE_EVERY - (time.monotonic() - started)))
+    results.put((probes, failures))
 
 
 async def run(base: str, directories: list[str]) -> None:
     prober = Prober(base)
-    latencies, probe_failures = prober.latencies, prober.failures
     prober.start()
+    lag_before = await loop_lag(base)
     await asyncio.sleep(1)  # a quiet baseline first
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
         corpus = Corpus(client)
         started = time.perf_counter()
         outcomes = await field_cases(directories, base)
         models = test_suite_models()
+        windows = []
         for name, xml, variables in [*models, *large_models()]:
-            before = len(latencies)
+            begun = time.monotonic()
             await corpus.run_model(name, xml, variables, rounds=2)
-            worst = max(latencies[before:], default=0.0)
-            if worst > STALL:
-                print(f"  {name}: a probe waited {worst * 1000:.0f} ms")
+            windows.append((name, begun, time.monotonic()))
         await asyncio.sleep(2)  # timers and the poller
         elapsed = time.perf_counter() - started
-    prober.stop.set()
-    prober.join()
+    probes, probe_failures = prober.stop()
+    lag_after = await loop_lag(base)
+    for name, begun, ended in windows:
+        worst = max((wait for at, wait in probes if begun <= at <= ended), default=0.0)
+        if worst > STALL:
+            print(f"  {name}: a probe waited {worst * 1000:.0f} ms")
+    latencies = [wait for _, wait in probes]
     stalls = [latency for latency in latencies if latency > STALL]
     ms = [latency * 1000 for latency in latencies]
     for line in outcomes:
         print(line)
     print(
         f"corpus: {len(outcomes)} field cases, {len(models)} test-suite models, 3 large models; "
-        f"{corpus.calls} API calls in {elapsed:.1f} s; 5xx answers: {len(corpus.server_errors)}"
+        f"{corpus.calls} API calls in {elapsed:.1f} s; 5xx answers: {len(corpus.server_errors)}; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
+    beats = lag_after["+Inf"] - lag_before["+Inf"]
+    held = ", ".join(
+        f"over {float(bound) * 1000:.0f} ms: {beats - (lag_after[bound] - lag_before[bound]):.0f}"
+        for bound in ("0.05", "0.1", "0.25", "1.0")
+    )
+    print(f"event loop heartbeats (gateway's pm_event_loop_lag_seconds): {beats:.0f}; late {held}")
     for error in corpus.server_errors[:10]:
         print(f"  5xx: {error}")
     if probe_failures:

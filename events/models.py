@@ -55,6 +55,13 @@ class SubscriptionCreate(BaseModel):
     )
     active: bool = Field(True, strict=True)
     format: PayloadFormat = Field(PayloadFormat.STANDARD, description="`cloudevents`: CloudEvents 1.0 structured")
+    tenant_id: str | None = Field(
+        None,
+        max_length=100,
+        description="The tenant whose events it receives. Default: the caller's only tenant; a caller of several "
+        "tenants must name one of theirs (400 when none is named, 403 when it is not theirs). A caller of every "
+        "tenant may omit it: the subscription then receives every tenant's events.",
+    )
 
     @field_validator("event_types")
     @classmethod
@@ -86,6 +93,9 @@ class Subscription(BaseModel):
     event_types: list[str]
     filter: EventFilter
     format: PayloadFormat
+    tenant_id: str | None = Field(
+        None, description="The tenant whose events it receives (fixed at creation); null: every tenant's"
+    )
     active: bool
     disabled_reason: str | None = Field(None, description="Why the gateway disabled it (410, failing for too long)")
     failing_since: datetime | None = Field(None, description="First failed attempt since the last success")
@@ -135,6 +145,16 @@ def envelope(event: dict[str, Any]) -> dict[str, Any]:
     """The JSON-ready event envelope `{id, cursor, type, occurred_at, engine, tenant_id, actor, instance_id, data}`."""
     occurred_at = event["occurred_at"]
     return {**event, "occurred_at": occurred_at.isoformat().replace("+00:00", "Z")}
+
+
+def delivered_to(event: dict[str, Any], subscription: Any) -> bool:
+    """Whether an event goes to a webhook subscription (a row of `event_subscriptions`): the subscription's
+    types and filter match, and a subscription of a tenant receives only that tenant's events (one without a
+    tenant receives every event)."""
+    tenant = subscription["tenant_id"]
+    return (tenant is None or event["tenant_id"] == tenant) and matches(
+        event, subscription["event_types"], subscription["filter"]
+    )
 
 
 def matches(event: dict[str, Any], event_types: list[str], event_filter: dict[str, Any]) -> bool:

@@ -24,7 +24,7 @@ from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
 
 from events import repository
-from events.models import DeliveryStatus, envelope, matches
+from events.models import DeliveryStatus, delivered_to, envelope
 from events.settings import EventSettings
 from events.webhooks import Attempt, delivery_session, post, refused_literal
 from gateway.db import Database, utcnow
@@ -103,18 +103,22 @@ class RedisRelay:
 
 
 def stream_fields(event: dict[str, Any]) -> dict[str, str]:
-    """A stream entry: `id` (the event id, for deduplication), `cursor`, `type`, `instance_id`, `event` (JSON)."""
+    """A stream entry: `id` (the event id, for deduplication), `cursor`, `type`, `instance_id`, `tenant_id` (empty
+    for an event of no tenant; a consumer serving one tenant skips the others without parsing `event`), `event`
+    (JSON)."""
     return {
         "id": event["id"],
         "cursor": event["cursor"],
         "type": event["type"],
         "instance_id": event["instance_id"] or "",
+        "tenant_id": event["tenant_id"] or "",
         "event": json.dumps(envelope(event), separators=(",", ":")),
     }
 
 
 class WebhookFanOut:
-    """Turns each new event into one pending delivery per active subscription it matches."""
+    """Turns each new event into one pending delivery per active subscription it matches (`delivered_to`: a
+    subscription of a tenant gets only that tenant's events)."""
 
     RELAY = "webhooks"
 
@@ -134,7 +138,7 @@ class WebhookFanOut:
                 repository.new_delivery(subscription["id"], event, now)
                 for event in events
                 for subscription in subscriptions
-                if matches(event, subscription["event_types"], subscription["filter"])
+                if delivered_to(event, subscription)
             ]
             await repository.insert_deliveries(uow.session, rows)
             await repository.save_position(uow.session, self.RELAY, int(events[-1]["cursor"]))
@@ -271,6 +275,7 @@ async def disable(uow: UnitOfWork, subscription: Any, reason: str) -> None:
     uow.emit(
         "subscription.disabled",
         engine=None,
+        tenant_id=subscription["tenant_id"],
         data={"subscription_id": subscription["id"], "url": subscription["url"], "reason": reason},
     )
     log.warning("Webhook subscription %s disabled: %s", subscription["id"], reason)

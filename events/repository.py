@@ -76,6 +76,7 @@ def subscription_view(row: Row, *, secret: str | None = None) -> Subscription:
         event_types=row["event_types"],
         filter=EventFilter.model_validate(row["filter"]),
         format=row["format"],
+        tenant_id=row["tenant_id"],
         active=row["active"],
         disabled_reason=row["disabled_reason"],
         failing_since=row["failing_since"],
@@ -94,8 +95,17 @@ async def insert_subscription(session: AsyncSession, values: dict[str, Any]) -> 
     return await get_subscription(session, values["id"])
 
 
-async def get_subscription(session: AsyncSession, subscription_id: str, *, lock: bool = False) -> Row:
-    query = sa.select(subscriptions).where(subscriptions.c.id == subscription_id)
+def _of_tenants(tenants: frozenset[str] | None) -> list[sa.ColumnElement[bool]]:
+    """Subscriptions of `tenants` (None: every subscription, with or without a tenant)."""
+    return [] if tenants is None else [subscriptions.c.tenant_id.in_(sorted(tenants))]
+
+
+async def get_subscription(
+    session: AsyncSession, subscription_id: str, *, lock: bool = False, tenants: frozenset[str] | None = None
+) -> Row:
+    """One subscription; with `tenants`, only one of those tenants. NotFound when unknown or another tenant's
+    (the same answer, so that it tells nothing about the other tenant)."""
+    query = sa.select(subscriptions).where(subscriptions.c.id == subscription_id, *_of_tenants(tenants))
     row = (await session.execute(query.with_for_update() if lock else query)).mappings().first()
     if row is None:
         raise NotFound(f"Subscription {subscription_id} does not exist")
@@ -115,11 +125,15 @@ async def delete_subscription(session: AsyncSession, subscription_id: str) -> No
     await session.execute(subscriptions.delete().where(subscriptions.c.id == subscription_id))
 
 
-async def list_subscriptions(session: AsyncSession, offset: int, limit: int) -> tuple[Sequence[Row], int]:
+async def list_subscriptions(
+    session: AsyncSession, offset: int, limit: int, tenants: frozenset[str] | None = None
+) -> tuple[Sequence[Row], int]:
+    """A page of subscriptions (of `tenants` when given), oldest first, and their total."""
     rows = (
         (
             await session.execute(
                 sa.select(subscriptions)
+                .where(*_of_tenants(tenants))
                 .order_by(subscriptions.c.created, subscriptions.c.id)
                 .offset(offset)
                 .limit(limit)
@@ -128,7 +142,7 @@ async def list_subscriptions(session: AsyncSession, offset: int, limit: int) -> 
         .mappings()
         .all()
     )
-    total = await session.scalar(sa.select(sa.func.count()).select_from(subscriptions))
+    total = await session.scalar(sa.select(sa.func.count()).select_from(subscriptions).where(*_of_tenants(tenants)))
     return rows, int(total or 0)
 
 

@@ -25,11 +25,12 @@ from events.models import (
     SubscriptionCreate,
     SubscriptionUpdate,
     TestDeliveryResult,
-    matches,
+    delivered_to,
 )
 from events.relay import OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
 from events.settings import EventSettings
 from events.webhooks import check_target, new_secret, post
+from gateway.auth import Caller
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, ValidationFailed
 from gateway.leader import LeaderLoops, Leadership, LeaderWork, cancel_tasks
@@ -82,11 +83,15 @@ class EventService:
         await self.dispatcher.close()
 
     # ------------------------------------------------------------ subscriptions
-    async def create_subscription(self, uow: UnitOfWork, body: SubscriptionCreate, actor: str) -> Subscription:
-        """Create a webhook subscription; its secret is returned here only (generated when not given).
+    async def create_subscription(self, uow: UnitOfWork, body: SubscriptionCreate, caller: Caller) -> Subscription:
+        """Create a webhook subscription of one of the caller's tenants (`Caller.tenant_for_new`: `body.tenant_id`
+        or the caller's only tenant; none for a caller of every tenant who names none); its secret is returned
+        here only (generated when not given).
 
-        Raises ValidationFailed (422) for a target on a private, loopback or link-local address unless allowed.
+        Raises Forbidden / BadRequest for the tenant (see `Caller.tenant_for_new`), ValidationFailed (422) for a
+        target on a private, loopback or link-local address unless allowed.
         """
+        tenant_id = caller.tenant_for_new(body.tenant_id, "subscribe to events")
         url = str(body.url)
         await check_target(url, allow_private=self.settings.allow_private_targets)
         secret = body.secret or new_secret()
@@ -99,7 +104,8 @@ class EventService:
                 "format": body.format.value,
                 "secret": secret,
                 "active": body.active,
-                "created_by": actor,
+                "tenant_id": tenant_id,
+                "created_by": caller.actor,
             },
         )
         return repository.subscription_view(row, secret=secret)
@@ -145,7 +151,8 @@ class EventService:
         )
 
     async def recover(self, uow: UnitOfWork, subscription_id: str, window: RecoverRequest) -> int:
-        """Queue a new delivery of every matching event that occurred in [since, until); returns their number.
+        """Queue a new delivery of every event that occurred in [since, until) and goes to the subscription
+        (`delivered_to`: its types, filter and tenant); returns their number.
 
         Raises ValidationFailed when the window is empty or holds more than 100,000 events (replay in parts).
         """
@@ -162,7 +169,7 @@ class EventService:
             rows = [
                 repository.new_delivery(subscription_id, event, now)
                 for event in events
-                if matches(event, subscription["event_types"], subscription["filter"])
+                if delivered_to(event, subscription)
             ]
             queued += len(rows)
             if queued > RECOVER_LIMIT:
@@ -170,10 +177,11 @@ class EventService:
             await repository.insert_deliveries(uow.session, rows)
             after = int(events[-1]["cursor"])
 
-    async def test_delivery(self, subscription_id: str, actor: str) -> TestDeliveryResult:
-        """POST a `process_manager.subscription.test` event (not in the outbox) now and report the answer."""
+    async def test_delivery(self, subscription_id: str, caller: Caller) -> TestDeliveryResult:
+        """POST a `process_manager.subscription.test` event (not in the outbox, of the subscription's tenant) now
+        and report the answer. NotFound for an unknown subscription or one of a tenant not the caller's."""
         async with reading(self.db) as session:
-            subscription = await repository.get_subscription(session, subscription_id)
+            subscription = await repository.get_subscription(session, subscription_id, tenants=caller.tenants)
         now = utcnow()
         event: dict[str, Any] = {
             "id": f"test-{int(time.time() * 1000)}",
@@ -181,8 +189,8 @@ class EventService:
             "type": "process_manager.subscription.test",
             "occurred_at": now,
             "engine": None,
-            "tenant_id": None,
-            "actor": actor,
+            "tenant_id": subscription["tenant_id"],
+            "actor": caller.actor,
             "instance_id": None,
             "data": {"subscription_id": subscription_id},
         }

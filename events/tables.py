@@ -21,6 +21,9 @@ subscriptions = sa.Table(
     sa.Column("created_by", sa.String(255), nullable=False),
     sa.Column("created", UTCDateTime, nullable=False),
     sa.Column("updated", UTCDateTime, nullable=False),
+    # the tenant whose events it receives; None: every tenant's (only a caller of every tenant creates one)
+    sa.Column("tenant_id", sa.String(100)),
+    sa.Index("ix_event_subscriptions_tenant", "tenant_id"),
 )
 
 deliveries = sa.Table(

@@ -1,14 +1,14 @@
 """The event delivery API (API.md "Events"): the SSE stream and webhook subscriptions with their deliveries.
 
 The stream needs `events:read` and carries only events of the caller's tenants; subscriptions and their deliveries
-need `subscriptions:manage` and, as they are not yet kept per tenant, a caller of every tenant. Refused subscription
-changes are audited like failed ones (`gateway.changes`)."""
+need `subscriptions:manage`. A subscription belongs to a tenant (`tenant_id`, fixed at creation) and receives only
+its events; a caller limited to tenants sees and changes only their tenants' subscriptions (another tenant's
+answers 404, as an unknown id). Refused subscription changes are audited like failed ones (`gateway.changes`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -34,7 +34,7 @@ from events.service import EventService
 from gateway.api.context import CurrentCaller
 from gateway.auth import Caller
 from gateway.changes import ChangeLog
-from gateway.errors import BadRequest, Forbidden
+from gateway.errors import BadRequest
 from gateway.journal import AuditDraft
 from gateway.schemas import MAX_PAGE, Page
 from gateway.uow import UnitOfWork, reading
@@ -51,17 +51,6 @@ def event_service(request: Request) -> EventService:
 Events = Annotated[EventService, Depends(event_service)]
 
 
-def require_manage(caller: Caller) -> None:
-    """`subscriptions:manage`. Subscriptions are not kept per tenant (a webhook receives every tenant's events), so
-    a caller limited to tenants is refused (403) rather than shown or sent other tenants' events."""
-    caller.require("subscriptions:manage")
-    if caller.tenants is not None:
-        raise Forbidden(
-            "Webhook subscriptions receive the events of every tenant; managing them needs a token for every tenant "
-            "(tenants: *)"
-        )
-
-
 async def _audited(
     service: EventService,
     caller: Caller,
@@ -72,16 +61,29 @@ async def _audited(
     status_code: int = 200,
 ) -> T:
     """Run a subscription change (`subscriptions:manage`) as an audited change (`gateway.changes`); a failed or
-    refused one is audited too."""
-    audit = AuditDraft(operation, "subscription", subscription_id, None, request, status_code)
-    async with ChangeLog(service.db).checking(caller.actor, dataclasses.replace(audit, tenant_id=caller.home_tenant)):
-        require_manage(caller)
+    refused one is audited too. The change of an existing subscription first reads it among the caller's
+    tenants (NotFound otherwise); the audit row carries the subscription's tenant."""
+    audit = AuditDraft(
+        operation, "subscription", subscription_id, None, request, status_code, tenant_id=caller.home_tenant
+    )
+    async with ChangeLog(service.db).checking(caller.actor, audit):
+        caller.require("subscriptions:manage")
     async for attempt in ChangeLog(service.db).attempts(caller.actor, audit, transactional=True):
         async with attempt as uow:
+            if subscription_id is not None:
+                current = await repository.get_subscription(uow.session, subscription_id, tenants=caller.tenants)
+                _audit_tenant(uow, current["tenant_id"])
             result = await change(uow)
-            if uow.audit_entry is not None and subscription_id is None:
+            if subscription_id is None and uow.audit_entry is not None:
                 uow.audit_entry.resource_id = getattr(result, "id", None)
+                _audit_tenant(uow, getattr(result, "tenant_id", None))
     return result
+
+
+def _audit_tenant(uow: UnitOfWork, tenant_id: str | None) -> None:
+    """The audit row belongs to the subscription's tenant: who may read it."""
+    if uow.audit_entry is not None:
+        uow.audit_entry.tenant_id = tenant_id
 
 
 def _safe_request(body: Any) -> dict[str, Any]:
@@ -156,14 +158,14 @@ async def stream_events(
     summary="Subscribe a webhook to events (the answer holds the signing secret, shown only here)",
 )
 async def create_subscription(body: SubscriptionCreate, service: Events, caller: CurrentCaller) -> Subscription:
-    """Register a webhook receiver for event types (and an optional filter). Deliveries are signed per the Standard Webhooks spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and with `X-PM-Signature: sha256=<hex HMAC of the body>`; target URLs on private, loopback or link-local addresses are refused unless allowed by a setting."""
+    """Register a webhook receiver for event types (and an optional filter) of one tenant: `tenant_id`, by default the caller's only tenant (see the field); it receives only that tenant's events. Deliveries are signed per the Standard Webhooks spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and with `X-PM-Signature: sha256=<hex HMAC of the body>`; target URLs on private, loopback or link-local addresses are refused unless allowed by a setting."""
     return await _audited(
         service,
         caller,
         "create",
         None,
         _safe_request(body),
-        lambda uow: service.create_subscription(uow, body, caller.actor),
+        lambda uow: service.create_subscription(uow, body, caller),
         status.HTTP_201_CREATED,
     )
 
@@ -175,20 +177,23 @@ async def list_subscriptions(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Every webhook subscription, paged; secrets are never shown. Needs `subscriptions:manage`."""
-    require_manage(caller)
+    """The webhook subscriptions of the caller's tenants (a caller of every tenant: all of them), paged; secrets
+    are never shown. Needs `subscriptions:manage`."""
+    caller.require("subscriptions:manage")
     async with reading(service.db) as session:
-        rows, total = await repository.list_subscriptions(session, (page - 1) * size, size)
+        rows, total = await repository.list_subscriptions(session, (page - 1) * size, size, caller.tenants)
     return {"items": [repository.subscription_view(row) for row in rows], "total": total, "page": page, "size": size}
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=Subscription, summary="One webhook subscription")
 async def get_subscription(subscription_id: str, service: Events, caller: CurrentCaller) -> Subscription:
-    """One subscription with its state (active, failing since, disabled). 404 when unknown. Needs
-    `subscriptions:manage`."""
-    require_manage(caller)
+    """One subscription with its state (active, failing since, disabled). 404 when unknown or of a tenant not the
+    caller's. Needs `subscriptions:manage`."""
+    caller.require("subscriptions:manage")
     async with reading(service.db) as session:
-        return repository.subscription_view(await repository.get_subscription(session, subscription_id))
+        return repository.subscription_view(
+            await repository.get_subscription(session, subscription_id, tenants=caller.tenants)
+        )
 
 
 @router.patch(
@@ -199,7 +204,7 @@ async def get_subscription(subscription_id: str, service: Events, caller: Curren
 async def update_subscription(
     subscription_id: str, body: SubscriptionUpdate, service: Events, caller: CurrentCaller
 ) -> Subscription:
-    """Change url, event types, filter, format or active; giving a new secret starts a rotation during which both signatures are sent."""
+    """Change url, event types, filter, format or active; giving a new secret starts a rotation during which both signatures are sent. The tenant stays. 404 when the subscription is unknown or of a tenant not the caller's."""
     return await _audited(
         service,
         caller,
@@ -217,7 +222,7 @@ async def update_subscription(
     summary="Delete a subscription and its deliveries",
 )
 async def delete_subscription(subscription_id: str, service: Events, caller: CurrentCaller) -> Response:
-    """Delete a subscription and its delivery records; nothing more is sent to it."""
+    """Delete a subscription and its delivery records; nothing more is sent to it. 404 when the subscription is unknown or of a tenant not the caller's."""
     await _audited(
         service,
         caller,
@@ -243,11 +248,11 @@ async def list_deliveries(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Deliveries of one subscription, newest event first; `status=failed` lists the dead-lettered ones. Needs
-    `subscriptions:manage`."""
-    require_manage(caller)
+    """Deliveries of one subscription, newest event first; `status=failed` lists the dead-lettered ones. 404 when
+    the subscription is unknown or of a tenant not the caller's. Needs `subscriptions:manage`."""
+    caller.require("subscriptions:manage")
     async with reading(service.db) as session:
-        await repository.get_subscription(session, subscription_id)
+        await repository.get_subscription(session, subscription_id, tenants=caller.tenants)
         rows, total = await repository.list_deliveries(
             session, subscription_id, delivery_status, (page - 1) * size, size
         )
@@ -261,7 +266,7 @@ async def list_deliveries(
     summary="Send a failed delivery again, with a fresh retry schedule",
 )
 async def retry_delivery(subscription_id: str, delivery_id: str, service: Events, caller: CurrentCaller) -> Delivery:
-    """Send a failed (dead-lettered) delivery again now, with a fresh retry schedule."""
+    """Send a failed (dead-lettered) delivery again now, with a fresh retry schedule. 404 when the subscription is unknown or of a tenant not the caller's."""
 
     async def change(uow: UnitOfWork) -> Delivery:
         await service.retry_delivery(uow, subscription_id, delivery_id)
@@ -288,7 +293,7 @@ async def retry_delivery(subscription_id: str, delivery_id: str, service: Events
 async def recover(
     subscription_id: str, body: RecoverRequest, service: Events, caller: CurrentCaller
 ) -> RecoverAccepted:
-    """Queue every event of the window [since, until) that matches the subscription again (replay after a receiver outage)."""
+    """Queue every event of the window [since, until) that matches the subscription (its types, filter and tenant) again (replay after a receiver outage). 404 when the subscription is unknown or of a tenant not the caller's."""
     queued = await _audited(
         service,
         caller,
@@ -308,6 +313,6 @@ async def recover(
 )
 async def test_delivery(subscription_id: str, service: Events, caller: CurrentCaller) -> TestDeliveryResult:
     """Send a signed `process_manager.subscription.test` event to the receiver now and report its HTTP answer.
-    Needs `subscriptions:manage`."""
-    require_manage(caller)
-    return await service.test_delivery(subscription_id, caller.actor)
+    404 when the subscription is unknown or of a tenant not the caller's. Needs `subscriptions:manage`."""
+    caller.require("subscriptions:manage")
+    return await service.test_delivery(subscription_id, caller)

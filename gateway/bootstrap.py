@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -32,6 +33,7 @@ from gateway.console import install_console, swagger_ui_page
 from gateway.db import Database
 from gateway.guard import RequestGuardMiddleware
 from gateway.idempotency import IdempotencyMiddleware, purge_expired
+from gateway.metrics import watch_event_loop_lag
 from gateway.openapi import problem_openapi
 from gateway.registry import EngineRegistry
 from gateway.settings import Settings, load_settings
@@ -45,6 +47,23 @@ log = logging.getLogger("gateway")
 IDEMPOTENCY_PURGE_INTERVAL = 3600.0  # seconds
 
 STALE_INTENT_SWEEP_INTERVAL = 60.0  # seconds
+
+
+# Generation thresholds of the cyclic garbage collector (Python's default: 700, 10, 10).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_garbage_collection() -> None:
+    """Make the cyclic garbage collector's pauses rare and short, once the gateway has started.
+
+    A collection holds the interpreter for all threads, the event loop's included. Restoring and saving an embedded
+    workflow allocates hundreds of thousands of objects, so with the default thresholds collections ran several times
+    per change, and a full one, walking every object the process holds, stalled every request for up to 1.3 s
+    (bench/event_loop_stalls.py). Freezing what start-up allocated (modules, routes, schemas: never garbage) takes it
+    out of every collection; higher thresholds make collections rarer (cyclic garbage lives a little longer)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _periodic(interval: float, job: Callable[[], Awaitable[object]]) -> None:
@@ -96,6 +115,7 @@ def create_app(
                 _periodic(IDEMPOTENCY_PURGE_INTERVAL, lambda: purge_expired(db, settings.idempotency_ttl_hours))
             ),
             asyncio.create_task(_periodic(STALE_INTENT_SWEEP_INTERVAL, changes.settle_stale_intents)),
+            asyncio.create_task(watch_event_loop_lag()),
         ]
         anchor_key = settings.audit_anchor_key.get_secret_value().encode() if settings.audit_anchor_key else None
         if anchor_key is not None:
@@ -104,6 +124,7 @@ def create_app(
                     _periodic(settings.audit_checkpoint_seconds, lambda: journal.write_checkpoint(db, anchor_key))
                 )
             )
+        tune_garbage_collection()
         try:
             yield
         finally:

@@ -8,7 +8,7 @@ import importlib.util
 import json
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -55,14 +55,33 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 def json_keeping_floats(value: Any) -> str:
     """JSON text for PostgreSQL's JSONB, which keeps a number as written: a float with an integral value is
     written with a decimal point (`1e+16` becomes `10000000000000000.0`), so it reads back as a float, not
-    as an integer. Everything else is as `json.dumps` writes it."""
+    as an integer. Everything else is as `json.dumps` writes it (which also does all of it when the text has no
+    `e+`: only floats of 1e16 and more are written with a positive exponent)."""
+    text = json.dumps(value)
+    return text if "e+" not in text else _keeping_floats(value)
+
+
+def _keeping_floats(value: Any) -> str:
     if isinstance(value, float) and value.is_integer() and math.isfinite(value) and "e" in repr(value):
         return f"{int(value)}.0"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{json_keeping_floats(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_keeping_floats(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ",".join(json_keeping_floats(item) for item in value) + "]"
+        return "[" + ",".join(_keeping_floats(item) for item in value) + "]"
     return json.dumps(value)
+
+
+class EncodedJson(dict[str, Any]):
+    """A JSON object that carries its text, encoded where it was made (e.g. in a worker thread): the database
+    writes `text` as is, so a large value (1 MB of variables) is not encoded again on the event loop."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        super().__init__(value)
+        self.text = json_keeping_floats(value)
+
+
+def _json_serializer(encode: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda value: value.text if isinstance(value, EncodedJson) else encode(value)
 
 
 def utcnow() -> datetime:
@@ -81,9 +100,11 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
-            options["connect_args"] = {"timeout": 30}
+            options.update(connect_args={"timeout": 30}, json_serializer=_json_serializer(json.dumps))
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size, json_serializer=json_keeping_floats)
+            options.update(
+                pool_size=pool_size, max_overflow=pool_size, json_serializer=_json_serializer(json_keeping_floats)
+            )
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

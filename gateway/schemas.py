@@ -305,7 +305,14 @@ class SignalBroadcast(Model):
 class SignalResult(Model):
     signal_name: str
     executions: int | None = Field(
-        None, description="How many waiting executions and start events it reached, where the engine says"
+        None,
+        description=(
+            "How many waiting executions and start events it reached, where the engine says: the embedded engine "
+            "counts. null on Camunda 7 (`POST /signal` answers 204 without a body), Flowable (`POST "
+            "/runtime/signals` answers 204 without a body) and Camunda 8 (it answers the signal's key): the "
+            "gateway does not count event subscriptions before the throw, as instances arriving or moving meanwhile "
+            "would make that count wrong"
+        ),
     )
     signal_key: str | None = Field(None, description="The engine's key of the broadcast (Camunda 8)")
 

@@ -179,6 +179,10 @@ class Settings(BaseSettings):
     auth_open_paths: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["/ready", "/metrics", "/docs", "/openapi.json"]
     )
+    # The console's sign-in by OIDC authorization code with PKCE (README "Operator console"): the public client
+    # registered at PM_AUTH_ISSUER for the redirect URI <gateway>/console, and the scopes it asks for.
+    console_oidc_client_id: str | None = None
+    console_oidc_scopes: str = "openid"
 
     @field_validator(
         "auth_issuer", "auth_jwks_url", "auth_jwks_file", "auth_public_key_file", "auth_roles_file", mode="before"
@@ -215,6 +219,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "PM_AUTH_MODE=jwt needs where the signing keys are: PM_AUTH_ISSUER (OIDC discovery), "
                 "PM_AUTH_JWKS_URL, PM_AUTH_JWKS_FILE or PM_AUTH_PUBLIC_KEY_FILE"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _console_oidc_needs_issuer(self) -> Settings:
+        if self.console_oidc_client_id and not (self.auth_mode == "jwt" and self.auth_issuer):
+            raise ValueError(
+                "PM_CONSOLE_OIDC_CLIENT_ID needs PM_AUTH_MODE=jwt and PM_AUTH_ISSUER (the provider the console "
+                "signs in with)"
             )
         return self
 

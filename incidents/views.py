@@ -55,7 +55,8 @@ async def list_incidents(
     summary="Open incidents grouped by their normalised error message",
     description="Unresolved incidents (every status but resolved) grouped by `error_hash`: the message lower-cased, "
     "UUIDs, long hex ids and numbers replaced by one placeholder, whitespace collapsed, SHA-256, first 16 hex digits. "
-    "Largest group first. `GET /incidents?error_hash=` lists a group's incidents.",
+    "Largest group first. `GET /incidents?error_hash=` lists a group's incidents. Needs `incident:read`; only the "
+    "incidents of the caller's tenants count.",
 )
 async def incidents_by_error(
     center: Center,

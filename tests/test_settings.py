@@ -98,6 +98,7 @@ def test_engines_from_a_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -
             "'b' is not a configured engine",
         ),
         ({"PM_PORT": "not-a-port"}, "PM_PORT"),
+        ({"PM_CONSOLE_OIDC_CLIENT_ID": "pm-console"}, "PM_CONSOLE_OIDC_CLIENT_ID needs PM_AUTH_MODE=jwt"),
         (
             {"PM_ENGINES": '[{"name": "c7", "type": "camunda7", "url": "http://c", "read_timeout": -1}]'},
             "PM_ENGINES[0].read_timeout",

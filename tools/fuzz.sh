@@ -32,11 +32,8 @@ deployed.raise_for_status()
 PY
 
 status=0
-# Migration is a declared capability no adapter has yet: on the embedded engine it answers 501 by design, which
-# not_a_server_error counts as a server error. Its 400/404/422 answers are covered by tests/api/test_messages.py.
 timeout "$FUZZ_SECONDS" .venv/bin/schemathesis run "http://127.0.0.1:$port/openapi.json" \
   --checks not_a_server_error --max-examples "$FUZZ_EXAMPLES" --request-timeout 30 \
-  --exclude-path '/api/processes/instances/{instance_id}/migration' \
   --seed "${FUZZ_SEED:-11}" --report junit --report-dir "$work/report" || status=$?
 if grep -q "Traceback" "$work/gateway.log"; then
   echo "fuzz: the gateway logged a traceback:"; grep -A 30 -m 3 "Traceback" "$work/gateway.log"

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from adapters.camunda import changes, mapping, queries
-from adapters.camunda.errors import classify, error_type
+from adapters.camunda.errors import classify, error_type, migration_failures
 from adapters.camunda.facts import DefinitionFacts
 from adapters.camunda.mapping import (
     FAILED_EXTERNAL_TASK,
@@ -43,6 +43,7 @@ from gateway.schemas import (
     EngineIncident,
     EngineIncidentQuery,
     HistoryQuery,
+    InstanceMigration,
     InstanceModification,
     InstanceQuery,
     ListQuery,
@@ -97,6 +98,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             Capability.CORRELATE_MESSAGE,
             Capability.BROADCAST_SIGNAL,
             Capability.MODIFY_INSTANCE,
+            Capability.MIGRATE_INSTANCE,
             # Not RESOLVE_INCIDENT: Camunda resolves only custom incidents without a retry
             # (DELETE /incident/{id}); failed jobs and external tasks, the incidents that matter, need one.
         }
@@ -328,6 +330,48 @@ class Camunda7Adapter(HttpEngineAdapter):
             "POST", f"/process-instance/{segment(instance_id)}/modification", operation="modify_instance", json=body
         )
         return await self._instance(instance_id)
+
+    async def migrate_instance(self, instance_id: str, migration: InstanceMigration) -> ProcessInstance:
+        """`POST /migration/generate` (instructions for the activities equal in both versions), the `mappings` as
+        instructions in place of generated ones for the same source activity, then `POST /migration/execute` for this
+        one instance. The engine validates the plan against the instance: a waiting activity without an
+        instruction, or an instruction it cannot apply, is its 400 (`MigrationPlanValidationException`,
+        `MigratingProcessInstanceValidationException`), answered as a BadRequest naming the activities
+        (`engine_message`)."""
+        await self._refuse_unless_running(instance_id, "migrate it")
+        source = (await self._running_instance(instance_id) or {}).get("definitionId")
+        plan = await self.http.json(
+            "POST",
+            "/migration/generate",
+            operation="migrate_instance",
+            json={"sourceProcessDefinitionId": source, "targetProcessDefinitionId": migration.target_definition_id},
+        )
+        instructions = [
+            instruction
+            for instruction in plan.get("instructions") or []
+            if not set(instruction.get("sourceActivityIds") or []) & set(migration.mappings)
+        ]
+        instructions += [
+            {"sourceActivityIds": [source_id], "targetActivityIds": [target_id]}
+            for source_id, target_id in migration.mappings.items()
+        ]
+        await self.http.request(
+            "POST",
+            "/migration/execute",
+            operation="migrate_instance",
+            json={"migrationPlan": {**plan, "instructions": instructions}, "processInstanceIds": [instance_id]},
+        )
+        return await self._instance(instance_id)
+
+    def engine_message(self, response: httpx.Response) -> str | None:
+        """The engine's `message`; for a migration refused by validation, followed by each activity it names and
+        why (the report's `sourceScopeId`s and instruction `sourceActivityIds` with their `failures`)."""
+        message = super().engine_message(response)
+        failures = migration_failures(response)
+        if not failures:
+            return message
+        listed = "; ".join(f"activity {activity!r}: {', '.join(reasons)}" for activity, reasons in failures.items())
+        return f"{(message or '').strip()} ({listed})"
 
     async def _refuse_unless_running(self, instance_id: str, action: str) -> None:
         history, runtime = await self._sources(instance_id)

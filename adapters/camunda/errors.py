@@ -56,3 +56,25 @@ def classify(status: int, kind: str | None, message: str | None) -> type[Gateway
     if message and _NOT_FOUND_MESSAGES.search(message):
         return NotFound
     return None
+
+
+def migration_failures(response: httpx.Response) -> dict[str, list[str]]:
+    """Activity id -> failures of a migration Camunda refused, from the `validationReport` of its 400 answer: a
+    `MigratingProcessInstanceValidationException` (activity and transition instance reports, by `sourceScopeId`)
+    or a `MigrationPlanValidationException` (instruction reports, by `sourceActivityIds`). Empty for any other
+    answer."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    report = body.get("validationReport") if isinstance(body, dict) else None
+    if not isinstance(report, dict):
+        return {}
+    failures: dict[str, list[str]] = {}
+    for key in ("activityInstanceValidationReports", "transitionInstanceValidationReports"):
+        for item in report.get(key) or []:
+            failures.setdefault(str(item.get("sourceScopeId")), []).extend(item.get("failures") or [])
+    for item in report.get("instructionReports") or []:
+        for activity in (item.get("instruction") or {}).get("sourceActivityIds") or []:
+            failures.setdefault(str(activity), []).extend(item.get("failures") or [])
+    return failures

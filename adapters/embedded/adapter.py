@@ -46,6 +46,7 @@ from gateway.schemas import (
     EngineIncident,
     EngineIncidentQuery,
     HistoryQuery,
+    InstanceMigration,
     InstanceModification,
     InstanceQuery,
     MessageCorrelation,
@@ -85,7 +86,7 @@ class EmbeddedOptions(BaseSettings):
 
 
 class EmbeddedAdapter(EngineAdapter):
-    capabilities = frozenset(Capability) - {Capability.MIGRATE_INSTANCE}
+    capabilities = frozenset(Capability)
     variable_operators = frozenset(VariableOperator)  # indexed in embedded_variable_index
     options_schema = EmbeddedOptions
     task_extensions = TaskExtensions(namespaces=(CAMUNDA_NS,))
@@ -433,6 +434,19 @@ class EmbeddedAdapter(EngineAdapter):
             await self._instance_row(uow.session, instance_id)
             instructions = [(i.type, i.activity_id, i.variables) for i in modification.instructions]
             await self.engine.modify(uow, instance_id, instructions)
+            return await self._instance(uow.session, instance_id)
+
+    async def migrate_instance(self, instance_id: str, migration: InstanceMigration) -> ProcessInstance:
+        """SpiffWorkflow's workflow migration (`SpiffWorkflow.bpmn.util.diff.migrate_workflow`, see
+        `runtime.Execution.migrate`): the instance's tasks go to the target's specs of the same id or the mapped
+        one; the activities it waits in keep their task ids. BadRequest naming an activity it waits in or passed
+        that the target lacks; NotFound for an unknown target."""
+        async with transaction(self.db) as uow:
+            await self._instance_row(uow.session, instance_id)
+            target = await repository.get_definition(uow.session, migration.target_definition_id)
+            if target is None:
+                raise NotFound(f"Process definition {migration.target_definition_id} not found", engine=self.name)
+            await self.engine.migrate(uow, instance_id, target, migration.mappings)
             return await self._instance(uow.session, instance_id)
 
     async def _definitions_starting_by(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from types import SimpleNamespace
@@ -23,7 +23,7 @@ from adapters.embedded import mapping, repository
 from adapters.embedded.parsing import CalledElement, ParsedProcess, SpecCache, called_elements, parse_bpmn
 from adapters.embedded.runtime import Changes, Execution, Runtime
 from adapters.embedded.variables import loaded, plain, stored, typed
-from gateway.db import utcnow
+from gateway.db import EncodedJson, utcnow
 from gateway.errors import BadRequest, Conflict, GatewayError, InvalidBpmn, NotFound
 from gateway.schemas import ProcessInstance, StartInstance
 from gateway.uow import UnitOfWork
@@ -223,6 +223,35 @@ class InstanceEngine:
         await self._save(uow, instance, execution, known, reopening=True)
         await repository.resolve_incidents(uow.session, utcnow(), instance_id=instance_id, task_ids=left)
 
+    async def migrate(self, uow: UnitOfWork, instance_id: str, target: Row, mappings: Mapping[str, str]) -> None:
+        """Move the instance onto the definition `target` (`Execution.migrate`), run on, and let its instance row,
+        open tasks, activity records and incidents name the target. BadRequest naming the activities it cannot
+        map; Conflict when it is suspended."""
+        instance, execution = await self._resume(uow, instance_id)
+        if instance.status != "active":
+            raise Conflict(f"Instance {instance_id} is suspended; activate it to migrate it", engine=self.engine_name)
+        process, called = await self.process(uow, target.id, target.key, target.tenant_id)
+        try:
+            moved = await asyncio.to_thread(execution.migrate, process, mappings)
+        except BadRequest as refused:
+            raise BadRequest(refused.detail, engine=self.engine_name) from None
+        await execution.advance()
+        await self._save(
+            uow,
+            instance,
+            execution,
+            dict(loaded(instance.variables)),
+            definition_id=target.id,
+            definition_key=target.key,
+            definition_name=target.name,
+            called_definitions=called,
+        )
+        records = [
+            (task_id, activity_id, process.node(activity_id).name, process.node(activity_id).type)
+            for task_id, activity_id in moved
+        ]
+        await repository.migrate_records(uow.session, instance_id, target, records)
+
     async def terminate(self, uow: UnitOfWork, instance_id: str) -> None:
         """End the instance; one whose stored state can no longer be restored is ended all the same."""
         try:
@@ -277,9 +306,11 @@ class InstanceEngine:
         completed_by: dict[str, str] | None = None,
         *,
         reopening: bool = False,
+        **instance_values: Any,
     ) -> None:
         """Store the change: the instance row, then its tasks, activities and incidents (`_record`). `reopening`:
-        tasks may open under the ids of tasks that ran before (instance modification goes back to them)."""
+        tasks may open under the ids of tasks that ran before (instance modification goes back to them).
+        `instance_values`: further columns of the instance row to change with it (a migration's definition)."""
         changes, variables = await _finished(execution, known)
         now = utcnow()
         ended = {"status": "completed", "end_time": now, "duration_ms": _milliseconds(instance.start_time, now)}
@@ -289,6 +320,7 @@ class InstanceEngine:
             state=changes.state,
             variables=variables,
             **(ended if changes.completed else {}),
+            **instance_values,
         )
         if reopening:
             await repository.forget_tasks(uow.session, [task.id for task in changes.opened_tasks])
@@ -345,12 +377,12 @@ MAX_CALL_CHAIN = 20  # definitions followed from call activity to call activity
 
 
 async def _finished(execution: Execution, known: Variables) -> tuple[Changes, dict[str, Any]]:
-    """What the change did, and the instance's variables typed and as stored, worked out in a worker thread:
-    typing a large Json value walks all of it and would hold the event loop."""
+    """What the change did, and the instance's variables typed and as stored (with their JSON text), worked out in
+    a worker thread: typing and encoding a large Json value walks all of it and would hold the event loop."""
 
     def finish() -> tuple[Changes, dict[str, Any]]:
         changes = execution.finish()
-        return changes, stored(typed(changes.variables, known))
+        return changes, EncodedJson(stored(typed(changes.variables, known)))
 
     return await asyncio.to_thread(finish)
 

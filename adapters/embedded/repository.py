@@ -183,6 +183,35 @@ async def save_instance(session: AsyncSession, instance: Row, **values: Any) -> 
         await _index_variables(session, instance.id, instance.id, values["variables"])
 
 
+async def migrate_records(
+    session: AsyncSession, instance_id: str, target: Row, moved: Sequence[tuple[str, str, str | None, str]]
+) -> None:
+    """After a migration: the open tasks and activity records `moved` (task id, new activity id, its name, its
+    type) and the instance's open incidents name the target definition `target` and their new activities."""
+    on_target = {"definition_id": target.id, "definition_key": target.key}
+    for task_id, activity_id, name, kind in moved:
+        await session.execute(
+            tasks.update()
+            .where(tasks.c.id == task_id, tasks.c.ended_at.is_(None))
+            .values(task_definition_key=activity_id, name=name, **on_target)
+        )
+        await session.execute(
+            activities.update()
+            .where(activities.c.id == task_id)
+            .values(activity_id=activity_id, activity_name=name, activity_type=kind, **on_target)
+        )
+        await session.execute(
+            incidents.update()
+            .where(incidents.c.task_id == task_id, incidents.c.resolved_at.is_(None))
+            .values(activity_id=activity_id, activity_name=name)
+        )
+    await session.execute(
+        incidents.update()
+        .where(incidents.c.instance_id == instance_id, incidents.c.resolved_at.is_(None))
+        .values(**on_target)
+    )
+
+
 async def set_instances_status(
     session: AsyncSession,
     *,

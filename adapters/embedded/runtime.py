@@ -29,9 +29,11 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 from uuid import UUID
 
+import orjson
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
@@ -46,6 +48,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimeDateEventDefinition,
     TimerEventDefinition,
 )
+from SpiffWorkflow.bpmn.util.diff import migrate_workflow
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import TaskNotFoundException
@@ -256,6 +259,7 @@ class Runtime:
             {**DEFAULT_CONFIG, **USER_DATA_CONVERTERS, BpmnWorkflow: _RunStateConverter}
         )
         self._serializer = BpmnWorkflowSerializer(self._registry)
+        self._encoder = self._serializer._encoder_cls()
 
     def start(
         self,
@@ -297,14 +301,27 @@ class Runtime:
         return execution
 
     def resume(self, process: ParsedProcess, state: str, variables: dict[str, Any]) -> Execution:
-        dct = json.loads(state)
+        dct = _state_from_json(state)
         self._serializer.migrate(dct)
         workflow = self._registry.restore(dct, spec=process.spec, subprocess_specs=process.subprocess_specs)
         workflow.script_engine = self.script_engine  # never SpiffWorkflow's default: it runs eval()
         return Execution(self, process, workflow, variables)
 
     def dump(self, workflow: BpmnWorkflow) -> str:
-        return self._serializer.serialize_json(workflow)
+        """The workflow's run state as JSON text: SpiffWorkflow's `serialize_json`, with orjson in place of `json`
+        where it can (the C `json` module holds the interpreter for all of a multi-MB state, ~10 times as long,
+        and the event loop waits that long); integers beyond 64 bits and NaN, which orjson does not write as
+        `json` does, fall back to `serialize_json`."""
+        serializer = self._serializer
+        serializer.registry._encoder_mode = True  # as serialize_json: the encoder's default converts the rest
+        try:
+            dct = serializer.to_dict(workflow)
+            dct[serializer.VERSION_KEY] = serializer.VERSION
+            return orjson.dumps(dct, default=self._encoder.default, option=STATE_JSON_OPTIONS).decode()
+        except orjson.JSONEncodeError:
+            return serializer.serialize_json(workflow)
+        finally:
+            serializer.registry._encoder_mode = False
 
 
 class Execution:
@@ -409,6 +426,52 @@ class Execution:
                     self.workflow.event_manager.remove_task(waiting)
                 scope.cancel()
         return [str(task_id) for task_id in open_before if (t := self._find(task_id)) is None or not t.state & OPEN]
+
+    def migrate(self, target: ParsedProcess, mappings: Mapping[str, str]) -> list[tuple[str, str]]:
+        """Put the workflow on `target`'s specs (SpiffWorkflow's `migrate_workflow`): each task goes to the spec of
+        the same name, or of the activity `mappings` names for its BPMN id; the open activities are reset onto
+        their new spec (same task ids) and predicted again. Returns (task id, new activity id) of every open
+        activity. BadRequest naming the activities when an open one has no counterpart in `target`, or a passed
+        one (its history) has none, or the instance runs subprocesses (not migrated); nothing is changed then."""
+        if self.workflow.subprocesses:
+            raise BadRequest("The embedded engine cannot migrate an instance inside a subprocess or call activity")
+        alignment: dict[SpiffTask, Any] = {}
+        unmapped: dict[str, bool] = {}
+        for task in self.workflow.tasks.values():
+            spec = task.task_spec
+            name = spec.name
+            if spec.bpmn_id in mappings:
+                name = mappings[spec.bpmn_id] + name.removeprefix(spec.bpmn_id)
+            elif spec.bpmn_id is None and name.startswith(f"{self.workflow.spec.name}."):
+                # SpiffWorkflow's own bookkeeping specs carry the process id (`approval.EndJoin`)
+                name = target.spec.name + name.removeprefix(self.workflow.spec.name)
+            new = target.spec.task_specs.get(name)
+            if new is None:
+                unmapped[spec.bpmn_id or spec.name] = unmapped.get(spec.bpmn_id or spec.name, False) or bool(
+                    _is_open_activity(task)
+                )
+            alignment[task] = new
+        if unmapped:
+            waiting = [activity for activity, is_open in unmapped.items() if is_open]
+            passed = [activity for activity, is_open in unmapped.items() if not is_open]
+            reasons = []
+            if waiting:
+                reasons.append(
+                    f"it waits in {', '.join(repr(a) for a in waiting)}, which the target lacks and no mapping moves"
+                )
+            if passed:
+                reasons.append(
+                    f"it passed {', '.join(repr(a) for a in passed)}, which the target lacks (the embedded engine "
+                    "keeps every passed activity in the instance's state)"
+                )
+            raise BadRequest(f"Cannot migrate the instance: {'; '.join(reasons)}")
+        migrate_workflow(SimpleNamespace(alignment=alignment), self.workflow, target.spec)
+        self.process = target
+        return [
+            (str(task.id), task.task_spec.bpmn_id)
+            for task in self.workflow.get_tasks(state=OPEN)
+            if _is_open_activity(task)
+        ]
 
     def stranded(self) -> bool:
         """Whether the workflow has neither ended nor an active activity (after a modification cancelled its last)."""
@@ -983,3 +1046,17 @@ def _deadline(value: Any, now: datetime) -> datetime | None:
         return parse_datetime(text)
     except Exception:  # SpiffWorkflow's duration parser raises a bare Exception
         raise ExpressionError(f"{text!r} is neither an ISO 8601 date-time nor a duration") from None
+
+
+# Natively, orjson writes datetimes, dataclasses and UUIDs its own way; SpiffWorkflow's encoder must convert the
+# first two (UUIDs never reach it: to_dict converts them). Keys that are not strings are written as `json` does.
+STATE_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+
+
+def _state_from_json(state: str) -> dict[str, Any]:
+    """A stored run state as a dict: orjson where it can (faster, so the interpreter is held for less time);
+    `json` for what only it reads (integers beyond 64 bits, NaN)."""
+    try:
+        return cast(dict[str, Any], orjson.loads(state))
+    except orjson.JSONDecodeError:
+        return cast(dict[str, Any], json.loads(state))

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import httpx
 
-from gateway.errors import ConcurrentModification, Conflict, EngineError, GatewayError, InvalidBpmn, NotFound
+from gateway.errors import (
+    BadRequest,
+    ConcurrentModification,
+    Conflict,
+    EngineError,
+    GatewayError,
+    InvalidBpmn,
+    NotFound,
+)
 from gateway.resilience import default_engine_message
 
 # FlowableException texts of operations refused because of the object's state (they come as 500):
@@ -31,6 +39,10 @@ NOT_FOUND_AS_BAD_REQUEST = (
     "no deployed process definition found",
     "could not find",
 )
+# FlowableException texts of a migration the instance does not allow (they come as 500): a waiting activity
+# neither mapped nor in the target ("Migration Activity mapping missing for activity definition Id:'x' or its MI
+# Parent"), a mapping to an activity the target lacks, an instance and target of different tenants.
+MIGRATION_REFUSED = ("migration activity mapping missing", "cannot find activity", "tenant mismatch")
 # What the texts of a deployment's parse and validation failures begin with (BpmnParse, XMLException) or
 # hold (the XSD validator's cvc- messages, wrapped by 7.2 in "javax.xml.transform.TransformerException: ...
 # SAXParseException; lineNumber: 9; columnNumber: 8; cvc-id.2: ..."); they come as 500.
@@ -72,6 +84,8 @@ def classify(response: httpx.Response, message: str | None) -> type[GatewayError
         text.startswith(BPMN_REJECTED) or "saxparseexception" in text
     ):
         return InvalidBpmn
+    if request.url.path.endswith("/migrate") and any(marker in text for marker in MIGRATION_REFUSED):
+        return BadRequest
     if "/management/jobs/" in request.url.path:
         # Running a failed job again (action "execute") answers 500 with the job's own exception when it
         # fails again. That is the process failing, not the engine: no fault for the circuit breaker.

@@ -44,6 +44,8 @@ from gateway.schemas import (
     EngineIncident,
     EngineIncidentQuery,
     HistoryQuery,
+    InstanceMigration,
+    InstanceModification,
     InstanceQuery,
     ListQuery,
     MessageCorrelation,
@@ -104,7 +106,15 @@ class ZeebeTaskExtensions(TaskExtensions):
 class ZeebeAdapter(HttpEngineAdapter):
     task_extensions = ZeebeTaskExtensions()
     observes_changes = True
-    capabilities = frozenset({Capability.DELEGATE_TASK, Capability.CORRELATE_MESSAGE, Capability.BROADCAST_SIGNAL})
+    capabilities = frozenset(
+        {
+            Capability.DELEGATE_TASK,
+            Capability.CORRELATE_MESSAGE,
+            Capability.BROADCAST_SIGNAL,
+            Capability.MODIFY_INSTANCE,
+            Capability.MIGRATE_INSTANCE,
+        }
+    )
     variable_operators = queries.VARIABLE_OPERATORS
     # Business keys are the gateway's (Camunda 8.8 has none) and user task searches cannot sort by assignee.
     unsortable: ClassVar[dict[type[ListQuery], frozenset[str]]] = {
@@ -123,6 +133,10 @@ class ZeebeAdapter(HttpEngineAdapter):
         "variable_types": (
             "Camunda 8 keeps variables as plain JSON: the gateway remembers declared types that JSON cannot "
             "carry (Date, Long, whole Double, Json strings, typed nulls) and reads values back with them."
+        ),
+        "start_after": (
+            "Camunda 8 activates elements only before they run: start_after X activates the target of X's single "
+            "outgoing sequence flow (a 400 when X has several), as on Flowable."
         ),
         "variable_deletion": (
             "Camunda 8 cannot remove a variable: a deleted variable is set to null in the engine and hidden by "
@@ -387,6 +401,108 @@ class ZeebeAdapter(HttpEngineAdapter):
             body["tenantId"] = tenant
         result = await self.http.json("POST", "/signals/broadcast", operation="broadcast_signal", json=body)
         return SignalResult(signal_name=signal.signal_name, signal_key=str(result.get("signalKey")))
+
+    async def modify_instance(self, instance_id: str, modification: InstanceModification) -> ProcessInstance:
+        """`POST /process-instances/{key}/modification`: `start_before X` is an activate instruction for X (its
+        variables in the instance's global scope), `start_after X` one for the target of X's single outgoing flow,
+        `cancel X` a terminate instruction for each active element instance of X (found with
+        `POST /element-instances/search`). Camunda 8 applies them in one command: the activations, then the
+        terminations. `skip_listeners` and `annotation` have no Camunda 8 counterpart (the audit log keeps the
+        annotation). Errors: NotFound, Conflict (ended), BadRequest (nothing active to cancel; the engine's
+        rejection of an element it cannot activate)."""
+        key = self._key(instance_id, "process instance")
+        instance = await self._running(key, "modify it")
+        xml: bytes | None = None
+        activate: list[dict[str, Any]] = []
+        terminate: list[dict[str, Any]] = []
+        for instruction in modification.instructions:
+            if instruction.type == "cancel":
+                active = await self._active_elements(key, instruction.activity_id)
+                if not active:
+                    raise BadRequest(
+                        f"Activity {instruction.activity_id!r} is not active in process instance {key}: nothing to "
+                        "cancel",
+                        engine=self.name,
+                    )
+                terminate += [{"elementInstanceKey": str(e["elementInstanceKey"])} for e in active]
+                continue
+            element_id = instruction.activity_id
+            if instruction.type == "start_after":
+                xml = xml or await self.get_definition_xml(str(instance["processDefinitionKey"]))
+                element_id = bpmn.single_successor(xml, str(instance["processDefinitionId"]), element_id)
+            activation: dict[str, Any] = {"elementId": element_id}
+            if instruction.variables:
+                activation["variableInstructions"] = [{"variables": to_plain(instruction.variables)}]
+            activate.append(activation)
+        await self.http.request(
+            "POST",
+            f"/process-instances/{key}/modification",
+            operation="modify_instance",
+            json={"activateInstructions": activate, "terminateInstructions": terminate},
+        )
+        cancelled = {t["elementInstanceKey"] for t in terminate}
+        await self._settled(
+            lambda: self._search_all("element-instances", {"processInstanceKey": key, "state": eq("ACTIVE")}, "modify"),
+            lambda items: not cancelled & {str(item["elementInstanceKey"]) for item in items},
+        )
+        return await self.get_instance(instance_id)
+
+    async def migrate_instance(self, instance_id: str, migration: InstanceMigration) -> ProcessInstance:
+        """`POST /process-instances/{key}/migration` with `targetProcessDefinitionKey` and `mappingInstructions`:
+        the `mappings`, plus one for each active element (`POST /element-instances/search`) whose id the target
+        definition also has (Camunda 8 maps nothing by itself). Camunda 8 refuses an active element without a
+        mapping, or mapped to one of another type, with a 409 INVALID_STATE naming it: a BadRequest here, as the
+        request cannot succeed for this instance. Errors: NotFound, Conflict (ended), BadRequest."""
+        key = self._key(instance_id, "process instance")
+        target = self._key(migration.target_definition_id, "process definition")
+        await self._running(key, "migrate it")
+        target_ids = bpmn.flow_node_ids(await self.get_definition_xml(target), (await self.get_definition(target)).key)
+        mappings = dict(migration.mappings)
+        for element in await self._active_elements(key):
+            element_id = element["elementId"]
+            if element_id not in mappings and element_id in target_ids:
+                mappings[element_id] = element_id
+        body = {
+            "targetProcessDefinitionKey": target,
+            "mappingInstructions": [
+                {"sourceElementId": source, "targetElementId": destination} for source, destination in mappings.items()
+            ],
+        }
+        try:
+            await self.http.request(
+                "POST", f"/process-instances/{key}/migration", operation="migrate_instance", json=body
+            )
+        except Conflict as refused:
+            raise BadRequest(
+                refused.detail,
+                engine=self.name,
+                engine_status=refused.engine_status,
+                engine_message=refused.engine_message,
+            ) from None
+        await self._settled(
+            lambda: self._find(f"/process-instances/{key}", "get_instance"),
+            lambda item: item is not None and str(item["processDefinitionKey"]) == target,
+        )
+        return await self.get_instance(instance_id)
+
+    async def _running(self, key: str, action: str) -> dict[str, Any]:
+        """The active process instance `key`; NotFound when unknown, Conflict when it has ended."""
+        item = await self.http.json("GET", f"/process-instances/{key}", operation="get_instance")
+        if item["state"] != "ACTIVE":
+            raise Conflict(
+                f"Cannot {action}: process instance {key} has already ended ({item['state'].lower()})",
+                engine=self.name,
+            )
+        return dict(item)
+
+    async def _active_elements(self, key: str, element_id: str | None = None) -> list[dict[str, Any]]:
+        """The active element instances of process instance `key` (of `element_id` only, when given), without the
+        process itself."""
+        filter: dict[str, Any] = {"processInstanceKey": key, "state": eq("ACTIVE")}
+        if element_id is not None:
+            filter["elementId"] = element_id
+        items = await self._search_all("element-instances", filter, "get_element_instances")
+        return [item for item in items if item.get("type") != "PROCESS"]
 
     async def list_instances(self, query: InstanceQuery) -> Page[ProcessInstance]:
         if query.status == "suspended":  # Camunda 8 has no suspended instances

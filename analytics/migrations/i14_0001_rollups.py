@@ -2,14 +2,14 @@
 an index for the median duration
 
 Revision ID: i14_0001_rollups
-Revises: analytics_0001
+Revises: i19_0002_analytics_tenant
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i14_0001_rollups"
-down_revision = "analytics_0001"
+down_revision = "i19_0002_analytics_tenant"
 branch_labels = None
 depends_on = None
 

@@ -215,7 +215,10 @@ class MigrationRequest(RequestBody):
 @router.post("/{instance_id}/migration", response_model=ProcessInstance, summary="Migrate to another definition")
 async def migrate_instance(instance_id: str, body: MigrationRequest, processes: Processes) -> ProcessInstance:
     """Move a running instance to another definition version, its waiting activities mapped by id (`mappings` for ids
-    that differ). 501 on an engine that cannot migrate.
+    that differ): Camunda 7 (`/migration/generate` + `/migration/execute`), Flowable (`/migrate`), Camunda 8
+    (`/migration`), the embedded engine (SpiffWorkflow's `migrate_workflow`). Answers the instance on its new
+    definition and emits `instance.migrated`. 400 naming the activity when a mapping names one the source or target
+    lacks, or the engine refuses a waiting activity it cannot map (nothing moves); 409 for an ended instance.
     """
     return await processes.migrate_instance(
         instance_id, InstanceMigration(target_definition_id=body.target_definition_id, mappings=body.mappings or {})

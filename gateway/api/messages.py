@@ -86,7 +86,8 @@ async def correlate_message(body: MessageRequest, processes: Processes, response
 )
 async def broadcast_signal(body: SignalRequest, processes: Processes) -> SignalResult:
     """Throw a signal to every instance waiting for it (signal catch and boundary events) and start the definitions
-    whose start event it is. Answers 202 with `executions`, the number it reached, where the engine tells.
+    whose start event it is. Answers 202 with `executions`, the number it reached, where the engine tells (the embedded
+    engine; Camunda 7, Flowable and Camunda 8 do not report it: null).
     """
     return await processes.broadcast_signal(
         SignalBroadcast(

@@ -1,4 +1,4 @@
-"""Operations: engines, audit log, event log, liveness, readiness, metrics."""
+"""Operations: the caller's permissions, engines, audit log, event log, liveness, readiness, metrics."""
 
 from __future__ import annotations
 
@@ -77,6 +77,39 @@ class Event(BaseModel):
 class EventPage(BaseModel):
     items: list[Event]
     next_cursor: str
+
+
+class CallerPermissions(BaseModel):
+    """Who the gateway takes the caller to be and what they may do: what a frontend needs to offer only the
+    actions that will not be refused (README "Authentication and authorization")."""
+
+    user: str = Field(description="The actor of audit rows and events (the token's `sub`, or X-User-Id with auth off)")
+    roles: list[str] = Field(description="The token's roles (empty with auth off)")
+    groups: list[str] = Field(description="The token's groups (task queues)")
+    tenants: list[str] | None = Field(description="The tenants the caller sees; null: every tenant")
+    permissions: dict[str, list[str] | None] = Field(
+        description="Each granted permission (`resource:action`) and the process definition key globs it is "
+        "granted for; null: for every definition. With auth off every permission is granted."
+    )
+
+
+@router.get(
+    "/api/processes/me",
+    response_model=CallerPermissions,
+    summary="The caller and their permissions",
+    description="Needs a valid token (any role) when auth is on.",
+    responses=AUTH_RESPONSES,
+)
+async def describe_caller(caller: CurrentCaller) -> CallerPermissions:
+    """The caller of this request as the gateway authorizes it: user, roles, groups, tenants and the permissions
+    their roles grant (PM_AUTH_ROLES_FILE), so a frontend can hide what would be refused with 403."""
+    return CallerPermissions(
+        user=caller.actor,
+        roles=sorted(caller.roles),
+        groups=sorted(caller.groups),
+        tenants=None if caller.tenants is None else sorted(caller.tenants),
+        permissions={name: None if keys is None else list(keys) for name, keys in sorted(caller.grants.items())},
+    )
 
 
 @router.get(

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gateway.auth.permissions import ALL_GRANTS, Grants, may
-from gateway.errors import Forbidden, NotFound
+from gateway.errors import BadRequest, Forbidden, NotFound
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,24 @@ class Caller:
 
     def sees_tenant(self, tenant_id: str | None) -> bool:
         return self.tenants is None or (tenant_id is not None and tenant_id in self.tenants)
+
+    def tenant_for_new(self, tenant_id: str | None, what: str) -> str | None:
+        """The tenant a new object (deployment, instance, message, signal, webhook subscription) goes to: the one
+        asked for, which must be the caller's, or the caller's only tenant; for a caller of every tenant, the one
+        asked for (None: no tenant). `what` completes "You may ... only in your tenants".
+
+        Errors: Forbidden (a tenant not theirs, or a token naming none), BadRequest (several tenants, none asked)."""
+        if self.tenants is None:
+            return tenant_id
+        if tenant_id is not None:
+            if tenant_id not in self.tenants:
+                raise Forbidden(f"You may {what} only in your tenants ({', '.join(sorted(self.tenants)) or 'none'})")
+            return tenant_id
+        if len(self.tenants) == 1:
+            return next(iter(self.tenants))
+        if not self.tenants:
+            raise Forbidden(f"Your token names no tenant to {what} in")
+        raise BadRequest(f"Give tenant_id: you belong to several tenants ({', '.join(sorted(self.tenants))})")
 
     def visible(self, tenant_id: str | None, what: str, *, engine: str | None = None) -> None:
         """Raise NotFound(`what` does not exist) for an object of another tenant: no existence leak."""

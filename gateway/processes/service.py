@@ -98,22 +98,6 @@ class ProcessService:
             yield
 
     # ------------------------------------------------------------ access
-    def _tenant_for_new(self, tenant_id: str | None, what: str) -> str | None:
-        """The tenant a new deployment or instance goes to: the one asked for, which must be the caller's, or the
-        caller's only tenant. Errors: Forbidden (not theirs / they have none), BadRequest (several, none asked)."""
-        tenants = self.caller.tenants
-        if tenants is None:
-            return tenant_id
-        if tenant_id is not None:
-            if tenant_id not in tenants:
-                raise Forbidden(f"You may {what} only in your tenants ({', '.join(sorted(tenants)) or 'none'})")
-            return tenant_id
-        if len(tenants) == 1:
-            return next(iter(tenants))
-        if not tenants:
-            raise Forbidden(f"Your token names no tenant to {what} in")
-        raise BadRequest(f"Give tenant_id: you belong to several tenants ({', '.join(sorted(tenants))})")
-
     def _unrestricted(self, permission: str, *, task: bool = False) -> bool:
         """Whether no check could refuse `permission` to this caller (every tenant, every definition, and for
         tasks `task:admin`): then commands skip the lookup that the checks need, and take the audit row's
@@ -188,7 +172,7 @@ class ProcessService:
             for process in processes:
                 if process.executable:
                     self.caller.require_for("definition:deploy", process.id)
-            tenant_id = self._tenant_for_new(tenant_id, "deploy")
+            tenant_id = self.caller.tenant_for_new(tenant_id, "deploy")
         return await self._deploy(xml, filename, name, tenant_id, operation="deploy", resource_id=None)
 
     async def redeploy(
@@ -206,7 +190,7 @@ class ProcessService:
             for process in processes:
                 if process.executable:
                     self.caller.require_for("definition:deploy", process.id)
-            tenant_id = self._tenant_for_new(tenant_id or current.tenant_id, "deploy")
+            tenant_id = self.caller.tenant_for_new(tenant_id or current.tenant_id, "deploy")
         return await self._deploy(xml, filename, name, tenant_id, operation="redeploy", resource_id=definition_id)
 
     def _validate(self, xml: bytes) -> list[bpmn.ProcessSummary]:
@@ -331,7 +315,7 @@ class ProcessService:
                 tenant_id = definition.tenant_id
             else:
                 self.caller.require("instance:start", request.definition_key)
-                tenant_id = self._tenant_for_new(request.tenant_id, "start instances")
+                tenant_id = self.caller.tenant_for_new(request.tenant_id, "start instances")
                 request = request.model_copy(update={"tenant_id": tenant_id})
         async for attempt in self._attempts("start", "instance", None, summary, status=201, tenant_id=tenant_id):
             async with attempt as uow:
@@ -374,7 +358,7 @@ class ProcessService:
                 raise BadRequest("Give either process_instance_id or all, not both: an instance id names one instance")
             if message.process_instance_id is not None and self.caller.tenants is not None:
                 await self._instance(message.process_instance_id, "message:correlate")
-            tenant_id = self._tenant_for_new(message.tenant_id, "correlate messages")
+            tenant_id = self.caller.tenant_for_new(message.tenant_id, "correlate messages")
             message = message.model_copy(update={"tenant_id": tenant_id})
         variables = {name: typed.model_dump(mode="json") for name, typed in message.variables.items()}
         async for attempt in self._attempts("correlate", "message", message.message_name, summary, tenant_id=tenant_id):
@@ -430,7 +414,7 @@ class ProcessService:
         async with self._checking("broadcast", "signal", signal.signal_name, summary, status=202):
             self._require_everywhere("signal:broadcast")
             self.engine.require(Capability.BROADCAST_SIGNAL)
-            tenant_id = self._tenant_for_new(signal.tenant_id, "broadcast signals")
+            tenant_id = self.caller.tenant_for_new(signal.tenant_id, "broadcast signals")
             signal = signal.model_copy(update={"tenant_id": tenant_id})
         async for attempt in self._attempts(
             "broadcast", "signal", signal.signal_name, summary, status=202, tenant_id=tenant_id
@@ -499,7 +483,10 @@ class ProcessService:
         return instance
 
     async def migrate_instance(self, instance_id: str, migration: InstanceMigration) -> ProcessInstance:
-        """Move an instance to another definition (501 where the engine cannot); emits `instance.migrated`."""
+        """Move an instance to another definition version (501 where the engine cannot); emits `instance.migrated`
+        with the instance after the move and the mappings. Errors: NotFound (instance or definition), BadRequest (the
+        instance already runs on the target; a mapping naming an activity the source or target definition lacks; the
+        engine refusing a waiting activity it cannot map, named in the detail), Conflict (ended)."""
         request = {"target_definition_id": migration.target_definition_id, "mappings": migration.mappings}
         async with self._checking("migrate", "instance", instance_id, request):
             self.caller.require("instance:modify")
@@ -508,15 +495,33 @@ class ProcessService:
             target = await self._definition(migration.target_definition_id, "instance:modify")
             if target.key != current.definition_key:
                 self.caller.require_for("instance:modify", target.key)
+            if current.definition_id == target.id:
+                raise BadRequest(f"Process instance {instance_id} already runs on definition {target.id}")
+            source_ids = bpmn.flow_node_ids(
+                await self.adapter.get_definition_xml(current.definition_id), current.definition_key
+            )
+            target_ids = bpmn.flow_node_ids(await self.adapter.get_definition_xml(target.id), target.key)
+            unknown = [f"source {s!r}" for s in migration.mappings if s not in source_ids] + [
+                f"target {t!r}" for t in migration.mappings.values() if t not in target_ids
+            ]
+            if unknown:
+                raise BadRequest(
+                    f"Mappings name activities the definitions do not have: {', '.join(unknown)} (sources are "
+                    f"activity ids of {current.definition_id}, targets of {target.id})"
+                )
         async for attempt in self._attempts("migrate", "instance", instance_id, request, tenant_id=_tenant(current)):
             async with attempt as uow:
+                mark = uow.mark()
                 instance = await self.adapter.migrate_instance(instance_id, migration)
                 uow.emit(
                     "instance.migrated",
+                    at=mark,
                     engine=self.engine.name,
                     instance_id=instance_id,
                     tenant_id=instance.tenant_id,
-                    data=_instance_event_data(instance, mappings=migration.mappings),
+                    data=_instance_event_data(
+                        instance, source_definition_id=current.definition_id, mappings=migration.mappings
+                    ),
                 )
         return instance
 

@@ -365,6 +365,8 @@ async def test_engines_health_ready_metrics_and_openapi(client: httpx.AsyncClien
     await client.get("/api/processes/tasks")
     metrics = (await client.get("/metrics")).text
     assert 'pm_http_request_seconds_count{method="GET",route="/api/processes/tasks",status="200"}' in metrics
+    heartbeats = [line for line in metrics.splitlines() if line.startswith("pm_event_loop_lag_seconds_count")]
+    assert heartbeats and float(heartbeats[0].split()[-1]) > 0  # the event loop's heartbeat runs
     spec = (await client.get("/openapi.json")).json()
     for path in (
         "/api/processes/definitions",

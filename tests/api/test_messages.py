@@ -179,7 +179,7 @@ async def test_modification_goes_back_to_a_passed_activity_and_skips_an_active_o
     migration = await client.post(
         f"/api/processes/instances/{instance['id']}/migration", json={"target_definition_id": "x"}
     )
-    assert_problem(migration, 501, "migrating")
+    assert_problem(migration, 404, "definition x not found")
     types = await event_types(client)
     assert types.count("instance.modified") == 2
 
@@ -219,3 +219,53 @@ async def test_modification_goes_back_to_a_user_task_that_was_completed(client: 
     assert (reopened["task_definition_key"], reopened["status"]) == ("pack", "created")
     assert (await client.post(f"/api/processes/tasks/{reopened['id']}/complete", json={})).status_code == 204
     assert [t["task_definition_key"] for t in await open_tasks(client, instance["id"])] == ["ship"]
+
+
+async def test_migration_moves_a_waiting_task_to_the_renamed_activity_of_a_new_version(
+    client: httpx.AsyncClient,
+) -> None:
+    """The embedded engine migrates with SpiffWorkflow's migrate_workflow: the open task keeps its id."""
+    (first,) = (await deploy(client, TWO_STEPS))["definitions"]
+    instance = await start(client, "two-steps")
+    (pack,) = await open_tasks(client, instance["id"])
+    (second,) = (await deploy(client, TWO_STEPS.replace(b'"pack"', b'"packing"')))["definitions"]
+    path = f"/api/processes/instances/{instance['id']}/migration"
+
+    unmapped = await client.post(path, json={"target_definition_id": second["id"]})
+    assert_problem(unmapped, 400, "'pack'")
+    unknown = await client.post(path, json={"target_definition_id": second["id"], "mappings": {"pack": "boxing"}})
+    assert_problem(unknown, 400, "'boxing'")
+    same = await client.post(path, json={"target_definition_id": first["id"]})
+    assert_problem(same, 400, "already runs on")
+    (still,) = await open_tasks(client, instance["id"])
+    assert (still["id"], still["task_definition_key"]) == (pack["id"], "pack")
+
+    moved = await client.post(path, json={"target_definition_id": second["id"], "mappings": {"pack": "packing"}})
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["definition_id"], [a["id"] for a in moved.json()["current_activities"]]) == (
+        second["id"],
+        ["packing"],
+    )
+    (task,) = await open_tasks(client, instance["id"])
+    assert (task["id"], task["task_definition_key"], task["name"]) == (pack["id"], "packing", "Pack")
+    assert (await client.post(f"/api/processes/tasks/{task['id']}/complete", json={})).status_code == 204
+    assert [t["task_definition_key"] for t in await open_tasks(client, instance["id"])] == ["ship"]
+    assert "instance.migrated" in await event_types(client)
+
+
+async def test_migration_moves_an_instance_to_another_process(client: httpx.AsyncClient) -> None:
+    await deploy(client, TWO_STEPS)
+    instance = await start(client, "two-steps")
+    (other,) = (await deploy(client, TWO_STEPS.replace(b'"two-steps"', b'"packing-line"')))["definitions"]
+    moved = await client.post(
+        f"/api/processes/instances/{instance['id']}/migration", json={"target_definition_id": other["id"]}
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["definition_key"] == "packing-line"
+    (task,) = await open_tasks(client, instance["id"])
+    assert task["task_definition_key"] == "pack"
+    assert (await client.post(f"/api/processes/tasks/{task['id']}/complete", json={})).status_code == 204
+    (ship,) = await open_tasks(client, instance["id"])
+    assert (await client.post(f"/api/processes/tasks/{ship['id']}/complete", json={})).status_code == 204
+    done = (await client.get(f"/api/processes/instances/{instance['id']}")).json()
+    assert (done["status"], done["definition_id"]) == ("completed", other["id"])

@@ -1,6 +1,7 @@
 """Tenant isolation and the task-level rule, through the API with auth on: a cross-tenant probe over every
-GET route of the OpenAPI document, the event log and the SSE stream, deployments and instances kept in the caller's
-tenants, tasks visible only to their assignee and candidates."""
+GET route of the OpenAPI document (statistics included), the event log, webhook deliveries to real loopback
+receivers and the SSE stream; deployments, instances and webhook subscriptions kept in the caller's tenants, tasks
+visible only to their assignee and candidates."""
 
 from __future__ import annotations
 
@@ -16,11 +17,27 @@ from gateway.engines.testing.polling import eventually
 from gateway.settings import Settings
 from tests.auth.conftest import AUDIENCE, Gateway, Provider, bearer
 from tests.conformance.harnesses.embedded import APPROVAL, CHARGING, register_charging
-from tests.events.conftest import serve
+from tests.events.conftest import QUICK, serve
+from tests.events.receiver import Receiver
 from tests.events.test_stream import stream
 
 P = "/api/processes"
-CROSS_TENANT_STATISTICS = {
+
+
+def counted(body: dict[str, Any]) -> int:
+    """A count each statistics route answers, > 0 for one tenant's populated data (`populate`)."""
+    if "summary" in body:  # /statistics
+        return int(body["summary"]["total_instances"] + body["summary"]["incidents"] + body["summary"]["total_tasks"])
+    if "by_candidate_group" in body:  # /tasks/statistics
+        return int(body["open"] + body["claimed"] + sum(g["open"] for g in body["by_candidate_group"]))
+    if "throughput" in body:  # /performance: instances started = per hour x the period's hours
+        return round(body["throughput"]["instances_per_hour"] * 24 * 30)
+    if "elements" in body:  # /statistics/definitions/{key}/elements
+        return int(sum(e["active"] + e["completed"] + e["incidents"] for e in body["elements"]))
+    return int(sum(item["instances_affected"] for item in body["items"]))  # /bottlenecks
+
+
+STATISTICS = {
     f"{P}/statistics",
     f"{P}/statistics/definitions/{{definition_key}}/elements",
     f"{P}/tasks/statistics",
@@ -46,11 +63,15 @@ async def call(client: httpx.AsyncClient, token: str, method: str, path: str, st
     return response.json() if response.content else None
 
 
-async def populate(gw: Gateway, token: str) -> TenantData:
-    """A deployment, a running instance with an open user task, a failed instance with an incident, a bulk
+async def populate(gw: Gateway, token: str, receiver: Receiver | None = None) -> TenantData:
+    """A webhook subscription (to `receiver`, before anything else, so that it gets every event of the tenant),
+    a deployment, a running instance with an open user task, a failed instance with an incident, a bulk
     operation: one of each kind of object the API can name."""
     data = TenantData()
     client = gw.client
+    if receiver is not None:
+        subscription = await call(client, token, "POST", f"{P}/subscriptions", 201, json={"url": receiver.url})
+        data.ids["subscription_id"] = subscription["id"]
     for xml in (APPROVAL, CHARGING):
         deployment = await call(client, token, "POST", f"{P}/definitions", 201, files={"file": ("p.bpmn", xml)})
         data.owned |= {deployment["deployment_id"], *(d["id"] for d in deployment["definitions"])}
@@ -76,7 +97,9 @@ async def populate(gw: Gateway, token: str) -> TenantData:
 
 
 @pytest.fixture
-async def gateway(make_gateway: Any) -> AsyncIterator[Gateway]:
+async def gateway(make_gateway: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Gateway]:
+    for name, value in QUICK.items():  # webhooks to loopback receivers, relayed every 50 ms
+        monkeypatch.setenv(f"PM_EVENTS_{name}", value)
     async with make_gateway() as gw:
         await register_charging(gw.app.state.registry.get("local").adapter)
         yield gw
@@ -86,10 +109,27 @@ def admin_of(provider: Provider, *tenants: str, sub: str | None = None) -> str:
     return provider.mint({"sub": sub or f"admin-{'-'.join(tenants)}", "roles": ["admin"], "tenants": list(tenants)})
 
 
-async def test_no_get_route_and_no_event_leaks_another_tenants_data(gateway: Gateway, provider: Provider) -> None:
-    t1, t2 = admin_of(provider, "t1"), admin_of(provider, "t2")
-    ours, theirs = await populate(gateway, t1), await populate(gateway, t2)
+@pytest.fixture
+async def receivers() -> AsyncIterator[dict[str, Receiver]]:
+    """A webhook receiver on loopback per subscriber: t1's, t2's and one for a subscription of every tenant."""
+    built = {name: Receiver() for name in ("t1", "t2", "all")}
+    for receiver in built.values():
+        await receiver.start()
+    yield built
+    for receiver in built.values():
+        await receiver.stop()
+
+
+async def test_no_get_route_and_no_event_leaks_another_tenants_data(
+    gateway: Gateway, provider: Provider, receivers: dict[str, Receiver]
+) -> None:
+    t1, t2, everyone = admin_of(provider, "t1"), admin_of(provider, "t2"), admin_of(provider, "*", sub="root")
+    both = admin_of(provider, "t1", "t2")
     client = gateway.client
+    unscoped = await call(client, everyone, "POST", f"{P}/subscriptions", 201, json={"url": receivers["all"].url})
+    assert unscoped["tenant_id"] is None
+    ours, theirs = await populate(gateway, t1, receivers["t1"]), await populate(gateway, t2, receivers["t2"])
+    await gateway.app.state.analytics.projector.run_once(sync_all=True)
     spec = (await client.get("/openapi.json")).json()
     get_routes = sorted(path for path, item in spec["paths"].items() if "get" in item and path.startswith(P))
 
@@ -118,20 +158,16 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(gateway: Gat
             for name in names:
                 mine = mine.replace(f"{{{name}}}", theirs.ids[name])
             assert (await client.get(mine, headers=bearer(t2))).status_code == 200, mine  # t2 reads its own
-        elif template in CROSS_TENANT_STATISTICS:
-            # the statistics projection is not kept per tenant: refused to a caller limited to tenants
-            response = await client.get(template.replace("{definition_key}", "approval"), headers=bearer(t2))
+        elif template in STATISTICS:
+            # Both tenants hold the same data: each tenant's caller counts half of what a caller of every tenant
+            # counts. t2 asks first, so an answer cached without its tenants would be served to the others.
+            path = template.replace("{definition_key}", "approval")
+            figures = [counted(await call(client, token, "GET", path, 200)) for token in (t2, everyone, t1, both)]
             probes += 1
-            if response.status_code != 403:
-                leaks.append((template, response.status_code, response.text[:200]))
+            if not (figures[0] > 0 and figures[0] == figures[2] and figures[1] == 2 * figures[0] == figures[3]):
+                leaks.append((template, "t2, every tenant, t1, t1 and t2:", figures))
         elif template == SSE_STREAM:
             probes += 1
-        elif template.startswith(f"{P}/subscriptions"):
-            # subscriptions are not kept per tenant: refused to a caller limited to tenants
-            response = await client.get(template.replace("{subscription_id}", "no-such-id"), headers=bearer(t2))
-            probes += 1
-            if response.status_code != 403 or "tenants: *" not in response.json()["detail"]:
-                leaks.append((template, response.status_code, response.text[:200]))
         elif template == f"{P}/incidents/statistics/by-error":
             groups = (await client.get(template, headers=bearer(t2))).json()["items"]
             probes += 1
@@ -154,8 +190,32 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(gateway: Gat
     assert events and {e["tenant_id"] for e in events} == {"t2"}
     audit = (await client.get(f"{P}/audit", params={"size": 500}, headers=bearer(t2))).json()["items"]
     assert audit and {row["tenant_id"] for row in audit} == {"t2"}
-    print(f"cross-tenant probe: {probes} GET routes probed, {len(leaks)} leaks")
-    assert probes == len(get_routes)
+
+    # Webhooks: each tenant's receiver gets exactly its tenant's events; the subscription of every tenant gets all.
+    expected: dict[str, set[str]] = {}
+    for name, token in (("t1", t1), ("t2", t2), ("all", everyone)):
+        page = await call(client, token, "GET", f"{P}/events", 200, params={"limit": 1000})
+        expected[name] = {event["id"] for event in page["items"]}
+    for name, receiver in receivers.items():
+        received = await receiver.wait_for(lambda got, name=name: len(got) >= len(expected[name]))
+        probes += 1
+        if {r.event["id"] for r in received} != expected[name]:
+            leaks.append(("webhook", name, sorted({r.event["tenant_id"] for r in received}, key=str)))
+    if any(i in r.body.decode() for r in receivers["t2"].received for i in ours.owned):
+        leaks.append(("webhook", "t2 received t1's ids"))
+    assert expected["all"] == expected["t1"] | expected["t2"] and expected["t1"] and expected["t2"]
+    # A replay of t2's subscription queues t2's events only.
+    replay = await call(
+        client,
+        t2,
+        "POST",
+        f"{P}/subscriptions/{theirs.ids['subscription_id']}/recover",
+        202,
+        json={"since": "2020-01-01"},
+    )
+    assert replay["deliveries"] == len(expected["t2"])
+    print(f"cross-tenant probe: {len(get_routes)} GET routes and {len(receivers)} webhook receivers, {leaks=}")
+    assert probes == len(get_routes) + len(receivers)
     assert leaks == []
 
 
@@ -182,14 +242,52 @@ async def test_the_sse_stream_carries_only_the_callers_tenants(sqlite_url: str, 
     assert {e["data"]["tenant_id"] for e in seen} == {"t2"}
 
 
-async def test_webhook_subscriptions_need_a_caller_of_every_tenant(gateway: Gateway, provider: Provider) -> None:
-    body = {"url": "http://127.0.0.1:9/hook"}
-    refused = await gateway.client.post(f"{P}/subscriptions", json=body, headers=bearer(admin_of(provider, "t1")))
-    assert refused.status_code == 403 and "tenants: *" in refused.json()["detail"]
-    audit = await call(
-        gateway.client, admin_of(provider, "t1"), "GET", f"{P}/audit", 200, params={"resource_type": "subscription"}
+async def test_webhook_subscriptions_belong_to_the_callers_tenant(gateway: Gateway, provider: Provider) -> None:
+    client = gateway.client
+    one, both, everyone = admin_of(provider, "t1"), admin_of(provider, "t1", "t2"), admin_of(provider, "*")
+    hook = {"url": "http://127.0.0.1:9/hook"}
+    mine = await call(client, one, "POST", f"{P}/subscriptions", 201, json=hook)
+    assert mine["tenant_id"] == "t1"
+    refused = await client.post(f"{P}/subscriptions", json={**hook, "tenant_id": "t2"}, headers=bearer(one))
+    assert refused.status_code == 403 and "only in your tenants (t1)" in refused.json()["detail"]
+    ambiguous = await client.post(f"{P}/subscriptions", json=hook, headers=bearer(both))
+    assert ambiguous.status_code == 400 and "Give tenant_id" in ambiguous.json()["detail"]
+    second = await call(client, both, "POST", f"{P}/subscriptions", 201, json={**hook, "tenant_id": "t2"})
+    assert second["tenant_id"] == "t2"
+    unscoped = await call(client, everyone, "POST", f"{P}/subscriptions", 201, json=hook)
+    assert unscoped["tenant_id"] is None
+
+    listed = await call(client, one, "GET", f"{P}/subscriptions", 200)
+    assert [s["id"] for s in listed["items"]] == [mine["id"]] and listed["total"] == 1
+    assert (await call(client, both, "GET", f"{P}/subscriptions", 200))["total"] == 2
+    assert (await call(client, everyone, "GET", f"{P}/subscriptions", 200))["total"] == 3
+
+    other = admin_of(provider, "t2")
+    sid = mine["id"]
+    for method, path, body in [
+        ("GET", f"{P}/subscriptions/{sid}", None),
+        ("GET", f"{P}/subscriptions/{sid}/deliveries", None),
+        ("PATCH", f"{P}/subscriptions/{sid}", {"active": False}),
+        ("POST", f"{P}/subscriptions/{sid}/recover", {"since": "2026-01-01T00:00:00Z"}),
+        ("POST", f"{P}/subscriptions/{sid}/deliveries/no-such-id/retry", None),
+        ("POST", f"{P}/subscriptions/{sid}/test", None),
+        ("DELETE", f"{P}/subscriptions/{sid}", None),
+    ]:
+        response = await client.request(method, path, json=body, headers=bearer(other))
+        assert response.status_code == 404 and response.json()["detail"] == f"Subscription {sid} does not exist"
+    assert (await call(client, one, "GET", f"{P}/subscriptions/{sid}", 200))["active"] is True  # unchanged
+
+    audit = await call(client, everyone, "GET", f"{P}/audit", 200, params={"resource_type": "subscription"})
+    assert sorted((r["actor"], r["operation"], r["status"], r["tenant_id"]) for r in audit["items"]) == sorted(
+        [
+            ("admin-t1", "create", 201, "t1"),
+            ("admin-t1", "create", 403, "t1"),
+            ("admin-t1-t2", "create", 400, None),
+            ("admin-t1-t2", "create", 201, "t2"),
+            ("admin-*", "create", 201, None),
+            *[("admin-t2", operation, 404, "t2") for operation in ("update", "recover", "retry_delivery", "delete")],
+        ]
     )
-    assert [(row["operation"], row["status"], row["tenant_id"]) for row in audit["items"]] == [("create", 403, "t1")]
 
 
 async def test_commands_on_another_tenants_objects_are_404_and_audited(gateway: Gateway, provider: Provider) -> None:

@@ -656,6 +656,8 @@ class CamundaSimulator:
             ("POST", f"/process-instance/{id_}/variables", self.modify_instance_variables),
             ("PUT", f"/process-instance/{id_}/suspended", self.suspend_instance),
             ("POST", f"/process-instance/{id_}/modification", self.modify_instance),
+            ("POST", "/migration/generate", self.generate_migration_plan),
+            ("POST", "/migration/execute", self.execute_migration_plan),
             ("POST", "/message", self.deliver_message),
             ("POST", "/signal", self.throw_signal),
             ("GET", "/history/process-instance", self.get_historic_instances),
@@ -1597,6 +1599,147 @@ class CamundaSimulator:
             for incident in self.state.incidents.values():
                 if incident.configuration == job.id and incident.state == "open":
                     incident.state, incident.end = "deleted", now
+
+    # ------------------------------------------------------------ migration
+    def _plan_definitions(self, plan: dict[str, Any]) -> tuple[Definition, Definition]:
+        found = []
+        for field_name in ("sourceProcessDefinitionId", "targetProcessDefinitionId"):
+            definition_id = plan.get(field_name)
+            if definition_id not in self.state.definitions:
+                raise CamundaError(
+                    400, "BadUserRequestException", f"Process definition with id '{definition_id}' does not exist"
+                )
+            found.append(self.state.definitions[definition_id])
+        return found[0], found[1]
+
+    @staticmethod
+    def _node(definition: Definition, activity_id: str) -> FlowNode | None:
+        paths = [definition.nodes, *definition.branches.values()]
+        return next((node for path in paths for node in path if node.id == activity_id), None)
+
+    def generate_migration_plan(self, call: Call) -> Any:  # generateMigrationPlan: POST /migration/generate
+        """Instructions for the activities (not start or end events) with the same id and type in both versions."""
+        body = call.body()
+        source, target = self._plan_definitions(body)
+        instructions = []
+        for path in [source.nodes, *source.branches.values()]:
+            for node in path:
+                twin = self._node(target, node.id)
+                if node.kind not in ("startEvent", "endEvent") and twin is not None and twin.kind == node.kind:
+                    instructions.append(
+                        {"sourceActivityIds": [node.id], "targetActivityIds": [node.id], "updateEventTrigger": False}
+                    )
+        return {
+            "sourceProcessDefinitionId": source.id,
+            "targetProcessDefinitionId": target.id,
+            "instructions": instructions,
+            "variables": None,
+        }
+
+    def execute_migration_plan(self, call: Call) -> Any:  # executeMigrationPlan: POST /migration/execute
+        """Validate the plan (MigrationPlanValidationException), then each instance against it
+        (MigratingProcessInstanceValidationException: an activity the token waits in without an instruction), then
+        move the instances: their activity instances, tasks, jobs and incidents follow the instructions."""
+        body = call.body()
+        plan = body.get("migrationPlan") or {}
+        source, target = self._plan_definitions(plan)
+        mapped: dict[str, FlowNode] = {}
+        reports = []
+        for instruction in plan.get("instructions") or []:
+            sources, targets = instruction.get("sourceActivityIds") or [], instruction.get("targetActivityIds") or []
+            failures = []
+            if len(sources) != 1 or len(targets) != 1:
+                failures.append("Only one-to-one mappings are supported")
+            else:
+                old, new = self._node(source, sources[0]), self._node(target, targets[0])
+                if old is None:
+                    failures.append(f"Source activity '{sources[0]}' does not exist")
+                if new is None:
+                    failures.append(f"Target activity '{targets[0]}' does not exist")
+                if old is not None and new is not None and old.kind != new.kind:
+                    failures.append("Activities have incompatible types")
+                if not failures and new is not None:
+                    mapped[sources[0]] = new
+            if failures:
+                reports.append({"instruction": instruction, "failures": failures})
+        if reports:
+            lines = "".join(
+                f"\t Migration instruction {r['instruction']} is not valid:\n"
+                + "".join(f"\t\t{f}\n" for f in r["failures"])
+                for r in reports
+            )
+            raise CamundaError(
+                400,
+                "MigrationPlanValidationException",
+                f"ENGINE-23001 Migration plan for process definition '{source.id}' to '{target.id}' is not valid:\n"
+                + lines,
+                validationReport={"instructionReports": reports, "variableReports": {}},
+            )
+        instances = []
+        for instance_id in body.get("processInstanceIds") or []:
+            instance = self._running(
+                instance_id,
+                CamundaError(400, "BadUserRequestException", f"Process instance with id {instance_id} does not exist"),
+            )
+            waiting = self._waiting_activity(instance)
+            if instance.definition_id != source.id or (waiting is not None and waiting[1].id not in mapped):
+                run_id, node = waiting if waiting is not None else (instance.id, None)
+                failure = "There is no migration instruction for this instance's activity"
+                raise CamundaError(
+                    400,
+                    "MigratingProcessInstanceValidationException",
+                    f"ENGINE-23004 Cannot migrate process instance '{instance.id}':\n"
+                    f"\tCannot migrate activity instance '{run_id}':\n\t\t{failure}\n",
+                    validationReport={
+                        "processInstanceId": instance.id,
+                        "failures": [],
+                        "activityInstanceValidationReports": [
+                            {
+                                "migrationInstruction": None,
+                                "activityInstanceId": run_id,
+                                "sourceScopeId": node.id if node else None,
+                                "failures": [failure],
+                            }
+                        ],
+                        "transitionInstanceValidationReports": [],
+                    },
+                )
+            instances.append(instance)
+        for instance in instances:
+            self._migrate(instance, target, mapped)
+        return None
+
+    def _waiting_activity(self, instance: Instance) -> tuple[str, FlowNode] | None:
+        """(activity instance id, activity) the token is in: an open activity instance or a job's activity."""
+        if instance.open_run is not None:
+            run = self.state.runs[instance.open_run]
+            return run.id, run.node
+        job = next((j for j in self.state.jobs.values() if j.instance_id == instance.id), None)
+        return (f"{job.node.id}:{job.id}", job.node) if job is not None else None
+
+    def _migrate(self, instance: Instance, target: Definition, mapped: dict[str, FlowNode]) -> None:
+        instance.definition_id, instance.definition_key = target.id, target.key
+        waiting = self._waiting_activity(instance)
+        if waiting is not None:
+            new = mapped[waiting[1].id]
+            instance.branch, instance.position = next(
+                (branch, path.index(new))
+                for branch, path in [(None, target.nodes), *target.branches.items()]
+                if new in path
+            )
+        rows: list[Any] = [
+            *(r for r in self.state.runs.values() if r.instance_id == instance.id and r.end is None),
+            *(t for t in self.state.tasks.values() if t.instance_id == instance.id and t.end is None),
+            *(j for j in self.state.jobs.values() if j.instance_id == instance.id),
+        ]
+        for row in rows:
+            row.node = mapped.get(row.node.id, row.node)
+            row.definition_id, row.definition_key = target.id, target.key
+        for incident in self.state.incidents.values():
+            if incident.instance_id == instance.id and incident.state == "open":
+                incident.definition_id, incident.definition_key = target.id, target.key
+                if incident.activity_id in mapped:
+                    incident.activity_id = mapped[incident.activity_id].id
 
     # ------------------------------------------------------------ runtime instances
     def count_instances(self, call: Call) -> Any:  # getProcessInstancesCount: GET /process-instance/count

@@ -46,6 +46,7 @@ from gateway.schemas import (
     DefinitionQuery,
     EngineIncidentQuery,
     HistoryQuery,
+    InstanceMigration,
     InstanceQuery,
     ListQuery,
     StartInstance,
@@ -1025,3 +1026,57 @@ async def test_timeout_is_504_and_refused_connection_is_503(
         await adapter.get_task("slow")
     with pytest.raises(EngineUnavailable):
         await adapter.get_task("down")
+
+
+async def test_migration_sends_the_generated_plan_with_the_mappings_and_names_refused_activities(
+    camunda: respx.MockRouter, adapter: Camunda7Adapter
+) -> None:
+    camunda.get("/history/process-instance/pi-1").respond(json={"id": "pi-1", "processDefinitionId": "approval:1:d1"})
+    camunda.get("/process-instance/pi-1").respond(
+        json={"id": "pi-1", "definitionId": "approval:1:d1", "ended": False, "suspended": False}
+    )
+    generated = {
+        "sourceProcessDefinitionId": "approval:1:d1",
+        "targetProcessDefinitionId": "approval:2:d2",
+        "instructions": [
+            {"sourceActivityIds": ["review"], "targetActivityIds": ["review"], "updateEventTrigger": False},
+            {"sourceActivityIds": ["notify"], "targetActivityIds": ["notify"], "updateEventTrigger": False},
+        ],
+        "variables": None,
+    }
+    camunda.post("/migration/generate").respond(json=generated)
+    report = {
+        "processInstanceId": "pi-1",
+        "failures": [],
+        "activityInstanceValidationReports": [
+            {
+                "migrationInstruction": None,
+                "activityInstanceId": "check:ai-1",
+                "sourceScopeId": "review",
+                "failures": ["Activities have incompatible types"],
+            }
+        ],
+        "transitionInstanceValidationReports": [],
+    }
+    execute = camunda.post("/migration/execute").respond(
+        400,
+        json={
+            "type": "MigratingProcessInstanceValidationException",
+            "message": "ENGINE-23004 Cannot migrate process instance 'pi-1'",
+            "validationReport": report,
+        },
+    )
+    with pytest.raises(BadRequest) as refused:
+        await adapter.migrate_instance(
+            "pi-1", InstanceMigration(target_definition_id="approval:2:d2", mappings={"review": "check"})
+        )
+    plan = sent_json(execute)
+    assert plan["processInstanceIds"] == ["pi-1"]
+    assert plan["migrationPlan"]["instructions"] == [
+        {"sourceActivityIds": ["notify"], "targetActivityIds": ["notify"], "updateEventTrigger": False},
+        {"sourceActivityIds": ["review"], "targetActivityIds": ["check"]},
+    ]
+    assert refused.value.detail == (
+        "ENGINE-23004 Cannot migrate process instance 'pi-1' (activity 'review': Activities have incompatible types)"
+    )
+    assert refused.value.engine_status == 400

@@ -28,7 +28,7 @@ export async function run(name, scenario) {
     console.log(`screenshot ${path}`);
   };
   try {
-    await scenario(page, { shot, signIn: (user, groups = "") => signIn(page, user, groups) });
+    await scenario(page, { shot, signIn: (user, groups = "") => signIn(page, user, groups), signInWithToken: (token) => signInWithToken(page, token) });
     check(consoleErrors.length === 0, `no script errors in the page: ${consoleErrors.join("; ")}`);
     console.log(`${name}: ok`);
   } catch (error) {
@@ -45,6 +45,14 @@ export async function signIn(page, user, groups) {
   await page.goto(`${baseUrl}/console#/login`);
   await page.getByLabel("User id").fill(user);
   await page.getByLabel("Groups (comma-separated)").fill(groups);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/#\/incidents/);
+}
+
+/** Signs in with a pasted bearer token (auth on); the user id and groups come from its claims. */
+export async function signInWithToken(page, token) {
+  await page.goto(`${baseUrl}/console#/login`);
+  await page.getByLabel("Bearer token (when the gateway requires one)").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(/#\/incidents/);
 }

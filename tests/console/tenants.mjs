@@ -5,11 +5,8 @@ import { baseUrl, check, run, waitForCount } from "./browser.mjs";
 
 const [, , , , token, ownInstance] = process.argv;
 
-await run("tenant-limited", async (page, { shot }) => {
-  await page.goto(`${baseUrl}/console#/login`);
-  await page.getByLabel("Bearer token (when the gateway requires one)").fill(token);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL(/#\/incidents/);
+await run("tenant-limited", async (page, { shot, signInWithToken }) => {
+  await signInWithToken(token);
   check(await page.getByRole("link", { name: "Signed in: carol" }).isVisible(), "the user id is read from the token");
   await page.getByText("1 incidents, page 1 of 1").waitFor();
   await waitForCount(page.getByRole("link", { name: /Cannot evaluate/ }), 1, "only the own tenant's incident is listed");

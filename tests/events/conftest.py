@@ -99,12 +99,16 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def write_events(
-    db: Database, events: list[tuple[str, str | None, dict[str, Any]]], engine: str = "default"
+    db: Database,
+    events: list[tuple[str, str | None, dict[str, Any]]],
+    engine: str = "default",
+    tenant_id: str | None = None,
 ) -> None:
-    """Commit events (type without prefix, instance id, data) in one unit of work, as an API call does."""
+    """Commit events (type without prefix, instance id, data) of one tenant (None: no tenant) in one unit of work,
+    as an API call does."""
     async with transaction(db, actor="tester") as uow:
         for event_type, instance_id, data in events:
-            uow.emit(event_type, engine=engine, instance_id=instance_id, data=data)
+            uow.emit(event_type, engine=engine, instance_id=instance_id, data=data, tenant_id=tenant_id)
 
 
 def unique_stream() -> str:

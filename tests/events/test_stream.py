@@ -113,7 +113,9 @@ async def test_the_relay_appends_every_event_to_the_redis_stream_for_consumer_gr
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
         async with serve(gateway_settings(redis_url=redis_url)):
-            await write_events(database, [("task.created", f"i-{n % 3}", {"task_id": f"t-{n}"}) for n in range(20)])
+            await write_events(database, [("task.created", f"i-{n % 3}", {"task_id": f"t-{n}"}) for n in range(15)])
+            tenant_events = [("task.created", f"i-{n % 3}", {"task_id": f"t-{n}"}) for n in range(15, 20)]
+            await write_events(database, tenant_events, tenant_id="acme")
             length = await eventually(lambda: redis.xlen(stream_name), lambda n: n >= 20)
             assert length == 20
         await redis.xgroup_create(stream_name, "billing", id="0")
@@ -125,6 +127,8 @@ async def test_the_relay_appends_every_event_to_the_redis_stream_for_consumer_gr
         assert all(
             f["id"] == json.loads(f["event"])["id"] and f["type"] == "process_manager.task.created" for f in fields
         )
+        assert [f["tenant_id"] for f in fields] == [""] * 15 + ["acme"] * 5  # for consumers serving one tenant
+        assert all(f["tenant_id"] == (json.loads(f["event"])["tenant_id"] or "") for f in fields)
         assert [int(f["cursor"]) for f in fields] == sorted(int(f["cursor"]) for f in fields)
         # worker-1 dies before acknowledging; worker-2 claims its entries, handles them and acknowledges.
         claimed = (await redis.xautoclaim(stream_name, "billing", "worker-2", min_idle_time=0, count=100))[1]

@@ -611,6 +611,37 @@ class Engine:
         self.jobs = {k: j for k, j in self.jobs.items() if j.instance is not instance}
         self._enter(instance, start[0])
 
+    def migrate(self, instance: Instance, target: Definition, mappings: dict[str, str]) -> None:
+        """ProcessInstanceMigrationManagerImpl.migrateProcessInstance with one token: the activity it waits in goes
+        to its mapping, else to the activity of the same id in `target` (auto-mapping); a user task stays the
+        same task, its definition key changed (a direct migration)."""
+        if instance.tenant_id != target.tenant_id:
+            raise FlowableException(
+                f"Tenant mismatch between Process Instance ('{instance.tenant_id}') and Process Definition "
+                f"('{target.tenant_id}') to migrate to"
+            )
+        current = instance.current
+        if current is not None:
+            destination = mappings.get(current, current if current in target.nodes else None)
+            if destination is None:
+                raise FlowableException(
+                    f"Migration Activity mapping missing for activity definition Id:'{current}' or its MI Parent"
+                )
+            if destination not in target.nodes:
+                raise FlowableException(
+                    f"Cannot find activity '{destination}' in process definition with id '{target.id}'"
+                )
+            node = target.nodes[destination]
+            for task in self.open_tasks(instance):
+                task.node = node
+            for activity in self._open_activities(instance):
+                activity.activity_id, activity.name = node.id, node.name
+            for job in self.jobs.values():
+                if job.instance is instance:
+                    job.node = node
+            instance.current = destination
+        instance.definition = target
+
     # ------------------------------------------------------------ tasks
     def open_tasks(self, instance: Instance | None = None) -> list[TaskEntity]:
         return [t for t in self.tasks.values() if t.end_time is None and (instance is None or t.instance is instance)]

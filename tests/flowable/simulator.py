@@ -518,6 +518,7 @@ class FlowableSimulator:
             route("/runtime/executions/{id}", "PUT", self.execution_action),
             route("/runtime/signals", "POST", self.signal_received),
             route("/runtime/process-instances/{id}/change-state", "POST", self.change_state),
+            route("/runtime/process-instances/{id}/migrate", "POST", self.migrate_instance),
             route("/query/historic-process-instances", "POST", self.query_historic_instances),
             route("/history/historic-process-instances/{id}", "GET", self.get_historic_instance),
             route("/query/historic-activity-instances", "POST", self.query_historic_activities),
@@ -775,6 +776,28 @@ class FlowableSimulator:
         body = await request.json()
         instance = self.engine.instance(request.path_params["id"])
         self.engine.change_state(instance, body.get("cancelActivityIds") or [], body.get("startActivityIds") or [])
+        return Response(status_code=200)
+
+    async def migrate_instance(self, request: Request) -> Response:
+        # migrateProcessInstance: the body is a migration document (ProcessInstanceMigrationDocumentConverter);
+        # 200 without a body
+        document = json.loads(await request.body())
+        instance = self.engine.instance(request.path_params["id"])
+        if "toProcessDefinitionId" not in document:
+            raise NotImplementedError("the Flowable simulator migrates to a definition id only")
+        try:
+            target = self.engine.definition(document["toProcessDefinitionId"])
+        except ObjectNotFound:
+            raise FlowableException(
+                "Cannot find the process definition to migrate to, with process definition identified by "
+                f"[id:'{document['toProcessDefinitionId']}']"
+            ) from None
+        mappings = {}
+        for mapping in document.get("activityMappings") or []:
+            if not isinstance(mapping.get("fromActivityId"), str) or not isinstance(mapping.get("toActivityId"), str):
+                raise NotImplementedError("the Flowable simulator takes one-to-one activity mappings only")
+            mappings[mapping["fromActivityId"]] = mapping["toActivityId"]
+        self.engine.migrate(instance, target, mappings)
         return Response(status_code=200)
 
     async def query_instances(self, request: Request) -> Response:

@@ -484,6 +484,10 @@ class Simulator:
             ("GET", "/process-instances/{processInstanceKey}", self.get_process_instance),  # getProcessInstance
             # cancelProcessInstance
             ("POST", "/process-instances/{processInstanceKey}/cancellation", self.cancel_process_instance),
+            # modifyProcessInstance
+            ("POST", "/process-instances/{processInstanceKey}/modification", self.modify_process_instance),
+            # migrateProcessInstance
+            ("POST", "/process-instances/{processInstanceKey}/migration", self.migrate_process_instance),
             ("POST", "/element-instances/search", self.search_element_instances),  # searchElementInstances
             # createElementInstanceVariables
             ("PUT", "/element-instances/{elementInstanceKey}/variables", self.set_variables),
@@ -941,6 +945,129 @@ class Simulator:
             "processDefinitionKey": str(definition.key),
             "tags": [],
         }
+
+    # ------------------------------------------------------------ modification and migration
+    def _active_instance(self, key: int, intent: str, verb: str) -> Instance:
+        instance = self.instances.get(key)
+        if instance is None or instance.state != "ACTIVE":
+            raise not_found(
+                intent, f"Expected to {verb} process instance but no process instance found with key '{key}'"
+            )
+        return instance
+
+    def modify_process_instance(self, request: httpx.Request, processInstanceKey: int) -> httpx.Response:
+        """Validate every instruction, then activate (variables in the global scope), then terminate; an instance
+        left without an active element is terminated, as Zeebe does."""
+        body = self._body(request, {"activateInstructions", "terminateInstructions", "operationReference"})
+        instance = self._active_instance(processInstanceKey, "MODIFY", "modify")
+        process_id = instance.definition.process_id
+        positions = {node.id: index for index, node in enumerate(instance.definition.nodes)}
+        activations = body.get("activateInstructions") or []
+        for activation in activations:
+            element_id = activation.get("elementId")
+            if element_id not in positions:
+                raise invalid_argument(
+                    "MODIFY",
+                    f"Expected to modify instance of process '{process_id}' but it contains one or more activate "
+                    f"instructions with an element that could not be found: '{element_id}'",
+                )
+            kind = instance.definition.nodes[positions[element_id]].type
+            if kind in ("START_EVENT", "BOUNDARY_EVENT"):
+                raise invalid_argument(
+                    "MODIFY",
+                    f"Expected to modify instance of process '{process_id}' but it contains one or more activate "
+                    f"instructions for elements that are unsupported: '{element_id}'. The activation of elements "
+                    f"with type '{kind}' is not supported.",
+                )
+        terminations = []
+        for termination in body.get("terminateInstructions") or []:
+            element = self.elements.get(int(termination.get("elementInstanceKey", 0)))
+            if element is None or element.instance is not instance or element.state != "ACTIVE":
+                raise invalid_argument(
+                    "MODIFY",
+                    f"Expected to modify instance of process '{process_id}' but it contains one or more terminate "
+                    "instructions with an element instance that could not be found: "
+                    f"'{termination.get('elementInstanceKey')}'",
+                )
+            terminations.append(element)
+        for activation in activations:
+            for instruction in activation.get("variableInstructions") or []:
+                for name, value in (instruction.get("variables") or {}).items():
+                    self._set_variable(instance, instance.key, name, value)
+            self._activate(instance, positions[activation["elementId"]])
+        now = self._now()
+        for element in terminations:
+            self._terminate(element, now)
+        if instance.state == "ACTIVE" and not any(e.state == "ACTIVE" for e in self._elements_of(instance)):
+            instance.state, instance.end = "TERMINATED", now
+        return httpx.Response(204)
+
+    def _terminate(self, element: Element, now: datetime) -> None:
+        element.state, element.end = "TERMINATED", now
+        self._unsubscribe(element)
+        for task in self.user_tasks.values():
+            if task.element is element and task.state == OPEN_TASK:
+                task.state = "CANCELED"
+        for job in self.jobs.values():
+            if job.element is element and job.state not in ("COMPLETED", "CANCELED"):
+                job.state = "CANCELED"
+        for incident in self.incidents.values():
+            if incident.element is element and incident.state == "ACTIVE":
+                incident.state = "RESOLVED"
+
+    def migrate_process_instance(self, request: httpx.Request, processInstanceKey: int) -> httpx.Response:
+        """Every active element needs a mapping to an element of the same type (Zeebe maps nothing by itself)."""
+        body = self._body(
+            request, {"targetProcessDefinitionKey", "mappingInstructions", "operationReference"}, required=True
+        )
+        instance = self._active_instance(processInstanceKey, "MIGRATE", "migrate")
+        target_key = self._key_param("targetProcessDefinitionKey", str(body.get("targetProcessDefinitionKey")))
+        target = self.definitions.get(target_key)
+        if target is None:
+            raise not_found(
+                "MIGRATE",
+                "Expected to migrate process instance to process definition but no process definition found with "
+                f"key '{target_key}'",
+            )
+        key = instance.key
+        sources = {node.id: node for node in instance.definition.nodes}
+        targets = {node.id: node for node in target.nodes}
+        mappings: dict[str, str] = {}
+        for instruction in body.get("mappingInstructions") or []:
+            source_id, target_id = instruction.get("sourceElementId"), instruction.get("targetElementId")
+            for side, element_id, known in (("source", source_id, sources), ("target", target_id, targets)):
+                if element_id not in known:
+                    raise invalid_argument(
+                        "MIGRATE",
+                        f"Expected to migrate process instance '{key}' but mapping instructions contain a "
+                        f"non-existing {side} element id '{element_id}'. Elements provided in mapping instructions "
+                        f"must exist in the {side} process definition.",
+                    )
+            mappings[source_id] = target_id
+        active = [e for e in self._elements_of(instance) if e.state == "ACTIVE"]
+        for element in active:
+            if element.node.id not in mappings:
+                raise invalid_state(
+                    "MIGRATE",
+                    f"Expected to migrate process instance '{key}' but no mapping instruction defined for active "
+                    f"element with id '{element.node.id}'. Elements cannot be migrated without a mapping.",
+                )
+            new = targets[mappings[element.node.id]]
+            if new.type != element.node.type:
+                raise invalid_state(
+                    "MIGRATE",
+                    f"Expected to migrate process instance '{key}' but active element with id '{element.node.id}' "
+                    f"and type '{element.node.type}' is mapped to an element with id '{new.id}' and different type "
+                    f"'{new.type}'. Elements must be mapped to elements of the same type.",
+                )
+        for element in active:
+            new = targets[mappings[element.node.id]]
+            for subscription in self.subscriptions.values():
+                if subscription.element is element and subscription.node is element.node:
+                    subscription.node = new
+            element.node, element.position = new, target.nodes.index(new)
+        instance.definition = target
+        return httpx.Response(204)
 
     # ------------------------------------------------------------ running a process
     def _activate(self, instance: Instance, position: int) -> None:

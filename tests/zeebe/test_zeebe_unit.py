@@ -29,7 +29,9 @@ from gateway.schemas import (
     DefinitionQuery,
     EngineIncidentQuery,
     HistoryQuery,
+    InstanceModification,
     InstanceQuery,
+    ModificationInstruction,
     Page,
     StartInstance,
     TaskQuery,
@@ -605,3 +607,52 @@ async def test_the_integration_job_worker_fails_and_completes_jobs(simulated: Si
         await adapter.retry_engine_incident(incidents.items[0].id)
         tasks = await eventually(lambda: adapter.list_tasks(TaskQuery(instance_id=instance_id)))
         assert [task.task_definition_key for task in tasks.items] == ["confirm"]
+
+
+# ------------------------------------------------------------------ modification
+async def test_modification_goes_back_with_variables_and_refuses_what_is_not_active(simulated: Simulated) -> None:
+    adapter, _ = await simulated()
+    await deploy(adapter, "charging")
+    instance_id = await start(adapter, "charging", {"fail": False})
+    await eventually(lambda: adapter.list_tasks(TaskQuery(instance_id=instance_id)))
+    back = InstanceModification(
+        instructions=[
+            ModificationInstruction(type="cancel", activity_id="confirm"),
+            ModificationInstruction(
+                type="start_before", activity_id="charge", variables=parse_request_variables({"fail": True})
+            ),
+        ]
+    )
+    moved = await adapter.modify_instance(instance_id, back)
+    assert [a.id for a in moved.current_activities] == ["charge"]  # the job fails again: an incident
+    assert (await adapter.get_variables(instance_id))["fail"].value is True
+    assert (await adapter.list_engine_incidents(EngineIncidentQuery(instance_id=instance_id))).total == 1
+    assert (await adapter.list_tasks(TaskQuery(instance_id=instance_id))).total == 0
+
+    with pytest.raises(BadRequest) as refused:
+        await adapter.modify_instance(
+            instance_id,
+            InstanceModification(instructions=[ModificationInstruction(type="cancel", activity_id="confirm")]),
+        )
+    assert "'confirm' is not active" in refused.value.detail
+
+
+async def test_modification_passes_on_the_engines_refusal_and_an_ended_instance_is_a_conflict(
+    simulated: Simulated,
+) -> None:
+    adapter, _ = await simulated()
+    await deploy(adapter, "approval")
+    instance_id = await start(adapter, "approval")
+    with pytest.raises(BadRequest) as refused:  # Camunda 8 activates no start event
+        await adapter.modify_instance(
+            instance_id,
+            InstanceModification(instructions=[ModificationInstruction(type="start_before", activity_id="start")]),
+        )
+    assert refused.value.engine_status == 400
+    assert "'start'" in refused.value.detail
+    await adapter.terminate_instance(instance_id, None)
+    with pytest.raises(Conflict):
+        await adapter.modify_instance(
+            instance_id,
+            InstanceModification(instructions=[ModificationInstruction(type="start_before", activity_id="review")]),
+        )

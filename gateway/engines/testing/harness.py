@@ -30,6 +30,8 @@ from gateway.engines.port import EngineAdapter
 #   subscription's correlation key is the variable `orderId`) -> userTask `ship` (name "Ship order") -> end
 #   `shipped`; on `ship` an interrupting signal boundary event `cancelled` (signal "order-cancelled") -> end
 #   `withdrawn`.
+# A harness whose adapter declares `Capability.MIGRATE_INSTANCE` provides nothing more: the suite deploys a second
+#   "approval" with the user task `review` renamed `check` (every quoted "review" in the XML replaced).
 SCENARIOS = ("approval", "charging")
 MESSAGING_SCENARIO = "ordering"
 

@@ -29,6 +29,7 @@ from gateway.schemas import (
     DefinitionQuery,
     EngineIncidentQuery,
     HistoryQuery,
+    InstanceMigration,
     InstanceModification,
     InstanceQuery,
     MessageCorrelation,
@@ -367,6 +368,62 @@ async def test_modification_moves_an_instance_past_a_failing_activity(
             instance_id, InstanceModification(instructions=[ModificationInstruction(type="cancel", activity_id="nope")])
         )
     assert "'nope'" in refused.value.detail
+
+
+def renamed(xml: bytes, old: str, new: str) -> bytes:
+    """`xml` with the flow node `old` renamed `new`: its id and every reference to it (all quoted attribute values,
+    `sourceRef`, `targetRef`, `bpmnElement`, in every dialect of the harnesses)."""
+    return xml.replace(f'"{old}"'.encode(), f'"{new}"'.encode())
+
+
+@requires(Capability.MIGRATE_INSTANCE)
+async def test_migration_moves_a_waiting_instance_to_a_new_version(
+    processes: ProcessService, adapter: EngineAdapter, harness: Harness, database: Database
+) -> None:
+    first = await deploy(adapter, harness, "approval")
+    instance_id = await start(adapter, "approval", business_key="b-7")
+    await open_task(adapter, instance_id, "review")
+    deployment = await adapter.deploy(
+        renamed(harness.bpmn["approval"], "review", "check"),
+        filename="approval.bpmn",
+        name="approval",
+        tenant_id=None,
+        deployed_by="tester",
+    )
+    (second,) = [d.id for d in deployment.definitions if d.key == "approval"]
+
+    with pytest.raises(BadRequest) as unmapped:  # v2 has no `review`: the engine refuses, nothing moves
+        await processes.migrate_instance(instance_id, InstanceMigration(target_definition_id=second))
+    assert "'review'" in unmapped.value.detail
+    with pytest.raises(BadRequest) as unknown:
+        await processes.migrate_instance(
+            instance_id, InstanceMigration(target_definition_id=second, mappings={"review": "nope"})
+        )
+    assert "'nope'" in unknown.value.detail
+    unmoved = await adapter.get_instance(instance_id)
+    assert (unmoved.definition_id, [a.id for a in unmoved.current_activities]) == (first, ["review"])
+
+    migrated = await processes.migrate_instance(
+        instance_id, InstanceMigration(target_definition_id=second, mappings={"review": "check"})
+    )
+    assert (migrated.definition_id, migrated.status, migrated.business_key) == (second, "active", "b-7")
+    task_id = await open_task(adapter, instance_id, "check")
+    moved = await adapter.get_instance(instance_id)
+    assert (moved.definition_id, [a.id for a in moved.current_activities]) == (second, ["check"])
+    await adapter.complete_task(task_id, {}, user_id="alice")
+    done = await eventually(partial(adapter.get_instance, instance_id), lambda details: details.status == "completed")
+    assert done.definition_id == second
+
+    events = [(kind, event_instance, data) for kind, event_instance, data in await recorded_events(database)]
+    (event,) = [data for kind, event_instance, data in events if kind == "instance.migrated"]
+    assert event["definition_id"] == second
+    assert event["source_definition_id"] == first
+    assert event["mappings"] == {"review": "check"}
+    assert [(operation, status, outcome) for operation, _, status, outcome in await audit_rows(database)] == [
+        ("migrate", 400, "failure"),
+        ("migrate", 400, "failure"),
+        ("migrate", 200, "success"),
+    ]
 
 
 # ------------------------------------------------------------------ the error contract (gateway.engines.port)

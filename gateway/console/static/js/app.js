@@ -1,6 +1,6 @@
 // The console's router: the URL fragment names the page (#/incidents, #/incidents/ID, #/instances/ID?engine=,
 // #/tasks, #/definitions, #/definitions/ID, #/events, #/login); each page module renders into <main>.
-import { api, session } from "./api.js";
+import { api, can, config, loadPermissions, saveSession, session } from "./api.js";
 import { notify } from "./ui.js";
 import { incidentList, incidentDetail } from "./incidents.js";
 import { instancePage } from "./instance.js";
@@ -57,16 +57,35 @@ async function show(event) {
   if (event && navigation === shown) main.focus();
 }
 
-/** Hides the navigation entries whose page the caller may not read (their list answers 401/403). */
-async function hideForbiddenPages() {
-  for (const link of document.querySelectorAll("nav a[data-probe]")) {
-    api(link.dataset.probe).then(() => { link.hidden = false; }, (error) => { link.hidden = [401, 403].includes(error.status); });
-  }
+/** Reads the caller's permissions (GET /me) and hides the navigation entries whose page they may not read; the
+ * pages hide the actions likewise (`can`). */
+async function learnPermissions() {
+  await loadPermissions();
+  for (const link of document.querySelectorAll("nav a[data-permission]")) link.hidden = !can(link.dataset.permission);
 }
 
-window.addEventListener("hashchange", (event) => {
-  if (event.oldURL.endsWith("#/login")) hideForbiddenPages();  // signed in anew
+window.addEventListener("hashchange", async (event) => {
+  if (event.oldURL.endsWith("#/login")) await learnPermissions();  // signed in anew
   show(event);
 });
-hideForbiddenPages();
-show();
+/** The return from the OIDC provider's sign-in: the access token is kept for this tab (sessionStorage); the user
+ * and groups are the gateway's reading of it (GET /me). */
+async function completeSignIn() {
+  const { exchangeCode } = await import("./oidc.js");
+  const token = await exchangeCode(config.oidc);
+  saveSession({ token });
+  const me = await api("me");
+  saveSession({ user: me.user, groups: me.groups, token });
+}
+
+const search = new URLSearchParams(location.search);
+let failure = "";
+if (config.oidc && (search.has("code") || search.has("error"))) {
+  await completeSignIn().catch((error) => {
+    failure = `Sign-in failed: ${error.message}`;
+    history.replaceState(null, "", "/console#/login");
+  });
+}
+await learnPermissions();
+await show();
+if (failure) notify(failure);  // after show(), which clears the notice of the page before

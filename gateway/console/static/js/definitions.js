@@ -1,6 +1,6 @@
 // Definitions and the dashboard: versions, deploy a BPMN file, statistics per day, bottlenecks, and the
 // heatmap of GET /statistics/definitions/{key}/elements on the diagram.
-import { api } from "./api.js";
+import { api, can } from "./api.js";
 import { renderDiagram } from "./diagram.js";
 import { attempt, field, h, notify, table, when } from "./ui.js";
 import { variablesEditor } from "./variables.js";
@@ -26,20 +26,21 @@ export async function definitionList(view) {
     const deployment = await attempt(() => api("definitions", { method: "POST", form }), "Deployed");
     if (deployment) load();
   });
-  view.append(h("h1", {}, "Definitions and dashboard"), deploy, list, dashboard);
+  view.append(h("h1", {}, "Definitions and dashboard"), can("definition:deploy") ? deploy : null, list, dashboard);
 
   async function load() {
     const page = await api("definitions", { query: { latest_only: false, with_counts: true, size: 100, sort: "key" } });
     list.replaceChildren(table(["Key", "Name", "Version", "Running", "Deployed", "Engine"], page.items.map((d) => h("tr", {},
       h("td", {}, h("a", { href: `#/definitions/${d.id}?engine=${d.engine}` }, d.key)), h("td", {}, d.name || ""), h("td", {}, String(d.version)),
       h("td", {}, String(d.instances ?? "")), h("td", {}, when(d.deployed_at)), h("td", {}, d.engine))), `${page.total} definitions`));
+    view.dataset.loaded = "true";
+    if (!can("statistics:read")) return;
     const stats = await api("statistics");
     const s = stats.summary;
     dashboard.replaceChildren(h("h2", {}, "Last 30 days"),
       h("p", {}, `${s.total_instances} instances (${s.active_instances} active, ${s.completed_instances} completed, ${s.terminated_instances} terminated); ${s.incidents} incidents, ${s.resolved_incidents} resolved; mean duration ${duration(s.average_duration)}`),
       bars(stats.by_day.map((d) => d.instances), "Instances started per day"),
       h("p", { class: "muted" }, `Instances started per day, data as of ${when(stats.data_as_of)}`));
-    view.dataset.loaded = "true";
   }
   await load();
 }
@@ -48,9 +49,10 @@ export async function definitionDetail(view, params, id) {
   const engine = params.get("engine") || undefined;
   const definition = await api(`definitions/${id}`, { query: { engine, with_counts: true } });
   const diagram = h("div", { class: "diagram", id: "diagram", role: "img", "aria-label": `Heatmap of ${definition.key}` });
+  const statistics = can("statistics:read");  // else: the diagram, no heatmap
   const [elements, bottlenecks, xml] = await Promise.all([
-    api(`statistics/definitions/${encodeURIComponent(definition.key)}/elements`, { query: { engine } }),
-    api("bottlenecks", { query: { definition_key: definition.key } }),
+    statistics ? api(`statistics/definitions/${encodeURIComponent(definition.key)}/elements`, { query: { engine } }) : { elements: [] },
+    statistics ? api("bottlenecks", { query: { definition_key: definition.key } }) : { items: [] },
     api(`definitions/${id}/xml`, { query: { engine } }),
   ]);
   const items = elements.elements;
@@ -81,6 +83,6 @@ export async function definitionDetail(view, params, id) {
     h("h2", {}, "Bottlenecks"),
     table(["Activity", "Mean wait", "Instances", "Severity"], bottlenecks.items.map((b) => h("tr", {},
       h("td", {}, b.activity_name || b.activity_id), h("td", {}, duration(b.average_wait_time)), h("td", {}, String(b.instances_affected)), h("td", {}, b.severity)))),
-    start);
+    can("instance:start", definition.key) ? start : null);
   await renderDiagram(diagram, xml, { heat, counts });
 }

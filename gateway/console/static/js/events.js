@@ -1,5 +1,5 @@
 // The live event stream (SSE) with a type filter, and webhook subscriptions with their failed deliveries.
-import { api } from "./api.js";
+import { api, can } from "./api.js";
 import { listen } from "./live.js";
 import { attempt, field, h, table, when } from "./ui.js";
 
@@ -10,7 +10,7 @@ export async function eventPage(view) {
   view.append(h("h1", {}, "Events"),
     h("div", { class: "bar" }, field("Show only types containing", filter)),
     h("div", { class: "stream" }, table(["When", "Type", "Instance", "Actor", "Data"], stream, "Live: newest first")),
-    h("h2", {}, "Subscriptions"), subscriptions);
+    can("subscriptions:manage") ? [h("h2", {}, "Subscriptions"), subscriptions] : null);
 
   const stop = listen((event) => {
     if (filter.value && !event.type.includes(filter.value)) return;
@@ -31,6 +31,6 @@ export async function eventPage(view) {
     }
     subscriptions.replaceChildren(table(["URL", "State", "Event types", "Failed deliveries"], rows));
   }
-  await load();
+  if (can("subscriptions:manage")) await load();
   return stop;
 }

@@ -1,6 +1,6 @@
 // Incidents: the list (filters, group by error, retry selected / retry all matching with live progress) and
 // one incident (diagram with the failing activity marked, error, history, actions, typed variables + retry).
-import { api } from "./api.js";
+import { api, can } from "./api.js";
 import { renderDiagram } from "./diagram.js";
 import { debounce, listen } from "./live.js";
 import { attempt, badge, choice, field, h, notify, table, when } from "./ui.js";
@@ -46,7 +46,10 @@ export async function incidentList(view, params) {
   const retrySelected = h("button", { type: "button", disabled: true }, "Retry selected");
   const retryAll = h("button", { type: "button" }, "Retry all matching");
   const results = h("div");
-  view.append(h("h1", {}, "Incidents"), form, h("div", { class: "bar" }, retrySelected, retryAll, progress), results);
+  // Offered only to those who may: a retry one by one needs incident:act, a retry by filter incident:bulk-retry.
+  const mayRetry = can("incident:act");
+  view.append(h("h1", {}, "Incidents"), form,
+    h("div", { class: "bar" }, mayRetry ? retrySelected : null, can("incident:bulk-retry") ? retryAll : null, progress), results);
 
   async function load() {
     if (params.get("group") === "1") return showGroups();
@@ -54,7 +57,7 @@ export async function incidentList(view, params) {
     let items = answer.items;
     if (params.get("activity_id")) items = items.filter((i) => i.activity_id === params.get("activity_id"));
     const rows = items.map((incident) => h("tr", {},
-      h("td", {}, h("input", { type: "checkbox", value: incident.id, checked: picked.has(incident.id), "aria-label": `Select incident ${incident.incident_type} at ${incident.activity_id || "?"}`, onchange: pick })),
+      h("td", {}, mayRetry && can("incident:act", incident.definition_key) ? h("input", { type: "checkbox", value: incident.id, checked: picked.has(incident.id), "aria-label": `Select incident ${incident.incident_type} at ${incident.activity_id || "?"}`, onchange: pick }) : null),
       h("td", {}, badge(incident.severity)),
       h("td", {}, badge(incident.status)),
       h("td", {}, h("a", { href: `#/incidents/${incident.id}` }, incident.incident_message || incident.incident_type)),
@@ -176,7 +179,8 @@ export async function incidentDetail(view, params, id) {
       form.addEventListener("submit", (event) => { event.preventDefault(); submit(Object.fromEntries(new FormData(form))); });
       return form;
     };
-    const actions = h("div", {},
+    const mayAct = can("incident:act", incident.definition_key);
+    const actions = mayAct && h("div", {},
       h("h2", {}, "Actions"),
       actionForm("Assign", text("Assign to user", "user_id"), (v) => act("assign", { user_id: v.user_id }, "Assigned")),
       actionForm("Acknowledge", [], () => act("acknowledge", {}, "Acknowledged")),
@@ -186,7 +190,8 @@ export async function incidentDetail(view, params, id) {
         (v) => act("resolve", { resolution_type: v.resolution_type, message: v.message }, "Resolved")));
 
     const variables = h("div", {}, h("h2", {}, "Variables"));
-    if (incident.instance_id && incident.status !== "resolved") {
+    if (!mayAct) variables.append(h("p", { class: "muted" }, "Retrying needs the permission incident:act."));
+    else if (incident.instance_id && incident.status !== "resolved") {
       const current = await api(`instances/${incident.instance_id}/variables`, { query: { engine } }).catch(() => ({}));
       const editor = variablesEditor(current, "incident-var");
       const retry = h("button", { type: "button", class: "primary", id: "retry" }, "Save variables and retry");

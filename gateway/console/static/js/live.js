@@ -1,7 +1,7 @@
 // Live updates from the gateway's SSE stream (GET /events/stream). Read with fetch, not EventSource, so the
 // caller's bearer token goes along; the SSE framing is parsed by eventsource-parser. After a drop it resumes
 // from the last event id (`?after=`), as EventSource would.
-import { EventSourceParserStream } from "/console/static/vendor/eventsource-parser/stream.js";
+import { EventSourceParserStream } from "eventsource-parser/stream";
 import { BASE, authHeaders } from "./api.js";
 
 const RECONNECT_MS = 1000;

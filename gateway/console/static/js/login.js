@@ -1,7 +1,8 @@
-// Sign-in. With auth on (PM_AUTH_MODE=jwt) paste a bearer token from the identity provider: the user id and
-// groups are read from its claims (`sub`, `groups`) unless typed here, and every API call carries it. With auth
-// off (development) the user id is sent as X-User-Id and the groups select the task queues.
-import { saveSession, session } from "./api.js";
+// Sign-in. With an OIDC provider configured (PM_CONSOLE_OIDC_CLIENT_ID) "Sign in with the identity provider" runs
+// the authorization code flow with PKCE (oidc.js). With auth on (PM_AUTH_MODE=jwt) one may also paste a bearer
+// token: the user id and groups are read from its claims (`sub`, `groups`) unless typed here, and every API call
+// carries it. With auth off (development) the user id is sent as X-User-Id and the groups select the task queues.
+import { config, saveSession, session } from "./api.js";
 import { h, field, notify } from "./ui.js";
 
 /** The JWT's payload (claims) without checking it: the gateway verifies every call; {} when it is not a JWT. */
@@ -35,5 +36,14 @@ export async function loginPage(view) {
     saveSession({ user, groups, token: token || undefined });
     location.hash = "#/incidents";
   });
-  view.append(h("h1", {}, "Sign in"), form);
+  view.append(h("h1", {}, "Sign in"));
+  if (config.oidc) {
+    const provider = h("button", { type: "button", class: "primary" }, "Sign in with the identity provider");
+    provider.addEventListener("click", async () => {
+      const { beginSignIn } = await import("./oidc.js");
+      await beginSignIn(config.oidc).catch((error) => notify(`Sign-in failed: ${error.message}`));
+    });
+    view.append(h("p", {}, provider), h("h2", {}, "Or paste a token (development)"));
+  }
+  view.append(form);
 }

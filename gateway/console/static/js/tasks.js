@@ -1,5 +1,5 @@
 // The task inbox: my tasks and my groups' queues; claim, unclaim, claim next, complete with typed variables.
-import { api, session } from "./api.js";
+import { api, can, session } from "./api.js";
 import { debounce, listen } from "./live.js";
 import { attempt, h, notify, table, when } from "./ui.js";
 import { variablesEditor } from "./variables.js";
@@ -17,7 +17,7 @@ export async function taskPage(view) {
   });
   view.append(h("h1", {}, "Tasks"),
     user ? "" : h("p", { class: "error" }, "Sign in (with your user and groups) to see your tasks."),
-    h("div", { class: "bar" }, claimNext),
+    can("task:claim") ? h("div", { class: "bar" }, claimNext) : null,
     h("div", { class: "cols" }, h("div", {}, h("h2", {}, "My tasks"), mine, h("h2", {}, `My groups' queues (${groups.join(", ") || "no groups"})`), queue), detail));
 
   const row = (task, action) => h("tr", {},
@@ -28,14 +28,14 @@ export async function taskPage(view) {
   async function load() {
     if (!user) return;
     const own = await api("tasks", { query: { assignee: user, sort: "created" } });
-    mine.replaceChildren(table(columns, own.items.map((t) => row(t,
+    mine.replaceChildren(table(columns, own.items.map((t) => row(t, can("task:claim", t.definition_key) &&
       h("button", { type: "button", onclick: () => attempt(() => api(`tasks/${t.id}/unclaim`, { method: "POST" }), `Unclaimed ${t.name}`).then(load) }, `Unclaim ${t.name}`)))));
     const waiting = [];
     for (const group of groups) {
       const page = await api("tasks", { query: { candidate_group: group, unassigned: true, sort: "created" } });
       for (const t of page.items) if (!waiting.some((w) => w.id === t.id)) waiting.push(t);
     }
-    queue.replaceChildren(table(columns, waiting.map((t) => row(t,
+    queue.replaceChildren(table(columns, waiting.map((t) => row(t, can("task:claim", t.definition_key) &&
       h("button", { type: "button", onclick: () => attempt(() => api(`tasks/${t.id}/claim`, { method: "POST", body: { user_id: user } }), `Claimed ${t.name}`).then(load) }, `Claim ${t.name}`)))));
     view.dataset.loaded = "true";
   }
@@ -52,7 +52,7 @@ export async function taskPage(view) {
     });
     detail.replaceChildren(h("h2", {}, task.name || task.id),
       h("p", { class: "muted" }, `Assignee ${task.assignee || "none"}; instance `, h("a", { href: `#/instances/${task.instance_id}?engine=${task.engine}` }, task.instance_id)),
-      h("h2", {}, "Variables"), editor.element, h("p", {}, complete));
+      h("h2", {}, "Variables"), editor.element, can("task:complete", task.definition_key) ? h("p", {}, complete) : null);
   }
 
   const stop = listen(debounce(load, 400), "task.");
