@@ -30,15 +30,6 @@ analytics_instances = sa.Table(
     sa.Index("ix_analytics_instances_start", "engine", "start_time"),
     sa.Index("ix_analytics_instances_key_start", "engine", "definition_key", "start_time"),
     sa.Index("ix_analytics_instances_end", "engine", "end_time"),
-    # The median duration walks completed instances in duration order (reading the start from the index)
-    # instead of sorting every instance of the period.
-    sa.Index(
-        "ix_analytics_instances_duration",
-        "engine",
-        "status",
-        "duration_ms",
-        postgresql_include=["start_time", "definition_key"],
-    ),
 )
 
 analytics_activities = sa.Table(

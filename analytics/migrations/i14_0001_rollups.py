@@ -1,5 +1,4 @@
-"""analytics roll-ups: activity runs per UTC day, instances per slot and day, completions per slot, tasks per slot;
-an index for the median duration
+"""analytics roll-ups: activity runs per UTC day, instances per slot and day, completions per slot, tasks per slot
 
 Revision ID: i14_0001_rollups
 Revises: i19_0002_analytics_tenant
@@ -22,12 +21,6 @@ def _key_columns() -> list[sa.Column[str]]:
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_analytics_instances_duration",
-        "analytics_instances",
-        ["engine", "status", "duration_ms"],
-        postgresql_include=["start_time", "definition_key"],
-    )
     op.create_table(
         "analytics_activity_days",
         *_key_columns(),
@@ -121,7 +114,6 @@ def _roll_up_existing() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_analytics_instances_duration", table_name="analytics_instances")
     for table in (
         "analytics_task_completion_slots",
         "analytics_task_slots",
