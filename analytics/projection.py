@@ -28,6 +28,7 @@ from gateway import journal
 from gateway.db import Database, utcnow
 from gateway.journal import EVENT_PREFIX
 from gateway.leader import cancel_tasks
+from gateway.logs import log_failed_round
 from gateway.registry import EngineRegistry
 from gateway.schemas import ActivityRecord, HistoryQuery, Page, ProcessInstance, SortOrder, Task, TaskQuery
 from gateway.uow import reading, transaction
@@ -385,9 +386,9 @@ class Projector:
             try:
                 await work()
                 failing = False
-            except Exception:  # a failed round (an engine down, the database restarting) is tried again
+            except Exception as exc:  # a failed round (an engine down, the database restarting) is tried again
                 if not failing:
-                    log.exception("Analytics: a projection round failed; trying again every %ss", interval)
+                    log_failed_round(log, exc, "Analytics: a projection round", interval)
                 failing = True
             if wake is None:
                 await asyncio.sleep(interval)

@@ -52,16 +52,18 @@ async def timed(call: Callable[[], Awaitable[object]], count: int, concurrency: 
 
 
 @contextlib.contextmanager
-def server(args: list[str], port: int, env: dict[str, str] | None = None, ready_path: str = "/health") -> Iterator[str]:
-    """Start a server process and wait until it answers on `ready_path`. Its output goes to a temporary file
-    (a pipe nobody reads would block a server that logs every request)."""
+def server(
+    args: list[str], port: int, env: dict[str, str] | None = None, ready_path: str = "/health", startup: float = 60
+) -> Iterator[str]:
+    """Start a server process and wait up to `startup` seconds until it answers on `ready_path`. Its output goes to
+    a temporary file (a pipe nobody reads would block a server that logs every request)."""
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(
             [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + startup
             while True:
                 try:
                     if httpx.get(base + ready_path, timeout=1).status_code < 500:

@@ -118,13 +118,15 @@ def stream_fields(event: dict[str, Any]) -> dict[str, str]:
 
 class WebhookFanOut:
     """Turns each new event into one pending delivery per active subscription it matches (`delivered_to`: a
-    subscription of a tenant gets only that tenant's events)."""
+    subscription of a tenant gets only that tenant's events); sets `written` (the dispatcher's wake-up) once new
+    deliveries are committed, so they go out without waiting a poll interval."""
 
     RELAY = "webhooks"
 
-    def __init__(self, db: Database, settings: EventSettings) -> None:
+    def __init__(self, db: Database, settings: EventSettings, written: asyncio.Event | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.written = written
 
     async def run_once(self) -> int:
         async with transaction(self.db, actor=SYSTEM) as uow:
@@ -142,6 +144,8 @@ class WebhookFanOut:
             ]
             await repository.insert_deliveries(uow.session, rows)
             await repository.save_position(uow.session, self.RELAY, int(events[-1]["cursor"]))
+        if rows and self.written is not None:
+            self.written.set()
         return len(events)
 
 

@@ -346,3 +346,15 @@ async def oldest_open_change(session: AsyncSession, engine: str) -> datetime | N
     return await session.scalar(
         sa.select(sa.func.min(change_intents.c.started_at)).where(change_intents.c.engine == engine)
     )
+
+
+async def tasks_being_changed(session: AsyncSession, engine: str, started_before: datetime) -> set[str | None]:
+    """The tasks the gateway began changing on this engine before `started_before` and has not recorded yet (the
+    `resource_id` of open task `change_intents`; None for a change that names no task, such as claiming the next
+    task of a queue)."""
+    rows = await session.execute(
+        sa.select(change_intents.c.audit).where(
+            change_intents.c.engine == engine, change_intents.c.started_at <= started_before
+        )
+    )
+    return {audit.get("resource_id") for (audit,) in rows if audit.get("resource_type") == "task"}

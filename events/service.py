@@ -55,7 +55,8 @@ class EventService:
         self.leadership = Leadership(db, EVENTS_LEADER_LOCK_ID, "Event relay")
         self.loops = LeaderLoops(self.leadership, LEADERSHIP_INTERVAL)
         self.watch = OutboxWatch(db, settings.poll_interval)
-        self.fan_out = WebhookFanOut(db, settings)
+        self.deliveries_written = asyncio.Event()
+        self.fan_out = WebhookFanOut(db, settings, self.deliveries_written)
         self.dispatcher = WebhookDispatcher(db, settings)
         self.redis_relay = RedisRelay(db, redis, settings) if redis is not None else None
         self.change_feeds = change_feeds(db, registry, settings)
@@ -64,7 +65,9 @@ class EventService:
     async def start(self) -> None:
         works = [
             LeaderWork("webhook fan-out", self.fan_out.run_once, self.settings.poll_interval),
-            LeaderWork("webhook dispatch", self.dispatcher.run_once, self.settings.poll_interval),
+            LeaderWork(
+                "webhook dispatch", self.dispatcher.run_once, self.settings.poll_interval, wake=self.deliveries_written
+            ),
         ]
         if self.redis_relay is not None:
             works.append(LeaderWork("Redis stream relay", self.redis_relay.run_once, self.settings.poll_interval))

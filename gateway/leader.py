@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.db import Database
+from gateway.logs import log_failed_round
 from gateway.resilience import mark_background
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,9 @@ class LeaderLoops:
                     if failing:
                         log.info("%s: %s works again", self.role, work.name)
                     failing = False
-                except Exception:  # a failed round is tried again at the next interval
+                except Exception as exc:  # a failed round is tried again at the next interval
                     if not failing:
-                        log.exception("%s: %s failed; trying again every %ss", self.role, work.name, work.interval)
+                        log_failed_round(log, exc, f"{self.role}: {work.name}", work.interval)
                     failing = True
             if not found:
                 await self._sleep(work)

@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
+from gateway.errors import GatewayError
+
 LogFormat = Literal["text", "json"]
 
 # Loggers that talk per task or per statement: SpiffWorkflow logs each task state change, the drivers each
@@ -93,3 +95,13 @@ def configure_logging(level: str, log_format: LogFormat = "text", *, access_line
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     access_log.disabled = not access_lines
+
+
+def log_failed_round(logger: logging.Logger, exc: Exception, what: str, interval: float) -> None:
+    """Log the first failure of a background loop's round (`what` failed; tried again every `interval` seconds):
+    one line with the reason for a failure the gateway explains (a GatewayError: an engine down, a refused
+    call), the traceback for anything unexpected."""
+    if isinstance(exc, GatewayError):
+        logger.warning("%s failed: %s; trying again every %ss", what, exc.detail, interval)
+    else:
+        logger.error("%s failed; trying again every %ss", what, interval, exc_info=exc)

@@ -22,7 +22,7 @@ from adapters.flowable.paging import Fetch, Item, collect, page_across
 from gateway import bpmn
 from gateway.bpmn import TaskExtensions
 from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability, ChangeBatch
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch, OpenTaskAssignee
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
 from gateway.schemas import (
     ActivityRecord,
@@ -897,6 +897,10 @@ class FlowableAdapter(HttpEngineAdapter):
     async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
         """What the engine did after `mark`, from its history (adapters/flowable/changes.py)."""
         return await changes.read_changes(self.http, mark, settled_before)
+
+    async def read_assignees(self) -> list[OpenTaskAssignee]:
+        """Who holds each open task now (adapters/flowable/changes.py): Flowable's history keeps no assignments."""
+        return await changes.read_assignees(self.http)
 
 
 _NO_MESSAGE_START = "no subscription to message with name"

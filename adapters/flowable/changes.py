@@ -5,9 +5,12 @@
 | task.created | `POST /query/historic-task-instances {taskCreatedAfter, taskCreatedBefore}` (sort startTime) |
 | task.completed | `POST /query/historic-task-instances {taskCompletedAfter, taskCompletedBefore}` (sort endTime), no delete reason |
 | instance.completed / instance.terminated | `POST /query/historic-process-instances {finishedAfter, finishedBefore}` (sort endTime), by delete reason |
+| task.assigned | `POST /query/tasks` (sort id): every open task's current assignee, compared round by round by the feed (`read_assignees`) |
 
-Not observed (Flowable keeps no log of them unless historic task logging is switched on): an assignment or a
-suspension made outside the gateway. Those made through the gateway are in the event log as always.
+Flowable keeps no log of assignments (unless historic task logging is switched on), so an assignment made outside
+the gateway is seen as a changed assignee of an open task: one that lasts less than a feed round (assigned and
+completed at once) shows only in `task.completed`'s `completed_by`. Not observed: a suspension made outside the
+gateway. Those made through the gateway are in the event log as always.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+from adapters.flowable import paging
 from adapters.flowable.mapping import moment, tenant
 from adapters.flowable.queries import clean
 from gateway.engines.change_window import PAGE_SIZE, SourceRows, SourceWindow, collect
-from gateway.engines.port import ChangeBatch, EngineChange
+from gateway.engines.port import ChangeBatch, EngineChange, OpenTaskAssignee
 from gateway.resilience import EngineHttp
 
 
@@ -73,6 +77,28 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
         ),
     }
     return collect(mark, settled_before, read)
+
+
+async def read_assignees(http: EngineHttp) -> list[OpenTaskAssignee]:
+    """Every open task of a process instance with its assignee (`POST /query/tasks`), per
+    `EngineAdapter.read_assignees`."""
+
+    async def fetch(start: int, size: int) -> dict[str, Any]:
+        body = {"start": start, "size": size, "sort": "id", "order": "asc"}
+        return await http.json("POST", "/query/tasks", operation="changes_assignees", idempotent=True, json=body)
+
+    return [
+        OpenTaskAssignee(
+            task_id=row["id"],
+            instance_id=row["processInstanceId"],
+            assignee=row.get("assignee"),
+            created_at=_time(row["createTime"]),
+            task_name=row.get("name"),
+            tenant_id=tenant(row.get("tenantId")),
+        )
+        for row in await paging.collect(fetch)
+        if row.get("processInstanceId")
+    ]
 
 
 def _time(text: str) -> datetime:

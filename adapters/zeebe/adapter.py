@@ -25,7 +25,7 @@ from gateway import bpmn
 from gateway.bpmn import Assignment, TaskExtensions, split_list
 from gateway.conditions import VariableScope
 from gateway.engines.http import HttpEngineAdapter
-from gateway.engines.port import AdapterContext, Capability, ChangeBatch
+from gateway.engines.port import AdapterContext, Capability, ChangeBatch, OpenTaskAssignee
 from gateway.errors import (
     BadRequest,
     Conflict,
@@ -755,6 +755,14 @@ class ZeebeAdapter(HttpEngineAdapter):
     async def read_changes(self, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
         """What the cluster did after `mark`, from its searches (adapters/zeebe/changes.py)."""
         return await changes.read_changes(self.http, mark, settled_before)
+
+    async def read_assignees(self) -> list[OpenTaskAssignee]:
+        """Who holds each open user task now (`POST /user-tasks/search`, state CREATED): Camunda 8 keeps no
+        assignment history (adapters/zeebe/changes.py)."""
+        created = await self._search_all(
+            "user-tasks", {"state": "CREATED"}, "changes_assignees", sort=[{"field": "creationDate", "order": "ASC"}]
+        )
+        return [changes.open_task_assignee(row) for row in created]
 
     # ------------------------------------------------------------ helpers
     def _key(self, value: str, what: str) -> str:

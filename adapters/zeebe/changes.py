@@ -7,8 +7,12 @@
 | task.completed | `POST /user-tasks/search` filter `completionDate`, state COMPLETED (sort completionDate) |
 | instance.completed / instance.terminated | `POST /process-instances/search` filter `endDate` (sort endDate), by `state` |
 
-Not observed: an assignment made outside the gateway (Camunda 8 keeps no assignment history). Camunda 8 has no
-suspension. Secondary storage trails the cluster by its export lag, which adds to the feed's delay.
+| task.assigned | `POST /user-tasks/search` filter state CREATED: every open task's current assignee, compared round by round by the feed (`read_assignees`) |
+
+Camunda 8 keeps no assignment history, so an assignment made outside the gateway is seen as a changed assignee of
+an open task: one that lasts less than a feed round (assigned and completed at once) shows only in
+`task.completed`'s `completed_by`. Camunda 8 has no suspension. Secondary storage trails the cluster by its export
+lag, which adds to the feed's delay.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 from adapters.zeebe.mapping import duration_ms, moment, tenant
 from adapters.zeebe.queries import between, search
 from gateway.engines.change_window import PAGE_SIZE, SourceRows, SourceWindow, collect
-from gateway.engines.port import ChangeBatch, EngineChange
+from gateway.engines.port import ChangeBatch, EngineChange, OpenTaskAssignee
 from gateway.resilience import EngineHttp
 
 INSTANCE_END_EVENTS = {"COMPLETED": "instance.completed", "TERMINATED": "instance.terminated"}
@@ -66,6 +70,18 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
         ),
     }
     return collect(mark, settled_before, read)
+
+
+def open_task_assignee(row: dict[str, Any]) -> OpenTaskAssignee:
+    """An open user task of a user task search as `EngineAdapter.read_assignees` reports it."""
+    return OpenTaskAssignee(
+        task_id=row["userTaskKey"],
+        instance_id=row["processInstanceKey"],
+        assignee=row.get("assignee"),
+        created_at=_time(row["creationDate"]),
+        task_name=row.get("name"),
+        tenant_id=tenant(row.get("tenantId")),
+    )
 
 
 def _time(text: str) -> datetime:

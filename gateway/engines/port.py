@@ -136,6 +136,21 @@ class EngineChange:
     tenant_id: str | None = None
 
 
+@dataclass(frozen=True)
+class OpenTaskAssignee:
+    """An open task and who holds it now (`EngineAdapter.read_assignees`); `assignee` None when nobody does.
+
+    `created_at` is the engine's creation time of the task, `task_name` its name.
+    """
+
+    task_id: str
+    instance_id: str
+    assignee: str | None
+    created_at: datetime
+    task_name: str | None = None
+    tenant_id: str | None = None
+
+
 @dataclass
 class ChangeBatch:
     """The changes after a high-water mark, oldest first, and the mark to read from next time (JSON-able)."""
@@ -372,7 +387,9 @@ class EngineAdapter(ABC):
         `POST /runtime/tasks/{id}` `complete`, Camunda 8 `POST /user-tasks/{key}/completion`.
         """
 
-    async def claim_next(self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None) -> Task | None:
+    async def claim_next(
+        self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None
+    ) -> Task | None:
         """Claim for `user_id` the highest-priority, oldest unassigned open task offered to one of
         `candidate_groups` or to the user by name (any unassigned task when `candidate_groups` is None); None
         when there is none. Query then claim: a task another caller claimed first (Conflict) or finished
@@ -391,7 +408,9 @@ class EngineAdapter(ABC):
                 return claimed
         return None
 
-    async def _claimable(self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None) -> list[Task]:
+    async def _claimable(
+        self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None
+    ) -> list[Task]:
         def query(**offered: str) -> TaskQuery:
             return TaskQuery(
                 unassigned=True, definition_key=definition_key, sort="priority", size=CLAIM_NEXT_BATCH, **offered
@@ -460,3 +479,8 @@ class EngineAdapter(ABC):
         the gateway's change feed (events/feeds.py) calls it on the leader replica."""
         raise NotImplementedError
 
+    async def read_assignees(self) -> list[OpenTaskAssignee] | None:
+        """Every open task of a process instance with its current assignee, for engines whose history keeps no
+        assignments (Flowable, Camunda 8): the change feed compares them round by round and emits `task.assigned`
+        for each change. None (the default) where `read_changes` reports assignments itself."""
+        return None

@@ -10,7 +10,8 @@ import httpx
 import pytest
 import respx
 
-from gateway.logs import configure_logging
+from gateway.errors import EngineUnavailable
+from gateway.logs import configure_logging, log_failed_round
 from tests.api.conftest import deploy, open_tasks, start
 
 
@@ -101,3 +102,20 @@ def test_json_log_format_writes_one_object_per_line(capsys: pytest.CaptureFixtur
         200,
         "-",
     )
+
+
+def test_a_background_round_that_fails_for_a_known_reason_logs_one_line_and_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("tests.rounds")
+    with caplog.at_level(logging.INFO, logger="tests.rounds"):
+        down = EngineUnavailable("Engine 'c7' at http://127.0.0.1:1 is unreachable: connection refused", engine="c7")
+        log_failed_round(logger, down, "Incident Center: detection on c7", 1.0)
+        log_failed_round(logger, RuntimeError("a bug"), "Event relay: change feed of c7", 0.5)
+    known, unexpected = caplog.records
+    assert known.levelname == "WARNING" and known.exc_info is None
+    assert known.getMessage() == (
+        "Incident Center: detection on c7 failed: Engine 'c7' at http://127.0.0.1:1 is unreachable: connection refused; "
+        "trying again every 1.0s"
+    )
+    assert unexpected.levelname == "ERROR" and unexpected.exc_info is not None  # a bug keeps its traceback
