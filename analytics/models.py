@@ -184,6 +184,8 @@ class PerformanceMetrics(Answer):
 
 
 class Bottlenecks(Answer):
+    """GET /bottlenecks: the list in `items`, wrapped so that the answer carries generated_at and data_as_of."""
+
     period: StatisticsPeriod
     items: list[ProcessBottleneck] = Field(
         description="Every activity with a finished run in the period, longest wait first"

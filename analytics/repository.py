@@ -4,6 +4,7 @@ answers are made of (for `analytics.service`). Aggregates are computed by the da
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.tables import (
     SLOT_SECONDS,
+    SLOTS_PER_DAY,
     analytics_activities as activities,
+    analytics_activity_days as activity_days,
     analytics_activity_slots as activity_slots,
+    analytics_completion_slots as completion_slots,
+    analytics_instance_days as instance_days,
+    analytics_instance_slots as instance_slots,
     analytics_instances as instances,
     analytics_state as state,
+    analytics_task_completion_slots as task_completion_slots,
     analytics_task_groups as task_groups,
+    analytics_task_slots as task_slots,
     analytics_tasks as tasks,
 )
 from gateway.db import rowcount
@@ -29,6 +37,7 @@ TERMINATED = ("terminated", "externally_terminated")
 HUMAN_TASK_TYPES = ("userTask", "manualTask")
 TASK_TYPES = ("userTask", "manualTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "businessRuleTask")
 SYNC_MARGIN = timedelta(minutes=1)
+SLOT = timedelta(seconds=SLOT_SECONDS)
 UNRESOLVED_VALUES = [status.value for status in UNRESOLVED]
 
 
@@ -60,6 +69,75 @@ def _between(column: sa.ColumnElement[Any], scope: Scope) -> list[sa.ColumnEleme
 def _nearest_rank(count: int, percent: int) -> int:
     """The 0-based offset of the nearest-rank percentile among `count` sorted values: ceil(p/100 · n) − 1."""
     return max(0, -(-count * percent // 100) - 1)
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """A period [start, end) cut by what each part is read from (see `analytics.tables`): `edges`, the parts of
+    a 15-minute slot at either end (from the rows themselves); `whole`, every whole slot ([first, last) or
+    None); of those, `slots`, the ranges outside whole UTC days, and `days`, the whole UTC days ([first, last)
+    or None)."""
+
+    edges: list[tuple[datetime, datetime]]
+    whole: tuple[int, int] | None
+    slots: list[tuple[int, int]]
+    days: tuple[int, int] | None
+
+
+def pieces(scope: Scope) -> Pieces:
+    """Cut the scope's period into edges, whole slots and whole UTC days (`Pieces`). For a scope limited to
+    tenants the whole period is one edge: the roll-ups sum every tenant's rows, so only the rows can answer."""
+    start, end = scope.start, scope.end
+    if scope.tenants is not None:
+        return Pieces([(start, end)], None, [], None)
+    first = math.ceil(start.timestamp() / SLOT_SECONDS)  # the first slot wholly inside the period
+    last = math.floor(end.timestamp() / SLOT_SECONDS)  # the slot the period ends in (not wholly inside)
+    if first >= last:
+        return Pieces([(start, end)], None, [], None)
+    first_day, last_day = -(-first // SLOTS_PER_DAY), last // SLOTS_PER_DAY
+    if first_day < last_day:
+        slots = [(first, first_day * SLOTS_PER_DAY), (last_day * SLOTS_PER_DAY, last)]
+        days: tuple[int, int] | None = (first_day, last_day)
+    else:
+        slots, days = [(first, last)], None
+    edges = [(start, _slot_start(first)), (_slot_start(last), end)]
+    return Pieces(
+        [(since, until) for since, until in edges if since < until],
+        (first, last),
+        [(since, until) for since, until in slots if since < until],
+        days,
+    )
+
+
+def _bucketed(column: sa.ColumnElement[Any], buckets: Sequence[int]) -> sa.ColumnElement[Any]:
+    """A slot column as is, or with `buckets` (ascending slots, e.g. where each local day starts) the latest bucket
+    at or before it: grouping by it, the database returns a row per day instead of one per slot. The bounds are
+    inlined integers, so that the GROUP BY expression is the selected one's text."""
+    if not buckets:
+        return column
+    bound: list[sa.ColumnElement[Any]] = [sa.literal_column(str(int(bucket))) for bucket in reversed(buckets)]
+    return sa.case(*((column >= b, b) for b in bound), else_=column)
+
+
+def _in_ranges(column: sa.ColumnElement[int], ranges: Sequence[tuple[int, int]]) -> sa.ColumnElement[bool]:
+    return sa.or_(*(sa.and_(column >= first, column < last) for first, last in ranges))
+
+
+async def _summed(session: AsyncSession, parts: Sequence[sa.Select[Any]], keys: int, names: int) -> list[list[Any]]:
+    """The rows of every part merged: each row is `keys` key columns, `names` columns taken from the first part
+    that gives one (names and types), then sums, added up over the parts' rows with the same keys."""
+    merged: dict[tuple[Any, ...], list[Any]] = {}
+    for part in parts:
+        for row in await session.execute(part):
+            found = merged.get(tuple(row[:keys]))
+            if found is None:
+                merged[tuple(row[:keys])] = [*row[: keys + names], *(value or 0 for value in row[keys + names :])]
+                continue
+            for index in range(keys, keys + names):
+                found[index] = found[index] if found[index] is not None else row[index]
+            for index in range(keys + names, len(row)):
+                found[index] += row[index] or 0
+    return list(merged.values())
 
 
 # ---------------------------------------------------------------- projection state
@@ -146,7 +224,7 @@ async def replace_history(
         await session.execute(activities.insert(), list(activity_rows))
     await _mark_first_runs(session, engine, since)
     await _copy_instance_tenants(session, engine, since)
-    await rebuild_activity_slots(session, engine, since)
+    await rebuild_rollups(session, engine, since)
     return changed
 
 
@@ -178,9 +256,103 @@ async def _mark_first_runs(session: AsyncSession, engine: str, since: datetime |
     await session.execute(activities.update().where(*conditions).values(first_run=~before))
 
 
-async def rebuild_activity_slots(session: AsyncSession, engine: str, since: datetime | None) -> None:
-    """Recompute the per-slot sums of completed runs from the slot `since` falls in on (all when None)."""
+async def rebuild_rollups(session: AsyncSession, engine: str, since: datetime | None) -> None:
+    """Recompute the engine's roll-ups (`analytics.tables`) of the instances and activity runs from the slot
+    `since` falls in on (all when None): what `replace_history` replaced, and nothing before it changed."""
     first_slot = None if since is None else int(since.timestamp()) // SLOT_SECONDS
+    await _rebuild_activity_slots(session, engine, first_slot)
+    await _rebuild_instance_slots(session, engine, first_slot)
+    first_day = None if first_slot is None else first_slot // SLOTS_PER_DAY
+    sums = ("runs", "first_runs", "total_ms", "squares")
+    await _rebuild_days(session, activity_slots, activity_days, engine, first_day, ("activity_id",), sums)
+    await _rebuild_days(
+        session, instance_slots, instance_days, engine, first_day, ("status",), ("instances", "duration_ms")
+    )
+
+
+async def _rebuild_days(
+    session: AsyncSession,
+    slots: sa.Table,
+    days: sa.Table,
+    engine: str,
+    first_day: int | None,
+    keys: tuple[str, ...],
+    sums: tuple[str, ...],
+) -> None:
+    """Sum a slot roll-up (keyed by engine, definition_key, `keys`, start_slot) into its day roll-up from
+    `first_day` on. Name and type columns (the others) take any slot's value."""
+    day = (slots.c.start_slot // SLOTS_PER_DAY).label("day")
+    named = [c.name for c in days.columns if c.name not in {"engine", "definition_key", "day", *keys, *sums}]
+    await session.execute(
+        days.delete().where(days.c.engine == engine, *([] if first_day is None else [days.c.day >= first_day]))
+    )
+    grouped = (
+        sa.select(
+            slots.c.engine,
+            slots.c.definition_key,
+            *(slots.c[key] for key in keys),
+            day,
+            *(sa.func.max(slots.c[name]) for name in named),
+            *(sa.func.sum(slots.c[name]) for name in sums),
+        )
+        .where(
+            slots.c.engine == engine,
+            *([] if first_day is None else [slots.c.start_slot >= first_day * SLOTS_PER_DAY]),
+        )
+        .group_by(slots.c.engine, slots.c.definition_key, *(slots.c[key] for key in keys), day)
+    )
+    await session.execute(days.insert().from_select(["engine", "definition_key", *keys, "day", *named, *sums], grouped))
+
+
+async def _rebuild_instance_slots(session: AsyncSession, engine: str, first_slot: int | None) -> None:
+    """Instances per (process, status, start slot) and completed instances per (process, end slot), from
+    `first_slot` on: an instance started before it is finished and was rolled up for the last time."""
+    for table, column in (
+        (instance_slots, instance_slots.c.start_slot),
+        (completion_slots, completion_slots.c.end_slot),
+    ):
+        await session.execute(
+            table.delete().where(table.c.engine == engine, *([] if first_slot is None else [column >= first_slot]))
+        )
+    since = [] if first_slot is None else [instances.c.start_slot >= first_slot]
+    duration = sa.func.coalesce(sa.func.sum(instances.c.duration_ms), 0)
+    started = (
+        sa.select(
+            instances.c.engine,
+            instances.c.definition_key,
+            instances.c.status,
+            instances.c.start_slot,
+            sa.func.max(instances.c.definition_name),
+            sa.func.count(),
+            duration,
+        )
+        .where(instances.c.engine == engine, *since)
+        .group_by(instances.c.engine, instances.c.definition_key, instances.c.status, instances.c.start_slot)
+    )
+    await session.execute(
+        instance_slots.insert().from_select(
+            ["engine", "definition_key", "status", "start_slot", "definition_name", "instances", "duration_ms"],
+            started,
+        )
+    )
+    ended = (
+        sa.select(instances.c.engine, instances.c.definition_key, instances.c.end_slot, sa.func.count(), duration)
+        .where(
+            instances.c.engine == engine,
+            instances.c.status == "completed",
+            *([] if first_slot is None else [instances.c.end_slot >= first_slot]),
+        )
+        .group_by(instances.c.engine, instances.c.definition_key, instances.c.end_slot)
+    )
+    await session.execute(
+        completion_slots.insert().from_select(
+            ["engine", "definition_key", "end_slot", "instances", "duration_ms"], ended
+        )
+    )
+
+
+async def _rebuild_activity_slots(session: AsyncSession, engine: str, first_slot: int | None) -> None:
+    """Recompute the per-slot sums of completed runs from `first_slot` on (all when None)."""
     slot_conditions = [activity_slots.c.engine == engine]
     run_conditions = [
         activities.c.engine == engine,
@@ -257,10 +429,93 @@ async def get_task(session: AsyncSession, engine: str, task_id: str) -> Row | No
 async def insert_task(session: AsyncSession, values: dict[str, Any], groups: Iterable[str]) -> None:
     await session.execute(tasks.insert().values(**values))
     await set_task_groups(session, values["engine"], values["task_id"], groups)
+    await _recount_task_slots(session, values["engine"], [values])
 
 
 async def update_task(session: AsyncSession, engine: str, task_id: str, **values: Any) -> None:
+    before = await get_task(session, engine, task_id)
     await session.execute(tasks.update().where(tasks.c.engine == engine, tasks.c.task_id == task_id).values(**values))
+    after = await get_task(session, engine, task_id)
+    await _recount_task_slots(session, engine, [row for row in (before, after) if row is not None])
+
+
+def _task_key() -> sa.ColumnElement[str]:
+    """A task's definition key, '' when not known (a literal, not a parameter: PostgreSQL matches the GROUP BY
+    expression to the selected one only when they are the same text)."""
+    return sa.func.coalesce(tasks.c.definition_key, sa.literal_column("''"))
+
+
+def _task_slot_counts(engine: str, *conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Rows for analytics_task_slots: tasks per (process, status, creation slot) among those matching."""
+    return (
+        sa.select(tasks.c.engine, _task_key(), tasks.c.status, tasks.c.created_slot, sa.func.count())
+        .where(tasks.c.engine == engine, tasks.c.created_slot.is_not(None), *conditions)
+        .group_by(tasks.c.engine, _task_key(), tasks.c.status, tasks.c.created_slot)
+    )
+
+
+def _task_completion_counts(engine: str, *conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Rows for analytics_task_completion_slots: completed tasks per (process, completion slot)."""
+    return (
+        sa.select(tasks.c.engine, _task_key(), tasks.c.completed_slot, sa.func.count())
+        .where(
+            tasks.c.engine == engine, tasks.c.status == "completed", tasks.c.completed_slot.is_not(None), *conditions
+        )
+        .group_by(tasks.c.engine, _task_key(), tasks.c.completed_slot)
+    )
+
+
+TASK_SLOT_COLUMNS = ["engine", "definition_key", "status", "created_slot", "tasks"]
+TASK_COMPLETION_COLUMNS = ["engine", "definition_key", "completed_slot", "tasks"]
+
+
+async def _recount_task_slots(session: AsyncSession, engine: str, rows: Iterable[Any]) -> None:
+    """Recount the task roll-up slots that these task rows (a task before and after a write) lie in."""
+    for row in rows:
+        key, created, completed = row.get("definition_key") or "", row.get("created_slot"), row.get("completed_slot")
+        same_key = [_task_key() == key]
+        if created is not None:
+            await session.execute(
+                task_slots.delete().where(
+                    task_slots.c.engine == engine,
+                    task_slots.c.definition_key == key,
+                    task_slots.c.created_slot == created,
+                )
+            )
+            since = _slot_start(created)
+            in_slot = [tasks.c.created >= since, tasks.c.created < since + SLOT, tasks.c.created_slot == created]
+            await session.execute(
+                task_slots.insert().from_select(TASK_SLOT_COLUMNS, _task_slot_counts(engine, *same_key, *in_slot))
+            )
+        if completed is not None:
+            await session.execute(
+                task_completion_slots.delete().where(
+                    task_completion_slots.c.engine == engine,
+                    task_completion_slots.c.definition_key == key,
+                    task_completion_slots.c.completed_slot == completed,
+                )
+            )
+            since = _slot_start(completed)
+            in_slot = [
+                tasks.c.completed_at >= since,
+                tasks.c.completed_at < since + SLOT,
+                tasks.c.completed_slot == completed,
+            ]
+            await session.execute(
+                task_completion_slots.insert().from_select(
+                    TASK_COMPLETION_COLUMNS, _task_completion_counts(engine, *same_key, *in_slot)
+                )
+            )
+
+
+async def rebuild_task_rollups(session: AsyncSession, engine: str) -> None:
+    """Recount every slot of the engine's task roll-ups (for rows written other than by insert/update_task)."""
+    await session.execute(task_slots.delete().where(task_slots.c.engine == engine))
+    await session.execute(task_completion_slots.delete().where(task_completion_slots.c.engine == engine))
+    await session.execute(task_slots.insert().from_select(TASK_SLOT_COLUMNS, _task_slot_counts(engine)))
+    await session.execute(
+        task_completion_slots.insert().from_select(TASK_COMPLETION_COLUMNS, _task_completion_counts(engine))
+    )
 
 
 async def set_task_groups(session: AsyncSession, engine: str, task_id: str, groups: Iterable[str]) -> None:
@@ -310,27 +565,47 @@ async def mark_overdue(session: AsyncSession, now: datetime) -> list[Row]:
 
 
 # ---------------------------------------------------------------- statistics
-async def instance_counts(session: AsyncSession, scope: Scope) -> list[Row]:
-    """Per (definition_key, status): instances started in the period, their name, and the duration sum."""
-    return list(
-        (
-            await session.execute(
+async def instance_counts(session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
+    """Per (definition_key, status): instances started in the period (`count`), their name and summed duration
+    (`duration_sum`, ms). Read from the instance roll-ups for whole slots and days (`pieces`)."""
+    cut = pieces(scope)
+    parts: list[sa.Select[Any]] = [
+        sa.select(
+            instances.c.definition_key,
+            instances.c.status,
+            sa.func.max(instances.c.definition_name),
+            sa.func.count(),
+            sa.func.sum(instances.c.duration_ms),
+        )
+        .where(
+            instances.c.engine == scope.engine,
+            instances.c.start_time >= since,
+            instances.c.start_time < until,
+            *_key(instances.c.definition_key, scope),
+        )
+        .group_by(instances.c.definition_key, instances.c.status)
+        for since, until in cut.edges
+    ]
+    for table, column, ranges in (
+        (instance_slots, instance_slots.c.start_slot, cut.slots),
+        (instance_days, instance_days.c.day, [cut.days] if cut.days else []),
+    ):
+        if ranges:
+            parts.append(
                 sa.select(
-                    instances.c.definition_key,
-                    instances.c.status,
-                    sa.func.max(instances.c.definition_name).label("definition_name"),
-                    sa.func.count().label("count"),
-                    sa.func.sum(instances.c.duration_ms).label("duration_sum"),
+                    table.c.definition_key,
+                    table.c.status,
+                    sa.func.max(table.c.definition_name),
+                    sa.func.sum(table.c.instances),
+                    sa.func.sum(table.c.duration_ms),
                 )
-                .where(
-                    instances.c.engine == scope.engine,
-                    *_between(instances.c.start_time, scope),
-                    *_key(instances.c.definition_key, scope),
-                )
-                .group_by(instances.c.definition_key, instances.c.status)
+                .where(table.c.engine == scope.engine, _in_ranges(column, ranges), *_key(table.c.definition_key, scope))
+                .group_by(table.c.definition_key, table.c.status)
             )
-        ).mappings()
-    )
+    return [
+        {"definition_key": key, "status": status, "definition_name": name, "count": int(count), "duration_sum": total}
+        for key, status, name, count, total in await _summed(session, parts, keys=2, names=1)
+    ]
 
 
 async def median_completed_duration(session: AsyncSession, scope: Scope, completed: int) -> int | None:
@@ -351,24 +626,34 @@ async def median_completed_duration(session: AsyncSession, scope: Scope, complet
     )
 
 
-async def task_counts(session: AsyncSession, scope: Scope, now: datetime) -> list[Row]:
-    """Per (definition_key, status): tasks created in the period, and how many open ones are past due."""
-    overdue = sa.func.sum(sa.case((sa.and_(tasks.c.status == "open", tasks.c.due < now), 1), else_=0))
-    return list(
-        (
-            await session.execute(
-                sa.select(
-                    tasks.c.definition_key, tasks.c.status, sa.func.count().label("count"), overdue.label("overdue")
-                )
-                .where(
-                    tasks.c.engine == scope.engine,
-                    *_between(tasks.c.created, scope),
-                    *_key(tasks.c.definition_key, scope),
-                )
-                .group_by(tasks.c.definition_key, tasks.c.status)
-            )
-        ).mappings()
+async def task_counts(session: AsyncSession, scope: Scope, now: datetime) -> list[dict[str, Any]]:
+    """Per (definition_key, status): tasks created in the period (`count`; whole slots from the task roll-up),
+    and how many of the open ones are past due now (`overdue`)."""
+    cut = pieces(scope)
+    parts: list[sa.Select[Any]] = [
+        sa.select(_task_key(), tasks.c.status, sa.func.count(), sa.literal(0))
+        .where(tasks.c.engine == scope.engine, tasks.c.created >= since, tasks.c.created < until)
+        .where(*_key(tasks.c.definition_key, scope))
+        .group_by(_task_key(), tasks.c.status)
+        for since, until in cut.edges
+    ]
+    if cut.whole:
+        parts.append(
+            sa.select(task_slots.c.definition_key, task_slots.c.status, sa.func.sum(task_slots.c.tasks), sa.literal(0))
+            .where(task_slots.c.engine == scope.engine, _in_ranges(task_slots.c.created_slot, [cut.whole]))
+            .where(*_key(task_slots.c.definition_key, scope))
+            .group_by(task_slots.c.definition_key, task_slots.c.status)
+        )
+    parts.append(
+        sa.select(_task_key(), tasks.c.status, sa.literal(0), sa.func.count())
+        .where(tasks.c.status == "open", tasks.c.due < now, tasks.c.engine == scope.engine)
+        .where(*_between(tasks.c.created, scope), *_key(tasks.c.definition_key, scope))
+        .group_by(_task_key(), tasks.c.status)
     )
+    return [
+        {"definition_key": key or None, "status": status, "count": int(count), "overdue": int(overdue)}
+        for key, status, count, overdue in await _summed(session, parts, keys=2, names=0)
+    ]
 
 
 async def incident_counts(session: AsyncSession, scope: Scope) -> tuple[int, int]:
@@ -386,46 +671,100 @@ async def incident_counts(session: AsyncSession, scope: Scope) -> tuple[int, int
     return int(row[0] or 0), int(row[1] or 0)
 
 
-async def started_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int]]:
-    rows = await session.execute(
-        sa.select(instances.c.start_slot, sa.func.count())
+async def started_per_slot(session: AsyncSession, scope: Scope, buckets: Sequence[int] = ()) -> list[tuple[int, int]]:
+    """(slot, instances started in it) for instances started in the period, whole slots from the roll-up; per
+    bucket instead of per slot when `buckets` are given (`_bucketed`)."""
+    cut = pieces(scope)
+    parts: list[sa.Select[Any]] = [
+        sa.select(_bucketed(instances.c.start_slot, buckets), sa.func.count())
         .where(
             instances.c.engine == scope.engine,
-            *_between(instances.c.start_time, scope),
+            instances.c.start_time >= since,
+            instances.c.start_time < until,
             *_key(instances.c.definition_key, scope),
         )
-        .group_by(instances.c.start_slot)
-    )
-    return [(slot, count) for slot, count in rows]
+        .group_by(_bucketed(instances.c.start_slot, buckets))
+        for since, until in cut.edges
+    ]
+    if cut.whole:
+        parts.append(
+            sa.select(_bucketed(instance_slots.c.start_slot, buckets), sa.func.sum(instance_slots.c.instances))
+            .where(
+                instance_slots.c.engine == scope.engine,
+                _in_ranges(instance_slots.c.start_slot, [cut.whole]),
+                *_key(instance_slots.c.definition_key, scope),
+            )
+            .group_by(_bucketed(instance_slots.c.start_slot, buckets))
+        )
+    return [(slot, int(count)) for slot, count in await _summed(session, parts, keys=1, names=0)]
 
 
-async def completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int, int]]:
-    """(slot, instances completed in it, their duration sum) for instances completed in the period."""
-    rows = await session.execute(
-        sa.select(instances.c.end_slot, sa.func.count(), sa.func.sum(instances.c.duration_ms))
+async def completed_per_slot(
+    session: AsyncSession, scope: Scope, buckets: Sequence[int] = ()
+) -> list[tuple[int, int, int]]:
+    """(slot, instances completed in it, their duration sum) for instances completed in the period; whole slots
+    from the roll-up; per bucket when `buckets` are given (`_bucketed`)."""
+    cut = pieces(scope)
+    parts: list[sa.Select[Any]] = [
+        sa.select(_bucketed(instances.c.end_slot, buckets), sa.func.count(), sa.func.sum(instances.c.duration_ms))
         .where(
             instances.c.engine == scope.engine,
             instances.c.status == "completed",
-            *_between(instances.c.end_time, scope),
+            instances.c.end_time >= since,
+            instances.c.end_time < until,
             *_key(instances.c.definition_key, scope),
         )
-        .group_by(instances.c.end_slot)
-    )
-    return [(slot, count, int(total or 0)) for slot, count, total in rows]
+        .group_by(_bucketed(instances.c.end_slot, buckets))
+        for since, until in cut.edges
+    ]
+    if cut.whole:
+        parts.append(
+            sa.select(
+                _bucketed(completion_slots.c.end_slot, buckets),
+                sa.func.sum(completion_slots.c.instances),
+                sa.func.sum(completion_slots.c.duration_ms),
+            )
+            .where(
+                completion_slots.c.engine == scope.engine,
+                _in_ranges(completion_slots.c.end_slot, [cut.whole]),
+                *_key(completion_slots.c.definition_key, scope),
+            )
+            .group_by(_bucketed(completion_slots.c.end_slot, buckets))
+        )
+    return [(slot, int(count), int(total)) for slot, count, total in await _summed(session, parts, keys=1, names=0)]
 
 
-async def tasks_completed_per_slot(session: AsyncSession, scope: Scope) -> list[tuple[int, int]]:
-    rows = await session.execute(
-        sa.select(tasks.c.completed_slot, sa.func.count())
+async def tasks_completed_per_slot(
+    session: AsyncSession, scope: Scope, buckets: Sequence[int] = ()
+) -> list[tuple[int, int]]:
+    """(slot, tasks completed in it) for tasks completed in the period; whole slots from the task roll-up; per
+    bucket when `buckets` are given (`_bucketed`)."""
+    cut = pieces(scope)
+    parts: list[sa.Select[Any]] = [
+        sa.select(_bucketed(tasks.c.completed_slot, buckets), sa.func.count())
         .where(
             tasks.c.engine == scope.engine,
             tasks.c.status == "completed",
-            *_between(tasks.c.completed_at, scope),
+            tasks.c.completed_at >= since,
+            tasks.c.completed_at < until,
             *_key(tasks.c.definition_key, scope),
         )
-        .group_by(tasks.c.completed_slot)
-    )
-    return [(slot, count) for slot, count in rows]
+        .group_by(_bucketed(tasks.c.completed_slot, buckets))
+        for since, until in cut.edges
+    ]
+    if cut.whole:
+        parts.append(
+            sa.select(
+                _bucketed(task_completion_slots.c.completed_slot, buckets), sa.func.sum(task_completion_slots.c.tasks)
+            )
+            .where(
+                task_completion_slots.c.engine == scope.engine,
+                _in_ranges(task_completion_slots.c.completed_slot, [cut.whole]),
+                *_key(task_completion_slots.c.definition_key, scope),
+            )
+            .group_by(_bucketed(task_completion_slots.c.completed_slot, buckets))
+        )
+    return [(slot, int(count)) for slot, count in await _summed(session, parts, keys=1, names=0)]
 
 
 async def incident_times(session: AsyncSession, scope: Scope) -> list[datetime]:
@@ -443,81 +782,67 @@ async def incident_times(session: AsyncSession, scope: Scope) -> list[datetime]:
 async def activity_waits(session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
     """Per (definition_key, activity_id), over its runs that started in the period and completed (not canceled):
     `runs`, the sum (`total`) and sum of squares (`squares`) of their durations in ms, and `instances` (runs that
-    were their instance's first run of the activity). Whole 15-minute slots are summed from
-    analytics_activity_slots, the period's partial first and last slots from the runs themselves; for a scope
-    limited to tenants every run is read (the slot sums are over every tenant)."""
-    first = -(-int(scope.start.timestamp()) // SLOT_SECONDS)  # the first slot wholly inside the period
-    last = int(scope.end.timestamp()) // SLOT_SECONDS  # the slot the period ends in (not wholly inside)
-    parts: list[Any] = []
-    if first < last and scope.tenants is None:
-        parts.append(
-            sa.select(
-                activity_slots.c.definition_key,
-                activity_slots.c.activity_id,
-                sa.func.max(activity_slots.c.activity_name),
-                sa.func.max(activity_slots.c.activity_type),
-                sa.func.sum(activity_slots.c.runs),
-                sa.func.sum(activity_slots.c.total_ms),
-                sa.func.sum(activity_slots.c.squares),
-                sa.func.sum(activity_slots.c.first_runs),
-            )
-            .where(
-                activity_slots.c.engine == scope.engine,
-                activity_slots.c.start_slot >= first,
-                activity_slots.c.start_slot < last,
-                *_key(activity_slots.c.definition_key, scope),
-            )
-            .group_by(activity_slots.c.definition_key, activity_slots.c.activity_id)
-        )
-        edges = [(scope.start, _slot_start(first)), (_slot_start(last), scope.end)]
-    else:
-        edges = [(scope.start, scope.end)]
+    were their instance's first run of the activity). Whole days and slots are summed from the activity
+    roll-ups, the period's partial first and last slots from the runs themselves (`pieces`)."""
+    cut = pieces(scope)
     duration = sa.cast(activities.c.duration_ms, sa.Float)
-    for since, until in edges:
-        if since >= until:
-            continue
-        parts.append(
-            sa.select(
-                activities.c.definition_key,
-                activities.c.activity_id,
-                sa.func.max(activities.c.activity_name),
-                sa.func.max(activities.c.activity_type),
-                sa.func.count(),
-                sa.func.sum(duration),
-                sa.func.sum(duration * duration),
-                sa.func.sum(sa.case((activities.c.first_run.is_(True), 1), else_=0)),
-            )
-            .where(
-                activities.c.engine == scope.engine,
-                activities.c.end_time.is_not(None),
-                activities.c.canceled.is_(False),
-                activities.c.start_time >= since,
-                activities.c.start_time < until,
-                *_key(activities.c.definition_key, scope),
-            )
-            .group_by(activities.c.definition_key, activities.c.activity_id)
+    parts: list[sa.Select[Any]] = [
+        sa.select(
+            activities.c.definition_key,
+            activities.c.activity_id,
+            sa.func.max(activities.c.activity_name),
+            sa.func.max(activities.c.activity_type),
+            sa.func.count(),
+            sa.func.sum(duration),
+            sa.func.sum(duration * duration),
+            sa.func.sum(sa.case((activities.c.first_run.is_(True), 1), else_=0)),
         )
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
-    for part in parts:
-        for key, activity_id, name, kind, runs, total, squares, first_runs in await session.execute(part):
-            row = merged.setdefault(
-                (key, activity_id),
-                {
-                    "definition_key": key,
-                    "activity_id": activity_id,
-                    "activity_name": name,
-                    "activity_type": kind,
-                    "runs": 0,
-                    "total": 0.0,
-                    "squares": 0.0,
-                    "instances": 0,
-                },
+        .where(
+            activities.c.engine == scope.engine,
+            activities.c.end_time.is_not(None),
+            activities.c.canceled.is_(False),
+            activities.c.start_time >= since,
+            activities.c.start_time < until,
+            *_key(activities.c.definition_key, scope),
+        )
+        .group_by(activities.c.definition_key, activities.c.activity_id)
+        for since, until in cut.edges
+    ]
+    for table, column, ranges in (
+        (activity_slots, activity_slots.c.start_slot, cut.slots),
+        (activity_days, activity_days.c.day, [cut.days] if cut.days else []),
+    ):
+        if ranges:
+            parts.append(
+                sa.select(
+                    table.c.definition_key,
+                    table.c.activity_id,
+                    sa.func.max(table.c.activity_name),
+                    sa.func.max(table.c.activity_type),
+                    sa.func.sum(table.c.runs),
+                    sa.func.sum(table.c.total_ms),
+                    sa.func.sum(table.c.squares),
+                    sa.func.sum(table.c.first_runs),
+                )
+                .where(table.c.engine == scope.engine, _in_ranges(column, ranges), *_key(table.c.definition_key, scope))
+                .group_by(table.c.definition_key, table.c.activity_id)
             )
-            row["runs"] += int(runs or 0)
-            row["total"] += float(total or 0)
-            row["squares"] += float(squares or 0)
-            row["instances"] += int(first_runs or 0)
-    return [row for row in merged.values() if row["runs"]]
+    return [
+        {
+            "definition_key": key,
+            "activity_id": activity_id,
+            "activity_name": name,
+            "activity_type": kind,
+            "runs": int(runs),
+            "total": float(total),
+            "squares": float(squares),
+            "instances": int(first_runs),
+        }
+        for key, activity_id, name, kind, runs, total, squares, first_runs in await _summed(
+            session, parts, keys=2, names=2
+        )
+        if runs
+    ]
 
 
 def _slot_start(slot: int) -> datetime:

@@ -221,9 +221,10 @@ class AnalyticsService:
             task_rows = await repository.task_counts(session, scope, now)
             incidents, resolved = await repository.incident_counts(session, scope)
             waits = await repository.activity_waits(session, scope)
-            started = await repository.started_per_slot(session, scope)
-            completed = await repository.completed_per_slot(session, scope)
-            tasks_done = await repository.tasks_completed_per_slot(session, scope)
+            days = period.day_starts(period.days())  # by_day needs sums per local day, not per slot
+            started = await repository.started_per_slot(session, scope, days)
+            completed = await repository.completed_per_slot(session, scope, days)
+            tasks_done = await repository.tasks_completed_per_slot(session, scope, days)
             incident_times = await repository.incident_times(session, scope)
 
         def instances(key: str | None, *statuses: str) -> tuple[int, int]:

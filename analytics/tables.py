@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from gateway.db import BigId, UTCDateTime, metadata
 
 SLOT_SECONDS = 900
+SLOTS_PER_DAY = 86_400 // SLOT_SECONDS
 
 analytics_instances = sa.Table(
     "analytics_instances",
@@ -74,6 +75,68 @@ analytics_activity_slots = sa.Table(
     sa.Index("ix_analytics_activity_slots_slot", "engine", "start_slot"),
 )
 
+# The roll-ups below, like analytics_activity_slots, are rebuilt by `repository.rebuild_rollups` from the rows
+# of the slots (and days) a projection round replaced. A period is read as whole UTC days (the *_days tables:
+# `day` = Unix seconds // 86400), whole 15-minute slots at its ends (*_slots), and the rows themselves for the
+# part of a slot at each end; answers per local day sum slots, which fit every time zone's days.
+
+# analytics_activity_slots summed per UTC day of the runs' start.
+analytics_activity_days = sa.Table(
+    "analytics_activity_days",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("definition_key", sa.String(255), primary_key=True),
+    sa.Column("activity_id", sa.String(255), primary_key=True),
+    sa.Column("day", sa.Integer, primary_key=True),
+    sa.Column("activity_name", sa.String(255)),
+    sa.Column("activity_type", sa.String(50), nullable=False),
+    sa.Column("runs", sa.Integer, nullable=False),
+    sa.Column("first_runs", sa.Integer, nullable=False),
+    sa.Column("total_ms", sa.Float, nullable=False),
+    sa.Column("squares", sa.Float, nullable=False),
+    sa.Index("ix_analytics_activity_days_day", "engine", "day"),
+)
+
+# Instances per (process, current status, 15-minute slot of their start): their count and summed duration.
+analytics_instance_slots = sa.Table(
+    "analytics_instance_slots",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("definition_key", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(30), primary_key=True),
+    sa.Column("start_slot", sa.Integer, primary_key=True),
+    sa.Column("definition_name", sa.String(255)),
+    sa.Column("instances", sa.Integer, nullable=False),
+    sa.Column("duration_ms", sa.BigInteger, nullable=False),  # sum over the instances that have one
+    sa.Index("ix_analytics_instance_slots_slot", "engine", "start_slot"),
+)
+
+# analytics_instance_slots summed per UTC day of the instances' start.
+analytics_instance_days = sa.Table(
+    "analytics_instance_days",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("definition_key", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(30), primary_key=True),
+    sa.Column("day", sa.Integer, primary_key=True),
+    sa.Column("definition_name", sa.String(255)),
+    sa.Column("instances", sa.Integer, nullable=False),
+    sa.Column("duration_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_analytics_instance_days_day", "engine", "day"),
+)
+
+# Completed instances per (process, 15-minute slot of their end): their count and summed duration.
+analytics_completion_slots = sa.Table(
+    "analytics_completion_slots",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("definition_key", sa.String(255), primary_key=True),
+    sa.Column("end_slot", sa.Integer, primary_key=True),
+    sa.Column("instances", sa.Integer, nullable=False),
+    sa.Column("duration_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_analytics_completion_slots_slot", "engine", "end_slot"),
+)
+
 analytics_tasks = sa.Table(
     "analytics_tasks",
     metadata,
@@ -100,6 +163,30 @@ analytics_tasks = sa.Table(
     sa.Index("ix_analytics_tasks_created", "engine", "created"),
     sa.Index("ix_analytics_tasks_completed", "engine", "completed_at"),
     sa.Index("ix_analytics_tasks_open_due", "status", "due"),
+)
+
+# User tasks per (process, current status, 15-minute slot of their creation), and completed ones per slot of
+# their completion; definition_key '' when not known. Kept by `repository.insert_task`/`update_task`, which
+# recount the slots a task leaves and enters.
+analytics_task_slots = sa.Table(
+    "analytics_task_slots",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("definition_key", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(20), primary_key=True),
+    sa.Column("created_slot", sa.Integer, primary_key=True),
+    sa.Column("tasks", sa.Integer, nullable=False),
+    sa.Index("ix_analytics_task_slots_slot", "engine", "created_slot"),
+)
+
+analytics_task_completion_slots = sa.Table(
+    "analytics_task_completion_slots",
+    metadata,
+    sa.Column("engine", sa.String(100), primary_key=True),
+    sa.Column("definition_key", sa.String(255), primary_key=True),
+    sa.Column("completed_slot", sa.Integer, primary_key=True),
+    sa.Column("tasks", sa.Integer, nullable=False),
+    sa.Index("ix_analytics_task_completion_slots_slot", "engine", "completed_slot"),
 )
 
 analytics_task_groups = sa.Table(

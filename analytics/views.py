@@ -136,7 +136,8 @@ async def performance(
     "/bottlenecks",
     response_model=Bottlenecks,
     summary="Activities ranked by how long instances wait in them",
-    description="Per activity, over its runs that started in the period and completed (not canceled): average_wait_time = mean(end − "
+    description="An object `{generated_at, data_as_of, period, items}` rather than a bare array, so that this answer "
+    "too says when it was computed and how fresh its data is; `items` is the list of bottlenecks. Per activity, over its runs that started in the period and completed (not canceled): average_wait_time = mean(end − "
     "start); z = (that mean − mean of the process's other runs) / standard deviation of the other runs; severity "
     "critical z ≥ 3, high z ≥ 2, medium z ≥ 1, else low (when the other runs do not vary: critical if longer, else "
     "low); instances_affected = instances with such a run. Longest wait first." + PERIOD_NOTE,

@@ -101,7 +101,8 @@ async def seed_projection() -> None:
             FROM analytics_tasks WHERE engine = '{ENGINE}'""")
         )
     async with AsyncSession(engine) as session, session.begin():
-        await repository.rebuild_activity_slots(session, ENGINE, None)
+        await repository.rebuild_rollups(session, ENGINE, None)
+        await repository.rebuild_task_rollups(session, ENGINE)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(sa.text("VACUUM ANALYZE"))

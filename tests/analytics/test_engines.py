@@ -1,6 +1,8 @@
-"""The same process run gives the same numbers on every engine: the conformance suite's engines (the embedded
-engine and each HTTP engine's simulator) run one scenario side by side in one gateway, and every analytics
-answer, with the values that depend on wall-clock time left out, must be equal."""
+"""The same process run gives the same numbers on every engine: the conformance suite's engines run one scenario
+side by side in one gateway, and every analytics answer, with the values that depend on wall-clock time left out,
+must be equal to the embedded engine's. The simulated engines run together in one test; each real engine under
+engines/ (built and started by tests/real_engines on first use: slow) runs beside the embedded engine in a test of
+its own, selected with e.g. `-k real-flowable`."""
 
 from __future__ import annotations
 
@@ -8,13 +10,23 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
+from gateway.engines.testing import Harness
 from gateway.engines.testing.polling import eventually
 from tests.conformance.harnesses import HARNESSES as ALL_HARNESSES
-from tests.real_engines.harness import RealEngineHarness
+from tests.real_engines.harness import RealEngineHarness, on_real_engine
 
-# The simulated engines; the real engines (tests/real_engines) need their servers and run in their own suites.
-HARNESSES = [h for h in ALL_HARNESSES if not isinstance(h, RealEngineHarness)]
+SIMULATED = [h for h in ALL_HARNESSES if not isinstance(h, RealEngineHarness)]
+REAL = [h for h in ALL_HARNESSES if isinstance(h, RealEngineHarness)]
+EMBEDDED = next(h for h in ALL_HARNESSES if h.id == "embedded")
+PATHS = (
+    "/statistics",
+    "/tasks/statistics",
+    "/performance",
+    "/bottlenecks",
+    "/statistics/definitions/approval/elements",
+)
 TIMED = {
     "generated_at",
     "data_as_of",
@@ -50,8 +62,11 @@ def timeless(value: Any) -> Any:
     return value
 
 
-async def run_scenario(client: httpx.AsyncClient, engine: str, bpmn: bytes, project: Callable[[], Any]) -> None:
-    """Three approvals: alice takes one from the queue, bob claims another, both complete; the third is terminated."""
+async def run_scenario(
+    client: httpx.AsyncClient, engine: str, bpmn: bytes, project: Callable[[], Any], patience: float
+) -> None:
+    """Three approvals: alice takes one from the queue, bob claims another, both complete; the third is terminated.
+    `patience`: seconds to wait for each step an engine takes on its own (a real engine's is slower)."""
     params = {"engine": engine}
     deployed = await client.post(
         "/api/processes/definitions", params=params, files={"file": ("approval.bpmn", bpmn, "application/xml")}
@@ -69,6 +84,7 @@ async def run_scenario(client: httpx.AsyncClient, engine: str, bpmn: bytes, proj
         found = await eventually(
             lambda: client.get("/api/processes/tasks", params={**params, "instance_id": instance_id}),
             lambda r: len(r.json()["items"]) == 1,
+            patience,
         )
         return found.json()["items"][0]
 
@@ -103,35 +119,62 @@ async def run_scenario(client: httpx.AsyncClient, engine: str, bpmn: bytes, proj
         await eventually(
             lambda i=instance_id: client.get(f"/api/processes/instances/{i}", params=params),
             lambda r: r.json().get("status") == "completed",
+            patience,
         )
 
 
-async def test_one_run_gives_the_same_numbers_on_every_engine(make_gateway: Callable[..., Any]) -> None:
-    engines = [{"name": h.id, "default": h.id == "embedded", **h.engine} for h in HARNESSES]
-    transports = {h.id: h.make_transport() for h in HARNESSES if h.make_transport is not None}
+async def answers_after_the_scenario(
+    make_gateway: Callable[..., Any], harnesses: list[Harness], patience: float = 5.0
+) -> dict[str, dict[str, Any]]:
+    """Run the scenario on each harness's engine (engine name = harness id) in one gateway, project everything,
+    and return every analytics answer per engine, without its wall-clock values: {engine: {path: answer}}."""
+    engines = [{"name": h.id, "default": h.id == "embedded", **h.engine} for h in harnesses]
+    transports = {h.id: h.make_transport() for h in harnesses if h.make_transport is not None}
     answers: dict[str, dict[str, Any]] = {}
     async with make_gateway(engines=engines, transports=transports) as gateway:
         client = gateway.client
         projector = gateway.app.state.analytics.projector
-        for harness in HARNESSES:
+        for harness in harnesses:
             if harness.prepare is not None:
                 await harness.prepare(gateway.app.state.registry.get(harness.id).adapter)
-            await run_scenario(client, harness.id, harness.bpmn["approval"], projector.run_once)
+            await run_scenario(client, harness.id, harness.bpmn["approval"], projector.run_once, patience)
         await projector.run_once(sync_all=True)
         await projector.run_once(sync_all=True)
-        for harness in HARNESSES:
+        for harness in harnesses:
             answers[harness.id] = {}
-            for path in (
-                "/statistics",
-                "/tasks/statistics",
-                "/performance",
-                "/bottlenecks",
-                "/statistics/definitions/approval/elements",
-            ):
+            for path in PATHS:
                 response = await client.get(f"/api/processes{path}", params={"engine": harness.id})
                 assert response.status_code == 200, response.text
                 answers[harness.id][path] = timeless(response.json())
+    return answers
 
+
+def differences(engine: Any, embedded: Any, where: str = "") -> list[str]:
+    """Every leaf where an engine's answer differs from the embedded engine's, as 'where: engine != embedded'."""
+    if isinstance(engine, dict) and isinstance(embedded, dict):
+        return [
+            found
+            for key in sorted(set(engine) | set(embedded))
+            for found in differences(engine.get(key), embedded.get(key), f"{where}.{key}")
+        ]
+    if isinstance(engine, list) and isinstance(embedded, list) and len(engine) == len(embedded):
+        return [
+            found
+            for n, pair in enumerate(zip(engine, embedded, strict=True))
+            for found in differences(*pair, f"{where}[{n}]")
+        ]
+    return [] if engine == embedded else [f"{where}: {engine!r} != {embedded!r}"]
+
+
+def assert_equal_to_embedded(answers: dict[str, dict[str, Any]]) -> None:
+    embedded = answers["embedded"]
+    for engine, answer in answers.items():
+        for path, body in answer.items():
+            assert not differences(body, embedded[path]), f"{engine} {path} differs from the embedded engine"
+
+
+async def test_one_run_gives_the_same_numbers_on_every_simulated_engine(make_gateway: Callable[..., Any]) -> None:
+    answers = await answers_after_the_scenario(make_gateway, SIMULATED)
     embedded = answers["embedded"]
     summary = embedded["/statistics"]["summary"]
     assert (summary["total_instances"], summary["completed_instances"], summary["terminated_instances"]) == (3, 2, 1)
@@ -146,7 +189,16 @@ async def test_one_run_gives_the_same_numbers_on_every_engine(make_gateway: Call
         1,
         2,
     )
-    assert len(answers) == len(HARNESSES) >= 4
-    for engine, answer in answers.items():
-        for path, body in answer.items():
-            assert body == embedded[path], f"{engine} {path} differs from the embedded engine"
+    assert len(answers) == len(SIMULATED) >= 4
+    assert_equal_to_embedded(answers)
+
+
+@pytest.mark.parametrize("harness", [pytest.param(h, id=h.id, marks=h.marks) for h in REAL])
+async def test_one_run_gives_the_same_numbers_on_a_real_engine(
+    make_gateway: Callable[..., Any], harness: Harness, request: pytest.FixtureRequest
+) -> None:
+    real = on_real_engine(harness, request)
+    answers = await answers_after_the_scenario(make_gateway, [EMBEDDED, real], patience=60.0)
+    summary = answers[real.id]["/statistics"]["summary"]
+    assert (summary["total_instances"], summary["completed_instances"], summary["terminated_instances"]) == (3, 2, 1)
+    assert_equal_to_embedded(answers)

@@ -192,6 +192,37 @@ async def test_statistics_of_a_period_in_a_non_utc_time_zone(gateway: Any) -> No
     ]
 
 
+async def test_a_period_cut_through_slots_sums_days_slots_and_rows(gateway: Any) -> None:
+    """[11-01 22:29:59Z, 11-03 10:00:01Z) in UTC: a second of a slot at each end (read from the rows: i3 starts at
+    10:00), whole slots on 11-01 and 11-03 (i0) and the whole UTC day 11-02 (i1, i2) from the roll-ups."""
+    params = {"from": "2026-11-01T22:29:59Z", "to": "2026-11-03T10:00:01Z", "timezone": "UTC"}
+    body = await get(gateway, "/statistics", **params)
+    summary = body["summary"]
+    assert {k: summary[k] for k in ("total_instances", "completed_instances", "terminated_instances")} == {
+        "total_instances": 4,
+        "completed_instances": 3,  # i0 1 h, i1 1 h, i2 2 h
+        "terminated_instances": 1,  # i3
+    }
+    assert (summary["average_duration"], summary["median_duration"]) == (80 * MIN, HOUR)
+    assert (summary["total_tasks"], summary["completed_tasks"], summary["open_tasks"]) == (4, 3, 0)  # t3 cancelled
+    assert [
+        (d["date"], d["instances"], d["completed_instances"], d["average_duration"], d["tasks_completed"])
+        for d in body["by_day"]
+    ] == [
+        ("2026-11-01", 1, 1, HOUR, 1),  # i0 and t0 end at 23:30
+        ("2026-11-02", 2, 1, HOUR, 1),  # i1; t1 ends at 08:50
+        ("2026-11-03", 1, 1, 2 * HOUR, 1),  # i3 starts at 10:00; i2 and t2 end at 01:30
+    ]
+    bottlenecks = await get(gateway, "/bottlenecks", **params)
+    # review: i0 60 min, i1 40 min, i2 2 h (i3's was canceled); start ×4 with i3's at 10:00.
+    assert [(b["activity_id"], b["average_wait_time"], b["instances_affected"]) for b in bottlenecks["items"]] == [
+        ("review", 220 / 3 * MIN, 3),
+        ("notify", 5.0 * MIN, 1),
+        ("end", 0.0, 3),
+        ("start", 0.0, 4),
+    ]
+
+
 async def test_bottlenecks_rank_by_wait_against_the_other_runs(gateway: Any) -> None:
     body = await get(gateway, "/bottlenecks", definition_key="order")
     # Completed runs that started in the period: start ×4 (i1..i4, 0 ms), review ×2 (i1 40 min, i2 2 h; i3's was
