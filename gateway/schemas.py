@@ -43,7 +43,10 @@ class RequestBody(BaseModel):
 
 class Page(Model, Generic[T]):
     items: list[T]
-    total: int
+    total: int = Field(
+        description="The number of matches. The embedded engine counts at most 1,000 matches past the requested "
+        "page: beyond that `total` is `page × size + 1000`, a lower bound that still shows there is a next page."
+    )
     page: int = 1
     size: int = 50
 
