@@ -623,7 +623,15 @@ _SPIFF_PHRASES: list[tuple[re.Pattern[str], str]] = [
         re.compile(r'No "calledElement" attribute for Call Activity'),
         "{Element} names no process to call: give it a calledElement",
     ),
-    (re.compile(r"Invalid Script Task"), "{Element} has no script"),
+    (
+        re.compile(r"Invalid Script Task"),
+        "{Element} has no inline script (the embedded engine runs no script loaded from a resource)",
+    ),
+    (
+        re.compile(r"Cannot resolve (?P<kind>dataInputAssociation|dataOutputAssociation) \(its bpmn:(?P<end>\w+)\)"),
+        "{Element} has a {kind} whose {end} is no data object or property of its scope (the embedded engine maps no "
+        "data to or from a process's ioSpecification)",
+    ),
     (re.compile(r"A SubWorkflow Must contain an End event"), "{Element} has no end event"),
     (
         re.compile(r"Ad hoc subprocesses may not contain start or end events"),

@@ -642,7 +642,9 @@ async def test_an_error_ref_that_names_no_error_is_the_error_code_as_in_camunda(
     assert await open_keys(adapter, await start(adapter, "coded")) == ["fix"]
 
 
-SPIFF_PHRASES = ("SubWorkflow", "task type", "Time Specification", "task spec", "Call Activity.", "Invalid Script")
+SPIFF_PHRASES = (
+    "SubWorkflow", "task type", "Time Specification", "task spec", "Call Activity.", "Invalid Script", "Invalid BPMN",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -660,7 +662,14 @@ SPIFF_PHRASES = ("SubWorkflow", "task type", "Time Specification", "task spec", 
         (START + flow("start", "c") + '<bpmn:callActivity id="c"/>' + flow("c", "end") + END, "",
          "Call activity 'c' names no process to call: give it a calledElement (line 5)"),
         (START + flow("start", "s") + '<bpmn:scriptTask id="s"/>' + flow("s", "end") + END, "",
-         "Script task 's' has no script (line 5)"),
+         "Script task 's' has no inline script (the embedded engine runs no script loaded from a resource) (line 5)"),
+        ('<bpmn:ioSpecification><bpmn:dataInput id="badge"/><bpmn:inputSet><bpmn:dataInputRefs>badge'
+         "</bpmn:dataInputRefs></bpmn:inputSet><bpmn:outputSet/></bpmn:ioSpecification>" + START + flow("start", "t")
+         + '<bpmn:task id="t"><bpmn:ioSpecification><bpmn:dataInput id="in"/><bpmn:inputSet><bpmn:dataInputRefs>in'
+         "</bpmn:dataInputRefs></bpmn:inputSet><bpmn:outputSet/></bpmn:ioSpecification>"
+         '<bpmn:dataInputAssociation id="a"><bpmn:sourceRef>badge</bpmn:sourceRef><bpmn:targetRef>in</bpmn:targetRef>'
+         "</bpmn:dataInputAssociation></bpmn:task>" + flow("t", "end") + END,
+         "", "Task 't' has a dataInputAssociation whose sourceRef is no data object or property of its scope"),
         (START + flow("start", "nowhere") + END, "",
          "A sequence flow from start event 'start' leads to 'nowhere', which is no element of the same process"),
         (START + flow("start", "end") + '<bpmn:endEvent id="end"><bpmn:errorEventDefinition errorRef="e"/>'
