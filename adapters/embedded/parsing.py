@@ -628,6 +628,10 @@ _SPIFF_PHRASES: list[tuple[re.Pattern[str], str]] = [
         "{Element} has no inline script (the embedded engine runs no script loaded from a resource)",
     ),
     (
+        re.compile(r"^Invalid expression (?P<expression>.*): (?P<reason>[^:]*)$"),
+        "{Element} has the expression {expression}, which the embedded engine cannot evaluate: {reason}",
+    ),
+    (
         re.compile(r"Cannot resolve (?P<kind>dataInputAssociation|dataOutputAssociation) \(its bpmn:(?P<end>\w+)\)"),
         "{Element} has a {kind} whose {end} is no data object or property of its scope (the embedded engine maps no "
         "data to or from a process's ioSpecification)",

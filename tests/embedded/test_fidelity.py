@@ -670,6 +670,10 @@ SPIFF_PHRASES = (
          '<bpmn:dataInputAssociation id="a"><bpmn:sourceRef>badge</bpmn:sourceRef><bpmn:targetRef>in</bpmn:targetRef>'
          "</bpmn:dataInputAssociation></bpmn:task>" + flow("t", "end") + END,
          "", "Task 't' has a dataInputAssociation whose sourceRef is no data object or property of its scope"),
+        (START + flow("start", "g") + '<bpmn:exclusiveGateway id="g" default="no"/>'
+         + flow("g", "end", "bpmn:getDataObject('approved')") + '<bpmn:sequenceFlow id="no" sourceRef="g" targetRef="end"/>'
+         + END, "", "Sequence flow 'g-end' has the expression \"bpmn:getDataObject('approved')\", which the embedded "
+         "engine cannot evaluate: invalid syntax"),
         (START + flow("start", "nowhere") + END, "",
          "A sequence flow from start event 'start' leads to 'nowhere', which is no element of the same process"),
         (START + flow("start", "end") + '<bpmn:endEvent id="end"><bpmn:errorEventDefinition errorRef="e"/>'
