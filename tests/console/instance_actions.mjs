@@ -28,6 +28,14 @@ await run("instance-actions", async (page, { shot, signIn }) => {
   check(await modification.getByLabel("Activity").inputValue() === "ship-order", "a click on the diagram picks the activity");
   await modification.getByLabel("Instruction").selectOption("start_before");
   await modification.getByRole("button", { name: "Add instruction" }).click();
+  // Someone else changes the instance meanwhile: the live update must not wipe the queued step.
+  const changed = await fetch(`${baseUrl}/api/processes/instances/${instanceId}/variables`, {
+    method: "PUT", headers: { "Content-Type": "application/json", "X-User-Id": "someone-else" },
+    body: JSON.stringify({ variables: { note: { value: "changed elsewhere", type: "String" } } }),
+  });
+  check(changed.ok, `the outside change was made (${changed.status})`);
+  await page.locator("#instance-changed").waitFor();
+  check((await page.locator("#modification-instructions").textContent()).includes("Start before"), "a live update keeps the queued step");
   await modification.getByRole("button", { name: "Apply modification" }).click();
   await page.locator("#notice").getByText("cannot start before activity 'ship-order'").waitFor();
   check(await page.locator('[data-element-id="pack-order"].marker-active').count() === 1, "a refused modification changes nothing");

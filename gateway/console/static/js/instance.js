@@ -87,7 +87,21 @@ function modificationForm(instance, onApplied) {
 export async function instancePage(view, params, id) {
   const engine = params.get("engine") || undefined;
   let definition, engineCapabilities;
-  const render = async () => {
+  // A live update re-renders the page, which would wipe a form the user has begun (queued modification steps,
+  // a message's variables, edited variables): while one is begun, the page offers the update instead.
+  let editing = false;
+  const begin = () => { editing = true; };
+  view.addEventListener("input", begin);
+  view.addEventListener("change", begin);
+  view.addEventListener("click", (event) => { if (event.target.matches("button[type=button]")) begin(); });
+  const offerUpdate = () => {
+    if (view.querySelector("#instance-changed")) return;
+    view.prepend(h("p", { id: "instance-changed", role: "status", class: "notice" },
+      "This instance changed while you were editing. ",
+      h("button", { type: "button", onclick: () => render() }, "Show the changes")));
+  };
+  const render = async (live = false) => {
+    if (live && editing) return offerUpdate();
     const instance = await api(`instances/${id}`, { query: { engine } });
     const key = instance.definition_key;
     definition ||= await api(`definitions/${instance.definition_id}`, { query: { engine } });
@@ -127,6 +141,8 @@ export async function instancePage(view, params, id) {
     const incidents = (instance.incidents || []).map((i) => h("tr", {}, h("td", {}, i.incident_type), h("td", {}, i.activity_id || ""), h("td", {}, i.message || "")));
     const message = running && can("message:correlate", key) && engineCapabilities.has("correlate_message") ? messageForm(instance, definition, render) : null;
     const modification = running && can("instance:modify", key) && engineCapabilities.has("modify_instance") ? modificationForm(instance, render) : null;
+    if (live && editing) return offerUpdate();  // the user began a form while this render fetched
+    editing = false;
     view.replaceChildren(
       h("h1", {}, `${instance.definition_name || key} `, badge(instance.status)),
       h("p", { class: "muted" }, `Instance ${instance.id}`, instance.business_key ? `, business key ${instance.business_key}` : "", `, engine ${instance.engine}, started ${when(instance.start_time)}`),
@@ -140,7 +156,7 @@ export async function instancePage(view, params, id) {
     const viewer = await renderDiagram(diagram, xml, { markers, counts, onClick: modification?.select });
     if (viewer && modification) modification.pick(flowNodes(viewer));
   };
-  const stop = listen(debounce((event) => event.instance_id === id && render(), 300));
+  const stop = listen(debounce((event) => event.instance_id === id && render(true), 300));
   await stop.ready;
   await render();
   return stop;
