@@ -168,3 +168,41 @@ async def test_zeebe_spec_quirks_are_patched_in_every_file_of_the_spec(tmp_path:
     assert lines[-1] == "3 requests, 1 valid, 2 invalid"
     assert "filter/processDefinitionId: '9-lives' does not match" in lines[0]
     assert "page: {'limit': 0} is not valid under any of the given schemas" in lines[1]
+
+
+FLOWABLE_MIGRATE = """
+openapi: 3.0.1
+info: {title: flowable, version: "7.2.0"}
+paths:
+  /runtime/process-instances/{processInstanceId}/migrate:
+    post:
+      parameters:
+        - {name: processInstanceId, in: path, required: true, schema: {type: string}}
+      requestBody: {$ref: "#/components/requestBodies/batchMigrateInstancesOfProcessDefinitionBody"}
+      responses: {"200": {description: ok}}
+components:
+  requestBodies:
+    batchMigrateInstancesOfProcessDefinitionBody:
+      content: {application/json: {schema: {type: string}}}
+"""
+
+
+async def test_flowable_migration_documents_are_json_objects_as_the_engine_reads_them(tmp_path: Path, capsys) -> None:
+    (tmp_path / "flowable.yaml").write_text(FLOWABLE_MIGRATE)
+    recording = tmp_path / "flowable.jsonl"
+    migrate = {"method": "POST", "url": "/runtime/process-instances/4711/migrate"}
+    document = {
+        "toProcessDefinitionId": "approval:2:1",
+        "activityMappings": [{"fromActivityId": "a", "toActivityId": "b"}],
+    }
+    await record(
+        "http://flowable.test/flowable-rest/service",
+        recording,
+        [{**migrate, "json": document}, {**migrate, "json": [1]}],
+    )
+
+    exit_code = main(["--engine", "flowable", "--spec", str(tmp_path / "flowable.yaml"), str(recording)])
+
+    lines = capsys.readouterr().out.splitlines()
+    assert exit_code == 1
+    assert lines[-1] == "2 requests, 1 valid, 1 invalid"  # the document passes; a body that is no object does not

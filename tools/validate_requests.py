@@ -87,6 +87,16 @@ def unicode_class_patterns_for_python(name: str | None, node: dict[str, Any]) ->
         node["pattern"] = PYTHON_PATTERNS[pattern]
 
 
+# ---------------------------------------------------------------- Flowable spec quirks
+def migration_document_is_json(name: str | None, node: dict[str, Any]) -> None:
+    """The migrate endpoints take `@RequestBody String migrationDocumentJson` and parse the raw body as the
+    migration document (`ProcessInstanceMigrationDocumentImpl.fromJson`), so the generated spec says
+    `type: string`; what the engine reads is a JSON object. Accept any JSON document there."""
+    if name == "batchMigrateInstancesOfProcessDefinitionBody":
+        for media in node.get("content", {}).values():
+            media["schema"] = {"type": "object"}
+
+
 # ---------------------------------------------------------------- Camunda 7 spec quirks
 CAMUNDA7_DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{4}")
 
@@ -113,7 +123,9 @@ ENGINES = {
     ),
     # openapi-core cannot read the Swagger 2.0 file Flowable serves: use the converted, patched OAS3 copy.
     "flowable": Engine(
-        base_path="/flowable-rest/service", spec_hint="flowable-rest-process-openapi3-7.2.0.patched.json"
+        base_path="/flowable-rest/service",
+        spec_patches=(migration_document_is_json,),
+        spec_hint="flowable-rest-process-openapi3-7.2.0.patched.json",
     ),
     "zeebe": Engine(
         base_path="/v2",
