@@ -54,7 +54,8 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_garbage_collection() -> None:
-    """Make the cyclic garbage collector's pauses rare and short, once the gateway has started.
+    """Make the cyclic garbage collector's pauses rare and short: once per server process, after the application
+    is built (gateway.cli.worker_app).
 
     A collection holds the interpreter for all threads, the event loop's included. Restoring and saving an embedded
     workflow allocates hundreds of thousands of objects, so with the default thresholds collections ran several times
@@ -124,7 +125,6 @@ def create_app(
                     _periodic(settings.audit_checkpoint_seconds, lambda: journal.write_checkpoint(db, anchor_key))
                 )
             )
-        tune_garbage_collection()
         try:
             yield
         finally:

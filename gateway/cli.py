@@ -107,7 +107,7 @@ def start_banner(settings: Settings, workers: int) -> str:
 
 def worker_app() -> Any:
     """The application of one server process (uvicorn's factory; a worker process starts with no logging)."""
-    from gateway.bootstrap import create_app
+    from gateway.bootstrap import create_app, tune_garbage_collection
     from gateway.slow_clients import HeaderDeadlineProtocol
     from gateway.tracing import configure_tracing
 
@@ -115,7 +115,9 @@ def worker_app() -> Any:
     configure_logging(settings.log_level, settings.log_format, access_lines=settings.access_log)
     configure_tracing()
     HeaderDeadlineProtocol.header_timeout = settings.client_header_timeout  # uvicorn builds it in this process
-    return create_app(settings)
+    app = create_app(settings)
+    tune_garbage_collection()  # process-wide, like logging and tracing: not per application (tests build many)
+    return app
 
 
 def serve(settings: Settings) -> int:
