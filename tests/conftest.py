@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import fastapi.dependencies.models
 import pytest
 import respx.mocks
 import sqlalchemy as sa
@@ -43,6 +44,20 @@ def _docker_available() -> bool:
         return True
     except Exception:  # any failure means no usable engine
         return False
+
+
+@pytest.fixture(autouse=True)
+def _forget_finished_applications() -> Iterator[None]:
+    """Clear FastAPI's module-level caches of dependency callables (fastapi.dependencies.models, up to 4,096 each).
+
+    The gateway's dependencies are closures over one application, so in a suite that builds hundreds of
+    applications those caches kept every one alive: the heap grew past a million objects and each full garbage
+    collection held the event loop for seconds, failing tests that wait 5 s for an answer. A server process builds
+    one application, so the caches are bounded there."""
+    yield
+    for cached in vars(fastapi.dependencies.models).values():
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
 
 
 @pytest.fixture
