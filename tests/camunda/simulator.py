@@ -712,7 +712,9 @@ class CamundaSimulator:
                 continue
             call = Call(request, dict(parse_qsl(request.url.query.decode(), keep_blank_values=True)))
             arguments = {name: unquote(value) for name, value in match.groupdict().items()}
-            return self._transaction(functools.partial(route.handler, call, **arguments))
+            work = functools.partial(route.handler, call, **arguments)
+            reading = request.method == "GET" or route.handler.__name__.startswith("query_")  # POST /task: a query
+            return self._transaction(work, reading=reading)
         return httpx.Response(404)
 
     def _authenticated(self, request: httpx.Request) -> bool:
@@ -721,12 +723,16 @@ class CamundaSimulator:
         expected = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
         return request.headers.get("Authorization") == expected
 
-    def _transaction(self, work: Callable[[], Any]) -> httpx.Response:
-        snapshot = copy.deepcopy(self.state)
+    def _transaction(self, work: Callable[[], Any], *, reading: bool) -> httpx.Response:
+        # A read (every GET handler, and the query_ ones behind POST /task and the like) changes nothing, so it
+        # needs no snapshot to roll back to: copying the whole state on every request made each read cost as much
+        # as the state is big (a page of tasks is 50 identity-link reads).
+        snapshot = None if reading else copy.deepcopy(self.state)
         try:
             result = work()
         except CamundaError as error:
-            self.state = snapshot
+            if snapshot is not None:
+                self.state = snapshot
             return error.response()
         if result is None:
             return httpx.Response(204)
