@@ -208,6 +208,8 @@ jobs = sa.Table(
 # written with `embedded_instances.variables` (the typed truth) and a task's `local_variables` (i20_0001).
 # Numbers are in `number_value`; strings, dates (ISO 8601) and booleans ("true"/"false") in `text_value`; a
 # string longer than INDEXED_TEXT_LENGTH and Json/Null values are not indexed, so no condition matches them.
+# On PostgreSQL, multi-column statistics on (name, text_value) and (name, number_value) give the planner the
+# number of rows a condition matches (i20_0003; a migration only, metadata cannot declare them).
 variable_index = sa.Table(
     "embedded_variable_index",
     metadata,
