@@ -5,8 +5,11 @@
    ANALYZE.
 2. GET /tasks?engine=* (first page, 50 tasks) over four engines: the embedded one on PostgreSQL and the three
    simulated HTTP engines (Camunda 7, Flowable, Camunda 8) of the test suite, in one process through the ASGI
-   app (target p95 <= 100 ms). The simulators answer in memory, so this measures the gateway's own work: four
-   engine queries in parallel, their mapping, the merge and the cursor.
+   app (target p95 <= 100 ms). The simulators answer in memory but in this process: what is measured is the
+   gateway's work (four engine queries in parallel, their mapping, the merge and the cursor) plus the simulators'
+   own handling of each request, and that of the gateway's background loops (change feeds, incident detection,
+   analytics) polling them. A page of Camunda 7 or Flowable tasks is about 52 engine requests (the task query,
+   its count, one identity-link read per task: neither engine returns candidates with the tasks).
 
 Uses PM_BENCH_DATABASE_URL's server (default: local PostgreSQL, user postgres), in databases of its own that it
 drops at the end.
