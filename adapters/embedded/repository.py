@@ -163,7 +163,7 @@ async def delete_definition(session: AsyncSession, definition: Row) -> None:
 # ------------------------------------------------------------------ instances
 async def insert_instance(session: AsyncSession, row: dict[str, Any]) -> None:
     await session.execute(instances.insert(), row)
-    await _index_variables(session, row["id"], row["id"], row["variables"])
+    await _index_variables(session, row["id"], row["id"], row["variables"], replacing=False)
 
 
 async def get_instance(session: AsyncSession, instance_id: str) -> Row | None:
@@ -896,9 +896,13 @@ async def instances_with_work(session: AsyncSession, now: datetime, topics: Sequ
 
 
 # ------------------------------------------------------------------ variables
-async def _index_variables(session: AsyncSession, instance_id: str, scope_id: str, variables: dict[str, Any]) -> None:
-    """Replace the indexed values of one instance's (or task's) variables (`embedded_variable_index`)."""
-    await session.execute(variable_index.delete().where(variable_index.c.scope_id == scope_id))
+async def _index_variables(
+    session: AsyncSession, instance_id: str, scope_id: str, variables: dict[str, Any], *, replacing: bool = True
+) -> None:
+    """Replace the indexed values of one instance's (or task's) variables (`embedded_variable_index`); a new
+    instance (`replacing=False`) has none to delete."""
+    if replacing:
+        await session.execute(variable_index.delete().where(variable_index.c.scope_id == scope_id))
     rows = index_rows(instance_id, scope_id, variables)
     if rows:
         await session.execute(variable_index.insert(), rows)
