@@ -3,7 +3,8 @@
 Runs the gateway in this process (embedded engine, PostgreSQL, the HTTP API through httpx's ASGI transport),
 deploys the `approval` process of bench/embedded.py, warms up, then for one `POST /instances` and one
 `POST /tasks/{id}/complete` prints every SQL statement it sent (`--echo`), the number of statements and
-transactions and the round trips to the server they make (a statement is one; BEGIN and COMMIT one each), and the
+transactions and the round trips to the server they make (a statement is one; BEGIN, COMMIT and the pool's ping
+one each), the hand-offs to worker threads (SpiffWorkflow runs, JSON encoding), and the
 ten functions of the request's cProfile with the most own time (`--profile`). Then times `--requests` of each
 (p50, one client, in-process: no HTTP server or socket in between) and the CPU time this process spent per
 request. Uses PM_BENCH_DATABASE_URL's server.
@@ -45,6 +46,8 @@ class Statements:
         sa.event.listen(sa.engine.Engine, "begin", lambda conn: self._note("BEGIN"))
         sa.event.listen(sa.engine.Engine, "commit", lambda conn: self._note("COMMIT"))
         sa.event.listen(sa.engine.Engine, "rollback", lambda conn: self._note("ROLLBACK"))
+        # the pool pings a connection when it hands it out (pool_pre_ping): a round trip of its own
+        sa.event.listen(sa.pool.Pool, "checkout", lambda *args: self._note("PING (pool pre-ping at checkout)"))
 
     def _note(self, what: str) -> None:
         if self.recording is not None and asyncio.current_task() is self.recording:
@@ -58,6 +61,14 @@ async def operation(
     label: str, call: Callable[[], Awaitable[None]], statements: Statements, echo: bool, profile: bool
 ) -> None:
     statements.sent.clear()
+    threads = [0]
+    hand_off = asyncio.to_thread
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        threads[0] += 1
+        return await hand_off(*args, **kwargs)
+
+    asyncio.to_thread = counted  # type: ignore[assignment]
     statements.recording = asyncio.current_task()
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
@@ -66,11 +77,12 @@ async def operation(
     if profiler is not None:
         profiler.disable()
     statements.recording = None
+    asyncio.to_thread = hand_off
     sent = statements.sent
-    queries = [s for s in sent if s not in ("BEGIN", "COMMIT", "ROLLBACK")]
+    queries = [s for s in sent if s not in ("BEGIN", "COMMIT", "ROLLBACK") and not s.startswith("PING")]
     print(
         f"{label}: {len(queries)} statements in {sent.count('BEGIN')} transactions, {len(sent)} round trips "
-        f"(a statement, BEGIN, COMMIT or ROLLBACK each)"
+        f"(a statement, BEGIN, COMMIT, ROLLBACK or pool ping each), {threads[0]} hand-offs to worker threads"
     )
     if echo:
         for line in sent:
