@@ -13,20 +13,17 @@ Only the leader replica runs them (`events.service.EventService`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
 
 from events import repository
-from events.models import DeliveryStatus, delivered_to, envelope
+from events.models import DeliveryStatus, delivered_to, envelope, event_json
 from events.settings import EventSettings
-from events.webhooks import Attempt, delivery_session, post, refused_literal
+from events.webhooks import Attempt, WebhookClient, refused_literal
 from gateway.db import Database, utcnow
 from gateway.errors import NotFound
 from gateway.uow import UnitOfWork, reading, transaction
@@ -112,7 +109,7 @@ def stream_fields(event: dict[str, Any]) -> dict[str, str]:
         "type": event["type"],
         "instance_id": event["instance_id"] or "",
         "tenant_id": event["tenant_id"] or "",
-        "event": json.dumps(envelope(event), separators=(",", ":")),
+        "event": event_json(envelope(event)).decode(),
     }
 
 
@@ -155,20 +152,15 @@ class WebhookDispatcher:
     def __init__(self, db: Database, settings: EventSettings) -> None:
         self.db = db
         self.settings = settings
-        limits = httpx.Limits(max_connections=settings.webhook_concurrency)
-        # aiohttp's connection handling behind the httpx API, as for engine calls (gateway.resilience).
-        self.client = httpx.AsyncClient(
+        self.client = WebhookClient(
+            concurrency=settings.webhook_concurrency,
             timeout=settings.webhook_timeout,
-            limits=limits,
-            follow_redirects=False,
-            transport=AiohttpTransport(
-                limits=limits, client=delivery_session(limits, allow_private=settings.allow_private_targets)
-            ),
+            allow_private=settings.allow_private_targets,
         )
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.close()
 
     async def run_once(self) -> int:
         """Attempt one batch of due deliveries; returns how many were attempted.
@@ -208,7 +200,7 @@ class WebhookDispatcher:
         if not self.settings.allow_private_targets and (refused := refused_literal(row["url"])):
             return Attempt(False, None, refused, None, 0)
         async with self._slots:
-            return await post(self.client, row["url"], row["event_id"], event, row["format"], signing)
+            return await self.client.post(row["url"], row["event_id"], event, row["format"], signing)
 
     async def _record(self, uow: UnitOfWork, attempted: list[tuple[Any, Attempt]]) -> None:
         now = utcnow()

@@ -29,7 +29,7 @@ from events.models import (
 )
 from events.relay import OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
 from events.settings import EventSettings
-from events.webhooks import check_target, new_secret, post
+from events.webhooks import check_target, new_secret
 from gateway.auth import Caller
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, ValidationFailed
@@ -200,8 +200,8 @@ class EventService:
         signing = [subscription["secret"]]
         if subscription["previous_secret"] and (subscription["previous_secret_until"] or now) > now:
             signing.append(subscription["previous_secret"])
-        attempt = await post(
-            self.dispatcher.client, subscription["url"], event["id"], event, subscription["format"], signing
+        attempt = await self.dispatcher.client.post(
+            subscription["url"], event["id"], event, subscription["format"], signing
         )
         return TestDeliveryResult(
             delivered=attempt.ok, response_status=attempt.status, error=attempt.error, duration_ms=attempt.duration_ms
