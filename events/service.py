@@ -54,7 +54,9 @@ class EventService:
         self.settings = settings
         self.leadership = Leadership(db, EVENTS_LEADER_LOCK_ID, "Event relay")
         self.loops = LeaderLoops(self.leadership, LEADERSHIP_INTERVAL)
-        self.watch = OutboxWatch(db, settings.poll_interval)
+        self.events_written = asyncio.Event()  # set by the watch: the fan-out's wake-up
+        self.stream_events_written = asyncio.Event()  # the same, for the Redis relay
+        self.watch = OutboxWatch(db, settings.poll_interval, [self.events_written, self.stream_events_written])
         self.deliveries_written = asyncio.Event()
         self.fan_out = WebhookFanOut(db, settings, self.deliveries_written)
         self.dispatcher = WebhookDispatcher(db, settings)
@@ -64,13 +66,20 @@ class EventService:
 
     async def start(self) -> None:
         works = [
-            LeaderWork("webhook fan-out", self.fan_out.run_once, self.settings.poll_interval),
+            LeaderWork("webhook fan-out", self.fan_out.run_once, self.settings.poll_interval, wake=self.events_written),
             LeaderWork(
                 "webhook dispatch", self.dispatcher.run_once, self.settings.poll_interval, wake=self.deliveries_written
             ),
         ]
         if self.redis_relay is not None:
-            works.append(LeaderWork("Redis stream relay", self.redis_relay.run_once, self.settings.poll_interval))
+            works.append(
+                LeaderWork(
+                    "Redis stream relay",
+                    self.redis_relay.run_once,
+                    self.settings.poll_interval,
+                    wake=self.stream_events_written,
+                )
+            )
         works += [
             LeaderWork(f"change feed of {feed.engine}", feed.run_once, self.settings.change_feed_interval)
             for feed in self.change_feeds
