@@ -6,13 +6,13 @@ variable, as if the two were independent: it guessed 5,964 rows where 25,000 mat
 planned a join of two conditions, or the count of a page, for the wrong sizes. Other databases: nothing to do.
 
 Revision ID: i20_0003_variable_statistics
-Revises: i18_0001_task_inbox
+Revises: i18_0003_task_list_indexes
 """
 
 from alembic import op
 
 revision = "i20_0003_variable_statistics"
-down_revision = "i18_0001_task_inbox"
+down_revision = "i18_0003_task_list_indexes"
 branch_labels = None
 depends_on = None
 
