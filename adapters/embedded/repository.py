@@ -539,15 +539,19 @@ async def claim_next(
         keys = ["*"]
     else:
         keys = [f"group:{group}" for group in dict.fromkeys(candidate_groups)] + [f"user:{user_id}"]
+    in_order = (task_inbox.c.priority.desc(), task_inbox.c.created, task_inbox.c.task_id)
     offered = [
-        sa.select(task_inbox.c.task_id, task_inbox.c.priority, task_inbox.c.created).where(
+        sa.select(task_inbox.c.task_id, task_inbox.c.priority, task_inbox.c.created)
+        .where(
             task_inbox.c.key == key,
             task_inbox.c.assignee.is_(None),
             *([task_inbox.c.definition_key == definition_key] if definition_key is not None else []),
         )
+        .order_by(*in_order)  # without it PostgreSQL joins and sorts every row of the keys instead of merging them
+        .subquery()  # SQLite refuses an ORDER BY on a part of a UNION
         for key in keys
     ]
-    queue = (sa.union_all(*offered) if len(offered) > 1 else offered[0]).subquery("queue")
+    queue = sa.union_all(*(sa.select(*part.c) for part in offered)).subquery("queue")
     pick = (
         sa.select(tasks.c.id)
         .join_from(queue, tasks, tasks.c.id == queue.c.task_id)

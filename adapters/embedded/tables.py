@@ -145,9 +145,17 @@ task_inbox = sa.Table(
     sa.Column("follow_up", UTCDateTime),
     sa.Column("created", UTCDateTime, nullable=False),
     *(sa.Index(f"ix_embedded_task_inbox_{column}", "key", column, "task_id") for column in INBOX_SORT_COLUMNS),
-    # claim-next's queue of a key (a group, a user, "*"): unassigned, highest priority first, then oldest (i14_0003)
-    partial_index(
-        "ix_embedded_task_inbox_queue", "key", sa.text("priority DESC"), "created", "task_id", where=UNASSIGNED
+    # claim-next's queue of a key (a group, a user, "*"): unassigned, highest priority first, then oldest; with the
+    # definition key on PostgreSQL, so that a queue of one process is read from the index alone too (i14_0003)
+    sa.Index(
+        "ix_embedded_task_inbox_queue",
+        "key",
+        sa.text("priority DESC"),
+        "created",
+        "task_id",
+        sqlite_where=UNASSIGNED,
+        postgresql_where=UNASSIGNED,
+        postgresql_include=["definition_key"],
     ),
 )
 

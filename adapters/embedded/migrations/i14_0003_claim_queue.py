@@ -26,6 +26,8 @@ def upgrade() -> None:
         ["key", sa.text("priority DESC"), "created", "task_id"],
         sqlite_where=UNASSIGNED,
         postgresql_where=UNASSIGNED,
+        # a filter on the definition key is read from the index too (else PostgreSQL sorts the group's tasks)
+        postgresql_include=["definition_key"],
     )
     op.drop_index("ix_embedded_tasks_queue", "embedded_tasks")
 
