@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copy import copy
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
@@ -65,6 +66,20 @@ class ListQuery(Model):
     size: int = Field(50, ge=1, le=500)
     sort: str | None = None
     order: SortOrder = SortOrder.DESC
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Name each list's sortable fields in the description of its own `sort` parameter (OpenAPI)."""
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.sortable:
+            described = copy(cls.model_fields["sort"])
+            described.description = (
+                f"Sort by one of: {', '.join(sorted(cls.sortable))} (in `order`; ties broken by id). "
+                "Another field is a 422; a field the engine cannot sort by is a 501 naming it."
+            )
+            described.examples = [sorted(cls.sortable)[0]]
+            cls.model_fields["sort"] = described
+            cls.model_rebuild(force=True)
 
     @model_validator(mode="after")
     def _known_sort_field(self) -> ListQuery:

@@ -12,16 +12,20 @@ import asyncio
 import json
 from typing import Any
 
+import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, H11Protocol
 
-from gateway.errors import GatewayError
+from gateway.errors import BadRequest, GatewayError
 
 
 class RequestTimeout(GatewayError):
     """408: the client did not send its request body in time (PM_CLIENT_BODY_TIMEOUT)."""
 
     status, title, slug = 408, "Request timeout", "request-timeout"
+
+
+LINGER_SECONDS = 2.0
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -32,10 +36,15 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     header_timeout: float = 10.0
     _header_deadline: asyncio.TimerHandle | None = None
+    _refused = False  # a request h11 could not parse was answered: the rest of what arrives is discarded
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
 
     def handle_events(self) -> None:
         before = self.cycle
@@ -64,6 +73,31 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._header_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a request h11 cannot parse (a request line or headers over its 16 KiB limit, malformed
+        syntax) with a problem+json 400, where uvicorn sends a plain-text "Invalid HTTP request received.".
+
+        The request's end cannot be found, so the connection ends, but lingering: the answer is sent with a FIN
+        and what the client still sends is read and discarded for LINGER_SECONDS, as a close with unread data
+        would make the kernel reset the connection and the client could lose the answer."""
+        limit = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        error = BadRequest(
+            "The request is not valid HTTP/1.1: its request line or headers are malformed, or longer than "
+            f"{limit // 1024} KiB together"
+        )
+        body = json.dumps(error.problem()).encode()
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (h11.Response(status_code=400, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self._refused = True
+        self._disarm_header_deadline()
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 class _BodyTooSlow(Exception):

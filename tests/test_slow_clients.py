@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +80,17 @@ async def test_a_kept_alive_connection_trickling_its_next_request_is_closed(gate
     closed, answer = await trickle(gateway.port, first + b"GET /health HTTP/1.1\r\n", b"X-Slow: 1\r\n")
     assert closed
     assert answer.count(b"HTTP/1.1 200") == 1
+
+
+async def test_a_request_too_long_to_parse_is_a_problem_400(gateway: GatewayProcess) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    long_query = "business_key=" + "x" * 200_000  # httpx refuses to send it: a raw connection does
+    writer.write(f"GET /api/processes/instances?{long_query} HTTP/1.1\r\nHost: gateway\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(), 10)  # the server closes after answering
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(body)
+    assert (problem["title"], problem["status"]) == ("Bad request", 400)
+    assert "16 KiB" in problem["detail"]

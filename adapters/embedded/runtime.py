@@ -375,12 +375,13 @@ class Execution:
 
         - `start_after X`: X's open task ends without running (a failing activity is skipped) and its outgoing
           flow is taken; a passed X is reset to first ("reset to task") and then skipped.
-        - `start_before X`: X was passed: the instance goes back to it (what ran after it is undone); X is open:
-          nothing to do. The engine cannot start an activity ahead of the token.
+        - `start_before X`: X was passed: the instance goes back to it (what ran after it is undone, but the process
+          variables stay as they are, as on Camunda); X is open: nothing to do. The engine cannot start an activity ahead of the token.
         - `cancel X`: X's open tasks end; a later `start_after X` skips them instead. What is still cancelled at the
           end must leave another token (`stranded`): the embedded engine ends an instance only by terminating it.
         BadRequest naming the activity when an instruction cannot be carried out (nothing is applied)."""
         open_before = {task.id for task in self.workflow.get_tasks(state=OPEN)}
+        variables = project_variables(self.workflow)  # kept when going back, as Camunda keeps process variables
         cancelled: list[SpiffTask] = []
         for kind, activity_id, data in instructions:
             open_tasks = [t for t in self.workflow.get_tasks(state=OPEN) if t.task_spec.bpmn_id == activity_id]
@@ -407,6 +408,7 @@ class Execution:
                 self.workflow.reset_from_task_id(latest.id)
                 cancelled = [t for t in cancelled if self._find(t.id) is not None]
                 target = self._task(str(latest.id))
+                target.data.update(copy.deepcopy(variables))  # the reset restored the data the task had then
             target.data.update(copy.deepcopy(data))
             if kind == "start_after":
                 cancelled = [t for t in cancelled if t.id != target.id]

@@ -69,6 +69,24 @@ async def test_nan_and_infinity_are_refused_not_stored_as_null(client: httpx.Asy
     assert (await client.get("/api/processes/instances")).json()["total"] == 0
 
 
+@pytest.mark.parametrize(
+    ("leaf", "fragments"),
+    [("a\x00b", ("variables.j.value.rows.1999.text", "NUL")), (TOO_BIG, ("variables.j.value.rows.1999.n", "64-bit"))],
+    ids=["nul", "int-beyond-64-bits"],
+)
+async def test_a_large_body_is_checked_as_closely_as_a_small_one(
+    client: httpx.AsyncClient, leaf: Any, fragments: tuple[str, ...]
+) -> None:
+    """Bodies over 16 KiB are checked in a worker thread (the loop keeps serving): the same problem, the same path."""
+    await deploy(client)
+    rows: list[dict[str, Any]] = [{"n": n, "text": "x" * 40} for n in range(2_000)]
+    rows[-1]["text" if isinstance(leaf, str) else "n"] = leaf
+    body = {"definition_key": "approval", "variables": {"j": {"value": {"rows": rows}, "type": "Json"}}}
+    assert len(json.dumps(body)) > 64 * 1024
+    assert_problem(await client.post("/api/processes/instances", json=body), 422, *fragments)
+    assert (await client.get("/api/processes/instances")).json()["total"] == 0
+
+
 async def test_deeply_nested_json_is_refused_naming_the_limit(client: httpx.AsyncClient) -> None:
     await deploy(client)
     deep = "[" * 300 + "]" * 300
