@@ -77,20 +77,30 @@ async def seed_open_tasks(count: int, database: str = DATABASE) -> None:
 
 
 async def fill_inbox(conn: AsyncConnection) -> None:
-    """The task inbox rows of every open task, in SQL (what `repository.inbox_rows` writes, in bulk)."""
+    """The task inbox rows of every open task, in SQL (what `repository.inbox_rows` writes, in bulk; chr(31) is
+    `repository.QUALIFIER`)."""
     await conn.execute(
         sa.text("""
         INSERT INTO embedded_task_inbox (task_id, key, instance_id, definition_key, tenant_id, status, assignee, name,
             priority, due, follow_up, created)
         SELECT t.id, k.key, t.instance_id, t.definition_key, t.tenant_id, t.status, t.assignee, t.name, t.priority,
             t.due, t.follow_up, t.created
-        FROM embedded_tasks t, LATERAL (
+        FROM embedded_tasks t,
+        LATERAL (SELECT CASE WHEN t.assignee IS NULL THEN 'unassigned' ELSE 'assigned' END) AS a(assignment),
+        LATERAL (
             SELECT '*' UNION ALL SELECT 'instance:' || t.instance_id
             UNION ALL SELECT 'definition:' || t.definition_key UNION ALL SELECT 'status:' || t.status
             UNION ALL SELECT 'assignee:' || t.assignee WHERE t.assignee IS NOT NULL
             UNION ALL SELECT 'tenant:' || t.tenant_id WHERE t.tenant_id IS NOT NULL
-            UNION ALL SELECT DISTINCT 'user:' || u FROM jsonb_array_elements_text(t.candidate_users) AS u
-            UNION ALL SELECT DISTINCT 'group:' || g FROM jsonb_array_elements_text(t.candidate_groups) AS g
+            UNION ALL SELECT '*' || chr(31) || a.assignment
+            UNION ALL SELECT c.key || q.qualifier FROM (
+                SELECT DISTINCT 'user:' || u FROM jsonb_array_elements_text(t.candidate_users) AS u
+                UNION ALL SELECT DISTINCT 'group:' || g FROM jsonb_array_elements_text(t.candidate_groups) AS g
+            ) AS c(key), (
+                SELECT '' UNION ALL SELECT chr(31) || a.assignment
+                UNION ALL SELECT chr(31) || 'definition:' || t.definition_key
+                UNION ALL SELECT chr(31) || 'tenant:' || t.tenant_id WHERE t.tenant_id IS NOT NULL
+            ) AS q(qualifier)
         ) AS k(key)
         WHERE t.ended_at IS NULL""")
     )

@@ -13,20 +13,19 @@ Only the leader replica runs them (`events.service.EventService`).
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import random
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events import repository
-from events.models import DeliveryStatus, delivered_to, envelope
+from events.models import DeliveryStatus, delivered_to, envelope, event_json
 from events.settings import EventSettings
-from events.webhooks import Attempt, delivery_session, post, refused_literal
+from events.webhooks import Attempt, WebhookClient, refused_literal
 from gateway.db import Database, utcnow
 from gateway.errors import NotFound
 from gateway.uow import UnitOfWork, reading, transaction
@@ -37,27 +36,77 @@ SYSTEM = "system"
 MAX_RETRY_AFTER = 86_400.0  # a receiver asking for more than a day is waited for a day
 
 
-class OutboxWatch:
-    """The newest event cursor, read every poll interval on every replica; SSE streams wait on it."""
+OUTBOX_CHANNEL = "pm_outbox"  # notified when a transaction that wrote events commits (migration i13_0001)
 
-    def __init__(self, db: Database, interval: float) -> None:
+
+class OutboxWatch:
+    """The newest event cursor on every replica, for SSE streams (`wait_past`) and the leader's relays (`wakes`,
+    set each time it moves).
+
+    On PostgreSQL it listens on `OUTBOX_CHANNEL` on a connection of its own and reads the cursor as soon as a commit
+    that wrote events is notified, so an event goes out without waiting a poll interval; it also reads every
+    `interval` seconds in any case (SQLite, whose single process polls; a listening connection being replaced).
+    """
+
+    def __init__(self, db: Database, interval: float, wakes: list[asyncio.Event] | None = None) -> None:
         self.db = db
         self.interval = interval
+        self.wakes = wakes or []
         self.latest = 0
         self._changed = asyncio.Condition()
+        self._notified = asyncio.Event()
+        self._listening: AsyncConnection | None = None
+        self._listener: Any = None  # the asyncpg connection under `_listening`
 
     async def run(self) -> None:
-        while True:
-            try:
-                async with reading(self.db) as session:
-                    latest = await repository.last_cursor(session)
-                if latest != self.latest:
-                    self.latest = latest
-                    async with self._changed:
-                        self._changed.notify_all()
-            except Exception:  # the database may be restarting; look again next interval
-                log.debug("reading the outbox's last cursor failed", exc_info=True)
-            await asyncio.sleep(self.interval)
+        try:
+            while True:
+                try:
+                    await self._listen()
+                    async with reading(self.db) as session:
+                        latest = await repository.last_cursor(session)
+                    if latest != self.latest:
+                        self.latest = latest
+                        for wake in self.wakes:
+                            wake.set()
+                        async with self._changed:
+                            self._changed.notify_all()
+                except Exception:  # the database may be restarting; look again next interval
+                    log.debug("reading the outbox's last cursor failed", exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._notified.wait(), timeout=self.interval)
+                self._notified.clear()
+        finally:
+            await self._unlisten()
+
+    async def _listen(self) -> None:
+        """LISTEN on PostgreSQL (again, when the listening connection was lost)."""
+        if self.db.is_sqlite:
+            return
+        if self._listening is not None:
+            if not self._listening.closed and not self._listener.is_closed():
+                return
+            await self._unlisten()
+        connection = await self.db.engine.connect()
+        try:
+            self._listener = (await connection.get_raw_connection()).driver_connection  # asyncpg's connection
+            await self._listener.add_listener(OUTBOX_CHANNEL, self._on_notification)
+        except BaseException:
+            await connection.invalidate()
+            await connection.close()
+            raise
+        self._listening = connection
+
+    def _on_notification(self, *_: object) -> None:
+        self._notified.set()
+
+    async def _unlisten(self) -> None:
+        connection, self._listening = self._listening, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                # Invalidating closes the database session, its LISTEN with it, instead of pooling it.
+                await connection.invalidate()
+                await connection.close()
 
     async def wait_past(self, cursor: int) -> None:
         """Return once an event newer than `cursor` exists; the caller bounds the wait (`asyncio.timeout`)."""
@@ -112,7 +161,7 @@ def stream_fields(event: dict[str, Any]) -> dict[str, str]:
         "type": event["type"],
         "instance_id": event["instance_id"] or "",
         "tenant_id": event["tenant_id"] or "",
-        "event": json.dumps(envelope(event), separators=(",", ":")),
+        "event": event_json(envelope(event)).decode(),
     }
 
 
@@ -155,20 +204,15 @@ class WebhookDispatcher:
     def __init__(self, db: Database, settings: EventSettings) -> None:
         self.db = db
         self.settings = settings
-        limits = httpx.Limits(max_connections=settings.webhook_concurrency)
-        # aiohttp's connection handling behind the httpx API, as for engine calls (gateway.resilience).
-        self.client = httpx.AsyncClient(
+        self.client = WebhookClient(
+            concurrency=settings.webhook_concurrency,
             timeout=settings.webhook_timeout,
-            limits=limits,
-            follow_redirects=False,
-            transport=AiohttpTransport(
-                limits=limits, client=delivery_session(limits, allow_private=settings.allow_private_targets)
-            ),
+            allow_private=settings.allow_private_targets,
         )
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.close()
 
     async def run_once(self) -> int:
         """Attempt one batch of due deliveries; returns how many were attempted.
@@ -208,7 +252,7 @@ class WebhookDispatcher:
         if not self.settings.allow_private_targets and (refused := refused_literal(row["url"])):
             return Attempt(False, None, refused, None, 0)
         async with self._slots:
-            return await post(self.client, row["url"], row["event_id"], event, row["format"], signing)
+            return await self.client.post(row["url"], row["event_id"], event, row["format"], signing)
 
     async def _record(self, uow: UnitOfWork, attempted: list[tuple[Any, Attempt]]) -> None:
         now = utcnow()

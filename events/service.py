@@ -29,7 +29,7 @@ from events.models import (
 )
 from events.relay import OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
 from events.settings import EventSettings
-from events.webhooks import check_target, new_secret, post
+from events.webhooks import check_target, new_secret
 from gateway.auth import Caller
 from gateway.db import Database, utcnow
 from gateway.errors import Conflict, ValidationFailed
@@ -54,7 +54,9 @@ class EventService:
         self.settings = settings
         self.leadership = Leadership(db, EVENTS_LEADER_LOCK_ID, "Event relay")
         self.loops = LeaderLoops(self.leadership, LEADERSHIP_INTERVAL)
-        self.watch = OutboxWatch(db, settings.poll_interval)
+        self.events_written = asyncio.Event()  # set by the watch: the fan-out's wake-up
+        self.stream_events_written = asyncio.Event()  # the same, for the Redis relay
+        self.watch = OutboxWatch(db, settings.poll_interval, [self.events_written, self.stream_events_written])
         self.deliveries_written = asyncio.Event()
         self.fan_out = WebhookFanOut(db, settings, self.deliveries_written)
         self.dispatcher = WebhookDispatcher(db, settings)
@@ -64,13 +66,20 @@ class EventService:
 
     async def start(self) -> None:
         works = [
-            LeaderWork("webhook fan-out", self.fan_out.run_once, self.settings.poll_interval),
+            LeaderWork("webhook fan-out", self.fan_out.run_once, self.settings.poll_interval, wake=self.events_written),
             LeaderWork(
                 "webhook dispatch", self.dispatcher.run_once, self.settings.poll_interval, wake=self.deliveries_written
             ),
         ]
         if self.redis_relay is not None:
-            works.append(LeaderWork("Redis stream relay", self.redis_relay.run_once, self.settings.poll_interval))
+            works.append(
+                LeaderWork(
+                    "Redis stream relay",
+                    self.redis_relay.run_once,
+                    self.settings.poll_interval,
+                    wake=self.stream_events_written,
+                )
+            )
         works += [
             LeaderWork(f"change feed of {feed.engine}", feed.run_once, self.settings.change_feed_interval)
             for feed in self.change_feeds
@@ -200,8 +209,8 @@ class EventService:
         signing = [subscription["secret"]]
         if subscription["previous_secret"] and (subscription["previous_secret_until"] or now) > now:
             signing.append(subscription["previous_secret"])
-        attempt = await post(
-            self.dispatcher.client, subscription["url"], event["id"], event, subscription["format"], signing
+        attempt = await self.dispatcher.client.post(
+            subscription["url"], event["id"], event, subscription["format"], signing
         )
         return TestDeliveryResult(
             delivered=attempt.ok, response_status=attempt.status, error=attempt.error, duration_ms=attempt.duration_ms

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -27,6 +26,7 @@ from events.models import (
     SubscriptionUpdate,
     TestDeliveryResult,
     envelope,
+    event_json,
     full_type,
     matches,
 )
@@ -140,7 +140,7 @@ async def stream_events(
                 cursor = int(event["cursor"])
                 if caller.sees_tenant(event["tenant_id"]) and matches(event, wanted, event_filter):
                     yield ServerSentEvent(
-                        id=event["cursor"], event=event["type"], data=json.dumps(envelope(event), separators=(",", ":"))
+                        id=event["cursor"], event=event["type"], data=event_json(envelope(event)).decode()
                     )
             if len(events) < STREAM_PAGE:
                 with contextlib.suppress(TimeoutError):  # nothing new within a heartbeat: read again

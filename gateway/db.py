@@ -94,6 +94,18 @@ def rowcount(result: sa.Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
+def _on_loopback(url: str) -> bool:
+    """A PostgreSQL URL naming this machine (or a Unix socket) without an `ssl`/`sslmode` of its own. asyncpg's
+    default (TLS preferred) encrypts every round trip to a server on the same host, where nothing travels a
+    network: about 60 µs of CPU per statement, 15 statements per embedded start or complete (issue 18). `allow`
+    connects without TLS and still uses it when the server insists (a `hostssl` rule)."""
+    parsed = sa.make_url(url)
+    if {"ssl", "sslmode"} & set(parsed.query):
+        return False
+    host = parsed.host or str(parsed.query.get("host", ""))
+    return host in ("", "localhost", "::1") or host.startswith(("127.", "/"))
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -105,6 +117,8 @@ class Database:
             options.update(
                 pool_size=pool_size, max_overflow=pool_size, json_serializer=_json_serializer(json_keeping_floats)
             )
+            if _on_loopback(url):
+                options.update(connect_args={"ssl": "allow"})
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -4,19 +4,20 @@
 |---|---|
 | task.created | `GET /history/task?startedAfter&startedBefore` (sortBy startTime) |
 | task.completed | `GET /history/task?finishedAfter&finishedBefore` (sortBy endTime), delete reason `completed` |
-| task.assigned | `GET /history/identity-link-log?type=assignee&operationType=add&dateAfter&dateBefore`, the task's instance from `GET /history/task?taskId` |
+| task.assigned | `GET /history/identity-link-log?type=assignee&dateAfter&dateBefore`: an `add` row is an assignment; a `delete` row not followed by the same task's `add` (a reassignment writes both) is an unassignment (`action: unclaim`, `assignee: null`); the task's instance from `GET /history/task?taskId` |
 | instance.completed / instance.terminated | `GET /history/process-instance?finishedAfter&finishedBefore` (sortBy endTime) by `state` |
 | instance.suspended / instance.activated | `GET /history/user-operation?entityType=ProcessInstance&afterTimestamp&beforeTimestamp`, operation Suspend / Activate |
 
 Limits: Camunda writes the user operation log only for an authenticated user, so a suspension made without one
-is not seen; an assignee removed outside the gateway (unclaim) is not reported (the log's `delete` rows come
-with the `add` of a reassignment at the same instant, and only the new assignee is news).
+is not seen. A reassignment writes the old assignee's `delete` row and the new one's `add` row in one command,
+milliseconds apart at most; should a page or the feed's horizon fall between the two, the subscriber sees an
+unassignment before the new assignment (one event too many, none lost).
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.camunda import mapping
@@ -31,6 +32,8 @@ INSTANCE_END_EVENTS = {
     "INTERNALLY_TERMINATED": "instance.terminated",
 }
 SUSPENSION_EVENTS = {"Suspend": "instance.suspended", "Activate": "instance.activated"}
+# Camunda stamps the `delete` and `add` rows of one reassignment with the clock read for each: milliseconds apart.
+REASSIGNMENT_GAP = timedelta(seconds=1)
 
 
 async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: datetime) -> ChangeBatch:
@@ -65,7 +68,6 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
             "/history/identity-link-log",
             "changes_assignments",
             type="assignee",
-            operationType="add",
             dateAfter=after("assignments"),
             dateBefore=until,
             sortBy="time",
@@ -101,7 +103,10 @@ async def read_changes(http: EngineHttp, mark: dict[str, Any], settled_before: d
             [(row["id"], _time(row["endTime"]), _task_completed(row)) for row in finished], len(finished) == PAGE_SIZE
         ),
         "assignments": SourceRows(
-            [(row["id"], _time(row["time"]), _task_assigned(row, tasks.get(row.get("taskId")))) for row in assignments],
+            [
+                (row["id"], _time(row["time"]), _task_assigned(row, tasks.get(row.get("taskId")), assignments))
+                for row in assignments
+            ],
             len(assignments) == PAGE_SIZE,
         ),
         "instances_ended": SourceRows(
@@ -154,16 +159,36 @@ def _task_completed(row: dict[str, Any]) -> EngineChange | None:
     )
 
 
-def _task_assigned(row: dict[str, Any], task: dict[str, Any] | None) -> EngineChange | None:
+def _task_assigned(row: dict[str, Any], task: dict[str, Any] | None, log: list[dict[str, Any]]) -> EngineChange | None:
+    """An identity-link-log row of type assignee as `task.assigned`: `add` names the new assignee; `delete` is an
+    unassignment unless the same task's `add` follows within `REASSIGNMENT_GAP` (then that row reports the
+    reassignment), or the task had ended by then."""
     if task is None or not task.get("processInstanceId"):
+        return None
+    at = _time(row["time"])
+    if row.get("operationType") == "add":
+        action, assignee = "assign", row.get("userId")
+    elif row.get("operationType") == "delete":
+        ended = mapping.moment(task.get("endTime"))
+        if (ended is not None and ended <= at) or any(_reassigns(other, row, at) for other in log):
+            return None
+        action, assignee = "unclaim", None
+    else:
         return None
     return EngineChange(
         "task.assigned",
         task["processInstanceId"],
-        _time(row["time"]),
-        {"task_id": task["id"], "task_name": task.get("name"), "action": "assign", "assignee": row.get("userId")},
+        at,
+        {"task_id": task["id"], "task_name": task.get("name"), "action": action, "assignee": assignee},
         row.get("tenantId"),
     )
+
+
+def _reassigns(other: dict[str, Any], deleted: dict[str, Any], at: datetime) -> bool:
+    """Whether `other` is the `add` row of the same reassignment as the `delete` row `deleted` (made at `at`)."""
+    if other.get("operationType") != "add" or other.get("taskId") != deleted.get("taskId"):
+        return False
+    return timedelta(0) <= _time(other["time"]) - at <= REASSIGNMENT_GAP
 
 
 def _instance_ended(row: dict[str, Any]) -> EngineChange | None:

@@ -161,8 +161,7 @@ class InstanceEngine:
         instance, execution = await self._resume(uow, task.instance_id)
         if instance.status != "active":
             raise Conflict(f"Task {task.id} belongs to a suspended instance", engine=self.engine_name)
-        await asyncio.to_thread(execution.complete, task.id, plain(variables))
-        await execution.advance()
+        await execution.advance(first=partial(execution.complete, task.id, plain(variables)))
         known = {**loaded(instance.variables), **variables}
         await self._save(uow, instance, execution, known, completed_by={task.id: user_id})
 
@@ -173,8 +172,7 @@ class InstanceEngine:
                 f"Instance {instance.id} is {instance.status}; only an active instance can retry",
                 engine=self.engine_name,
             )
-        await asyncio.to_thread(execution.retry, incident.task_id)
-        await execution.advance()
+        await execution.advance(first=partial(execution.retry, incident.task_id))
         await self._save(uow, instance, execution, loaded(instance.variables))
         await repository.resolve_incidents(uow.session, utcnow(), incident_id=incident.id)
 
@@ -183,8 +181,7 @@ class InstanceEngine:
         instance, execution = await self._resume(uow, instance_id)
         if instance.status != "active":
             return
-        await asyncio.to_thread(execution.fire_timers)
-        await execution.advance()
+        await execution.advance(first=execution.fire_timers)
         await self._save(uow, instance, execution, loaded(instance.variables))
 
     async def deliver(

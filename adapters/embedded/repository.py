@@ -163,7 +163,7 @@ async def delete_definition(session: AsyncSession, definition: Row) -> None:
 # ------------------------------------------------------------------ instances
 async def insert_instance(session: AsyncSession, row: dict[str, Any]) -> None:
     await session.execute(instances.insert(), row)
-    await _index_variables(session, row["id"], row["id"], row["variables"])
+    await _index_variables(session, row["id"], row["id"], row["variables"], replacing=False)
 
 
 async def get_instance(session: AsyncSession, instance_id: str) -> Row | None:
@@ -591,11 +591,21 @@ _TASK_SORT = {
 _INBOX_SORT = {column: task_inbox.c[column] for column in _TASK_SORT}
 # The filters an inbox row is found by, the most selective first: a list reads the rows of the first one given.
 _INBOX_KEYS = ("instance", "assignee", "user", "group", "definition", "tenant", "status")
+# Inbox keys narrowed by a second filter (`inbox_key`), so that the inbox's lists with two filters are a range of one
+# key too: every open task's list ("*"), and its candidate users' and groups' lists, by whether the task is assigned,
+# and the candidate lists by the task's tenant and by its process. A second filter is otherwise a column filter
+# on the first key's rows, which reads every row of that key that fails it before a page is full.
+QUALIFIER = "\x1f"  # the ASCII unit separator: part of no user, group, tenant or process key
+
+
+def inbox_key(key: str, qualifier: str | None = None) -> str:
+    """The inbox key of `key` (e.g. "group:sales") narrowed by `qualifier` (e.g. "unassigned", "tenant:acme")."""
+    return key if qualifier is None else f"{key}{QUALIFIER}{qualifier}"
 
 
 def inbox_rows(task: Mapping[Any, Any]) -> list[dict[str, Any]]:
     """The inbox rows of an open task (a task row as a mapping, its candidate lists decoded): one per key it can
-    be listed by (`tables.task_inbox`), each with the task's sort keys and filter columns."""
+    be listed by (`tables.task_inbox`, `inbox_key`), each with the task's sort keys and filter columns."""
     carried = {
         "task_id": task["id"],
         **{name: task[name] for name in ("instance_id", "definition_key", "tenant_id", "status", "assignee")},
@@ -605,8 +615,14 @@ def inbox_rows(task: Mapping[Any, Any]) -> list[dict[str, Any]]:
     keys += [
         f"{kind}:{task[column]}" for kind, column in (("assignee", "assignee"), ("tenant", "tenant_id")) if task[column]
     ]
-    keys += [f"user:{user}" for user in dict.fromkeys(task["candidate_users"])]
-    keys += [f"group:{group}" for group in dict.fromkeys(task["candidate_groups"])]
+    candidates = [f"user:{user}" for user in dict.fromkeys(task["candidate_users"])]
+    candidates += [f"group:{group}" for group in dict.fromkeys(task["candidate_groups"])]
+    keys += candidates
+    assignment = "assigned" if task["assignee"] else "unassigned"
+    qualifiers = [assignment, f"definition:{task['definition_key']}"]
+    qualifiers += [f"tenant:{task['tenant_id']}"] if task["tenant_id"] else []
+    keys += [inbox_key("*", assignment)]
+    keys += [inbox_key(key, qualifier) for key in candidates for qualifier in qualifiers]
     return [{**carried, "key": key} for key in keys]
 
 
@@ -620,10 +636,12 @@ async def refresh_inbox(session: AsyncSession, task_id: str) -> None:
 
 async def list_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row], int]:
     """A page of tasks and their total. Open tasks (no `status`, or an open one) are listed from the task inbox, an
-    index range scan in the requested order whatever the planner's statistics; ended ones from the task table."""
+    index range scan in the requested order whatever the planner's statistics; ended ones (completed, cancelled)
+    from the task table, through the ended tasks' index of the sort field (`tables.ENDED_TASK`)."""
     if query.status is None or query.status in OPEN_TASK_STATUSES:
         return await _list_open_tasks(session, query)
-    conditions: list[sa.ColumnElement[bool]] = [tasks.c.status == query.status]
+    # the condition of the ended tasks' indexes (status, sort field, id), which the status alone does not imply
+    conditions: list[sa.ColumnElement[bool]] = [tasks.c.status == query.status, tasks.c.ended_at.is_not(None)]
     for column, value in (
         (tasks.c.assignee, query.assignee),
         (tasks.c.instance_id, query.instance_id),
@@ -647,14 +665,14 @@ async def list_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row]
             )
     owners = {VariableScope.INSTANCE: tasks.c.instance_id, VariableScope.TASK: tasks.c.id}
     conditions += [_variable_condition(owners[condition.scope], condition) for condition in query.conditions]
-    async with _planner(session, FOR_THE_VALUES if query.conditions else {}):
+    async with _planner(session, FOR_THE_VALUES if query.conditions else IN_INDEX_ORDER):
         return await _page(session, tasks, list(tasks.c), conditions, query, _TASK_SORT, "created", tasks.c.id)
 
 
 # Planner settings for list queries on PostgreSQL (`_planner`):
-# - the task inbox is read in an index's order: no sorting and no bitmap scans (which read every match before LIMIT
-#   applies) unless there is no other way. The inbox has an index for every key and sort, so this is the plan it
-#   was designed for; with the statistics of a fresh bulk load the planner would guess "a handful of rows" and sort
+# - the task inbox and the ended tasks are read in an index's order: no sorting and no bitmap scans (which read every
+#   match before LIMIT applies) unless there is no other way. The inbox has an index for every key and sort, the
+#   ended tasks one for every status and sort, so this is the plan they were designed for; with the statistics of a fresh bulk load the planner would guess "a handful of rows" and sort
 #   100,000 instead.
 # - variable conditions are planned for their values: how many rows `region = 'EU'` matches decides the plan, and the
 #   generic plan a prepared statement switches to after five runs guessed a few rows for every value (it sorted
@@ -694,7 +712,14 @@ async def _list_open_tasks(session: AsyncSession, query: TaskQuery) -> tuple[lis
         "status": query.status,
     }
     keys = [f"{kind}:{given[kind]}" for kind in _INBOX_KEYS if given[kind] is not None]
-    conditions: list[sa.ColumnElement[bool]] = [inbox.c.key == (keys[0] if keys else "*")]
+    first = keys[0] if keys else "*"
+    assignment = None if query.unassigned is None else "unassigned" if query.unassigned else "assigned"
+    qualifier = None
+    if first == "*":
+        qualifier = assignment
+    elif first.startswith(("user:", "group:")):
+        qualifier = assignment or next((key for key in keys[1:] if key.startswith(("definition:", "tenant:"))), None)
+    conditions: list[sa.ColumnElement[bool]] = [inbox.c.key == inbox_key(first, qualifier)]
     for column, value in (
         (inbox.c.instance_id, query.instance_id),
         (inbox.c.assignee, query.assignee),
@@ -882,9 +907,13 @@ async def instances_with_work(session: AsyncSession, now: datetime, topics: Sequ
 
 
 # ------------------------------------------------------------------ variables
-async def _index_variables(session: AsyncSession, instance_id: str, scope_id: str, variables: dict[str, Any]) -> None:
-    """Replace the indexed values of one instance's (or task's) variables (`embedded_variable_index`)."""
-    await session.execute(variable_index.delete().where(variable_index.c.scope_id == scope_id))
+async def _index_variables(
+    session: AsyncSession, instance_id: str, scope_id: str, variables: dict[str, Any], *, replacing: bool = True
+) -> None:
+    """Replace the indexed values of one instance's (or task's) variables (`embedded_variable_index`); a new
+    instance (`replacing=False`) has none to delete."""
+    if replacing:
+        await session.execute(variable_index.delete().where(variable_index.c.scope_id == scope_id))
     rows = index_rows(instance_id, scope_id, variables)
     if rows:
         await session.execute(variable_index.insert(), rows)

@@ -503,12 +503,14 @@ class Execution:
 
         self._guarded(catch, blame=task)
 
-    async def advance(self) -> None:
+    async def advance(self, first: Callable[[], object] | None = None) -> None:
         """Run until every branch waits: engine steps (in a worker thread), then the handlers of external tasks
-        (on the loop), until nothing moves."""
+        (on the loop), until nothing moves. `first`: a change to make in the same worker thread right before the
+        first engine steps (e.g. completing a task): a hand-off to a thread costs 0.1-0.5 ms on a busy machine."""
         handler_runs = 0
         while True:
-            runnable = await asyncio.to_thread(self._run_engine_steps)
+            runnable = await asyncio.to_thread(self._run_engine_steps, first)
+            first = None
             if not runnable or handler_runs >= MAX_HANDLER_RUNS or self._runaway:
                 return
             for task in runnable:
@@ -540,8 +542,11 @@ class Execution:
         )
 
     # ------------------------------------------------------------ running
-    def _run_engine_steps(self) -> list[SpiffTask]:
-        """Engine steps until every branch waits; returns the external tasks whose handler is registered."""
+    def _run_engine_steps(self, first: Callable[[], object] | None = None) -> list[SpiffTask]:
+        """`first` if given, then engine steps until every branch waits; returns the external tasks whose handler
+        is registered."""
+        if first is not None:
+            first()
         if not self._runaway:
             for _ in range(MAX_ENGINE_STEPS):  # each failed attempt fails one more task, so this ends
                 if self._guarded(lambda: self.workflow.do_engine_steps(self._will_run, self._did_run)):

@@ -11,8 +11,10 @@ from adapters.embedded.variables import INDEXED_NAME_LENGTH, INDEXED_TEXT_LENGTH
 from gateway.db import JsonColumn, UTCDateTime, metadata
 
 UNASSIGNED = sa.text("assignee IS NULL")
+ENDED_TASK = sa.text("ended_at IS NOT NULL")
 OPEN_INCIDENT = sa.text("resolved_at IS NULL")
-# The task-list sort fields: each has an index on the task inbox (key, field, task id).
+# The task-list sort fields: each has an index on the task inbox (key, field, task id) and on the ended tasks
+# (status, field, id).
 INBOX_SORT_COLUMNS = ("created", "due", "follow_up", "priority", "name", "assignee")
 
 
@@ -107,8 +109,12 @@ tasks = sa.Table(
     # The task's own variables where they differ from its instance's, e.g. a multi-instance element variable.
     sa.Column("local_variables", JsonColumn),
     sa.Index("ix_embedded_tasks_instance", "instance_id"),
-    # Lists of open tasks read the task inbox (embedded_task_inbox), and so does claim-next; this serves ended tasks.
-    sa.Index("ix_embedded_tasks_status", "status", "created"),
+    # Lists of open tasks read the task inbox (embedded_task_inbox), and so does claim-next (i14_0003).
+    # Lists of ended tasks (a status given: completed or cancelled): one index per sort field (i18_0003).
+    *(
+        partial_index(f"ix_embedded_tasks_ended_{column}", "status", column, "id", where=ENDED_TASK)
+        for column in INBOX_SORT_COLUMNS
+    ),
 )
 
 task_candidates = sa.Table(
@@ -124,7 +130,8 @@ task_candidates = sa.Table(
 )
 
 # The task inbox: one row per open task and list filter it can be found by (`key`: "*" for every open task, then
-# "group:<name>", "user:<id>", "assignee:<id>", "instance:<id>", "definition:<key>", "tenant:<id>", "status:<status>"),
+# "group:<name>", "user:<id>", "assignee:<id>", "instance:<id>", "definition:<key>", "tenant:<id>", "status:<status>",
+# and the keys of two filters, `repository.inbox_key`),
 # carrying the task's sort keys and the other filters' columns. A task list reads one key's rows through the index
 # of its sort field in order, so it is an index range scan stopped by LIMIT whatever the planner's statistics say
 # (a fresh bulk load with stale statistics made PostgreSQL sort 100,000 tasks instead). Rows are written from the
@@ -133,7 +140,7 @@ task_inbox = sa.Table(
     "embedded_task_inbox",
     metadata,
     sa.Column("task_id", sa.String(36), primary_key=True),
-    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("key", sa.String(600), primary_key=True),  # two filters: "group:<name>\x1ftenant:<id>" (i18_0003)
     sa.Column("instance_id", sa.String(36), nullable=False),
     sa.Column("definition_key", sa.String(255), nullable=False),
     sa.Column("tenant_id", sa.String(100)),

@@ -213,3 +213,48 @@ async def test_a_reassignment_on_the_engine_after_one_through_the_gateway_is_see
     assert [e["type"] for e in events] == [*APPROVAL_RUN[:3], "process_manager.task.assigned"]
     assert assignees(events) == ["alice", "carol"]
     assert events[-1]["data"]["task_id"] == task_id
+
+
+async def test_an_unassignment_on_the_engine_is_seen_as_task_assigned_without_assignee(
+    harness: Harness, gateway_app: tuple[Any, httpx.AsyncClient]
+) -> None:
+    """A task assigned and then given back in the engine's own UI (assignee set to null there): the subscriber
+    sees `task.assigned` twice, the second with no assignee and action `unclaim`, as the gateway's own unclaim
+    reports it. On Camunda 7 the unassignment is the identity-link log's `delete` row with no `add` after it."""
+    app, gateway = gateway_app
+    adapter = app.state.registry.get().adapter
+    if not adapter.observes_changes:
+        pytest.skip("the embedded engine runs inside the gateway: nothing changes it from outside")
+    deployed = await gateway.post(
+        "/api/processes/definitions", files={"file": ("approval.bpmn", harness.bpmn["approval"], "application/xml")}
+    )
+    assert deployed.status_code == 201, deployed.text
+    instance_id = (await gateway.post("/api/processes/instances", json={"definition_key": "approval"})).json()["id"]
+    created = await eventually(
+        lambda: instance_events(gateway, instance_id),
+        lambda events: any(e["type"] == "process_manager.task.created" for e in events),
+        harness.incident_timeout,
+    )
+    task_id = next(e for e in created if e["type"] == "process_manager.task.created")["data"]["task_id"]
+
+    def assignments(events: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+        return [
+            (e["data"]["action"], e["data"]["assignee"]) for e in events if e["type"] == "process_manager.task.assigned"
+        ]
+
+    # Flowable and Camunda 8 keep no history of assignments: their feeds see an assignee that lasts a round.
+    await adapter.assign_task(task_id, "bob")
+    await eventually(lambda: instance_events(gateway, instance_id), assignments, harness.incident_timeout)
+    await adapter.unclaim_task(task_id)
+
+    events = await eventually(
+        lambda: instance_events(gateway, instance_id),
+        lambda found: ("unclaim", None) in assignments(found),
+        harness.incident_timeout,
+    )
+    await eventually(lambda: instance_events(gateway, instance_id), lambda found: len(found) > len(events), timeout=1.0)
+    events = await instance_events(gateway, instance_id)  # later rounds add nothing
+
+    assert [e["type"] for e in events] == [*APPROVAL_RUN[:3], "process_manager.task.assigned"]
+    assert assignments(events) == [("assign", "bob"), ("unclaim", None)]
+    assert {e["data"]["task_id"] for e in events[1:]} == {task_id}

@@ -79,6 +79,13 @@ FILTERS: list[dict[str, Any]] = [
     {"due_before": "2030-01-05T00:00:00Z"},
     {"candidate_group": "sales", "due_before": "2030-01-06T00:00:00Z"},
     {"tenant_id": "nobody"},
+    # the pairs read as one inbox key (repository.inbox_key)
+    {"unassigned": False},
+    {"candidate_user": "ann", "unassigned": True},
+    {"candidate_group": "ops", "unassigned": False},
+    {"candidate_group": "sales", "definition_key": "alpha"},
+    {"candidate_user": "ben", "definition_key": "bravo"},
+    {"candidate_group": "sales", "tenant_id": "nobody"},
 ]
 
 
@@ -135,6 +142,22 @@ async def test_ended_tasks_leave_the_inbox_and_stay_listed_by_their_status(adapt
     cancelled = await adapter.list_tasks(TaskQuery(status="cancelled", instance_id=instance_ids[5]))
     assert [task.id for task in cancelled.items] == [task_ids[5]]
     assert (await adapter.list_tasks(TaskQuery(instance_id=instance_ids[5]))).items == []
+
+
+async def test_ended_tasks_are_listed_in_every_sort_and_order(adapter: EmbeddedAdapter, database: Database) -> None:
+    _, task_ids = await open_inbox(adapter)
+    for task_id in task_ids[6:9]:
+        await adapter.complete_task(task_id, {}, user_id="x")
+    completed = [await adapter.get_task(task_id) for task_id in [task_ids[4], *task_ids[6:9]]]
+    nulls_largest = database.engine.dialect.name == "postgresql"
+    for filters in ({}, {"candidate_group": "sales"}, {"unassigned": True}):
+        expected = [task for task in completed if matches(task, filters)]
+        for sort in sorted(TaskQuery.sortable):
+            for order in SortOrder:
+                query = TaskQuery.model_validate({**filters, "status": "completed", "sort": sort, "order": order})
+                page = await adapter.list_tasks(query)
+                listed = ([task.id for task in page.items], page.total)
+                assert listed == (in_order(expected, sort, order, nulls_largest), len(expected)), query
 
 
 async def test_a_task_reassigned_moves_between_inboxes(adapter: EmbeddedAdapter) -> None:

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from gateway.db import Database
 from gateway.engines.testing.polling import eventually
 from tests.events.conftest import ServedGateway, serve, unique_stream, write_events
+from tests.events.receiver import Receiver
 
 
 class SseReader:
@@ -135,6 +136,34 @@ async def test_the_relay_appends_every_event_to_the_redis_stream_for_consumer_gr
         assert [message_id for message_id, _ in claimed] == [message_id for message_id, _ in messages]
         await redis.xack(stream_name, "billing", *[message_id for message_id, _ in claimed])
         assert (await redis.xpending(stream_name, "billing"))["pending"] == 0
+    finally:
+        await redis.delete(stream_name)
+        await redis.aclose()
+
+
+async def test_on_postgresql_a_commit_notifies_the_relays_which_move_its_events_without_polling(
+    event_env: Any, gateway_settings: Any, database: Database, redis_url: str, receiver: Receiver
+) -> None:
+    """The outbox's trigger notifies `pm_outbox` at commit; the gateway listens and relays at once. With an hour
+    between polls, only the notification can bring these events to the Redis stream and the webhook receiver."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has no notifications: its one process polls")
+    stream_name = unique_stream()
+    event_env(REDIS_STREAM=stream_name, POLL_INTERVAL="3600")
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with serve(gateway_settings(redis_url=redis_url)) as gateway:
+            await gateway.subscribe(receiver, filter={"instance_id": "notified"})
+            await asyncio.sleep(0.5)  # the relays' first rounds (at start) are over: they wait for a wake-up now
+            await write_events(database, [("task.created", "notified", {"task_id": f"t-{n}"}) for n in range(3)])
+
+            async def streamed() -> list[str]:
+                entries = await redis.xrange(stream_name)
+                return [json.loads(f["event"])["data"]["task_id"] for _, f in entries if f["instance_id"] == "notified"]
+
+            assert await eventually(streamed, lambda ids: len(ids) == 3, timeout=10) == ["t-0", "t-1", "t-2"]
+            received = await receiver.wait_for(lambda received: len(received) == 3)
+        assert [r.event["data"]["task_id"] for r in received] == ["t-0", "t-1", "t-2"]
     finally:
         await redis.delete(stream_name)
         await redis.aclose()

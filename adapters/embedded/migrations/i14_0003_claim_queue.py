@@ -4,14 +4,14 @@ of the caller's groups instead of walking every group's tasks in the task table'
 (issue 14)
 
 Revision ID: i14_0003_claim_queue
-Revises: i18_0001_task_inbox
+Revises: i18_0003_task_list_indexes
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i14_0003_claim_queue"
-down_revision = "i18_0001_task_inbox"
+down_revision = "i18_0003_task_list_indexes"
 branch_labels = None
 depends_on = None
 
