@@ -110,7 +110,8 @@ async def seed_projection() -> None:
 
 
 async def seed_open_tasks(count: int) -> None:
-    """Open embedded tasks (unassigned, in group sales or ops, priorities 0-99) with the instances they belong to."""
+    """Open embedded tasks (unassigned, in group sales or ops, priorities 0-99) with the instances they belong to and
+    their task inbox rows."""
     engine = create_async_engine(database_url())
     async with engine.begin() as conn:
         await conn.execute(
@@ -134,6 +135,16 @@ async def seed_open_tasks(count: int) -> None:
             INSERT INTO embedded_task_candidates (task_id, kind, value, open, assigned)
             SELECT 'queue-' || g, 'group', CASE WHEN g % 2 = 0 THEN 'sales' ELSE 'ops' END, true, false
             FROM generate_series(1, {count}) AS g""")
+        )
+        # the task inbox rows the gateway writes with every open task (`repository.inbox_rows`)
+        await conn.execute(
+            sa.text("""
+            INSERT INTO embedded_task_inbox (task_id, key, instance_id, definition_key, status, name, priority, created)
+            SELECT t.id, k.key, t.instance_id, t.definition_key, t.status, t.name, t.priority, t.created
+            FROM embedded_tasks t CROSS JOIN LATERAL (VALUES ('*'), ('instance:' || t.instance_id),
+                ('definition:' || t.definition_key), ('status:' || t.status),
+                ('group:' || (t.candidate_groups ->> 0))) AS k(key)
+            WHERE t.id LIKE 'queue-%'""")
         )
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")

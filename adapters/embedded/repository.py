@@ -531,27 +531,38 @@ async def claim_next(
 ) -> str | None:
     """Pick and claim, in one statement, the highest-priority, oldest unassigned open task of an active instance
     offered to one of `candidate_groups` or to `user_id` (any when None); returns its id, None when there is none.
-    On PostgreSQL the pick is `FOR UPDATE SKIP LOCKED`: concurrent callers each take a different task without
-    waiting for each other; on SQLite the gateway's single writer serialises them."""
-    conditions = [
-        tasks.c.ended_at.is_(None),
-        tasks.c.assignee.is_(None),
-        ~sa.exists().where(instances.c.id == tasks.c.instance_id, instances.c.status == "suspended"),
-    ]
-    if definition_key is not None:
-        conditions.append(tasks.c.definition_key == definition_key)
-    if candidate_groups is not None:
-        offered = sa.or_(
-            sa.and_(task_candidates.c.kind == "group", task_candidates.c.value.in_(candidate_groups)),
-            sa.and_(task_candidates.c.kind == "user", task_candidates.c.value == user_id),
+    The pick walks the task inbox's queue index (`ix_embedded_task_inbox_queue`) of each group and of the user,
+    merged in queue order, and stops at the first task it can lock: other groups' tasks are never read. On
+    PostgreSQL the lock is `FOR UPDATE SKIP LOCKED`: concurrent callers each take a different task without waiting
+    for each other; on SQLite the gateway's single writer serialises them."""
+    if candidate_groups is None:
+        keys = ["*"]
+    else:
+        keys = [f"group:{group}" for group in dict.fromkeys(candidate_groups)] + [f"user:{user_id}"]
+    in_order = (task_inbox.c.priority.desc(), task_inbox.c.created, task_inbox.c.task_id)
+    offered = [
+        sa.select(task_inbox.c.task_id, task_inbox.c.priority, task_inbox.c.created)
+        .where(
+            task_inbox.c.key == key,
+            task_inbox.c.assignee.is_(None),
+            *([task_inbox.c.definition_key == definition_key] if definition_key is not None else []),
         )
-        conditions.append(tasks.c.id.in_(sa.select(task_candidates.c.task_id).where(offered)))
+        .order_by(*in_order)  # without it PostgreSQL joins and sorts every row of the keys instead of merging them
+        .subquery()  # SQLite refuses an ORDER BY on a part of a UNION
+        for key in keys
+    ]
+    queue = sa.union_all(*(sa.select(*part.c) for part in offered)).subquery("queue")
     pick = (
         sa.select(tasks.c.id)
-        .where(*conditions)
-        .order_by(tasks.c.priority.desc(), tasks.c.created, tasks.c.id)
+        .join_from(queue, tasks, tasks.c.id == queue.c.task_id)
+        .where(
+            tasks.c.ended_at.is_(None),
+            tasks.c.assignee.is_(None),  # the inbox row may lag a claim that committed after this snapshot
+            ~sa.exists().where(instances.c.id == tasks.c.instance_id, instances.c.status == "suspended"),
+        )
+        .order_by(queue.c.priority.desc(), queue.c.created, queue.c.task_id)
         .limit(1)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=tasks, skip_locked=True)
         .scalar_subquery()
     )
     claimed = await session.scalar(

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from adapters.embedded.variables import INDEXED_NAME_LENGTH, INDEXED_TEXT_LENGTH
 from gateway.db import JsonColumn, UTCDateTime, metadata
 
-UNASSIGNED_TASK = sa.text("ended_at IS NULL AND assignee IS NULL")
+UNASSIGNED = sa.text("assignee IS NULL")
 ENDED_TASK = sa.text("ended_at IS NOT NULL")
 OPEN_INCIDENT = sa.text("resolved_at IS NULL")
 # The task-list sort fields: each has an index on the task inbox (key, field, task id) and on the ended tasks
@@ -109,9 +109,7 @@ tasks = sa.Table(
     # The task's own variables where they differ from its instance's, e.g. a multi-instance element variable.
     sa.Column("local_variables", JsonColumn),
     sa.Index("ix_embedded_tasks_instance", "instance_id"),
-    # Lists of open tasks read the task inbox (embedded_task_inbox).
-    # claim-next's order: highest priority, then oldest (embedded_0003)
-    partial_index("ix_embedded_tasks_queue", sa.text("priority DESC"), "created", "id", where=UNASSIGNED_TASK),
+    # Lists of open tasks read the task inbox (embedded_task_inbox), and so does claim-next (i14_0003).
     # Lists of ended tasks (a status given: completed or cancelled): one index per sort field (i18_0003).
     *(
         partial_index(f"ix_embedded_tasks_ended_{column}", "status", column, "id", where=ENDED_TASK)
@@ -154,6 +152,18 @@ task_inbox = sa.Table(
     sa.Column("follow_up", UTCDateTime),
     sa.Column("created", UTCDateTime, nullable=False),
     *(sa.Index(f"ix_embedded_task_inbox_{column}", "key", column, "task_id") for column in INBOX_SORT_COLUMNS),
+    # claim-next's queue of a key (a group, a user, "*"): unassigned, highest priority first, then oldest; with the
+    # definition key on PostgreSQL, so that a queue of one process is read from the index alone too (i14_0003)
+    sa.Index(
+        "ix_embedded_task_inbox_queue",
+        "key",
+        sa.text("priority DESC"),
+        "created",
+        "task_id",
+        sqlite_where=UNASSIGNED,
+        postgresql_where=UNASSIGNED,
+        postgresql_include=["definition_key"],
+    ),
 )
 
 activities = sa.Table(
