@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i14_0003_claim_queue"
-down_revision = "i18_0003_task_list_indexes"
+down_revision = "i20_0003_variable_statistics"
 branch_labels = None
 depends_on = None
 
