@@ -4,7 +4,7 @@ of the caller's groups instead of walking every group's tasks in the task table'
 (issue 14)
 
 Revision ID: i14_0003_claim_queue
-Revises: i18_0003_task_list_indexes
+Revises: i20_0003_variable_statistics
 """
 
 import sqlalchemy as sa
