@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +25,18 @@ class RequestTimeout(GatewayError):
 
 
 LINGER_SECONDS = 2.0
+
+
+def _closing_problem(error: GatewayError, instance: str | None) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body of a problem+json answer after which the connection closes (the request's end
+    cannot be trusted): (headers, body)."""
+    body = json.dumps(error.problem(instance)).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    return headers, body
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -86,13 +97,8 @@ class HeaderDeadlineProtocol(H11Protocol):
             "The request is not valid HTTP/1.1: its request line or headers are malformed, or longer than "
             f"{limit // 1024} KiB together"
         )
-        body = json.dumps(error.problem()).encode()
-        headers = [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        for event in (h11.Response(status_code=400, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+        headers, body = _closing_problem(error, None)
+        for event in (h11.Response(status_code=error.status, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
             self.transport.write(self.conn.send(event))
         self._refused = True
         self._disarm_header_deadline()
@@ -146,11 +152,6 @@ class BodyDeadlineMiddleware:
             error = RequestTimeout(
                 f"The request body did not arrive within {self.seconds:g} s (PM_CLIENT_BODY_TIMEOUT)"
             )
-            body = json.dumps(error.problem(scope["path"])).encode()
-            headers: list[Any] = [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ]
-            await send({"type": "http.response.start", "status": 408, "headers": headers})
+            headers, body = _closing_problem(error, scope["path"])
+            await send({"type": "http.response.start", "status": error.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -376,7 +376,8 @@ class Execution:
         - `start_after X`: X's open task ends without running (a failing activity is skipped) and its outgoing
           flow is taken; a passed X is reset to first ("reset to task") and then skipped.
         - `start_before X`: X was passed: the instance goes back to it (what ran after it is undone, but the process
-          variables stay as they are, as on Camunda); X is open: nothing to do. The engine cannot start an activity ahead of the token.
+          variables stay as they are, as on Camunda); X is open: nothing to do. The engine cannot start an activity
+          ahead of the token.
         - `cancel X`: X's open tasks end; a later `start_after X` skips them instead. What is still cancelled at the
           end must leave another token (`stranded`): the embedded engine ends an instance only by terminating it.
         BadRequest naming the activity when an instruction cannot be carried out (nothing is applied)."""
