@@ -839,7 +839,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             self.http.json("GET", path, operation=f"list_{what}", params={**filters, **sort, **queries.page(query)}),
             self._count(f"{path}/count", filters, what),
         )
-        return rows, total
+        return rows, queries.page_total(rows, total, query)
 
     async def _query(
         self, path: str, what: str, body: dict[str, Any], sorting: list[dict[str, str]], query: ListQuery
@@ -856,7 +856,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             ),
             self.http.json("POST", f"{path}/count", operation=f"count_{what}", idempotent=True, json=body),
         )
-        return rows, int(counted["count"])
+        return rows, queries.page_total(rows, int(counted["count"]), query)
 
     async def _count(self, path: str, filters: dict[str, Any], what: str) -> int:
         body = await self.http.json("GET", path, operation=f"count_{what}", params=filters)

@@ -95,6 +95,19 @@ def page(query: ListQuery) -> dict[str, int]:
     return {"firstResult": query.offset, "maxResults": query.size}
 
 
+def page_total(rows: list[Any], counted: int, query: ListQuery) -> int:
+    """The total to show beside `rows`, one page read concurrently with its `/count`.
+
+    Camunda has no list that carries its count, so the two requests can see different moments. A short page is
+    the last one: its total is `offset + len(rows)` (at most `offset` when it is empty). A full page has at least
+    that many.
+    """
+    if not rows:
+        return min(counted, query.offset)
+    shown = query.offset + len(rows)
+    return shown if len(rows) < query.size else max(counted, shown)
+
+
 def sorting(query: ListQuery, fields: dict[str, str], default: str) -> dict[str, str]:
     """`sortBy`/`sortOrder`; `default` is the unified field used when the query names none."""
     return {"sortBy": fields[query.sort or default], "sortOrder": query.order.value}

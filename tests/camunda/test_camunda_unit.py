@@ -26,6 +26,7 @@ from adapters.camunda.queries import (
     INSTANCE_SORT,
     TASK_SORT,
     instance_filters,
+    page_total,
     sorting,
     task_filters,
 )
@@ -388,6 +389,19 @@ def test_queries_become_camunda_parameters() -> None:
 )
 def test_every_sortable_field_has_a_camunda_sort(query: type[ListQuery], fields: dict[str, str]) -> None:
     assert set(fields) == query.sortable
+
+
+def test_a_page_and_its_concurrent_count_never_disagree() -> None:
+    # An incident appears between the list and its /count: the page shown is empty, so its total is 0.
+    assert page_total([], 1, EngineIncidentQuery()) == 0
+    # One row left between them: the short page is the last one.
+    assert page_total([{"id": "a"}], 2, EngineIncidentQuery()) == 1
+    # A full page has at least its rows, and keeps a count that is larger.
+    assert page_total([{"id": "a"}, {"id": "b"}], 1, EngineIncidentQuery(size=2)) == 2
+    assert page_total([{"id": "a"}, {"id": "b"}], 7, EngineIncidentQuery(size=2)) == 7
+    # Beyond the last page: nothing shown, at most the rows before it.
+    assert page_total([], 9, EngineIncidentQuery(size=2, page=3)) == 4
+    assert page_total([], 3, EngineIncidentQuery(size=2, page=3)) == 3
 
 
 def test_ids_stay_one_path_segment() -> None:
