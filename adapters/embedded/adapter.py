@@ -508,7 +508,8 @@ class EmbeddedAdapter(EngineAdapter):
         return variables
 
     # ------------------------------------------------------------ tasks
-    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+    async def list_tasks(self, query: TaskQuery, *, candidates: bool = True) -> Page[Task]:
+        """Candidates come with each row (`candidates` is not needed)."""
         async with reading(self.db) as session:
             rows, total = await repository.list_tasks(session, query)
         return Page(items=[mapping.task(r, self.name) for r in rows], total=total, page=query.page, size=query.size)
