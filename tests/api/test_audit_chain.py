@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from gateway import journal
 from gateway.db import Database
 from gateway.engines.testing.polling import eventually
-from gateway.journal import AuditDraft, _chain_hash as chain_hash, verify_chain, write_checkpoint
-from gateway.tables import audit_checkpoints, audit_log
+from gateway.journal import AuditDraft, EventDraft, _chain_hash as chain_hash, verify_chain, write_checkpoint
+from gateway.tables import audit_checkpoints, audit_log, outbox
 from gateway.uow import transaction
 from tests.api.conftest import deploy, open_tasks, start
 
@@ -52,6 +53,44 @@ async def test_200_concurrent_mixed_writes_leave_one_linear_chain(
     check = await verify_chain(database)
     assert check.ok, check
     assert check.rows == len(rows)
+
+
+async def test_an_append_queued_behind_the_journal_lock_follows_and_links_to_the_holders_rows(
+    database: Database,
+) -> None:
+    """The first change appends and holds the journal until it commits; the second, appending meanwhile, waits
+    and then gets later event and audit ids and links its audit row to the first one's (on PostgreSQL the head is
+    read after the lock is granted; on SQLite the single writer queues the second)."""
+    appended = asyncio.Event()
+
+    async def append(n: int) -> None:
+        async with database.writer(), database.sessionmaker() as session, session.begin():  # as `uow.transaction`
+            event = EventDraft("process_manager.task.assigned", "default", {"n": n}, actor=f"user-{n}")
+            await journal.write(session, f"user-{n}", [event], AuditDraft("claim", "task", f"t{n}", "default", {}, 200))
+            if n == 1:
+                appended.set()
+                await eventually(second_waiting, bool)  # commit only once the second append queues behind us
+
+    async def second_waiting() -> bool:
+        if database.is_sqlite:
+            await asyncio.sleep(0.2)  # nothing to observe: the gateway's single SQLite writer queues the second
+            return True
+        async with database.engine.connect() as conn:
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :id AND NOT granted"
+            return bool(await conn.scalar(sa.text(waiting), {"id": journal.JOURNAL_LOCK_ID}))
+
+    async def after_the_first() -> None:
+        await appended.wait()
+        await append(2)
+
+    await asyncio.gather(append(1), after_the_first())
+    async with database.engine.connect() as conn:
+        events = (await conn.execute(sa.select(outbox.c.actor).order_by(outbox.c.id))).scalars().all()
+        audit = (await conn.execute(sa.select(audit_log).order_by(audit_log.c.id))).mappings().all()
+    assert events == ["user-1", "user-2"]
+    assert [row["actor"] for row in audit] == ["user-1", "user-2"]
+    assert audit[1]["prev_hash"] == audit[0]["hash"] == chain_hash(audit[0]["prev_hash"], dict(audit[0]))
+    assert (await verify_chain(database)).ok
 
 
 # ------------------------------------------------------------------ anchored chain (signed checkpoints)
