@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import Database, utcnow
-from gateway.tables import audit_checkpoints, audit_log, outbox
+from gateway.tables import audit_checkpoints, audit_log, journal_pending, outbox
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +101,8 @@ _LAST_HASH = sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1
 
 async def _lock(session: AsyncSession) -> str:
     """Serialise journal appends and return the audit chain's last hash (SQLite's appends, where the gateway's
-    single writer serialises them already, and audit checkpoints; PostgreSQL's appends do the same in
-    `pm_journal_append`).
+    single writer serialises them already, and audit checkpoints; PostgreSQL's appends do the same in the trigger
+    `pm_journal_append` at commit).
 
     Taking the lock before inserting makes outbox and audit ids follow commit order, so a reader paging by
     id never skips a row that commits later, and the hash chain has one linear order. On PostgreSQL the head
@@ -120,8 +119,9 @@ async def write(session: AsyncSession, actor: str, events: list[EventDraft], aud
     """Append events (in the given order) and the audit row inside the caller's transaction.
 
     Appends are serialised by the journal lock, held until the transaction commits (see `_lock`). On PostgreSQL
-    one call of `pm_journal_append` (migration i14_0006) takes the lock and writes both, so that the lock is held
-    for one round trip and the COMMIT rather than for one per statement: concurrent changes queue on it.
+    they are staged and appended at COMMIT (`_append_in_postgresql`), so that the lock is held for the commit only,
+    not for a round trip per statement: concurrent changes queue on it. There, the events and the audit row exist
+    once the transaction has committed, not before (nothing reads them inside the change's transaction).
     """
     if not events and audit is None:
         return
@@ -174,24 +174,18 @@ def _audit_row(actor: str, entry: AuditDraft) -> dict[str, Any]:
     }
 
 
-_JOURNAL_APPEND = sa.text("SELECT pm_journal_append(:lock_id, :events, :audit, :material)").bindparams(
-    sa.bindparam("events", type_=JSONB), sa.bindparam("audit", type_=JSONB)
-)
-
-
 async def _append_in_postgresql(session: AsyncSession, events: list[EventDraft], row: dict[str, Any] | None) -> None:
-    """One round trip: `pm_journal_append` takes the journal lock, reads the chain's head after it (each
-    statement of a PL/pgSQL function has a snapshot of its own) and inserts the events and the audit row, whose
-    hash it computes from the head and `_chain_material`. Timestamps travel as ISO 8601 text with their offset."""
-    queued = [{**_outbox_row(event), "occurred_at": _utc(event.occurred_at).isoformat()} for event in events]
+    """Stage the journal in `journal_pending`; its deferred trigger appends it at COMMIT (migration i14_0006): takes
+    the journal lock, reads the chain's head after it, inserts the events and the audit row, whose hash it computes
+    from the head and `_chain_material`. The lock is then held while PostgreSQL commits, not across round trips to
+    the gateway. Timestamps travel as ISO 8601 text with their offset."""
+    staged = [{**_outbox_row(event), "occurred_at": _utc(event.occurred_at).isoformat()} for event in events]
     await session.execute(
-        _JOURNAL_APPEND,
-        {
-            "lock_id": JOURNAL_LOCK_ID,
-            "events": queued,
-            "audit": None if row is None else {**row, "occurred_at": row["occurred_at"].isoformat()},
-            "material": None if row is None else _chain_material(row),
-        },
+        journal_pending.insert().values(
+            events=staged,
+            audit=None if row is None else {**row, "occurred_at": row["occurred_at"].isoformat()},
+            material=None if row is None else _chain_material(row),
+        )
     )
 
 

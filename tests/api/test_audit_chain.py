@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -55,40 +56,41 @@ async def test_200_concurrent_mixed_writes_leave_one_linear_chain(
     assert check.rows == len(rows)
 
 
-async def test_an_append_queued_behind_the_journal_lock_follows_and_links_to_the_holders_rows(
-    database: Database,
-) -> None:
-    """The first change appends and holds the journal until it commits; the second, appending meanwhile, waits
-    and then gets later event and audit ids and links its audit row to the first one's (on PostgreSQL the head is
-    read after the lock is granted; on SQLite the single writer queues the second)."""
-    appended = asyncio.Event()
+async def test_appends_take_their_ids_and_chain_links_in_commit_order(database: Database) -> None:
+    """The first change appends, then waits while the second appends and commits, then commits: a reader paging the
+    outbox by id and the audit chain see them in the order they committed, the audit rows linked in that order. On
+    PostgreSQL the second commits first (the journal is appended at commit); on SQLite the single writer holds the
+    second back until the first has committed."""
+    first_appended, second_committed = asyncio.Event(), asyncio.Event()
+    committed: list[str] = []
 
-    async def append(n: int) -> None:
+    async def append(actor: str, *, before_commit: Callable[[], Awaitable[object]] | None = None) -> None:
         async with database.writer(), database.sessionmaker() as session, session.begin():  # as `uow.transaction`
-            event = EventDraft("process_manager.task.assigned", "default", {"n": n}, actor=f"user-{n}")
-            await journal.write(session, f"user-{n}", [event], AuditDraft("claim", "task", f"t{n}", "default", {}, 200))
-            if n == 1:
-                appended.set()
-                await eventually(second_waiting, bool)  # commit only once the second append queues behind us
+            event = EventDraft("process_manager.task.assigned", "default", {"actor": actor}, actor=actor)
+            await journal.write(session, actor, [event], AuditDraft("claim", "task", actor, "default", {}, 200))
+            if before_commit is not None:
+                await before_commit()
+        committed.append(actor)
 
-    async def second_waiting() -> bool:
-        if database.is_sqlite:
-            await asyncio.sleep(0.2)  # nothing to observe: the gateway's single SQLite writer queues the second
-            return True
-        async with database.engine.connect() as conn:
-            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :id AND NOT granted"
-            return bool(await conn.scalar(sa.text(waiting), {"id": journal.JOURNAL_LOCK_ID}))
+    async def first() -> None:
+        async def second_done() -> None:
+            first_appended.set()
+            if not database.is_sqlite:  # SQLite: the second waits for our commit
+                await asyncio.wait_for(second_committed.wait(), timeout=30)
 
-    async def after_the_first() -> None:
-        await appended.wait()
-        await append(2)
+        await append("first", before_commit=second_done)
 
-    await asyncio.gather(append(1), after_the_first())
+    async def second() -> None:
+        await first_appended.wait()
+        await append("second")
+        second_committed.set()
+
+    await asyncio.gather(first(), second())
     async with database.engine.connect() as conn:
         events = (await conn.execute(sa.select(outbox.c.actor).order_by(outbox.c.id))).scalars().all()
         audit = (await conn.execute(sa.select(audit_log).order_by(audit_log.c.id))).mappings().all()
-    assert events == ["user-1", "user-2"]
-    assert [row["actor"] for row in audit] == ["user-1", "user-2"]
+    assert committed == (["first", "second"] if database.is_sqlite else ["second", "first"])
+    assert events == [row["actor"] for row in audit] == committed
     assert audit[1]["prev_hash"] == audit[0]["hash"] == chain_hash(audit[0]["prev_hash"], dict(audit[0]))
     assert (await verify_chain(database)).ok
 
