@@ -1,9 +1,9 @@
 """The analytics projection: the gateway's own record of each engine's runs, kept from two sources.
 
-- The engine's history (`history_instances`, `history_activities`) and its open tasks (`list_tasks`), read
-  from the oldest unfinished projected instance on (`repository.sync_watermark`): instances, activity runs and
-  user tasks as every engine reports them, in the unified models, so one process run projects the same on
-  every engine.
+- The engine's history (`history_instances`, `history_activities`) and its open tasks (`list_tasks`): what
+  started, finished or was created since the last read (`Projector.sync_engine`), all of it the first time:
+  instances, activity runs and user tasks as every engine reports them, in the unified models, so one process
+  run projects the same on every engine.
 - The gateway's own events (the outbox, `journal.list_events`): who claimed a task and when, who completed
   it, and which engine changed, so that engine is read again at once rather than at the next interval.
 
@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAGE_SIZE = 500
+RECENT_PAGE_SIZE = 50
 EVENT_BATCH = 1000
+YIELD_EVERY = 500
 EVENTS_STATE = "events"
 SYSTEM = "system:analytics"
 # Records that are not BPMN elements a user placed on the diagram, and engine-specific names of the same element.
@@ -101,7 +103,7 @@ def activity_row(engine: str, record: ActivityRecord, instances: dict[str, dict[
         else _ms(record.start_time, record.end_time),
         "start_slot": slot(record.start_time),
         "canceled": ended_by_termination,
-        "first_run": False,  # set by repository.replace_history
+        "first_run": False,  # set by repository.refresh_derived
         "assignee": record.assignee,
     }
 
@@ -115,6 +117,24 @@ async def _all(fetch: Callable[[int], Awaitable[Page[T]]]) -> list[T]:
         items += found.items
         if len(found.items) < PAGE_SIZE or len(items) >= found.total:
             return items
+        page += 1
+
+
+async def _created_since(adapter: Any, since: datetime | None) -> list[Task]:
+    """The engine's open tasks created at or after `since`: newest first, read until an older one, in small pages
+    (an HTTP engine looks up each listed task's candidates)."""
+    found: dict[str, Task] = {}
+    page = 1
+    while True:
+        listed = await adapter.list_tasks(
+            TaskQuery(page=page, size=RECENT_PAGE_SIZE, sort="created", order=SortOrder.DESC)
+        )
+        for task in listed.items:
+            if since is not None and (task.created is None or task.created < since):
+                return list(found.values())
+            found[task.id] = task  # a task created meanwhile moves the others one place on: read twice, kept once
+        if len(listed.items) < RECENT_PAGE_SIZE:
+            return list(found.values())
         page += 1
 
 
@@ -137,6 +157,7 @@ class Projector:
         self.settings = settings
         self.cache = cache
         self._synced: dict[str, float] = {}
+        self._reconciled: dict[str, float] = {}  # when each engine's open tasks were last read in full
         self._wake = asyncio.Event()
         self._round = asyncio.Lock()  # one round at a time in this process
         self._tasks: list[asyncio.Task[None]] = []
@@ -158,13 +179,14 @@ class Projector:
     def nudge(self) -> None:
         self._wake.set()
 
-    async def run_once(self, *, sync_all: bool = False) -> None:
-        """Read the events since the last round; read again the history of every engine they name, and of every
-        engine not read for `sync_interval` (all when `sync_all`); then apply the task events."""
+    async def run_once(self, *, full: bool = False) -> None:
+        """Read the events since the last round; read what changed in every engine they name, and in every engine
+        not read for `sync_interval` (`full`: every engine's whole history and open tasks); then apply the task
+        events."""
         async with self._round:
-            await self._run(sync_all)
+            await self._run(full)
 
-    async def _run(self, sync_all: bool) -> None:
+    async def _run(self, full: bool) -> None:
         async with reading(self.db) as session:
             cursor_row = await repository.get_state(session, EVENTS_STATE)
             cursor = int(cursor_row["cursor"] or 0) if cursor_row else 0
@@ -174,8 +196,8 @@ class Projector:
         stale = {
             name for name in self.registry.engines if now - self._synced.get(name, -1e12) >= self.settings.sync_interval
         }
-        for name in sorted(named | stale if not sync_all else set(self.registry.engines)):
-            await self.sync_engine(name)
+        for name in sorted(named | stale if not full else set(self.registry.engines)):
+            await self.sync_engine(name, full=full)
             self._synced[name] = now
         if not events:
             return  # no write: on SQLite the writer lock stays free for the changes users make
@@ -199,38 +221,95 @@ class Projector:
         if len(events) == EVENT_BATCH:
             self.nudge()  # more are waiting
 
-    async def sync_engine(self, name: str) -> None:
-        """Read the engine's history from the watermark on and its open tasks, and replace the projection's copy."""
+    async def sync_engine(self, name: str, *, full: bool = False) -> None:
+        """Read what changed in the engine since its last read and apply it to the projection.
+
+        The first read (and a `full` one) takes the whole history and every open task. Later reads take the instances and activity
+        runs that started or finished since the last read (`repository.sync_since`) and the open tasks created
+        since. Every `task_reconcile_interval` seconds a read takes every open task, since tasks can end without
+        an event (interrupted by a boundary event, deleted in the engine), and the history of that interval
+        again, since an engine stamps a run with the time its transaction began and may commit it much later.
+        """
         adapter = self.registry.get(name).adapter
         started = utcnow()
-        async with reading(self.db) as session:
-            since = await repository.sync_watermark(session, name)
+        now = asyncio.get_running_loop().time()
+        since = None
+        if not full:
+            async with reading(self.db) as session:
+                since = await repository.sync_since(session, name)
+        reconcile = since is None or now - self._reconciled.get(name, -1e12) >= self.settings.task_reconcile_interval
+        if reconcile and since is not None:  # also the runs an engine committed late (stamped when they began)
+            since -= timedelta(seconds=self.settings.task_reconcile_interval)
 
-        def history(page: int) -> HistoryQuery:
-            return HistoryQuery(started_after=since, page=page, size=PAGE_SIZE, sort="start_time", order=SortOrder.ASC)
+        def history(page: int, **window: datetime | None) -> HistoryQuery:
+            return HistoryQuery(page=page, size=PAGE_SIZE, sort="start_time", order=SortOrder.ASC, **window)
 
-        found_instances = await _all(lambda page: adapter.history_instances(history(page)))
-        found_activities = await _all(lambda page: adapter.history_activities(history(page)))
-        found_tasks = await _all(
-            lambda page: adapter.list_tasks(TaskQuery(page=page, size=PAGE_SIZE, sort="created", order=SortOrder.ASC))
-        )
-        instance_rows = {i.id: instance_row(name, i) for i in found_instances if i.start_time is not None}
-        activity_rows = [row for r in found_activities if (row := activity_row(name, r, instance_rows)) is not None]
+        new_instances = await _all(lambda page: adapter.history_instances(history(page, started_after=since)))
+        new_runs = await _all(lambda page: adapter.history_activities(history(page, started_after=since)))
+        ended_instances: list[ProcessInstance] = []
+        ended_runs: list[ActivityRecord] = []
+        if since is not None:  # runs that started before the window and ended in it
+            ended_instances = [
+                instance
+                for instance in await _all(lambda page: adapter.history_instances(history(page, finished_after=since)))
+                if instance.start_time is not None and instance.start_time < since
+            ]
+            ended_runs = [
+                run
+                for run in await _all(lambda page: adapter.history_activities(history(page, finished_after=since)))
+                if run.start_time is not None and run.start_time < since
+            ]
+        if reconcile:
+            open_now = await _all(
+                lambda page: adapter.list_tasks(
+                    TaskQuery(page=page, size=PAGE_SIZE, sort="created", order=SortOrder.ASC)
+                )
+            )
+        else:
+            open_now = await _created_since(adapter, since)
+        instance_rows = {
+            i.id: instance_row(name, i) for i in new_instances + ended_instances if i.start_time is not None
+        }
+        run_rows = [row for r in new_runs if (row := activity_row(name, r, instance_rows)) is not None]
+        ended_run_rows = [row for r in ended_runs if (row := activity_row(name, r, instance_rows)) is not None]
+        ended_ids = {i.id for i in new_instances + ended_instances if i.end_time is not None}
         async with transaction(self.db, actor=SYSTEM) as uow:
             await repository.lock_projection(uow.session)
             changed = await repository.replace_history(
-                uow.session, name, since, list(instance_rows.values()), activity_rows
+                uow.session,
+                name,
+                since,
+                [instance_rows[i.id] for i in new_instances if i.id in instance_rows],
+                run_rows,
             )
-            changed |= await self._sync_tasks(uow.session, name, found_tasks, started)
+            merged = await repository.merge_ended(
+                uow.session, name, [instance_rows[i.id] for i in ended_instances], ended_run_rows
+            )
+            changed |= merged.keys
+            if changed:
+                await repository.refresh_derived(uow.session, name, since, merged)
+            changed |= await self._sync_tasks(uow.session, name, open_now, started, reconcile, ended_ids)
             await repository.set_state(uow.session, f"engine:{name}", synced_at=started)
+        if reconcile:
+            self._reconciled[name] = now
         if changed:
             await self.cache.invalidate(name, changed)
 
-    async def _sync_tasks(self, session: Any, engine: str, open_now: list[Task], now: datetime) -> set[str]:
+    async def _sync_tasks(
+        self, session: Any, engine: str, listed: list[Task], now: datetime, complete: bool, ended: set[str]
+    ) -> set[str]:
+        """Apply the engine's open tasks `listed` (every one when `complete`, else those created since the last
+        read) to the projection. Projected open tasks that are not listed are closed: all of them when the list
+        is complete, else those of the `ended` instances. Returns the definition keys that changed."""
         changed: set[str] = set()
-        projected = await repository.open_tasks(session, engine)
+        if complete:
+            projected = await repository.open_tasks(session, engine)
+        else:
+            projected = await repository.tasks_of(session, engine, [task.id for task in listed], ended)
         groups = await repository.task_groups_of(session, engine, projected)
-        for task in open_now:
+        for number, task in enumerate(listed):
+            if number % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a full read compares every open task: let requests in between
             row = projected.get(task.id)
             values = {
                 "instance_id": task.instance_id,
@@ -242,6 +321,8 @@ class Projector:
                 "due": task.due,
                 "tenant_id": task.tenant_id,
             }
+            if row is not None and row["status"] != "open":
+                continue  # closed by an event while the engine still listed it open
             if row is None:
                 known = await repository.get_task(session, engine, task.id)
                 if known is not None:  # closed by an event while the engine still listed it open
@@ -274,9 +355,9 @@ class Projector:
             if groups.get(task.id, set()) != set(task.candidate_groups):
                 await repository.set_task_groups(session, engine, task.id, task.candidate_groups)
                 changed.add(task.definition_key or "")
-        listed = {task.id for task in open_now}
+        ids = {task.id for task in listed}
         for task_id, row in projected.items():
-            if task_id not in listed:
+            if row["status"] == "open" and task_id not in ids and (complete or row["instance_id"] in ended):
                 await self._close_task(session, row, now)
                 changed.add(row["definition_key"] or "")
         return changed

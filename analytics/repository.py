@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -169,23 +169,13 @@ async def set_state(
         await session.execute(state.insert().values(name=name, **values))
 
 
-async def sync_watermark(session: AsyncSession, engine: str) -> datetime | None:
-    """Where the next read of an engine's history starts (None: read everything): the earliest start of an
-    unfinished projected instance or activity run, else the newest instance's start; minus SYNC_MARGIN, since
-    an engine may stamp an instance's start a little after its first activity's. What started before is
-    finished, and so read for the last time."""
-    unfinished = [
-        await session.scalar(
-            sa.select(sa.func.min(table.c.start_time)).where(table.c.engine == engine, table.c.end_time.is_(None))
-        )
-        for table in (instances, activities)
-    ]
-    earliest = min((moment for moment in unfinished if moment is not None), default=None)
-    if earliest is None:
-        earliest = await session.scalar(
-            sa.select(sa.func.max(instances.c.start_time)).where(instances.c.engine == engine)
-        )
-    return None if earliest is None else earliest - SYNC_MARGIN
+async def sync_since(session: AsyncSession, engine: str) -> datetime | None:
+    """Where the next read of an engine's history starts (None: never read, read everything): the start of the
+    last read minus SYNC_MARGIN, since an engine's clock and its stamping of times may lag the gateway's. Runs
+    that started or finished since then are read again; nothing else changed."""
+    row = await get_state(session, f"engine:{engine}")
+    synced_at = None if row is None else row["synced_at"]
+    return None if synced_at is None else synced_at - SYNC_MARGIN
 
 
 async def replace_history(
@@ -196,7 +186,8 @@ async def replace_history(
     activity_rows: Sequence[dict[str, Any]],
 ) -> set[str]:
     """Replace the engine's projected instances and activities started at or after `since` (all when None) by
-    the rows just read. Returns the definition keys whose rows changed (for cache invalidation)."""
+    the rows just read. Returns the definition keys whose rows changed (for cache invalidation); the caller
+    then calls `refresh_derived`."""
     conditions = [instances.c.engine == engine] + ([] if since is None else [instances.c.start_time >= since])
     activity_conditions = [activities.c.engine == engine] + (
         [] if since is None else [activities.c.start_time >= since]
@@ -228,13 +219,109 @@ async def replace_history(
         await session.execute(instances.insert(), list(instance_rows))
     if activity_rows:
         await session.execute(activities.insert(), list(activity_rows))
-    await _mark_first_runs(session, engine, since)
-    await _copy_instance_tenants(session, engine, since)
-    await rebuild_rollups(session, engine, since)
     return changed
 
 
-async def _copy_instance_tenants(session: AsyncSession, engine: str, since: datetime | None) -> None:
+@dataclass
+class EndedMerge:
+    """What `merge_ended` changed: definition keys (cache), 15-minute slots (roll-ups) and the instances whose
+    runs it inserted (first runs and tenants)."""
+
+    keys: set[str] = field(default_factory=set)
+    slots: set[int] = field(default_factory=set)
+    instance_ids: set[str] = field(default_factory=set)
+
+
+async def merge_ended(
+    session: AsyncSession, engine: str, instance_rows: Sequence[dict[str, Any]], activity_rows: Sequence[dict[str, Any]]
+) -> EndedMerge:
+    """Instances and activity runs that started before the window `replace_history` replaced and ended since the
+    last read: each instance row replaces its projected row; each run ends a projected unfinished run with the
+    same instance, activity and start (runs that share all three are interchangeable for every figure), or is
+    inserted when none is projected. Applying the same rows twice changes nothing."""
+    merged = EndedMerge()
+    ids = sorted({r["instance_id"] for r in instance_rows} | {r["instance_id"] for r in activity_rows})
+    known: dict[str, Row] = {}
+    runs: dict[tuple[str, str, datetime], list[Row]] = {}
+    for chunk in range(0, len(ids), 500):
+        some = ids[chunk : chunk + 500]
+        for row in (
+            await session.execute(
+                sa.select(instances).where(instances.c.engine == engine, instances.c.instance_id.in_(some))
+            )
+        ).mappings():
+            known[row["instance_id"]] = row
+        for row in (
+            await session.execute(
+                sa.select(activities).where(activities.c.engine == engine, activities.c.instance_id.in_(some))
+            )
+        ).mappings():
+            runs.setdefault((row["instance_id"], row["activity_id"], row["start_time"]), []).append(row)
+    for new in instance_rows:
+        old = known.get(new["instance_id"])
+        if old is not None and all(old[column] == value for column, value in new.items()):
+            continue
+        merged.keys.add(new["definition_key"])
+        merged.slots |= {new["start_slot"]} | ({new["end_slot"]} if new["end_slot"] is not None else set())
+        if old is None:
+            await session.execute(instances.insert().values(**new))
+        else:
+            await session.execute(
+                instances.update()
+                .where(instances.c.engine == engine, instances.c.instance_id == new["instance_id"])
+                .values(**new)
+            )
+    ended = ("end_time", "duration_ms", "canceled", "assignee")
+    for new in activity_rows:
+        same = runs.setdefault((new["instance_id"], new["activity_id"], new["start_time"]), [])
+        if any(row["end_time"] == new["end_time"] for row in same):
+            same.remove(next(row for row in same if row["end_time"] == new["end_time"]))
+            continue
+        merged.keys.add(new["definition_key"])
+        merged.slots.add(new["start_slot"])
+        unfinished = next((row for row in same if row["end_time"] is None), None)
+        if unfinished is None:
+            await session.execute(activities.insert().values(**new))
+            merged.instance_ids.add(new["instance_id"])
+            continue
+        same.remove(unfinished)
+        await session.execute(
+            activities.update().where(activities.c.id == unfinished["id"]).values({c: new[c] for c in ended})
+        )
+    return merged
+
+
+async def refresh_derived(
+    session: AsyncSession, engine: str, since: datetime | None, merged: EndedMerge | None = None
+) -> None:
+    """After `replace_history` (and `merge_ended`): first runs and tenants of the runs written, and the roll-ups
+    of the slots they fall in."""
+    merged = merged or EndedMerge()
+    await _mark_first_runs(session, engine, since, merged.instance_ids)
+    await _copy_instance_tenants(session, engine, since, merged.instance_ids)
+    await rebuild_rollups(session, engine, since, merged.slots)
+
+
+def _written_runs(since: datetime | None, instance_ids: Iterable[str]) -> list[sa.ColumnElement[bool]]:
+    """The activity runs a round wrote: started at or after `since` (all when None), or of `instance_ids`."""
+    if since is None:
+        return []
+    window = activities.c.start_time >= since
+    ids = sorted(instance_ids)
+    return [sa.or_(window, activities.c.instance_id.in_(ids))] if ids else [window]
+
+
+def _from_on(column: sa.ColumnElement[int], first: int | None, also: Iterable[int]) -> list[sa.ColumnElement[bool]]:
+    """`column >= first` (everything when None), or in `also`."""
+    if first is None:
+        return []
+    extra = sorted(also)
+    return [sa.or_(column >= first, column.in_(extra))] if extra else [column >= first]
+
+
+async def _copy_instance_tenants(
+    session: AsyncSession, engine: str, since: datetime | None, instance_ids: Iterable[str] = ()
+) -> None:
     """tenant_id of the runs started at or after `since`: their instance's (engines report it on the instance).
     A run whose instance is not projected (yet) has none: it counts only for callers of every tenant."""
     tenant = (
@@ -242,11 +329,13 @@ async def _copy_instance_tenants(session: AsyncSession, engine: str, since: date
         .where(instances.c.engine == activities.c.engine, instances.c.instance_id == activities.c.instance_id)
         .scalar_subquery()
     )
-    conditions = [activities.c.engine == engine] + ([] if since is None else [activities.c.start_time >= since])
+    conditions = [activities.c.engine == engine, *_written_runs(since, instance_ids)]
     await session.execute(activities.update().where(*conditions).values(tenant_id=tenant))
 
 
-async def _mark_first_runs(session: AsyncSession, engine: str, since: datetime | None) -> None:
+async def _mark_first_runs(
+    session: AsyncSession, engine: str, since: datetime | None, instance_ids: Iterable[str] = ()
+) -> None:
     """first_run: no run of the same activity in the same instance started before (ties: lower id)."""
     earlier = activities.alias("earlier")
     before = sa.exists().where(
@@ -258,21 +347,26 @@ async def _mark_first_runs(session: AsyncSession, engine: str, since: datetime |
             sa.and_(earlier.c.start_time == activities.c.start_time, earlier.c.id < activities.c.id),
         ),
     )
-    conditions = [activities.c.engine == engine] + ([] if since is None else [activities.c.start_time >= since])
+    conditions = [activities.c.engine == engine, *_written_runs(since, instance_ids)]
     await session.execute(activities.update().where(*conditions).values(first_run=~before))
 
 
-async def rebuild_rollups(session: AsyncSession, engine: str, since: datetime | None) -> None:
+async def rebuild_rollups(
+    session: AsyncSession, engine: str, since: datetime | None, slots: Iterable[int] = ()
+) -> None:
     """Recompute the engine's roll-ups (`analytics.tables`) of the instances and activity runs from the slot
-    `since` falls in on (all when None): what `replace_history` replaced, and nothing before it changed."""
+    `since` falls in on (all when None), and of `slots` (15-minute slots of older runs that ended since): what
+    a round replaced, and nothing else changed."""
     first_slot = None if since is None else int(since.timestamp()) // SLOT_SECONDS
-    await _rebuild_activity_slots(session, engine, first_slot)
-    await _rebuild_instance_slots(session, engine, first_slot)
+    slots = set(slots)
+    await _rebuild_activity_slots(session, engine, first_slot, slots)
+    await _rebuild_instance_slots(session, engine, first_slot, slots)
     first_day = None if first_slot is None else first_slot // SLOTS_PER_DAY
+    days = {one // SLOTS_PER_DAY for one in slots}
     sums = ("runs", "first_runs", "total_ms", "squares")
-    await _rebuild_days(session, activity_slots, activity_days, engine, first_day, ("activity_id",), sums)
+    await _rebuild_days(session, activity_slots, activity_days, engine, (first_day, days), ("activity_id",), sums)
     await _rebuild_days(
-        session, instance_slots, instance_days, engine, first_day, ("status",), ("instances", "duration_ms")
+        session, instance_slots, instance_days, engine, (first_day, days), ("status",), ("instances", "duration_ms")
     )
 
 
@@ -281,17 +375,17 @@ async def _rebuild_days(
     slots: sa.Table,
     days: sa.Table,
     engine: str,
-    first_day: int | None,
+    rebuilt: tuple[int | None, set[int]],
     keys: tuple[str, ...],
     sums: tuple[str, ...],
 ) -> None:
     """Sum a slot roll-up (keyed by engine, definition_key, `keys`, start_slot) into its day roll-up from
-    `first_day` on. Name and type columns (the others) take any slot's value."""
+    the first day of `rebuilt` on (all when None) and on its other days. Name and type columns (the others)
+    take any slot's value."""
+    first_day, other_days = rebuilt
     day = (slots.c.start_slot // SLOTS_PER_DAY).label("day")
     named = [c.name for c in days.columns if c.name not in {"engine", "definition_key", "day", *keys, *sums}]
-    await session.execute(
-        days.delete().where(days.c.engine == engine, *([] if first_day is None else [days.c.day >= first_day]))
-    )
+    await session.execute(days.delete().where(days.c.engine == engine, *_from_on(days.c.day, first_day, other_days)))
     grouped = (
         sa.select(
             slots.c.engine,
@@ -303,24 +397,26 @@ async def _rebuild_days(
         )
         .where(
             slots.c.engine == engine,
-            *([] if first_day is None else [slots.c.start_slot >= first_day * SLOTS_PER_DAY]),
+            *_from_on(slots.c.start_slot // SLOTS_PER_DAY, first_day, other_days),
         )
         .group_by(slots.c.engine, slots.c.definition_key, *(slots.c[key] for key in keys), day)
     )
     await session.execute(days.insert().from_select(["engine", "definition_key", *keys, "day", *named, *sums], grouped))
 
 
-async def _rebuild_instance_slots(session: AsyncSession, engine: str, first_slot: int | None) -> None:
+async def _rebuild_instance_slots(
+    session: AsyncSession, engine: str, first_slot: int | None, other_slots: set[int]
+) -> None:
     """Instances per (process, status, start slot) and completed instances per (process, end slot), from
-    `first_slot` on: an instance started before it is finished and was rolled up for the last time."""
+    `first_slot` on and in `other_slots`."""
     for table, column in (
         (instance_slots, instance_slots.c.start_slot),
         (completion_slots, completion_slots.c.end_slot),
     ):
         await session.execute(
-            table.delete().where(table.c.engine == engine, *([] if first_slot is None else [column >= first_slot]))
+            table.delete().where(table.c.engine == engine, *_from_on(column, first_slot, other_slots))
         )
-    since = [] if first_slot is None else [instances.c.start_slot >= first_slot]
+    since = _from_on(instances.c.start_slot, first_slot, other_slots)
     duration = sa.func.coalesce(sa.func.sum(instances.c.duration_ms), 0)
     started = (
         sa.select(
@@ -346,7 +442,7 @@ async def _rebuild_instance_slots(session: AsyncSession, engine: str, first_slot
         .where(
             instances.c.engine == engine,
             instances.c.status == "completed",
-            *([] if first_slot is None else [instances.c.end_slot >= first_slot]),
+            *_from_on(instances.c.end_slot, first_slot, other_slots),
         )
         .group_by(instances.c.engine, instances.c.definition_key, instances.c.end_slot)
     )
@@ -357,17 +453,18 @@ async def _rebuild_instance_slots(session: AsyncSession, engine: str, first_slot
     )
 
 
-async def _rebuild_activity_slots(session: AsyncSession, engine: str, first_slot: int | None) -> None:
-    """Recompute the per-slot sums of completed runs from `first_slot` on (all when None)."""
+async def _rebuild_activity_slots(
+    session: AsyncSession, engine: str, first_slot: int | None, other_slots: set[int]
+) -> None:
+    """Recompute the per-slot sums of completed runs from `first_slot` on (all when None) and in `other_slots`."""
     slot_conditions = [activity_slots.c.engine == engine]
     run_conditions = [
         activities.c.engine == engine,
         activities.c.end_time.is_not(None),
         activities.c.canceled.is_(False),
     ]
-    if first_slot is not None:
-        slot_conditions.append(activity_slots.c.start_slot >= first_slot)
-        run_conditions.append(activities.c.start_slot >= first_slot)
+    slot_conditions += _from_on(activity_slots.c.start_slot, first_slot, other_slots)
+    run_conditions += _from_on(activities.c.start_slot, first_slot, other_slots)
     await session.execute(activity_slots.delete().where(*slot_conditions))
     duration = sa.cast(activities.c.duration_ms, sa.Float)
     sums = (
@@ -406,8 +503,26 @@ async def _rebuild_activity_slots(session: AsyncSession, engine: str, first_slot
 
 
 async def open_tasks(session: AsyncSession, engine: str) -> dict[str, Row]:
+    """Every open projected task of the engine, by task id."""
     rows = await session.execute(sa.select(tasks).where(tasks.c.engine == engine, tasks.c.status == "open"))
     return {row["task_id"]: row for row in rows.mappings()}
+
+
+async def tasks_of(
+    session: AsyncSession, engine: str, task_ids: Iterable[str] = (), open_of_instances: Iterable[str] = ()
+) -> dict[str, Row]:
+    """Projected tasks by task id: those of `task_ids` (any status), and the open ones of `open_of_instances`."""
+    found: dict[str, Row] = {}
+    for column, values, extra in (
+        (tasks.c.task_id, sorted(set(task_ids)), []),
+        (tasks.c.instance_id, sorted(set(open_of_instances)), [tasks.c.status == "open"]),
+    ):
+        for chunk in range(0, len(values), 500):
+            rows = await session.execute(
+                sa.select(tasks).where(tasks.c.engine == engine, column.in_(values[chunk : chunk + 500]), *extra)
+            )
+            found.update({row["task_id"]: row for row in rows.mappings()})
+    return found
 
 
 async def task_groups_of(session: AsyncSession, engine: str, task_ids: Iterable[str]) -> dict[str, set[str]]:

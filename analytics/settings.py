@@ -18,6 +18,13 @@ class AnalyticsSettings(BaseSettings):
     sync_interval: float = Field(
         15.0, gt=0, description="Seconds between two reads of each engine's history when no event names the engine"
     )
+    task_reconcile_interval: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds between two reads of every open task of each engine (other reads take the tasks "
+        "created since the last one); tasks that end without an event, interrupted by a boundary event or deleted "
+        "in the engine, close at the next full read",
+    )
     cache_ttl: float = Field(
         300.0, gt=0, description="Seconds a cached answer lives at most; events invalidate it sooner"
     )

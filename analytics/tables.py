@@ -57,7 +57,7 @@ analytics_activities = sa.Table(
     sa.Column("canceled", sa.Boolean, nullable=False),  # ended because its instance was terminated
     sa.Column("first_run", sa.Boolean, nullable=False),  # the instance's earliest run of this activity
     sa.Column("assignee", sa.String(255)),
-    sa.Column("tenant_id", sa.String(100)),  # its instance's (`repository.replace_history` copies it)
+    sa.Column("tenant_id", sa.String(100)),  # its instance's (`repository.refresh_derived` copies it)
     sa.Index("ix_analytics_activities_start", "engine", "start_time"),
     sa.Index("ix_analytics_activities_key", "engine", "definition_key", "activity_id", "start_time"),
     sa.Index("ix_analytics_activities_instance", "engine", "instance_id"),

@@ -424,11 +424,16 @@ class EngineIncidentQuery(ListQuery):
 
 
 class HistoryQuery(ListQuery):
+    """What the analytics projection reads of an engine's history (`EngineAdapter.history_instances` and
+    `history_activities`): runs started in a window, or finished at or after `finished_after` (the runs that
+    changed since the last read, with `started_after`: the new ones)."""
+
     sortable = frozenset({"start_time", "end_time"})
     definition_key: str | None = None
     started_after: UtcDatetime | None = None
     started_before: UtcDatetime | None = None
     finished: bool | None = None
+    finished_after: UtcDatetime | None = None
 
 
 class ActivityRecord(Model):

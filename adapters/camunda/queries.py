@@ -147,6 +147,7 @@ def history_instance_filters(query: HistoryQuery) -> dict[str, Any]:
         processDefinitionKey=query.definition_key,
         startedAfter=camunda_date(query.started_after),
         startedBefore=camunda_date(query.started_before),
+        finishedAfter=camunda_date(query.finished_after),
         finished=True if query.finished else None,
         unfinished=True if query.finished is False else None,
     )
@@ -158,6 +159,7 @@ def history_activity_filters(query: HistoryQuery, definition_id: str | None) -> 
         processDefinitionId=definition_id,
         startedAfter=camunda_date(query.started_after),
         startedBefore=camunda_date(query.started_before),
+        finishedAfter=camunda_date(query.finished_after),
         finished=True if query.finished else None,
         unfinished=True if query.finished is False else None,
     )

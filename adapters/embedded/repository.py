@@ -284,6 +284,8 @@ async def history_instances(session: AsyncSession, query: HistoryQuery) -> tuple
     conditions = _instance_conditions(query.definition_key, query.started_after, query.started_before)
     if query.finished is not None:
         conditions.append(instances.c.end_time.is_not(None) if query.finished else instances.c.end_time.is_(None))
+    if query.finished_after is not None:
+        conditions.append(instances.c.end_time >= query.finished_after)
     return await _page(
         session, instances, INSTANCE_COLUMNS, conditions, query, _INSTANCE_SORT, "start_time", instances.c.id
     )
@@ -392,6 +394,8 @@ async def history_activities(session: AsyncSession, query: HistoryQuery) -> tupl
         conditions.append(activities.c.started_at <= query.started_before)
     if query.finished is not None:
         conditions.append(activities.c.ended_at.is_not(None) if query.finished else activities.c.ended_at.is_(None))
+    if query.finished_after is not None:
+        conditions.append(activities.c.ended_at >= query.finished_after)
     sortable = {"start_time": activities.c.started_at, "end_time": activities.c.ended_at}
     return await _page(
         session, activities, list(activities.c), conditions, query, sortable, "start_time", activities.c.id

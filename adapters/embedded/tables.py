@@ -78,6 +78,7 @@ instances = sa.Table(
     sa.Index("ix_embedded_instances_business_key", "business_key"),
     sa.Index("ix_embedded_instances_status", "status", "start_time"),
     sa.Index("ix_embedded_instances_start_time", "start_time"),
+    sa.Index("ix_embedded_instances_end_time", "end_time"),
     sa.Index("ix_embedded_instances_tenant", "tenant_id"),
 )
 
@@ -183,6 +184,7 @@ activities = sa.Table(
     sa.Index("ix_embedded_activities_instance", "instance_id", "started_at"),
     sa.Index("ix_embedded_activities_definition_key", "definition_key", "started_at"),
     sa.Index("ix_embedded_activities_started_at", "started_at"),
+    sa.Index("ix_embedded_activities_ended_at", "ended_at"),
 )
 
 incidents = sa.Table(

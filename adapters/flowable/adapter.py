@@ -837,8 +837,8 @@ class FlowableAdapter(HttpEngineAdapter):
 
         Flowable filters activities by definition id only, so a key becomes one query per version, read one
         after the other in version order (newest version first when descending). It cannot filter them by
-        start time: with such a filter each version is read newest first down to the window's start, and the
-        activities in the window are sorted here.
+        start or end time: with such a filter each version is read newest first (by end time for
+        `finished_after`) down to the window's start, and the activities in the window are sorted here.
         """
         if query.definition_key is None:
             definition_ids: list[str | None] = [None]
@@ -847,7 +847,7 @@ class FlowableAdapter(HttpEngineAdapter):
             definition_ids = [item["id"] for item in sorted(versions, key=lambda item: item["version"])]
             if not definition_ids:
                 return _page([], 0, query)
-        if query.started_after is None and query.started_before is None:
+        if query.started_after is None and query.started_before is None and query.finished_after is None:
             sorting = self._sorting(query, queries.ACTIVITY_SORT, ("startTime", "desc"))
             if sorting["order"] == "desc":
                 definition_ids.reverse()
@@ -869,19 +869,28 @@ class FlowableAdapter(HttpEngineAdapter):
     async def _activities_in_window(
         self, definition_ids: list[str | None], query: HistoryQuery
     ) -> tuple[list[Item], int]:
-        after, before = query.started_after, query.started_before
-        latest_first = {"sort": "startTime", "order": "desc"}
+        after, before, finished_after = query.started_after, query.started_before, query.finished_after
+        walked = "startTime" if finished_after is None else "endTime"
+        latest_first = {"sort": walked, "order": "desc"}
+        if finished_after is not None:
+            query = query.model_copy(update={"finished": True})
 
-        def started(item: Item) -> datetime:
-            return mapping.moment(item.get("startTime")) or EPOCH
+        def moment(item: Item, field: str) -> datetime:
+            return mapping.moment(item.get(field)) or EPOCH
+
+        def in_window(item: Item) -> bool:
+            return (before is None or moment(item, "startTime") < before) and (
+                after is None or moment(item, "startTime") >= after
+            )
+
+        def past(item: Item) -> bool:
+            if finished_after is None:
+                return after is not None and moment(item, "startTime") < after
+            return moment(item, "endTime") < finished_after
 
         found: list[Item] = []
         for definition_id in definition_ids:
-            found += await collect(
-                self._activity_source(definition_id, query, latest_first),
-                lambda item: before is None or started(item) < before,
-                stop=None if after is None else lambda item: started(item) < after,
-            )
+            found += await collect(self._activity_source(definition_id, query, latest_first), in_window, stop=past)
         field = queries.ACTIVITY_SORT[query.sort or "start_time"]
         descending = query.order.value == "desc"
         ordered = sorted(found, key=lambda item: mapping.moment(item.get(field)) or EPOCH, reverse=descending)

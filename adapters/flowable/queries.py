@@ -95,6 +95,7 @@ def history_filters(query: HistoryQuery) -> dict[str, Any]:
         "processDefinitionKey": query.definition_key,
         "startedAfter": query.started_after,
         "startedBefore": query.started_before,
+        "finishedAfter": query.finished_after,
         "finished": query.finished,
     }
 

@@ -725,6 +725,7 @@ class ZeebeAdapter(HttpEngineAdapter):
         filter = {
             "processDefinitionId": eq(query.definition_key),
             "startDate": between(query.started_after, query.started_before),
+            "endDate": between(query.finished_after, None),
             "state": self._finished_filter(query.finished),
         }
         return await self._instance_page(filter, query, "history_instances")
@@ -733,6 +734,7 @@ class ZeebeAdapter(HttpEngineAdapter):
         filter = {
             "processDefinitionId": query.definition_key,
             "startDate": between(query.started_after, query.started_before),
+            "endDate": between(query.finished_after, None),
             "state": self._finished_filter(query.finished),
         }
         sort = queries.sort(query, queries.ACTIVITY_SORT, "start_time", "activities")

@@ -18,6 +18,7 @@ class History:
     instances: dict[str, ProcessInstance] = field(default_factory=dict)
     activities: list[ActivityRecord] = field(default_factory=list)
     tasks: dict[str, Task] = field(default_factory=dict)  # open tasks
+    queries: list[HistoryQuery | TaskQuery] = field(default_factory=list)  # every query read, in order
 
     def instance(
         self, instance_id: str, key: str, start: datetime, end: datetime | None = None, status: str | None = None
@@ -78,18 +79,26 @@ class HistoryEngine(FakeEngine):
         self.history = HISTORIES.setdefault(context.config.url or "", History())
 
     async def history_instances(self, query: HistoryQuery) -> Page[ProcessInstance]:
+        self.history.queries.append(query)
         found = [
             i
             for i in self.history.instances.values()
-            if query.started_after is None or i.start_time >= query.started_after
+            if (query.started_after is None or i.start_time >= query.started_after)
+            and (query.finished_after is None or (i.end_time is not None and i.end_time >= query.finished_after))
         ]
         return _page(sorted(found, key=lambda i: (i.start_time, i.id)), query)
 
     async def history_activities(self, query: HistoryQuery) -> Page[ActivityRecord]:
+        self.history.queries.append(query)
         found = [
-            a for a in self.history.activities if query.started_after is None or a.start_time >= query.started_after
+            a
+            for a in self.history.activities
+            if (query.started_after is None or a.start_time >= query.started_after)
+            and (query.finished_after is None or (a.end_time is not None and a.end_time >= query.finished_after))
         ]
         return _page(sorted(found, key=lambda a: (a.start_time, a.instance_id, a.activity_id)), query)
 
     async def list_tasks(self, query: TaskQuery) -> Page[Task]:
-        return _page(sorted(self.history.tasks.values(), key=lambda t: (t.created, t.id)), query)
+        self.history.queries.append(query)
+        newest_first = query.order.value == "desc"
+        return _page(sorted(self.history.tasks.values(), key=lambda t: (t.created, t.id), reverse=newest_first), query)

@@ -103,7 +103,7 @@ async def test_a_new_instance_invalidates_the_cached_statistics_through_its_even
     history.instance(f"first-{backend}", "order", now - timedelta(hours=2), now - timedelta(hours=1))
     async with make_gateway(**settings) as gateway:
         projector = gateway.app.state.analytics.projector
-        await projector.run_once(sync_all=True)
+        await projector.run_once(full=True)
 
         async def statistics() -> dict[str, Any]:
             response = await gateway.client.get("/api/processes/statistics", params={"definition_key": "order"})
@@ -112,10 +112,10 @@ async def test_a_new_instance_invalidates_the_cached_statistics_through_its_even
 
         before = await statistics()
         assert before["summary"]["total_instances"] == 1
-        await projector.run_once(sync_all=True)  # nothing changed: the entry stays
+        await projector.run_once(full=True)  # nothing changed: the entry stays
         assert await statistics() == before
 
-        history.instance(f"second-{backend}", "order", now - timedelta(minutes=5))
+        history.instance(f"second-{backend}", "order", now - timedelta(seconds=20))
         async with transaction(database) as uow:  # what the API writes when it starts an instance
             uow.emit(
                 "instance.started", engine="history", instance_id=f"second-{backend}", data={"definition_key": "order"}

@@ -138,8 +138,8 @@ async def answers_after_the_scenario(
             if harness.prepare is not None:
                 await harness.prepare(gateway.app.state.registry.get(harness.id).adapter)
             await run_scenario(client, harness.id, harness.bpmn["approval"], projector.run_once, patience)
-        await projector.run_once(sync_all=True)
-        await projector.run_once(sync_all=True)
+        await projector.run_once(full=True)
+        await projector.run_once(full=True)
         for harness in harnesses:
             answers[harness.id] = {}
             for path in PATHS:

@@ -103,7 +103,7 @@ async def gateway(make_gateway: Callable[..., Any], history: History, database: 
     async with make_gateway() as gateway:
         projector = gateway.app.state.analytics.projector
         running(history)
-        await projector.run_once(sync_all=True)
+        await projector.run_once(full=True)
         await task_event(database, "task.assigned", at(2, 8, 20), {"action": "claim", "assignee": "alice"})
         await projector.run_once()
         finished(history)
@@ -115,7 +115,7 @@ async def gateway(make_gateway: Callable[..., Any], history: History, database: 
         )
         await incident(database, "inc-1", "i3", at(3, 10, 15), "resolved")
         await incident(database, "inc-2", "i4", at(4, 12, 30), "open")
-        await projector.run_once(sync_all=True)
+        await projector.run_once(full=True)
         yield gateway
 
 

@@ -95,7 +95,7 @@ async def test_a_task_past_its_due_is_announced_once(
     )
     async with make_gateway() as gateway:
         projector = gateway.app.state.analytics.projector
-        await projector.run_once(sync_all=True)
+        await projector.run_once(full=True)
         counts = await asyncio.gather(projector.emit_overdue(), projector.emit_overdue())
         assert sorted(counts) == [0, 1]
         assert await projector.emit_overdue() == 0

@@ -31,10 +31,10 @@ async def gateway(make_gateway: Callable[..., Any], history: History) -> Any:
         projector = gateway.app.state.analytics.projector
         running(history)
         in_tenants(history)
-        await projector.run_once(sync_all=True)
+        await projector.run_once(full=True)
         finished(history)
         in_tenants(history)
-        await projector.run_once(sync_all=True)
+        await projector.run_once(full=True)
         yield gateway
 
 

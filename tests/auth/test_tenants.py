@@ -129,7 +129,7 @@ async def test_no_get_route_and_no_event_leaks_another_tenants_data(
     unscoped = await call(client, everyone, "POST", f"{P}/subscriptions", 201, json={"url": receivers["all"].url})
     assert unscoped["tenant_id"] is None
     ours, theirs = await populate(gateway, t1, receivers["t1"]), await populate(gateway, t2, receivers["t2"])
-    await gateway.app.state.analytics.projector.run_once(sync_all=True)
+    await gateway.app.state.analytics.projector.run_once(full=True)
     spec = (await client.get("/openapi.json")).json()
     get_routes = sorted(path for path, item in spec["paths"].items() if "get" in item and path.startswith(P))
 

@@ -1997,6 +1997,9 @@ class CamundaSimulator:
             rows = [r for r in rows if r.start > after]
         if before is not None:
             rows = [r for r in rows if r.start < before]
+        finished_after = call.date("finishedAfter")
+        if finished_after is not None:
+            rows = [r for r in rows if r.end is not None and r.end > finished_after]
         return rows
 
     def get_historic_activities(self, call: Call) -> Any:  # getHistoricActivityInstances

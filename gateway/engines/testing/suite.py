@@ -7,6 +7,7 @@ contract. Import the tests into a test module with `from gateway.engines.testing
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -743,6 +744,29 @@ async def test_history_has_finished_instances_and_activity_durations(adapter: En
     activity = review[0]
     assert activity.start_time is not None and activity.end_time is not None and activity.duration_ms is not None
     assert activity.end_time - activity.start_time >= timedelta(0)
+
+
+async def test_history_reads_what_finished_after_a_moment(adapter: EngineAdapter, harness: Harness) -> None:
+    """`finished_after`: an instance started before the moment but finished after it is read, with the activity
+    runs that ended after it; what finished before is not (the analytics projection reads changes this way)."""
+    await deploy(adapter, harness, "approval")
+    earlier, later = await start(adapter, "approval"), await start(adapter, "approval")
+    await adapter.complete_task(await open_task(adapter, earlier, "review"), {}, user_id="alice")
+    await eventually(lambda: adapter.get_instance(earlier), lambda i: i.status == "completed")
+    ended = (await adapter.history_instances(HistoryQuery(definition_key="approval", finished=True, size=500))).items
+    end_of_earlier = next(i.end_time for i in ended if i.id == earlier)
+    assert end_of_earlier is not None
+    await asyncio.sleep(0.05)  # the engine's clock moves past the moment
+    await adapter.complete_task(await open_task(adapter, later, "review"), {}, user_id="alice")
+    await eventually(lambda: adapter.get_instance(later), lambda i: i.status == "completed")
+
+    moment = end_of_earlier + timedelta(milliseconds=1)
+    instances = await adapter.history_instances(HistoryQuery(definition_key="approval", finished_after=moment))
+    assert [i.id for i in instances.items] == [later] and instances.total == 1
+    runs = await adapter.history_activities(HistoryQuery(definition_key="approval", finished_after=moment, size=500))
+    assert {run.instance_id for run in runs.items} == {later}
+    assert "review" in {run.activity_id for run in runs.items}
+    assert all(run.end_time is not None and run.end_time >= moment for run in runs.items)
 
 
 async def test_health_reports_up_with_version(adapter: EngineAdapter) -> None:
