@@ -14,7 +14,6 @@ once, leaves the same rows. After a round, the cache entries of the changed proc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from analytics.tables import SLOT_SECONDS
 from gateway import journal
 from gateway.db import Database, utcnow
 from gateway.journal import EVENT_PREFIX
-from gateway.leader import cancel_tasks
+from gateway.leader import cancel_tasks, wait_for_wake
 from gateway.logs import log_failed_round
 from gateway.registry import EngineRegistry
 from gateway.schemas import ActivityRecord, HistoryQuery, Page, ProcessInstance, SortOrder, Task, TaskQuery
@@ -474,6 +473,4 @@ class Projector:
             if wake is None:
                 await asyncio.sleep(interval)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=interval)
-            wake.clear()
+            await wait_for_wake(wake, interval)

@@ -28,6 +28,7 @@ from events.settings import EventSettings
 from events.webhooks import Attempt, WebhookClient, refused_literal
 from gateway.db import Database, utcnow
 from gateway.errors import NotFound
+from gateway.leader import wait_for_wake
 from gateway.uow import UnitOfWork, reading, transaction
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,7 @@ class OutboxWatch:
                             self._changed.notify_all()
                 except Exception:  # the database may be restarting; look again next interval
                     log.debug("reading the outbox's last cursor failed", exc_info=True)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._notified.wait(), timeout=self.interval)
-                self._notified.clear()
+                await wait_for_wake(self._notified, self.interval)
         finally:
             await self._unlisten()
 

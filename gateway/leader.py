@@ -83,6 +83,19 @@ class Leadership:
             await connection.close()
 
 
+async def wait_for_wake(wake: asyncio.Event, seconds: float) -> None:
+    """Wait until `wake` is set or `seconds` have passed, then clear it.
+
+    Not `asyncio.wait_for(wake.wait(), ...)`: on Python 3.11 it swallows a cancellation that arrives as the event
+    is set, and the loop it sleeps in then outlives the application's shutdown. `asyncio.timeout` tells its own
+    timeout from a cancellation.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+    wake.clear()
+
+
 async def cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel background tasks and wait until each has ended."""
     for task in tasks:
@@ -161,6 +174,4 @@ class LeaderLoops:
         if work.wake is None:
             await asyncio.sleep(work.interval)
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(work.wake.wait(), timeout=work.interval)
-        work.wake.clear()
+        await wait_for_wake(work.wake, work.interval)
