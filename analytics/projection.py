@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAGE_SIZE = 500
+RECENT_PAGE_SIZE = 50
 EVENT_BATCH = 1000
 YIELD_EVERY = 500
 EVENTS_STATE = "events"
@@ -120,17 +121,20 @@ async def _all(fetch: Callable[[int], Awaitable[Page[T]]]) -> list[T]:
 
 
 async def _created_since(adapter: Any, since: datetime | None) -> list[Task]:
-    """The engine's open tasks created at or after `since`: newest first, read until an older one."""
-    found: list[Task] = []
+    """The engine's open tasks created at or after `since`: newest first, read until an older one, in small pages
+    (an HTTP engine looks up each listed task's candidates)."""
+    found: dict[str, Task] = {}
     page = 1
     while True:
-        listed = await adapter.list_tasks(TaskQuery(page=page, size=PAGE_SIZE, sort="created", order=SortOrder.DESC))
+        listed = await adapter.list_tasks(
+            TaskQuery(page=page, size=RECENT_PAGE_SIZE, sort="created", order=SortOrder.DESC)
+        )
         for task in listed.items:
             if since is not None and (task.created is None or task.created < since):
-                return found
-            found.append(task)
-        if len(listed.items) < PAGE_SIZE or len(found) >= listed.total:
-            return found
+                return list(found.values())
+            found[task.id] = task  # a task created meanwhile moves the others one place on: read twice, kept once
+        if len(listed.items) < RECENT_PAGE_SIZE:
+            return list(found.values())
         page += 1
 
 

@@ -15,14 +15,14 @@ import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import Database, utcnow
-from gateway.tables import audit_checkpoints, audit_log, outbox
+from gateway.tables import audit_checkpoints, audit_log, journal_pending, outbox
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ def watching_appends() -> Iterator[list[str]]:
         _appends.reset(token)
 
 
-def _chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
+def _chain_material(row: dict[str, Any]) -> str:
+    """The JSON text of an audit row that its hash covers (all but id, hash and prev_hash)."""
     # tenant_id came later (migration 0003): rows without one hash as they did before it existed.
     material = {
         key: row[key]
@@ -86,15 +87,22 @@ def _chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
         if key not in {"id", "hash", "prev_hash"} and not (key == "tenant_id" and row[key] is None)
     }
     material["occurred_at"] = row["occurred_at"].isoformat()
-    payload = prev_hash + json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    """sha256 of the previous row's hash followed by the row's material, hex (`pm_journal_append` computes the same
+    in SQL)."""
+    return hashlib.sha256((prev_hash + _chain_material(row)).encode()).hexdigest()
 
 
 _LAST_HASH = sa.select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
 
 
 async def _lock(session: AsyncSession) -> str:
-    """Serialise journal appends and return the audit chain's last hash.
+    """Serialise journal appends and return the audit chain's last hash (SQLite's appends, where the gateway's
+    single writer serialises them already, and audit checkpoints; PostgreSQL's appends do the same in the trigger
+    `pm_journal_append` at commit).
 
     Taking the lock before inserting makes outbox and audit ids follow commit order, so a reader paging by
     id never skips a row that commits later, and the hash chain has one linear order. On PostgreSQL the head
@@ -108,33 +116,50 @@ async def _lock(session: AsyncSession) -> str:
 
 
 async def write(session: AsyncSession, actor: str, events: list[EventDraft], audit: AuditDraft | None) -> None:
-    """Append events (in the given order) and the audit row inside the caller's transaction."""
+    """Append events (in the given order) and the audit row inside the caller's transaction.
+
+    Appends are serialised by the journal lock, held until the transaction commits (see `_lock`). On PostgreSQL
+    they are staged and appended at COMMIT (`_append_in_postgresql`), so that the lock is held for the commit only,
+    not for a round trip per statement: concurrent changes queue on it. There, the events and the audit row exist
+    once the transaction has committed, not before (nothing reads them inside the change's transaction).
+    """
     if not events and audit is None:
         return
-    last_hash = await _lock(session)
-    if events:
-        await session.execute(
-            outbox.insert(),
-            [
-                {
-                    "event_id": event.id,
-                    "type": event.type,
-                    "occurred_at": event.occurred_at,
-                    "engine": event.engine,
-                    "tenant_id": event.tenant_id,
-                    "actor": event.actor,
-                    "instance_id": event.instance_id,
-                    "data": event.data,
-                }
-                for event in events
-            ],
-        )
-    if audit is not None:
-        await _append_audit(session, actor, audit, last_hash)
+    row = _audit_row(actor, audit) if audit is not None else None
+    if audit is not None and audit.outcome == "success":  # the key's stamp needs no lock: before taking it
+        from gateway.idempotency import record_commit  # idempotency imports the API context, which imports us
+
+        await record_commit(session, audit.status, audit.resource_type, audit.resource_id)
+    if session.get_bind().dialect.name == "postgresql":
+        await _append_in_postgresql(session, events, row)
+    else:
+        last_hash = await _lock(session)
+        if events:
+            await session.execute(outbox.insert(), [_outbox_row(event) for event in events])
+        if row is not None:
+            row["prev_hash"] = last_hash
+            row["hash"] = _chain_hash(last_hash, row)
+            await session.execute(audit_log.insert().values(**row))
+    if audit is not None and (seen := _appends.get()) is not None:
+        seen.append(audit.operation)
 
 
-async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft, prev_hash: str) -> None:
-    row = {
+def _outbox_row(event: EventDraft) -> dict[str, Any]:
+    return {
+        "event_id": event.id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "engine": event.engine,
+        "tenant_id": event.tenant_id,
+        "actor": event.actor,
+        "instance_id": event.instance_id,
+        "data": event.data,
+    }
+
+
+def _audit_row(actor: str, entry: AuditDraft) -> dict[str, Any]:
+    """The audit row's columns but its place in the chain (prev_hash, hash)."""
+    return {
         "occurred_at": utcnow(),
         "actor": actor,
         "operation": entry.operation,
@@ -147,15 +172,25 @@ async def _append_audit(session: AsyncSession, actor: str, entry: AuditDraft, pr
         "detail": entry.detail,
         "tenant_id": entry.tenant_id,
     }
-    row["prev_hash"] = prev_hash
-    row["hash"] = _chain_hash(prev_hash, row)
-    await session.execute(audit_log.insert().values(**row))
-    if (seen := _appends.get()) is not None:
-        seen.append(entry.operation)
-    if entry.outcome == "success":
-        from gateway.idempotency import record_commit  # idempotency imports the API context, which imports us
 
-        await record_commit(session, entry.status, entry.resource_type, entry.resource_id)
+
+async def _append_in_postgresql(session: AsyncSession, events: list[EventDraft], row: dict[str, Any] | None) -> None:
+    """Stage the journal in `journal_pending`; its deferred trigger appends it at COMMIT (migration i14_0006): takes
+    the journal lock, reads the chain's head after it, inserts the events and the audit row, whose hash it computes
+    from the head and `_chain_material`. The lock is then held while PostgreSQL commits, not across round trips to
+    the gateway. Timestamps travel as ISO 8601 text with their offset."""
+    staged = [{**_outbox_row(event), "occurred_at": _utc(event.occurred_at).isoformat()} for event in events]
+    await session.execute(
+        journal_pending.insert().values(
+            events=staged,
+            audit=None if row is None else {**row, "occurred_at": row["occurred_at"].isoformat()},
+            material=None if row is None else _chain_material(row),
+        )
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @dataclass

@@ -27,6 +27,18 @@ audit_log = sa.Table(
     sa.Index("ix_audit_tenant", "tenant_id"),
 )
 
+# A change's journal (events and audit row) staged on PostgreSQL, appended to the outbox and the audit chain when
+# the change commits, and deleted, by a deferred trigger (migration i14_0006; `journal.write`). Always empty between
+# transactions.
+journal_pending = sa.Table(
+    "journal_pending",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("events", JsonColumn, nullable=False),  # outbox rows, in order; timestamps as ISO 8601 text
+    sa.Column("audit", JsonColumn),  # the audit row but prev_hash and hash
+    sa.Column("material", sa.Text),  # the audit row's hashed text (`journal._chain_material`)
+)
+
 # Signed anchors of the audit chain (journal.write_checkpoint): what verify-audit holds the chain against.
 audit_checkpoints = sa.Table(
     "audit_checkpoints",

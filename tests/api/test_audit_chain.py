@@ -7,15 +7,17 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
+from gateway import journal
 from gateway.db import Database
 from gateway.engines.testing.polling import eventually
-from gateway.journal import AuditDraft, _chain_hash as chain_hash, verify_chain, write_checkpoint
-from gateway.tables import audit_checkpoints, audit_log
+from gateway.journal import AuditDraft, EventDraft, _chain_hash as chain_hash, verify_chain, write_checkpoint
+from gateway.tables import audit_checkpoints, audit_log, outbox
 from gateway.uow import transaction
 from tests.api.conftest import deploy, open_tasks, start
 
@@ -52,6 +54,45 @@ async def test_200_concurrent_mixed_writes_leave_one_linear_chain(
     check = await verify_chain(database)
     assert check.ok, check
     assert check.rows == len(rows)
+
+
+async def test_appends_take_their_ids_and_chain_links_in_commit_order(database: Database) -> None:
+    """The first change appends, then waits while the second appends and commits, then commits: a reader paging the
+    outbox by id and the audit chain see them in the order they committed, the audit rows linked in that order. On
+    PostgreSQL the second commits first (the journal is appended at commit); on SQLite the single writer holds the
+    second back until the first has committed."""
+    first_appended, second_committed = asyncio.Event(), asyncio.Event()
+    committed: list[str] = []
+
+    async def append(actor: str, *, before_commit: Callable[[], Awaitable[object]] | None = None) -> None:
+        async with database.writer(), database.sessionmaker() as session, session.begin():  # as `uow.transaction`
+            event = EventDraft("process_manager.task.assigned", "default", {"actor": actor}, actor=actor)
+            await journal.write(session, actor, [event], AuditDraft("claim", "task", actor, "default", {}, 200))
+            if before_commit is not None:
+                await before_commit()
+        committed.append(actor)
+
+    async def first() -> None:
+        async def second_done() -> None:
+            first_appended.set()
+            if not database.is_sqlite:  # SQLite: the second waits for our commit
+                await asyncio.wait_for(second_committed.wait(), timeout=30)
+
+        await append("first", before_commit=second_done)
+
+    async def second() -> None:
+        await first_appended.wait()
+        await append("second")
+        second_committed.set()
+
+    await asyncio.gather(first(), second())
+    async with database.engine.connect() as conn:
+        events = (await conn.execute(sa.select(outbox.c.actor).order_by(outbox.c.id))).scalars().all()
+        audit = (await conn.execute(sa.select(audit_log).order_by(audit_log.c.id))).mappings().all()
+    assert committed == (["first", "second"] if database.is_sqlite else ["second", "first"])
+    assert events == [row["actor"] for row in audit] == committed
+    assert audit[1]["prev_hash"] == audit[0]["hash"] == chain_hash(audit[0]["prev_hash"], dict(audit[0]))
+    assert (await verify_chain(database)).ok
 
 
 # ------------------------------------------------------------------ anchored chain (signed checkpoints)
