@@ -8,8 +8,9 @@
    app (target p95 <= 100 ms). The simulators answer in memory but in this process: what is measured is the
    gateway's work (four engine queries in parallel, their mapping, the merge and the cursor) plus the simulators'
    own handling of each request, and that of the gateway's background loops (change feeds, incident detection,
-   analytics) polling them. A page of Camunda 7 or Flowable tasks is about 52 engine requests (the task query,
-   its count, one identity-link read per task: neither engine returns candidates with the tasks).
+   analytics) polling them. A Camunda 7 or Flowable window is two engine requests (the task query and its count),
+   plus one identity-link read per task of that engine that makes the page (neither engine returns candidates
+   with its tasks): the newest-first page holds Camunda 8 tasks only, the page sorted by name Camunda 7 ones only.
 
 Uses PM_BENCH_DATABASE_URL's server (default: local PostgreSQL, user postgres), in databases of its own that it
 drops at the end.

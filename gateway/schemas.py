@@ -357,6 +357,7 @@ class InstanceMigration(Model):
 
 # ---------------------------------------------------------------- tasks
 TaskStatus = Literal["created", "assigned", "delegated", "completed", "cancelled"]
+FINISHED_TASK_STATUSES: frozenset[TaskStatus] = frozenset({"completed", "cancelled"})  # read from the history
 
 
 class Task(Model):

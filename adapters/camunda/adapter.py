@@ -35,6 +35,7 @@ from gateway.engines.port import AdapterContext, Capability, ChangeBatch
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound, NotSupported
 from gateway.resilience import EngineHttp
 from gateway.schemas import (
+    FINISHED_TASK_STATUSES,
     ActivityRecord,
     CorrelationResult,
     DefinitionQuery,
@@ -563,9 +564,10 @@ class Camunda7Adapter(HttpEngineAdapter):
         return variables_from_history(rows, instance_id)
 
     # ------------------------------------------------------------ tasks
-    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+    async def list_tasks(self, query: TaskQuery, *, candidates: bool = True) -> Page[Task]:
         """Open tasks: `POST /task` (+ `/count`) with typed `processVariables` / `taskVariables`, sorted by the
-        requested field then by id. Finished tasks: `GET /history/task` (no variable conditions: 501)."""
+        requested field then by id, and (`candidates`) their identity links. Finished tasks: `GET /history/task`
+        (no variable conditions: 501; no candidates)."""
         if queries.is_finished_task_query(query):
             if query.conditions:
                 raise NotSupported(
@@ -586,7 +588,7 @@ class Camunda7Adapter(HttpEngineAdapter):
                 body[field] = variables
         sorting = queries.sorting_list(query, queries.TASK_SORT, "created", "id")
         rows, total = await self._query("/task", "tasks", body, sorting, query)
-        return self._page(await self._tasks(rows), total, query)
+        return self._page(await self._tasks(rows, candidates=candidates), total, query)
 
     async def get_task(self, task_id: str) -> TaskDetails:
         try:
@@ -646,27 +648,31 @@ class Camunda7Adapter(HttpEngineAdapter):
         rows = await self.http.json("GET", "/history/task", operation="list_historic_tasks", params={"taskId": task_id})
         return mapping.historic_task(rows[0], engine=self.name) if rows else None
 
-    async def _tasks(self, rows: list[dict[str, Any]]) -> list[Task]:
-        """Open tasks with their definition keys and candidates (one identity-link request per task)."""
+    async def _tasks(self, rows: list[dict[str, Any]], *, candidates: bool = True) -> list[Task]:
+        """Open tasks with their definition keys and (`candidates`) their candidates."""
+        keys = await self.facts.keys(row.get("processDefinitionId") for row in rows)
+        tasks = [
+            mapping.task(row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId", "")))
+            for row in rows
+        ]
+        return await self.with_candidates(tasks) if candidates else tasks
+
+    async def with_candidates(self, tasks: list[Task]) -> list[Task]:
+        """Open tasks' candidates from `GET /task/{id}/identity-links`, one request per task (the task query
+        returns none, and Camunda 7 reads identity links per task only); finished tasks keep none."""
         limit = asyncio.Semaphore(LINK_CONCURRENCY)
 
-        async def links(task_id: str) -> list[dict[str, Any]]:
+        async def with_links(task: Task) -> Task:
+            if task.status in FINISHED_TASK_STATUSES:
+                return task
             async with limit:
                 found = await _unless_missing(
-                    self.http.json("GET", f"/task/{segment(task_id)}/identity-links", operation="get_identity_links")
+                    self.http.json("GET", f"/task/{segment(task.id)}/identity-links", operation="get_identity_links")
                 )
-            return found or []  # a task completed meanwhile has none
+            users, groups = mapping.candidates(found or [])  # a task completed meanwhile has none
+            return task.model_copy(update={"candidate_users": users, "candidate_groups": groups})
 
-        keys, task_links = await asyncio.gather(
-            self.facts.keys(row.get("processDefinitionId") for row in rows),
-            asyncio.gather(*(links(row["id"]) for row in rows)),
-        )
-        return [
-            mapping.task(
-                row, engine=self.name, definition_key=keys.get(row.get("processDefinitionId", "")), links=found
-            )
-            for row, found in zip(rows, task_links, strict=True)
-        ]
+        return list(await asyncio.gather(*(with_links(task) for task in tasks)))
 
     # ------------------------------------------------------------ engine incidents
     async def list_engine_incidents(self, query: EngineIncidentQuery) -> Page[EngineIncident]:

@@ -10,6 +10,7 @@ from adapters.camunda.mapping import COMPLETED_TASK_REASON, DELETED_TASK_REASON,
 from gateway.conditions import VariableCondition, VariableOperator, VariableScope
 from gateway.errors import NotSupported
 from gateway.schemas import (
+    FINISHED_TASK_STATUSES,
     DefinitionQuery,
     EngineIncidentQuery,
     HistoryQuery,
@@ -166,7 +167,7 @@ def history_activity_filters(query: HistoryQuery, definition_id: str | None) -> 
 
 
 def is_finished_task_query(query: TaskQuery) -> bool:
-    return query.status in ("completed", "cancelled")
+    return query.status in FINISHED_TASK_STATUSES
 
 
 def task_filters(query: TaskQuery) -> dict[str, Any]:

@@ -81,7 +81,7 @@ class EmbeddedOptions(BaseSettings):
         1_000, ge=1, description="Most instances one multi-instance activity may create (more: an incident)"
     )
     spec_cache_bytes: int = Field(
-        16 * 1024 * 1024, ge=0, description="Bytes of BPMN XML whose parsed definitions are kept in memory"
+        16 * 1024 * 1024, ge=0, description="Bytes of parsed definitions (pickled) kept in memory"
     )
 
 
@@ -277,7 +277,7 @@ class EmbeddedAdapter(EngineAdapter):
                 )
             rows = await repository.definitions_of_deployment(uow.session, deployment_id)
         for process, row in zip(processes, definition_rows, strict=True):
-            self.engine.cache(row["id"], called_ids, process, len(bpmn_xml) + sum(len(document) for document in called))
+            await self.engine.cache(row["id"], called_ids, process)
         return Deployment(
             deployment_id=deployment_id,
             name=deployment_row["name"],
@@ -508,7 +508,8 @@ class EmbeddedAdapter(EngineAdapter):
         return variables
 
     # ------------------------------------------------------------ tasks
-    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+    async def list_tasks(self, query: TaskQuery, *, candidates: bool = True) -> Page[Task]:
+        """Candidates come with each row (`candidates` is not needed)."""
         async with reading(self.db) as session:
             rows, total = await repository.list_tasks(session, query)
         return Page(items=[mapping.task(r, self.name) for r in rows], total=total, page=query.page, size=query.size)

@@ -51,7 +51,7 @@ class InstanceEngine:
         if called is None:
             called = await self.called_definitions(session, await self._calls(session, definition_id), tenant_id)
         cache_key = "|".join([definition_id, *called])
-        process = self.specs.get(cache_key)
+        process = await self.specs.get(cache_key)
         if process is None:
             xml = await repository.definition_xml(session, definition_id)
             found = [await repository.definition_xml(session, called_id) for called_id in called]
@@ -62,12 +62,12 @@ class InstanceEngine:
                 )
             parsed = await asyncio.to_thread(parse_bpmn, xml, None, documents)
             process = next(p for p in parsed if p.key == key)
-            self.cache(definition_id, called, process, len(xml) + sum(len(document) for document in documents))
+            await self.cache(definition_id, called, process)
         return process, list(called)
 
-    def cache(self, definition_id: str, called: Sequence[str], process: ParsedProcess, size: int) -> None:
+    async def cache(self, definition_id: str, called: Sequence[str], process: ParsedProcess) -> None:
         """Keep a parsed definition (with the called definitions `called`) for the next change."""
-        self.specs.put("|".join([definition_id, *called]), process, size)
+        await self.specs.put("|".join([definition_id, *called]), process)
 
     async def called_definitions(
         self, session: AsyncSession, calls: Sequence[CalledElement], tenant_id: str | None

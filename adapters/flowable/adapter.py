@@ -25,6 +25,7 @@ from gateway.engines.http import HttpEngineAdapter
 from gateway.engines.port import AdapterContext, Capability, ChangeBatch, OpenTaskAssignee
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
 from gateway.schemas import (
+    FINISHED_TASK_STATUSES,
     ActivityRecord,
     CorrelationResult,
     DefinitionQuery,
@@ -650,29 +651,43 @@ class FlowableAdapter(HttpEngineAdapter):
 
         return dict(zip(task_ids, await asyncio.gather(*(links(t) for t in task_ids)), strict=True))
 
-    async def _tasks(self, items: list[Item], *, historic: bool = False) -> list[Task]:
+    async def _tasks(self, items: list[Item], *, candidates: bool = True) -> list[Task]:
+        """Runtime or historic tasks with their definition keys and (`candidates`) their candidates."""
         keys = await self.facts.definition_keys(item.get("processDefinitionId") for item in items)
-        links = await self._candidates([item["id"] for item in items], historic=historic)
-        return [
+        tasks = [
             mapping.task(
                 item,
                 engine=self.name,
                 definition_key=keys.get(item.get("processDefinitionId") or ""),
-                links=links[item["id"]],
+                links=mapping.NO_CANDIDATES,
             )
             for item in items
         ]
+        return await self.with_candidates(tasks) if candidates else tasks
 
-    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
-        """Open tasks from the runtime; completed and cancelled ones from history."""
-        if query.status in ("completed", "cancelled"):
+    async def with_candidates(self, tasks: list[Task]) -> list[Task]:
+        """Candidates from each task's identity links (`_candidates`: one request per task)."""
+        runtime, historic = await asyncio.gather(
+            self._candidates([t.id for t in tasks if t.status not in FINISHED_TASK_STATUSES], historic=False),
+            self._candidates([t.id for t in tasks if t.status in FINISHED_TASK_STATUSES], historic=True),
+        )
+        links = runtime | historic
+        return [
+            task.model_copy(update={"candidate_users": links[task.id].users, "candidate_groups": links[task.id].groups})
+            for task in tasks
+        ]
+
+    async def list_tasks(self, query: TaskQuery, *, candidates: bool = True) -> Page[Task]:
+        """Open tasks from the runtime; completed and cancelled ones from history; (`candidates`) with their
+        identity links."""
+        if query.status in FINISHED_TASK_STATUSES:
             body = queries.finished_task_filters(query, engine=self.name)
             fetch = self._searcher("/query/historic-task-instances", body, "list_tasks")
             items, total = await self._one_page(fetch, query, None)
-            return _page(await self._tasks(items, historic=True), total, query)
-        body, keep = queries.open_task_filters(query, engine=self.name)
-        items, total = await self._one_page(self._searcher("/query/tasks", body, "list_tasks"), query, keep)
-        return _page(await self._tasks(items), total, query)
+        else:
+            body, keep = queries.open_task_filters(query, engine=self.name)
+            items, total = await self._one_page(self._searcher("/query/tasks", body, "list_tasks"), query, keep)
+        return _page(await self._tasks(items, candidates=candidates), total, query)
 
     async def _task(self, task_id: str) -> Task:
         (found,) = await self._tasks([await self._get(f"/runtime/tasks/{segment(task_id)}", "get_task")])

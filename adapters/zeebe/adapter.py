@@ -595,7 +595,9 @@ class ZeebeAdapter(HttpEngineAdapter):
         return after
 
     # ------------------------------------------------------------ tasks
-    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+    async def list_tasks(self, query: TaskQuery, *, candidates: bool = True) -> Page[Task]:
+        """`POST /user-tasks/search`; each task carries `candidateGroups` and `candidateUsers` (`candidates` is not
+        needed)."""
         if query.status == "delegated":
             raise NotSupported(
                 "Camunda 8 cannot list tasks by delegation, which the gateway emulates", engine=self.name

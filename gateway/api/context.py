@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gateway.auth import Authenticator, Caller
 from gateway.errors import BadRequest
 from gateway.processes import ProcessService
-from gateway.processes.merged import ALL_ENGINES, MergedPage, Q, T, merged_page
+from gateway.processes.merged import ALL_ENGINES, Complete, MergedPage, Q, T, merged_page
 from gateway.registry import EngineRegistry
 from gateway.schemas import Page
 
@@ -70,15 +70,23 @@ class EngineSelection:
     merged: bool
 
     async def page(
-        self, query: Q, cursor: str | None, fetch: Callable[[ProcessService, Q], Awaitable[Page[T]]]
+        self,
+        query: Q,
+        cursor: str | None,
+        fetch: Callable[[ProcessService, Q], Awaitable[Page[T]]],
+        complete: Complete[T] | None = None,
     ) -> Page[T] | MergedPage[T]:
-        """`fetch` on the one engine, or merged over every engine (`merged_page`). BadRequest for a `cursor` on a
+        """`fetch` on the one engine, or merged over every engine (`merged_page`); the items shown passed through
+        `complete` (what `fetch` leaves out as too costly for items not shown). BadRequest for a `cursor` on a
         one-engine list, which pages with `page` (a cursor there would be ignored silently)."""
         if self.merged:
-            return await merged_page(self.services, query, cursor, fetch)
+            return await merged_page(self.services, query, cursor, fetch, complete)
         if cursor is not None:
             raise BadRequest("cursor pages a list over every engine (engine=*); a one-engine list pages with page")
-        return await fetch(self.services[0], query)
+        page = await fetch(self.services[0], query)
+        if complete is not None:
+            page.items = await complete(self.services[0], page.items)
+        return page
 
 
 async def engine_selection(

@@ -341,12 +341,24 @@ class EngineAdapter(ABC):
 
     # ------------------------------------------------------------ tasks
     @abstractmethod
-    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+    async def list_tasks(self, query: TaskQuery, *, candidates: bool = True) -> Page[Task]:
         """One page of open user tasks (inbox filters: assignee, candidate group/user, unassigned, due ...).
 
-        Camunda 7 `GET /task` + identity links, Flowable `POST /query/tasks`, Camunda 8
-        `POST /user-tasks/search`.
+        With `candidates=False` an engine whose task query does not return candidate users and groups (Camunda 7,
+        Flowable: one identity-link request per task) leaves them empty: for a caller that shows only some of the
+        tasks (the merged inbox) and adds theirs with `with_candidates`. Engines whose query returns them ignore it.
+        Camunda 7 `POST /task`, Flowable `POST /query/tasks`, Camunda 8 `POST /user-tasks/search`.
         """
+
+    async def with_candidates(self, tasks: list[Task]) -> list[Task]:
+        """`tasks` of `list_tasks(..., candidates=False)`, same order, with their candidate users and groups.
+
+        Default: as they are (the engine's task query returned them: embedded, Camunda 8). Camunda 7
+        `GET /task/{id}/identity-links`, Flowable `GET /runtime/tasks/{id}/identitylinks` (finished tasks:
+        `/history/historic-task-instances/{id}/identitylinks`): one request per task, as neither engine reads the
+        identity links of several tasks at once. A task finished meanwhile gets none.
+        """
+        return tasks
 
     @abstractmethod
     async def get_task(self, task_id: str) -> TaskDetails:
@@ -422,7 +434,7 @@ class EngineAdapter(ABC):
             queries = [query(candidate_group=group) for group in candidate_groups] + [query(candidate_user=user_id)]
         found: dict[str, Task] = {}
         for one in queries:
-            for task in (await self.list_tasks(one)).items:
+            for task in (await self.list_tasks(one, candidates=False)).items:
                 if task.assignee is None:
                     found[task.id] = task
         epoch = datetime.min.replace(tzinfo=UTC)

@@ -4,7 +4,8 @@ Each engine is asked, through its `ProcessService` (so permissions, tenants and 
 engine), for the window of its list that starts where the previous page left it; the windows are merged by the
 sort field, then engine name, then id, and the first `size` items are the page. The cursor (`next_cursor`) is
 opaque to callers: base64 JSON of how far each engine's list was read, and a digest of the query, so a cursor
-used with other filters or another order is refused (400). An engine that is down, slow or answers wrongly
+used with other filters or another order is refused (400). What is costly to read per item (a task's candidates
+on Camunda 7 and Flowable) is left out of the windows and read by `complete` for the items on the page only. An engine that is down, slow or answers wrongly
 (503, 504, 502) is left out of the page and named in `unavailable_engines` with `partial: true`; the list never
 fails as a whole because of one engine. A 501 (an operator or sort an engine lacks) fails the list, naming the
 engine: a page that silently lacks what one engine cannot filter would be wrong, not partial.
@@ -19,7 +20,7 @@ import hashlib
 import heapq
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -90,13 +91,19 @@ def _sort_key(item: Any, field: str, engine: str) -> tuple[Any, ...]:
     return (value is None, 0 if value is None else value, engine, str(getattr(item, "id", "")))
 
 
+Complete = Callable[[ProcessService, list[T]], Awaitable[list[T]]]
+"""Adds to one engine's items what its list left out (same items, same order)."""
+
+
 async def merged_page(
     services: list[ProcessService],
     query: Q,
     cursor: str | None,
     fetch: Callable[[ProcessService, Q], Awaitable[Page[T]]],
+    complete: Complete[T] | None = None,
 ) -> MergedPage[T]:
-    """The next page of `fetch` over every engine of `services` (see the module docstring).
+    """The next page of `fetch` over every engine of `services`, each engine's items on it passed through
+    `complete` (see the module docstring).
 
     Errors: BadRequest (a foreign cursor, or `page` other than 1: merged lists page by cursor), NotSupported (an
     engine lacks the query's sort or operator), Forbidden (as `fetch` raises it).
@@ -133,16 +140,43 @@ async def merged_page(
     # A k-way merge takes each engine's items in the engine's own order, so what a page takes of an engine is
     # always the front of its window, and the cursor's positions stay exact.
     merged = heapq.merge(*windows, key=lambda entry: entry[0], reverse=query.order is SortOrder.DESC)
-    page = list(itertools.islice(merged, query.size))
+    page = [(name, item) for _, name, item in itertools.islice(merged, query.size)]
+    if complete is not None:
+        page, failed = await _completed(page, {service.engine.name: service for service in services}, complete)
+        for outage in failed:  # left out like an engine that is down: its read position stays
+            unavailable.append(outage)
+            del totals[outage.engine]
     read = dict(offsets)
-    for _, name, _ in page:
+    for name, _ in page:
         read[name] += 1
     more = any(read[name] < total for name, total in totals.items())
     return MergedPage(
-        items=[item for *_, item in page],
+        items=[item for _, item in page],
         total=sum(totals.values()),
         size=query.size,
         next_cursor=_encode(read, query) if more else None,
         partial=bool(unavailable),
         unavailable_engines=unavailable,
     )
+
+
+async def _completed(
+    page: list[tuple[str, T]], services: dict[str, ProcessService], complete: Complete[T]
+) -> tuple[list[tuple[str, T]], list[UnavailableEngine]]:
+    """`page` with each engine's items passed through `complete`, all engines at once, and the engines that failed
+    there (down, slow or answering wrongly), whose items are left out."""
+    names = sorted({name for name, _ in page})
+    answers = await asyncio.gather(
+        *(complete(services[name], [item for engine, item in page if engine == name]) for name in names),
+        return_exceptions=True,
+    )
+    completed: dict[str, Iterator[T]] = {}
+    failed: list[UnavailableEngine] = []
+    for name, answer in zip(names, answers, strict=True):
+        if isinstance(answer, DOWN):
+            failed.append(UnavailableEngine(engine=name, status=answer.status, detail=answer.detail))
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            completed[name] = iter(answer)
+    return [(name, next(completed[name])) for name, _ in page if name in completed], failed

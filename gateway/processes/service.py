@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable
+from functools import partial
 from typing import Any, TypeVar
 
 from gateway import bpmn, records
@@ -613,14 +614,26 @@ class ProcessService:
         return variables
 
     # ------------------------------------------------------------ tasks
-    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+    async def list_tasks(self, query: TaskQuery, *, candidates: bool = True) -> Page[Task]:
         """Tasks of the caller's tenants; without `task:admin` only those the task-level rule lets them see. A sort
-        or variable operator the engine lacks is a 501 (`EngineHandle.check_query`)."""
+        or variable operator the engine lacks is a 501 (`EngineHandle.check_query`).
+
+        `candidates=False` (the merged inbox, which shows only some of the tasks it reads): the tasks may lack
+        their candidate users and groups (`EngineAdapter.list_tasks`); `task_candidates` adds them to those shown.
+        """
         self._listing("task:read", query.definition_key)
         self.engine.check_query(query)
         if self.caller.may("task:admin"):
-            return await tenant_page(self.caller, query, self.adapter.list_tasks)
+            return await tenant_page(self.caller, query, partial(self.adapter.list_tasks, candidates=candidates))
+        # the task-level rule reads the candidates of every task it checks
         return await visible_task_page(self.caller, query, self.adapter.list_tasks)
+
+    async def task_candidates(self, tasks: list[Task]) -> list[Task]:
+        """`tasks` of `list_tasks(..., candidates=False)`, same order, with their candidates (read only where
+        `list_tasks` left them out: for callers with `task:admin`)."""
+        if not self.caller.may("task:admin"):
+            return tasks
+        return await self.adapter.with_candidates(tasks)
 
     async def get_task(self, task_id: str) -> TaskDetails:
         return await self._task(task_id, "task:read")

@@ -98,7 +98,7 @@ class HistoryEngine(FakeEngine):
         ]
         return _page(sorted(found, key=lambda a: (a.start_time, a.instance_id, a.activity_id)), query)
 
-    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+    async def list_tasks(self, query: TaskQuery, *, candidates: bool = True) -> Page[Task]:
         self.history.queries.append(query)
         newest_first = query.order.value == "desc"
         return _page(sorted(self.history.tasks.values(), key=lambda t: (t.created, t.id), reverse=newest_first), query)

@@ -3,6 +3,7 @@ gateway, paged by cursor, and still answering when one engine is down."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -26,12 +27,39 @@ def refuse(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError("connection refused", request=request)
 
 
-async def gateway_over(database: Database, *, down: bool) -> AsyncIterator[httpx.AsyncClient]:
+# Set by a test while its own requests run: only their identity-link reads are counted, not those of the
+# background loops (the analytics projection reads every open task with its candidates).
+COUNTING = contextvars.ContextVar("COUNTING", default=False)
+
+
+class IdentityLinks(httpx.AsyncBaseTransport):
+    """An engine simulator's transport that counts the requests for a task's identity links (its candidates) made
+    while `COUNTING`, or refuses all of them (`refuse`) while answering everything else."""
+
+    def __init__(self, engine: httpx.AsyncBaseTransport, *, refuse: bool = False) -> None:
+        self.engine, self.refuse, self.reads = engine, refuse, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(("/identity-links", "/identitylinks")):  # Camunda 7, Flowable
+            if COUNTING.get():
+                self.reads += 1
+            if self.refuse:
+                refuse(request)
+        return await self.engine.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+
+
+async def gateway_over(
+    database: Database, *, down: bool, links: dict[str, IdentityLinks] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     engines: list[dict[str, Any]] = [{"name": "local", "type": "embedded", "default": True}]
     engines += [{"name": name, **harness.engine} for name, harness in HARNESSES.items()]
     transports: dict[str, httpx.AsyncBaseTransport] = {
         name: harness.make_transport() for name, harness in HARNESSES.items() if harness.make_transport
     }
+    transports.update(links or {})
     if down:
         engines.append({**engines[1], "name": "gone", "url": "http://gone.test/engine-rest", "retry_attempts": 1})
         transports["gone"] = httpx.MockTransport(refuse)
@@ -95,6 +123,36 @@ async def test_one_inbox_over_every_engine_pages_by_cursor_in_order(gateway: htt
     assert created == sorted(created)
     assert [len(b["items"]) for b in bodies] == [3, 3, 2]
     assert all(b["total"] == 8 and b["partial"] is False and b["unavailable_engines"] == [] for b in bodies)
+
+
+async def test_the_inbox_reads_candidates_only_of_the_tasks_on_its_page(database: Database) -> None:
+    # Camunda 7 and Flowable return no candidates with their tasks: one identity-link read per task
+    links = {name: IdentityLinks(HARNESSES[name].make_transport()) for name in ("c7", "flowable")}  # type: ignore[misc]
+    async for gateway in gateway_over(database, down=False, links=links):
+        await fill(gateway)
+        COUNTING.set(True)
+        first = (await gateway.get(TASKS, params={"engine": "*", "size": 3, "sort": "created", "order": "asc"})).json()
+        assert [t["engine"] for t in first["items"]] == ["local", "local", "c7"]
+        assert (links["c7"].reads, links["flowable"].reads) == (1, 0)  # though both engines' lists were read
+        tasks, _ = await all_pages(gateway, TASKS, size=3, sort="created", order="asc")
+        assert len(tasks) == 8 and all(t["candidate_groups"] == ["sales"] for t in tasks)
+        assert (links["c7"].reads, links["flowable"].reads) == (1 + 2, 0 + 2)
+        # one engine's list shows every task it reads: their candidates with them
+        alone = (await gateway.get(TASKS, params={"engine": "flowable"})).json()
+        assert [t["candidate_groups"] for t in alone["items"]] == [["sales"], ["sales"]]
+
+
+async def test_an_engine_failing_to_give_candidates_is_left_out_like_one_that_is_down(database: Database) -> None:
+    links = {"c7": IdentityLinks(HARNESSES["c7"].make_transport(), refuse=True)}  # type: ignore[misc]
+    async for gateway in gateway_over(database, down=False, links=links):
+        await fill(gateway)
+        tasks, bodies = await all_pages(gateway, TASKS, size=5, sort="created", order="asc")
+        assert [t["engine"] for t in tasks] == ["local", "local", "flowable", "flowable", "c8", "c8"]
+        assert all(t["candidate_groups"] == ["sales"] for t in tasks)
+        for body in bodies:  # the c7 tasks were on both pages before their candidates were asked for
+            (outage,) = body["unavailable_engines"]
+            assert body["partial"] is True and outage["engine"] == "c7" and outage["status"] in (502, 503, 504)
+        assert bodies[-1]["total"] == 6 and bodies[-1]["next_cursor"] is None
 
 
 async def test_merged_instances_filter_by_variables_on_every_engine(gateway: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import httpx
@@ -102,13 +103,17 @@ async def test_a_definition_with_more_elements_than_the_limit_is_a_400_naming_it
         assert (await client.get("/api/processes/definitions")).json()["total"] == 0
 
 
-def test_the_spec_cache_is_bounded_by_bytes() -> None:
-    cache = SpecCache(capacity_bytes=1_000)
+async def test_the_spec_cache_is_bounded_by_bytes_and_hands_out_copies() -> None:
+    definition = ["x" * 300]  # any picklable value stands in for a parsed definition
+    entry = len(pickle.dumps(definition, pickle.HIGHEST_PROTOCOL))
+    cache = SpecCache(capacity_bytes=3 * entry + 1)
     for n in range(5):
-        cache.put(f"d{n}", object(), 300)  # type: ignore[arg-type]
-    assert cache.size <= 1_000
-    assert [cache.get(f"d{n}") is not None for n in range(5)] == [False, False, True, True, True]
-    cache.put("huge", object(), 1_001)  # type: ignore[arg-type]
-    assert cache.get("huge") is None and cache.size == 900
+        await cache.put(f"d{n}", definition)  # type: ignore[arg-type]
+    assert cache.size == 3 * entry
+    assert [await cache.get(f"d{n}") is not None for n in range(5)] == [False, False, True, True, True]
+    first, second = await cache.get("d2"), await cache.get("d2")
+    assert first == second == definition and first is not second  # each change works on a copy of its own
+    await cache.put("huge", ["x" * 4 * entry])  # type: ignore[arg-type]
+    assert await cache.get("huge") is None and cache.size == 3 * entry
     cache.discard("d4")
-    assert cache.size == 600
+    assert cache.size == 2 * entry

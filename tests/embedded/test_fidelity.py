@@ -304,6 +304,20 @@ async def test_each_multi_instance_task_shows_its_own_element_and_the_output_kee
     assert (await adapter.get_instance(instance_id)).status == "completed"
 
 
+async def test_a_multi_instance_begun_before_a_restart_of_the_gateway_still_collects_its_output(
+    make_adapter: Any,
+) -> None:
+    async with make_adapter() as adapter:
+        await deploy(adapter, STANDARD_MI)
+        instance_id = await start(adapter, "inspections", {"rooms": ["attic", "cellar"]})
+    async with make_adapter() as restarted:  # parses the definition afresh: no instance has run on its spec
+        for task in (await restarted.list_tasks(TaskQuery(instance_id=instance_id, size=10))).items:
+            finding = {"finding": f"seen-{task.assignee}"}
+            await restarted.complete_task(task.id, parse_request_variables(finding), user_id="t")
+        assert (await restarted.get_variables(instance_id))["findings"].value == ["seen-attic", "seen-cellar"]
+        assert (await restarted.get_instance(instance_id)).status == "completed"
+
+
 @pytest.mark.parametrize(
     ("namespace", "uri"), [("camunda", "http://camunda.org/schema/1.0/bpmn"), ("flowable", "http://flowable.org/bpmn")]
 )

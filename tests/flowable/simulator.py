@@ -478,7 +478,8 @@ class FlowableSimulator:
         def route(path: str, method: str, handler: Callable[..., Any], *, transactional: bool = True) -> Route:
             async def endpoint(request: Request) -> Response:
                 try:
-                    if method == "GET" or not transactional:
+                    # a query (GET, POST /query/...) changes nothing: no snapshot to roll back to
+                    if method == "GET" or path.startswith("/query/") or not transactional:
                         return await handler(request)
                     with self.engine.transaction():
                         return await handler(request)

@@ -187,7 +187,7 @@ class FakeEngine(EngineAdapter):
     async def get_instance(self, instance_id: str) -> Any:
         raise NotSupported("not part of the incident test double")
 
-    async def list_tasks(self, query: Any) -> Any:
+    async def list_tasks(self, query: Any, *, candidates: bool = True) -> Any:
         raise NotSupported("not part of the incident test double")
 
     async def get_task(self, task_id: str) -> Any:

@@ -140,6 +140,25 @@ async def test_task_lifecycle_from_start_to_completion(adapter: EngineAdapter, h
     assert (await adapter.list_tasks(TaskQuery(instance_id=instance_id))).items == []
 
 
+async def test_listed_tasks_get_the_same_candidates_with_their_list_or_afterwards(
+    adapter: EngineAdapter, harness: Harness
+) -> None:
+    # the merged inbox lists without candidates and reads them for the tasks on its page only
+    await deploy(adapter, harness, "approval")
+    instance_id = await start(adapter, "approval")
+    task_id = await open_task(adapter, instance_id, "review")
+    open_tasks = TaskQuery(instance_id=instance_id)
+    listed = (await adapter.list_tasks(open_tasks)).items
+    assert [t.candidate_groups for t in listed] == [["sales"]]
+    assert await adapter.with_candidates((await adapter.list_tasks(open_tasks, candidates=False)).items) == listed
+
+    await adapter.complete_task(task_id, {}, user_id=ACTOR)
+    finished = TaskQuery(instance_id=instance_id, status="completed")
+    listed = (await eventually(lambda: adapter.list_tasks(finished), lambda page: page.total == 1)).items
+    assert await adapter.with_candidates((await adapter.list_tasks(finished, candidates=False)).items) == listed
+    assert await adapter.with_candidates([]) == []
+
+
 async def test_unclaim_and_assign(adapter: EngineAdapter, harness: Harness) -> None:
     await deploy(adapter, harness, "approval")
     instance_id = await start(adapter, "approval")
