@@ -256,6 +256,16 @@ def default_engine_message(response: httpx.Response) -> str | None:
     return None
 
 
+class _SetCookieResponsesOnly(httpx.Cookies):
+    """The engine client's cookie jar, skipping responses without a Set-Cookie header (engines rarely send one):
+    httpx builds urllib request/response stand-ins for every response to offer it to the jar, ~50 µs of CPU per
+    engine call on this 2-core machine. Cookies that are set are kept and sent back exactly as before."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
 ErrorClassifier = Callable[[httpx.Response, str | None], type[GatewayError] | None]
 
 
@@ -292,6 +302,10 @@ class EngineHttp:
             transport=transport or AiohttpTransport(limits=limits),
             headers={"Accept": "application/json"},
         )
+        self.client._cookies = (
+            _SetCookieResponsesOnly()
+        )  # no public way: the `cookies` setter copies into httpx.Cookies
+        self._base_url = str(self.client.base_url).rstrip("/")
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -322,6 +336,7 @@ class EngineHttp:
         """Send one logical call; returns a 2xx response or raises a GatewayError."""
         if idempotent is None:
             idempotent = method.upper() in IDEMPOTENT_METHODS
+        url = self._engine_url(path, kwargs)
         context = current_request.get()
         if context is not None:
             kwargs["headers"] = {**kwargs.get("headers", {}), "X-Request-Id": context.request_id}
@@ -330,14 +345,23 @@ class EngineHttp:
         outcome = "error"
         with tracing.span(f"engine {operation}", **{"pm.engine": self.engine, "http.request.method": method}):
             try:
-                response = await self._with_retries(method, path, operation, idempotent, kwargs)
+                response = await self._with_retries(method, path, url, operation, idempotent, kwargs)
                 outcome = "ok"
                 return response
             finally:
                 metrics.engine_calls.labels(self.engine, operation, outcome).observe(time.perf_counter() - started)
 
+    def _engine_url(self, path: str, kwargs: dict[str, Any]) -> httpx.URL | str:
+        """`path` (with `kwargs`' params, taken out of them) under the engine's base URL, parsed once: given a
+        relative path and params, httpx parses the URL three more times per call (merging it with the base URL,
+        then with the params), ~10% of a proxied read's CPU. Anything else (an absolute URL) goes to httpx as is."""
+        if not path.startswith("/"):
+            return path
+        params = kwargs.pop("params", None)
+        return httpx.URL(self._base_url + path) if params is None else httpx.URL(self._base_url + path, params=params)
+
     async def _with_retries(
-        self, method: str, path: str, operation: str, idempotent: bool, kwargs: dict[str, Any]
+        self, method: str, path: str, url: httpx.URL | str, operation: str, idempotent: bool, kwargs: dict[str, Any]
     ) -> httpx.Response:
         attempts = self.config.retry_attempts if idempotent else 1
 
@@ -364,16 +388,16 @@ class EngineHttp:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self.breaker.run(lambda: self._attempt(method, path, kwargs))
+                    return await self.breaker.run(lambda: self._attempt(method, path, url, kwargs))
         except _EngineFault as fault:
             raise fault.error from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+    async def _attempt(self, method: str, path: str, url: httpx.URL | str, kwargs: dict[str, Any]) -> httpx.Response:
         where = f"{method} {path}"
         try:
             async with asyncio.timeout(self.deadline):
-                response = await self.client.request(method, path, **kwargs)
+                response = await self.client.request(method, url, **kwargs)
         except (httpx.TransportError, TimeoutError) as exc:
             raise _EngineFault(self._transport_error(exc, where)) from None
         if response.status_code < 400:

@@ -18,7 +18,7 @@ import httpx
 
 from adapters.camunda import changes, mapping, queries
 from adapters.camunda.errors import classify, error_type, migration_failures
-from adapters.camunda.facts import DefinitionFacts
+from adapters.camunda.facts import DEPLOYMENT_SOURCE, DefinitionFacts
 from adapters.camunda.mapping import (
     FAILED_EXTERNAL_TASK,
     FAILED_JOB,
@@ -65,7 +65,6 @@ from gateway.variables import Variables
 
 T = TypeVar("T")
 
-DEPLOYMENT_SOURCE = "pm-gateway"
 # Camunda deploys a resource as BPMN only when its name ends like this.
 BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml")
 # Upper bound for the rows read about one instance (activities, incidents); Camunda may reject unbounded queries.
@@ -113,7 +112,7 @@ class Camunda7Adapter(HttpEngineAdapter):
         if context.http is None:
             raise ValueError("the Camunda 7 adapter needs the engine's HTTP client")
         self.http: EngineHttp = context.http
-        self.facts = DefinitionFacts(self.http)
+        self.facts = DefinitionFacts(self.http, context.store)
 
     def classify_error(self, response: httpx.Response, message: str | None) -> type[GatewayError] | None:
         return classify(response.status_code, error_type(response), message)
@@ -137,8 +136,7 @@ class Camunda7Adapter(HttpEngineAdapter):
             files={"data": (resource, bpmn_xml, "application/octet-stream")},
         )
         deployed_at = mapping.moment(body.get("deploymentTime"))
-        await self.context.store.put("deployment", body["id"], {"deployed_by": deployed_by})
-        self.facts.remember_deployment(body["id"], deployed_at)
+        await self.facts.record_deployment(body["id"], deployed_at, deployed_by)
         rows = sorted((body.get("deployedProcessDefinitions") or {}).values(), key=lambda row: row["key"])
         for row in rows:
             self.facts.remember(row)
@@ -205,22 +203,16 @@ class Camunda7Adapter(HttpEngineAdapter):
         self.facts.forget(definition_id)
 
     async def _definitions(self, rows: list[dict[str, Any]]) -> list[ProcessDefinition]:
-        deployment_ids = [row.get("deploymentId") for row in rows]
-        times, deployers = await asyncio.gather(
-            self.facts.deployment_times(deployment_ids),
-            self.context.store.get_many("deployment", sorted({d for d in deployment_ids if d})),
-        )
+        deployments = await self.facts.deployments(row.get("deploymentId") for row in rows)
         for row in rows:
             self.facts.remember(row)
-        return [
-            mapping.definition(
-                row,
-                engine=self.name,
-                deployed_at=times.get(row.get("deploymentId", "")),
-                deployed_by=deployers.get(row.get("deploymentId", ""), {}).get("deployed_by"),
+        definitions = []
+        for row in rows:
+            deployed_at, deployed_by = deployments.get(row.get("deploymentId") or "", (None, None))
+            definitions.append(
+                mapping.definition(row, engine=self.name, deployed_at=deployed_at, deployed_by=deployed_by)
             )
-            for row in rows
-        ]
+        return definitions
 
     # ------------------------------------------------------------ instances
     async def start_instance(self, request: StartInstance, *, started_by: str) -> ProcessInstance:

@@ -42,6 +42,7 @@ from gateway.errors import (
     NotFound,
     NotSupported,
 )
+from gateway.metadata import MetadataStore
 from gateway.registry import EngineRegistry
 from gateway.schemas import (
     DefinitionQuery,
@@ -487,6 +488,31 @@ async def test_definitions_page_with_first_result_and_count(
     assert sent_params(counting) == {"key": "approval", "name": "Approval", "latestVersion": "true", "active": "true"}
     assert (page.total, page.page, page.size) == (11, 2, 10)
     assert page.items[0].deployed_at == datetime(2026, 11, 22, 9, tzinfo=UTC)
+
+
+async def test_the_deployer_another_replica_records_is_shown_and_deployments_made_elsewhere_have_none(
+    database: Database, camunda: respx.MockRouter
+) -> None:
+    made_elsewhere = {**DEFINITION, "id": "other:1:d2", "key": "other", "deploymentId": "dep-2"}
+    camunda.get("/process-definition").respond(200, json=[DEFINITION, made_elsewhere])
+    camunda.get("/process-definition/count").respond(200, json={"count": 2})
+    moment = "2026-11-22T09:00:00.000+0000"
+    camunda.get("/deployment/dep-1").respond(
+        200, json={"id": "dep-1", "deploymentTime": moment, "source": "pm-gateway"}
+    )
+    camunda.get("/deployment/dep-2").respond(200, json={"id": "dep-2", "deploymentTime": moment, "source": "cockpit"})
+    registry, adapter = await build(database)
+    try:
+        # the replica that deployed dep-1 has not recorded its deployer yet
+        first = await adapter.list_definitions(DefinitionQuery())
+        assert [d.deployed_by for d in first.items] == [None, None]
+
+        await MetadataStore(database, "c7").put("deployment", "dep-1", {"deployed_by": "tess"})
+        await MetadataStore(database, "c7").put("deployment", "dep-2", {"deployed_by": "not the gateway's"})
+        second = await adapter.list_definitions(DefinitionQuery())
+        assert [d.deployed_by for d in second.items] == ["tess", None]
+    finally:
+        await registry.close()
 
 
 @pytest.mark.parametrize(
