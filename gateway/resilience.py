@@ -256,16 +256,6 @@ def default_engine_message(response: httpx.Response) -> str | None:
     return None
 
 
-class _SetCookieResponsesOnly(httpx.Cookies):
-    """The engine client's cookie jar, skipping responses without a Set-Cookie header (engines rarely send one):
-    httpx builds urllib request/response stand-ins for every response to offer it to the jar, ~50 µs of CPU per
-    engine call on this 2-core machine. Cookies that are set are kept and sent back exactly as before."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        if "set-cookie" in response.headers:
-            super().extract_cookies(response)
-
-
 ErrorClassifier = Callable[[httpx.Response, str | None], type[GatewayError] | None]
 
 
@@ -302,9 +292,6 @@ class EngineHttp:
             transport=transport or AiohttpTransport(limits=limits),
             headers={"Accept": "application/json"},
         )
-        self.client._cookies = (
-            _SetCookieResponsesOnly()
-        )  # no public way: the `cookies` setter copies into httpx.Cookies
         self._base_url = str(self.client.base_url).rstrip("/")
 
     async def aclose(self) -> None:
