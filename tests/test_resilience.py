@@ -404,3 +404,24 @@ async def test_two_gateways_sharing_redis_see_the_same_open_circuit(redis_url: s
         await redis_b.aclose()
         await first.aclose()
         await second.aclose()
+
+
+# ------------------------------------------------------------------ requests as sent
+@respx.mock
+async def test_paths_and_params_reach_the_engine_under_its_base_url(http: EngineHttp) -> None:
+    route = respx.get(f"{BASE}/process-definition/a%3A1").respond(200, json=[])
+    await http.json("GET", "/process-definition/a%3A1", operation="list", params={"latestVersion": True, "x": "a b&c"})
+    assert str(route.calls.last.request.url) == f"{BASE}/process-definition/a%3A1?latestVersion=true&x=a+b%26c"
+
+
+@respx.mock
+async def test_a_cookie_the_engine_sets_is_sent_back_on_later_calls(http: EngineHttp) -> None:
+    route = respx.get(f"{BASE}/version")
+    route.side_effect = [
+        httpx.Response(200, json={}),
+        httpx.Response(200, json={}, headers={"Set-Cookie": "route=node-2; Path=/"}),
+        httpx.Response(200, json={}),
+    ]
+    for _ in range(3):
+        await http.json("GET", "/version", operation="health")
+    assert [call.request.headers.get("cookie") for call in route.calls] == [None, None, "route=node-2"]
