@@ -102,7 +102,8 @@ async def fill_inbox(conn: AsyncConnection) -> None:
                 UNION ALL SELECT chr(31) || 'tenant:' || t.tenant_id WHERE t.tenant_id IS NOT NULL
             ) AS q(qualifier)
         ) AS k(key)
-        WHERE t.ended_at IS NULL""")
+        WHERE t.ended_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM embedded_task_inbox i WHERE i.task_id = t.id)""")
     )
 
 
