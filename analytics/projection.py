@@ -119,6 +119,13 @@ async def _all(fetch: Callable[[int], Awaitable[Page[T]]]) -> list[T]:
         page += 1
 
 
+Run = TypeVar("Run", ProcessInstance, ActivityRecord)
+
+
+def _started_before(moment: datetime, runs: list[Run]) -> list[Run]:
+    return [run for run in runs if run.start_time is not None and run.start_time < moment]
+
+
 async def _created_since(adapter: Any, since: datetime | None) -> list[Task]:
     """The engine's open tasks created at or after `since`: newest first, read until an older one, in small pages
     (an HTTP engine looks up each listed task's candidates)."""
@@ -223,9 +230,9 @@ class Projector:
     async def sync_engine(self, name: str, *, full: bool = False) -> None:
         """Read what changed in the engine since its last read and apply it to the projection.
 
-        The first read (and a `full` one) takes the whole history and every open task. Later reads take the instances and activity
-        runs that started or finished since the last read (`repository.sync_since`) and the open tasks created
-        since. Every `task_reconcile_interval` seconds a read takes every open task, since tasks can end without
+        The first read (and a `full` one) takes the whole history and every open task. Later reads take the
+        instances and activity runs that started or finished since the last read (`repository.sync_since`) and the
+        open tasks created since. Every `task_reconcile_interval` seconds a read takes every open task, since tasks can end without
         an event (interrupted by a boundary event, deleted in the engine), and the history of that interval
         again, since an engine stamps a run with the time its transaction began and may commit it much later.
         """
@@ -248,16 +255,12 @@ class Projector:
         ended_instances: list[ProcessInstance] = []
         ended_runs: list[ActivityRecord] = []
         if since is not None:  # runs that started before the window and ended in it
-            ended_instances = [
-                instance
-                for instance in await _all(lambda page: adapter.history_instances(history(page, finished_after=since)))
-                if instance.start_time is not None and instance.start_time < since
-            ]
-            ended_runs = [
-                run
-                for run in await _all(lambda page: adapter.history_activities(history(page, finished_after=since)))
-                if run.start_time is not None and run.start_time < since
-            ]
+            ended_instances = _started_before(
+                since, await _all(lambda page: adapter.history_instances(history(page, finished_after=since)))
+            )
+            ended_runs = _started_before(
+                since, await _all(lambda page: adapter.history_activities(history(page, finished_after=since)))
+            )
         if reconcile:
             open_now = await _all(
                 lambda page: adapter.list_tasks(

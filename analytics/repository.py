@@ -274,8 +274,9 @@ async def merge_ended(
     ended = ("end_time", "duration_ms", "canceled", "assignee")
     for new in activity_rows:
         same = runs.setdefault((new["instance_id"], new["activity_id"], new["start_time"]), [])
-        if any(row["end_time"] == new["end_time"] for row in same):
-            same.remove(next(row for row in same if row["end_time"] == new["end_time"]))
+        merged_before = next((row for row in same if row["end_time"] == new["end_time"]), None)
+        if merged_before is not None:
+            same.remove(merged_before)
             continue
         merged.keys.add(new["definition_key"])
         merged.slots.add(new["start_slot"])
