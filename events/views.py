@@ -101,7 +101,8 @@ def _safe_request(body: Any) -> dict[str, Any]:
     description="Each SSE message has `id:` = the event cursor, `event:` = the event type and `data:` = the event "
     "envelope as JSON. Resume after a disconnect or a gateway restart with the `Last-Event-ID` header (browsers "
     "send it on their own) or `?after=CURSOR`; without either the stream starts with the next new event "
-    "(`?after=0`: from the first event). The stream starts with `retry:` and sends a `: ping` comment at least "
+    "(`?after=0`: from the first event). The stream opens with a message of `retry:` and `id:` (the cursor it starts "
+    "after, so that a reconnection before the first event misses nothing) and no data, and sends a `: ping` comment at least "
     "every 15 seconds. Needs `events:read`; carries only the events of the caller's tenants.",
     response_class=Response,
     responses={200: {"content": {"text/event-stream": {}}, "description": "An endless event stream"}},
@@ -132,7 +133,9 @@ async def stream_events(
 
     async def messages() -> AsyncIterator[ServerSentEvent]:
         nonlocal cursor
-        yield ServerSentEvent(retry=settings.sse_retry_ms, comment="pm-gateway event stream")
+        # The opening message's `id:` is the cursor the stream starts after: a client that reconnects before any
+        # event arrived resumes from there (Last-Event-ID), not from the newest event at reconnection.
+        yield ServerSentEvent(id=str(cursor), retry=settings.sse_retry_ms, comment="pm-gateway event stream")
         while True:
             async with reading(service.db) as session:
                 events = await repository.events_after(session, cursor, STREAM_PAGE)
