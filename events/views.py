@@ -38,6 +38,7 @@ from gateway.errors import BadRequest
 from gateway.journal import AuditDraft
 from gateway.schemas import MAX_PAGE, Page
 from gateway.uow import UnitOfWork, reading
+from gateway.variables import INT64_MAX
 
 router = APIRouter(prefix="/api/processes", tags=["events"])
 T = TypeVar("T")
@@ -95,6 +96,16 @@ def _safe_request(body: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ SSE
+def _cursor_of(last_event_id: str) -> int:
+    """The cursor a `Last-Event-ID` header names: ASCII digits within the signed 64-bit range (the outbox's
+    cursors), else BadRequest (400)."""
+    text = last_event_id.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= INT64_MAX):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise BadRequest(f"Last-Event-ID must be an event cursor (a whole number up to {INT64_MAX}), not '{shown}'")
+    return int(text)
+
+
 @router.get(
     "/events/stream",
     summary="Server-Sent Events: every event as it is written, resumable by cursor",
@@ -118,9 +129,7 @@ async def stream_events(
 ) -> EventSourceResponse:
     caller.require("events:read")
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise BadRequest(f"Last-Event-ID must be an event cursor (a number), not {last_event_id!r}")
-        cursor = int(last_event_id)
+        cursor = _cursor_of(last_event_id)
     elif after is not None:
         cursor = after
     else:
