@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from gateway.schemas import UtcDatetime
 from gateway.uow import EVENT_PREFIX
 
 
@@ -128,8 +129,8 @@ class Delivery(BaseModel):
 class RecoverRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime = Field(description="Replay events that occurred at or after this time")
-    until: datetime | None = Field(None, description="... and before this time; default now")
+    since: UtcDatetime = Field(description="Replay events that occurred at or after this time")
+    until: UtcDatetime | None = Field(None, description="... and before this time; default now")
 
 
 class RecoverAccepted(BaseModel):

@@ -295,3 +295,21 @@ async def test_a_subscription_failing_for_longer_than_the_limit_is_disabled(
         await receiver.wait_for(
             lambda got: any(r.status == 200 and r.event["data"].get("task_id") == "t-1" for r in got)
         )
+
+
+async def test_a_recover_window_outside_the_utc_calendar_is_a_422_naming_the_field(
+    served: ServedGateway, receiver: Receiver, database: Database
+) -> None:
+    await write_events(database, [("task.created", "i-1", {"task_id": "t-1"})])
+    subscription = await served.subscribe(receiver)
+    recover = f"/api/processes/subscriptions/{subscription['id']}/recover"
+    # Year 1 at +14:00 is before 0001-01-01 in UTC: this was a 500 (OverflowError).
+    for body, field in [
+        ({"since": "0001-01-01T00:00:00+14:00"}, "since"),
+        ({"since": "2026-01-01T00:00:00Z", "until": "0001-01-01T05:00:00+10:00"}, "until"),
+    ]:
+        response = await served.client.post(recover, json=body)
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["errors"][0]["loc"] == ["body", field]
+        assert "outside 0001-01-01..9999-12-31 once moved to UTC" in problem["detail"]
