@@ -313,3 +313,24 @@ async def test_a_recover_window_outside_the_utc_calendar_is_a_422_naming_the_fie
         problem = response.json()
         assert problem["errors"][0]["loc"] == ["body", field]
         assert "outside 0001-01-01..9999-12-31 once moved to UTC" in problem["detail"]
+
+
+async def test_a_whsec_secret_that_is_not_base64_is_refused_on_create_and_on_rotation(
+    served: ServedGateway, receiver: Receiver
+) -> None:
+    # Receivers' Standard Webhooks libraries base64-decode what follows `whsec_`; such a secret was accepted and
+    # then signed with a key no receiver could reproduce.
+    bad = "whsec_!!!not-base64!!!"
+    created = await served.client.post("/api/processes/subscriptions", json={"url": receiver.url, "secret": bad})
+    assert created.status_code == 422, created.text
+    assert created.json()["errors"][0]["loc"] == ["body", "secret"]
+    assert "must be base64 after the prefix" in created.json()["detail"]
+    listed = await served.client.get("/api/processes/subscriptions")
+    assert listed.json()["total"] == 0
+
+    subscription = await served.subscribe(receiver)
+    rotated = await served.client.patch(f"/api/processes/subscriptions/{subscription['id']}", json={"secret": bad})
+    assert rotated.status_code == 422, rotated.text
+    assert "must be base64 after the prefix" in rotated.json()["detail"]
+    current = (await served.client.get(f"/api/processes/subscriptions/{subscription['id']}")).json()
+    assert current["previous_secret_until"] is None  # no rotation started
