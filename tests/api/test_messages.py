@@ -276,3 +276,13 @@ async def test_migration_moves_an_instance_to_another_process(client: httpx.Asyn
     assert (await client.post(f"/api/processes/tasks/{ship['id']}/complete", json={})).status_code == 204
     done = (await client.get(f"/api/processes/instances/{instance['id']}")).json()
     assert (done["status"], done["definition_id"]) == ("completed", other["id"])
+
+
+async def test_a_variable_typed_integer_or_long_without_a_whole_number_says_so_in_english(
+    client: httpx.AsyncClient,
+) -> None:
+    for var_type, article in (("Integer", "an"), ("Long", "a")):
+        response = await client.post(
+            "/api/processes/signals", json={"signal_name": "s", "variables": {"n": {"value": "x", "type": var_type}}}
+        )
+        assert_problem(response, 422, f"n: {article} {var_type} needs a whole number")
