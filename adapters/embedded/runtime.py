@@ -463,7 +463,9 @@ class Execution:
                     unmapped[label] = where
             alignment[task] = new
         if unmapped:
-            listed = {where: ", ".join(repr(a) for a, w in unmapped.items() if w == where) for where in unmapped.values()}
+            listed = {
+                where: ", ".join(repr(a) for a, w in unmapped.items() if w == where) for where in unmapped.values()
+            }
             reasons = []
             if "waits" in listed:
                 reasons.append(f"it waits in {listed['waits']}, which the target lacks and no mapping moves")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -334,3 +335,24 @@ async def test_a_whsec_secret_that_is_not_base64_is_refused_on_create_and_on_rot
     assert "must be base64 after the prefix" in rotated.json()["detail"]
     current = (await served.client.get(f"/api/processes/subscriptions/{subscription['id']}")).json()
     assert current["previous_secret_until"] is None  # no rotation started
+
+
+async def test_retrying_a_pending_delivery_is_a_409_that_says_when_it_is_tried_in_iso_8601(
+    event_env: Any, gateway_settings: Any, receiver: Receiver, database: Database
+) -> None:
+    event_env(WEBHOOK_RETRY_SCHEDULE="0,3600")  # after the first failure the delivery waits an hour
+    receiver.answer = lambda event, attempt: (500, {})
+    async with serve(gateway_settings()) as gateway:
+        subscription = await gateway.subscribe(receiver)
+        await write_events(database, [("task.created", "i-1", {"task_id": "t-1"})])
+        (waiting,) = await eventually(
+            lambda: deliveries(gateway, subscription["id"], status="pending"),
+            lambda items: len(items) == 1 and items[0]["attempts"] == 1,
+        )
+        response = await gateway.client.post(
+            f"/api/processes/subscriptions/{subscription['id']}/deliveries/{waiting['id']}/retry"
+        )
+    assert response.status_code == 409, response.text
+    detail = response.json()["detail"]
+    # the moment as the API writes every date-time (was Python's str(): `2026-11-30 17:46:44.837581+00:00`)
+    assert re.search(r"it is tried at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$", detail), detail
