@@ -113,7 +113,8 @@ def _cursor_of(last_event_id: str) -> int:
     "envelope as JSON. Resume after a disconnect or a gateway restart with the `Last-Event-ID` header (browsers "
     "send it on their own) or `?after=CURSOR`; without either the stream starts with the next new event "
     "(`?after=0`: from the first event). The stream starts with `retry:` and sends a `: ping` comment at least "
-    "every 15 seconds. Needs `events:read`; carries only the events of the caller's tenants.",
+    "every 15 seconds. Needs `events:read`; carries only the events of the caller's tenants. It ends once the "
+    "caller's token has expired (within a heartbeat): reconnect with a fresh token and `Last-Event-ID`.",
     response_class=Response,
     responses={200: {"content": {"text/event-stream": {}}, "description": "An endless event stream"}},
 )
@@ -142,7 +143,7 @@ async def stream_events(
     async def messages() -> AsyncIterator[ServerSentEvent]:
         nonlocal cursor
         yield ServerSentEvent(retry=settings.sse_retry_ms, comment="pm-gateway event stream")
-        while True:
+        while not caller.expired():  # an expired token ends the stream (within a heartbeat); the client reconnects
             async with reading(service.db) as session:
                 events = await repository.events_after(session, cursor, STREAM_PAGE)
             for event in events:

@@ -149,7 +149,15 @@ class TokenVerifier:
                 raise Unauthorized(f"The token's '{path}' claim contains a NUL character, which no string may contain")
         if tenants is not None and ALL_TENANTS in tenants:
             tenants = None
-        return Caller(actor=actor, roles=roles, groups=groups, tenants=tenants, grants=self.roles.grants(roles))
+        return Caller(
+            actor=actor,
+            roles=roles,
+            groups=groups,
+            tenants=tenants,
+            grants=self.roles.grants(roles),
+            # as long as the token is accepted: `exp` and the leeway on it
+            expires_at=float(claims["exp"]) + self.leeway if isinstance(claims.get("exp"), int | float) else None,
+        )
 
 
 def _key_type(algorithm: str) -> str:
