@@ -222,3 +222,20 @@ async def test_only_the_leader_relays_and_another_replica_takes_over(
     finally:
         await redis.delete(stream_name)
         await redis.aclose()
+
+
+async def test_a_last_event_id_that_is_no_cursor_is_a_400_before_the_stream_starts(
+    event_env: Any, gateway_settings: Any
+) -> None:
+    # Beyond the 64-bit cursors the database holds, a non-ASCII digit, more digits than int() parses: each once
+    # opened the stream (or failed with a 500) instead of saying what is wrong.
+    async with serve(gateway_settings()) as gateway:
+        for value in ["9" * 20, "²", "9" * 5000]:
+            async with gateway.client.stream(
+                "GET", "/api/processes/events/stream", headers={"Last-Event-ID": value.encode("latin-1")}
+            ) as response:
+                await response.aread()
+            assert response.status_code == 400, (value[:30], response.status_code)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "Last-Event-ID must be an event cursor" in response.json()["detail"]
+            assert len(response.json()["detail"]) < 200
