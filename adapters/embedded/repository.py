@@ -273,10 +273,20 @@ async def list_instances(session: AsyncSession, query: InstanceQuery) -> tuple[l
     if query.has_incident is not None:
         has_incident = sa.exists().where(incidents.c.instance_id == instances.c.id, incidents.c.resolved_at.is_(None))
         conditions.append(has_incident if query.has_incident else ~has_incident)
+    # with variable conditions only, the total is counted in the variable index without reading the instances
+    counted = _instances_with_variables(query.conditions) if query.conditions and not conditions else None
     conditions += [_variable_condition(instances.c.id, condition) for condition in query.conditions]
-    async with _planner(session, FOR_THE_VALUES if query.conditions else {}):
+    async with _planner(session, INSTANCES_FOR_THE_VALUES if query.conditions else {}):
         return await _page(
-            session, instances, INSTANCE_COLUMNS, conditions, query, _INSTANCE_SORT, "start_time", instances.c.id
+            session,
+            instances,
+            INSTANCE_COLUMNS,
+            conditions,
+            query,
+            _INSTANCE_SORT,
+            "start_time",
+            instances.c.id,
+            counted=counted,
         )
 
 
@@ -687,8 +697,14 @@ async def list_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row]
 # - variable conditions are planned for their values: how many rows `region = 'EU'` matches decides the plan, and the
 #   generic plan a prepared statement switches to after five runs guessed a few rows for every value (it sorted
 #   25,000 instances for one page: 550 ms instead of 3 ms).
+# - instances with variable conditions are planned with an index probe costed as the cached read it is
+#   (random_page_cost 1.1, not 4): the instances meeting two conditions are then found by probing the other condition
+#   for each row of the most selective one (2,000 probes for `amount gte 49000`), not by reading and hashing every row
+#   of the least selective one (25,000 of `region eq "EU"`). The probes touch more (cached) buffers; on a busy machine
+#   they were as fast or faster (medians of the count 20 ms vs 25, of the page 37 vs 56; equal in a second run).
 IN_INDEX_ORDER = {"enable_sort": "off", "enable_bitmapscan": "off"}
 FOR_THE_VALUES = {"plan_cache_mode": "force_custom_plan"}
+INSTANCES_FOR_THE_VALUES = {**FOR_THE_VALUES, "random_page_cost": "1.1"}
 
 
 @contextlib.asynccontextmanager
@@ -942,19 +958,38 @@ _COMPARISONS = {
 
 
 def _variable_condition(owner: sa.ColumnElement[Any], condition: VariableCondition) -> sa.ColumnElement[bool]:
-    """`owner` (an instance or task id column) has the variable and its indexed value meets the condition: numbers
-    against `number_value`, strings and booleans against `text_value` (an index range scan on name and value)."""
+    """`owner` (an instance or task id column) has the variable and its indexed value meets the condition."""
+    return owner.in_(sa.select(variable_index.c.scope_id).where(_indexed_value(variable_index, condition)))
+
+
+def _indexed_value(index: sa.FromClause, condition: VariableCondition) -> sa.ColumnElement[bool]:
+    """A row of the variable index (`index`: the table or an alias of it) is the condition's variable and its value
+    meets the condition: numbers against `number_value`, strings and booleans against `text_value` (an index range
+    scan on name and value)."""
     first = condition.values[0]
     if isinstance(first, bool):
-        column, value = variable_index.c.text_value, "true" if first else "false"
+        column, value = index.c.text_value, "true" if first else "false"
     elif isinstance(first, str):
-        column, value = variable_index.c.text_value, condition.value
+        column, value = index.c.text_value, condition.value
     else:
-        column, value = variable_index.c.number_value, condition.value
-    return owner.in_(
-        sa.select(variable_index.c.scope_id).where(
-            variable_index.c.name == condition.name, _COMPARISONS[condition.operator](column, value)
-        )
+        column, value = index.c.number_value, condition.value
+    return sa.and_(index.c.name == condition.name, _COMPARISONS[condition.operator](column, value))
+
+
+def _instances_with_variables(conditions: Sequence[VariableCondition]) -> sa.Select[Any]:
+    """The ids of the instances whose variables meet every condition, read from the variable index alone (no
+    instance row is visited): the first condition's rows of instance variables, the others joined by scope. The same
+    instances as `_variable_condition` on `instances.c.id`: an instance's variables are indexed in the transaction
+    that writes them and deleted with it (`delete_instances_of`), and a task's own variables are told apart by their
+    scope (`scope_id` is the task's id, not its instance's). `IS TRUE` makes PostgreSQL estimate that test from the
+    expression statistics of i20_0004 (about every row) rather than guess that one row in 200 passes."""
+    first, *others = conditions
+    owned = variable_index.alias("owned")
+    instance_variable = (owned.c.scope_id == owned.c.instance_id).is_(True)
+    return sa.select(owned.c.scope_id).where(
+        instance_variable,
+        _indexed_value(owned, first),
+        *(_variable_condition(owned.c.scope_id, condition) for condition in others),
     )
 
 
@@ -1103,17 +1138,21 @@ async def _page(
     sortable: Mapping[str, sa.ColumnElement[Any]],
     default_sort: str,
     tiebreak: sa.ColumnElement[Any],
+    *,
+    counted: sa.Select[Any] | None = None,
 ) -> tuple[list[Row], int]:
-    """One page in the requested order (ties broken by id, for stable paging) and the total (capped: COUNT_LIMIT)."""
+    """One page in the requested order (ties broken by id, for stable paging) and the total (capped: COUNT_LIMIT):
+    the number of rows of `counted` (one per match, read more cheaply than the table can be) or else of the
+    table's rows that meet `conditions`."""
     column = sortable[query.sort or default_sort]  # the query model admits only its sortable fields
     ascending = query.order == SortOrder.ASC
     order = [column.asc() if ascending else column.desc(), tiebreak.asc() if ascending else tiebreak.desc()]
     rows = await session.execute(
         sa.select(*columns).where(*conditions).order_by(*order).offset(query.offset).limit(query.size)
     )
-    matches = sa.select(sa.literal(1)).select_from(table).where(*conditions)
-    counted = matches.limit(query.offset + query.size + COUNT_LIMIT).subquery()
-    return list(rows), int(await session.scalar(sa.select(sa.func.count()).select_from(counted)) or 0)
+    matches = sa.select(sa.literal(1)).select_from(table).where(*conditions) if counted is None else counted
+    capped = matches.limit(query.offset + query.size + COUNT_LIMIT).subquery()
+    return list(rows), int(await session.scalar(sa.select(sa.func.count()).select_from(capped)) or 0)
 
 
 def _same_tenant(column: sa.ColumnElement[Any], tenant_id: str | None) -> sa.ColumnElement[bool]:
