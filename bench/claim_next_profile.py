@@ -23,7 +23,7 @@ import itertools
 import os
 import pstats
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -193,7 +193,7 @@ async def run(args: argparse.Namespace) -> None:
             latencies: list[float] = []
             remaining = iter(range(args.requests))
 
-            async def caller() -> None:
+            async def caller(remaining: Iterator[int] = remaining, latencies: list[float] = latencies) -> None:
                 for _ in remaining:
                     begun = time.perf_counter()
                     await claim()
