@@ -532,12 +532,17 @@ async def assign_task(
 
 
 async def claim_next(
-    session: AsyncSession, user_id: str, candidate_groups: list[str] | None, definition_key: str | None
+    session: AsyncSession,
+    user_id: str,
+    candidate_groups: list[str] | None,
+    definition_key: str | None,
+    tenant_ids: list[str] | None = None,
 ) -> Row | None:
     """Pick and claim, in one statement, the highest-priority, oldest unassigned open task of an active instance
-    offered to one of `candidate_groups` or to `user_id` (any when None); returns its task row as claimed, None when
-    there is none. The pick walks the task inbox's queue index (`ix_embedded_task_inbox_queue`) of each group and of
-    the user, merged in queue order, and stops at the first task it can lock: other groups' tasks are never read. On
+    offered to one of `candidate_groups` or to `user_id` (any when None), of one of `tenant_ids` (any when None);
+    returns its task row as claimed, None when there is none.
+    The pick walks the task inbox's queue index (`ix_embedded_task_inbox_queue`) of each group and of the user,
+    merged in queue order, and stops at the first task it can lock: other groups' tasks are never read. On
     PostgreSQL the lock is `FOR UPDATE SKIP LOCKED`: concurrent callers each take a different task without waiting
     for each other; on SQLite the gateway's single writer serialises them."""
     if candidate_groups is None:
@@ -547,7 +552,10 @@ async def claim_next(
     parameters = {f"claim_key_{index}": key for index, key in enumerate(keys)} | {"claim_user": user_id}
     if definition_key is not None:
         parameters["claim_definition_key"] = definition_key
-    claimed = (await session.execute(_claim_statement(len(keys), definition_key is not None), parameters)).first()
+    if tenant_ids is not None:
+        parameters["claim_tenants"] = tenant_ids
+    statement = _claim_statement(len(keys), definition_key is not None, tenant_ids is not None)
+    claimed = (await session.execute(statement, parameters)).first()
     if claimed is not None:
         await session.execute(
             task_candidates.update().where(task_candidates.c.task_id == claimed.id).values(assigned=True)
@@ -558,10 +566,11 @@ async def claim_next(
 
 
 @functools.cache
-def _claim_statement(keys: int, by_definition: bool) -> sa.Update:
-    """`claim_next`'s statement for `keys` inbox keys (parameters claim_key_0, claim_key_1, ..., claim_user and, when
-    `by_definition`, claim_definition_key), built once per shape: building it took more CPU than PostgreSQL takes to
-    run it. No parameter is named like a column: an UPDATE's parameter of a column's name sets that column."""
+def _claim_statement(keys: int, by_definition: bool, by_tenant: bool) -> sa.Update:
+    """`claim_next`'s statement for `keys` inbox keys (parameters claim_key_0, claim_key_1, ..., claim_user; when
+    `by_definition`, claim_definition_key; when `by_tenant`, claim_tenants, a list), built once per shape: building
+    it took more CPU than PostgreSQL takes to run it. No parameter is named like a column: an UPDATE's parameter of a
+    column's name sets that column."""
     in_order = (task_inbox.c.priority.desc(), task_inbox.c.created, task_inbox.c.task_id)
     offered = [
         sa.select(task_inbox.c.task_id, task_inbox.c.priority, task_inbox.c.created)
@@ -569,6 +578,7 @@ def _claim_statement(keys: int, by_definition: bool) -> sa.Update:
             task_inbox.c.key == sa.bindparam(f"claim_key_{index}"),
             task_inbox.c.assignee.is_(None),
             *([task_inbox.c.definition_key == sa.bindparam("claim_definition_key")] if by_definition else []),
+            *([task_inbox.c.tenant_id.in_(sa.bindparam("claim_tenants", expanding=True))] if by_tenant else []),
         )
         .order_by(*in_order)  # without it PostgreSQL joins and sorts every row of the keys instead of merging them
         .subquery()  # SQLite refuses an ORDER BY on a part of a UNION
