@@ -549,7 +549,8 @@ async def claim_next(
         keys = ["*"]
     else:
         keys = [f"group:{group}" for group in dict.fromkeys(candidate_groups)] + [f"user:{user_id}"]
-    parameters = {f"claim_key_{index}": key for index, key in enumerate(keys)} | {"claim_user": user_id}
+    parameters: dict[str, Any] = {f"claim_key_{index}": key for index, key in enumerate(keys)}
+    parameters["claim_user"] = user_id
     if definition_key is not None:
         parameters["claim_definition_key"] = definition_key
     if tenant_ids is not None:
@@ -661,7 +662,7 @@ async def refresh_inbox(session: AsyncSession, task_id: str) -> None:
         await _rewrite_inbox(session, task._mapping)
 
 
-async def _rewrite_inbox(session: AsyncSession, task: Mapping[str, Any]) -> None:
+async def _rewrite_inbox(session: AsyncSession, task: Mapping[Any, Any]) -> None:
     """Replace the inbox rows of the open task `task` (its row as just written) with those it has now."""
     await session.execute(task_inbox.delete().where(task_inbox.c.task_id == task["id"]))
     await session.execute(task_inbox.insert(), inbox_rows(task))
