@@ -10,6 +10,7 @@ deadlocking: the instance, then its tasks, their candidates, activities, inciden
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -546,10 +547,10 @@ async def claim_next(
     candidate_groups: list[str] | None,
     definition_key: str | None,
     tenant_ids: list[str] | None = None,
-) -> str | None:
+) -> Row | None:
     """Pick and claim, in one statement, the highest-priority, oldest unassigned open task of an active instance
     offered to one of `candidate_groups` or to `user_id` (any when None), of one of `tenant_ids` (any when None);
-    returns its id, None when there is none.
+    returns its task row as claimed, None when there is none.
     The pick walks the task inbox's queue index (`ix_embedded_task_inbox_queue`) of each group and of the user,
     merged in queue order, and stops at the first task it can lock: other groups' tasks are never read. On
     PostgreSQL the lock is `FOR UPDATE SKIP LOCKED`: concurrent callers each take a different task without waiting
@@ -558,18 +559,41 @@ async def claim_next(
         keys = ["*"]
     else:
         keys = [f"group:{group}" for group in dict.fromkeys(candidate_groups)] + [f"user:{user_id}"]
+    parameters: dict[str, Any] = {f"claim_key_{index}": key for index, key in enumerate(keys)}
+    parameters["claim_user"] = user_id
+    if definition_key is not None:
+        parameters["claim_definition_key"] = definition_key
+    if tenant_ids is not None:
+        parameters["claim_tenants"] = tenant_ids
+    statement = _claim_statement(len(keys), definition_key is not None, tenant_ids is not None)
+    claimed = (await session.execute(statement, parameters)).first()
+    if claimed is not None:
+        await session.execute(
+            task_candidates.update().where(task_candidates.c.task_id == claimed.id).values(assigned=True)
+        )
+        await _rewrite_inbox(session, claimed._mapping)
+        await session.execute(activities.update().where(activities.c.id == claimed.id).values(assignee=user_id))
+    return claimed
+
+
+@functools.cache
+def _claim_statement(keys: int, by_definition: bool, by_tenant: bool) -> sa.Update:
+    """`claim_next`'s statement for `keys` inbox keys (parameters claim_key_0, claim_key_1, ..., claim_user; when
+    `by_definition`, claim_definition_key; when `by_tenant`, claim_tenants, a list), built once per shape: building
+    it took more CPU than PostgreSQL takes to run it. No parameter is named like a column: an UPDATE's parameter of a
+    column's name sets that column."""
     in_order = (task_inbox.c.priority.desc(), task_inbox.c.created, task_inbox.c.task_id)
     offered = [
         sa.select(task_inbox.c.task_id, task_inbox.c.priority, task_inbox.c.created)
         .where(
-            task_inbox.c.key == key,
+            task_inbox.c.key == sa.bindparam(f"claim_key_{index}"),
             task_inbox.c.assignee.is_(None),
-            *([task_inbox.c.definition_key == definition_key] if definition_key is not None else []),
-            *([task_inbox.c.tenant_id.in_(tenant_ids)] if tenant_ids is not None else []),
+            *([task_inbox.c.definition_key == sa.bindparam("claim_definition_key")] if by_definition else []),
+            *([task_inbox.c.tenant_id.in_(sa.bindparam("claim_tenants", expanding=True))] if by_tenant else []),
         )
         .order_by(*in_order)  # without it PostgreSQL joins and sorts every row of the keys instead of merging them
         .subquery()  # SQLite refuses an ORDER BY on a part of a UNION
-        for key in keys
+        for index in range(keys)
     ]
     queue = sa.union_all(*(sa.select(*part.c) for part in offered)).subquery("queue")
     pick = (
@@ -585,19 +609,12 @@ async def claim_next(
         .with_for_update(of=tasks, skip_locked=True)
         .scalar_subquery()
     )
-    claimed = await session.scalar(
+    return (
         tasks.update()
         .where(tasks.c.id == pick, tasks.c.assignee.is_(None))
-        .values(assignee=user_id, status="assigned")
-        .returning(tasks.c.id)
+        .values(assignee=sa.bindparam("claim_user"), status="assigned")
+        .returning(*tasks.c)
     )
-    if claimed is not None:
-        await session.execute(
-            task_candidates.update().where(task_candidates.c.task_id == claimed).values(assigned=True)
-        )
-        await refresh_inbox(session, claimed)
-        await session.execute(activities.update().where(activities.c.id == claimed).values(assignee=user_id))
-    return claimed
 
 
 _TASK_SORT = {
@@ -648,10 +665,17 @@ def inbox_rows(task: Mapping[Any, Any]) -> list[dict[str, Any]]:
 
 async def refresh_inbox(session: AsyncSession, task_id: str) -> None:
     """Rewrite an open task's inbox rows from its task row after a change (assignee, status)."""
-    await session.execute(task_inbox.delete().where(task_inbox.c.task_id == task_id))
     task = (await session.execute(sa.select(tasks).where(tasks.c.id == task_id, tasks.c.ended_at.is_(None)))).first()
-    if task is not None:
-        await session.execute(task_inbox.insert(), inbox_rows(task._mapping))
+    if task is None:
+        await session.execute(task_inbox.delete().where(task_inbox.c.task_id == task_id))
+    else:
+        await _rewrite_inbox(session, task._mapping)
+
+
+async def _rewrite_inbox(session: AsyncSession, task: Mapping[Any, Any]) -> None:
+    """Replace the inbox rows of the open task `task` (its row as just written) with those it has now."""
+    await session.execute(task_inbox.delete().where(task_inbox.c.task_id == task["id"]))
+    await session.execute(task_inbox.insert(), inbox_rows(task))
 
 
 async def list_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row], int]:
