@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from gateway.api.context import CurrentCaller
 from gateway.schemas import EngineIncident, Page
@@ -98,7 +98,12 @@ async def get_incident(incident_id: str, center: Center, caller: CurrentCaller) 
     "kept by the engine; an unreachable or failing engine answers 502, 503 or 504.",
 )
 async def get_engine_incident(
-    incident_id: str, engine_incident_id: str, center: Center, caller: CurrentCaller
+    incident_id: str,
+    engine_incident_id: Annotated[
+        str, Path(description="One of `engine_incidents[].id` of GET /incidents/{incident_id}")
+    ],
+    center: Center,
+    caller: CurrentCaller,
 ) -> EngineIncident:
     """One engine incident linked to the incident (`engine_incidents[].id` of GET /incidents/{incident_id}), read
     live from its engine with its stack trace (`EngineAdapter.get_engine_incident`).

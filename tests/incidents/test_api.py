@@ -98,7 +98,9 @@ async def test_an_engine_incidents_stack_trace_is_read_live_from_the_engine_only
     world.down = False
 
     other = await detected(api, world, "pi-2")
-    unlinked = await api.client.get(f"/api/processes/incidents/{listed['id']}/engine-incidents/{other['engine_incident_ids'][0]}")
+    unlinked = await api.client.get(
+        f"/api/processes/incidents/{listed['id']}/engine-incidents/{other['engine_incident_ids'][0]}"
+    )
     assert unlinked.status_code == 404 and unlinked.headers["content-type"] == "application/problem+json"
     assert unlinked.json()["detail"] == (
         f"Engine incident {other['engine_incident_ids'][0]} is not linked to incident {listed['id']}"
