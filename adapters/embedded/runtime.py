@@ -24,8 +24,8 @@ import asyncio
 import copy
 import functools
 import json
+import re
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -621,8 +621,7 @@ class Execution:
                 task, "failedExternalTask", f"The handler did not finish within {self.runtime.handler_timeout:g} s"
             )
         except Exception as exc:  # any handler failure becomes an incident
-            detail = "".join(traceback.format_exception(exc))[-DETAIL_LIMIT:]
-            self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", detail)
+            self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", failure_report(_cause(exc)))
         else:
             task.data.update(copy.deepcopy(result or {}))
             await asyncio.to_thread(self._guarded, task.complete, task)
@@ -647,7 +646,7 @@ class Execution:
             self._running = None
             if culprit is None:
                 raise EngineError(f"The embedded engine failed: {exc}") from exc
-            self._fail(culprit, _incident_type(culprit), _message(exc), _detail(exc))
+            self._fail(culprit, _incident_type(culprit), _message(exc), failure_report(_cause(exc)))
             return False
 
     def _fail(self, task: SpiffTask, incident_type: str, message: str, detail: str | None = None) -> None:
@@ -963,11 +962,27 @@ def _message(exc: Exception) -> str:
     return " ".join([text, *notes]).strip()
 
 
-def _detail(exc: Exception) -> str | None:
-    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-    if cause is None:
-        return None
-    return "".join(traceback.format_exception(cause))[-DETAIL_LIMIT:]
+_MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """What raised `exc` (`raise ... from`, or raised while handling), as Python's own traceback follows it."""
+    return exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+
+
+def failure_report(exc: BaseException | None) -> str | None:
+    """An incident's `detail`: `exc` and the chain of its causes, one line each ("KeyError: 'amount'", then
+    "caused by: ..."), at most DETAIL_LIMIT characters; None for None. The embedded engine's stand-in for a stack
+    trace: never a Python traceback (no file, line or code of the gateway) and no memory address."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = _MEMORY_ADDRESS.sub("", str(exc))
+        line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        lines.append(f"caused by: {line}" if lines else line)
+        exc = _cause(exc)
+    return "\n".join(lines)[:DETAIL_LIMIT] or None
 
 
 def _waits_for_timer(spec: Any) -> bool:
