@@ -11,14 +11,8 @@ from typing import Any
 import orjson
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from gateway.journal import known_event_types
 from gateway.schemas import UtcDatetime
-from gateway.uow import EVENT_PREFIX
-
-
-def full_type(name: str) -> str:
-    """`task.created` or `process_manager.task.created` → `process_manager.task.created`."""
-    name = name.strip()
-    return name if name.startswith(EVENT_PREFIX) else EVENT_PREFIX + name
 
 
 class PayloadFormat(StrEnum):
@@ -83,7 +77,7 @@ class SubscriptionCreate(BaseModel):
     @field_validator("event_types")
     @classmethod
     def _prefixed(cls, value: list[str]) -> list[str]:
-        return sorted({full_type(name) for name in value if name.strip()})
+        return known_event_types(value)
 
     _secret = field_validator("secret")(_standard_webhooks_secret)
 
@@ -103,7 +97,7 @@ class SubscriptionUpdate(BaseModel):
     @field_validator("event_types")
     @classmethod
     def _prefixed(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else sorted({full_type(name) for name in value if name.strip()})
+        return None if value is None else known_event_types(value)
 
     _secret = field_validator("secret")(_standard_webhooks_secret)
 
