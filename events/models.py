@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from gateway.journal import known_event_types
 from gateway.schemas import UtcDatetime
@@ -52,7 +52,7 @@ def _standard_webhooks_secret(secret: str | None) -> str | None:
 class SubscriptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl = Field(description="Where events are POSTed (http or https)")
+    url: HttpUrl = Field(description="Where events are POSTed (http or https; at most 2,083 characters)")
     event_types: list[str] = Field(
         default_factory=list, description="Event types, with or without the `process_manager.` prefix; empty: all"
     )
@@ -87,7 +87,7 @@ class SubscriptionUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl | None = None
+    url: HttpUrl | None = None
     event_types: list[str] | None = None
     filter: EventFilter | None = None
     secret: str | None = Field(None, min_length=16, max_length=255)

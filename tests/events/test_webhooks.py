@@ -203,7 +203,14 @@ async def test_recover_replays_a_window_and_the_test_endpoint_posts_a_signed_tes
     served: ServedGateway, receiver: Receiver, database: Database
 ) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
-    await write_events(database, [("task.created", f"i-{n}", {"task_id": f"t-{n}"}) for n in range(3)])
+    witness = Receiver()  # its deliveries show that the events were handed on to the subscriptions of that time
+    await witness.start()
+    try:
+        await served.subscribe(witness)
+        await write_events(database, [("task.created", f"i-{n}", {"task_id": f"t-{n}"}) for n in range(3)])
+        await witness.wait_for(lambda got: len(got) >= 3)
+    finally:
+        await witness.stop()
     subscription = await served.subscribe(receiver)  # subscribed after the events were handed on
     await asyncio.sleep(0.3)
     assert receiver.received == []
@@ -385,3 +392,11 @@ async def test_an_unknown_or_empty_event_type_is_refused_not_a_subscription_to_n
         "/api/processes/events", params={"types": "task.created, process_manager.task.created"}
     )
     assert kept.status_code == 200
+
+
+async def test_a_webhook_url_longer_than_browsers_take_is_refused(served: ServedGateway, receiver: Receiver) -> None:
+    created = await served.client.post("/api/processes/subscriptions", json={"url": receiver.url + "?" + "x" * 3000})
+    assert created.status_code == 422, created.text
+    assert (
+        created.json()["errors"][0]["loc"] == ["body", "url"] and "at most 2083 characters" in created.json()["detail"]
+    )
