@@ -748,6 +748,10 @@ async def _planner(session: AsyncSession, settings: Mapping[str, str]) -> AsyncI
     )
 
 
+# Built once: a page's 50 ids are one expanding parameter, not 50 literals coerced and bound on every list.
+_TASKS_BY_ID = sa.select(tasks).where(tasks.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 async def _list_open_tasks(session: AsyncSession, query: TaskQuery) -> tuple[list[Row], int]:
     """The page's task ids from the inbox rows of the query's most selective key (the other filters are columns
     of those rows, a second candidate filter another key of the same task), then the tasks by id."""
@@ -795,10 +799,7 @@ async def _list_open_tasks(session: AsyncSession, query: TaskQuery) -> tuple[lis
         )
     if not ids:
         return [], total
-    found = {
-        row.id: row
-        for row in await session.execute(sa.select(tasks).where(tasks.c.id.in_([row.task_id for row in ids])))
-    }
+    found = {row.id: row for row in await session.execute(_TASKS_BY_ID, {"ids": [row.task_id for row in ids]})}
     return [found[row.task_id] for row in ids if row.task_id in found], total
 
 
