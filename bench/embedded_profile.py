@@ -49,43 +49,37 @@ QUIET_LOOPS = {
     "PM_ANALYTICS_OVERDUE_INTERVAL": "3600",
 }
 
-# (area, test on a frame's file path and function name); a sample's time goes to the area of the deepest frame
-# of its stack that matches one, in this order of precedence among frames at the same depth.
+# (area, test on a frame's file path and function name): a sample's time goes to the first area that matches the
+# deepest frame of its stack that any matches.
 AREAS: list[tuple[str, Callable[[str, str], bool]]] = [
-    ("await: worker thread (asyncio.to_thread)", lambda f, n: n == "to_thread" or "concurrent/futures" in f),
-    ("await: SQL server answer", lambda f, n: n == "[await]"),
     ("SQL: asyncpg driver", lambda f, n: "/asyncpg/" in f),
     ("SQL: SQLAlchemy compile/execute/ORM", lambda f, n: "/sqlalchemy/" in f),
     ("SpiffWorkflow (restore, run, serialise)", lambda f, n: "/SpiffWorkflow/" in f),
     ("JSON / pickle encoding", lambda f, n: "/json/" in f or "pickle" in f or "orjson" in f),
-    ("journal / outbox / audit", lambda f, n: "gateway/journal" in f or "events/" in f),
+    ("journal / outbox / audit", lambda f, n: "gateway/journal" in f or "/events/" in f),
     ("idempotency", lambda f, n: "gateway/idempotency" in f),
     ("auth / caller", lambda f, n: "gateway/auth" in f or "gateway/guard" in f),
     ("embedded adapter (gateway code)", lambda f, n: "adapters/embedded" in f),
     ("gateway services / API", lambda f, n: "/gateway/" in f),
-    ("HTTP, routing, validation (Starlette, FastAPI, pydantic)", lambda f, n: any(
-        part in f for part in ("/starlette/", "/fastapi/", "/pydantic", "/httpx/", "/anyio/")
-    )),
+    (
+        "HTTP, routing, validation (Starlette, FastAPI, pydantic)",
+        lambda f, n: any(part in f for part in ("/starlette/", "/fastapi/", "/pydantic", "/httpx/", "/anyio/")),
+    ),
 ]
 
 
 def area_of(stack: list[tuple[str, str]]) -> str:
-    for file, name in reversed(stack):
-        if name == "[await]":
-            # pyinstrument names the awaiting frame's child "[await]"; what it awaits is decided by the frames above
-            continue
-        for area, test in AREAS:
-            if area.startswith("await") and test(file, name):
-                return area
-    leaf_file, leaf_name = stack[-1] if stack else ("", "")
-    if leaf_name == "[await]":
-        for file, _ in reversed(stack):
-            if "/sqlalchemy/" in file or "/asyncpg/" in file:
-                return "await: SQL server answer"
-        return "await: other (event loop busy elsewhere, sleeps)"
+    """A sample's area. pyinstrument names time the task spent suspended `[await]`; what it awaited is told by the
+    frames it awaited in: a worker thread (`asyncio.to_thread`) or the database (SQLAlchemy, asyncpg)."""
+    if stack and stack[-1][1] == "[await]":
+        if any(name == "to_thread" for _, name in stack):
+            return "await: worker thread (asyncio.to_thread)"
+        if any("/sqlalchemy/" in file or "/asyncpg/" in file for file, _ in stack):
+            return "await: SQL server answer (a round trip each)"
+        return "await: other (the loop runs other tasks, sleeps)"
     for file, name in reversed(stack):
         for area, test in AREAS:
-            if not area.startswith("await") and test(file, name):
+            if test(file, name):
                 return area
     return "other (asyncio, stdlib)"
 
