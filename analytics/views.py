@@ -159,7 +159,8 @@ async def bottlenecks(
     summary="Claim the next task of a queue: highest priority first, then oldest",
     description="Atomically claims for the caller the highest-priority, oldest unassigned open task offered to one of "
     "`candidate_groups` or to the caller by name (any unassigned task when `candidate_groups` is omitted), optionally "
-    "of one process. Concurrent callers never get the same task. Emits task.assigned (action claim).",
+    "of one process, and of the caller's tenants when they are limited to some. Concurrent callers never get the same "
+    "task. Emits task.assigned (action claim).",
 )
 async def claim_next(processes: Processes, body: ClaimNextRequest | None = None) -> Task | Response:
     body = body or ClaimNextRequest()

@@ -533,11 +533,15 @@ class EmbeddedAdapter(EngineAdapter):
             return await self._task(uow.session, task_id)
 
     async def claim_next(
-        self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None
+        self,
+        user_id: str,
+        candidate_groups: list[str] | None,
+        definition_key: str | None,
+        tenant_ids: list[str] | None = None,
     ) -> Task | None:
         """One statement picks and claims (`repository.claim_next`), instead of the base class's query then claim."""
         async with transaction(self.db) as uow:
-            task_id = await repository.claim_next(uow.session, user_id, candidate_groups, definition_key)
+            task_id = await repository.claim_next(uow.session, user_id, candidate_groups, definition_key, tenant_ids)
             return None if task_id is None else await self._task(uow.session, task_id)
 
     async def unclaim_task(self, task_id: str) -> Task:

@@ -531,10 +531,15 @@ async def assign_task(
 
 
 async def claim_next(
-    session: AsyncSession, user_id: str, candidate_groups: list[str] | None, definition_key: str | None
+    session: AsyncSession,
+    user_id: str,
+    candidate_groups: list[str] | None,
+    definition_key: str | None,
+    tenant_ids: list[str] | None = None,
 ) -> str | None:
     """Pick and claim, in one statement, the highest-priority, oldest unassigned open task of an active instance
-    offered to one of `candidate_groups` or to `user_id` (any when None); returns its id, None when there is none.
+    offered to one of `candidate_groups` or to `user_id` (any when None), of one of `tenant_ids` (any when None);
+    returns its id, None when there is none.
     The pick walks the task inbox's queue index (`ix_embedded_task_inbox_queue`) of each group and of the user,
     merged in queue order, and stops at the first task it can lock: other groups' tasks are never read. On
     PostgreSQL the lock is `FOR UPDATE SKIP LOCKED`: concurrent callers each take a different task without waiting
@@ -550,6 +555,7 @@ async def claim_next(
             task_inbox.c.key == key,
             task_inbox.c.assignee.is_(None),
             *([task_inbox.c.definition_key == definition_key] if definition_key is not None else []),
+            *([task_inbox.c.tenant_id.in_(tenant_ids)] if tenant_ids is not None else []),
         )
         .order_by(*in_order)  # without it PostgreSQL joins and sorts every row of the keys instead of merging them
         .subquery()  # SQLite refuses an ORDER BY on a part of a UNION

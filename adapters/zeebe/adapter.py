@@ -787,12 +787,16 @@ class ZeebeAdapter(HttpEngineAdapter):
     async def _search_all(
         self, resource: str, filter: dict[str, Any], operation: str, *, sort: list[dict[str, str]] | None = None
     ) -> list[dict[str, Any]]:
+        """Every match, read page by page with search cursors (`page.after` = the last page's `endCursor`): offsets
+        stop at the secondary storage's result window and `totalItems` is capped beyond it (`hasMoreTotalItems`)."""
         items: list[dict[str, Any]] = []
+        after: str | None = None
         while True:
-            body = queries.search(filter, sort=sort, offset=len(items), limit=SEARCH_BATCH)
+            body = queries.search(filter, sort=sort, limit=SEARCH_BATCH, after=after)
             result = await self._search(resource, body, operation)
             items.extend(result["items"])
-            if not result["items"] or len(items) >= result["page"]["totalItems"]:
+            after = result["page"].get("endCursor")
+            if len(result["items"]) < SEARCH_BATCH or not after:
                 return items
 
     async def _count(self, resource: str, filter: dict[str, Any], operation: str) -> int:

@@ -56,12 +56,19 @@ def between(after: datetime | None, before: datetime | None) -> dict[str, str] |
 
 
 def search(
-    filter: dict[str, Any], *, sort: list[dict[str, str]] | None = None, offset: int = 0, limit: int
+    filter: dict[str, Any],
+    *,
+    sort: list[dict[str, str]] | None = None,
+    offset: int = 0,
+    limit: int,
+    after: str | None = None,
 ) -> dict[str, Any]:
-    """A search body; filter entries that are None are left out."""
+    """A search body; filter entries that are None are left out. The page is offset-based (`from`, `limit`), or
+    cursor-based when `after` (a response's `page.endCursor`) is given (SearchQueryPageRequest)."""
+    page: dict[str, Any] = {"from": offset, "limit": limit} if after is None else {"after": after, "limit": limit}
     body: dict[str, Any] = {
         "filter": {name: value for name, value in filter.items() if value is not None},
-        "page": {"from": offset, "limit": limit},
+        "page": page,
     }
     if sort:
         body["sort"] = sort

@@ -400,16 +400,20 @@ class EngineAdapter(ABC):
         """
 
     async def claim_next(
-        self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None
+        self,
+        user_id: str,
+        candidate_groups: list[str] | None,
+        definition_key: str | None,
+        tenant_ids: list[str] | None = None,
     ) -> Task | None:
         """Claim for `user_id` the highest-priority, oldest unassigned open task offered to one of
-        `candidate_groups` or to the user by name (any unassigned task when `candidate_groups` is None); None
-        when there is none. Query then claim: a task another caller claimed first (Conflict) or finished
+        `candidate_groups` or to the user by name (any unassigned task when `candidate_groups` is None), of one of
+        `tenant_ids` (any tenant when None); None when there is none. Query then claim: a task another caller claimed first (Conflict) or finished
         (NotFound) is skipped and the next is tried; the query runs again until a claim succeeds or nothing is
         left. Among the `CLAIM_NEXT_BATCH` highest priorities the engine returns, the oldest is taken first.
         Adapters whose store can pick and claim in one statement override this (the embedded engine)."""
         for _ in range(CLAIM_NEXT_ROUNDS):
-            candidates = await self._claimable(user_id, candidate_groups, definition_key)
+            candidates = await self._claimable(user_id, candidate_groups, definition_key, tenant_ids)
             if not candidates:
                 return None
             for task in candidates:
@@ -421,7 +425,7 @@ class EngineAdapter(ABC):
         return None
 
     async def _claimable(
-        self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None
+        self, user_id: str, candidate_groups: list[str] | None, definition_key: str | None, tenant_ids: list[str] | None
     ) -> list[Task]:
         def query(**offered: str) -> TaskQuery:
             return TaskQuery(
@@ -429,9 +433,12 @@ class EngineAdapter(ABC):
             )
 
         if candidate_groups is None:
-            queries = [query()]
+            offers: list[dict[str, str]] = [{}]
         else:
-            queries = [query(candidate_group=group) for group in candidate_groups] + [query(candidate_user=user_id)]
+            offers = [{"candidate_group": group} for group in candidate_groups] + [{"candidate_user": user_id}]
+        if tenant_ids is not None:
+            offers = [{**offer, "tenant_id": tenant} for offer in offers for tenant in tenant_ids]
+        queries = [query(**offer) for offer in offers]
         found: dict[str, Task] = {}
         for one in queries:
             for task in (await self.list_tasks(one, candidates=False)).items:

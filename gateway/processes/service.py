@@ -656,16 +656,12 @@ class ProcessService:
         return task
 
     async def claim_next_task(self, candidate_groups: list[str] | None, definition_key: str | None) -> Task | None:
-        """Claim for the caller the next task of a queue (`EngineAdapter.claim_next`); emits `task.assigned`.
-        None when no task the caller may claim is waiting."""
+        """Claim for the caller the next task of a queue (`EngineAdapter.claim_next`), of the caller's tenants when
+        they are limited to some; emits `task.assigned`. None when no task the caller may claim is waiting."""
         request = {"candidate_groups": candidate_groups, "definition_key": definition_key}
+        tenant_ids = None if self.caller.tenants is None else sorted(self.caller.tenants)
         async with self._checking("claim_next", "task", None, request):
             self._listing("task:claim", definition_key)
-            if self.caller.tenants is not None:
-                raise Forbidden(
-                    "Claiming the next task of a queue does not yet keep to your tenants; list the tasks "
-                    "(GET /api/processes/tasks) and claim one (POST /api/processes/tasks/{task_id}/claim)"
-                )
             if not self.caller.may("task:admin"):
                 # the task-level rule: only queues one is a candidate of
                 candidate_groups = sorted(self.caller.groups) if candidate_groups is None else candidate_groups
@@ -676,7 +672,7 @@ class ProcessService:
                     )
         async for attempt in self._attempts("claim_next", "task", None, request):
             async with attempt as uow:
-                task = await self.adapter.claim_next(self.actor, candidate_groups, definition_key)
+                task = await self.adapter.claim_next(self.actor, candidate_groups, definition_key, tenant_ids)
                 if task is not None:
                     uow.audited_resource(task.id)
                     self._emit_assigned(uow, "claim", task)

@@ -120,7 +120,9 @@ def make_gateway(sqlite_url: str, provider: Provider, monkeypatch: pytest.Monkey
     """A gateway with auth on (keys from `provider` by OIDC discovery unless settings say otherwise)."""
 
     @asynccontextmanager
-    async def factory(**settings: Any) -> AsyncIterator[Gateway]:
+    async def factory(
+        engine_transports: dict[str, httpx.AsyncBaseTransport] | None = None, **settings: Any
+    ) -> AsyncIterator[Gateway]:
         for name, value in {"POLL_INTERVAL": "0.05", "ESCALATION_TIMEOUT": "0", "SEVERITY_AGE_STEP": "0"}.items():
             monkeypatch.setenv(f"PM_INCIDENTS_{name}", value)
         merged: dict[str, Any] = {
@@ -132,7 +134,7 @@ def make_gateway(sqlite_url: str, provider: Provider, monkeypatch: pytest.Monkey
             "auth_audience": AUDIENCE,
             **settings,
         }
-        app = create_app(Settings(**merged))
+        app = create_app(Settings(**merged), engine_transports=engine_transports)
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:

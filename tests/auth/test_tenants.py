@@ -16,6 +16,7 @@ import pytest
 from gateway.engines.testing.polling import eventually
 from gateway.settings import Settings
 from tests.auth.conftest import AUDIENCE, Gateway, Provider, bearer
+from tests.conformance.harnesses.camunda7 import HARNESS as CAMUNDA
 from tests.conformance.harnesses.embedded import APPROVAL, CHARGING, register_charging
 from tests.events.conftest import QUICK, serve
 from tests.events.receiver import Receiver
@@ -402,3 +403,43 @@ async def test_permissions_scoped_to_definition_keys(make_gateway: Any, provider
         assert unfiltered.status_code == 403 and "definition_key" in unfiltered.json()["detail"]
         mine = await call(gw.client, starter, "GET", f"{P}/instances", 200, params={"definition_key": "order-approval"})
         assert mine["total"] == 1
+
+
+@pytest.mark.parametrize("engine", ["embedded", "camunda7"])
+async def test_claim_next_takes_only_a_task_of_the_callers_tenants(
+    make_gateway: Any, provider: Provider, engine: str
+) -> None:
+    """The queue of a group spans tenants; a caller limited to one tenant takes its tenant's tasks and then hears
+    204, though the other tenant's older task still waits (embedded: one statement; Camunda 7: query then claim)."""
+    if engine == "embedded":
+        settings: dict[str, Any] = {}
+        bpmn = APPROVAL
+    else:
+        settings = {
+            "engines": [{"name": "camunda", "default": True, **CAMUNDA.engine}],
+            "engine_transports": {"camunda": CAMUNDA.make_transport()},
+        }
+        bpmn = CAMUNDA.bpmn["approval"]
+    async with make_gateway(**settings) as gw:
+        client = gw.client
+        admin = admin_of(provider, "t1", "t2")
+        started: dict[str, str] = {}
+        for tenant in ("t2", "t1"):  # t2's task is the older one: first in the queue without the tenant rule
+            await call(
+                client,
+                admin,
+                "POST",
+                f"{P}/definitions",
+                201,
+                files={"file": ("a.bpmn", bpmn)},
+                data={"tenant_id": tenant},
+            )
+            body = {"definition_key": "approval", "tenant_id": tenant}
+            started[tenant] = (await call(client, admin, "POST", f"{P}/instances", 201, json=body))["id"]
+
+        seller = provider.mint({"sub": "sam", "roles": ["task-user"], "groups": ["sales"], "tenants": ["t1"]})
+        claimed = await call(client, seller, "POST", f"{P}/tasks/claim-next", 200, json={})
+        assert (claimed["instance_id"], claimed["tenant_id"], claimed["assignee"]) == (started["t1"], "t1", "sam")
+        assert (await client.post(f"{P}/tasks/claim-next", json={}, headers=bearer(seller))).status_code == 204
+        waiting = await call(client, admin, "GET", f"{P}/tasks", 200, params={"instance_id": started["t2"]})
+        assert [task["assignee"] for task in waiting["items"]] == [None]

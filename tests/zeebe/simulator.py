@@ -21,6 +21,7 @@ and behaves like the real engine where the spec is silent:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -454,9 +455,12 @@ def _matches(actual: Any, condition: Any, kind: str, name: str) -> bool:
 
 # ------------------------------------------------------------------ the simulator
 class Simulator:
-    def __init__(self, *, job_worker: bool = True, truncate_at: int = 8191) -> None:
+    def __init__(self, *, job_worker: bool = True, truncate_at: int = 8191, total_items_cap: int = 10_000) -> None:
         self.job_worker = job_worker
         self.truncate_at = truncate_at
+        # Secondary storage counts at most this many matches (`hasMoreTotalItems` beyond) and pages by offset only
+        # within that window; cursors (`after`) reach past it.
+        self.total_items_cap = total_items_cap
         self.healthy = True
         self.transport = httpx.MockTransport(self.handle)
         self._keys = itertools.count(FIRST_KEY)
@@ -779,7 +783,8 @@ class Simulator:
             sort_fields = {c.get("field") for c in body.get("sort") or []}
             if not sort_fields <= {"processDefinitionId", "tenantId"}:
                 raise bad_request("Searching latest versions sorts by processDefinitionId and tenantId only")
-            body = {**body, "page": {**(body.get("page") or {}), "from": 0}}  # `from` is ignored here
+            page = body.get("page") or {}
+            body = {**body, "page": page if "after" in page else {**page, "from": 0}}  # `from` is ignored here
         return self._search("process-definitions", body, items, skip=frozenset({"isLatestVersion"}))
 
     def get_process_definition(self, request: httpx.Request, processDefinitionKey: int) -> httpx.Response:
@@ -1570,15 +1575,24 @@ class Simulator:
                 items = [item for item in items if _matches(item.get(name), condition, fields[name], name)]
         items = self._sorted(resource, items, body.get("sort") or [])
         page = body.get("page") or {}
-        if not set(page) <= {"from", "limit"}:
-            raise bad_request("The simulator pages by offset (from, limit) only")
-        offset, limit = page.get("from", 0), page.get("limit", 100)
+        if not set(page) <= {"from", "limit"} and not set(page) <= {"after", "limit"}:
+            raise bad_request("The simulator pages by offset (from, limit) or forward by cursor (after, limit)")
+        limit = page.get("limit", 100)
+        offset = _cursor_offset(page["after"]) if "after" in page else page.get("from", 0)
         if not isinstance(offset, int) or not isinstance(limit, int) or offset < 0 or limit < 1:
             raise unparsable("page")
+        if "after" not in page and offset + limit > self.total_items_cap:
+            raise bad_request(f"Offset pages reach at most {self.total_items_cap} items; page with `after`")
+        shown = items[offset : offset + limit]
+        cursors = {"startCursor": _cursor(offset), "endCursor": _cursor(offset + len(shown))} if shown else {}
         return self._json(
             {
-                "items": [self._present(shape(item)) for item in items[offset : offset + limit]],
-                "page": {"totalItems": len(items), "hasMoreTotalItems": False},
+                "items": [self._present(shape(item)) for item in shown],
+                "page": {
+                    "totalItems": min(len(items), self.total_items_cap),
+                    "hasMoreTotalItems": len(items) > self.total_items_cap,
+                    **cursors,
+                },
             }
         )
 
@@ -1593,3 +1607,15 @@ class Simulator:
             absent = [item for item in items if item.get(name) is None]
             items = sorted(present, key=lambda item: item[name], reverse=order == "DESC") + absent
         return items
+
+
+def _cursor(offset: int) -> str:
+    """An opaque search cursor (the simulator's: the position in the sorted matches)."""
+    return base64.urlsafe_b64encode(json.dumps({"at": offset}).encode()).decode()
+
+
+def _cursor_offset(cursor: Any) -> int:
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(cursor))["at"])
+    except (TypeError, ValueError, KeyError):
+        raise unparsable("page.after") from None

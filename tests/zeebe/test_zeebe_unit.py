@@ -527,6 +527,21 @@ async def test_truncated_values_are_read_in_full(simulated: Simulated) -> None:
     assert (variables["note"].value, variables["doc"].value) == ("x" * 100, {"items": list(range(50))})
 
 
+async def test_every_open_task_is_read_past_the_search_window(
+    simulated: Simulated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Secondary storage caps `totalItems` and refuses offset pages beyond its window; the change feed's read of
+    every open task's assignee pages by cursor and still sees them all."""
+    monkeypatch.setattr("adapters.zeebe.adapter.SEARCH_BATCH", 2)
+    adapter, _ = await simulated(total_items_cap=3)
+    await deploy(adapter, "approval")
+    started = {await start(adapter, "approval") for _ in range(7)}
+    assert (await adapter.list_tasks(TaskQuery(size=2))).total == 3  # what Camunda 8 itself reports
+    assignees = await adapter.read_assignees()
+    assert {task.instance_id for task in assignees} == started
+    assert len({task.task_id for task in assignees}) == 7
+
+
 async def test_current_activities_show_assignees_and_failures(simulated: Simulated) -> None:
     adapter, _ = await simulated()
     await deploy(adapter, "approval")
