@@ -7,7 +7,7 @@ finished) and 1,000,000 activity runs (ten per instance), plus 100,000 user task
   period that starts one second later, so none is served from the cache;
 - POST /tasks/claim-next with 100,000 open embedded tasks and 20 concurrent callers (target p95 ≤ 20 ms).
 Uses PM_BENCH_DATABASE_URL's server (default: local PostgreSQL, user postgres), in a database of its own that
-it drops at the end.
+it drops at the end (PM_BENCH_DATABASE_NAME, default pm_bench_analytics: runs side by side need different names).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from analytics import repository
 from bench.common import free_port, server, summary, timed
 
 SERVER_URL = os.environ.get("PM_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-DATABASE = "pm_bench_analytics"
+DATABASE = os.environ.get("PM_BENCH_DATABASE_NAME", "pm_bench_analytics")
 INSTANCES = 100_000
 RUNS_PER_INSTANCE = 10
 OPEN_TASKS = 100_000
@@ -109,10 +109,10 @@ async def seed_projection() -> None:
     await engine.dispose()
 
 
-async def seed_open_tasks(count: int) -> None:
+async def seed_open_tasks(count: int, url: str | None = None) -> None:
     """Open embedded tasks (unassigned, in group sales or ops, priorities 0-99) with the instances they belong to and
-    their task inbox rows."""
-    engine = create_async_engine(database_url())
+    their task inbox rows, in the database at `url` (default: this bench's)."""
+    engine = create_async_engine(url or database_url())
     async with engine.begin() as conn:
         await conn.execute(
             sa.text(f"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime
 from enum import StrEnum
@@ -10,6 +11,7 @@ from typing import Any
 import orjson
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from gateway.schemas import UtcDatetime
 from gateway.uow import EVENT_PREFIX
 
 
@@ -38,6 +40,19 @@ class EventFilter(BaseModel):
     engine: str | None = Field(None, description="Configured engine name")
     instance_id: str | None = Field(None, description="One process instance")
     definition_key: str | None = Field(None, description="Process definition key (from the event's data)")
+
+
+def _standard_webhooks_secret(secret: str | None) -> str | None:
+    """A `whsec_` secret must be base64 after the prefix (Standard Webhooks): receivers' libraries decode it, and a
+    key they cannot decode would make every signature unverifiable."""
+    if secret is not None and secret.startswith("whsec_"):
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except ValueError:
+            raise ValueError("a secret starting with 'whsec_' must be base64 after the prefix") from None
+        if not key:
+            raise ValueError("a secret starting with 'whsec_' needs a key after the prefix")
+    return secret
 
 
 class SubscriptionCreate(BaseModel):
@@ -70,6 +85,8 @@ class SubscriptionCreate(BaseModel):
     def _prefixed(cls, value: list[str]) -> list[str]:
         return sorted({full_type(name) for name in value if name.strip()})
 
+    _secret = field_validator("secret")(_standard_webhooks_secret)
+
 
 class SubscriptionUpdate(BaseModel):
     """Fields to change. A new `secret` starts a rotation: the old one keeps signing for the overlap too."""
@@ -87,6 +104,8 @@ class SubscriptionUpdate(BaseModel):
     @classmethod
     def _prefixed(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else sorted({full_type(name) for name in value if name.strip()})
+
+    _secret = field_validator("secret")(_standard_webhooks_secret)
 
 
 class Subscription(BaseModel):
@@ -128,8 +147,8 @@ class Delivery(BaseModel):
 class RecoverRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime = Field(description="Replay events that occurred at or after this time")
-    until: datetime | None = Field(None, description="... and before this time; default now")
+    since: UtcDatetime = Field(description="Replay events that occurred at or after this time")
+    until: UtcDatetime | None = Field(None, description="... and before this time; default now")
 
 
 class RecoverAccepted(BaseModel):

@@ -36,6 +36,7 @@ from gateway.errors import Conflict, ValidationFailed
 from gateway.leader import LeaderLoops, Leadership, LeaderWork, cancel_tasks
 from gateway.registry import EngineRegistry
 from gateway.uow import UnitOfWork, reading
+from gateway.variables import format_datetime
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,9 @@ class EventService:
         """Send a failed (dead-lettered) delivery again, with a fresh retry schedule. A pending one is a Conflict."""
         delivery = await repository.get_delivery(uow.session, subscription_id, delivery_id)
         if delivery["status"] == DeliveryStatus.PENDING:
-            raise Conflict(f"Delivery {delivery_id} is pending already; it is tried at {delivery['next_attempt_at']}")
+            raise Conflict(
+                f"Delivery {delivery_id} is pending already; it is tried at {format_datetime(delivery['next_attempt_at'])}"
+            )
         await repository.update_delivery(
             uow.session,
             delivery_id,

@@ -38,6 +38,7 @@ from gateway.errors import BadRequest
 from gateway.journal import AuditDraft
 from gateway.schemas import MAX_PAGE, Page
 from gateway.uow import UnitOfWork, reading
+from gateway.variables import INT64_MAX
 
 router = APIRouter(prefix="/api/processes", tags=["events"])
 T = TypeVar("T")
@@ -95,14 +96,26 @@ def _safe_request(body: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ SSE
+def _cursor_of(last_event_id: str) -> int:
+    """The cursor a `Last-Event-ID` header names: ASCII digits within the signed 64-bit range (the outbox's
+    cursors), else BadRequest (400)."""
+    text = last_event_id.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= INT64_MAX):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise BadRequest(f"Last-Event-ID must be an event cursor (a whole number up to {INT64_MAX}), not '{shown}'")
+    return int(text)
+
+
 @router.get(
     "/events/stream",
     summary="Server-Sent Events: every event as it is written, resumable by cursor",
     description="Each SSE message has `id:` = the event cursor, `event:` = the event type and `data:` = the event "
     "envelope as JSON. Resume after a disconnect or a gateway restart with the `Last-Event-ID` header (browsers "
     "send it on their own) or `?after=CURSOR`; without either the stream starts with the next new event "
-    "(`?after=0`: from the first event). The stream starts with `retry:` and sends a `: ping` comment at least "
-    "every 15 seconds. Needs `events:read`; carries only the events of the caller's tenants.",
+    "(`?after=0`: from the first event). The stream opens with a message of `retry:` and `id:` (the cursor it starts "
+    "after, so that a reconnection before the first event misses nothing) and no data, and sends a `: ping` comment at "
+    "least every 15 seconds. Needs `events:read`; carries only the events of the caller's tenants. It ends once the "
+    "caller's token has expired (within a heartbeat): reconnect with a fresh token and `Last-Event-ID`.",
     response_class=Response,
     responses={200: {"content": {"text/event-stream": {}}, "description": "An endless event stream"}},
 )
@@ -118,9 +131,7 @@ async def stream_events(
 ) -> EventSourceResponse:
     caller.require("events:read")
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise BadRequest(f"Last-Event-ID must be an event cursor (a number), not {last_event_id!r}")
-        cursor = int(last_event_id)
+        cursor = _cursor_of(last_event_id)
     elif after is not None:
         cursor = after
     else:
@@ -132,8 +143,10 @@ async def stream_events(
 
     async def messages() -> AsyncIterator[ServerSentEvent]:
         nonlocal cursor
-        yield ServerSentEvent(retry=settings.sse_retry_ms, comment="pm-gateway event stream")
-        while True:
+        # The opening message's `id:` is the cursor the stream starts after: a client that reconnects before any
+        # event arrived resumes from there (Last-Event-ID), not from the newest event at reconnection.
+        yield ServerSentEvent(id=str(cursor), retry=settings.sse_retry_ms, comment="pm-gateway event stream")
+        while not caller.expired():  # an expired token ends the stream (within a heartbeat); the client reconnects
             async with reading(service.db) as session:
                 events = await repository.events_after(session, cursor, STREAM_PAGE)
             for event in events:

@@ -122,7 +122,8 @@ def coerce(name: str, value: Any, declared: VariableType | str | None) -> TypedV
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"an {var_type.value} needs a whole number")
+                article = "an" if var_type is VariableType.INTEGER else "a"
+                raise ValueError(f"{article} {var_type.value} needs a whole number")
             if not low <= value <= high:
                 raise ValueError(f"{value} is outside the {var_type.value} range [{low}, {high}]")
         case VariableType.DOUBLE:

@@ -541,8 +541,8 @@ class EmbeddedAdapter(EngineAdapter):
     ) -> Task | None:
         """One statement picks and claims (`repository.claim_next`), instead of the base class's query then claim."""
         async with transaction(self.db) as uow:
-            task_id = await repository.claim_next(uow.session, user_id, candidate_groups, definition_key, tenant_ids)
-            return None if task_id is None else await self._task(uow.session, task_id)
+            claimed = await repository.claim_next(uow.session, user_id, candidate_groups, definition_key, tenant_ids)
+            return None if claimed is None else mapping.task(claimed, self.name)
 
     async def unclaim_task(self, task_id: str) -> Task:
         return await self._reassign(task_id, None)

@@ -37,7 +37,7 @@ import orjson
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
-from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin, BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ExclusiveGateway, InclusiveGateway, StartEvent, UserTask
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -68,6 +68,7 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 T = TypeVar("T")
 
 OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+_WHERE_RANK = {"waits": 0, "passed": 1, "ahead": 2}  # how an activity the migration target lacks is reported
 MAX_ENGINE_STEPS = 1_000  # tasks one change may run: an endless loop becomes an incident, not a hang
 # Rounds one element may loop in one change. SpiffWorkflow keeps every round in the task tree and scans the whole
 # tree at each step, so a loop's rounds cost quadratically: a step budget alone let a tight loop run ~1 s.
@@ -441,35 +442,43 @@ class Execution:
         if self.workflow.subprocesses:
             raise BadRequest("The embedded engine cannot migrate an instance inside a subprocess or call activity")
         alignment: dict[SpiffTask, Any] = {}
-        unmapped: dict[str, bool] = {}
+        unmapped: dict[str, str] = {}  # BPMN id -> "waits" | "passed" | "ahead", the lowest _WHERE_RANK of its tasks
         for task in self.workflow.tasks.values():
             spec = task.task_spec
             name = spec.name
-            if spec.bpmn_id in mappings:
-                name = mappings[spec.bpmn_id] + name.removeprefix(spec.bpmn_id)
+            activity = spec.bpmn_id
+            if activity is None and isinstance(spec, BoundaryEventSplit | BoundaryEventJoin):
+                # SpiffWorkflow's split and join around an activity with boundary events (`ship.BoundaryEventSplit`)
+                # belong to that activity: they move with it and are reported under its id
+                activity = name.rpartition(".")[0]
+            if activity in mappings:
+                name = mappings[activity] + name.removeprefix(activity)
             elif spec.bpmn_id is None and name.startswith(f"{self.workflow.spec.name}."):
                 # SpiffWorkflow's own bookkeeping specs carry the process id (`approval.EndJoin`)
                 name = target.spec.name + name.removeprefix(self.workflow.spec.name)
             new = target.spec.task_specs.get(name)
             if new is None:
-                unmapped[spec.bpmn_id or spec.name] = unmapped.get(spec.bpmn_id or spec.name, False) or bool(
-                    _is_open_activity(task)
-                )
+                where = "passed" if task.state & TaskState.FINISHED_MASK else "ahead"
+                where = "waits" if _is_open_activity(task) else where
+                label = activity or spec.name
+                if label not in unmapped or _WHERE_RANK[where] < _WHERE_RANK[unmapped[label]]:
+                    unmapped[label] = where
             alignment[task] = new
         if unmapped:
-            waiting = [activity for activity, is_open in unmapped.items() if is_open]
-            passed = [activity for activity, is_open in unmapped.items() if not is_open]
+            listed = {
+                where: ", ".join(repr(a) for a, w in unmapped.items() if w == where) for where in unmapped.values()
+            }
             reasons = []
-            if waiting:
-                reasons.append(
-                    f"it waits in {', '.join(repr(a) for a in waiting)}, which the target lacks and no mapping moves"
-                )
-            if passed:
-                reasons.append(
-                    f"it passed {', '.join(repr(a) for a in passed)}, which the target lacks (the embedded engine "
-                    "keeps every passed activity in the instance's state)"
-                )
-            raise BadRequest(f"Cannot migrate the instance: {'; '.join(reasons)}")
+            if "waits" in listed:
+                reasons.append(f"it waits in {listed['waits']}, which the target lacks and no mapping moves")
+            if "passed" in listed:
+                reasons.append(f"it passed {listed['passed']}, which the target lacks")
+            if "ahead" in listed:
+                reasons.append(f"its path ahead holds {listed['ahead']}, which the target lacks")
+            raise BadRequest(
+                f"Cannot migrate the instance: {'; '.join(reasons)} (the embedded engine keeps the activities an "
+                "instance passed and the ones predicted ahead in its state; map each to an activity of the target)"
+            )
         migrate_workflow(SimpleNamespace(alignment=alignment), self.workflow, target.spec)
         self.process = target
         return [

@@ -228,7 +228,11 @@ jobs = sa.Table(
 # Numbers are in `number_value`; strings, dates (ISO 8601) and booleans ("true"/"false") in `text_value`; a
 # string longer than INDEXED_TEXT_LENGTH and Json/Null values are not indexed, so no condition matches them.
 # On PostgreSQL, multi-column statistics on (name, text_value) and (name, number_value) give the planner the
-# number of rows a condition matches (i20_0003; a migration only, metadata cannot declare them).
+# number of rows a condition matches (i20_0003), and statistics of `scope_id = instance_id` the share of instance
+# variables (i20_0004; a migration only, metadata cannot declare them).
+# The value indexes end with the instance id, so that a list's total is counted from them alone (the instances'
+# own variables are the rows whose scope is their instance); the scope index holds the values, so that checking a
+# condition on one instance's (or task's) variable, when a list is read in its sort order, reads no table row.
 variable_index = sa.Table(
     "embedded_variable_index",
     metadata,
@@ -241,9 +245,10 @@ variable_index = sa.Table(
         sa.String(INDEXED_TEXT_LENGTH).with_variant(sa.String(INDEXED_TEXT_LENGTH, collation="C"), "postgresql"),
     ),
     sa.Column("number_value", sa.Float(precision=53)),
-    sa.Index("ix_embedded_variable_index_number", "name", "number_value", "scope_id"),
-    sa.Index("ix_embedded_variable_index_text", "name", "text_value", "scope_id"),
+    sa.Index("ix_embedded_variable_index_number", "name", "number_value", "scope_id", "instance_id"),
+    sa.Index("ix_embedded_variable_index_text", "name", "text_value", "scope_id", "instance_id"),
     sa.Index("ix_embedded_variable_index_instance", "instance_id"),
+    sa.Index("ix_embedded_variable_index_scope_values", "scope_id", "name", "text_value", "number_value"),
 )
 
 

@@ -3,6 +3,7 @@ what they may do. Every access decision of the gateway is a question to a `Calle
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,11 @@ class Caller:
     groups: frozenset[str] = frozenset()
     tenants: frozenset[str] | None = None
     grants: Grants = field(default_factory=lambda: ALL_GRANTS)
+    expires_at: float | None = None  # the token's `exp` + leeway (Unix seconds); None without a token (auth off)
+
+    def expired(self) -> bool:
+        """Whether the token this caller came with has expired: what outlives one request (an SSE stream) ends."""
+        return self.expires_at is not None and time.time() >= self.expires_at
 
     @classmethod
     def unrestricted(cls, actor: str) -> Caller:

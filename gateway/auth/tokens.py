@@ -18,6 +18,7 @@ from gateway.auth.permissions import RoleMapping
 from gateway.errors import Unauthorized
 
 ALL_TENANTS = "*"
+MAX_ACTOR_LENGTH = 255  # characters, as X-User-Id and the audit log's actor column
 VERIFIED_CACHE_SIZE = 10_000  # tokens
 VERIFIED_CACHE_SECONDS = 60.0  # how long a checked token is trusted without checking again (never past `exp`)
 
@@ -125,18 +126,37 @@ class TokenVerifier:
         actor = claim(claims, self.actor_claim)
         if not isinstance(actor, str) or not actor:
             raise Unauthorized(f"The token has no '{self.actor_claim}' claim naming the user")
+        if len(actor) > MAX_ACTOR_LENGTH:
+            # the actor is kept in audit rows, events and records, like X-User-Id (at most 255 characters)
+            raise Unauthorized(
+                f"The token's '{self.actor_claim}' claim is longer than {MAX_ACTOR_LENGTH} characters; "
+                "it cannot name the user in the audit log"
+            )
         roles = _strings(claim(claims, self.roles_claim))
+        groups = _strings(claim(claims, self.groups_claim))
         tenants: frozenset[str] | None = None
         if self.tenants_claim:
             tenants = _strings(claim(claims, self.tenants_claim))
-            if ALL_TENANTS in tenants:
-                tenants = None
+        claimed: dict[str, Iterable[str]] = {
+            self.actor_claim: [actor],
+            self.roles_claim: roles,
+            self.groups_claim: groups,
+        }
+        if self.tenants_claim and tenants is not None:
+            claimed[self.tenants_claim] = tenants
+        for path, values in claimed.items():
+            if any("\x00" in value for value in values):  # PostgreSQL stores no NUL, so no query could use it
+                raise Unauthorized(f"The token's '{path}' claim contains a NUL character, which no string may contain")
+        if tenants is not None and ALL_TENANTS in tenants:
+            tenants = None
         return Caller(
             actor=actor,
             roles=roles,
-            groups=_strings(claim(claims, self.groups_claim)),
+            groups=groups,
             tenants=tenants,
             grants=self.roles.grants(roles),
+            # as long as the token is accepted: `exp` and the leeway on it
+            expires_at=float(claims["exp"]) + self.leeway if isinstance(claims.get("exp"), int | float) else None,
         )
 
 

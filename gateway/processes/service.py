@@ -597,20 +597,27 @@ class ProcessService:
         return await self.adapter.get_variables(instance_id)
 
     async def update_variables(self, instance_id: str, modifications: Variables, deletions: list[str]) -> Variables:
-        """Apply all modifications and deletions or none (400 when a name is in both); returns every variable."""
+        """Apply all modifications and deletions or none (400 when a name is in both); returns every variable.
+        Emits instance.variables_updated with the names modified and deleted (never the values), for which the
+        instance is read first (its tenant and definition go with the event)."""
         request = {"variables": audit_summary(modifications), "deletions": deletions}
         async with self._checking("update_variables", "instance", instance_id, request):
-            current = None
-            if not self._unrestricted("instance:write-variables"):
-                current = await self._instance(instance_id, "instance:write-variables")
+            current = await self._instance(instance_id, "instance:write-variables")
             both = sorted(set(modifications) & set(deletions))
             if both:
                 raise BadRequest(f"Variables both modified and deleted: {', '.join(both)}")
         async for attempt in self._attempts(
-            "update_variables", "instance", instance_id, request, tenant_id=_tenant(current)
+            "update_variables", "instance", instance_id, request, tenant_id=current.tenant_id
         ):
-            async with attempt:
+            async with attempt as uow:
                 variables = await self.adapter.update_variables(instance_id, modifications, deletions)
+                uow.emit(
+                    "instance.variables_updated",
+                    engine=self.engine.name,
+                    instance_id=instance_id,
+                    tenant_id=current.tenant_id,
+                    data=_instance_event_data(current, modified=sorted(modifications), deleted=sorted(deletions)),
+                )
         return variables
 
     # ------------------------------------------------------------ tasks

@@ -280,7 +280,12 @@ async def test_suspend_terminate_and_variables(client: httpx.AsyncClient) -> Non
         await client.delete(f"/api/processes/instances/{instance['id']}", params={"reason": "test"})
     ).status_code == 204
     assert (await client.get(f"/api/processes/instances/{instance['id']}")).json()["status"] == "terminated"
-    assert (await event_types(client))[-3:] == ["instance.suspended", "instance.activated", "instance.terminated"]
+    assert (await event_types(client))[-4:] == [
+        "instance.suspended",
+        "instance.activated",
+        "instance.variables_updated",
+        "instance.terminated",
+    ]
 
 
 # ------------------------------------------------------------------ audit

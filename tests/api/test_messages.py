@@ -276,3 +276,49 @@ async def test_migration_moves_an_instance_to_another_process(client: httpx.Asyn
     assert (await client.post(f"/api/processes/tasks/{ship['id']}/complete", json={})).status_code == 204
     done = (await client.get(f"/api/processes/instances/{instance['id']}")).json()
     assert (done["status"], done["definition_id"]) == ("completed", other["id"])
+
+
+async def test_a_variable_typed_integer_or_long_without_a_whole_number_says_so_in_english(
+    client: httpx.AsyncClient,
+) -> None:
+    for var_type, article in (("Integer", "an"), ("Long", "a")):
+        response = await client.post(
+            "/api/processes/signals", json={"signal_name": "s", "variables": {"n": {"value": "x", "type": var_type}}}
+        )
+        assert_problem(response, 422, f"n: {article} {var_type} needs a whole number")
+
+
+async def test_migration_moves_an_activity_with_a_boundary_event_to_its_renamed_counterpart(
+    client: httpx.AsyncClient,
+) -> None:
+    """SpiffWorkflow wraps an activity with boundary events in a split and a join of its own (`ship.BoundaryEvent
+    Split`): a mapping of the activity moves them too, and a refusal names BPMN ids only, never those."""
+    await deploy(client, ORDERING)
+    instance = await start(client, "ordering", business_key="o-9")
+    await message(client, message_name="payment-received", business_key="o-9")
+    (ship,) = await open_tasks(client, instance["id"])
+    renamed = ORDERING.replace(b'"ship"', b'"shipping"')
+    (second,) = (await deploy(client, renamed))["definitions"]
+    path = f"/api/processes/instances/{instance['id']}/migration"
+
+    unmapped = assert_problem(await client.post(path, json={"target_definition_id": second["id"]}), 400, "'ship'")
+    assert "Boundary" not in unmapped["detail"], unmapped["detail"]
+    elsewhere = (await deploy(client, renamed.replace(b'"shipped"', b'"sent"').replace(b'"ordering"', b'"o2"')))[
+        "definitions"
+    ][0]
+    ahead = await client.post(path, json={"target_definition_id": elsewhere["id"], "mappings": {"ship": "shipping"}})
+    # `shipped` lies ahead (predicted), it was not passed
+    assert_problem(ahead, 400, "its path ahead holds 'shipped'")
+    assert "passed 'shipped'" not in ahead.json()["detail"]
+
+    moved = await client.post(path, json={"target_definition_id": second["id"], "mappings": {"ship": "shipping"}})
+    assert moved.status_code == 200, moved.text
+    assert [a["id"] for a in moved.json()["current_activities"]] == ["shipping"]
+    (task,) = await open_tasks(client, instance["id"])
+    assert (task["id"], task["task_definition_key"]) == (ship["id"], "shipping")
+    # the boundary event moved with its activity: the signal still interrupts it
+    signal = await client.post("/api/processes/signals", json={"signal_name": "order-cancelled"})
+    assert (signal.status_code, signal.json()["executions"]) == (202, 1)
+    ended = (await client.get(f"/api/processes/instances/{instance['id']}")).json()
+    assert ended["status"] == "completed"
+    assert "withdrawn" in [step["activity_id"] for step in ended["execution_path"]]

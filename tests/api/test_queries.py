@@ -15,9 +15,12 @@ TASKS = "/api/processes/tasks"
 
 
 async def business_keys(client: httpx.AsyncClient, path: str, *conditions: str, **params: Any) -> list[str]:
+    """The business keys of the page, after checking that `total` counts exactly its items (a one-page list)."""
     response = await client.get(path, params={"variable": list(conditions), **params})
     assert response.status_code == 200, response.text
-    return [item["business_key"] for item in response.json()["items"]]
+    body = response.json()
+    assert body["total"] == len(body["items"]), body
+    return [item["business_key"] for item in body["items"]]
 
 
 @pytest.fixture
@@ -58,6 +61,34 @@ async def test_instances_are_filtered_by_their_variables(
 ) -> None:
     found = await business_keys(orders, INSTANCES, *conditions, sort="business_key", order="asc")
     assert found == expected
+
+
+INSPECTIONS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
+  <bpmn:process id="inspections" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="to-inspect" sourceRef="start" targetRef="inspect"/>
+    <bpmn:userTask id="inspect" camunda:assignee="${room}">
+      <bpmn:multiInstanceLoopCharacteristics camunda:collection="rooms" camunda:elementVariable="room"/>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="to-end" sourceRef="inspect" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+async def test_a_tasks_own_variable_is_no_variable_of_its_instance(client: httpx.AsyncClient) -> None:
+    """Each task of a multi-instance user task has its own `room`: a `task_variable` condition finds that task, an
+    instance condition on `room` neither lists nor counts the instance."""
+    await deploy(client, INSPECTIONS)
+    await start(client, "inspections", business_key="i1", variables={"rooms": ["attic", "cellar"]})
+    response = await client.get(TASKS, params={"task_variable": 'room:eq:"attic"'})
+    assert response.status_code == 200, response.text
+    assert [task["assignee"] for task in response.json()["items"]] == ["attic"]
+    assert await business_keys(client, INSTANCES, 'room:eq:"attic"') == []
+    assert await business_keys(client, INSTANCES, 'room:like:"%"', 'rooms:neq:"x"') == []
 
 
 async def test_tasks_are_filtered_by_their_instance_variables(orders: httpx.AsyncClient) -> None:

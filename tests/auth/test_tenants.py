@@ -5,7 +5,9 @@ visible only to their assignee and candidates."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -443,3 +445,37 @@ async def test_claim_next_takes_only_a_task_of_the_callers_tenants(
         assert (await client.post(f"{P}/tasks/claim-next", json={}, headers=bearer(seller))).status_code == 204
         waiting = await call(client, admin, "GET", f"{P}/tasks", 200, params={"instance_id": started["t2"]})
         assert [task["assignee"] for task in waiting["items"]] == [None]
+
+
+async def test_an_sse_stream_ends_when_its_token_expires(
+    sqlite_url: str, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream outlives the request that checked its token: once the token expired (with the leeway) it ends,
+    and events committed after that no longer reach it; the client reconnects with a fresh token."""
+    monkeypatch.setenv("PM_EVENTS_SSE_HEARTBEAT", "0.2")
+    settings = Settings(
+        database_url=sqlite_url,
+        auto_migrate=False,
+        engines=[{"name": "local", "type": "embedded", "default": True}],
+        auth_mode="jwt",
+        auth_issuer=provider.url,
+        auth_audience=AUDIENCE,
+        auth_leeway=0,
+    )
+    lasting = admin_of(provider, "t1")
+    async with serve(settings) as gw:
+        await call(gw.client, lasting, "POST", f"{P}/definitions", 201, files={"file": ("p.bpmn", APPROVAL)})
+        expires = int(time.time()) + 3
+        brief = provider.mint({"sub": "s", "roles": ["admin"], "tenants": ["t1"], "exp": expires})
+        async with stream(gw, headers=bearer(brief)) as reader:
+            first = await call(gw.client, lasting, "POST", f"{P}/instances", 201, json={"definition_key": "approval"})
+            assert (await reader.next_event())["data"]["instance_id"] == first["id"]
+            await asyncio.sleep(max(0.0, expires + 0.5 - time.time()))  # past `exp`
+            await call(gw.client, lasting, "POST", f"{P}/instances", 201, json={"definition_key": "approval"})
+            seen = []
+            with pytest.raises(EOFError):  # the stream ends (a TimeoutError if it went on)
+                while True:
+                    seen.append(await reader.next_event())
+        assert {event["data"]["instance_id"] for event in seen} <= {first["id"]}  # nothing of the second
+        gone = await gw.client.get(f"{P}/events/stream", headers=bearer(brief))
+        assert gone.status_code == 401 and "expired" in gone.json()["detail"]

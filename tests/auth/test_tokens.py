@@ -260,3 +260,26 @@ async def test_a_provider_that_is_down_is_asked_once_per_cooldown(make_gateway: 
             fresh = provider.mint({"roles": ["task-user"], "jti": str(_)})  # not remembered: checked with the keys
             assert (await gw.client.get(TASKS, headers=bearer(fresh))).status_code == 200
         assert provider.jwks_requests == 2  # the first fetch, and one failed refresh
+
+
+@pytest.mark.parametrize(
+    ("claims", "fragment"),
+    [
+        ({"sub": "x" * 256}, "'sub' claim is longer than 255 characters"),
+        ({"sub": "a\u0000b"}, "'sub' claim contains a NUL character"),
+        ({"tenants": ["ac\u0000me"]}, "'tenants' claim contains a NUL character"),
+        ({"groups": ["sa\u0000les"]}, "'groups' claim contains a NUL character"),
+    ],
+)
+async def test_a_token_whose_claims_cannot_be_stored_is_refused_not_a_500(
+    make_gateway: Any, provider: Provider, database: Any, database_url: str, claims: dict[str, Any], fragment: str
+) -> None:
+    # The actor goes into audit rows (255 characters) and every claim into queries; PostgreSQL refuses NUL
+    # characters. A token the issuer signed with such claims was a 500 on the first change or list.
+    token = provider.mint({"sub": "alice", "roles": ["admin"], "tenants": ["acme"], **claims})
+    async with make_gateway(database_url=database_url) as gw:
+        deployed = await gw.client.post(
+            "/api/processes/definitions", json={"bpmn_xml": APPROVAL}, headers=bearer(token)
+        )
+        assert_unauthorized(deployed, fragment)
+        assert_unauthorized(await gw.client.get(TASKS, headers=bearer(token)), fragment)

@@ -28,10 +28,12 @@ await run("instance-actions", async (page, { shot, signIn }) => {
   check(await modification.getByLabel("Activity").inputValue() === "ship-order", "a click on the diagram picks the activity");
   await modification.getByLabel("Instruction").selectOption("start_before");
   await modification.getByRole("button", { name: "Add instruction" }).click();
-  // Someone else changes the instance meanwhile: the live update must not wipe the queued step.
-  const changed = await fetch(`${baseUrl}/api/processes/instances/${instanceId}/variables`, {
-    method: "PUT", headers: { "Content-Type": "application/json", "X-User-Id": "someone-else" },
-    body: JSON.stringify({ variables: { note: { value: "changed elsewhere", type: "String" } } }),
+  // Someone else changes the instance meanwhile (claims its task, which emits task.assigned): the live update must
+  // not wipe the queued step.
+  const headers = { "Content-Type": "application/json", "X-User-Id": "someone-else" };
+  const tasks = await (await fetch(`${baseUrl}/api/processes/tasks?instance_id=${instanceId}`, { headers })).json();
+  const changed = await fetch(`${baseUrl}/api/processes/tasks/${tasks.items[0].id}/claim`, {
+    method: "POST", headers, body: JSON.stringify({ user_id: "someone-else" }),
   });
   check(changed.ok, `the outside change was made (${changed.status})`);
   await page.locator("#instance-changed").waitFor();

@@ -7,7 +7,7 @@ const [, , , , token, ownInstance] = process.argv;
 
 await run("tenant-limited", async (page, { shot, signInWithToken }) => {
   await signInWithToken(token);
-  check(await page.getByRole("link", { name: "Signed in: carol" }).isVisible(), "the user id is read from the token");
+  await page.getByRole("link", { name: "Signed in: carol" }).waitFor();  // the user id is read from the token
   await page.getByText("1 incidents, page 1 of 1").waitFor();
   await waitForCount(page.getByRole("link", { name: /Cannot evaluate/ }), 1, "only the own tenant's incident is listed");
   await shot("incidents");

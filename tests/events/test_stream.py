@@ -25,6 +25,7 @@ class SseReader:
         self.lines = response.aiter_lines()
         self.comments: list[str] = []
         self.retry: int | None = None
+        self.opening_id: str | None = None  # the `id:` of a message without data: the cursor the stream starts after
 
     async def next_event(self) -> dict[str, Any]:
         """The next event (id, event, data); TimeoutError when none comes within 5 seconds."""
@@ -37,6 +38,8 @@ class SseReader:
             if line == "":
                 if "data" in fields:
                     return {"id": fields.get("id"), "event": fields.get("event"), "data": json.loads(fields["data"])}
+                if "id" in fields:
+                    self.opening_id = fields["id"]
                 fields = {}
                 continue
             if line.startswith(":"):
@@ -85,6 +88,22 @@ async def test_sse_streams_new_events_with_cursor_ids_filters_retry_and_heartbea
         second = await reader.next_event()
         assert second["data"]["data"]["task_id"] == "t-3"  # t-2 (other definition) and instance.started skipped
         assert "ping" in " ".join(reader.comments)
+
+
+async def test_a_reconnection_before_the_first_event_resumes_from_the_opening_id(
+    served: ServedGateway, database: Database
+) -> None:
+    """A client that drops before any event arrived still has an id to resume from: the opening message's."""
+    await write_events(database, [("task.created", "old", {"task_id": "before-connect"})])
+    async with stream(served) as reader:
+        await write_events(database, [("task.created", "i-1", {"task_id": "t-1"})])
+        first = await reader.next_event()  # reads the opening message on the way
+        opening = reader.opening_id
+    assert opening is not None and int(opening) == int(first["id"]) - 1
+    await write_events(database, [("task.created", "i-1", {"task_id": "t-2"})])  # while disconnected
+    async with stream(served, headers={"Last-Event-ID": opening}) as reader:
+        resumed = [await reader.next_event() for _ in range(2)]
+    assert [event["data"]["data"]["task_id"] for event in resumed] == ["t-1", "t-2"]
 
 
 async def test_sse_resumes_after_a_gateway_restart_from_last_event_id_without_gaps(
@@ -203,3 +222,20 @@ async def test_only_the_leader_relays_and_another_replica_takes_over(
     finally:
         await redis.delete(stream_name)
         await redis.aclose()
+
+
+async def test_a_last_event_id_that_is_no_cursor_is_a_400_before_the_stream_starts(
+    event_env: Any, gateway_settings: Any
+) -> None:
+    # Beyond the 64-bit cursors the database holds, a non-ASCII digit, more digits than int() parses: each once
+    # opened the stream (or failed with a 500) instead of saying what is wrong.
+    async with serve(gateway_settings()) as gateway:
+        for value in ["9" * 20, "²", "9" * 5000]:
+            async with gateway.client.stream(
+                "GET", "/api/processes/events/stream", headers={"Last-Event-ID": value.encode("latin-1")}
+            ) as response:
+                await response.aread()
+            assert response.status_code == 400, (value[:30], response.status_code)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "Last-Event-ID must be an event cursor" in response.json()["detail"]
+            assert len(response.json()["detail"]) < 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -295,3 +296,63 @@ async def test_a_subscription_failing_for_longer_than_the_limit_is_disabled(
         await receiver.wait_for(
             lambda got: any(r.status == 200 and r.event["data"].get("task_id") == "t-1" for r in got)
         )
+
+
+async def test_a_recover_window_outside_the_utc_calendar_is_a_422_naming_the_field(
+    served: ServedGateway, receiver: Receiver, database: Database
+) -> None:
+    await write_events(database, [("task.created", "i-1", {"task_id": "t-1"})])
+    subscription = await served.subscribe(receiver)
+    recover = f"/api/processes/subscriptions/{subscription['id']}/recover"
+    # Year 1 at +14:00 is before 0001-01-01 in UTC: this was a 500 (OverflowError).
+    for body, field in [
+        ({"since": "0001-01-01T00:00:00+14:00"}, "since"),
+        ({"since": "2026-01-01T00:00:00Z", "until": "0001-01-01T05:00:00+10:00"}, "until"),
+    ]:
+        response = await served.client.post(recover, json=body)
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["errors"][0]["loc"] == ["body", field]
+        assert "outside 0001-01-01..9999-12-31 once moved to UTC" in problem["detail"]
+
+
+async def test_a_whsec_secret_that_is_not_base64_is_refused_on_create_and_on_rotation(
+    served: ServedGateway, receiver: Receiver
+) -> None:
+    # Receivers' Standard Webhooks libraries base64-decode what follows `whsec_`; such a secret was accepted and
+    # then signed with a key no receiver could reproduce.
+    bad = "whsec_!!!not-base64!!!"
+    created = await served.client.post("/api/processes/subscriptions", json={"url": receiver.url, "secret": bad})
+    assert created.status_code == 422, created.text
+    assert created.json()["errors"][0]["loc"] == ["body", "secret"]
+    assert "must be base64 after the prefix" in created.json()["detail"]
+    listed = await served.client.get("/api/processes/subscriptions")
+    assert listed.json()["total"] == 0
+
+    subscription = await served.subscribe(receiver)
+    rotated = await served.client.patch(f"/api/processes/subscriptions/{subscription['id']}", json={"secret": bad})
+    assert rotated.status_code == 422, rotated.text
+    assert "must be base64 after the prefix" in rotated.json()["detail"]
+    current = (await served.client.get(f"/api/processes/subscriptions/{subscription['id']}")).json()
+    assert current["previous_secret_until"] is None  # no rotation started
+
+
+async def test_retrying_a_pending_delivery_is_a_409_that_says_when_it_is_tried_in_iso_8601(
+    event_env: Any, gateway_settings: Any, receiver: Receiver, database: Database
+) -> None:
+    event_env(WEBHOOK_RETRY_SCHEDULE="0,3600")  # after the first failure the delivery waits an hour
+    receiver.answer = lambda event, attempt: (500, {})
+    async with serve(gateway_settings()) as gateway:
+        subscription = await gateway.subscribe(receiver)
+        await write_events(database, [("task.created", "i-1", {"task_id": "t-1"})])
+        (waiting,) = await eventually(
+            lambda: deliveries(gateway, subscription["id"], status="pending"),
+            lambda items: len(items) == 1 and items[0]["attempts"] == 1,
+        )
+        response = await gateway.client.post(
+            f"/api/processes/subscriptions/{subscription['id']}/deliveries/{waiting['id']}/retry"
+        )
+    assert response.status_code == 409, response.text
+    detail = response.json()["detail"]
+    # the moment as the API writes every date-time (was Python's str(): `2026-11-30 17:46:44.837581+00:00`)
+    assert re.search(r"it is tried at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$", detail), detail

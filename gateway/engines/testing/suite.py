@@ -657,6 +657,7 @@ async def test_each_change_records_its_event_and_audit_row(
         )
     )
     task_id = await open_task(adapter, instance.id, "review")
+    await processes.update_variables(instance.id, parse_request_variables({"note": "rush"}), ["amount"])
     await processes.claim_task(task_id, "alice")
     await processes.unclaim_task(task_id)
     await processes.assign_task(task_id, "carol")
@@ -666,6 +667,13 @@ async def test_each_change_records_its_event_and_audit_row(
 
     (definition,) = [d for d in deployment.definitions if d.key == "approval"]
     events = await recorded_events(database)
+    updated = events.pop(2)
+    assert updated[:2] == ("instance.variables_updated", instance.id)
+    assert (updated[2]["definition_key"], updated[2]["modified"], updated[2]["deleted"]) == (
+        "approval",
+        ["note"],
+        ["amount"],
+    )
     assert [(kind, instance_id) for kind, instance_id, _ in events] == [
         ("definition.deployed", None),
         ("instance.started", instance.id),
@@ -692,6 +700,7 @@ async def test_each_change_records_its_event_and_audit_row(
     assert await audit_rows(database) == [
         ("deploy", deployment.deployment_id, 201, "success"),
         ("start", instance.id, 201, "success"),
+        ("update_variables", instance.id, 200, "success"),
         ("claim", task_id, 200, "success"),
         ("unclaim", task_id, 200, "success"),
         ("assign", task_id, 200, "success"),

@@ -5,33 +5,36 @@ import { EventSourceParserStream } from "eventsource-parser/stream";
 import { BASE, authHeaders } from "./api.js";
 
 const RECONNECT_MS = 1000;
+const READY_MS = 10000;  // a page waits at most this long for the stream before its first load
 
 /**
  * Calls `onEvent(envelope)` for each new event whose type contains `typePart`; answers a function that stops,
- * whose `ready` promise settles once the stream answered (at most 3 s): the stream starts with the next new
- * event, so a page awaits `ready` before its first load and misses nothing written in between. A caller
- * without `events:read` (401/403) simply gets no live updates.
+ * whose `ready` promise settles once the stream has fixed the cursor it starts after (its opening message's `id:`;
+ * at most READY_MS): a page awaits `ready` before its first load and misses nothing written in between, and a
+ * reconnection resumes from that cursor even before the first event. A caller without `events:read` (401/403)
+ * simply gets no live updates.
  */
 export function listen(onEvent, typePart = "") {
   const controller = new AbortController();
   const stop = () => controller.abort();
   let answered;
-  stop.ready = new Promise((resolve) => { answered = resolve; setTimeout(resolve, 3000); });
+  stop.ready = new Promise((resolve) => { answered = resolve; setTimeout(resolve, READY_MS); });
   let lastId = null;
+  const remember = (id) => { lastId = id; answered(); };
 
   async function follow() {
     while (!controller.signal.aborted) {
       try {
         const url = lastId === null ? `${BASE}/events/stream` : `${BASE}/events/stream?after=${lastId}`;
         const response = await fetch(url, { headers: authHeaders(), signal: controller.signal });
-        answered();
+        if (!response.ok) answered();  // no live updates now: the page loads without waiting for them
         if (response.status === 401 || response.status === 403) return;
         if (response.ok) {
-          const messages = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
+          const parser = new EventSourceParserStream({ onId: remember });
+          const messages = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(parser).getReader();
           for (;;) {
             const { value, done } = await messages.read();
             if (done) break;
-            if (value.id) lastId = value.id;
             if (!value.event || !value.data) continue;
             const envelope = JSON.parse(value.data);
             if (!typePart || envelope.type.includes(typePart)) onEvent(envelope);
