@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from types import SimpleNamespace
@@ -47,20 +47,12 @@ class InstanceEngine:
         """The parsed definition and the ids of the definitions its call activities call in it: `called` (those an
         instance started with), else those they resolve to now (latest binding: a version deployed a moment ago
         is the one a new instance calls). From the cache, or parsed once per combination and gateway process."""
-        load, called = await self.spec(uow, definition_id, key, tenant_id, called)
-        return await asyncio.to_thread(load), called
-
-    async def spec(
-        self, uow: UnitOfWork, definition_id: str, key: str, tenant_id: str | None, called: Sequence[str] | None = None
-    ) -> tuple[Callable[[], ParsedProcess], list[str]]:
-        """`process`, as a function returning the parsed definition, to call in the worker thread that runs the
-        instance with it (a cached definition is unpickled: a hand-off less)."""
         session = uow.session
         if called is None:
             called = await self.called_definitions(session, await self._calls(session, definition_id), tenant_id)
         cache_key = "|".join([definition_id, *called])
-        load = self.specs.loader(cache_key)
-        if load is None:
+        process = await self.specs.get(cache_key)
+        if process is None:
             xml = await repository.definition_xml(session, definition_id)
             found = [await repository.definition_xml(session, called_id) for called_id in called]
             documents = [document for document in found if document is not None]
@@ -71,8 +63,7 @@ class InstanceEngine:
             parsed = await asyncio.to_thread(parse_bpmn, xml, None, documents)
             process = next(p for p in parsed if p.key == key)
             await self.cache(definition_id, called, process)
-            load = partial(_same, process)
-        return load, list(called)
+        return process, list(called)
 
     async def cache(self, definition_id: str, called: Sequence[str], process: ParsedProcess) -> None:
         """Keep a parsed definition (with the called definitions `called`) for the next change."""
@@ -132,11 +123,15 @@ class InstanceEngine:
         """A new instance of `definition`, started at `request.start_message`'s or `signal`'s start event if given;
         `timer_start` names the timer start event whose schedule is due (then nobody started it: `started_by` is
         None)."""
-        load, called = await self.spec(uow, definition.id, definition.key, definition.tenant_id)
-        start = partial(self.runtime.start, message=request.start_message, signal=signal)
-        given = plain(request.variables)
-        execution = await asyncio.to_thread(lambda: start(load(), given, timer_start))
-        changes, variables = await execution.advance_then(partial(_finish, execution, request.variables))
+        process, called = await self.process(uow, definition.id, definition.key, definition.tenant_id)
+        execution = await asyncio.to_thread(
+            partial(self.runtime.start, message=request.start_message, signal=signal),
+            process,
+            plain(request.variables),
+            timer_start,
+        )
+        await execution.advance()
+        changes, variables = await _finished(execution, request.variables)
         now = utcnow()
         values = {
             "id": str(uuid.uuid4()),
@@ -166,11 +161,9 @@ class InstanceEngine:
         instance, execution = await self._resume(uow, task.instance_id)
         if instance.status != "active":
             raise Conflict(f"Task {task.id} belongs to a suspended instance", engine=self.engine_name)
+        await execution.advance(first=partial(execution.complete, task.id, plain(variables)))
         known = {**loaded(instance.variables), **variables}
-        finished = await execution.advance_then(
-            partial(_finish, execution, known), first=partial(execution.complete, task.id, plain(variables))
-        )
-        await self._save(uow, instance, finished, completed_by={task.id: user_id})
+        await self._save(uow, instance, execution, known, completed_by={task.id: user_id})
 
     async def retry(self, uow: UnitOfWork, incident: Row) -> None:
         instance, execution = await self._resume(uow, incident.instance_id)
@@ -179,10 +172,8 @@ class InstanceEngine:
                 f"Instance {instance.id} is {instance.status}; only an active instance can retry",
                 engine=self.engine_name,
             )
-        finished = await execution.advance_then(
-            partial(_finish, execution, loaded(instance.variables)), first=partial(execution.retry, incident.task_id)
-        )
-        await self._save(uow, instance, finished)
+        await execution.advance(first=partial(execution.retry, incident.task_id))
+        await self._save(uow, instance, execution, loaded(instance.variables))
         await repository.resolve_incidents(uow.session, utcnow(), incident_id=incident.id)
 
     async def resume_waiting(self, uow: UnitOfWork, instance_id: str) -> None:
@@ -190,10 +181,8 @@ class InstanceEngine:
         instance, execution = await self._resume(uow, instance_id)
         if instance.status != "active":
             return
-        finished = await execution.advance_then(
-            partial(_finish, execution, loaded(instance.variables)), first=execution.fire_timers
-        )
-        await self._save(uow, instance, finished)
+        await execution.advance(first=execution.fire_timers)
+        await self._save(uow, instance, execution, loaded(instance.variables))
 
     async def deliver(
         self, uow: UnitOfWork, instance_id: str, event_type: str, name: str, task_ids: list[str], variables: Variables
@@ -205,8 +194,8 @@ class InstanceEngine:
             raise Conflict(f"Instance {instance_id} is suspended; it catches no {event_type}", engine=self.engine_name)
         for task_id in task_ids:
             await asyncio.to_thread(execution.receive, task_id, event_type, name, plain(variables))
-        known = {**loaded(instance.variables), **variables}
-        await self._save(uow, instance, await execution.advance_then(partial(_finish, execution, known)))
+        await execution.advance()
+        await self._save(uow, instance, execution, {**loaded(instance.variables), **variables})
 
     async def modify(
         self, uow: UnitOfWork, instance_id: str, instructions: Sequence[tuple[str, str, Variables]]
@@ -228,7 +217,7 @@ class InstanceEngine:
         known = dict(loaded(instance.variables))
         for _, _, variables in instructions:
             known.update(variables)
-        await self._save(uow, instance, await asyncio.to_thread(_finish, execution, known), reopening=True)
+        await self._save(uow, instance, execution, known, reopening=True)
         await repository.resolve_incidents(uow.session, utcnow(), instance_id=instance_id, task_ids=left)
 
     async def migrate(self, uow: UnitOfWork, instance_id: str, target: Row, mappings: Mapping[str, str]) -> None:
@@ -243,11 +232,12 @@ class InstanceEngine:
             moved = await asyncio.to_thread(execution.migrate, process, mappings)
         except BadRequest as refused:
             raise BadRequest(refused.detail, engine=self.engine_name) from None
-        finished = await execution.advance_then(partial(_finish, execution, dict(loaded(instance.variables))))
+        await execution.advance()
         await self._save(
             uow,
             instance,
-            finished,
+            execution,
+            dict(loaded(instance.variables)),
             definition_id=target.id,
             definition_key=target.key,
             definition_name=target.name,
@@ -298,27 +288,27 @@ class InstanceEngine:
             raise NotFound(f"Process instance {instance_id} not found", engine=self.engine_name)
         if instance.status not in repository.RUNNING:
             raise Conflict(f"Instance {instance_id} has already ended ({instance.status})", engine=self.engine_name)
-        load, _ = await self.spec(
+        process, _ = await self.process(
             uow, instance.definition_id, instance.definition_key, instance.tenant_id, instance.called_definitions
         )
         variables = plain(loaded(instance.variables))
-        return instance, await asyncio.to_thread(lambda: self.runtime.resume(load(), instance.state, variables))
+        return instance, await asyncio.to_thread(self.runtime.resume, process, instance.state, variables)
 
     async def _save(
         self,
         uow: UnitOfWork,
         instance: Row,
-        finished: tuple[Changes, dict[str, Any]],
+        execution: Execution,
+        known: Variables,
         completed_by: dict[str, str] | None = None,
         *,
         reopening: bool = False,
         **instance_values: Any,
     ) -> None:
-        """Store the change `finished` (`_finish`): the instance row, then its tasks, activities and incidents
-        (`_record`). `reopening`: tasks may open under the ids of tasks that ran before (instance modification goes
-        back to them). `instance_values`: further columns of the instance row to change with it (a migration's
-        definition)."""
-        changes, variables = finished
+        """Store the change: the instance row, then its tasks, activities and incidents (`_record`). `reopening`:
+        tasks may open under the ids of tasks that ran before (instance modification goes back to them).
+        `instance_values`: further columns of the instance row to change with it (a migration's definition)."""
+        changes, variables = await _finished(execution, known)
         now = utcnow()
         ended = {"status": "completed", "end_time": now, "duration_ms": _milliseconds(instance.start_time, now)}
         await repository.save_instance(
@@ -383,16 +373,15 @@ class InstanceEngine:
 MAX_CALL_CHAIN = 20  # definitions followed from call activity to call activity
 
 
-def _finish(execution: Execution, known: Variables) -> tuple[Changes, dict[str, Any]]:
-    """What the change did, and the instance's variables typed and as stored (with their JSON text). Runs in a
-    worker thread (`Execution.advance_then`): typing and encoding a large Json value walks all of it and would
-    hold the event loop."""
-    changes = execution.finish()
-    return changes, EncodedJson(stored(typed(changes.variables, known)))
+async def _finished(execution: Execution, known: Variables) -> tuple[Changes, dict[str, Any]]:
+    """What the change did, and the instance's variables typed and as stored (with their JSON text), worked out in
+    a worker thread: typing and encoding a large Json value walks all of it and would hold the event loop."""
 
+    def finish() -> tuple[Changes, dict[str, Any]]:
+        changes = execution.finish()
+        return changes, EncodedJson(stored(typed(changes.variables, known)))
 
-def _same(process: ParsedProcess) -> ParsedProcess:
-    return process
+    return await asyncio.to_thread(finish)
 
 
 def _milliseconds(start: datetime, end: datetime) -> int:

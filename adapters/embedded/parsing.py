@@ -19,7 +19,7 @@ import functools
 import pickle
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -707,8 +707,7 @@ class SpecCache:
     Entries are kept pickled: bytes are nothing the garbage collector walks, while a parsed spec is thousands of
     objects (6,000 for 400 user tasks) that every full collection would visit while holding the event loop; the
     specs of 1,400 cached definitions made collections of 100-190 ms. Each `get` unpickles a copy of its own in a
-    worker thread (0.3 ms for a typical definition, 14 ms for 400 user tasks; parsing takes 20 times longer), the
-    thread that then runs the instance with it (`loader`): a hand-off of its own cost as much as the unpickling.
+    worker thread (0.3 ms for a typical definition, 14 ms for 400 user tasks; parsing takes 20 times longer).
 
     Bounded by `capacity_bytes` of pickled specs (about 1.5 times their BPMN source); a definition larger than the
     whole budget is parsed for each use and never kept.
@@ -719,14 +718,14 @@ class SpecCache:
         self.size = 0
         self._entries: OrderedDict[str, bytes] = OrderedDict()
 
-    def loader(self, definition_id: str) -> Callable[[], ParsedProcess] | None:
-        """A function returning a copy of the cached definition (it unpickles: call it in a worker thread), or None
-        when the definition is not cached."""
+    async def get(self, definition_id: str) -> ParsedProcess | None:
+        """A copy of the cached definition, or None when it is not cached."""
         entry = self._entries.get(definition_id)
         if entry is None:
             return None
         self._entries.move_to_end(definition_id)
-        return functools.partial(pickle.loads, entry)
+        process: ParsedProcess = await asyncio.to_thread(pickle.loads, entry)
+        return process
 
     async def put(self, definition_id: str, process: ParsedProcess) -> None:
         """Keep `process` (pickled in a worker thread), evicting the least recently used past the budget."""

@@ -24,13 +24,13 @@ import asyncio
 import copy
 import functools
 import json
+import re
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from uuid import UUID
 
 import orjson
@@ -64,8 +64,6 @@ from gateway.errors import BadRequest, Conflict, EngineError, NotFound
 from gateway.variables import parse_datetime
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
-
-T = TypeVar("T")
 
 OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 _WHERE_RANK = {"waits": 0, "passed": 1, "ahead": 2}  # how an activity the migration target lacks is reported
@@ -519,30 +517,15 @@ class Execution:
         """Run until every branch waits: engine steps (in a worker thread), then the handlers of external tasks
         (on the loop), until nothing moves. `first`: a change to make in the same worker thread right before the
         first engine steps (e.g. completing a task): a hand-off to a thread costs 0.1-0.5 ms on a busy machine."""
-        await self.advance_then(lambda: None, first)
-
-    async def advance_then(self, then: Callable[[], T], first: Callable[[], object] | None = None) -> T:
-        """`advance`, then `then()` (e.g. `finish`) in the same worker thread right after the last engine steps,
-        saving a hand-off; returns what `then` returns."""
         handler_runs = 0
         while True:
-            runnable, done = await asyncio.to_thread(self._run_engine_steps_then, first, then, handler_runs)
+            runnable = await asyncio.to_thread(self._run_engine_steps, first)
             first = None
-            if runnable is None:
-                return cast(T, done)
+            if not runnable or handler_runs >= MAX_HANDLER_RUNS or self._runaway:
+                return
             for task in runnable:
                 handler_runs += 1
                 await self._run_handler(task, self.runtime.handlers[task.task_spec.topic])
-
-    def _run_engine_steps_then(
-        self, first: Callable[[], object] | None, then: Callable[[], T], handler_runs: int
-    ) -> tuple[list[SpiffTask] | None, T | None]:
-        """Engine steps; when no handler is to run next, `then()` too: (None, its result). Else (the external
-        tasks whose handler runs next, None)."""
-        runnable = self._run_engine_steps(first)
-        if not runnable or handler_runs >= MAX_HANDLER_RUNS or self._runaway:
-            return None, then()
-        return runnable, None
 
     # ------------------------------------------------------------ the result
     def finish(self) -> Changes:
@@ -638,8 +621,7 @@ class Execution:
                 task, "failedExternalTask", f"The handler did not finish within {self.runtime.handler_timeout:g} s"
             )
         except Exception as exc:  # any handler failure becomes an incident
-            detail = "".join(traceback.format_exception(exc))[-DETAIL_LIMIT:]
-            self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", detail)
+            self._fail(task, "failedExternalTask", f"{type(exc).__name__}: {exc}", failure_report(_cause(exc)))
         else:
             task.data.update(copy.deepcopy(result or {}))
             await asyncio.to_thread(self._guarded, task.complete, task)
@@ -664,7 +646,7 @@ class Execution:
             self._running = None
             if culprit is None:
                 raise EngineError(f"The embedded engine failed: {exc}") from exc
-            self._fail(culprit, _incident_type(culprit), _message(exc), _detail(exc))
+            self._fail(culprit, _incident_type(culprit), _message(exc), failure_report(_cause(exc)))
             return False
 
     def _fail(self, task: SpiffTask, incident_type: str, message: str, detail: str | None = None) -> None:
@@ -980,11 +962,27 @@ def _message(exc: Exception) -> str:
     return " ".join([text, *notes]).strip()
 
 
-def _detail(exc: Exception) -> str | None:
-    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-    if cause is None:
-        return None
-    return "".join(traceback.format_exception(cause))[-DETAIL_LIMIT:]
+_MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """What raised `exc` (`raise ... from`, or raised while handling), as Python's own traceback follows it."""
+    return exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+
+
+def failure_report(exc: BaseException | None) -> str | None:
+    """An incident's `detail`: `exc` and the chain of its causes, one line each ("KeyError: 'amount'", then
+    "caused by: ..."), at most DETAIL_LIMIT characters; None for None. The embedded engine's stand-in for a stack
+    trace: never a Python traceback (no file, line or code of the gateway) and no memory address."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = _MEMORY_ADDRESS.sub("", str(exc))
+        line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        lines.append(f"caused by: {line}" if lines else line)
+        exc = _cause(exc)
+    return "\n".join(lines)[:DETAIL_LIMIT] or None
 
 
 def _waits_for_timer(spec: Any) -> bool:

@@ -110,10 +110,10 @@ async def test_the_spec_cache_is_bounded_by_bytes_and_hands_out_copies() -> None
     for n in range(5):
         await cache.put(f"d{n}", definition)  # type: ignore[arg-type]
     assert cache.size == 3 * entry
-    assert [cache.loader(f"d{n}") is not None for n in range(5)] == [False, False, True, True, True]
-    first, second = cache.loader("d2")(), cache.loader("d2")()  # type: ignore[misc]
+    assert [await cache.get(f"d{n}") is not None for n in range(5)] == [False, False, True, True, True]
+    first, second = await cache.get("d2"), await cache.get("d2")
     assert first == second == definition and first is not second  # each change works on a copy of its own
     await cache.put("huge", ["x" * 4 * entry])  # type: ignore[arg-type]
-    assert cache.loader("huge") is None and cache.size == 3 * entry
+    assert await cache.get("huge") is None and cache.size == 3 * entry
     cache.discard("d4")
     assert cache.size == 2 * entry
