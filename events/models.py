@@ -9,16 +9,10 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from gateway.journal import known_event_types
 from gateway.schemas import UtcDatetime
-from gateway.uow import EVENT_PREFIX
-
-
-def full_type(name: str) -> str:
-    """`task.created` or `process_manager.task.created` → `process_manager.task.created`."""
-    name = name.strip()
-    return name if name.startswith(EVENT_PREFIX) else EVENT_PREFIX + name
 
 
 class PayloadFormat(StrEnum):
@@ -58,7 +52,7 @@ def _standard_webhooks_secret(secret: str | None) -> str | None:
 class SubscriptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl = Field(description="Where events are POSTed (http or https)")
+    url: HttpUrl = Field(description="Where events are POSTed (http or https; at most 2,083 characters)")
     event_types: list[str] = Field(
         default_factory=list, description="Event types, with or without the `process_manager.` prefix; empty: all"
     )
@@ -83,7 +77,7 @@ class SubscriptionCreate(BaseModel):
     @field_validator("event_types")
     @classmethod
     def _prefixed(cls, value: list[str]) -> list[str]:
-        return sorted({full_type(name) for name in value if name.strip()})
+        return known_event_types(value)
 
     _secret = field_validator("secret")(_standard_webhooks_secret)
 
@@ -93,7 +87,7 @@ class SubscriptionUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl | None = None
+    url: HttpUrl | None = None
     event_types: list[str] | None = None
     filter: EventFilter | None = None
     secret: str | None = Field(None, min_length=16, max_length=255)
@@ -103,7 +97,7 @@ class SubscriptionUpdate(BaseModel):
     @field_validator("event_types")
     @classmethod
     def _prefixed(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else sorted({full_type(name) for name in value if name.strip()})
+        return None if value is None else known_event_types(value)
 
     _secret = field_validator("secret")(_standard_webhooks_secret)
 

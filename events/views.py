@@ -27,7 +27,6 @@ from events.models import (
     TestDeliveryResult,
     envelope,
     event_json,
-    full_type,
     matches,
 )
 from events.service import EventService
@@ -35,7 +34,7 @@ from gateway.api.context import CurrentCaller
 from gateway.auth import Caller
 from gateway.changes import ChangeLog
 from gateway.errors import BadRequest
-from gateway.journal import AuditDraft
+from gateway.journal import AuditDraft, known_event_types
 from gateway.schemas import MAX_PAGE, Page
 from gateway.uow import UnitOfWork, reading
 from gateway.variables import INT64_MAX
@@ -137,7 +136,10 @@ async def stream_events(
     else:
         async with reading(service.db) as session:
             cursor = await repository.last_cursor(session)
-    wanted = [full_type(name) for name in types.split(",") if name.strip()] if types else []
+    try:
+        wanted = known_event_types(types.split(",")) if types else []
+    except ValueError as error:
+        raise BadRequest(f"types: {error}") from None
     event_filter = {"instance_id": instance_id, "definition_key": definition_key}
     settings = service.settings
 

@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,11 +27,54 @@ from gateway.tables import audit_checkpoints, audit_log, journal_pending, outbox
 log = logging.getLogger(__name__)
 
 EVENT_PREFIX = "process_manager."
+# Every event type the gateway writes, without the prefix: API.md "Events" and what issues 13, 14 and 15 added.
+EVENT_TYPES = frozenset(
+    {
+        "definition.deployed",
+        *(
+            f"instance.{change}"
+            for change in (
+                "started",
+                "completed",
+                "terminated",
+                "suspended",
+                "activated",
+                "modified",
+                "migrated",
+                "variables_updated",
+            )
+        ),
+        *(f"task.{change}" for change in ("created", "assigned", "completed", "overdue")),
+        *(f"incident.{change}" for change in ("created", "updated", "resolved")),
+        "message.correlated",
+        "message.published",
+        "signal.broadcast",
+        "subscription.disabled",
+    }
+)
+
+
+def known_event_types(names: Iterable[str]) -> list[str]:
+    """Event types a caller names (with or without the `process_manager.` prefix) as full types, sorted, without
+    duplicates. Raises ValueError naming an empty or unknown one, so that a filter never silently matches nothing
+    (or, emptied, everything)."""
+    wanted = set()
+    for name in names:
+        short = name.strip().removeprefix(EVENT_PREFIX)
+        if short not in EVENT_TYPES:
+            raise ValueError(
+                f"unknown event type {name.strip()!r}; the event types are {', '.join(sorted(EVENT_TYPES))}"
+                if short
+                else "an event type is empty"
+            )
+        wanted.add(EVENT_PREFIX + short)
+    return sorted(wanted)
 
 
 @dataclass
 class EventDraft:
-    """An event to append to the outbox: `type` with its `process_manager.` prefix, `data` as API.md gives it."""
+    """An event to append to the outbox: `type` with its `process_manager.` prefix (one of `EVENT_TYPES`; another
+    is a ValueError, a programming error), `data` as API.md gives it."""
 
     type: str
     engine: str | None
@@ -41,6 +84,10 @@ class EventDraft:
     actor: str | None = None
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     occurred_at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        if self.type.removeprefix(EVENT_PREFIX) not in EVENT_TYPES or not self.type.startswith(EVENT_PREFIX):
+            raise ValueError(f"{self.type!r} is not an event type of the gateway (gateway.journal.EVENT_TYPES)")
 
 
 @dataclass

@@ -233,7 +233,13 @@ class EngineIncident(Model):
     created: datetime | None = None
     job_id: str | None = None
     annotation: str | None = None
-    detail: str | None = None
+    detail: str | None = Field(
+        None,
+        description="The failure's stack trace or error details as the engine keeps them (Camunda 7: the failed "
+        "job's stack trace or the external task's error details; Flowable: the job's exception stack trace; the "
+        "embedded engine: the failure's chain of causes, never a Python traceback); null when the engine keeps "
+        "none.",
+    )
     tenant_id: str | None = None
     engine: str = ""
     # Internal to the Incident Center, never serialised: the engine is running the failed work again right now

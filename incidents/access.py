@@ -12,7 +12,7 @@ from gateway.changes import ChangeLog
 from gateway.db import utcnow
 from gateway.errors import Forbidden, NotFound
 from gateway.journal import AuditDraft
-from gateway.schemas import Page
+from gateway.schemas import EngineIncident, Page
 from gateway.uow import UnitOfWork, reading
 from incidents import operations, repository
 from incidents.actions import perform
@@ -76,6 +76,16 @@ async def incident_details(center: IncidentCenter, caller: Caller, incident_id: 
         details = await repository.incident_details(session, incident_id)
     _check(caller, "incident:read", details)
     return details
+
+
+async def engine_incident(
+    center: IncidentCenter, caller: Caller, incident_id: str, engine_incident_id: str
+) -> EngineIncident:
+    """One engine incident of a visible incident, read live from the engine with its stack trace (`incident:read`).
+    Errors: NotFound (unknown or another tenant's incident, an engine incident not linked to it or no longer kept
+    by the engine), Forbidden, the engine's errors."""
+    details = await incident_details(center, caller, incident_id)
+    return await center.service.engine_incident(details, engine_incident_id)
 
 
 async def act(

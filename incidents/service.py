@@ -19,7 +19,7 @@ from gateway.schemas import EngineIncident
 from gateway.uow import UnitOfWork
 from gateway.variables import Variables, audit_summary
 from incidents import policies, repository
-from incidents.models import Action, IncidentSeverity, IncidentStatus, ResolutionType
+from incidents.models import Action, IncidentDetails, IncidentSeverity, IncidentStatus, ResolutionType
 from incidents.repository import Row
 from incidents.settings import IncidentSettings
 
@@ -150,6 +150,26 @@ class IncidentService:
             values=values,
             now=now,
         )
+
+    # ------------------------------------------------------------ reading the engine
+    async def engine_incident(self, incident: IncidentDetails, engine_incident_id: str) -> EngineIncident:
+        """One of the record's engine incidents as the engine keeps it now, read live with its `detail` (the
+        stack trace or error details, where the engine keeps them): `EngineAdapter.get_engine_incident`.
+
+        Errors: NotFound when the engine incident is not linked to this record or the engine no longer keeps it;
+        Conflict when the record's engine is not configured; the engine's own errors (502, 503, 504)."""
+        if engine_incident_id not in {link.id for link in incident.engine_incidents}:
+            raise NotFound(f"Engine incident {engine_incident_id} is not linked to incident {incident.id}")
+        handle = self._engine(incident.id, incident.engine)
+        try:
+            return await handle.adapter.get_engine_incident(engine_incident_id)
+        except NotFound as exc:
+            raise NotFound(
+                f"Engine incident {engine_incident_id} of incident {incident.id} is no longer kept by the engine",
+                engine=handle.name,
+                engine_status=exc.engine_status,
+                engine_message=exc.engine_message,
+            ) from exc
 
     # ------------------------------------------------------------ people
     async def acknowledge(self, uow: UnitOfWork, incident_id: str, message: str | None) -> Row:
@@ -414,11 +434,12 @@ class IncidentService:
         )
 
     def _handle(self, incident: Row) -> EngineHandle:
-        handle = self.registry.engines.get(incident["engine"])
+        return self._engine(incident["id"], incident["engine"])
+
+    def _engine(self, incident_id: str, engine: str) -> EngineHandle:
+        handle = self.registry.engines.get(engine)
         if handle is None:
-            raise Conflict(
-                f"Incident {incident['id']} belongs to engine '{incident['engine']}', which is not configured"
-            )
+            raise Conflict(f"Incident {incident_id} belongs to engine '{engine}', which is not configured")
         return handle
 
     @staticmethod

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from gateway.api.context import CurrentCaller
-from gateway.schemas import Page
+from gateway.schemas import EngineIncident, Page
 from gateway.variables import audit_summary, parse_request_variables
 from incidents import access
 from incidents.center import IncidentCenter
@@ -83,6 +83,32 @@ async def bulk_retry(body: BulkRetryRequest, center: Center, caller: CurrentCall
 async def get_incident(incident_id: str, center: Center, caller: CurrentCaller) -> IncidentDetails:
     """One incident with its linked engine incidents and its history of actions."""
     return await access.incident_details(center, caller, incident_id)
+
+
+@router.get(
+    "/incidents/{incident_id}/engine-incidents/{engine_incident_id}",
+    response_model=EngineIncident,
+    summary="One of an incident's engine incidents, with the stack trace, read live from the engine",
+    description="The engine incident as the engine keeps it now, with `detail`: the failure's stack trace or error "
+    "details (Camunda 7: the failed job's stack trace or the failed external task's error details; Flowable: the "
+    "job's exception stack trace; Camunda 8 keeps none; the embedded engine: the chain of the failure's causes). "
+    "`detail` is null when the engine keeps nothing beyond the message. Read from the engine on each call, unlike "
+    "`GET /incidents/{incident_id}`, which answers from the Incident Center's records. Needs `incident:read`; "
+    "another tenant's incident answers 404, as does an engine incident not linked to the incident or no longer "
+    "kept by the engine; an unreachable or failing engine answers 502, 503 or 504.",
+)
+async def get_engine_incident(
+    incident_id: str,
+    engine_incident_id: Annotated[
+        str, Path(description="One of `engine_incidents[].id` of GET /incidents/{incident_id}")
+    ],
+    center: Center,
+    caller: CurrentCaller,
+) -> EngineIncident:
+    """One engine incident linked to the incident (`engine_incidents[].id` of GET /incidents/{incident_id}), read
+    live from its engine with its stack trace (`EngineAdapter.get_engine_incident`).
+    """
+    return await access.engine_incident(center, caller, incident_id, engine_incident_id)
 
 
 @router.post(

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import traceback
 import uuid
 from datetime import timedelta
 from typing import Any, cast
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.embedded import mapping, repository, schedules
 from adapters.embedded.engine import InstanceEngine
 from adapters.embedded.parsing import CAMUNDA_NS, SpecCache, called_elements, load_schema, parse_bpmn
-from adapters.embedded.runtime import DETAIL_LIMIT, Failure, Handler, Runtime
+from adapters.embedded.runtime import Failure, Handler, Runtime, failure_report
 from adapters.embedded.variables import loaded, stored
 from gateway.bpmn import TaskExtensions
 from gateway.conditions import VariableOperator
@@ -209,8 +208,7 @@ class EmbeddedAdapter(EngineAdapter):
             if job is None or instance is None:
                 return
             if job.failures == 0:
-                detail = "".join(traceback.format_exception(exc))[-DETAIL_LIMIT:]
-                failure = Failure(job.id, job.activity_id, None, "failedJob", message, detail)
+                failure = Failure(job.id, job.activity_id, None, "failedJob", message, failure_report(exc))
                 await repository.insert_incidents(uow.session, instance, [failure], now)
         logger.warning(
             "Embedded engine %r: instance %s at %r: attempt %d failed, next one backs off: %s",

@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field
 
 from gateway import __version__, records
 from gateway.api.context import AUTH_RESPONSES, CurrentCaller, operational_access
+from gateway.errors import BadRequest
+from gateway.journal import known_event_types
 from gateway.registry import EngineRegistry
 from gateway.schemas import MAX_PAGE, Page, UtcDatetime
-from gateway.uow import EVENT_PREFIX
 from gateway.variables import INT64_MAX
 
 router = APIRouter(tags=["operations"])
@@ -186,9 +187,10 @@ async def list_events(
     limit = size or limit or 100
     wanted = None
     if types:
-        wanted = [
-            t if t.startswith(EVENT_PREFIX) else EVENT_PREFIX + t for t in (p.strip() for p in types.split(",")) if t
-        ]
+        try:
+            wanted = known_event_types(types.split(","))
+        except ValueError as error:
+            raise BadRequest(f"types: {error}") from None
     items, next_cursor = await records.event_page(request.app.state.db, caller, after=after, types=wanted, limit=limit)
     return {"items": items, "next_cursor": str(next_cursor)}
 

@@ -54,6 +54,7 @@ REQUIRED: dict[tuple[str, str], str | None] = {
     ("GET", f"{P}/incidents"): "incident:read",
     ("POST", f"{P}/incidents/retry"): "incident:bulk-retry",
     ("GET", f"{P}/incidents/{{incident_id}}"): "incident:read",
+    ("GET", f"{P}/incidents/{{incident_id}}/engine-incidents/{{engine_incident_id}}"): "incident:read",
     ("POST", f"{P}/incidents/{{incident_id}}/acknowledge"): "incident:act",
     ("POST", f"{P}/incidents/{{incident_id}}/assign"): "incident:act",
     ("POST", f"{P}/incidents/{{incident_id}}/comments"): "incident:act",
@@ -168,7 +169,7 @@ def routes(spec: dict[str, Any]) -> list[tuple[str, str]]:
 def concrete(path: str) -> str:
     for name in (
         "definition_id", "instance_id", "task_id", "incident_id", "operation_id", "definition_key", "subscription_id",
-        "delivery_id",
+        "delivery_id", "engine_incident_id",
     ):  # fmt: skip
         path = path.replace(f"{{{name}}}", "no-such-id")
     return path

@@ -1,5 +1,6 @@
 // The README's incident flow, by clicking: deploy the order process, start an instance whose amount is not a
-// number, see the incident marked on the diagram, change the variable to a number and retry, see it resolved.
+// number, see the incident marked on the diagram, open its stack trace, change the variable to a number and retry,
+// see it resolved.
 import { baseUrl, check, run } from "./browser.mjs";
 
 const [, , , , bpmnFile] = process.argv;
@@ -33,6 +34,18 @@ await run("incident-flow", async (page, { shot, signIn }) => {
   check(await page.locator(".bjs-powered-by").isVisible(), "bpmn-js's watermark is visible");
   check((await page.locator("#incident-message").textContent()).includes("'>' not supported"), "the engine's message is shown");
   await shot("incident-open");
+
+  // The stack trace, opened by keyboard: the console reads the engine incident from the engine only now. The
+  // README's failure is a condition the engine could not evaluate: its message says it all, the engine keeps no trace.
+  const disclosure = page.locator("details[data-engine-incident]").first();
+  const summary = disclosure.locator("summary");
+  check((await summary.getAttribute("aria-label") || "").startsWith("Stack trace of engine incident "), "the stack trace disclosure is labelled");
+  await summary.focus();
+  await page.keyboard.press("Enter");
+  await disclosure.locator(".stack-trace[data-loaded]").waitFor();
+  check(await disclosure.evaluate((element) => element.open), "Enter opens the stack trace disclosure");
+  check((await disclosure.locator(".stack-trace").textContent()).includes("The engine keeps no stack trace for this failure"), "the engine's (absent) stack trace is shown");
+  await shot("stack-trace");
 
   await page.getByLabel("Type of amount").selectOption("Integer");
   await page.getByLabel("Value of amount").fill("75");

@@ -40,10 +40,11 @@ async def jwt_gateway(database: Database, provider: Provider, **settings: object
 
 
 async def test_the_readme_incident_flow_by_clicking(console: ServedGateway) -> None:
-    """Deploy, start with a non-numeric amount, see check-amount marked failed, fix the variable's type and value,
-    retry, see the incident resolved and the instance waiting at Approve order."""
+    """Deploy, start with a non-numeric amount, see check-amount marked failed, open the stack trace (read from the
+    engine), fix the variable's type and value, retry, see the incident resolved and the instance waiting at Approve
+    order."""
     output = await run_scenario(console, "incident_flow.mjs", ORDER_PROCESS)
-    assert "incident-flow: ok" in output
+    assert "incident-flow: ok" in output and "incident-flow-stack-trace.png" in output
     incidents = (await console.client.get("/api/processes/incidents")).json()["items"]
     assert [(i["status"], i["resolution"]["type"]) for i in incidents] == [("resolved", "retry")]
 

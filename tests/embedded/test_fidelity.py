@@ -760,7 +760,9 @@ async def test_a_failing_background_resume_is_one_incident_backs_off_and_logs_on
     (incident,) = await incidents_of(adapter, instance_id)
     assert (incident.activity_id, incident.incident_type) == ("pause", "failedJob")
     assert incident.message.startswith("Resuming the instance in the background failed")
-    assert "Error" not in incident.message and "Traceback" in (await adapter.get_engine_incident(incident.id)).detail
+    assert "Error" not in incident.message
+    report = (await adapter.get_engine_incident(incident.id)).detail
+    assert report and "Traceback" not in report and 'File "' not in report and " at 0x" not in report
     lines = [record for record in caplog.records if instance_id in record.getMessage()]
     assert len(lines) == 1 and lines[0].exc_info is None
     assert (await adapter.get_instance(instance_id)).status == "active"

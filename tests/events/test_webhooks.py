@@ -203,7 +203,14 @@ async def test_recover_replays_a_window_and_the_test_endpoint_posts_a_signed_tes
     served: ServedGateway, receiver: Receiver, database: Database
 ) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
-    await write_events(database, [("task.created", f"i-{n}", {"task_id": f"t-{n}"}) for n in range(3)])
+    witness = Receiver()  # its deliveries show that the events were handed on to the subscriptions of that time
+    await witness.start()
+    try:
+        await served.subscribe(witness)
+        await write_events(database, [("task.created", f"i-{n}", {"task_id": f"t-{n}"}) for n in range(3)])
+        await witness.wait_for(lambda got: len(got) >= 3)
+    finally:
+        await witness.stop()
     subscription = await served.subscribe(receiver)  # subscribed after the events were handed on
     await asyncio.sleep(0.3)
     assert receiver.received == []
@@ -356,3 +363,40 @@ async def test_retrying_a_pending_delivery_is_a_409_that_says_when_it_is_tried_i
     detail = response.json()["detail"]
     # the moment as the API writes every date-time (was Python's str(): `2026-11-30 17:46:44.837581+00:00`)
     assert re.search(r"it is tried at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$", detail), detail
+
+
+async def test_an_unknown_or_empty_event_type_is_refused_not_a_subscription_to_nothing_or_everything(
+    served: ServedGateway, receiver: Receiver
+) -> None:
+    for types, said in [
+        (["task.create"], "unknown event type 'task.create'"),
+        ([""], "an event type is empty"),
+        (["task.created", "nope"], "unknown event type 'nope'"),
+    ]:
+        created = await served.client.post(
+            "/api/processes/subscriptions", json={"url": receiver.url, "event_types": types}
+        )
+        assert created.status_code == 422, created.text
+        assert created.json()["errors"][0]["loc"][:2] == ["body", "event_types"] and said in created.json()["detail"]
+    assert (await served.client.get("/api/processes/subscriptions")).json()["total"] == 0
+    subscription = await served.subscribe(receiver)
+    changed = await served.client.patch(
+        f"/api/processes/subscriptions/{subscription['id']}", json={"event_types": ["process_manager.task.complete"]}
+    )
+    assert changed.status_code == 422 and "unknown event type" in changed.json()["detail"]
+    for path in ("/api/processes/events", "/api/processes/events/stream"):
+        listed = await served.client.get(path, params={"types": "task.created,task.create"})
+        assert listed.status_code == 400, (path, listed.text)
+        assert "unknown event type 'task.create'" in listed.json()["detail"]
+    kept = await served.client.get(
+        "/api/processes/events", params={"types": "task.created, process_manager.task.created"}
+    )
+    assert kept.status_code == 200
+
+
+async def test_a_webhook_url_longer_than_browsers_take_is_refused(served: ServedGateway, receiver: Receiver) -> None:
+    created = await served.client.post("/api/processes/subscriptions", json={"url": receiver.url + "?" + "x" * 3000})
+    assert created.status_code == 422, created.text
+    assert (
+        created.json()["errors"][0]["loc"] == ["body", "url"] and "at most 2083 characters" in created.json()["detail"]
+    )

@@ -46,6 +46,7 @@ class FakeWorld:
         message: str = "The card was declined",
         definition_key: str = "charging",
         created: datetime | None = None,
+        detail: str | None = None,
     ) -> EngineIncident:
         incident = EngineIncident(
             id=f"ei-{next(self._ids)}",
@@ -58,6 +59,7 @@ class FakeWorld:
             activity_name=activity_id.title(),
             created=created or datetime.now(UTC),
             job_id=f"job-{instance_id}-{activity_id}",
+            detail=detail,
         )
         self.incidents[incident.id] = incident
         self.variables.setdefault(instance_id, {"fail": TypedValue(value=True, type="Boolean")})
@@ -110,6 +112,7 @@ class FakeEngine(EngineAdapter):
         )
 
     async def get_engine_incident(self, incident_id: str) -> EngineIncident:
+        self._check_up()
         return self._incident(incident_id)
 
     async def retry_engine_incident(self, incident_id: str, retries: int = 1) -> None:

@@ -70,6 +70,61 @@ async def test_list_and_get_an_incident(api: Gateway, world: FakeWorld) -> None:
     assert missing.status_code == 404 and missing.json()["detail"] == "Incident no-such-incident does not exist"
 
 
+JAVA_TRACE = (
+    "java.lang.IllegalStateException: Card gateway timed out\n"
+    "\tat com.example.CardGateway.charge(CardGateway.java:42)\n"
+)
+
+
+async def test_an_engine_incidents_stack_trace_is_read_live_from_the_engine_only_when_asked(
+    api: Gateway, world: FakeWorld
+) -> None:
+    listed = await detected(api, world, message="Card gateway timed out", detail=JAVA_TRACE)
+    (engine_incident_id,) = listed["engine_incident_ids"]
+    incident = await api.incident(listed["id"])
+    assert "detail" not in incident["engine_incidents"][0]  # the record's reads stay off the engine
+    path = f"/api/processes/incidents/{listed['id']}/engine-incidents/{engine_incident_id}"
+
+    read = await api.client.get(path)
+    assert read.status_code == 200, read.text
+    found = read.json()
+    assert (found["id"], found["engine"], found["message"]) == (engine_incident_id, "fake", "Card gateway timed out")
+    assert found["detail"] == JAVA_TRACE and found["activity_id"] == "charge"
+
+    world.down = True  # read live: an unreachable engine answers its problem, not a stored copy
+    unavailable = await api.client.get(path)
+    assert unavailable.status_code == 503 and unavailable.headers["content-type"] == "application/problem+json"
+    assert unavailable.json()["detail"] == "Engine 'fake' is unreachable"
+    world.down = False
+
+    other = await detected(api, world, "pi-2")
+    unlinked = await api.client.get(
+        f"/api/processes/incidents/{listed['id']}/engine-incidents/{other['engine_incident_ids'][0]}"
+    )
+    assert unlinked.status_code == 404 and unlinked.headers["content-type"] == "application/problem+json"
+    assert unlinked.json()["detail"] == (
+        f"Engine incident {other['engine_incident_ids'][0]} is not linked to incident {listed['id']}"
+    )
+    unknown = await api.client.get(f"/api/processes/incidents/no-such-incident/engine-incidents/{engine_incident_id}")
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "Incident no-such-incident does not exist"
+
+    world.fix(engine_incident_id)  # fixed in Cockpit: the engine no longer keeps it
+    await eventually(lambda: api.incident(listed["id"]), lambda i: i["status"] == "resolved")
+    gone = await api.client.get(path)
+    assert gone.status_code == 404 and gone.headers["content-type"] == "application/problem+json"
+    assert gone.json()["detail"] == (
+        f"Engine incident {engine_incident_id} of incident {listed['id']} is no longer kept by the engine"
+    )
+    assert gone.json()["engine"] == "fake"
+
+
+async def test_an_engine_incident_without_a_stack_trace_has_a_null_detail(api: Gateway, world: FakeWorld) -> None:
+    listed = await detected(api, world)
+    (engine_incident_id,) = listed["engine_incident_ids"]
+    read = await api.client.get(f"/api/processes/incidents/{listed['id']}/engine-incidents/{engine_incident_id}")
+    assert read.status_code == 200 and read.json()["detail"] is None
+
+
 async def test_filters_sorting_and_paging(api: Gateway, world: FakeWorld, basic_world: FakeWorld) -> None:
     old = datetime.now(UTC) - timedelta(hours=2)
     world.fail("pi-1", created=old)

@@ -89,6 +89,37 @@ async def test_the_readme_walkthrough(gateway: Gateway) -> None:
     ]
 
 
+async def test_the_embedded_engines_stack_trace_is_the_chain_of_causes_never_a_python_traceback(
+    gateway: Gateway,
+) -> None:
+    async def charge_through_a_dead_provider(variables: dict[str, Any]) -> None:
+        try:
+            raise ConnectionRefusedError("psp.example:443 refused the connection")
+        except ConnectionRefusedError as refused:
+            raise RuntimeError(f"The card of order {variables.get('order', '?')} was not charged") from refused
+
+    gateway.app.state.registry.get("local").adapter.register_handler("charge", charge_through_a_dead_provider)
+    _, incident = await start_failing(gateway)
+    assert incident["incident_message"] == "RuntimeError: The card of order ? was not charged"
+    (linked,) = (await gateway.incident(incident["id"]))["engine_incidents"]
+    read = await gateway.client.get(f"/api/processes/incidents/{incident['id']}/engine-incidents/{linked['id']}")
+    assert read.status_code == 200, read.text
+    assert read.json()["detail"] == "ConnectionRefusedError: psp.example:443 refused the connection"
+
+    # The README's failure: the message says it all ("Cannot evaluate ..."), the engine keeps nothing more.
+    files = {"file": ("order-process.bpmn", ORDER_PROCESS.read_bytes(), "application/xml")}
+    assert (await gateway.client.post("/api/processes/definitions", files=files)).status_code == 201
+    started = await gateway.client.post(
+        "/api/processes/instances", json={"definition_key": "order-process", "variables": {"amount": "abc"}}
+    )
+    instance_id = started.json()["id"]
+    (incident,) = await eventually(lambda: gateway.incidents(instance_id=instance_id), lambda items: len(items) == 1)
+    (linked,) = (await gateway.incident(incident["id"]))["engine_incidents"]
+    read = await gateway.client.get(f"/api/processes/incidents/{incident['id']}/engine-incidents/{linked['id']}")
+    assert read.status_code == 200 and read.json()["detail"] is None
+    assert "not supported between instances of 'str' and 'int'" in read.json()["message"]
+
+
 async def test_a_retry_without_the_fix_fails_again_and_reopens_the_incident(gateway: Gateway) -> None:
     instance_id, incident = await start_failing(gateway)
     await action(gateway, incident["id"], "retry", {}, status=202)

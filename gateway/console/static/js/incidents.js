@@ -151,6 +151,34 @@ export async function incidentList(view, params) {
   return () => { stop(); clearTimeout(timer); };
 }
 
+/** A "Stack trace" disclosure for one engine incident of incident `incidentId`: opening it reads the engine
+ * incident live from the engine (GET incidents/{id}/engine-incidents/{engine id}) and shows its `detail`; a
+ * failed read shows the problem's detail and is tried again at the next opening. */
+function stackTrace(incidentId, engineIncidentId) {
+  const body = h("div", { class: "stack-trace", "aria-live": "polite" });
+  const disclosure = h("details", { "data-engine-incident": engineIncidentId },
+    h("summary", { "aria-label": `Stack trace of engine incident ${engineIncidentId}` }, "Stack trace"), body);
+  let loaded = false;
+  disclosure.addEventListener("toggle", async () => {
+    if (!disclosure.open || loaded) return;
+    body.setAttribute("aria-busy", "true");
+    body.replaceChildren(h("p", { class: "muted" }, "Reading the stack trace from the engine..."));
+    try {
+      const found = await api(`incidents/${incidentId}/engine-incidents/${encodeURIComponent(engineIncidentId)}`);
+      body.replaceChildren(found.detail
+        ? h("pre", { tabindex: "0", "aria-label": `Stack trace of engine incident ${engineIncidentId}` }, found.detail)
+        : h("p", { class: "muted" }, "The engine keeps no stack trace for this failure."));
+      loaded = true;
+    } catch (error) {
+      body.replaceChildren(h("p", { role: "alert", class: "error" }, error.message || String(error)));
+    } finally {
+      body.removeAttribute("aria-busy");
+      body.dataset.loaded = "true";
+    }
+  });
+  return disclosure;
+}
+
 export async function incidentDetail(view, params, id) {
   const render = async () => {
     const incident = await api(`incidents/${id}`);
@@ -168,7 +196,10 @@ export async function incidentDetail(view, params, id) {
     const errors = h("div", {},
       h("h2", {}, "Error"),
       h("pre", { id: "incident-message" }, incident.incident_message || "(no message)"),
-      incident.engine_incidents.map((linked) => h("details", {}, h("summary", {}, `Engine incident ${linked.id} (${linked.open ? "open" : "closed"})`), h("pre", {}, linked.message || ""))));
+      incident.engine_incidents.map((linked) => h("section", { class: "engine-incident", "aria-label": `Engine incident ${linked.id}` },
+        h("h3", {}, `Engine incident ${linked.id} (${linked.open ? "open" : "closed"})`),
+        h("pre", {}, linked.message || "(no message)"),
+        stackTrace(id, linked.id))));
     const history = table(["When", "Action", "User", "Message"], incident.history.map((entry) => h("tr", {},
       h("td", {}, when(entry.timestamp)), h("td", {}, entry.action), h("td", {}, entry.user), h("td", {}, entry.message || ""))));
 

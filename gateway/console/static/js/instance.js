@@ -81,7 +81,11 @@ function modificationForm(instance, onApplied) {
   const pick = (nodes) => {
     activity.replaceChildren(...nodes.map((node) => h("option", { value: node.id }, node.name ? `${node.name} (${node.id})` : node.id)));
   };
-  return { element: form, pick, select: (id) => { activity.value = id; activity.focus(); } };
+  return { element: form, pick, select: (id) => {
+    activity.value = id;
+    activity.dispatchEvent(new Event("change", { bubbles: true }));  // a pick on the diagram begins the form too
+    activity.focus();
+  } };
 }
 
 export async function instancePage(view, params, id) {
