@@ -88,7 +88,7 @@ async def operation(
         for line in sent:
             print(f"    {line}")
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"wt-18-tasks/(gateway|adapters)|SpiffWorkflow", 30)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"/(gateway|adapters)/|SpiffWorkflow", 30)
 
 
 async def run(args: argparse.Namespace) -> None:
