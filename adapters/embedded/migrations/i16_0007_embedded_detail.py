@@ -1,4 +1,4 @@
-"""embedded incidents keep no Python traceback: the `detail` written before (traceback.format_exception output)
+"""embedded engine: incidents keep no Python traceback: the `detail` written before (traceback.format_exception output)
 is cleared
 
 The embedded engine's incident detail is now the chain of the failure's causes (`runtime.failure_report`), served
@@ -6,13 +6,13 @@ by `GET /incidents/{id}/engine-incidents/{engine_incident_id}`; a Python traceba
 detail written before this revision was such a traceback. The downgrade keeps the cleared values cleared.
 
 Revision ID: i16_0007_embedded_detail
-Revises: i14_0006_journal_append
+Revises: i20_0004_variable_count_indexes
 """
 
 from alembic import op
 
 revision = "i16_0007_embedded_detail"
-down_revision = "i14_0006_journal_append"
+down_revision = "i20_0004_variable_count_indexes"
 branch_labels = None
 depends_on = None
 
