@@ -73,10 +73,13 @@ export async function incidentList(view, params) {
       next.set("page", n);
       return h("a", { href: `#/incidents?${next}` }, text);
     };
+    // A live refresh keeps the keyboard focus on the row's checkbox it was on (the row is rebuilt).
+    const focused = results.contains(document.activeElement) && document.activeElement.type === "checkbox" ? document.activeElement.value : null;
     results.replaceChildren(
       table(["", "Severity", "Status", "Error", "Type", "Definition", "Activity", "Assignee", "Engine", "Created"], rows,
         `${answer.total} incidents, page ${page} of ${pages}`),
       h("p", { class: "bar" }, page > 1 ? pageLink(page - 1, "Previous page") : null, page < pages ? pageLink(page + 1, "Next page") : null));
+    if (focused) [...results.querySelectorAll("input[type=checkbox]")].find((box) => box.value === focused)?.focus();
     results.dataset.loaded = "true";
     performance.mark("pm-incidents-rendered");  // User Timing: read by bench/console.py
     updateSelection();
