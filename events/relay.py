@@ -38,6 +38,10 @@ MAX_RETRY_AFTER = 86_400.0  # a receiver asking for more than a day is waited fo
 
 
 OUTBOX_CHANNEL = "pm_outbox"  # notified when a transaction that wrote events commits (migration i13_0001)
+# Seconds between two looks at the outbox that nothing asked for, where a look is asked for: by a notification on
+# PostgreSQL (the watch), by the watch's wake-up (the relays). A safety net: a look costs a statement or two, and
+# at the poll interval (0.1 s) the idle gateway's event loops sent 38 statements a second.
+SAFETY_NET_SECONDS = 5.0
 
 
 class OutboxWatch:
@@ -45,8 +49,9 @@ class OutboxWatch:
     set each time it moves).
 
     On PostgreSQL it listens on `OUTBOX_CHANNEL` on a connection of its own and reads the cursor as soon as a commit
-    that wrote events is notified, so an event goes out without waiting a poll interval; it also reads every
-    `interval` seconds in any case (SQLite, whose single process polls; a listening connection being replaced).
+    that wrote events is notified, so an event goes out without waiting a poll interval, and otherwise every
+    SAFETY_NET_SECONDS; it reads every `interval` seconds while it does not listen (SQLite, whose single process
+    polls; a listening connection lost and not yet replaced).
     """
 
     def __init__(self, db: Database, interval: float, wakes: list[asyncio.Event] | None = None) -> None:
@@ -74,7 +79,7 @@ class OutboxWatch:
                             self._changed.notify_all()
                 except Exception:  # the database may be restarting; look again next interval
                     log.debug("reading the outbox's last cursor failed", exc_info=True)
-                await wait_for_wake(self._notified, self.interval)
+                await wait_for_wake(self._notified, self.interval if self._listening is None else SAFETY_NET_SECONDS)
         finally:
             await self._unlisten()
 
@@ -207,11 +212,14 @@ class WebhookFanOut:
 
 
 class WebhookDispatcher:
-    """POSTs due deliveries (one per instance and subscription at a time) and records each outcome."""
+    """POSTs due deliveries (one per instance and subscription at a time) and records each outcome. Sets `due` (its
+    own wake-up) when a retry it scheduled falls due; retries scheduled before this process led are found by the
+    loop's safety net."""
 
-    def __init__(self, db: Database, settings: EventSettings) -> None:
+    def __init__(self, db: Database, settings: EventSettings, due: asyncio.Event | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.due = due
         self.client = WebhookClient(
             concurrency=settings.webhook_concurrency,
             timeout=settings.webhook_timeout,
@@ -301,7 +309,10 @@ class WebhookDispatcher:
         if attempt.gone or attempts >= len(self.settings.webhook_retry_schedule):
             values["status"] = DeliveryStatus.FAILED.value
         else:
-            values["next_attempt_at"] = now + timedelta(seconds=self.retry_delay(attempts, attempt.retry_after))
+            delay = self.retry_delay(attempts, attempt.retry_after)
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+            if self.due is not None:
+                asyncio.get_running_loop().call_later(delay, self.due.set)
         await repository.update_delivery(uow.session, row["id"], values)
 
     async def _subscription_failed(

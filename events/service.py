@@ -27,7 +27,7 @@ from events.models import (
     TestDeliveryResult,
     delivered_to,
 )
-from events.relay import OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
+from events.relay import SAFETY_NET_SECONDS, OutboxWatch, RedisRelay, WebhookDispatcher, WebhookFanOut
 from events.settings import EventSettings
 from events.webhooks import check_target, new_secret
 from gateway.auth import Caller
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_LEADER_LOCK_ID = 7_301_013  # PostgreSQL advisory lock held by the replica that relays events
 LEADERSHIP_INTERVAL = 1.0
+DISPATCH_INTERVAL = 1.0  # seconds: at most this long before a delivery queued on another replica goes out
 RECOVER_BATCH = 1000
 RECOVER_LIMIT = 100_000
 
@@ -60,16 +61,30 @@ class EventService:
         self.watch = OutboxWatch(db, settings.poll_interval, [self.events_written, self.stream_events_written])
         self.deliveries_written = asyncio.Event()
         self.fan_out = WebhookFanOut(db, settings, self.deliveries_written)
-        self.dispatcher = WebhookDispatcher(db, settings)
+        self.dispatcher = WebhookDispatcher(db, settings, due=self.deliveries_written)
         self.redis_relay = RedisRelay(db, redis, settings) if redis is not None else None
         self.change_feeds = change_feeds(db, registry, settings)
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # Each loop is woken when it has work: the fan-out and the Redis relay by the watch when events were written,
+        # the dispatcher by new deliveries (the fan-out's, this replica's API calls) and by its own retries falling
+        # due. Their intervals are a safety net; the dispatcher's is shorter for deliveries queued by another
+        # replica's API calls (a retried or recovered delivery), which cannot wake it.
         works = [
-            LeaderWork("webhook fan-out", self.fan_out.run_once, self.settings.poll_interval, wake=self.events_written),
             LeaderWork(
-                "webhook dispatch", self.dispatcher.run_once, self.settings.poll_interval, wake=self.deliveries_written
+                "webhook fan-out",
+                self.fan_out.run_once,
+                SAFETY_NET_SECONDS,
+                wake=self.events_written,
+                batch=self.settings.batch_size,
+            ),
+            LeaderWork(
+                "webhook dispatch",
+                self.dispatcher.run_once,
+                DISPATCH_INTERVAL,
+                wake=self.deliveries_written,
+                batch=self.settings.batch_size,
             ),
         ]
         if self.redis_relay is not None:
@@ -77,8 +92,9 @@ class EventService:
                 LeaderWork(
                     "Redis stream relay",
                     self.redis_relay.run_once,
-                    self.settings.poll_interval,
+                    SAFETY_NET_SECONDS,
                     wake=self.stream_events_written,
+                    batch=self.settings.batch_size,
                 )
             )
         works += [
@@ -151,6 +167,10 @@ class EventService:
                 values.update(disabled_reason=None, failing_since=None)
         row = await repository.update_subscription(uow.session, subscription_id, values) if values else current
         return repository.subscription_view(row, secret=body.secret if "secret" in values else None)
+
+    def deliveries_queued(self) -> None:
+        """Wake this replica's dispatcher: deliveries were committed (a retry, a recovered window)."""
+        self.deliveries_written.set()
 
     async def retry_delivery(self, uow: UnitOfWork, subscription_id: str, delivery_id: str) -> None:
         """Send a failed (dead-lettered) delivery again, with a fresh retry schedule. A pending one is a Conflict."""

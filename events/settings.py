@@ -17,7 +17,12 @@ DEFAULT_RETRY_SCHEDULE = [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 360
 class EventSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PM_EVENTS_", env_file=".env", extra="ignore")
 
-    poll_interval: float = Field(0.1, gt=0, description="Seconds between two looks at the outbox for new events")
+    poll_interval: float = Field(
+        0.1,
+        gt=0,
+        description="Seconds between two looks at the outbox for new events where PostgreSQL does not notify them "
+        "(SQLite; a listening connection being replaced)",
+    )
     batch_size: int = Field(500, ge=1, le=5000, description="Events the relays move per round")
 
     sse_heartbeat: float = Field(15.0, gt=0, le=15, description="Seconds between two SSE heartbeat comments")

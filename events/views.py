@@ -296,6 +296,7 @@ async def retry_delivery(subscription_id: str, delivery_id: str, service: Events
         change,
         status.HTTP_202_ACCEPTED,
     )
+    service.deliveries_queued()
     return delivery
 
 
@@ -318,6 +319,7 @@ async def recover(
         lambda uow: service.recover(uow, subscription_id, body),
         status.HTTP_202_ACCEPTED,
     )
+    service.deliveries_queued()
     return RecoverAccepted(deliveries=queued)
 
 

@@ -107,13 +107,15 @@ async def cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
 
 @dataclass(frozen=True)
 class LeaderWork:
-    """One loop of background work: `run` does one round and returns how much it found (a truthy count runs the
-    next round at once; None or 0 waits `interval` seconds, or until `wake` is set)."""
+    """One loop of background work: `run` does one round and returns how much it found. A truthy count runs the
+    next round at once (with `batch`, only a full batch: a round that found fewer took all there was); None or 0
+    waits `interval` seconds, or until `wake` is set."""
 
     name: str
     run: Callable[[], Awaitable[int | None]]
     interval: float
     wake: asyncio.Event | None = None
+    batch: int | None = None
 
 
 class LeaderLoops:
@@ -166,7 +168,7 @@ class LeaderLoops:
                     if not failing:
                         log_failed_round(log, exc, f"{self.role}: {work.name}", work.interval)
                     failing = True
-            if not found:
+            if not found or (work.batch is not None and found < work.batch):
                 await self._sleep(work)
 
     @staticmethod

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from redis.asyncio import Redis
 
 from gateway.db import Database
@@ -158,6 +159,40 @@ async def test_the_relay_appends_every_event_to_the_redis_stream_for_consumer_gr
     finally:
         await redis.delete(stream_name)
         await redis.aclose()
+
+
+async def test_on_postgresql_an_idle_gateway_does_not_poll_the_outbox(
+    event_env: Any,
+    gateway_settings: Any,
+    database: Database,
+    redis_url: str,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With nothing written, the watch, the Redis relay, the webhook fan-out and the dispatcher wait to be woken:
+    for seconds on end no statement reads the outbox, the relays' positions or the deliveries (at the poll interval
+    they sent about 38 a second between them)."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has no notifications: its one process polls")
+    monkeypatch.setenv("PM_ANALYTICS_EVENT_INTERVAL", "3600")  # the analytics projection reads the outbox too
+    looks: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if any(table in statement for table in ("outbox", "event_relay_positions", "event_deliveries")):
+            looks.append(" ".join(statement.split())[:80])
+
+    async with serve(gateway_settings(redis_url=redis_url)) as gateway:
+        await gateway.subscribe(receiver, filter={"instance_id": "idle"})
+        await asyncio.sleep(0.5)  # the loops' first rounds (at start) are over
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", note)
+        try:
+            await asyncio.sleep(2)
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", note)
+        assert looks == []
+        await write_events(database, [("task.created", "idle", {"task_id": "t-1"})])
+        received = await receiver.wait_for(lambda received: len(received) == 1)
+    assert received[0].event["data"]["task_id"] == "t-1"
 
 
 async def test_on_postgresql_a_commit_notifies_the_relays_which_move_its_events_without_polling(
