@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from gateway.journal import known_event_types
 from gateway.schemas import UtcDatetime
@@ -68,6 +68,7 @@ class SubscriptionCreate(BaseModel):
     format: PayloadFormat = Field(PayloadFormat.STANDARD, description="`cloudevents`: CloudEvents 1.0 structured")
     tenant_id: str | None = Field(
         None,
+        min_length=1,
         max_length=100,
         description="The tenant whose events it receives. Default: the caller's only tenant; a caller of several "
         "tenants must name one of theirs (400 when none is named, 403 when it is not theirs). A caller of every "
@@ -83,7 +84,8 @@ class SubscriptionCreate(BaseModel):
 
 
 class SubscriptionUpdate(BaseModel):
-    """Fields to change. A new `secret` starts a rotation: the old one keeps signing for the overlap too."""
+    """Fields to change; an omitted field keeps its value, and none may be null (a subscription has no empty URL,
+    types or secret). A new `secret` starts a rotation: the old one keeps signing for the overlap too."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -98,6 +100,13 @@ class SubscriptionUpdate(BaseModel):
     @classmethod
     def _prefixed(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else known_event_types(value)
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> SubscriptionUpdate:
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null; omit a field to keep its value")
+        return self
 
     _secret = field_validator("secret")(_standard_webhooks_secret)
 

@@ -20,6 +20,7 @@ from events import repository
 from events.feeds import ChangeFeed
 from events.models import (
     DeliveryStatus,
+    EventFilter,
     RecoverRequest,
     Subscription,
     SubscriptionCreate,
@@ -118,9 +119,11 @@ class EventService:
         here only (generated when not given).
 
         Raises Forbidden / BadRequest for the tenant (see `Caller.tenant_for_new`), ValidationFailed (422) for a
-        target on a private, loopback or link-local address unless allowed.
+        filter on an engine that is not configured or a target on a private, loopback or link-local address unless
+        allowed.
         """
         tenant_id = caller.tenant_for_new(body.tenant_id, "subscribe to events")
+        self._check_filter(body.filter)
         url = str(body.url)
         await check_target(url, allow_private=self.settings.allow_private_targets)
         secret = body.secret or new_secret()
@@ -152,6 +155,7 @@ class EventService:
         if body.event_types is not None:
             values["event_types"] = body.event_types
         if body.filter is not None:
+            self._check_filter(body.filter)
             values["filter"] = body.filter.model_dump(exclude_none=True)
         if body.format is not None:
             values["format"] = body.format.value
@@ -167,6 +171,14 @@ class EventService:
                 values.update(disabled_reason=None, failing_since=None)
         row = await repository.update_subscription(uow.session, subscription_id, values) if values else current
         return repository.subscription_view(row, secret=body.secret if "secret" in values else None)
+
+    def _check_filter(self, event_filter: EventFilter) -> None:
+        """ValidationFailed (422) for a filter on an engine that is not configured: it would match no event."""
+        if event_filter.engine is not None and event_filter.engine not in self.registry.engines:
+            raise ValidationFailed(
+                f"filter.engine {event_filter.engine!r} is not a configured engine; the engines are "
+                f"{', '.join(sorted(self.registry.engines))}"
+            )
 
     def deliveries_queued(self) -> None:
         """Wake this replica's dispatcher: deliveries were committed (a retry, a recovered window)."""

@@ -64,13 +64,13 @@ class Upload(BaseModel):
     xml: bytes
     filename: str = Field(max_length=255)
     name: str | None = Field(None, max_length=255)
-    tenant_id: str | None = Field(None, max_length=100)
+    tenant_id: str | None = Field(None, min_length=1, max_length=100)
 
 
 class JsonDeploy(RequestBody):
     bpmn_xml: str = Field(min_length=1)
     name: str | None = Field(None, max_length=255)
-    tenant_id: str | None = Field(None, max_length=100)
+    tenant_id: str | None = Field(None, min_length=1, max_length=100)
 
 
 async def read_upload(request: Request) -> Upload:

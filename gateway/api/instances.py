@@ -34,7 +34,7 @@ class StartRequest(RequestBody):
     definition_id: str | None = Field(None, max_length=255)
     business_key: str | None = Field(None, max_length=255)
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
-    tenant_id: str | None = Field(None, max_length=100)
+    tenant_id: str | None = Field(None, min_length=1, max_length=100)
     start_message: str | None = Field(
         None,
         max_length=255,

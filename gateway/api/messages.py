@@ -29,7 +29,7 @@ class MessageRequest(RequestBody):
     all: bool = Field(
         False, strict=True, description="Deliver to every matching instance; without it several matches are a 409"
     )
-    tenant_id: str | None = Field(None, max_length=100)
+    tenant_id: str | None = Field(None, min_length=1, max_length=100)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -47,7 +47,7 @@ class MessageRequest(RequestBody):
 class SignalRequest(RequestBody):
     signal_name: str = Field(min_length=1, max_length=255, description="The BPMN signal's name")
     variables: dict[str, Any] | None = Field(None, **REQUEST_VARIABLES_DOC)
-    tenant_id: str | None = Field(None, max_length=100)
+    tenant_id: str | None = Field(None, min_length=1, max_length=100)
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"signal_name": "order-cancelled"}]})
 

@@ -400,3 +400,51 @@ async def test_a_webhook_url_longer_than_browsers_take_is_refused(served: Served
     assert (
         created.json()["errors"][0]["loc"] == ["body", "url"] and "at most 2083 characters" in created.json()["detail"]
     )
+
+
+async def test_a_filter_on_an_engine_that_is_not_configured_is_refused(
+    served: ServedGateway, receiver: Receiver
+) -> None:
+    """A typo in `filter.engine` would make a subscription that never receives an event."""
+    created = await served.client.post(
+        "/api/processes/subscriptions", json={"url": receiver.url, "filter": {"engine": "camunda-prod"}}
+    )
+    assert created.status_code == 422, created.text
+    assert (
+        created.json()["detail"] == "filter.engine 'camunda-prod' is not a configured engine; the engines are default"
+    )
+    subscription = await served.subscribe(receiver)
+    changed = await served.client.patch(
+        f"/api/processes/subscriptions/{subscription['id']}", json={"filter": {"engine": "nope"}}
+    )
+    assert changed.status_code == 422 and "'nope' is not a configured engine" in changed.json()["detail"]
+    kept = await served.client.patch(
+        f"/api/processes/subscriptions/{subscription['id']}", json={"filter": {"engine": "default"}}
+    )
+    assert kept.status_code == 200 and kept.json()["filter"]["engine"] == "default"
+
+
+async def test_a_change_setting_a_field_to_null_is_refused_not_silently_ignored(
+    served: ServedGateway, receiver: Receiver
+) -> None:
+    subscription = await served.subscribe(receiver)
+    path = f"/api/processes/subscriptions/{subscription['id']}"
+    changed = await served.client.patch(path, json={"url": None, "active": False, "event_types": None})
+    assert changed.status_code == 422, changed.text
+    assert "event_types, url cannot be null; omit a field to keep its value" in changed.json()["detail"]
+    assert (await served.client.get(path)).json()["active"] is True  # nothing of the refused change was applied
+
+
+async def test_an_empty_tenant_is_refused_not_a_tenant_of_its_own(served: ServedGateway, receiver: Receiver) -> None:
+    created = await served.client.post("/api/processes/subscriptions", json={"url": receiver.url, "tenant_id": ""})
+    assert created.status_code == 422, created.text
+    assert created.json()["errors"][0]["loc"] == ["body", "tenant_id"]
+    for path, body in [
+        ("/api/processes/signals", {"signal_name": "order-cancelled", "tenant_id": ""}),
+        ("/api/processes/messages", {"message_name": "paid", "tenant_id": ""}),
+        ("/api/processes/instances", {"definition_key": "approval", "tenant_id": ""}),
+        ("/api/processes/definitions", {"bpmn_xml": "<definitions/>", "tenant_id": ""}),
+    ]:
+        refused = await served.client.post(path, json=body)
+        assert refused.status_code == 422, (path, refused.text)
+        assert refused.json()["errors"][0]["loc"][-1] == "tenant_id", (path, refused.text)
