@@ -537,7 +537,7 @@ class EmbeddedAdapter(EngineAdapter):
         definition_key: str | None,
         tenant_ids: list[str] | None = None,
     ) -> Task | None:
-        """One statement picks and claims (`repository.claim_next`), instead of the base class's query then claim."""
+        """Picks and claims in the database (`repository.claim_next`), instead of the base class's query then claim."""
         async with transaction(self.db) as uow:
             claimed = await repository.claim_next(uow.session, user_id, candidate_groups, definition_key, tenant_ids)
             return None if claimed is None else mapping.task(claimed, self.name)

@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from adapters.embedded import EmbeddedAdapter, repository
+from adapters.embedded import EmbeddedAdapter, repository, tables
 from gateway.db import Database
 from gateway.schemas import InstanceMigration, SortOrder, Task, TaskQuery
 from tests.embedded.conftest import bpmn, deploy, flow, start, tasks_of
@@ -193,3 +194,23 @@ async def test_a_migrated_instance_lists_its_task_under_the_target_process(adapt
     page = await adapter.list_tasks(TaskQuery(definition_key="bravo", candidate_group="sales"))
     assert [(task.instance_id, task.name) for task in page.items] == [(instance_id, "Bravo review")]
     assert (await adapter.list_tasks(TaskQuery(definition_key="alpha"))).items == []
+
+
+async def test_claim_next_reads_the_next_window_when_other_claims_hold_a_whole_one(
+    adapter: EmbeddedAdapter, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent claims each hold the task they took until they commit (`FOR UPDATE SKIP LOCKED`); a claim that
+    finds every task of its window of candidates held takes one from the next window, not "nothing left"."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer: no claim holds a task while another looks")
+    monkeypatch.setattr(repository, "CLAIM_NEXT_BATCH", 2)
+    await deploy(adapter, review("alpha", NAMES["alpha"]))
+    variables = {"owner": None, "users": "", "groups": "sales", "p": 50, "due": None, "fu": None}
+    instance_ids = [await start(adapter, "alpha", variables) for _ in range(5)]
+    task_ids = [(await tasks_of(adapter, instance_id))["review"].id for instance_id in instance_ids]
+    async with database.engine.connect() as holder, holder.begin():
+        held = sa.select(tables.tasks.c.id).where(tables.tasks.c.id.in_(task_ids[:3])).with_for_update()
+        await holder.execute(held)  # as three claims in flight would
+        claimed = await adapter.claim_next("zoe", ["sales"], None)
+    assert claimed is not None and (claimed.id, claimed.assignee) == (task_ids[3], "zoe")  # the oldest free one
+    assert (await adapter.claim_next("yan", ["sales"], None)).id == task_ids[0]  # released: the oldest again
