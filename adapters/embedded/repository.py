@@ -601,7 +601,7 @@ def _claim_queue_statement(keys: int, by_definition: bool, by_tenant: bool, afte
     """`claim_next`'s candidates for `keys` inbox keys (parameters claim_key_0, claim_key_1, ..., claim_window; when
     `by_definition`, claim_definition_key; when `by_tenant`, claim_tenants, a list; when `after`, after_priority,
     after_created, after_task_id: the queue position the window starts after): task_id, priority, created of the
-    first claim_window unassigned tasks in queue order. Built once per shape: building it took more CPU than
+    first claim_window unassigned tasks of active instances in queue order. Built once per shape: building it took more CPU than
     PostgreSQL takes to run it."""
     in_order = (task_inbox.c.priority.desc(), task_inbox.c.created, task_inbox.c.task_id)
     priority = sa.bindparam("after_priority", type_=task_inbox.c.priority.type)
@@ -624,6 +624,8 @@ def _claim_queue_statement(keys: int, by_definition: bool, by_tenant: bool, afte
             *([task_inbox.c.definition_key == sa.bindparam("claim_definition_key")] if by_definition else []),
             *([task_inbox.c.tenant_id.in_(sa.bindparam("claim_tenants", expanding=True))] if by_tenant else []),
             *([past] if after else []),
+            # a suspended instance's tasks stay in the queue: however many, they must not fill the windows
+            ~sa.exists().where(instances.c.id == task_inbox.c.instance_id, instances.c.status == "suspended"),
         )
         .order_by(*in_order)  # without it PostgreSQL joins and sorts every row of the keys instead of merging them
         .limit(sa.bindparam("claim_window"))

@@ -214,3 +214,19 @@ async def test_claim_next_reads_the_next_window_when_other_claims_hold_a_whole_o
         claimed = await adapter.claim_next("zoe", ["sales"], None)
     assert claimed is not None and (claimed.id, claimed.assignee) == (task_ids[3], "zoe")  # the oldest free one
     assert (await adapter.claim_next("yan", ["sales"], None)).id == task_ids[0]  # released: the oldest again
+
+
+async def test_claim_next_passes_over_any_number_of_suspended_instances_tasks(
+    adapter: EmbeddedAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tasks of suspended instances stay in the queue, ahead of a free one: more of them than the windows a claim
+    reads (here 5 windows of 2) must not make it answer that nothing is left."""
+    monkeypatch.setattr(repository, "CLAIM_NEXT_BATCH", 2)
+    await deploy(adapter, review("alpha", NAMES["alpha"]))
+    variables = {"owner": None, "users": "", "groups": "sales", "p": 50, "due": None, "fu": None}
+    instance_ids = [await start(adapter, "alpha", variables) for _ in range(13)]
+    for instance_id in instance_ids[:12]:
+        await adapter.set_instance_suspended(instance_id, True)
+    claimed = await adapter.claim_next("zoe", ["sales"], None)
+    assert claimed is not None and claimed.instance_id == instance_ids[12]
+    assert await adapter.claim_next("zoe", ["sales"], None) is None
