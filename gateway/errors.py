@@ -6,7 +6,7 @@ turn them (and FastAPI's own validation errors) into `application/problem+json`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 PROBLEM_BASE = "https://pm-gateway.dev/problems/"
 
@@ -34,6 +34,16 @@ class GatewayError(Exception):
         self.errors = errors
         self.headers = headers or {}
 
+    def restated(self, kind: type[Restated], detail: str, *, engine: str | None = None) -> Restated:
+        """This engine answer told as `kind` with `detail` (what it means for the caller), keeping the engine's own
+        status and message for the problem body; `engine` names the engine when this error does not."""
+        return kind(
+            detail,
+            engine=engine or self.engine,
+            engine_status=self.engine_status,
+            engine_message=self.engine_message,
+        )
+
     def problem(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": PROBLEM_BASE + self.slug,
@@ -47,6 +57,9 @@ class GatewayError(Exception):
             if value is not None:
                 body[field] = value
         return body
+
+
+Restated = TypeVar("Restated", bound=GatewayError)
 
 
 class BadRequest(GatewayError):

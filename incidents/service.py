@@ -164,11 +164,10 @@ class IncidentService:
         try:
             return await handle.adapter.get_engine_incident(engine_incident_id)
         except NotFound as exc:
-            raise NotFound(
+            raise exc.restated(
+                NotFound,
                 f"Engine incident {engine_incident_id} of incident {incident.id} is no longer kept by the engine",
                 engine=handle.name,
-                engine_status=exc.engine_status,
-                engine_message=exc.engine_message,
             ) from exc
 
     # ------------------------------------------------------------ people
@@ -229,11 +228,8 @@ class IncidentService:
             for engine_incident_id in targets:
                 await handle.adapter.retry_engine_incident(engine_incident_id, retries)
         except NotFound as exc:
-            raise Conflict(
-                f"Incident {incident_id} cannot be retried: {exc.detail}",
-                engine=handle.name,
-                engine_status=exc.engine_status,
-                engine_message=exc.engine_message,
+            raise exc.restated(
+                Conflict, f"Incident {incident_id} cannot be retried: {exc.detail}", engine=handle.name
             ) from exc
         details: dict[str, Any] = {"retries": retries, "engine_incident_ids": targets}
         if variables:

@@ -257,19 +257,17 @@ class Camunda7Adapter(HttpEngineAdapter):
         except BadRequest as error:
             text = error.engine_message or error.detail
             if _NO_MATCH in text:
-                raise NotFound(
+                raise error.restated(
+                    NotFound,
                     f"Nothing waits for message {message.message_name!r} and no process starts with it",
                     engine=self.name,
-                    engine_status=error.engine_status,
-                    engine_message=error.engine_message,
                 ) from None
             if _SEVERAL_MATCH.search(text):
-                raise Conflict(
+                raise error.restated(
+                    Conflict,
                     f"Message {message.message_name!r} matches several receivers; narrow it with business_key, "
                     "correlation_keys or process_instance_id, or give all=true",
                     engine=self.name,
-                    engine_status=error.engine_status,
-                    engine_message=error.engine_message,
                 ) from None
             raise
         results = []
@@ -725,12 +723,7 @@ class Camunda7Adapter(HttpEngineAdapter):
                     "PUT", path, operation="annotate_incident", idempotent=True, json={"annotation": annotation}
                 )
         except BadRequest as exc:  # Camunda's documented answer for an unknown incident
-            raise NotFound(
-                f"Incident {incident_id} does not exist",
-                engine=self.name,
-                engine_status=exc.engine_status,
-                engine_message=exc.engine_message,
-            ) from None
+            raise exc.restated(NotFound, f"Incident {incident_id} does not exist", engine=self.name) from None
 
     async def _incidents(self, rows: list[dict[str, Any]]) -> list[EngineIncident]:
         """Incidents with their definition keys (historic ones carry theirs) and activity names."""

@@ -170,9 +170,7 @@ class ZeebeAdapter(HttpEngineAdapter):
         except BadRequest as exc:
             if DEPLOYMENT_REJECTED not in (exc.engine_message or ""):
                 raise
-            raise InvalidBpmn(
-                exc.detail, engine=exc.engine, engine_status=exc.engine_status, engine_message=exc.engine_message
-            ) from None
+            raise exc.restated(InvalidBpmn, exc.detail) from None
         deployment_id = str(result["deploymentKey"])
         deployed_at = format_datetime(now)  # Camunda 8 records no deployment time: the gateway keeps it
         meta: dict[str, str | None] = {
@@ -373,12 +371,11 @@ class ZeebeAdapter(HttpEngineAdapter):
         try:
             correlated = await self.http.json("POST", "/messages/correlation", operation="correlate_message", json=body)
         except NotFound as error:
-            raise NotFound(
+            raise error.restated(
+                NotFound,
                 f"No process instance waits for message {message.message_name!r} with correlation key "
                 f"{correlation_key!r}, and no process starts with it",
                 engine=self.name,
-                engine_status=error.engine_status,
-                engine_message=error.engine_message,
             ) from None
         instance_id = str(correlated["processInstanceKey"])
         if instance_id in waiting:
@@ -473,12 +470,7 @@ class ZeebeAdapter(HttpEngineAdapter):
                 "POST", f"/process-instances/{key}/migration", operation="migrate_instance", json=body
             )
         except Conflict as refused:
-            raise BadRequest(
-                refused.detail,
-                engine=self.name,
-                engine_status=refused.engine_status,
-                engine_message=refused.engine_message,
-            ) from None
+            raise refused.restated(BadRequest, refused.detail, engine=self.name) from None
         await self._settled(
             lambda: self._find(f"/process-instances/{key}", "get_instance"),
             lambda item: item is not None and str(item["processDefinitionKey"]) == target,
