@@ -4,7 +4,8 @@ the retry runs, the instance goes on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -15,27 +16,32 @@ from tests.conformance.harnesses import HARNESSES
 from tests.real_engines.harness import on_real_engine
 
 
-@pytest.mark.parametrize("harness", [pytest.param(h, id=h.id, marks=h.marks) for h in HARNESSES])
-async def test_a_failed_charge_is_fixed_and_retried_through_the_incident_center(
-    make_gateway: Callable[..., Any], harness: Harness, request: pytest.FixtureRequest
-) -> None:
-    harness = on_real_engine(harness, request)
+@contextlib.asynccontextmanager
+async def failed_charge(make_gateway: Callable[..., Any], harness: Harness) -> AsyncIterator[tuple[Any, str]]:
+    """A gateway on the harness's engine (named "engine") with the charging process deployed and an instance started
+    whose charge fails: yields the gateway and the instance's id."""
     engines = [{"name": "engine", "default": True, **harness.engine}]
     transports = {"engine": harness.make_transport()} if harness.make_transport else None
     async with make_gateway(engines=engines, transports=transports) as gateway:
         if harness.prepare is not None:
             await harness.prepare(gateway.app.state.registry.get("engine").adapter)
-        client = gateway.client
-        deployed = await client.post(
-            "/api/processes/definitions", files={"file": ("charging.bpmn", harness.bpmn["charging"], "application/xml")}
-        )
+        files = {"file": ("charging.bpmn", harness.bpmn["charging"], "application/xml")}
+        deployed = await gateway.client.post("/api/processes/definitions", files=files)
         assert deployed.status_code == 201, deployed.text
-        started = await client.post(
+        started = await gateway.client.post(
             "/api/processes/instances", json={"definition_key": "charging", "variables": {"fail": True}}
         )
         assert started.status_code == 201, started.text
-        instance_id = started.json()["id"]
+        yield gateway, started.json()["id"]
 
+
+@pytest.mark.parametrize("harness", [pytest.param(h, id=h.id, marks=h.marks) for h in HARNESSES])
+async def test_a_failed_charge_is_fixed_and_retried_through_the_incident_center(
+    make_gateway: Callable[..., Any], harness: Harness, request: pytest.FixtureRequest
+) -> None:
+    harness = on_real_engine(harness, request)
+    async with failed_charge(make_gateway, harness) as (gateway, instance_id):
+        client = gateway.client
         found = await eventually(
             lambda: gateway.incidents(instance_id=instance_id), lambda items: len(items) == 1, harness.incident_timeout
         )
@@ -77,18 +83,8 @@ STACK_TRACES: dict[str, Callable[[str | None], bool]] = {
 async def test_an_incidents_stack_trace_is_read_from_its_engine(
     make_gateway: Callable[..., Any], harness: Harness
 ) -> None:
-    engines = [{"name": "engine", "default": True, **harness.engine}]
-    transports = {"engine": harness.make_transport()} if harness.make_transport else None
-    async with make_gateway(engines=engines, transports=transports) as gateway:
-        if harness.prepare is not None:
-            await harness.prepare(gateway.app.state.registry.get("engine").adapter)
+    async with failed_charge(make_gateway, harness) as (gateway, instance_id):
         client = gateway.client
-        files = {"file": ("charging.bpmn", harness.bpmn["charging"], "application/xml")}
-        assert (await client.post("/api/processes/definitions", files=files)).status_code == 201
-        started = await client.post(
-            "/api/processes/instances", json={"definition_key": "charging", "variables": {"fail": True}}
-        )
-        instance_id = started.json()["id"]
         (incident,) = await eventually(
             lambda: gateway.incidents(instance_id=instance_id), lambda items: len(items) == 1, harness.incident_timeout
         )
